@@ -1,0 +1,195 @@
+// Package testutil holds test helpers shared by outguard's packages: a
+// real go-smtp next hop on 127.0.0.1:0 that records what it receives and
+// can be told to refuse, plus small helpers. Imported by tests only.
+package testutil
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+// Delivery is one message a NextHop accepted.
+type Delivery struct {
+	From  string
+	Rcpts []string
+	Data  []byte
+	Opts  smtp.MailOptions
+}
+
+// NextHop is a real SMTP server on 127.0.0.1:0 that records deliveries.
+// Its error fields inject failures; set them before the commands run (or
+// under Lock).
+type NextHop struct {
+	Addr string
+
+	mu sync.Mutex
+	// RefuseRcpt maps a recipient to the error its RCPT gets.
+	RefuseRcpt map[string]*smtp.SMTPError
+	// MailErr, DataErr fail MAIL and the final DATA reply.
+	MailErr, DataErr *smtp.SMTPError
+	// Deliveries are the accepted messages, in order.
+	Deliveries []Delivery
+	// Counters.
+	Conns, Mails, Resets int
+
+	srv *smtp.Server
+	ln  net.Listener
+}
+
+// StartNextHop starts a next hop and stops it with t.Cleanup.
+func StartNextHop(t testing.TB) *NextHop {
+	t.Helper()
+	h := &NextHop{RefuseRcpt: map[string]*smtp.SMTPError{}}
+	s := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		h.mu.Lock()
+		h.Conns++
+		h.mu.Unlock()
+		return &nhSession{h: h}, nil
+	}))
+	s.Domain = "nexthop.test"
+	s.AllowInsecureAuth = true
+	s.EnableSMTPUTF8 = true
+	s.MaxMessageBytes = 64 << 20
+	s.MaxRecipients = 10000
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.srv, h.ln, h.Addr = s, ln, ln.Addr().String()
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Close() })
+	return h
+}
+
+// Stop closes the next hop, so that new connections are refused.
+func (h *NextHop) Stop() {
+	h.ln.Close() // Serve may not have registered the listener yet
+	h.srv.Close()
+}
+
+// Lock and Unlock guard the fields for tests that change them while mail
+// flows.
+func (h *NextHop) Lock()   { h.mu.Lock() }
+func (h *NextHop) Unlock() { h.mu.Unlock() }
+
+// Received returns a copy of the deliveries so far.
+func (h *NextHop) Received() []Delivery {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]Delivery(nil), h.Deliveries...)
+}
+
+// WaitDeliveries waits until n deliveries arrived or d passed, and returns
+// them.
+func (h *NextHop) WaitDeliveries(n int, d time.Duration) []Delivery {
+	deadline := time.Now().Add(d)
+	for {
+		got := h.Received()
+		if len(got) >= n || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+type nhSession struct {
+	h     *NextHop
+	from  string
+	opts  smtp.MailOptions
+	rcpts []string
+}
+
+func (s *nhSession) Reset() {
+	s.h.mu.Lock()
+	if s.from != "" {
+		s.h.Resets++
+	}
+	s.h.mu.Unlock()
+	s.from, s.rcpts = "", nil
+}
+
+func (s *nhSession) Logout() error { return nil }
+
+func (s *nhSession) Mail(from string, opts *smtp.MailOptions) error {
+	s.h.mu.Lock()
+	defer s.h.mu.Unlock()
+	s.h.Mails++
+	if s.h.MailErr != nil {
+		return s.h.MailErr
+	}
+	s.from = from
+	if opts != nil {
+		s.opts = *opts
+	}
+	return nil
+}
+
+func (s *nhSession) Rcpt(to string, opts *smtp.RcptOptions) error {
+	s.h.mu.Lock()
+	defer s.h.mu.Unlock()
+	if e, ok := s.h.RefuseRcpt[to]; ok {
+		return e
+	}
+	s.rcpts = append(s.rcpts, to)
+	return nil
+}
+
+func (s *nhSession) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	s.h.mu.Lock()
+	defer s.h.mu.Unlock()
+	if s.h.DataErr != nil {
+		return s.h.DataErr
+	}
+	s.h.Deliveries = append(s.h.Deliveries, Delivery{From: s.from, Rcpts: append([]string(nil), s.rcpts...), Data: b, Opts: s.opts})
+	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as NH" + itoa(len(s.h.Deliveries))}
+}
+
+func itoa(n int) string {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			break
+		}
+	}
+	return string(b[i:])
+}
+
+// StripReceived removes the first Received header field (with its
+// continuation lines) from raw: what outguard prepends.
+func StripReceived(raw []byte) ([]byte, error) {
+	if !bytes.HasPrefix(raw, []byte("Received:")) {
+		return nil, errors.New("message does not start with a Received header")
+	}
+	i := 0
+	for {
+		j := bytes.Index(raw[i:], []byte("\r\n"))
+		if j < 0 {
+			return nil, errors.New("unterminated Received header")
+		}
+		i += j + 2
+		if i >= len(raw) || (raw[i] != ' ' && raw[i] != '\t') {
+			return raw[i:], nil
+		}
+	}
+}
+
+// CRLF turns "\n" line endings into "\r\n".
+func CRLF(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\n", "\r\n")
+}

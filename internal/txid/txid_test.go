@@ -1,0 +1,32 @@
+package txid
+
+import (
+	"testing"
+	"time"
+)
+
+func TestMonotonicAndTime(t *testing.T) {
+	var g Generator
+	at := time.UnixMilli(1700000000123)
+	prev := ""
+	for i := 0; i < 1000; i++ {
+		id := g.New(at)
+		if len(id) != 26 {
+			t.Fatalf("len(%q) = %d, want 26", id, len(id))
+		}
+		if id <= prev {
+			t.Fatalf("id %q not greater than %q", id, prev)
+		}
+		prev = id
+		if got := Time(id); !got.Equal(at) {
+			t.Fatalf("Time(%q) = %v, want %v", id, got, at)
+		}
+	}
+	// A clock going back keeps ids increasing.
+	if id := g.New(at.Add(-time.Hour)); id <= prev {
+		t.Errorf("after clock step back got %q <= %q", id, prev)
+	}
+	if later := g.New(at.Add(time.Millisecond)); later <= prev {
+		t.Errorf("later id %q <= %q", later, prev)
+	}
+}

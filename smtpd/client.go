@@ -1,0 +1,259 @@
+package smtpd
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+// clientConn is one SMTP connection to the next hop. It is a small client
+// of its own rather than go-smtp's Client because the relay needs control
+// go-smtp's Client does not give: RSET without a fresh EHLO, the next MAIL
+// on a connection left clean by a finished DATA, per-command deadlines, and
+// replies returned as *smtp.SMTPError values to pass through verbatim.
+//
+// A clientConn is used by one transaction at a time; the pool hands it out.
+type clientConn struct {
+	conn   net.Conn
+	text   *textproto.Conn
+	ext    map[string]string
+	opts   *NextHopOptions
+	broken bool
+	used   time.Time
+}
+
+// dialNextHop connects, reads the greeting, says EHLO, upgrades with
+// STARTTLS and authenticates as opts asks.
+func dialNextHop(ctx context.Context, o *NextHopOptions) (*clientConn, error) {
+	d := o.Dialer
+	if d == nil {
+		d = &net.Dialer{Timeout: o.Timeout}
+	}
+	conn, err := d.DialContext(ctx, "tcp", o.Address)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNextHopUnavailable, err)
+	}
+	if o.TLS == "implicit" {
+		conn = tls.Client(conn, o.tlsConfig())
+	}
+	c := &clientConn{conn: conn, text: textproto.NewConn(conn), opts: o, used: time.Now()}
+	if err := c.handshake(); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *clientConn) handshake() error {
+	if _, _, err := c.read(220); err != nil {
+		return err
+	}
+	if err := c.ehlo(); err != nil {
+		return err
+	}
+	if c.opts.TLS == "starttls" || c.opts.TLS == "starttls_optional" {
+		if _, ok := c.ext["STARTTLS"]; ok {
+			if _, _, err := c.cmd(220, "STARTTLS"); err != nil {
+				return err
+			}
+			c.conn = tls.Client(c.conn, c.opts.tlsConfig())
+			c.text = textproto.NewConn(c.conn)
+			if err := c.ehlo(); err != nil {
+				return err
+			}
+		} else if c.opts.TLS == "starttls" {
+			return fmt.Errorf("%w: next hop does not offer STARTTLS", ErrNextHopUnavailable)
+		}
+	}
+	if c.opts.Username != "" {
+		ir := base64.StdEncoding.EncodeToString([]byte("\x00" + c.opts.Username + "\x00" + c.opts.Password))
+		if _, _, err := c.cmd(235, "AUTH PLAIN %s", ir); err != nil {
+			return fmt.Errorf("%w: authenticating to next hop: %v", ErrNextHopUnavailable, err)
+		}
+	}
+	return nil
+}
+
+func (c *clientConn) ehlo() error {
+	_, msg, err := c.cmd(250, "EHLO %s", c.opts.Helo)
+	if err != nil {
+		return err
+	}
+	c.ext = map[string]string{}
+	lines := strings.Split(msg, "\n")
+	for _, l := range lines[1:] {
+		k, v, _ := strings.Cut(l, " ")
+		c.ext[strings.ToUpper(k)] = v
+	}
+	return nil
+}
+
+func (c *clientConn) has(ext string) bool {
+	_, ok := c.ext[ext]
+	return ok
+}
+
+// cmd sends one command and reads its reply, expecting the code class of
+// expect. A reply of another class comes back as *smtp.SMTPError; an I/O
+// failure marks the connection broken and wraps ErrNextHopUnavailable.
+func (c *clientConn) cmd(expect int, format string, args ...any) (int, string, error) {
+	c.conn.SetDeadline(time.Now().Add(c.opts.Timeout))
+	if err := c.text.PrintfLine(format, args...); err != nil {
+		c.broken = true
+		return 0, "", fmt.Errorf("%w: %v", ErrNextHopUnavailable, err)
+	}
+	return c.read(expect)
+}
+
+func (c *clientConn) read(expect int) (int, string, error) {
+	if c.opts.Timeout > 0 {
+		c.conn.SetReadDeadline(time.Now().Add(c.opts.Timeout))
+	}
+	code, msg, err := c.text.ReadResponse(expect)
+	return c.reply(code, msg, err)
+}
+
+func (c *clientConn) reply(code int, msg string, err error) (int, string, error) {
+	if err == nil {
+		return code, msg, nil
+	}
+	var terr *textproto.Error
+	if errors.As(err, &terr) {
+		if code == 421 {
+			c.broken = true
+		}
+		return code, msg, replyError(terr.Code, terr.Msg)
+	}
+	c.broken = true
+	var nerr net.Error
+	if errors.As(err, &nerr) && nerr.Timeout() {
+		return 0, "", fmt.Errorf("%w: %v", ErrNextHopTimeout, err)
+	}
+	return 0, "", fmt.Errorf("%w: %v", ErrNextHopUnavailable, err)
+}
+
+// replyError turns a next-hop reply into an *smtp.SMTPError, splitting off
+// the enhanced status code when there is one.
+func replyError(code int, msg string) *smtp.SMTPError {
+	// Multi-line replies come joined by "\n"; keep the last line's text
+	// shape for every line but pass them all.
+	e := &smtp.SMTPError{Code: code, EnhancedCode: smtp.NoEnhancedCode}
+	lines := strings.Split(msg, "\n")
+	for i, l := range lines {
+		if ec, rest, ok := parseEnhanced(l); ok {
+			if i == 0 {
+				e.EnhancedCode = ec
+			}
+			lines[i] = rest
+		}
+	}
+	e.Message = strings.Join(lines, "\n")
+	return e
+}
+
+func parseEnhanced(s string) (smtp.EnhancedCode, string, bool) {
+	head, rest, _ := strings.Cut(s, " ")
+	parts := strings.Split(head, ".")
+	if len(parts) != 3 {
+		return smtp.EnhancedCode{}, s, false
+	}
+	var ec smtp.EnhancedCode
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 || n > 999 {
+			return smtp.EnhancedCode{}, s, false
+		}
+		ec[i] = n
+	}
+	if ec[0] < 2 || ec[0] > 5 {
+		return smtp.EnhancedCode{}, s, false
+	}
+	return ec, rest, true
+}
+
+// mail sends MAIL FROM with the parameters the next hop supports.
+func (c *clientConn) mail(from string, o MailOptions) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "MAIL FROM:<%s>", from)
+	if o.Body8Bit && c.has("8BITMIME") {
+		b.WriteString(" BODY=8BITMIME")
+	}
+	if o.UTF8 {
+		if !c.has("SMTPUTF8") {
+			return &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7}, Message: "The next hop does not support SMTPUTF8"}
+		}
+		b.WriteString(" SMTPUTF8")
+	}
+	if o.Size > 0 && c.has("SIZE") {
+		fmt.Fprintf(&b, " SIZE=%d", o.Size)
+	}
+	_, _, err := c.cmd(250, "%s", b.String())
+	return err
+}
+
+func (c *clientConn) rcpt(to string) error {
+	_, _, err := c.cmd(250, "RCPT TO:<%s>", to)
+	return err
+}
+
+// body sends r, after a DATA command answered 354, dot-stuffed with line
+// endings normalised to CRLF, and returns the final reply's text. Bare LF
+// becomes CRLF so that no "\n.\n" sequence can end the data early at a
+// next hop that accepts bare LF (SMTP smuggling).
+func (c *clientConn) body(r io.Reader) (string, error) {
+	c.conn.SetDeadline(time.Now().Add(c.opts.DataTimeout))
+	w := c.text.DotWriter()
+	bw := bufio.NewWriterSize(w, 32<<10)
+	if _, err := io.Copy(bw, r); err != nil {
+		c.broken = true
+		return "", fmt.Errorf("%w: sending message: %v", ErrNextHopUnavailable, err)
+	}
+	if err := bw.Flush(); err != nil {
+		c.broken = true
+		return "", fmt.Errorf("%w: sending message: %v", ErrNextHopUnavailable, err)
+	}
+	if err := w.Close(); err != nil {
+		c.broken = true
+		return "", fmt.Errorf("%w: sending message: %v", ErrNextHopUnavailable, err)
+	}
+	c.conn.SetReadDeadline(time.Now().Add(c.opts.DataTimeout))
+	code, msg, err := c.text.ReadResponse(250)
+	_, msg, err = c.reply(code, msg, err)
+	if err != nil {
+		return "", err
+	}
+	if _, rest, ok := parseEnhanced(msg); ok {
+		msg = rest
+	}
+	return msg, nil
+}
+
+func (c *clientConn) reset() error {
+	_, _, err := c.cmd(250, "RSET")
+	return err
+}
+
+func (c *clientConn) noop() error {
+	_, _, err := c.cmd(250, "NOOP")
+	return err
+}
+
+func (c *clientConn) close() {
+	if !c.broken {
+		c.conn.SetDeadline(time.Now().Add(time.Second))
+		c.text.PrintfLine("QUIT")
+		c.text.ReadResponse(221)
+	}
+	c.conn.Close()
+}

@@ -1,0 +1,163 @@
+package smtpd
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// connLimiter counts open connections in all and per client IP.
+type connLimiter struct {
+	max, maxPerIP int
+
+	mu    sync.Mutex
+	total int
+	perIP map[netip.Addr]int
+}
+
+func newConnLimiter(max, maxPerIP int) *connLimiter {
+	return &connLimiter{max: max, maxPerIP: maxPerIP, perIP: map[netip.Addr]int{}}
+}
+
+// acquire takes a slot for ip, or says which limit was hit.
+func (l *connLimiter) acquire(ip netip.Addr) (ok bool, limit string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.max > 0 && l.total >= l.max {
+		return false, "total"
+	}
+	if l.maxPerIP > 0 && l.perIP[ip] >= l.maxPerIP {
+		return false, "per_ip"
+	}
+	l.total++
+	l.perIP[ip]++
+	return true, ""
+}
+
+func (l *connLimiter) release(ip netip.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.total--
+	if l.perIP[ip]--; l.perIP[ip] <= 0 {
+		delete(l.perIP, ip)
+	}
+}
+
+// limitListener refuses connections over the limits with a 421 and wraps
+// the others in trackedConn.
+type limitListener struct {
+	net.Listener
+	srv      *Server
+	listener string
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ip := addrOf(c.RemoteAddr()).Addr()
+		if ok, limit := l.srv.limiter.acquire(ip); !ok {
+			l.srv.metrics.connRefusedInc(l.listener, limit)
+			c.SetWriteDeadline(time.Now().Add(time.Second))
+			c.Write([]byte("421 4.7.0 Too many connections, try again later\r\n"))
+			c.Close()
+			continue
+		}
+		return newTrackedConn(c, ip, l.srv), nil
+	}
+}
+
+// trackedConn applies the idle and session timeouts, releases its limiter
+// slot once, and can close itself right after the next reply is written.
+type trackedConn struct {
+	net.Conn
+	ip    netip.Addr
+	srv   *Server
+	idle  time.Duration
+	timer *time.Timer
+
+	closeNext atomic.Bool
+	closeOnce sync.Once
+}
+
+func newTrackedConn(c net.Conn, ip netip.Addr, srv *Server) *trackedConn {
+	t := &trackedConn{Conn: c, ip: ip, srv: srv, idle: srv.opts.IdleTimeout}
+	if d := srv.opts.SessionTimeout; d > 0 {
+		// The total session timeout closes the connection from under the
+		// session; go-smtp then ends it like any dropped connection.
+		t.timer = time.AfterFunc(d, func() { t.Close() })
+	}
+	return t
+}
+
+func (t *trackedConn) Read(b []byte) (int, error) {
+	if t.idle > 0 {
+		t.Conn.SetReadDeadline(time.Now().Add(t.idle))
+	}
+	return t.Conn.Read(b)
+}
+
+func (t *trackedConn) Write(b []byte) (int, error) {
+	n, err := t.Conn.Write(b)
+	if t.closeNext.Load() {
+		t.Close()
+	}
+	return n, err
+}
+
+// SetReadDeadline is ignored: trackedConn owns the read deadline (go-smtp
+// sets one per line, which would cut a slow but steady DATA transfer).
+func (t *trackedConn) SetReadDeadline(time.Time) error { return nil }
+
+// SetDeadline sets only the write deadline, for the same reason.
+func (t *trackedConn) SetDeadline(d time.Time) error { return t.Conn.SetWriteDeadline(d) }
+
+// closeAfterWrite makes the connection close once the next write (the
+// pending reply) has been sent.
+func (t *trackedConn) closeAfterWrite() { t.closeNext.Store(true) }
+
+func (t *trackedConn) Close() error {
+	err := net.ErrClosed
+	t.closeOnce.Do(func() {
+		if t.timer != nil {
+			t.timer.Stop()
+		}
+		err = t.Conn.Close()
+		t.srv.limiter.release(t.ip)
+	})
+	return err
+}
+
+// unwrapTracked finds the trackedConn under c (which may be a *tls.Conn).
+func unwrapTracked(c net.Conn) *trackedConn {
+	for c != nil {
+		switch v := c.(type) {
+		case *trackedConn:
+			return v
+		case interface{ NetConn() net.Conn }:
+			c = v.NetConn()
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+func addrOf(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ap := ta.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	return ap
+}
+
+var errClosed = errors.New("smtpd: server closed")

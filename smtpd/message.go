@@ -1,0 +1,258 @@
+package smtpd
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// Message is the content received at DATA, exactly as the client sent it
+// (dot-unstuffed, line endings as sent). Small messages stay in memory;
+// past the spool threshold the content lives in a temporary file that
+// Close removes. The session closes every Message it creates.
+type Message struct {
+	// Header is the raw header block, up to and including the empty line
+	// that ends it (or the whole message when it has no body).
+	Header []byte
+	// Size is the total size in bytes.
+	Size int64
+
+	mem  []byte   // whole message, when not spooled
+	file *os.File // spool file, when spooled
+}
+
+// NewMessage returns a Message holding raw, for tests and for the paths
+// (release, classify) that start from bytes.
+func NewMessage(raw []byte) *Message {
+	m := &Message{mem: raw, Size: int64(len(raw))}
+	m.Header = raw[:headerEnd(raw)]
+	return m
+}
+
+// Reader returns a reader of the whole raw message. Each call starts at
+// the beginning; readers may be used concurrently.
+func (m *Message) Reader() io.Reader {
+	return io.NewSectionReader(m.ReaderAt(), 0, m.Size)
+}
+
+// ReaderAt gives random access to the raw message.
+func (m *Message) ReaderAt() io.ReaderAt {
+	if m.file != nil {
+		return m.file
+	}
+	return bytes.NewReader(m.mem)
+}
+
+// Body returns a reader of everything after the header block.
+func (m *Message) Body() io.Reader {
+	h := int64(len(m.Header))
+	return io.NewSectionReader(m.ReaderAt(), h, m.Size-h)
+}
+
+// Bytes returns the whole message, reading it from the spool file when it
+// was spooled.
+func (m *Message) Bytes() ([]byte, error) {
+	if m.file == nil {
+		return m.mem, nil
+	}
+	b := make([]byte, m.Size)
+	_, err := m.file.ReadAt(b, 0)
+	return b, err
+}
+
+// Spooled reports whether the content is in a temporary file.
+func (m *Message) Spooled() bool { return m.file != nil }
+
+// Close removes the spool file, if any.
+func (m *Message) Close() error {
+	if m.file == nil {
+		return nil
+	}
+	name := m.file.Name()
+	err := m.file.Close()
+	if rerr := os.Remove(name); err == nil {
+		err = rerr
+	}
+	m.file = nil
+	return err
+}
+
+// errHeaderLine and errHeaderBlock are the header checks' findings.
+var (
+	errHeaderLine  = errors.New("header line over 998 octets")
+	errHeaderBlock = errors.New("header block too large")
+)
+
+// readLimits bound what readMessage accepts.
+type readLimits struct {
+	maxHeaderBytes int
+	spoolThreshold int64
+	spoolDir       string
+}
+
+// readMessage reads r whole with bounded memory, checking the header block
+// as it goes. On a header violation it still drains r (so the protocol
+// stays in step) and returns the violation.
+func readMessage(r io.Reader, lim readLimits) (*Message, error) {
+	m := &Message{}
+	hs := headerScanner{max: lim.maxHeaderBytes}
+	buf := make([]byte, 32<<10)
+	var mem bytes.Buffer
+	var violation error
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			chunk := buf[:n]
+			if violation == nil && !hs.done {
+				violation = hs.scan(chunk)
+			}
+			if violation == nil {
+				if m.file == nil && int64(mem.Len()+n) > lim.spoolThreshold {
+					f, ferr := os.CreateTemp(lim.spoolDir, "outguard-spool-*")
+					if ferr != nil {
+						m.Close()
+						return nil, fmt.Errorf("spooling message: %w", ferr)
+					}
+					m.file = f
+					if _, werr := f.Write(mem.Bytes()); werr != nil {
+						m.Close()
+						return nil, fmt.Errorf("spooling message: %w", werr)
+					}
+					mem = bytes.Buffer{}
+				}
+				if m.file != nil {
+					if _, werr := m.file.Write(chunk); werr != nil {
+						m.Close()
+						return nil, fmt.Errorf("spooling message: %w", werr)
+					}
+				} else {
+					mem.Write(chunk)
+				}
+				m.Size += int64(n)
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			m.Close()
+			return nil, err
+		}
+	}
+	if violation != nil {
+		m.Close()
+		return nil, violation
+	}
+	m.mem = mem.Bytes()
+	end := hs.end
+	if !hs.done {
+		end = m.Size
+	}
+	m.Header = make([]byte, end)
+	if _, err := m.ReaderAt().ReadAt(m.Header, 0); err != nil && err != io.EOF {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// headerScanner finds the end of the header block in a stream and checks
+// line lengths and the block's size as chunks arrive.
+type headerScanner struct {
+	max     int
+	n       int64 // bytes scanned
+	lineLen int   // octets in the current line, without CR LF
+	cr      bool  // the previous octet was CR
+	done    bool
+	end     int64 // offset just past the empty line
+}
+
+func (h *headerScanner) scan(b []byte) error {
+	for _, c := range b {
+		if h.done {
+			return nil
+		}
+		h.n++
+		if h.cr && c != '\n' {
+			// A CR not followed by LF is an ordinary (if odd) octet.
+			h.lineLen++
+		}
+		h.cr = false
+		switch c {
+		case '\n':
+			if h.lineLen == 0 {
+				h.done = true
+				h.end = h.n
+				return nil
+			}
+			h.lineLen = 0
+		case '\r':
+			h.cr = true
+		default:
+			h.lineLen++
+		}
+		if h.lineLen > 998 {
+			return errHeaderLine
+		}
+		if h.max > 0 && h.n > int64(h.max) {
+			return errHeaderBlock
+		}
+	}
+	return nil
+}
+
+// headerEnd returns the offset just past the empty line that ends the
+// header block of raw, or len(raw) when there is none.
+func headerEnd(raw []byte) int {
+	var h headerScanner
+	h.scan(raw)
+	if h.done {
+		return int(h.end)
+	}
+	return len(raw)
+}
+
+// rewriteHeader returns header with every field named in strip removed
+// (with its continuation lines) and the lines of add prepended.
+func rewriteHeader(header []byte, add []string, strip []string) []byte {
+	var out bytes.Buffer
+	for _, l := range add {
+		out.WriteString(l)
+		if !strings.HasSuffix(l, "\n") {
+			out.WriteString("\r\n")
+		}
+	}
+	if len(strip) == 0 {
+		out.Write(header)
+		return out.Bytes()
+	}
+	skipping := false
+	for len(header) > 0 {
+		i := bytes.IndexByte(header, '\n')
+		line := header
+		if i >= 0 {
+			line = header[:i+1]
+		}
+		header = header[len(line):]
+		continuation := len(line) > 0 && (line[0] == ' ' || line[0] == '\t')
+		if !continuation {
+			skipping = false
+			if name, _, ok := bytes.Cut(line, []byte(":")); ok {
+				n := strings.TrimSpace(string(name))
+				for _, s := range strip {
+					if strings.EqualFold(n, s) {
+						skipping = true
+						break
+					}
+				}
+			}
+		}
+		if !skipping {
+			out.Write(line)
+		}
+	}
+	return out.Bytes()
+}

@@ -1,0 +1,168 @@
+package smtpd
+
+import (
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Metrics are the relay's Prometheus metrics. A nil *Metrics records
+// nothing, so components work without one.
+type Metrics struct {
+	sessionsActive *prometheus.GaugeVec
+	connRefused    *prometheus.CounterVec
+	transactions   *prometheus.CounterVec
+	replies        *prometheus.CounterVec
+	authFailures   *prometheus.CounterVec
+	nextHopLatency *prometheus.HistogramVec
+	nextHopErrors  *prometheus.CounterVec
+	poolIdle       prometheus.Gauge
+	messageBytes   prometheus.Histogram
+}
+
+// Outcomes of a transaction that reached DATA, as counted and logged.
+const (
+	OutcomeAccepted    = "accepted"
+	OutcomeQuarantined = "quarantined"
+	OutcomeRejected    = "rejected"
+	OutcomeDeferred    = "deferred"
+	OutcomeFailed      = "failed"
+)
+
+// NewMetrics registers the relay's metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg)
+	m := &Metrics{
+		sessionsActive: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "outguard_smtp_sessions_active",
+			Help: "SMTP sessions currently open, by listener.",
+		}, []string{"listener"}),
+		connRefused: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "outguard_smtp_connections_refused_total",
+			Help: "Connections refused because a connection limit was reached, by listener and limit (total, per_ip).",
+		}, []string{"listener", "limit"}),
+		transactions: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "outguard_transactions_total",
+			Help: "Transactions that reached DATA, by outcome (accepted, quarantined, rejected, deferred, failed).",
+		}, []string{"outcome"}),
+		replies: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "outguard_smtp_replies_total",
+			Help: "Replies outguard sent to clients, by command and code class (2xx, 4xx, 5xx).",
+		}, []string{"command", "class"}),
+		authFailures: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "outguard_smtp_auth_failures_total",
+			Help: "Failed SMTP AUTH attempts, by listener.",
+		}, []string{"listener"}),
+		nextHopLatency: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "outguard_nexthop_duration_seconds",
+			Help:    "Time the next hop took to answer, by command (connect, mail, rcpt, data).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"command"}),
+		nextHopErrors: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "outguard_nexthop_errors_total",
+			Help: "Next-hop commands that failed, by command and kind (unavailable, timeout, 4xx, 5xx).",
+		}, []string{"command", "kind"}),
+		poolIdle: f.NewGauge(prometheus.GaugeOpts{
+			Name: "outguard_nexthop_pool_idle_connections",
+			Help: "Idle connections to the next hop kept for reuse.",
+		}),
+		messageBytes: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "outguard_message_size_bytes",
+			Help:    "Size of messages received at DATA.",
+			Buckets: prometheus.ExponentialBuckets(1024, 4, 9),
+		}),
+	}
+	return m
+}
+
+func codeClass(code int) string {
+	switch {
+	case code >= 200 && code < 300:
+		return "2xx"
+	case code >= 300 && code < 400:
+		return "3xx"
+	case code >= 400 && code < 500:
+		return "4xx"
+	default:
+		return "5xx"
+	}
+}
+
+func (m *Metrics) reply(command string, code int) {
+	if m == nil {
+		return
+	}
+	m.replies.WithLabelValues(command, codeClass(code)).Inc()
+}
+
+func (m *Metrics) transaction(outcome string) {
+	if m == nil {
+		return
+	}
+	m.transactions.WithLabelValues(outcome).Inc()
+}
+
+func (m *Metrics) nextHop(command string, start time.Time, err error) {
+	if m == nil {
+		return
+	}
+	m.nextHopLatency.WithLabelValues(command).Observe(time.Since(start).Seconds())
+	if err == nil {
+		return
+	}
+	kind := "unavailable"
+	var serr *smtp.SMTPError
+	switch {
+	case errors.As(err, &serr):
+		kind = strconv.Itoa(serr.Code/100) + "xx"
+	case errors.Is(err, ErrNextHopTimeout):
+		kind = "timeout"
+	}
+	m.nextHopErrors.WithLabelValues(command, kind).Inc()
+}
+
+func (m *Metrics) poolSize(n int) {
+	if m == nil {
+		return
+	}
+	m.poolIdle.Set(float64(n))
+}
+
+func (m *Metrics) sessionStart(listener string) {
+	if m == nil {
+		return
+	}
+	m.sessionsActive.WithLabelValues(listener).Inc()
+}
+
+func (m *Metrics) sessionEnd(listener string) {
+	if m == nil {
+		return
+	}
+	m.sessionsActive.WithLabelValues(listener).Dec()
+}
+
+func (m *Metrics) authFailure(listener string) {
+	if m == nil {
+		return
+	}
+	m.authFailures.WithLabelValues(listener).Inc()
+}
+
+func (m *Metrics) connRefusedInc(listener, limit string) {
+	if m == nil {
+		return
+	}
+	m.connRefused.WithLabelValues(listener, limit).Inc()
+}
+
+func (m *Metrics) messageSize(n int64) {
+	if m == nil {
+		return
+	}
+	m.messageBytes.Observe(float64(n))
+}

@@ -1,0 +1,333 @@
+// Package smtpd is outguard's SMTP side: the listeners that sending MTAs
+// relay through, and the next hop the mail goes on to.
+//
+// # Overview
+//
+// A Server accepts SMTP sessions on one or more listeners, authenticates
+// outgoing users (SMTP AUTH PLAIN or LOGIN, or the client's network),
+// and relays each transaction in lockstep with the next hop, as Postfix's
+// before-queue proxy does: MAIL and every RCPT are forwarded as they
+// arrive and the next hop's replies passed back; the message is read
+// whole, the Policy decides its fate, and only then does the next hop see
+// the content. The client gets 250 only after the next hop's 250.
+//
+// The Policy is the one per-transaction step where identity, locks,
+// classification, the message log and the quarantine plug in. Begin runs
+// at MAIL, Check.Data after DATA, and Check.Close exactly once with the
+// final result.
+//
+// # Caveats
+//
+// smtpd has no queue: a message is never stored for later delivery, so a
+// next hop that is down turns into 4xx replies to the clients, who retry.
+package smtpd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/outguard/outguard/internal/txid"
+)
+
+// Options configure a Server. Zero values take the defaults noted.
+type Options struct {
+	// Hostname is used in the greeting and the Received header.
+	Hostname string
+	// Auth resolves outgoing users. Required.
+	Auth Authenticator
+	// Policy decides each transaction's fate. Default: relay everything.
+	Policy Policy
+	// NextHop receives relayed mail. Required.
+	NextHop NextHop
+	// IsFeedbackAddress reports whether a recipient is outguard's own
+	// feedback address, which listeners with Feedback set accept without
+	// authentication (and whose mail the Policy consumes).
+	IsFeedbackAddress func(addr string) bool
+
+	MaxMessageBytes     int64         // default 25 MiB
+	MaxRecipients       int           // default 100
+	MaxLineLength       int           // default 2000
+	MaxHeaderBytes      int           // default 256 KiB
+	IdleTimeout         time.Duration // default 5m; time allowed per read
+	SessionTimeout      time.Duration // default 30m; whole connection
+	MaxConnections      int           // default 1000, over all listeners
+	MaxConnectionsPerIP int           // default 100
+	AuthFailuresMax     int           // default 5
+	AuthFailuresWindow  time.Duration // default 5m
+	// SpoolThreshold is the most of a message held in memory; the rest
+	// goes to a temporary file in SpoolDir (default os.TempDir()).
+	SpoolThreshold int64
+	SpoolDir       string
+
+	// Logger receives one line per transaction; default slog.Default().
+	Logger *slog.Logger
+	// Metrics may be nil.
+	Metrics *Metrics
+	// Now and NewID are test seams: the clock and the transaction id
+	// generator (default: ULIDs).
+	Now   func() time.Time
+	NewID func(time.Time) string
+}
+
+// ListenerOptions configure one listening socket.
+type ListenerOptions struct {
+	Name    string
+	Address string
+	// TLSConfig enables STARTTLS, or implicit TLS when Implicit is set.
+	TLSConfig *tls.Config
+	Implicit  bool
+	// AllowInsecureAuth offers AUTH before TLS (loopback testing only).
+	AllowInsecureAuth bool
+	// Feedback accepts mail for the feedback address without AUTH.
+	Feedback bool
+}
+
+// Server is the SMTP side of outguard. Create it with New, add listeners
+// with Listen, and stop it with Shutdown.
+type Server struct {
+	opts     Options
+	log      *slog.Logger
+	metrics  *Metrics
+	limiter  *connLimiter
+	throttle *authThrottle
+
+	mu       sync.Mutex
+	servers  []*smtp.Server
+	sessions map[*session]struct{}
+	draining bool
+	wg       sync.WaitGroup
+}
+
+// New validates o and returns a Server with no listeners yet.
+func New(o Options) (*Server, error) {
+	if o.Auth == nil {
+		return nil, errors.New("smtpd: Options.Auth is required")
+	}
+	if o.NextHop == nil {
+		return nil, errors.New("smtpd: Options.NextHop is required")
+	}
+	if o.Hostname == "" {
+		o.Hostname = "localhost"
+	}
+	if o.Policy == nil {
+		o.Policy = RelayAll
+	}
+	if o.IsFeedbackAddress == nil {
+		o.IsFeedbackAddress = func(string) bool { return false }
+	}
+	def64(&o.MaxMessageBytes, 25<<20)
+	defInt(&o.MaxRecipients, 100)
+	defInt(&o.MaxLineLength, 2000)
+	defInt(&o.MaxHeaderBytes, 256<<10)
+	defDur(&o.IdleTimeout, 5*time.Minute)
+	defDur(&o.SessionTimeout, 30*time.Minute)
+	defInt(&o.MaxConnections, 1000)
+	defInt(&o.MaxConnectionsPerIP, 100)
+	defInt(&o.AuthFailuresMax, 5)
+	defDur(&o.AuthFailuresWindow, 5*time.Minute)
+	def64(&o.SpoolThreshold, 1<<20)
+	if o.SpoolDir == "" {
+		o.SpoolDir = os.TempDir()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.NewID == nil {
+		o.NewID = txid.New
+	}
+	return &Server{
+		opts:     o,
+		log:      o.Logger,
+		metrics:  o.Metrics,
+		limiter:  newConnLimiter(o.MaxConnections, o.MaxConnectionsPerIP),
+		throttle: newAuthThrottle(o.AuthFailuresMax, o.AuthFailuresWindow, o.Now),
+		sessions: map[*session]struct{}{},
+	}, nil
+}
+
+func defInt(p *int, v int) {
+	if *p == 0 {
+		*p = v
+	}
+}
+
+func def64(p *int64, v int64) {
+	if *p == 0 {
+		*p = v
+	}
+}
+
+func defDur(p *time.Duration, v time.Duration) {
+	if *p == 0 {
+		*p = v
+	}
+}
+
+// Listen opens a listener and serves it in the background. It returns the
+// bound address (useful with port 0).
+func (s *Server) Listen(lo ListenerOptions) (net.Addr, error) {
+	l, err := net.Listen("tcp", lo.Address)
+	if err != nil {
+		return nil, fmt.Errorf("smtpd: listener %s: %w", lo.Name, err)
+	}
+	return s.Serve(l, lo)
+}
+
+// Serve serves an already open listener in the background.
+func (s *Server) Serve(l net.Listener, lo ListenerOptions) (net.Addr, error) {
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		l.Close()
+		return nil, errClosed
+	}
+	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		return s.newSession(c, lo)
+	}))
+	srv.Domain = s.opts.Hostname
+	srv.MaxMessageBytes = s.opts.MaxMessageBytes
+	srv.MaxRecipients = s.opts.MaxRecipients
+	srv.MaxLineLength = s.opts.MaxLineLength
+	srv.AllowInsecureAuth = lo.AllowInsecureAuth
+	srv.EnableSMTPUTF8 = true
+	srv.ErrorLog = slogErrorLog{s.log}
+	// Deadlines are handled by trackedConn; go-smtp's per-line ones would
+	// cut long DATA transfers.
+	srv.ReadTimeout = 0
+	srv.WriteTimeout = time.Minute
+	var ln net.Listener = &limitListener{Listener: l, srv: s, listener: lo.Name}
+	if lo.TLSConfig != nil {
+		if lo.Implicit {
+			ln = tls.NewListener(ln, lo.TLSConfig)
+		} else {
+			srv.TLSConfig = lo.TLSConfig
+		}
+	}
+	s.servers = append(s.servers, srv)
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, smtp.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			s.log.Error("listener stopped", "listener", lo.Name, "err", err)
+		}
+	}()
+	s.log.Info("listening", "listener", lo.Name, "address", l.Addr().String(), "tls", tlsMode(lo))
+	return l.Addr(), nil
+}
+
+func tlsMode(lo ListenerOptions) string {
+	switch {
+	case lo.TLSConfig == nil:
+		return "none"
+	case lo.Implicit:
+		return "implicit"
+	}
+	return "starttls"
+}
+
+// Shutdown stops accepting connections, closes idle sessions with 421,
+// lets transactions in flight finish and closes their sessions after the
+// final reply. When ctx ends first, the remaining connections are closed.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		return nil
+	}
+	s.draining = true
+	servers := s.servers
+	s.mu.Unlock()
+
+	for _, srv := range servers {
+		go srv.Shutdown(context.Background()) // closes the listeners at once
+	}
+	s.closeIdle()
+
+	done := make(chan struct{})
+	go func() {
+		for {
+			s.mu.Lock()
+			n := len(s.sessions)
+			s.mu.Unlock()
+			if n == 0 {
+				close(done)
+				return
+			}
+			select {
+			case <-ctx.Done():
+				close(done)
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	<-done
+	s.mu.Lock()
+	left := make([]*session, 0, len(s.sessions))
+	for ss := range s.sessions {
+		left = append(left, ss)
+	}
+	s.mu.Unlock()
+	for _, ss := range left {
+		ss.conn.Close()
+	}
+	for _, srv := range servers {
+		srv.Close()
+	}
+	s.wg.Wait()
+	if len(left) > 0 {
+		return fmt.Errorf("smtpd: %d sessions still open at the shutdown deadline were closed: %w", len(left), ctx.Err())
+	}
+	return nil
+}
+
+// closeIdle ends the sessions that are not inside a transaction.
+func (s *Server) closeIdle() {
+	s.mu.Lock()
+	var idle []*session
+	for ss := range s.sessions {
+		if !ss.inTransaction() {
+			idle = append(idle, ss)
+		}
+	}
+	s.mu.Unlock()
+	for _, ss := range idle {
+		// At idle nothing else writes; the current net.Conn (TLS or
+		// not) allows a write concurrent with the pending read.
+		c := ss.c.Conn()
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		io.WriteString(c, "421 4.3.2 Service shutting down, try again later\r\n")
+		ss.conn.Close()
+	}
+}
+
+func (s *Server) isDraining() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.draining
+}
+
+// slogErrorLog adapts go-smtp's error logger to slog.
+type slogErrorLog struct{ l *slog.Logger }
+
+func (e slogErrorLog) Printf(format string, v ...any) {
+	e.l.Warn(fmt.Sprintf(format, v...), "component", "smtp")
+}
+
+func (e slogErrorLog) Println(v ...any) {
+	e.l.Warn(fmt.Sprint(v...), "component", "smtp")
+}

@@ -1,0 +1,102 @@
+// Command outguard is the outbound SMTP filter daemon and its command-line
+// tools. Run `outguard help` for the verbs.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+)
+
+// Version is set at build time with -ldflags "-X main.Version=...".
+var Version = "dev"
+
+// Exit codes every verb keeps to (SPEC §6).
+const (
+	exitOK      = 0
+	exitFailed  = 1 // a refused or failed request, an invalid file
+	exitUsage   = 2 // bad usage
+	exitRuntime = 1
+)
+
+// verb is one subcommand.
+type verb struct {
+	summary string
+	run     func(args []string, stdout, stderr io.Writer) int
+}
+
+var verbs = map[string]verb{}
+
+func register(name, summary string, run func(args []string, stdout, stderr io.Writer) int) {
+	verbs[name] = verb{summary: summary, run: run}
+}
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
+	}
+	name := args[0]
+	switch name {
+	case "help", "-h", "--help", "-help":
+		if len(args) > 1 {
+			if v, ok := verbs[args[1]]; ok {
+				return v.run([]string{"--help"}, stdout, stderr)
+			}
+		}
+		usage(stdout)
+		return exitOK
+	case "--version", "-version":
+		name = "version"
+	}
+	v, ok := verbs[name]
+	if !ok {
+		fmt.Fprintf(stderr, "outguard: unknown verb %q\n\n", name)
+		usage(stderr)
+		return exitUsage
+	}
+	return v.run(args[1:], stdout, stderr)
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `outguard - inline SMTP smarthost filter for outbound mail
+
+Usage:
+  outguard VERB [flags] [args]
+
+outguard sits between sending MTAs and the outbound MTA. It authenticates
+the senders, finds the end user (identity) behind every message, classifies
+it, refuses mail from locked users and identities, quarantines and reports
+what it blocks, and relays the rest in lockstep with the next hop.
+
+Verbs:
+`)
+	names := make([]string, 0, len(verbs))
+	for n := range verbs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-14s %s\n", n, verbs[n].summary)
+	}
+	fmt.Fprint(w, `
+Run 'outguard VERB --help' for a verb's flags and examples.
+
+Exit status: 0 success, 1 a refused or failed request, 2 bad usage.
+`)
+}
+
+// helpText formats a verb's --help: usage line, description, flags and
+// examples.
+func helpText(usageLine, description, examples string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Usage:\n  %s\n\n%s\n", usageLine, strings.TrimSpace(description))
+	if examples != "" {
+		fmt.Fprintf(&b, "\nExamples:\n%s\n", strings.TrimRight(examples, "\n"))
+	}
+	return b.String()
+}

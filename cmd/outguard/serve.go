@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/outguard/outguard/app"
+	"github.com/outguard/outguard/config"
+)
+
+func init() {
+	register("serve", "run the daemon", runServe)
+	register("check-config", "validate a configuration file", runCheckConfig)
+	register("version", "print the version", runVersion)
+}
+
+const serveHelp = `Usage:
+  outguard serve [--config FILE]
+
+Runs the daemon: the SMTP listeners, the relay to the next hop, and the
+admin listener (metrics, health, API, console).
+
+Signals: SIGINT and SIGTERM stop accepting connections and let transactions
+in flight finish within shutdown_timeout; SIGHUP reloads the configuration
+(a bad file keeps the running configuration and logs why). POST /-/reload on
+the admin listener does the same as SIGHUP.
+
+serve refuses to start when the trial credentials of the example
+configuration are used on a non-loopback address.
+
+Examples:
+  outguard serve --config testdata/outguard.example.yaml
+  outguard serve --config /etc/outguard/outguard.yaml
+`
+
+func runServe(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("serve", serveHelp, stderr)
+	path := fs.String("config", "/etc/outguard/outguard.yaml", "configuration `FILE`")
+	if c := parseFlags(fs, args, stdout); c >= 0 {
+		return c
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "outguard serve: unexpected argument %q (use --config FILE)\n", fs.Arg(0))
+		return exitUsage
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "outguard serve: %v\n", err)
+		return exitFailed
+	}
+	log := newLogger(cfg.Log, stderr)
+	slog.SetDefault(log)
+	a, err := app.New(app.Options{Config: cfg, ConfigPath: *path, Logger: log, Version: Version})
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return exitFailed
+	}
+	if err := a.Start(); err != nil {
+		log.Error("cannot start", "err", err)
+		a.Stop()
+		return exitFailed
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-hup:
+			log.Info("SIGHUP: reloading configuration", "file", *path)
+			a.ReloadFromFile()
+		case <-ctx.Done():
+			log.Info("stopping")
+			if err := a.Stop(); err != nil {
+				return exitFailed
+			}
+			return exitOK
+		}
+	}
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(strings.ToUpper(c.Level)))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+const checkHelp = `Usage:
+  outguard check-config [--json] FILE
+
+Reads FILE as outguard would at start: strict YAML (an unknown key is an
+error naming its line), defaults, then validation that says what is wrong and
+how to fix it. Prints every problem found.
+
+Exit status: 0 valid, 1 invalid, 2 bad usage.
+
+Examples:
+  outguard check-config /etc/outguard/outguard.yaml
+  outguard check-config --json outguard.yaml | jq .errors
+`
+
+func runCheckConfig(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("check-config", checkHelp, stderr)
+	asJSON := fs.Bool("json", false, "print the result as one JSON document")
+	if c := parseFlags(fs, args, stdout); c >= 0 {
+		return c
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "outguard check-config: give exactly one FILE")
+		return exitUsage
+	}
+	cfg, err := config.Load(fs.Arg(0))
+	if err == nil {
+		err = app.CheckTrialCredentials(cfg)
+	}
+	if *asJSON {
+		res := map[string]any{"file": fs.Arg(0), "ok": err == nil, "errors": []string{}}
+		if err != nil {
+			res["errors"] = splitErrors(err)
+		}
+		writeJSON(stdout, res)
+	} else if err != nil {
+		for _, e := range splitErrors(err) {
+			fmt.Fprintln(stderr, e)
+		}
+	} else {
+		fmt.Fprintf(stdout, "%s: configuration is valid\n", fs.Arg(0))
+	}
+	if err != nil {
+		return exitFailed
+	}
+	return exitOK
+}
+
+func splitErrors(err error) []string {
+	var out []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+const versionHelp = `Usage:
+  outguard version [--json]
+
+Prints outguard's version.
+`
+
+func runVersion(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("version", versionHelp, stderr)
+	asJSON := fs.Bool("json", false, "print as JSON")
+	if c := parseFlags(fs, args, stdout); c >= 0 {
+		return c
+	}
+	if *asJSON {
+		writeJSON(stdout, map[string]string{"version": Version})
+	} else {
+		fmt.Fprintf(stdout, "outguard %s\n", Version)
+	}
+	return exitOK
+}

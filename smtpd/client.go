@@ -2,6 +2,7 @@ package smtpd
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -12,6 +13,7 @@ import (
 	"net/textproto"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -213,17 +215,7 @@ func (c *clientConn) rcpt(to string) error {
 // next hop that accepts bare LF (SMTP smuggling).
 func (c *clientConn) body(r io.Reader) (string, error) {
 	c.conn.SetDeadline(time.Now().Add(c.opts.DataTimeout))
-	w := c.text.DotWriter()
-	bw := bufio.NewWriterSize(w, 32<<10)
-	if _, err := io.Copy(bw, r); err != nil {
-		c.broken = true
-		return "", fmt.Errorf("%w: sending message: %v", ErrNextHopUnavailable, err)
-	}
-	if err := bw.Flush(); err != nil {
-		c.broken = true
-		return "", fmt.Errorf("%w: sending message: %v", ErrNextHopUnavailable, err)
-	}
-	if err := w.Close(); err != nil {
+	if err := writeDotStuffed(c.text.W, r); err != nil {
 		c.broken = true
 		return "", fmt.Errorf("%w: sending message: %v", ErrNextHopUnavailable, err)
 	}
@@ -237,6 +229,55 @@ func (c *clientConn) body(r io.Reader) (string, error) {
 		msg = rest
 	}
 	return msg, nil
+}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// writeDotStuffed writes r to w as SMTP DATA content followed by the
+// terminating ".\r\n", and flushes w. Every line ending becomes CRLF
+// (a bare LF gains its CR) and a dot at the start of a line is doubled.
+// It works on whole runs between line feeds rather than byte by byte.
+func writeDotStuffed(w *bufio.Writer, r io.Reader) error {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	bol := true    // at the beginning of a line
+	prevCR := false // the last byte written was CR
+	for {
+		n, err := r.Read(buf)
+		b := buf[:n]
+		for len(b) > 0 {
+			if bol && b[0] == '.' {
+				w.WriteByte('.')
+			}
+			i := bytes.IndexByte(b, '\n')
+			if i < 0 {
+				w.Write(b)
+				prevCR = b[len(b)-1] == '\r'
+				bol = false
+				break
+			}
+			line := b[:i]
+			w.Write(line)
+			if !(len(line) > 0 && line[len(line)-1] == '\r' || len(line) == 0 && prevCR) {
+				w.WriteByte('\r')
+			}
+			w.WriteByte('\n')
+			b = b[i+1:]
+			bol, prevCR = true, false
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if !bol {
+		w.WriteString("\r\n")
+	}
+	w.WriteString(".\r\n")
+	return w.Flush()
 }
 
 func (c *clientConn) reset() error {

@@ -99,7 +99,9 @@ type readLimits struct {
 func readMessage(r io.Reader, lim readLimits) (*Message, error) {
 	m := &Message{}
 	hs := headerScanner{max: lim.maxHeaderBytes}
-	buf := make([]byte, 32<<10)
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
 	var mem bytes.Buffer
 	var violation error
 	for {

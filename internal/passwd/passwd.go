@@ -123,8 +123,9 @@ type Verifier struct {
 	key []byte
 	max int
 
-	mu sync.Mutex
-	ok map[[32]byte]struct{}
+	mu       sync.Mutex
+	ok       map[[32]byte]struct{}
+	inflight map[[32]byte]chan struct{}
 }
 
 // NewVerifier returns a Verifier caching up to max successful pairs.
@@ -133,10 +134,12 @@ func NewVerifier(max int) *Verifier {
 	if _, err := rand.Read(key); err != nil {
 		panic(err) // crypto/rand never fails on supported platforms
 	}
-	return &Verifier{key: key, max: max, ok: make(map[[32]byte]struct{})}
+	return &Verifier{key: key, max: max, ok: map[[32]byte]struct{}{}, inflight: map[[32]byte]chan struct{}{}}
 }
 
-// Verify is Verify with the cache in front.
+// Verify is Verify with the cache in front. Concurrent checks of the same
+// pair wait for the first one instead of each paying for the hash (many
+// sessions of one sender reconnecting at once).
 func (v *Verifier) Verify(hash, password string) error {
 	m := hmac.New(sha256.New, v.key)
 	m.Write([]byte(hash))
@@ -145,19 +148,36 @@ func (v *Verifier) Verify(hash, password string) error {
 	var k [32]byte
 	copy(k[:], m.Sum(nil))
 	v.mu.Lock()
-	_, hit := v.ok[k]
-	v.mu.Unlock()
-	if hit {
+	if _, hit := v.ok[k]; hit {
+		v.mu.Unlock()
 		return nil
 	}
-	if err := Verify(hash, password); err != nil {
-		return err
+	if ch, busy := v.inflight[k]; busy {
+		v.mu.Unlock()
+		<-ch
+		v.mu.Lock()
+		_, hit := v.ok[k]
+		v.mu.Unlock()
+		if hit {
+			return nil
+		}
+		return Verify(hash, password)
 	}
-	v.mu.Lock()
-	if len(v.ok) >= v.max {
-		clear(v.ok)
-	}
-	v.ok[k] = struct{}{}
+	ch := make(chan struct{})
+	v.inflight[k] = ch
 	v.mu.Unlock()
-	return nil
+
+	err := Verify(hash, password)
+
+	v.mu.Lock()
+	if err == nil {
+		if len(v.ok) >= v.max {
+			clear(v.ok)
+		}
+		v.ok[k] = struct{}{}
+	}
+	delete(v.inflight, k)
+	close(ch)
+	v.mu.Unlock()
+	return err
 }

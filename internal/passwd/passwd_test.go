@@ -48,3 +48,20 @@ func TestVerifierCachesOnlySuccess(t *testing.T) {
 		t.Errorf("cache holds %d entries, want 1", got)
 	}
 }
+
+func TestVerifierConcurrentSamePair(t *testing.T) {
+	h, _ := HashBcrypt("pw")
+	v := NewVerifier(10)
+	errs := make(chan error, 20)
+	for i := 0; i < 20; i++ {
+		go func() { errs <- v.Verify(h, "pw") }()
+	}
+	for i := 0; i < 20; i++ {
+		if err := <-errs; err != nil {
+			t.Fatalf("Verify: %v", err)
+		}
+	}
+	if len(v.inflight) != 0 {
+		t.Errorf("inflight not cleared: %d", len(v.inflight))
+	}
+}

@@ -1,0 +1,290 @@
+// Command outguard-load drives concurrent SMTP sessions against a server
+// and reports throughput and latency. It measures outguard (or anything
+// that speaks SMTP): see bench/relay.sh.
+package main
+
+import (
+	"bufio"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/textproto"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const help = `Usage:
+  outguard-load [flags]
+
+Opens C concurrent SMTP sessions to ADDR and sends M messages of S bytes in
+all, then prints messages per second and the latency from MAIL to the final
+reply (p50, p99, max). Sessions authenticate with AUTH PLAIN when --user is
+set, reuse their connection for many messages unless --new-conn is given,
+and pipeline MAIL, RCPT and DATA (RFC 2920) unless --no-pipelining is given.
+
+Exit status: 0 when every message got a 2xx, 1 when any failed, 2 on bad
+usage.
+
+Examples:
+  outguard-load --addr 127.0.0.1:2525 --user trial --password trial-password -c 10 -m 2000 -s 5120
+  outguard-load --addr 127.0.0.1:25 -c 50 -m 10000 -s 51200 --json
+`
+
+type options struct {
+	addr, user, password, from, rcpt string
+	sessions, messages, size          int
+	newConn, noPipelining, startTLS   bool
+	asJSON                            bool
+	timeout                           time.Duration
+}
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("outguard-load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), help, "\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	var o options
+	fs.StringVar(&o.addr, "addr", "127.0.0.1:2525", "server `host:port`")
+	fs.StringVar(&o.user, "user", "", "AUTH PLAIN user name (empty: no AUTH)")
+	fs.StringVar(&o.password, "password", "", "AUTH PLAIN password")
+	fs.StringVar(&o.from, "from", "load@out.example.net", "envelope sender")
+	fs.StringVar(&o.rcpt, "rcpt", "sink@example.org", "recipient")
+	fs.IntVar(&o.sessions, "c", 10, "concurrent sessions")
+	fs.IntVar(&o.messages, "m", 1000, "messages in all")
+	fs.IntVar(&o.size, "s", 5120, "message size in bytes")
+	fs.BoolVar(&o.newConn, "new-conn", false, "open a new connection for every message")
+	fs.BoolVar(&o.noPipelining, "no-pipelining", false, "wait for each reply before the next command")
+	fs.BoolVar(&o.startTLS, "starttls", false, "use STARTTLS (certificate not verified)")
+	fs.BoolVar(&o.asJSON, "json", false, "print the result as JSON")
+	fs.DurationVar(&o.timeout, "timeout", 60*time.Second, "per-reply timeout")
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	if o.sessions < 1 || o.messages < 1 || o.size < 100 {
+		fmt.Fprintln(stderr, "outguard-load: -c and -m must be at least 1 and -s at least 100")
+		return 2
+	}
+	res := load(o)
+	if o.asJSON {
+		json.NewEncoder(stdout).Encode(res)
+	} else {
+		fmt.Fprintf(stdout, "messages %d ok %d failed %d in %.2fs\nmsgs/s %.1f\nlatency p50 %s p99 %s max %s\n",
+			res.Messages, res.OK, res.Failed, res.Seconds, res.MsgsPerSec,
+			time.Duration(res.P50us)*time.Microsecond, time.Duration(res.P99us)*time.Microsecond, time.Duration(res.MaxUs)*time.Microsecond)
+		if res.FirstError != "" {
+			fmt.Fprintf(stdout, "first error: %s\n", res.FirstError)
+		}
+	}
+	if res.Failed > 0 {
+		return 1
+	}
+	return 0
+}
+
+type result struct {
+	Messages   int     `json:"messages"`
+	OK         int     `json:"ok"`
+	Failed     int     `json:"failed"`
+	Seconds    float64 `json:"seconds"`
+	MsgsPerSec float64 `json:"msgs_per_sec"`
+	P50us      int64   `json:"p50_us"`
+	P99us      int64   `json:"p99_us"`
+	MaxUs      int64   `json:"max_us"`
+	FirstError string  `json:"first_error,omitempty"`
+}
+
+func load(o options) result {
+	body := makeMessage(o.size)
+	var next atomic.Int64
+	var mu sync.Mutex
+	var lat []time.Duration
+	var failed int
+	var firstErr string
+	fail := func(err error) {
+		mu.Lock()
+		failed++
+		if firstErr == "" {
+			firstErr = err.Error()
+		}
+		mu.Unlock()
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := 0; i < o.sessions; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var c *client
+			for next.Add(1) <= int64(o.messages) {
+				if c == nil {
+					var err error
+					if c, err = dial(o); err != nil {
+						fail(err)
+						continue
+					}
+				}
+				d, err := c.send(o, body)
+				if err != nil {
+					fail(err)
+					c.close()
+					c = nil
+					continue
+				}
+				mu.Lock()
+				lat = append(lat, d)
+				mu.Unlock()
+				if o.newConn {
+					c.quit()
+					c = nil
+				}
+			}
+			if c != nil {
+				c.quit()
+			}
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	r := result{Messages: o.messages, OK: len(lat), Failed: failed, Seconds: el.Seconds(), FirstError: firstErr}
+	if el > 0 {
+		r.MsgsPerSec = float64(len(lat)) / el.Seconds()
+	}
+	if n := len(lat); n > 0 {
+		r.P50us = lat[n/2].Microseconds()
+		r.P99us = lat[min(n-1, n*99/100)].Microseconds()
+		r.MaxUs = lat[n-1].Microseconds()
+	}
+	return r
+}
+
+// makeMessage returns a plain message of about size bytes with CRLF lines.
+func makeMessage(size int) []byte {
+	var b strings.Builder
+	b.WriteString("From: load@out.example.net\r\nTo: sink@example.org\r\nSubject: load test\r\nMessage-ID: <load@outguard-load>\r\nX-AuthUser: loader\r\n\r\n")
+	line := "The quick brown fox jumps over the lazy dog 0123456789 abcdefghij.\r\n"
+	for b.Len()+len(line) <= size {
+		b.WriteString(line)
+	}
+	for b.Len() < size-2 {
+		b.WriteByte('x')
+	}
+	b.WriteString("\r\n")
+	return []byte(b.String())
+}
+
+type client struct {
+	conn net.Conn
+	text *textproto.Conn
+	w    *bufio.Writer
+}
+
+func dial(o options) (*client, error) {
+	conn, err := net.DialTimeout("tcp", o.addr, o.timeout)
+	if err != nil {
+		return nil, err
+	}
+	c := &client{conn: conn, text: textproto.NewConn(conn)}
+	c.conn.SetDeadline(time.Now().Add(o.timeout))
+	if _, _, err := c.text.ReadResponse(220); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("greeting: %w", err)
+	}
+	if err := c.cmd(250, "EHLO outguard-load"); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if o.startTLS {
+		if err := c.cmd(220, "STARTTLS"); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		c.conn = tls.Client(conn, &tls.Config{InsecureSkipVerify: true})
+		c.text = textproto.NewConn(c.conn)
+		if err := c.cmd(250, "EHLO outguard-load"); err != nil {
+			conn.Close()
+			return nil, err
+		}
+	}
+	if o.user != "" {
+		ir := base64.StdEncoding.EncodeToString([]byte("\x00" + o.user + "\x00" + o.password))
+		if err := c.cmd(235, "AUTH PLAIN "+ir); err != nil {
+			conn.Close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func (c *client) cmd(code int, line string) error {
+	if err := c.text.PrintfLine("%s", line); err != nil {
+		return err
+	}
+	if _, msg, err := c.text.ReadResponse(code); err != nil {
+		return fmt.Errorf("%s: %w (%s)", strings.Fields(line)[0], err, msg)
+	}
+	return nil
+}
+
+// send sends one message and returns the time from MAIL to the final
+// reply.
+func (c *client) send(o options, body []byte) (time.Duration, error) {
+	c.conn.SetDeadline(time.Now().Add(o.timeout))
+	start := time.Now()
+	mail := "MAIL FROM:<" + o.from + ">"
+	rcpt := "RCPT TO:<" + o.rcpt + ">"
+	if o.noPipelining {
+		for _, s := range []struct {
+			line string
+			code int
+		}{{mail, 250}, {rcpt, 250}, {"DATA", 354}} {
+			if err := c.cmd(s.code, s.line); err != nil {
+				return 0, err
+			}
+		}
+	} else {
+		if _, err := c.conn.Write([]byte(mail + "\r\n" + rcpt + "\r\nDATA\r\n")); err != nil {
+			return 0, err
+		}
+		for _, code := range []int{250, 250, 354} {
+			if _, msg, err := c.text.ReadResponse(code); err != nil {
+				return 0, fmt.Errorf("pipelined reply: %w (%s)", err, msg)
+			}
+		}
+	}
+	w := c.text.DotWriter()
+	if _, err := w.Write(body); err != nil {
+		return 0, err
+	}
+	if err := w.Close(); err != nil {
+		return 0, err
+	}
+	if _, msg, err := c.text.ReadResponse(250); err != nil {
+		return 0, fmt.Errorf("final reply: %w (%s)", err, msg)
+	}
+	return time.Since(start), nil
+}
+
+func (c *client) quit() {
+	c.conn.SetDeadline(time.Now().Add(5 * time.Second))
+	c.text.PrintfLine("QUIT")
+	c.text.ReadResponse(221)
+	c.conn.Close()
+}
+
+func (c *client) close() { c.conn.Close() }

@@ -1,0 +1,156 @@
+package smtpd
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+func TestWriteDotStuffed(t *testing.T) {
+	cases := []struct{ name, in, want string }{
+		{"plain", "a\r\nb\r\n", "a\r\nb\r\n.\r\n"},
+		{"no final newline", "a\r\nb", "a\r\nb\r\n.\r\n"},
+		{"bare LF", "a\nb\n", "a\r\nb\r\n.\r\n"},
+		{"leading dot", ".hidden\r\n..two\r\n", "..hidden\r\n...two\r\n.\r\n"},
+		{"smuggling LF dot LF", "x\n.\nMAIL FROM:<e@x>\r\n", "x\r\n..\r\nMAIL FROM:<e@x>\r\n.\r\n"},
+		{"bare CR kept", "x\r.\ry\r\n", "x\r.\ry\r\n.\r\n"},
+		{"empty", "", ".\r\n"},
+		{"dot at start of message", ".\r\n", "..\r\n.\r\n"},
+	}
+	for _, tc := range cases {
+		for _, oneByte := range []bool{false, true} {
+			name := tc.name
+			if oneByte {
+				name += "/one byte reads"
+			}
+			t.Run(name, func(t *testing.T) {
+				var out bytes.Buffer
+				w := bufio.NewWriter(&out)
+				r := strings.NewReader(tc.in)
+				var err error
+				if oneByte {
+					err = writeDotStuffed(w, iotest.OneByteReader(r))
+				} else {
+					err = writeDotStuffed(w, r)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := out.String(); got != tc.want {
+					t.Errorf("got %q, want %q", got, tc.want)
+				}
+			})
+		}
+	}
+}
+
+func TestReadMessageSpoolsAndRemoves(t *testing.T) {
+	dir := t.TempDir()
+	raw := "Subject: x\r\n\r\n" + strings.Repeat("0123456789abcdef\r\n", 1000)
+	m, err := readMessage(iotest.HalfReader(strings.NewReader(raw)), readLimits{maxHeaderBytes: 1024, spoolThreshold: 4096, spoolDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.Spooled() {
+		t.Fatalf("message of %d bytes not spooled with a 4096-byte threshold", len(raw))
+	}
+	if string(m.Header) != "Subject: x\r\n\r\n" {
+		t.Errorf("Header = %q", m.Header)
+	}
+	b, err := m.Bytes()
+	if err != nil || string(b) != raw {
+		t.Errorf("Bytes() differs from the input (err %v)", err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	if len(files) != 1 {
+		t.Fatalf("spool files = %v, want 1", files)
+	}
+	m.Close()
+	if _, err := os.Stat(files[0]); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("spool file still there after Close: %v", err)
+	}
+	// A refused message leaves no file behind either.
+	bad := "Subject: " + strings.Repeat("y", 5000) + "\r\n\r\n"
+	if _, err := readMessage(strings.NewReader(bad), readLimits{maxHeaderBytes: 100000, spoolThreshold: 10, spoolDir: dir}); !errors.Is(err, errHeaderLine) {
+		t.Errorf("err = %v, want errHeaderLine", err)
+	}
+	if files, _ := filepath.Glob(filepath.Join(dir, "*")); len(files) != 0 {
+		t.Errorf("spool files left: %v", files)
+	}
+}
+
+func TestHeaderScanner(t *testing.T) {
+	cases := []struct {
+		name    string
+		in      string
+		max     int
+		wantEnd int
+		wantErr error
+	}{
+		{"crlf", "A: 1\r\nB: 2\r\n\r\nbody", 0, 14, nil},
+		{"lf", "A: 1\nB: 2\n\nbody", 0, 11, nil},
+		{"no body", "A: 1\r\n", 0, -1, nil},
+		{"998 ok", "S: " + strings.Repeat("x", 995) + "\r\n\r\n", 0, 1002, nil},
+		{"999 too long", "S: " + strings.Repeat("x", 996) + "\r\n\r\n", 0, 0, errHeaderLine},
+		{"long body line fine", "A: 1\r\n\r\n" + strings.Repeat("x", 5000), 0, 8, nil},
+		{"block too large", strings.Repeat("A: 1\r\n", 100) + "\r\n", 300, 0, errHeaderBlock},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := headerScanner{max: tc.max}
+			var err error
+			for i := 0; i < len(tc.in) && err == nil; i += 7 { // odd chunking
+				err = h.scan([]byte(tc.in[i:min(len(tc.in), i+7)]))
+			}
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tc.wantErr)
+			}
+			if tc.wantErr != nil {
+				return
+			}
+			end := int(h.end)
+			if !h.done {
+				end = -1
+			}
+			if end != tc.wantEnd {
+				t.Errorf("end = %d, want %d", end, tc.wantEnd)
+			}
+		})
+	}
+}
+
+func TestRewriteHeader(t *testing.T) {
+	in := "X-AuthUser: a\r\n b\r\nSubject: s\r\nx-authuser: again\r\nTo: t\r\n\r\n"
+	got := string(rewriteHeader([]byte(in), []string{"X-Trace: 1"}, []string{"X-AuthUser"}))
+	want := "X-Trace: 1\r\nSubject: s\r\nTo: t\r\n\r\n"
+	if got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+func FuzzHeaderScanner(f *testing.F) {
+	f.Add([]byte("A: 1\r\n\r\nbody"), 5)
+	f.Add([]byte("A: 1\n \n\n"), 1)
+	f.Fuzz(func(t *testing.T, b []byte, chunk int) {
+		if chunk < 1 {
+			chunk = 1
+		}
+		var whole, parts headerScanner
+		e1 := whole.scan(b)
+		var e2 error
+		for i := 0; i < len(b) && e2 == nil; i += chunk {
+			e2 = parts.scan(b[i:min(len(b), i+chunk)])
+		}
+		if !errors.Is(e1, e2) && !errors.Is(e2, e1) {
+			t.Fatalf("whole: %v, chunked: %v", e1, e2)
+		}
+		if e1 == nil && (whole.done != parts.done || whole.end != parts.end) {
+			t.Fatalf("whole end %v/%d, chunked %v/%d", whole.done, whole.end, parts.done, parts.end)
+		}
+	})
+}

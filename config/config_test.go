@@ -1,0 +1,163 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestExampleConfigIsValid(t *testing.T) {
+	c, err := Load(filepath.Join("..", "testdata", "outguard.example.yaml"))
+	if err != nil {
+		t.Fatalf("example config: %v", err)
+	}
+	if got := c.Listeners[0].Address; got != "127.0.0.1:2525" {
+		t.Errorf("listener address = %q, want 127.0.0.1:2525 (SPEC §6)", got)
+	}
+	if c.Admin.Address != "127.0.0.1:8025" || c.NextHop.Type != "capture" {
+		t.Errorf("admin %q next hop %q, want the trial setup", c.Admin.Address, c.NextHop.Type)
+	}
+	if u, d := c.FindUser("trial"); u == nil || d.Name != "out.example.net" {
+		t.Errorf("user trial in out.example.net not found")
+	}
+	if !filepath.IsAbs(c.DataDir) {
+		t.Errorf("data_dir %q not made absolute", c.DataDir)
+	}
+}
+
+func TestMinimalDefaults(t *testing.T) {
+	c, err := Load(filepath.Join("testdata", "minimal.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name      string
+		got, want any
+	}{
+		{"tls", c.Listeners[0].TLS, "starttls"},
+		{"max_message_bytes", c.Limits.MaxMessageBytes, int64(DefaultMaxMessageBytes)},
+		{"idle_timeout", c.Limits.IdleTimeout.D(), DefaultIdleTimeout},
+		{"next_hop.type", c.NextHop.Type, "smtp"},
+		{"pool_size", c.NextHop.PoolSize, DefaultPoolSize},
+		{"admin.address", c.Admin.Address, DefaultAdminAddress},
+	}
+	for _, tc := range cases {
+		if tc.got != tc.want {
+			t.Errorf("%s = %v, want %v", tc.name, tc.got, tc.want)
+		}
+	}
+}
+
+// TestBadCoreFixtures loads every testdata/bad-core-*.yaml and checks that
+// the error names what is wrong.
+func TestBadCoreFixtures(t *testing.T) {
+	want := map[string]string{
+		"bad-core-unknown-key.yaml":         `line 4: unknown key "alow_insecure_auth"`,
+		"bad-core-unknown-top-key.yaml":     `unknown key "listners"`,
+		"bad-core-no-listeners.yaml":        "listeners: none configured",
+		"bad-core-listener-address.yaml":    `address "2525" is not host:port`,
+		"bad-core-listener-tls.yaml":        `tls "always": use none, starttls or implicit`,
+		"bad-core-cert-without-key.yaml":    "set both cert_file and key_file",
+		"bad-core-next-hop-address.yaml":    "next_hop.address",
+		"bad-core-next-hop-type.yaml":       `next_hop.type "lmtp"`,
+		"bad-core-no-domains.yaml":          "domains: none configured",
+		"bad-core-user-no-credentials.yaml": "set password_hash",
+		"bad-core-plaintext-password.yaml":  "password_hash is not a bcrypt or argon2id hash",
+		"bad-core-network.yaml":             `network "192.0.2.0/33" is not a CIDR prefix`,
+		"bad-core-duplicate-user.yaml":      "user names are global",
+		"bad-core-token-scope.yaml":         `scope "out.example.com" is neither "all" nor a configured domain`,
+		"bad-core-duration.yaml":            `line 6: invalid duration "5 minutes"`,
+		"bad-core-log-level.yaml":           `log.level "verbose"`,
+		"bad-core-two-documents.yaml":       "more than one YAML document",
+		"bad-core-wrong-type.yaml":          "line 6",
+	}
+	files, _ := filepath.Glob(filepath.Join("testdata", "bad-core-*.yaml"))
+	if len(files) != len(want) {
+		t.Errorf("found %d bad-core fixtures, the table has %d", len(files), len(want))
+	}
+	for _, f := range files {
+		name := filepath.Base(f)
+		t.Run(name, func(t *testing.T) {
+			w, ok := want[name]
+			if !ok {
+				t.Fatalf("fixture %s has no expectation in the table", name)
+			}
+			_, err := Load(f)
+			if err == nil {
+				t.Fatalf("loaded without error, want %q", w)
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("error %v does not wrap ErrInvalid", err)
+			}
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("error\n  %v\nwant it to contain\n  %s", err, w)
+			}
+		})
+	}
+}
+
+func TestDuration(t *testing.T) {
+	cases := []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"90s", 90 * time.Second, true},
+		{"10m", 10 * time.Minute, true},
+		{"30d", 30 * 24 * time.Hour, true},
+		{"2w", 14 * 24 * time.Hour, true},
+		{"1.5d", 36 * time.Hour, true},
+		{"0", 0, true},
+		{"-1m", 0, false},
+		{"ten", 0, false},
+		{"5 minutes", 0, false},
+		{"-3d", 0, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := ParseDuration(tc.in)
+			if (err == nil) != tc.ok || got != tc.want {
+				t.Errorf("ParseDuration(%q) = %v, %v; want %v, ok %v", tc.in, got, err, tc.want, tc.ok)
+			}
+		})
+	}
+}
+
+func TestLoadRefusesHugeFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "big.yaml")
+	if err := os.WriteFile(p, make([]byte, MaxFileSize+10), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(p); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("err = %v, want a size error", err)
+	}
+}
+
+// FuzzParse feeds arbitrary documents to the loader: it must return a
+// config or an error, never panic or hang.
+func FuzzParse(f *testing.F) {
+	for _, p := range []string{"testdata/minimal.yaml", "../testdata/outguard.example.yaml"} {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b)
+		}
+	}
+	files, _ := filepath.Glob("testdata/bad-*.yaml")
+	for _, p := range files {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte("a: &a [*a, *a]\nb: *a\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := Parse(b)
+		if err == nil && c == nil {
+			t.Fatal("nil config without error")
+		}
+		if err != nil && c != nil {
+			t.Fatal("config returned with an error")
+		}
+	})
+}

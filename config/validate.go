@@ -152,7 +152,7 @@ func (c *Config) Validate() error {
 		names[l.Name] = true
 		if _, _, err := net.SplitHostPort(l.Address); err != nil {
 			bad("%s: address %q is not host:port, e.g. \"0.0.0.0:587\"", where, l.Address)
-		} else if addrs[l.Address] {
+		} else if addrs[l.Address] && !strings.HasSuffix(l.Address, ":0") {
 			bad("%s: address %s is used twice", where, l.Address)
 		}
 		addrs[l.Address] = true

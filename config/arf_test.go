@@ -1,0 +1,128 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// arfBase is a minimal valid configuration without an arf section.
+const arfBase = `
+hostname: mta.out.example.net
+listeners:
+  - name: submission
+    address: "127.0.0.1:2525"
+    tls: none
+    allow_insecure_auth: true
+next_hop:
+  type: capture
+domains:
+  - name: out.example.net
+    users:
+      - name: alice
+        networks: ["127.0.0.1/32"]
+`
+
+func TestARFDefaults(t *testing.T) {
+	c, err := Parse([]byte(arfBase))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	a := c.ARF
+	for _, tc := range []struct {
+		name      string
+		got, want any
+	}{
+		{"enabled", a.IsEnabled(), true},
+		{"from", a.From, "outguard@mta.out.example.net"},
+		{"max_original_bytes", a.MaxOriginalBytes, DefaultARFMaxOriginalBytes},
+		{"parse_max_bytes", a.ParseMaxBytes, int64(DefaultARFParseMaxBytes)},
+		{"retry.initial", a.Retry.Initial.D(), 30 * time.Second},
+		{"retry.max", a.Retry.Max.D(), 30 * time.Minute},
+		{"max_age", a.MaxAge.D(), 5 * 24 * time.Hour},
+		{"identity_header", a.IdentityHeader, "X-AuthUser"},
+		{"relay.address", a.Relay.Address, ""},
+		{"relay.timeout", a.Relay.Timeout.D(), DefaultARFRelayTimeout},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s: got %v, want %v", tc.name, tc.got, tc.want)
+		}
+	}
+}
+
+func TestARFExample(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "example-arf.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse([]byte(arfBase + string(b)))
+	if err != nil {
+		t.Fatalf("the shipped example does not parse: %v", err)
+	}
+	if c.ARF.AbuseAddress == "" || !c.ARF.IsEnabled() {
+		t.Errorf("example: got abuse_address %q enabled %v", c.ARF.AbuseAddress, c.ARF.IsEnabled())
+	}
+}
+
+func TestARFValid(t *testing.T) {
+	for name, section := range map[string]string{
+		"disabled":       "arf:\n  enabled: false\n",
+		"explicit relay": "arf:\n  relay:\n    address: \"relay.example.net:587\"\n    tls: starttls\n    username: u\n    password: p\n",
+		"long backoff":   "arf:\n  retry: {initial: 1m, max: 2h}\n  max_age: 2w\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := Parse([]byte(arfBase + section)); err != nil {
+				t.Errorf("got %v, want no error", err)
+			}
+		})
+	}
+}
+
+func TestARFBad(t *testing.T) {
+	tests := []struct {
+		file string
+		want string // a substring of the error: the key and the hint
+	}{
+		{"bad-arf-abuse-address.yaml", "arf.abuse_address"},
+		{"bad-arf-from.yaml", "arf.from"},
+		{"bad-arf-feedback-address.yaml", "arf.feedback_address"},
+		{"bad-arf-feedback-same-as-abuse.yaml", "use two mailboxes"},
+		{"bad-arf-max-original-bytes.yaml", "arf.max_original_bytes"},
+		{"bad-arf-parse-max-bytes.yaml", "arf.parse_max_bytes"},
+		{"bad-arf-identity-header.yaml", "arf.identity_header"},
+		{"bad-arf-retry-initial.yaml", "arf.retry.initial"},
+		{"bad-arf-retry-max.yaml", "arf.retry.max"},
+		{"bad-arf-max-age.yaml", "arf.max_age"},
+		{"bad-arf-relay-address.yaml", "arf.relay.address"},
+		{"bad-arf-relay-tls.yaml", "arf.relay.tls"},
+		{"bad-arf-relay-credentials.yaml", "username and password"},
+		{"bad-arf-relay-without-address.yaml", "need arf.relay.address"},
+		{"bad-arf-relay-timeout.yaml", "arf.relay.timeout"},
+		{"bad-arf-unknown-key.yaml", "abuse_adress"},
+	}
+	files, _ := filepath.Glob(filepath.Join("testdata", "bad-arf-*.yaml"))
+	if len(files) != len(tests) {
+		t.Errorf("got %d bad-arf fixtures, want a case for each of %d", len(files), len(tests))
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join("testdata", tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = Parse([]byte(arfBase + string(b)))
+			if err == nil {
+				t.Fatalf("got no error, want one mentioning %q", tt.want)
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("got %v, want it to wrap ErrInvalid", err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %q, want it to mention %q", err, tt.want)
+			}
+		})
+	}
+}

@@ -84,7 +84,7 @@ func ExampleNewResult() {
 	b, _ := json.Marshal(arf.NewResult("plain.eml", nil, err))
 	fmt.Println(string(b))
 	// Output:
-	// {"file":"plain.eml","ok":false,"error":"not-arf: a text/plain message, not a multipart/report","warnings":[],"profile":"","feedback_type":"","version":"","user_agent":"","original_mail_from":"","original_rcpt_to":[],"arrival_date":"","source_ip":"","source_port":0,"reported_domain":[],"reported_uri":[],"incidents":0,"message_id":"","identity":""}
+	// {"file":"plain.eml","ok":false,"error":"not-arf","detail":"not-arf: a text/plain message, not a multipart/report","warnings":[],"profile":"","feedback_type":"","version":"","user_agent":"","original_mail_from":"","original_rcpt_to":[],"arrival_date":"","source_ip":"","source_port":0,"reported_domain":[],"reported_uri":[],"incidents":0,"message_id":"","identity":""}
 }
 
 type messageLog map[string]arf.TxRef

@@ -8,9 +8,12 @@ import "time"
 type Result struct {
 	File string `json:"file"`
 	OK   bool   `json:"ok"`
-	// Error is "" on success, else the reason code followed by details,
-	// e.g. "not-arf: a delivery status notification ...".
-	Error            string   `json:"error"`
+	// Error is "" on success, else one reason code: not-arf,
+	// no-feedback-report, missing-feedback-type, limit-exceeded,
+	// malformed-conflicting-dates or unreadable.
+	Error string `json:"error"`
+	// Detail explains Error in words; omitted on success.
+	Detail           string   `json:"detail,omitempty"`
 	Warnings         []string `json:"warnings"`
 	Profile          string   `json:"profile"`
 	FeedbackType     string   `json:"feedback_type"`
@@ -34,7 +37,8 @@ type Result struct {
 func NewResult(file string, fb *Feedback, err error) Result {
 	r := Result{File: file, Warnings: []string{}, OriginalRcptTo: []string{}, ReportedDomain: []string{}, ReportedURI: []string{}}
 	if err != nil {
-		r.Error = err.Error()
+		r.Error = ErrorCode(err)
+		r.Detail = err.Error()
 		return r
 	}
 	if fb == nil {

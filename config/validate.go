@@ -340,6 +340,7 @@ func (p *Policy) validate(c *Config, where string) []string {
 
 func (c *Config) resolveSectionPaths(abs func(*string)) {
 	c.Filter.resolvePaths(abs)
+	c.Identity.resolvePaths(abs)
 	c.Store.resolvePaths(abs)
 	c.ARF.resolvePaths(abs)
 	c.Notify.resolvePaths(abs)

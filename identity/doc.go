@@ -1,0 +1,46 @@
+// Package identity finds the end user behind an outgoing message, keeps the
+// locks on outgoing users and identities, and locks identities automatically
+// when they cross a threshold within a sliding window.
+//
+// # Overview
+//
+// Extraction is pure: compile an outgoing user's ordered rules once with
+// NewRules, then call Rules.Extract for every message with the raw header
+// block, the SMTP AUTH name and the envelope sender. The first rule that
+// yields a valid value wins; only the topmost occurrence of a header counts,
+// so a header an end user adds below the one the sending MTA prepended
+// cannot change the identity. TraceToken makes the opaque value of the trace
+// header.
+//
+// A Manager owns three buckets (prefixed "identity_") on a *bbolt.DB that
+// the caller opens and closes. Open loads the locks that are in force into
+// an in-memory index, so Manager.CheckUser and Manager.CheckIdentity, called
+// at MAIL and after DATA, never read the database. Lock, Unlock, Get, List
+// and History are the administrative surface; every change is written
+// through to bbolt before it returns.
+//
+// Manager.Observe counts each message (and each attributed complaint) of an
+// identity in sliding windows, one per counter (spam, phishing, virus,
+// complaints, messages, recipients), and locks the identity the first time a
+// counter reaches its threshold. Window state is kept in memory, sharded by
+// identity key, and written behind to bbolt periodically and on Close.
+// In monitor mode a crossing records a WouldLock instead of a lock.
+//
+// Identity and domain names are compared without regard to case: locks and
+// windows are keyed by kind, lower-cased domain and lower-cased name.
+//
+// # Caveats
+//
+// Window counts reach bbolt only at each flush (Options.FlushInterval) and
+// on Close: a crash loses at most that much counting, never a lock.
+//
+// Locks are written synchronously, one bbolt transaction each; they are
+// rare compared with messages.
+//
+// A counter whose threshold is 0 is off and is not counted at all, so
+// Usage shows 0 for it; turning it on starts counting from then.
+//
+// When a counter crosses its threshold it starts afresh (the other counters
+// keep counting), so a monitored identity records one WouldLock per
+// crossing rather than one per message after it.
+package identity

@@ -1,0 +1,292 @@
+package identity
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Classes of an Observation.
+const (
+	ClassClean    = "clean"
+	ClassSpam     = "spam"
+	ClassPhishing = "phishing"
+	ClassVirus    = "virus"
+)
+
+// Observation is one message of an identity, or one complaint about it.
+type Observation struct {
+	// Domain is the outgoing user's administrative domain.
+	Domain string
+	// User is the outgoing user, recorded in the evidence.
+	User string
+	// Identity is the extracted identity; "" is not counted.
+	Identity string
+	// TxID is the transaction's log id, named in the evidence.
+	TxID string
+	// Class is the verdict of a message: clean, spam, phishing or virus.
+	// Empty for a complaint that is not a message of its own: it then
+	// counts neither as a message nor toward recipients.
+	Class string
+	// Recipients is the message's recipient count.
+	Recipients int
+	// Complaint marks attributed third-party feedback about TxID.
+	Complaint bool
+}
+
+func (o *Observation) validate() error {
+	switch o.Class {
+	case "", ClassClean, ClassSpam, ClassPhishing, ClassVirus:
+	default:
+		return fmt.Errorf("%w: class %q: use clean, spam, phishing or virus", ErrInvalid, o.Class)
+	}
+	if o.Class == "" && !o.Complaint {
+		return fmt.Errorf("%w: an observation without a class must be a complaint", ErrInvalid)
+	}
+	if o.Recipients < 0 {
+		return fmt.Errorf("%w: negative recipient count", ErrInvalid)
+	}
+	if o.Identity != "" {
+		if err := IdentityTarget(o.Domain, o.Identity).validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Outcome is what Observe did.
+type Outcome struct {
+	// Locked is the automatic lock this observation triggered.
+	Locked *Lock
+	// WouldLock is the monitor-mode record this observation triggered.
+	WouldLock *WouldLock
+	// Crossed is the evidence of a crossing that caused neither, because
+	// the identity was already locked.
+	Crossed *Evidence
+}
+
+func windowKey(domain, ident string) string {
+	return strings.ToLower(domain) + "\x00" + strings.ToLower(ident)
+}
+
+// Observe counts o for its identity under p and, when a counter reaches
+// its threshold, locks the identity (p.Auto) or records a WouldLock
+// (p.Monitor). With neither, or without an identity, it does nothing.
+//
+// Counting takes only the mutex of the identity's shard; concurrent
+// observations of one identity are all counted and exactly one of them
+// sees each crossing. Only a crossing writes to bbolt.
+func (m *Manager) Observe(ctx context.Context, o Observation, p Policy) (Outcome, error) {
+	if err := o.validate(); err != nil {
+		return Outcome{}, err
+	}
+	if o.Identity == "" || (!p.Auto && !p.Monitor) {
+		return Outcome{}, nil
+	}
+	if m.closed.Load() {
+		return Outcome{}, ErrClosed
+	}
+	limits := p.Thresholds.clamped()
+	key := windowKey(o.Domain, o.Identity)
+	sh := m.shardOf(key)
+	now := m.now()
+
+	sh.mu.Lock()
+	w := sh.windows[key]
+	if w == nil {
+		w = &window{Domain: o.Domain, Identity: o.Identity}
+		sh.windows[key] = w
+	}
+	crossed := w.observe(now.UnixNano(), &o, limits)
+	var ev *Evidence
+	if crossed >= 0 {
+		ev = w.evidence(crossed, now)
+		w.reset(crossed)
+	}
+	sh.dirty[key] = w
+	sh.mu.Unlock()
+
+	if ev == nil {
+		return Outcome{}, nil
+	}
+	t := IdentityTarget(o.Domain, o.Identity)
+	if p.Monitor {
+		wl, err := m.recordWouldLock(t, ev)
+		if err != nil {
+			return Outcome{}, err
+		}
+		return Outcome{WouldLock: wl}, nil
+	}
+	actor := ActorAuto
+	if ev.Counter == CounterComplaints.String() {
+		actor = ActorFeedback
+	}
+	l := &Lock{
+		Target:    t,
+		Reason:    fmt.Sprintf("%d %s in %s", ev.Count, ev.Counter, ev.Window),
+		Actor:     actor,
+		Automatic: true,
+		Evidence:  ev,
+	}
+	got, err := m.writeLock(ctx, l, p.LockDuration, func(r *record) bool {
+		return p.EscalateAfter > 0 && r.AutoEnded >= p.EscalateAfter
+	})
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrAlreadyLocked):
+		return Outcome{Crossed: ev}, nil
+	default:
+		return Outcome{}, err
+	}
+	m.metrics.autoLocks.Inc()
+	m.emit(Event{Type: EventAutoLock, Target: t, At: got.Start, Lock: copyLock(&got)})
+	return Outcome{Locked: &got}, nil
+}
+
+// recordWouldLock stores a WouldLock, dropping the oldest past
+// Options.MaxWouldLocks.
+func (m *Manager) recordWouldLock(t Target, ev *Evidence) (*WouldLock, error) {
+	wl := &WouldLock{Target: t, At: ev.At, Evidence: *ev}
+	err := m.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketWouldLocks)
+		id, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		wl.ID = id
+		v, err := json.Marshal(wl)
+		if err != nil {
+			return err
+		}
+		if err := b.Put(seqKey(id), v); err != nil {
+			return err
+		}
+		over := m.wouldCount.Add(1) - int64(m.opts.MaxWouldLocks)
+		c := b.Cursor()
+		for k, _ := c.First(); k != nil && over > 0; k, _ = c.First() {
+			if err := c.Delete(); err != nil {
+				return err
+			}
+			over--
+			m.wouldCount.Add(-1)
+		}
+		return nil
+	})
+	if err != nil {
+		m.wouldCount.Store(m.countWouldLocks())
+		return nil, fmt.Errorf("identity: recording would-lock: %w", err)
+	}
+	m.metrics.wouldLocks.Inc()
+	m.emit(Event{Type: EventWouldLock, Target: t, At: wl.At, WouldLock: wl})
+	return wl, nil
+}
+
+func (m *Manager) countWouldLocks() int64 {
+	var n int64
+	_ = m.db.View(func(tx *bolt.Tx) error {
+		n = int64(tx.Bucket(bucketWouldLocks).Stats().KeyN)
+		return nil
+	})
+	return n
+}
+
+func seqKey(id uint64) []byte {
+	k := make([]byte, 8)
+	binary.BigEndian.PutUint64(k, id)
+	return k
+}
+
+// WouldLocks lists the recorded WouldLocks matching f, newest first.
+func (m *Manager) WouldLocks(ctx context.Context, f WouldLockFilter) ([]WouldLock, error) {
+	var out []WouldLock
+	err := m.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketWouldLocks).Cursor()
+		for k, v := c.Last(); k != nil; k, v = c.Prev() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			var wl WouldLock
+			if err := json.Unmarshal(v, &wl); err != nil {
+				return fmt.Errorf("identity: decoding would-lock %x: %w", k, err)
+			}
+			if !f.Since.IsZero() && wl.At.Before(f.Since) {
+				break
+			}
+			if (f.Domain != "" && !strings.EqualFold(f.Domain, wl.Target.Domain)) ||
+				(f.Identity != "" && !strings.EqualFold(f.Identity, wl.Target.Name)) {
+				continue
+			}
+			out = append(out, wl)
+			if f.Limit > 0 && len(out) >= f.Limit {
+				break
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// CounterUsage is one counter of Usage.
+type CounterUsage struct {
+	Counter   string        `json:"counter"`
+	Count     int           `json:"count"`
+	Threshold int           `json:"threshold"`
+	Window    time.Duration `json:"window"`
+}
+
+// Usage is how close an identity is to an automatic lock.
+type Usage struct {
+	Domain   string `json:"domain"`
+	Identity string `json:"identity"`
+	// User is the outgoing user last seen sending as the identity.
+	User string `json:"user,omitempty"`
+	// LastSeen is the time of the last observation.
+	LastSeen time.Time `json:"last_seen"`
+	// Counters are counted against the thresholds of the last
+	// observation, in Counter order.
+	Counters []CounterUsage `json:"counters"`
+	// Lock is the lock in force, if any.
+	Lock *Lock `json:"lock,omitempty"`
+}
+
+// Usage returns the identity's current window counts against its
+// thresholds, or ErrNotFound when nothing of it is counted (never observed,
+// or idle long enough to be forgotten).
+func (m *Manager) Usage(ctx context.Context, domain, ident string) (Usage, error) {
+	if err := IdentityTarget(domain, ident).validate(); err != nil {
+		return Usage{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Usage{}, err
+	}
+	key := windowKey(domain, ident)
+	sh := m.shardOf(key)
+	now := m.now()
+	sh.mu.Lock()
+	w := sh.windows[key]
+	if w == nil {
+		sh.mu.Unlock()
+		return Usage{}, fmt.Errorf("%w: no counts for identity %s (%s)", ErrNotFound, ident, domain)
+	}
+	counts := w.counts(now.UnixNano())
+	u := Usage{Domain: w.Domain, Identity: w.Identity, User: w.User, LastSeen: time.Unix(0, w.Last)}
+	for c := range numCounters {
+		u.Counters = append(u.Counters, CounterUsage{
+			Counter:   c.String(),
+			Count:     int(counts[c]),
+			Threshold: w.Limits[c].Count,
+			Window:    w.Limits[c].Window,
+		})
+	}
+	sh.mu.Unlock()
+	if l, ok := m.Lookup(IdentityTarget(domain, ident)); ok {
+		u.Lock = &l
+	}
+	return u, nil
+}

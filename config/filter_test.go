@@ -1,0 +1,123 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// filterBase is a minimal valid configuration without a filter section.
+const filterBase = `
+listeners:
+  - name: submission
+    address: "127.0.0.1:2525"
+    tls: none
+    allow_insecure_auth: true
+next_hop:
+  type: capture
+domains:
+  - name: example.com
+    users:
+      - name: alice
+        networks: ["127.0.0.1/32"]
+`
+
+func parseWithFilter(t *testing.T, section string) (*Config, error) {
+	t.Helper()
+	return Parse([]byte(filterBase + section))
+}
+
+func TestFilterDefaults(t *testing.T) {
+	c, err := parseWithFilter(t, "")
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	f := c.Filter
+	b := f.Engines.Builtin
+	if b.Enabled == nil || !*b.Enabled {
+		t.Errorf("got builtin.enabled %v, want true", b.Enabled)
+	}
+	if f.Engines.Rspamd.Enabled || f.Engines.Clamd.Enabled {
+		t.Errorf("got rspamd %v clamd %v, want both disabled", f.Engines.Rspamd.Enabled, f.Engines.Clamd.Enabled)
+	}
+	for _, tc := range []struct {
+		name      string
+		got, want any
+	}{
+		{"builtin.spam_threshold", b.SpamThreshold, DefaultSpamThreshold},
+		{"builtin.on_error", b.OnError, "tempfail"},
+		{"builtin.dangerous_attachment_class", b.DangerousAttachmentClass, "virus"},
+		{"builtin.mass_recipients", b.MassRecipients, DefaultMassRecipients},
+		{"rspamd.url", f.Engines.Rspamd.URL, DefaultRspamdURL},
+		{"rspamd.timeout", f.Engines.Rspamd.Timeout.D(), DefaultRspamdTimeout},
+		{"clamd.address", f.Engines.Clamd.Address, DefaultClamdAddress},
+		{"clamd.over_limit", f.Engines.Clamd.OverLimit, "skip"},
+		{"clamd.max_stream_bytes", f.Engines.Clamd.MaxStreamBytes, int64(DefaultClamdMaxStreamBytes)},
+		{"limits.max_parts", f.Limits.MaxParts, DefaultFilterMaxParts},
+		{"limits.max_decoded_bytes", f.Limits.MaxDecodedBytes, int64(DefaultFilterMaxDecodedBytes)},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s: got %v, want %v", tc.name, tc.got, tc.want)
+		}
+	}
+}
+
+func TestFilterExample(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "example-filter.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := parseWithFilter(t, string(b))
+	if err != nil {
+		t.Fatalf("the shipped example does not parse: %v", err)
+	}
+	if got := len(c.Filter.Engines.Builtin.Rules); got == 0 {
+		t.Errorf("got %d example rules, want some", got)
+	}
+	if r := c.Filter.Engines.Builtin.Rules[0]; r.Match != "substring" && r.Match != "regex" {
+		t.Errorf("got rule match %q after defaults", r.Match)
+	}
+}
+
+func TestFilterBadFixtures(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		want string // part of the message naming the key
+	}{
+		{"on-error", "rspamd.on_error"},
+		{"rule-target", "target \"subject\""},
+		{"rule-regex", "regular expression"},
+		{"rule-name", "name is empty"},
+		{"rule-duplicate", "duplicate rule name"},
+		{"attachment-class", "dangerous_attachment_class"},
+		{"clamd-address", "clamd.address"},
+		{"rspamd-url", "rspamd.url"},
+		{"over-limit", "over_limit"},
+		{"scores", "LINK_MISMATCHES"},
+		{"protected-domain", "protected_domains"},
+		{"all-disabled", "every engine is disabled"},
+		{"limits", "max_part_bytes"},
+		{"unknown-key", "spam_treshold"},
+		{"spam-action", "spam_actions"},
+		{"mass-recipients", "mass_recipients"},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join("testdata", "bad-filter-"+tc.file+".yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = parseWithFilter(t, string(b))
+			if err == nil {
+				t.Fatalf("got no error, want one mentioning %q", tc.want)
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("got %v, want it to wrap ErrInvalid", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %q, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,48 @@
+package filter
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// metrics are the Classifier's Prometheus series. Label values come from
+// small fixed sets: engine names and verdict classes.
+type metrics struct {
+	duration *prometheus.HistogramVec
+	errors   *prometheus.CounterVec
+	verdicts *prometheus.CounterVec
+}
+
+// verdictTempfail is the verdicts_total label of a classification that
+// ended in ErrTempfail.
+const verdictTempfail = "tempfail"
+
+func newMetrics(reg prometheus.Registerer, engines []string) *metrics {
+	f := promauto.With(reg)
+	m := &metrics{
+		duration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "outguard_classification_duration_seconds",
+			Help:    "Time taken to classify a message, per engine; engine=\"all\" is the whole classification.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"engine"}),
+		errors: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "outguard_scanner_errors_total",
+			Help: "Classification engine failures (unreachable, timed out, bad answer), per engine.",
+		}, []string{"engine"}),
+		verdicts: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "outguard_verdicts_total",
+			Help: "Classifications by outcome: clean, spam, phishing, virus, or tempfail when a failed engine deferred the message.",
+		}, []string{"verdict"}),
+	}
+	// Make every series visible from the start, so rates work at once.
+	for _, e := range engines {
+		m.duration.WithLabelValues(e)
+		m.errors.WithLabelValues(e)
+	}
+	m.duration.WithLabelValues("all")
+	for _, c := range classNames {
+		m.verdicts.WithLabelValues(c)
+	}
+	m.verdicts.WithLabelValues(verdictTempfail)
+	return m
+}

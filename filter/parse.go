@@ -1,0 +1,370 @@
+package filter
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"mime"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/emersion/go-message"
+	_ "github.com/emersion/go-message/charset" // registers charset decoders for text parts
+	"github.com/emersion/go-message/mail"
+)
+
+// Limits bound the work and memory of ParseMessage on hostile input. Zero
+// fields take the defaults below.
+type Limits struct {
+	// MaxDepth bounds the nesting of multiparts and attached messages.
+	// Default 10.
+	MaxDepth int
+	// MaxParts bounds the number of leaf parts walked. Default 500.
+	MaxParts int
+	// MaxHeaderBytes bounds the top-level header. Default 1 MiB.
+	MaxHeaderBytes int64
+	// MaxPartBytes bounds the decoded bytes kept for one part. Default
+	// 10 MiB.
+	MaxPartBytes int64
+	// MaxDecodedBytes bounds the decoded bytes kept for the whole message.
+	// Default 50 MiB.
+	MaxDecodedBytes int64
+	// MaxArchiveEntries bounds the entries listed per archive. Default
+	// 1000.
+	MaxArchiveEntries int
+	// MaxArchiveBytes bounds the uncompressed bytes read from the entries
+	// of one attached archive, nested archives included. Default 10 MiB.
+	MaxArchiveBytes int64
+	// MaxArchiveDepth bounds the nesting of archives in archives. Default 3.
+	MaxArchiveDepth int
+	// MaxURLs bounds the distinct URLs collected. Default 1000.
+	MaxURLs int
+}
+
+// DefaultLimits returns the limits used for zero fields.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxDepth:          10,
+		MaxParts:          500,
+		MaxHeaderBytes:    1 << 20,
+		MaxPartBytes:      10 << 20,
+		MaxDecodedBytes:   50 << 20,
+		MaxArchiveEntries: 1000,
+		MaxArchiveBytes:   10 << 20,
+		MaxArchiveDepth:   3,
+		MaxURLs:           1000,
+	}
+}
+
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
+	setIfZero(&l.MaxDepth, d.MaxDepth)
+	setIfZero(&l.MaxParts, d.MaxParts)
+	setIfZero(&l.MaxHeaderBytes, d.MaxHeaderBytes)
+	setIfZero(&l.MaxPartBytes, d.MaxPartBytes)
+	setIfZero(&l.MaxDecodedBytes, d.MaxDecodedBytes)
+	setIfZero(&l.MaxArchiveEntries, d.MaxArchiveEntries)
+	setIfZero(&l.MaxArchiveBytes, d.MaxArchiveBytes)
+	setIfZero(&l.MaxArchiveDepth, d.MaxArchiveDepth)
+	setIfZero(&l.MaxURLs, d.MaxURLs)
+	return l
+}
+
+func setIfZero[T int | int64](p *T, v T) {
+	if *p <= 0 {
+		*p = v
+	}
+}
+
+// ParseBytes parses a message held in memory; see ParseMessage.
+func ParseBytes(raw []byte, lim Limits) (*Message, error) {
+	return ParseMessage(bytes.NewReader(raw), int64(len(raw)), lim)
+}
+
+// ParseMessage parses the size bytes of r as an RFC 5322 message: header,
+// MIME tree, decoded parts, text, URLs and archive listings. A leading mbox
+// "From " line is skipped.
+//
+// Malformed input is not an error: what could not be parsed is recorded in
+// Message.Defects and the rest is still walked, so that engines see as much
+// as possible. The error is non-nil only when r itself fails to read.
+// The returned Message keeps r for Message.Raw: r must stay readable until
+// classification is over.
+func ParseMessage(r io.ReaderAt, size int64, lim Limits) (*Message, error) {
+	if size < 0 {
+		return nil, fmt.Errorf("filter: negative message size %d", size)
+	}
+	m := &Message{raw: r, size: size}
+	w := &walker{m: m, lim: lim.withDefaults(), seen: map[string]bool{}}
+	// Skip an mbox "From " line, which is not a header.
+	var start int64
+	var first [1024]byte
+	n, _ := r.ReadAt(first[:min(int64(len(first)), size)], 0)
+	if bytes.HasPrefix(first[:n], []byte("From ")) {
+		if i := bytes.IndexByte(first[:n], '\n'); i >= 0 {
+			start = int64(i + 1)
+		} else {
+			w.defect("mbox From line too long")
+		}
+	}
+	src := &errReader{r: io.NewSectionReader(r, start, size-start)}
+	e, err := message.ReadWithOptions(bufio.NewReader(src), &message.ReadOptions{MaxHeaderBytes: w.lim.MaxHeaderBytes})
+	switch {
+	case e == nil:
+		// Without a readable header, treat the whole input as plain text so
+		// that content rules still see it.
+		w.defect("header: " + err.Error())
+		m.Header = mail.Header{}
+		src = &errReader{r: io.NewSectionReader(r, start, size-start)}
+		w.leaf(&message.Entity{Body: src}, "")
+	default:
+		if err != nil {
+			w.defect("top level: " + err.Error())
+		}
+		m.Header = mail.Header{Header: e.Header}
+		w.entity(e, 0, "")
+	}
+	if src.err != nil {
+		return nil, fmt.Errorf("filter: reading message: %w", src.err)
+	}
+	m.BodyText = w.text.String()
+	return m, nil
+}
+
+// errReader remembers the first error of r other than io.EOF, so that read
+// failures of the message source are told apart from malformed MIME.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}
+
+type walker struct {
+	m       *Message
+	lim     Limits
+	decoded int64
+	text    strings.Builder
+	seen    map[string]bool
+	flagged map[string]bool
+}
+
+// maxDefects bounds Message.Defects.
+const maxDefects = 50
+
+// defect records a problem once.
+func (w *walker) defect(s string) {
+	if w.flagged == nil {
+		w.flagged = map[string]bool{}
+	}
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	if len(w.m.Defects) >= maxDefects {
+		return
+	}
+	if len(w.m.Defects) == maxDefects-1 {
+		s = "more defects not listed"
+	}
+	if !w.flagged[s] {
+		w.flagged[s] = true
+		w.m.Defects = append(w.m.Defects, s)
+	}
+}
+
+func childPath(parent string, i int) string {
+	if parent == "" {
+		return strconv.Itoa(i)
+	}
+	return parent + "." + strconv.Itoa(i)
+}
+
+func (w *walker) entity(e *message.Entity, depth int, path string) {
+	if depth > w.lim.MaxDepth {
+		w.defect(fmt.Sprintf("MIME nesting deeper than %d: rest skipped", w.lim.MaxDepth))
+		return
+	}
+	if mr := e.MultipartReader(); mr != nil {
+		for i := 1; ; i++ {
+			p, err := mr.NextPart()
+			if err == io.EOF {
+				return
+			}
+			if p == nil {
+				w.defect("multipart " + path + ": " + err.Error())
+				return
+			}
+			if err != nil {
+				w.defect("part " + childPath(path, i) + ": " + err.Error())
+			}
+			if len(w.m.Parts) >= w.lim.MaxParts {
+				w.defect(fmt.Sprintf("more than %d parts: rest skipped", w.lim.MaxParts))
+				return
+			}
+			w.entity(p, depth+1, childPath(path, i))
+		}
+	}
+	mt, _, _ := e.Header.ContentType()
+	if strings.EqualFold(mt, "message/rfc822") || strings.EqualFold(mt, "message/global") {
+		inner, err := message.ReadWithOptions(e.Body, &message.ReadOptions{MaxHeaderBytes: w.lim.MaxHeaderBytes})
+		if inner == nil {
+			w.defect("attached message " + path + ": " + err.Error())
+			return
+		}
+		if err != nil {
+			w.defect("attached message " + path + ": " + err.Error())
+		}
+		w.entity(inner, depth+1, childPath(path, 1))
+		return
+	}
+	if len(w.m.Parts) >= w.lim.MaxParts {
+		w.defect(fmt.Sprintf("more than %d parts: rest skipped", w.lim.MaxParts))
+		return
+	}
+	w.leaf(e, path)
+}
+
+// leaf reads and analyses one non-multipart entity.
+func (w *walker) leaf(e *message.Entity, path string) {
+	p := &Part{Path: path}
+	w.m.Parts = append(w.m.Parts, p)
+	p.ContentType, p.Disposition, p.Filename = partMeta(e.Header)
+
+	budget := min(w.lim.MaxPartBytes, w.lim.MaxDecodedBytes-w.decoded)
+	if budget < 0 {
+		budget = 0
+	}
+	var buf bytes.Buffer
+	n, err := io.Copy(&buf, io.LimitReader(e.Body, budget))
+	if err != nil {
+		w.defect("part " + displayPath(path) + ": " + err.Error())
+	}
+	p.Data = buf.Bytes()
+	p.Size = n
+	w.decoded += n
+	if n == budget {
+		// Count the rest without keeping it.
+		rest, _ := io.Copy(io.Discard, e.Body)
+		if rest > 0 {
+			p.Size += rest
+			p.Truncated = true
+			if budget < w.lim.MaxPartBytes {
+				w.defect(fmt.Sprintf("message decodes to more than %d bytes: parts truncated", w.lim.MaxDecodedBytes))
+			} else {
+				w.defect(fmt.Sprintf("part %s decodes to more than %d bytes: truncated", displayPath(path), w.lim.MaxPartBytes))
+			}
+		}
+	}
+
+	lowerName := strings.ToLower(p.Filename)
+	switch {
+	case p.ContentType == "text/html" || hasAnySuffix(lowerName, ".html", ".htm", ".shtml", ".xhtml"):
+		p.HTML = true
+		doc := parseHTML(p.Data)
+		p.Text = doc.text
+		p.PasswordForm = doc.passwordForm
+		for _, l := range doc.links {
+			w.addURL(l.href, l.text, true)
+		}
+		w.urlsInText(p.Text)
+	case strings.HasPrefix(p.ContentType, "text/") && p.ContentType != "text/calendar":
+		p.Text = string(p.Data)
+		w.urlsInText(p.Text)
+	case p.ContentType == "text/calendar":
+		p.Text = string(p.Data)
+	}
+	if t := strings.TrimSpace(p.Text); t != "" && !p.IsAttachment() {
+		if w.text.Len() > 0 {
+			w.text.WriteByte('\n')
+		}
+		w.text.WriteString(t)
+	}
+	if isZip(p) {
+		p.Archive = listZip(p.Data, w.lim, w.defect)
+	}
+}
+
+func displayPath(p string) string {
+	if p == "" {
+		return "body"
+	}
+	return p
+}
+
+// partMeta returns the media type, disposition and file name of a part,
+// falling back to a lenient scan when the header values do not parse.
+func partMeta(h message.Header) (ct, disp, name string) {
+	ct, params, err := h.ContentType()
+	ct = strings.ToLower(strings.TrimSpace(ct))
+	if err != nil {
+		raw := h.Get("Content-Type")
+		ct = strings.ToLower(strings.TrimSpace(strings.SplitN(raw, ";", 2)[0]))
+		params = map[string]string{"name": lenientParam(raw, "name")}
+	}
+	if ct == "" {
+		ct = "text/plain"
+	}
+	disp, dparams, err := h.ContentDisposition()
+	if err != nil {
+		raw := h.Get("Content-Disposition")
+		disp = strings.TrimSpace(strings.SplitN(raw, ";", 2)[0])
+		dparams = map[string]string{"filename": lenientParam(raw, "filename")}
+	}
+	disp = strings.ToLower(disp)
+	name = dparams["filename"]
+	if name == "" {
+		name = params["name"]
+	}
+	return ct, disp, decodeWords(name)
+}
+
+var paramRE = regexp.MustCompile(`(?i)(?:^|;)\s*([a-z0-9_*-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)`)
+
+// lenientParam finds a parameter in a header value that mime.ParseMediaType
+// rejected, so that a deliberately malformed header does not hide a file
+// name.
+func lenientParam(v, key string) string {
+	for _, m := range paramRE.FindAllStringSubmatch(v, 50) {
+		k := strings.ToLower(strings.TrimSuffix(m[1], "*"))
+		if k == key || strings.HasPrefix(k, key+"*") {
+			return strings.Trim(m[2], `"`)
+		}
+	}
+	return ""
+}
+
+var wordDecoder = &mime.WordDecoder{CharsetReader: func(cs string, r io.Reader) (io.Reader, error) {
+	if message.CharsetReader == nil {
+		return nil, fmt.Errorf("unknown charset %q", cs)
+	}
+	return message.CharsetReader(cs, r)
+}}
+
+// decodeWords decodes RFC 2047 encoded words left in a parameter value.
+func decodeWords(s string) string {
+	if !strings.Contains(s, "=?") {
+		return s
+	}
+	d, err := wordDecoder.DecodeHeader(s)
+	if err != nil {
+		return s
+	}
+	return d
+}
+
+func hasAnySuffix(s string, suffixes ...string) bool {
+	for _, x := range suffixes {
+		if strings.HasSuffix(s, x) {
+			return true
+		}
+	}
+	return false
+}

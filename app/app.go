@@ -33,7 +33,11 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/outguard/outguard/admin"
+	"github.com/outguard/outguard/arf"
 	"github.com/outguard/outguard/config"
+	"github.com/outguard/outguard/identity"
+	"github.com/outguard/outguard/quarantine"
+	"github.com/outguard/outguard/internal/notify"
 	"github.com/outguard/outguard/internal/passwd"
 	"github.com/outguard/outguard/internal/tlsutil"
 	"github.com/outguard/outguard/smtpd"
@@ -72,6 +76,13 @@ type App struct {
 	smtp     *smtpd.Server
 	admin    *admin.Server
 	smtpAddr []net.Addr
+
+	ids      *identity.Manager
+	store    *quarantine.Store
+	outbox   *arf.Outbox
+	pipeline *pipeline
+	notifier *notify.Notifier
+	api      *admin.API
 
 	stopOnce sync.Once
 	stopErr  error
@@ -124,9 +135,13 @@ func (a *App) Start() error {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data_dir: %w", err)
 	}
-	db, err := bolt.Open(filepath.Join(cfg.DataDir, "outguard.db"), 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	dbPath := cfg.Store.Path
+	if dbPath == "" {
+		dbPath = filepath.Join(cfg.DataDir, "outguard.db")
+	}
+	db, err := bolt.Open(dbPath, 0o600, &bolt.Options{Timeout: 2 * time.Second})
 	if err != nil {
-		return fmt.Errorf("opening database %s (is another outguard running on it?): %w", filepath.Join(cfg.DataDir, "outguard.db"), err)
+		return fmt.Errorf("opening database %s (is another outguard running on it?): %w", dbPath, err)
 	}
 	a.db = db
 
@@ -136,12 +151,18 @@ func (a *App) Start() error {
 		return err
 	}
 	a.nextHop = nh
+	if err := a.startComponents(cfg); err != nil {
+		a.closeAll()
+		return err
+	}
 
 	srv, err := smtpd.New(smtpd.Options{
 		Hostname:            cfg.Hostname,
 		Auth:                a.auth,
-		Policy:              smtpd.RelayAll,
+		Policy:              a.pipeline,
 		NextHop:             nh,
+		IsFeedbackAddress:   a.isFeedbackAddress,
+		NewID:               quarantine.NewID,
 		MaxMessageBytes:     cfg.Limits.MaxMessageBytes,
 		MaxRecipients:       cfg.Limits.MaxRecipients,
 		MaxLineLength:       cfg.Limits.MaxLineLength,
@@ -201,6 +222,10 @@ func (a *App) Start() error {
 		Reload:    a.ReloadFromFile,
 		Logger:    a.log,
 	})
+	if err := a.mountAPI(cfg); err != nil {
+		a.closeAll()
+		return err
+	}
 	if err := a.admin.Start(); err != nil {
 		a.closeAll()
 		return err
@@ -292,7 +317,19 @@ func (a *App) Reload(cfg *config.Config) error {
 	old := a.cfg
 	a.cfg = cfg
 	a.mu.Unlock()
+	if err := a.applyPolicy(cfg); err != nil {
+		a.mu.Lock()
+		a.cfg = old
+		a.mu.Unlock()
+		a.log.Error("reload failed, keeping the running configuration", "err", err)
+		return err
+	}
 	a.auth.table.Store(buildUsers(cfg))
+	if a.api != nil {
+		if err := a.api.SetTokens(adminTokens(cfg)); err != nil {
+			a.log.Error("admin tokens not reloaded, keeping the old ones", "err", err)
+		}
+	}
 	for _, what := range restartOnly(old, cfg) {
 		a.log.Warn("configuration change needs a restart to take effect", "setting", what)
 	}
@@ -316,6 +353,12 @@ func restartOnly(old, cfg *config.Config) []string {
 	}
 	if fmt.Sprint(old.Limits) != fmt.Sprint(cfg.Limits) {
 		out = append(out, "limits")
+	}
+	if fmt.Sprint(old.Notify) != fmt.Sprint(cfg.Notify) {
+		out = append(out, "notify")
+	}
+	if fmt.Sprint(old.Store) != fmt.Sprint(cfg.Store) {
+		out = append(out, "store")
 	}
 	return out
 }
@@ -347,6 +390,7 @@ func (a *App) closeAll() {
 	if c, ok := a.nextHop.(interface{ Close() error }); ok {
 		c.Close()
 	}
+	a.stopComponents()
 	if a.db != nil {
 		a.db.Close()
 		a.db = nil

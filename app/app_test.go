@@ -26,7 +26,7 @@ const trialHash = "$argon2id$v=19$m=65536,t=3,p=2$DlxgbKFuaNUPUbj/nt9lfg$zvHLdtX
 
 // testConfig writes a configuration relaying to nextHop with listeners on
 // port 0 and returns its path.
-func testConfig(t *testing.T, nextHop string, extra string) string {
+func testConfig(t testing.TB, nextHop string, extra string) string {
 	t.Helper()
 	dir := t.TempDir()
 	y := fmt.Sprintf(`hostname: outguard.test
@@ -50,7 +50,7 @@ admin: {address: "127.0.0.1:0"}
 	return p
 }
 
-func startApp(t *testing.T, path string) *App {
+func startApp(t testing.TB, path string) *App {
 	t.Helper()
 	cfg, err := config.Load(path)
 	if err != nil {

@@ -96,6 +96,10 @@ type OutboxOptions struct {
 	Logger *slog.Logger
 	// Registerer receives the outbox metrics; nil registers none.
 	Registerer prometheus.Registerer
+	// OnExpire, if set, is called (from the sender goroutine) with each
+	// report that expired or was refused permanently, after it moved to
+	// the expired list: notifications hook in here.
+	OnExpire func(Entry)
 }
 
 // Outbox is a durable queue of reports delivered in the background.
@@ -399,6 +403,9 @@ func (o *Outbox) expire(e Entry, why string) error {
 	o.metrics.expired.Inc()
 	o.metrics.depth.Dec()
 	o.opts.Logger.Error("arf report not delivered; kept in the expired list", "report_id", e.ID, "to", e.To, "attempts", e.Attempts, "reason", why, "last_error", e.LastError)
+	if o.opts.OnExpire != nil {
+		o.opts.OnExpire(e)
+	}
 	return nil
 }
 

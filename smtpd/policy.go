@@ -37,7 +37,7 @@ type Transaction struct {
 func (tx *Transaction) Accepted() []string {
 	var out []string
 	for _, r := range tx.Rcpts {
-		if r.Code/100 == 2 {
+		if !r.Refused {
 			out = append(out, r.Addr)
 		}
 	}
@@ -46,7 +46,12 @@ func (tx *Transaction) Accepted() []string {
 
 // Recipient is one RCPT and its outcome.
 type Recipient struct {
-	Addr    string
+	Addr string
+	// Refused is set when the RCPT itself was refused (by outguard or by
+	// the next hop); the message never went to this recipient.
+	Refused bool
+	// Code and Message are the reply: the RCPT reply when Refused, else
+	// the final reply after DATA (250 until then).
 	Code    int
 	Message string
 }

@@ -149,7 +149,7 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		return s.reply("RCPT", replyNoTransaction)
 	}
 	if len(s.tx.Accepted()) >= s.srv.opts.MaxRecipients {
-		s.tx.Rcpts = append(s.tx.Rcpts, Recipient{Addr: to, Code: replyTooManyRcpts.Code, Message: replyTooManyRcpts.Message})
+		s.tx.Rcpts = append(s.tx.Rcpts, Recipient{Addr: to, Refused: true, Code: replyTooManyRcpts.Code, Message: replyTooManyRcpts.Message})
 		return s.reply("RCPT", replyTooManyRcpts)
 	}
 	var err error
@@ -166,7 +166,7 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	rc := Recipient{Addr: to, Code: 250, Message: "OK"}
 	var serr *smtp.SMTPError
 	if errors.As(r, &serr) {
-		rc.Code, rc.Message = serr.Code, serr.Message
+		rc.Refused, rc.Code, rc.Message = true, serr.Code, serr.Message
 	}
 	s.tx.Rcpts = append(s.tx.Rcpts, rc)
 	return r
@@ -283,7 +283,7 @@ func withID(r *smtp.SMTPError, id string) *smtp.SMTPError {
 func (s *session) finish(tx *Transaction, msg *Message, res Result) error {
 	res.Duration = s.srv.opts.Now().Sub(tx.Start)
 	for i := range tx.Rcpts {
-		if tx.Rcpts[i].Code/100 == 2 {
+		if !tx.Rcpts[i].Refused {
 			tx.Rcpts[i].Code, tx.Rcpts[i].Message = res.Reply.Code, res.Reply.Message
 		}
 	}

@@ -45,7 +45,11 @@ type NextHop struct {
 }
 
 // StartNextHop starts a next hop and stops it with t.Cleanup.
-func StartNextHop(t testing.TB) *NextHop {
+func StartNextHop(t testing.TB) *NextHop { return StartNextHopAt(t, "127.0.0.1:0") }
+
+// StartNextHopAt starts a next hop on addr (a port freed earlier, to bring
+// a "down" relay back).
+func StartNextHopAt(t testing.TB, addr string) *NextHop {
 	t.Helper()
 	h := &NextHop{RefuseRcpt: map[string]*smtp.SMTPError{}}
 	s := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
@@ -59,7 +63,7 @@ func StartNextHop(t testing.TB) *NextHop {
 	s.EnableSMTPUTF8 = true
 	s.MaxMessageBytes = 64 << 20
 	s.MaxRecipients = 10000
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,6 +71,19 @@ func StartNextHop(t testing.TB) *NextHop {
 	go s.Serve(ln)
 	t.Cleanup(func() { s.Close() })
 	return h
+}
+
+// FreeAddr returns a loopback address nothing listens on (a port that was
+// just free).
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
 }
 
 // Stop closes the next hop, so that new connections are refused.

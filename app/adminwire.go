@@ -1,0 +1,109 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/outguard/outguard/admin"
+	"github.com/outguard/outguard/config"
+	"github.com/outguard/outguard/internal/notify"
+)
+
+func adminTokens(cfg *config.Config) []admin.Token {
+	out := make([]admin.Token, 0, len(cfg.Admin.Tokens))
+	for _, t := range cfg.Admin.Tokens {
+		out = append(out, admin.Token{Name: t.Name, Hash: t.Hash, Scope: t.Scope})
+	}
+	return out
+}
+
+// mountAPI builds the admin API over the running components and mounts
+// it under /api/v1/.
+func (a *App) mountAPI(cfg *config.Config) error {
+	api, err := admin.NewAPI(admin.APIOptions{
+		Tokens:   adminTokens(cfg),
+		Locks:    a.ids,
+		Store:    a.store,
+		Feedback: admin.FeedbackFunc(a.ingestFeedback),
+		Reload:   a.ReloadFromFile,
+		DB:       a.db,
+		UserDomain: func(user string) (string, bool) {
+			e, ok := a.auth.table.Load().byName[user]
+			if !ok {
+				return "", false
+			}
+			return e.user.Domain, true
+		},
+		KnownDomain: func(d string) bool {
+			for _, dom := range a.Config().Domains {
+				if strings.EqualFold(dom.Name, d) {
+					return true
+				}
+			}
+			return false
+		},
+		MaxFeedbackBytes: cfg.ARF.ParseMaxBytes,
+		Now:              a.opts.Now,
+		Logger:           a.log.With("component", "api"),
+		Registerer:       a.reg,
+	})
+	if err != nil {
+		return fmt.Errorf("admin API: %w", err)
+	}
+	a.api = api
+	a.admin.Handle(admin.APIPrefix, api)
+	return nil
+}
+
+// ingestFeedback adapts the feedback intake to the API: a report that is
+// not feedback is a result (422), not an error.
+func (a *App) ingestFeedback(ctx context.Context, raw []byte, src string) (admin.FeedbackResult, error) {
+	r, err := a.pipeline.feedback.Ingest(ctx, raw, src)
+	if errors.Is(err, ErrNotFeedback) {
+		return admin.FeedbackResult{Result: r.Parse}, nil
+	}
+	if err != nil {
+		return admin.FeedbackResult{}, err
+	}
+	att := r.Method != "none"
+	return admin.FeedbackResult{Result: r.Parse, ID: r.ID, Attribution: r.Method, Attributed: att,
+		TxID: r.TxID, User: r.User, Domain: r.Domain, Identity: r.Identity, Counted: att && r.Identity != "", Locked: r.Locked}, nil
+}
+
+// newNotifier builds the webhook/mail notifier when the configuration
+// asks for one; nil otherwise.
+func (a *App) newNotifier(cfg *config.Config) (*notify.Notifier, error) {
+	w := cfg.Notify.Webhook
+	if w.URL == "" && !cfg.Notify.MailOnAutoLock {
+		return nil, nil
+	}
+	var events []notify.EventType
+	for _, e := range w.Events {
+		t, err := notify.ParseEventType(e)
+		if err != nil {
+			return nil, err
+		}
+		events = append(events, t)
+	}
+	o := notify.Options{
+		DB: a.db, URL: w.URL, Secret: []byte(w.Secret), Events: events,
+		Timeout: w.Timeout.D(), RetryInitial: w.Retry.Initial.D(), RetryMax: w.Retry.Max.D(), MaxAge: w.MaxAge.D(),
+		Mail:       notify.MailOptions{From: cfg.ARF.From, Hostname: cfg.Hostname},
+		Now:        a.opts.Now,
+		Logger:     a.log.With("component", "notify"),
+		Registerer: a.reg,
+	}
+	if cfg.Notify.MailOnAutoLock {
+		send := a.arfSend(cfg)
+		o.SendMail = func(ctx context.Context, to string, raw []byte) error { return send(ctx, "", []string{to}, raw) }
+		o.AbuseAddress = func(domain, user string) string {
+			if up, ok := a.pipeline.state.Load().users[user]; ok {
+				return up.abuseAddress
+			}
+			return a.Config().ARF.AbuseAddress
+		}
+	}
+	return notify.New(o)
+}

@@ -1,0 +1,179 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/outguard/outguard/arf"
+	"github.com/outguard/outguard/config"
+	"github.com/outguard/outguard/identity"
+	"github.com/outguard/outguard/quarantine"
+	"github.com/outguard/outguard/smtpd"
+)
+
+// startComponents opens the stores on the database and builds the
+// pipeline. The order matters for Stop: everything that writes to the
+// database is stopped before it closes.
+func (a *App) startComponents(cfg *config.Config) error {
+	n, err := a.newNotifier(cfg)
+	if err != nil {
+		return fmt.Errorf("notifications: %w", err)
+	}
+	a.notifier = n
+	var onEvent func(identity.Event)
+	var onExpire func(arf.Entry)
+	if n != nil {
+		onEvent, onExpire = n.OnIdentityEvent, n.OnOutboxExpiry
+		n.Start()
+	}
+	ids, err := identity.Open(a.db, identity.Options{
+		OnEvent:       onEvent,
+		Registerer:    a.reg,
+		Logger:        a.log.With("component", "identity"),
+		Now:           a.opts.Now,
+		FlushInterval: cfg.Identity.FlushInterval.D(),
+	})
+	if err != nil {
+		return fmt.Errorf("opening locks: %w", err)
+	}
+	a.ids = ids
+
+	store, err := quarantine.New(a.db, quarantine.Options{
+		LogRetention:        cfg.Store.LogRetention.D(),
+		QuarantineRetention: cfg.Store.QuarantineRetention.D(),
+		SweepInterval:       cfg.Store.SweepInterval.D(),
+		QueueSize:           cfg.Store.QueueSize,
+		Deliver: func(ctx context.Context, from string, rcpts []string, raw []byte) error {
+			return smtpd.Deliver(ctx, a.nextHop, from, rcpts, raw)
+		},
+		Registerer: a.reg,
+		Logger:     a.log.With("component", "store"),
+		Now:        a.opts.Now,
+	})
+	if err != nil {
+		return fmt.Errorf("opening message log: %w", err)
+	}
+	store.Start()
+	a.store = store
+
+	p := &pipeline{log: a.log, ids: ids, store: store, now: a.opts.Now}
+	a.pipeline = p
+	if cfg.ARF.IsEnabled() {
+		ob, err := arf.NewOutbox(arf.OutboxOptions{
+			DB:           a.db,
+			Send:         a.arfSend(cfg),
+			RetryInitial: cfg.ARF.Retry.Initial.D(),
+			RetryMax:     cfg.ARF.Retry.Max.D(),
+			MaxAge:       cfg.ARF.MaxAge.D(),
+			Now:          a.opts.Now,
+			Logger:       a.log.With("component", "arf"),
+			Registerer:   a.reg,
+			OnExpire:     onExpire,
+		})
+		if err != nil {
+			return fmt.Errorf("opening ARF outbox: %w", err)
+		}
+		ob.Start()
+		a.outbox = ob
+		p.outbox = ob
+	}
+	fi, err := newFeedbackIntake(p, a.db, a.reg, a.log.With("component", "feedback"))
+	if err != nil {
+		return err
+	}
+	p.feedback = fi
+	return a.applyPolicy(cfg)
+}
+
+// applyPolicy compiles the parts of cfg that reload swaps in: per-user
+// policies, the classifier, the ARF generator and feedback settings.
+func (a *App) applyPolicy(cfg *config.Config) error {
+	st, err := buildPolicyState(cfg)
+	if err != nil {
+		return err
+	}
+	cl, err := buildClassifier(cfg, a.reg, a.log, a.pipeline.classifier.Load() == nil)
+	if err != nil {
+		return err
+	}
+	gen, err := arf.NewGenerator(arf.GeneratorOptions{
+		From:             cfg.ARF.From,
+		To:               nonEmpty(cfg.ARF.AbuseAddress),
+		ReportingMTA:     cfg.Hostname,
+		Version:          a.opts.Version,
+		MaxOriginalBytes: cfg.ARF.MaxOriginalBytes,
+		Now:              a.opts.Now,
+	})
+	if err != nil {
+		return fmt.Errorf("ARF generator: %w", err)
+	}
+	a.pipeline.state.Store(st)
+	a.pipeline.classifier.Store(cl)
+	a.pipeline.generator.Store(gen)
+	trace := cfg.Identity.TraceHeader
+	if trace == "" {
+		trace = "X-Outguard-Trace"
+	}
+	a.pipeline.feedback.configure(cfg.ARF.IdentityHeader, trace, cfg.ARF.ParseMaxBytes)
+	return nil
+}
+
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
+}
+
+// arfSend delivers reports through the configured report relay, or by
+// default through the next hop (its connection pool, or the trial capture
+// folder). A 5xx refusal is permanent; anything else is retried.
+func (a *App) arfSend(cfg *config.Config) arf.SendFunc {
+	r := cfg.ARF.Relay
+	if r.Address != "" {
+		s := &arf.SMTPSender{Address: r.Address, TLS: r.TLS, Username: r.Username, Password: r.Password, Helo: cfg.Hostname}
+		return s.Send
+	}
+	return func(ctx context.Context, from string, to []string, raw []byte) error {
+		err := smtpd.Deliver(ctx, a.nextHop, from, to, raw)
+		var serr *smtp.SMTPError
+		if errors.As(err, &serr) && serr.Code/100 == 5 {
+			return fmt.Errorf("%w: %v", arf.ErrPermanent, err)
+		}
+		return err
+	}
+}
+
+func (a *App) isFeedbackAddress(addr string) bool {
+	for _, f := range a.pipeline.state.Load().feedbackAddrs {
+		if strings.EqualFold(f, addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// stopComponents stops the writers in dependency order; safe to call on a
+// partly started App.
+func (a *App) stopComponents() {
+	if a.outbox != nil {
+		a.outbox.Stop()
+	}
+	if a.store != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		a.store.Flush(ctx)
+		cancel()
+		a.store.Stop()
+	}
+	if a.ids != nil {
+		a.ids.Close()
+	}
+	if a.notifier != nil {
+		a.notifier.Stop()
+	}
+}

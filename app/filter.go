@@ -1,0 +1,123 @@
+package app
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/outguard/outguard/config"
+	"github.com/outguard/outguard/filter"
+)
+
+// buildClassifier maps the filter section onto the engines. The metrics
+// are registered with the first classifier only; classifiers built on
+// reload share them through the same registry-less path.
+func buildClassifier(cfg *config.Config, reg prometheus.Registerer, log *slog.Logger, register bool) (*filter.Classifier, error) {
+	fc := cfg.Filter
+	var specs []filter.EngineSpec
+	onErr := func(engine, s string) (filter.OnError, error) {
+		if s == "" {
+			return filter.ParseOnError("tempfail")
+		}
+		o, err := filter.ParseOnError(s)
+		if err != nil {
+			return o, fmt.Errorf("filter.engines.%s.on_error: %w", engine, err)
+		}
+		return o, nil
+	}
+	b := fc.Engines.Builtin
+	if b.Enabled == nil || *b.Enabled {
+		opts := filter.BuiltinOptions{
+			SpamThreshold:       b.SpamThreshold,
+			PhishingThreshold:   b.PhishingThreshold,
+			ProtectedDomains:    b.ProtectedDomains,
+			DangerousExtensions: b.DangerousExtensions,
+			MacroExtensions:     b.MacroExtensions,
+			MassRecipients:      b.MassRecipients,
+			Scores:              b.Scores,
+			Disabled:            b.Disabled,
+		}
+		if b.DangerousAttachmentClass != "" {
+			c, err := filter.ParseClass(b.DangerousAttachmentClass)
+			if err != nil {
+				return nil, fmt.Errorf("filter.engines.builtin.dangerous_attachment_class: %w", err)
+			}
+			opts.DangerousAttachmentClass = c
+		}
+		for _, r := range b.Rules {
+			t, err := filter.ParseTarget(r.Target)
+			if err != nil {
+				return nil, fmt.Errorf("filter rule %s: %w", r.Name, err)
+			}
+			rule := filter.Rule{Name: r.Name, Target: t, Header: r.Header, Regex: r.Match == "regex", Pattern: r.Pattern, Score: r.Score}
+			if r.Category != "" {
+				c, err := filter.ParseClass(r.Category)
+				if err != nil {
+					return nil, fmt.Errorf("filter rule %s: %w", r.Name, err)
+				}
+				rule.Category = c
+			}
+			opts.Rules = append(opts.Rules, rule)
+		}
+		eng, err := filter.NewBuiltin(opts)
+		if err != nil {
+			return nil, fmt.Errorf("filter.engines.builtin: %w", err)
+		}
+		oe, err := onErr("builtin", b.OnError)
+		if err != nil {
+			return nil, err
+		}
+		specs = append(specs, filter.EngineSpec{Engine: eng, Timeout: b.Timeout.D(), OnError: oe})
+	}
+	if r := fc.Engines.Rspamd; r.Enabled {
+		eng, err := filter.NewRspamd(filter.RspamdOptions{
+			URL: r.URL, Password: r.Password, SettingsID: r.SettingsID, SpamActions: r.SpamActions,
+			SpamScore: r.SpamScore, PhishingSymbols: r.PhishingSymbols, VirusSymbols: r.VirusSymbols,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("filter.engines.rspamd: %w", err)
+		}
+		oe, err := onErr("rspamd", r.OnError)
+		if err != nil {
+			return nil, err
+		}
+		specs = append(specs, filter.EngineSpec{Engine: eng, Timeout: r.Timeout.D(), OnError: oe})
+	}
+	if c := fc.Engines.Clamd; c.Enabled {
+		opts := filter.ClamdOptions{Address: c.Address, MaxStreamBytes: c.MaxStreamBytes}
+		if c.OverLimit != "" {
+			ol, err := filter.ParseOverLimit(c.OverLimit)
+			if err != nil {
+				return nil, fmt.Errorf("filter.engines.clamd.over_limit: %w", err)
+			}
+			opts.OverLimit = ol
+		}
+		eng, err := filter.NewClamd(opts)
+		if err != nil {
+			return nil, fmt.Errorf("filter.engines.clamd: %w", err)
+		}
+		oe, err := onErr("clamd", c.OnError)
+		if err != nil {
+			return nil, err
+		}
+		specs = append(specs, filter.EngineSpec{Engine: eng, Timeout: c.Timeout.D(), OnError: oe})
+	}
+	l := fc.Limits
+	o := filter.Options{
+		Engines: specs,
+		Limits: filter.Limits{MaxDepth: l.MaxDepth, MaxParts: l.MaxParts, MaxPartBytes: l.MaxPartBytes,
+			MaxDecodedBytes: l.MaxDecodedBytes, MaxArchiveEntries: l.MaxArchiveEntries, MaxArchiveBytes: l.MaxArchiveBytes, MaxURLs: l.MaxURLs},
+		Logger: log.With("component", "filter"),
+	}
+	if register {
+		o.Registerer = reg
+	}
+	return filter.New(o)
+}
+
+// NewClassifier builds the classifier cfg configures, without metrics: for
+// `outguard classify`, which runs the engines offline.
+func NewClassifier(cfg *config.Config, log *slog.Logger) (*filter.Classifier, error) {
+	return buildClassifier(cfg, nil, log, false)
+}

@@ -1,0 +1,268 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-message"
+	"github.com/emersion/go-message/mail"
+	"github.com/emersion/go-smtp"
+
+	"github.com/outguard/outguard/arf"
+	"github.com/outguard/outguard/filter"
+	"github.com/outguard/outguard/identity"
+	"github.com/outguard/outguard/quarantine"
+	"github.com/outguard/outguard/smtpd"
+)
+
+// pipeline is outguard's smtpd.Policy: the one per-transaction step where
+// locks, identity, classification, automatic locking, the message log, the
+// quarantine and ARF reports come together.
+//
+// At MAIL it refuses locked outgoing users. After DATA it finds the
+// identity, refuses a locked identity, classifies the message, counts the
+// verdict toward automatic locking, and for a blocked verdict stores the
+// message in the quarantine and its ARF report in the outbox (both synced)
+// before the client hears 550. Every transaction that reached DATA ends
+// in one message-log record, written by Close.
+type pipeline struct {
+	log        *slog.Logger
+	ids        *identity.Manager
+	store      *quarantine.Store
+	classifier atomic.Pointer[filter.Classifier]
+	outbox     *arf.Outbox
+	generator  atomic.Pointer[arf.Generator]
+	feedback   *feedbackIntake
+	state      atomic.Pointer[policyState]
+	now        func() time.Time
+
+	// noLog skips the message-log write of relayed mail; set only by the
+	// benchmark that measures what logging costs.
+	noLog bool
+}
+
+var _ smtpd.Policy = (*pipeline)(nil)
+
+func (p *pipeline) Begin(ctx context.Context, tx *smtpd.Transaction) (smtpd.Check, error) {
+	if tx.Feedback {
+		return &feedbackCheck{p: p}, nil
+	}
+	st := p.state.Load()
+	up := st.user(tx.User.Name)
+	if _, locked := p.ids.CheckUser(tx.User.Domain, tx.User.Name); locked {
+		return nil, &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
+			Message: fmt.Sprintf("[OG-LOCKED] sender %s is locked; contact your provider's abuse desk", tx.User.Name)}
+	}
+	return &check{p: p, st: st, up: up}, nil
+}
+
+// check carries what one transaction's Data step learned to its Close.
+type check struct {
+	p  *pipeline
+	st *policyState
+	up *userPolicy
+
+	identity   string
+	verdict    filter.Verdict
+	classified bool
+	trace      string
+	header     headerSummary
+	stored     bool // Quarantine already wrote the record
+}
+
+// headerSummary is what the log keeps of the message header.
+type headerSummary struct {
+	from, subject, messageID string
+}
+
+func summarize(raw []byte) headerSummary {
+	h, err := readHeader(raw)
+	if err != nil {
+		return headerSummary{}
+	}
+	mh := mail.Header{Header: message.Header{Header: h}}
+	var s headerSummary
+	if addrs, err := mh.AddressList("From"); err == nil && len(addrs) > 0 {
+		s.from = addrs[0].Address
+	} else {
+		s.from = strings.TrimSpace(mh.Get("From"))
+	}
+	if subj, err := mh.Subject(); err == nil {
+		s.subject = subj
+	} else {
+		s.subject = mh.Get("Subject")
+	}
+	s.messageID = strings.Trim(strings.TrimSpace(mh.Get("Message-Id")), "<>")
+	return s
+}
+
+func refusal(code int, ec smtp.EnhancedCode, text, id string) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: code, EnhancedCode: ec, Message: text + " (id " + id + ")"}
+}
+
+// tag is the verdict word of SPEC §1's replies.
+func tag(c filter.Class) string {
+	switch c {
+	case filter.Spam:
+		return "OG-SPAM"
+	case filter.Phishing:
+		return "OG-PHISH"
+	case filter.Virus:
+		return "OG-VIRUS"
+	}
+	return "OG-CLEAN"
+}
+
+func (c *check) Data(ctx context.Context, tx *smtpd.Transaction, msg *smtpd.Message) (smtpd.Decision, error) {
+	p, up := c.p, c.up
+	c.header = summarize(msg.Header)
+	ext := up.rules.Extract(identity.Input{Header: msg.Header, AuthUser: tx.AuthName, EnvelopeSender: tx.From})
+	c.identity = ext.Identity
+	if len(ext.Refused) > 0 {
+		p.log.Info("identity value refused", "tx", tx.ID, "refused", fmt.Sprint(ext.Refused))
+	}
+	monitor := up.policy.Monitor
+	if c.identity == "" && up.requireIdentity && !monitor {
+		return smtpd.Decision{Action: smtpd.Refuse, Outcome: smtpd.OutcomeRejected,
+			Reply: refusal(550, smtp.EnhancedCode{5, 7, 1}, "[OG-NOIDENTITY] message refused: the end user behind it could not be identified", tx.ID)}, nil
+	}
+	if c.identity != "" {
+		if _, locked := p.ids.CheckIdentity(tx.User.Domain, c.identity); locked {
+			return smtpd.Decision{Action: smtpd.Refuse, Outcome: smtpd.OutcomeRejected,
+				Reply: refusal(550, smtp.EnhancedCode{5, 7, 1}, "[OG-LOCKED] sender identity is locked; contact your provider's abuse desk", tx.ID)}, nil
+		}
+	}
+
+	v, err := c.classify(ctx, tx, msg)
+	if err != nil {
+		return smtpd.Decision{}, err
+	}
+	c.verdict, c.classified = v, true
+
+	if c.identity != "" {
+		out, err := p.ids.Observe(ctx, identity.Observation{
+			Domain: tx.User.Domain, User: tx.User.Name, Identity: c.identity, TxID: tx.ID,
+			Class: v.Class.String(), Recipients: len(tx.Accepted()),
+		}, up.policy)
+		if err != nil {
+			p.log.Error("counting toward automatic locking failed", "tx", tx.ID, "err", err)
+		} else if out.Locked != nil {
+			p.log.Warn("identity locked automatically", "tx", tx.ID, "domain", tx.User.Domain, "identity", c.identity, "reason", out.Locked.Reason)
+		} else if out.WouldLock != nil {
+			p.log.Warn("identity would have been locked (monitor mode)", "tx", tx.ID, "domain", tx.User.Domain, "identity", c.identity)
+		}
+	}
+
+	if v.Class != filter.Clean && !monitor {
+		reply := refusal(550, smtp.EnhancedCode{5, 7, 1},
+			fmt.Sprintf("[%s] message refused as %s", tag(v.Class), v.Class), tx.ID)
+		if err := c.quarantine(ctx, tx, msg, reply); err != nil {
+			// Not stored means not refused for good: the client retries.
+			return smtpd.Decision{}, err
+		}
+		return smtpd.Decision{Action: smtpd.Refuse, Outcome: smtpd.OutcomeQuarantined, Reply: reply}, nil
+	}
+
+	dec := smtpd.Decision{Action: smtpd.Relay}
+	if up.stripIdentity {
+		dec.StripHeaders = up.rules.HeaderNames()
+	}
+	if c.st.traceHeader != "" {
+		c.trace = identity.TraceToken(c.st.traceKey, tx.ID)
+		dec.StripHeaders = append(dec.StripHeaders, c.st.traceHeader)
+		dec.AddHeaders = append(dec.AddHeaders, c.st.traceHeader+": "+c.trace)
+	}
+	return dec, nil
+}
+
+// classify runs the engines; a failed engine with on_error tempfail comes
+// back as smtpd.ErrTempfail (451 4.7.1).
+func (c *check) classify(ctx context.Context, tx *smtpd.Transaction, msg *smtpd.Message) (filter.Verdict, error) {
+	cl := c.p.classifier.Load()
+	fm, err := filter.ParseMessage(msg.ReaderAt(), msg.Size, cl.Limits())
+	if err != nil {
+		return filter.Verdict{}, fmt.Errorf("%w: parsing message: %v", smtpd.ErrTempfail, err)
+	}
+	fm.Envelope = filter.Envelope{
+		MailFrom: tx.From, Rcpts: tx.Accepted(), ClientIP: tx.Client.Addr(), Helo: tx.Helo,
+		User: tx.User.Name, Domain: tx.User.Domain, Identity: c.identity, TransactionID: tx.ID,
+		AllowedSenderDomains: c.up.allowedSenderDomains,
+	}
+	v, err := cl.Classify(ctx, fm)
+	if err != nil {
+		if errors.Is(err, filter.ErrTempfail) {
+			return v, fmt.Errorf("%w: %v", smtpd.ErrTempfail, err)
+		}
+		return v, err
+	}
+	return v, nil
+}
+
+// quarantine stores the message with its log record and enqueues its ARF
+// report; both are synced before it returns.
+func (c *check) quarantine(ctx context.Context, tx *smtpd.Transaction, msg *smtpd.Message, reply *smtp.SMTPError) error {
+	raw, err := msg.Bytes()
+	if err != nil {
+		return err
+	}
+	rec := c.record(tx, msg.Size, quarantine.StatusQuarantined, reply, "", c.p.now().Sub(tx.Start))
+	if err := c.p.store.Quarantine(ctx, rec, raw); err != nil {
+		return fmt.Errorf("quarantining %s: %w", tx.ID, err)
+	}
+	c.stored = true
+	return c.p.report(ctx, tx, c, raw)
+}
+
+// Close writes the log record of a transaction that reached DATA.
+func (c *check) Close(tx *smtpd.Transaction, msg *smtpd.Message, res smtpd.Result) {
+	if res.Outcome == "" || c.stored || c.p.noLog {
+		return
+	}
+	status := map[string]quarantine.Status{
+		smtpd.OutcomeAccepted: quarantine.StatusAccepted,
+		smtpd.OutcomeRejected: quarantine.StatusRejected,
+		smtpd.OutcomeDeferred: quarantine.StatusDeferred,
+		smtpd.OutcomeFailed:   quarantine.StatusFailed,
+		// A refusal the pipeline meant to quarantine but could not store
+		// is deferred (the client retries).
+		smtpd.OutcomeQuarantined: quarantine.StatusDeferred,
+	}[res.Outcome]
+	if msg != nil && c.header == (headerSummary{}) {
+		c.header = summarize(msg.Header)
+	}
+	rec := c.record(tx, res.Size, status, res.Reply, res.NextHopReply, res.Duration)
+	if err := c.p.store.Append(rec); err != nil {
+		c.p.log.Error("message log write failed", "tx", tx.ID, "err", err)
+	}
+}
+
+func (c *check) record(tx *smtpd.Transaction, size int64, status quarantine.Status, reply *smtp.SMTPError, nextHop string, d time.Duration) *quarantine.Record {
+	rec := &quarantine.Record{
+		ID: tx.ID, Time: tx.Start, Listener: tx.Listener,
+		ClientIP: tx.Client.Addr(), ClientPort: tx.Client.Port(),
+		Identity: c.identity, Sender: tx.From,
+		HeaderFrom: c.header.from, Subject: c.header.subject, MessageID: c.header.messageID,
+		Size: size, Status: status, NextHopReply: nextHop, Duration: d, TraceToken: c.trace,
+	}
+	if tx.User != nil {
+		rec.User, rec.Domain = tx.User.Name, tx.User.Domain
+	}
+	if c.classified {
+		rec.Verdict = quarantine.Verdict(int(c.verdict.Class) + int(quarantine.VerdictClean))
+		rec.Score = c.verdict.Score
+		rec.Reasons = c.verdict.Reasons
+	}
+	for _, r := range tx.Rcpts {
+		rc := quarantine.Recipient{Address: r.Addr, Code: r.Code, Text: r.Message, Refused: r.Refused}
+		if !rc.Refused && reply != nil {
+			rc.Code, rc.Text = reply.Code, reply.Message
+		}
+		rec.Recipients = append(rec.Recipients, rc)
+	}
+	return rec
+}

@@ -1,0 +1,168 @@
+package app
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/outguard/outguard/config"
+	"github.com/outguard/outguard/identity"
+)
+
+// policyState is the per-user policy compiled from one configuration; the
+// pipeline swaps it atomically on reload.
+type policyState struct {
+	users       map[string]*userPolicy
+	traceHeader string
+	traceKey    []byte
+	// abuse addresses: user over domain over global.
+	globalAbuse string
+	// feedback addresses (lower case) outguard never reports mail to.
+	feedbackAddrs []string
+}
+
+// userPolicy is one outgoing user's resolved policy.
+type userPolicy struct {
+	domain               string
+	rules                *identity.Rules
+	requireIdentity      bool
+	stripIdentity        bool
+	policy               identity.Policy
+	allowedSenderDomains []string
+	abuseAddress         string
+}
+
+// fallbackUser applies to a user the configuration no longer has (removed
+// by a reload while a session was open): identity by envelope sender,
+// nothing automatic.
+var fallbackUser = func() *userPolicy {
+	r, _ := identity.NewRules([]identity.RuleSpec{{Kind: identity.RuleEnvelopeSender}}, identity.RulesOptions{})
+	return &userPolicy{rules: r, policy: identity.DefaultPolicy()}
+}()
+
+func (s *policyState) user(name string) *userPolicy {
+	if up, ok := s.users[name]; ok {
+		return up
+	}
+	return fallbackUser
+}
+
+func buildPolicyState(cfg *config.Config) (*policyState, error) {
+	st := &policyState{users: map[string]*userPolicy{}, traceHeader: cfg.Identity.TraceHeader, globalAbuse: cfg.ARF.AbuseAddress}
+	if st.traceHeader != "" {
+		k, err := cfg.Identity.TraceKeyBytes()
+		if err != nil {
+			return nil, err
+		}
+		st.traceKey = k
+	}
+	if a := cfg.ARF.FeedbackAddress; a != "" {
+		st.feedbackAddrs = append(st.feedbackAddrs, strings.ToLower(a))
+	}
+	base := identity.Resolve(identity.DefaultThresholds(), thresholdOverrides(&cfg.Identity.Thresholds))
+	lockDuration := identity.DefaultPolicy().LockDuration
+	if cfg.Identity.LockDuration != nil {
+		lockDuration = cfg.Identity.LockDuration.D()
+	}
+	escalate := identity.DefaultPolicy().EscalateAfter
+	if cfg.Identity.EscalateAfter != nil {
+		escalate = *cfg.Identity.EscalateAfter
+	}
+	for i := range cfg.Domains {
+		d := &cfg.Domains[i]
+		for j := range d.Users {
+			u := &d.Users[j]
+			rules := u.IdentityRules
+			if len(rules) == 0 {
+				rules = d.IdentityRules
+			}
+			if len(rules) == 0 {
+				rules = []config.IdentityRule{{EnvelopeSender: true}}
+			}
+			specs := make([]identity.RuleSpec, 0, len(rules))
+			for _, r := range rules {
+				specs = append(specs, ruleSpec(r))
+			}
+			compiled, err := identity.NewRules(specs, identity.RulesOptions{MaxLength: cfg.Identity.MaxLength})
+			if err != nil {
+				return nil, fmt.Errorf("user %s: %w", u.Name, err)
+			}
+			up := &userPolicy{
+				domain:          d.Name,
+				rules:           compiled,
+				requireIdentity: pick(u.RequireIdentity, d.RequireIdentity, false),
+				stripIdentity:   pick(u.StripIdentityHeader, d.StripIdentityHeader, false),
+				policy: identity.Policy{
+					Auto:          pick(u.LockIdentitiesAutomatically, d.LockIdentitiesAutomatically, false),
+					Monitor:       pick(u.Monitor, d.Monitor, cfg.Identity.Monitor),
+					Thresholds:    identity.Resolve(base, thresholdOverrides(d.Thresholds), thresholdOverrides(u.Thresholds)),
+					LockDuration:  lockDuration,
+					EscalateAfter: escalate,
+				},
+				allowedSenderDomains: u.AllowedSenderDomains,
+				abuseAddress:         firstNonEmpty(u.AbuseAddress, d.AbuseAddress, cfg.ARF.AbuseAddress),
+			}
+			if len(up.allowedSenderDomains) == 0 {
+				up.allowedSenderDomains = d.AllowedSenderDomains
+			}
+			st.users[u.Name] = up
+		}
+	}
+	return st, nil
+}
+
+func ruleSpec(r config.IdentityRule) identity.RuleSpec {
+	switch {
+	case r.Header != "":
+		return identity.RuleSpec{Kind: identity.RuleHeader, Header: r.Header, Regex: r.Regex}
+	case r.AuthUser:
+		return identity.RuleSpec{Kind: identity.RuleAuthUser, Regex: r.Regex}
+	}
+	return identity.RuleSpec{Kind: identity.RuleEnvelopeSender, Regex: r.Regex}
+}
+
+func pick(user, domain *bool, def bool) bool {
+	if user != nil {
+		return *user
+	}
+	if domain != nil {
+		return *domain
+	}
+	return def
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// thresholdOverrides maps one configuration layer onto identity's.
+func thresholdOverrides(t *config.Thresholds) *identity.ThresholdOverrides {
+	if t == nil {
+		return nil
+	}
+	o := &identity.ThresholdOverrides{Window: dur(t.Window)}
+	set := func(c identity.Counter, n *int, w *config.Duration) {
+		o.Count[c] = n
+		o.CounterWindow[c] = dur(w)
+	}
+	set(identity.CounterSpam, t.Spam, t.SpamWindow)
+	set(identity.CounterPhishing, t.Phishing, t.PhishingWindow)
+	set(identity.CounterVirus, t.Virus, t.VirusWindow)
+	set(identity.CounterComplaints, t.Complaints, t.ComplaintsWindow)
+	set(identity.CounterMessages, t.Messages, t.MessagesWindow)
+	set(identity.CounterRecipients, t.Recipients, t.RecipientsWindow)
+	return o
+}
+
+func dur(d *config.Duration) *time.Duration {
+	if d == nil {
+		return nil
+	}
+	v := d.D()
+	return &v
+}

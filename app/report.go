@@ -1,0 +1,56 @@
+package app
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+
+	"github.com/emersion/go-message/textproto"
+
+	"github.com/outguard/outguard/arf"
+	"github.com/outguard/outguard/smtpd"
+)
+
+// readHeader parses the header block at the start of raw.
+func readHeader(raw []byte) (textproto.Header, error) {
+	return textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw)))
+}
+
+// report builds the ARF report of a quarantined message and stores it in
+// the outbox; it returns once the report is synced. A user without any
+// abuse address, and mail that must never be reported (reports, bounces,
+// mail to the feedback address), are skipped and logged.
+func (p *pipeline) report(ctx context.Context, tx *smtpd.Transaction, c *check, raw []byte) error {
+	gen := p.generator.Load()
+	if p.outbox == nil || gen == nil {
+		return nil
+	}
+	to := c.up.abuseAddress
+	if to == "" {
+		p.log.Info("no ARF report: no abuse address configured for the user, its domain or globally", "tx", tx.ID)
+		return nil
+	}
+	h, err := readHeader(raw)
+	if err != nil {
+		h = textproto.Header{}
+	}
+	if why := arf.SkipReason(tx.From, tx.Accepted(), &h, c.st.feedbackAddrs); why != "" {
+		p.log.Info("no ARF report", "tx", tx.ID, "why", why)
+		return nil
+	}
+	rep, err := gen.Generate(arf.Incident{
+		TxID: tx.ID, User: tx.User.Name, Domain: tx.User.Domain, Identity: c.identity,
+		Verdict: c.verdict.Class.String(), Score: c.verdict.Score, Reasons: c.verdict.Reasons,
+		MailFrom: tx.From, RcptTo: tx.Accepted(), Arrival: tx.Start,
+		SourceIP: tx.Client.Addr(), SourcePort: int(tx.Client.Port()),
+		Original: raw, To: []string{to},
+	})
+	if err != nil {
+		return fmt.Errorf("building ARF report for %s: %w", tx.ID, err)
+	}
+	if err := p.outbox.Enqueue(ctx, arf.Report{ID: tx.ID, To: []string{to}, Raw: rep}); err != nil {
+		return fmt.Errorf("storing ARF report for %s: %w", tx.ID, err)
+	}
+	return nil
+}

@@ -1,0 +1,202 @@
+package quarantine
+
+import (
+	"errors"
+	"math"
+	"net/netip"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRecordRoundTrip(t *testing.T) {
+	full := sampleRecord(testBase, StatusQuarantined, VerdictVirus)
+	full.Complaints = 3
+	full.LastComplaint = testBase.Add(time.Hour)
+	full.Quarantine = &QuarantineInfo{RawSize: 100, StoredSize: 60, ReleasedAt: testBase.Add(2 * time.Hour), ReleasedBy: "ops", Expired: true}
+	v6 := sampleRecord(testBase, StatusFailed, VerdictClean)
+	v6.ClientIP = netip.MustParseAddr("2001:db8::1")
+	cases := []struct {
+		name string
+		rec  *Record
+	}{
+		{"full", full},
+		{"minimal", &Record{ID: NewID(testBase), Status: StatusDeferred}},
+		{"ipv6 client", v6},
+		{"time before the id", &Record{ID: NewID(testBase), Time: testBase.Add(-time.Second), Status: StatusRejected}},
+		{"negative score", &Record{ID: NewID(testBase), Status: StatusAccepted, Score: -2.25}},
+		{"score with many decimals", &Record{ID: NewID(testBase), Status: StatusAccepted, Score: 1.0 / 3}},
+		{"score 0.29", &Record{ID: NewID(testBase), Status: StatusAccepted, Score: 0.29}},
+		{"infinite score", &Record{ID: NewID(testBase), Status: StatusAccepted, Score: math.Inf(1)}},
+		{"NUL and UTF-8 in fields", &Record{ID: NewID(testBase), Status: StatusAccepted, Subject: "h\x00é€", Identity: "a\x00b"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			want := *tc.rec
+			if err := want.validate(); err != nil {
+				t.Fatal(err)
+			}
+			want.Time = want.Time.UTC()
+			b := encodeRecord(nil, &want)
+			got, err := decodeRecord(want.ID, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, &want) {
+				t.Errorf("got  %+v\nwant %+v", got, &want)
+			}
+		})
+	}
+}
+
+func TestDecodeRecordRejectsCorruption(t *testing.T) {
+	id := NewID(testBase)
+	good := encodeRecord(nil, func() *Record { r := sampleRecord(testBase, StatusAccepted, VerdictClean); r.ID = id; return r }())
+	cases := []struct {
+		name string
+		b    []byte
+	}{
+		{"empty", nil},
+		{"unknown version", append([]byte{9}, good[1:]...)},
+		{"truncated", good[:len(good)-3]},
+		{"trailing bytes", append(slices.Clone(good), 0)},
+		{"huge string length", []byte{codecVersion, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}},
+		{"huge list length", append([]byte{codecVersion, 0, 0, 0, 0, 0, 0, 0, 0}, 0xff, 0xff, 0x7f)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := decodeRecord(id, tc.b); !errors.Is(err, errCorrupt) {
+				t.Errorf("got %v, want errCorrupt", err)
+			}
+		})
+	}
+}
+
+func FuzzDecodeRecord(f *testing.F) {
+	id := NewID(testBase)
+	for _, r := range []*Record{
+		sampleRecord(testBase, StatusQuarantined, VerdictSpam),
+		{ID: id, Status: StatusAccepted},
+	} {
+		r.ID = id
+		_ = r.validate()
+		r.Quarantine = &QuarantineInfo{RawSize: 1}
+		f.Add(encodeRecord(nil, r))
+	}
+	f.Add([]byte{codecVersion})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := decodeRecord(id, b)
+		if err != nil {
+			return
+		}
+		// What decodes must survive an encode/decode round trip (the
+		// bytes may differ: varints have non-minimal forms).
+		again, err := decodeRecord(id, encodeRecord(nil, r))
+		if err != nil {
+			t.Fatalf("re-decoding: %v", err)
+		}
+		if math.IsNaN(r.Score) {
+			r.Score, again.Score = 0, 0
+		}
+		if !reflect.DeepEqual(again, r) {
+			t.Errorf("round trip differs:\n got %+v\nwant %+v", again, r)
+		}
+	})
+}
+
+func TestNewID(t *testing.T) {
+	at := time.Date(2026, 5, 4, 3, 2, 1, 987654321, time.UTC)
+	prev := ""
+	for i := range 1000 {
+		id := NewID(at)
+		if len(id) != IDLen {
+			t.Fatalf("got %q, want %d characters", id, IDLen)
+		}
+		if id <= prev {
+			t.Fatalf("id %d: got %s after %s, want increasing ids within one millisecond", i, id, prev)
+		}
+		prev = id
+		got, err := IDTime(id)
+		if err != nil || !got.Equal(at.Truncate(time.Millisecond)) {
+			t.Fatalf("IDTime(%s) = %v, %v; want %v", id, got, err, at.Truncate(time.Millisecond))
+		}
+	}
+	if a, b := NewID(at), NewID(at.Add(time.Millisecond)); a >= b {
+		t.Errorf("got %s >= %s, want ids ordered by time", a, b)
+	}
+	if a, b := idFloor(at), NewID(at); a > b {
+		t.Errorf("idFloor %s > NewID %s", a, b)
+	}
+	if got, want := NewID(time.Unix(0, 0))[:10], "0000000000"; got != want {
+		t.Errorf("epoch id prefix: got %s, want %s", got, want)
+	}
+}
+
+func TestParseID(t *testing.T) {
+	good := NewID(testBase)
+	cases := []struct {
+		name string
+		in   string
+		want string
+		ok   bool
+	}{
+		{"canonical", good, good, true},
+		{"lower case", strings.ToLower(good), good, true},
+		{"empty", "", "", false},
+		{"too short", good[:25], "", false},
+		{"too long", good + "0", "", false},
+		{"ambiguous letter", good[:25] + "U", "", false},
+		{"overflowing first character", "8" + good[1:], "", false},
+		{"path", "../../../../../../../../etc", "", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseID(tc.in)
+			if (err == nil) != tc.ok || got != tc.want {
+				t.Errorf("got %q, %v; want %q, ok %v", got, err, tc.want, tc.ok)
+			}
+			if err != nil && !errors.Is(err, ErrBadID) {
+				t.Errorf("got %v, want ErrBadID", err)
+			}
+		})
+	}
+}
+
+func FuzzParseID(f *testing.F) {
+	f.Add(NewID(testBase))
+	f.Add("7ZZZZZZZZZZZZZZZZZZZZZZZZZ")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		id, err := ParseID(s)
+		if err != nil {
+			return
+		}
+		if _, err := IDTime(id); err != nil {
+			t.Errorf("IDTime(%q): %v", id, err)
+		}
+		if again, _ := ParseID(id); again != id {
+			t.Errorf("ParseID not idempotent: %q -> %q", id, again)
+		}
+	})
+}
+
+func TestIDKey(t *testing.T) {
+	prev := ""
+	var prevKey []byte
+	for i := range 200 {
+		id := NewID(testBase.Add(time.Duration(i*i) * time.Millisecond))
+		k := idKey(id)
+		if len(k) != keyLen || keyID(k) != id {
+			t.Fatalf("idKey(%s) = %x, back %s", id, k, keyID(k))
+		}
+		if prev != "" && (id > prev) != (string(k) > string(prevKey)) {
+			t.Fatalf("order differs: %s vs %s, keys %x vs %x", id, prev, k, prevKey)
+		}
+		prev, prevKey = id, k
+	}
+	if got := keyID(idKey("7ZZZZZZZZZZZZZZZZZZZZZZZZZ")); got != "7ZZZZZZZZZZZZZZZZZZZZZZZZZ" {
+		t.Errorf("largest id: got %s", got)
+	}
+}

@@ -1,0 +1,233 @@
+package quarantine
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// op is one write handed to the committer. Everything that can be done
+// outside the write transaction (validation, encoding, index and rollup
+// keys, compression) is done by the caller before enqueueing, so the
+// single committer goroutine only copies bytes into the B+trees.
+type op struct {
+	id string
+
+	// A new record: its encoding, index keys, index value and rollup keys.
+	status  Status
+	val     []byte
+	idx     [][]byte
+	idxVal  []byte
+	rollups []string
+	// content is the compressed raw message of a quarantined record.
+	content []byte
+
+	// update changes an existing record in place (complaints, release,
+	// deletion); an error it returns fails this op only. dropContent
+	// also removes the quarantined content.
+	update      func(*Record) error
+	dropContent bool
+
+	// done, when set, receives the op's outcome once its round is
+	// committed; ops without it are fire-and-forget (Append).
+	done chan error
+}
+
+// commitLoop is the group committer: it takes whatever is queued (up to
+// MaxBatch) and writes it in one transaction, so one fsync covers every
+// record and quarantined message that arrived while the previous round
+// was being written. There is no timer: a lone writer gets its own round at
+// once, and under load rounds grow by themselves.
+func (s *Store) commitLoop() {
+	defer close(s.done)
+	batch := make([]*op, 0, s.opts.MaxBatch)
+	for o := range s.queue {
+		batch = append(batch[:0], o)
+	drain:
+		for len(batch) < s.opts.MaxBatch {
+			select {
+			case o, ok := <-s.queue:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, o)
+			default:
+				break drain
+			}
+		}
+		if s.beforeRound != nil {
+			s.beforeRound()
+		}
+		s.commitRound(batch)
+		clear(batch)
+	}
+}
+
+// qDelta is a change to the quarantine counters.
+type qDelta struct{ msgs, bytes int64 }
+
+func (s *Store) commitRound(batch []*op) {
+	errs := make([]error, len(batch))
+	var delta qDelta
+	start := time.Now()
+	err := s.safeUpdate(func(tx *bbolt.Tx) error {
+		delta = qDelta{}
+		clear(errs)
+		return s.apply(tx, batch, errs, &delta)
+	})
+	if err != nil && len(batch) > 1 {
+		// Isolate the op that broke the round: write each alone.
+		for _, o := range batch {
+			s.commitRound([]*op{o})
+		}
+		return
+	}
+	s.m.commitDuration.Observe(time.Since(start).Seconds())
+	s.m.batchSize.Observe(float64(len(batch)))
+	if err == nil {
+		s.qMessages.Add(delta.msgs)
+		s.qBytes.Add(delta.bytes)
+		s.m.qMessages.Set(float64(s.qMessages.Load()))
+		s.m.qBytes.Set(float64(s.qBytes.Load()))
+	}
+	for i, o := range batch {
+		e := errs[i]
+		if err != nil {
+			e = err
+		}
+		if e == nil && o.val != nil {
+			s.m.records.WithLabelValues(o.status.String()).Inc()
+		}
+		if o.done != nil {
+			o.done <- e
+		} else if e != nil {
+			s.m.writeErrors.Inc()
+			s.log.Error("quarantine: message log write failed", "id", o.id, "err", e)
+		}
+	}
+}
+
+// safeUpdate runs fn in a write transaction, turning a panic into an
+// error so that one bad op cannot kill the committer.
+func (s *Store) safeUpdate(fn func(*bbolt.Tx) error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("quarantine: panic in commit: %v", v)
+		}
+	}()
+	return s.db.Update(fn)
+}
+
+func (s *Store) apply(tx *bbolt.Tx, batch []*op, errs []error, delta *qDelta) error {
+	logB := tx.Bucket(bucketLog)
+	idxB := tx.Bucket(bucketIndex)
+	msgB := tx.Bucket(bucketMsg)
+	// Ids grow with time, so the log is written almost in key order:
+	// fuller pages keep the file small.
+	logB.FillPercent = 0.9
+	msgB.FillPercent = 0.9
+	// Index keys of one value are also written in id order, and rollups
+	// in time order: keep their pages full too.
+	idxB.FillPercent = 0.9
+	tx.Bucket(bucketRollup).FillPercent = 0.9
+	agg := make(map[string]uint64)
+	for i, o := range batch {
+		switch {
+		case o.val != nil:
+			key := idKey(o.id)
+			if logB.Get(key) != nil {
+				errs[i] = fmt.Errorf("%w: %s: id already in the log", ErrBadRecord, o.id)
+				continue
+			}
+			if o.content != nil {
+				if err := msgB.Put(key, o.content); err != nil {
+					return err
+				}
+				delta.msgs++
+				delta.bytes += int64(len(o.content))
+			}
+			if err := logB.Put(key, o.val); err != nil {
+				return err
+			}
+			for _, k := range o.idx {
+				if err := idxB.Put(k, o.idxVal); err != nil {
+					return err
+				}
+			}
+			for _, k := range o.rollups {
+				agg[k]++
+			}
+		case o.update != nil:
+			opErr, err := applyUpdate(logB, msgB, o, delta)
+			if err != nil {
+				return err
+			}
+			errs[i] = opErr
+		}
+	}
+	if len(agg) > 0 {
+		if err := addRollups(tx.Bucket(bucketRollup), agg); err != nil {
+			return err
+		}
+	}
+	meta := tx.Bucket(bucketMeta)
+	if err := addCounter(meta, metaQMessages, delta.msgs); err != nil {
+		return err
+	}
+	return addCounter(meta, metaQBytes, delta.bytes)
+}
+
+// applyUpdate runs o.update on its record. opErr is a refusal that fails
+// only this op (no such record, the update said no) and leaves the
+// transaction untouched; err is a write error that fails the round.
+func applyUpdate(logB, msgB *bbolt.Bucket, o *op, delta *qDelta) (opErr, err error) {
+	key := idKey(o.id)
+	v := logB.Get(key)
+	if v == nil {
+		return fmt.Errorf("%w: %s", ErrNotFound, o.id), nil
+	}
+	r, err := decodeRecord(o.id, v)
+	if err != nil {
+		return err, nil
+	}
+	if err := o.update(r); err != nil {
+		return err, nil
+	}
+	if o.dropContent {
+		if c := msgB.Get(key); c != nil {
+			delta.msgs--
+			delta.bytes -= int64(len(c))
+			if err := msgB.Delete(key); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return nil, logB.Put(key, encodeRecord(make([]byte, 0, len(v)+16), r))
+}
+
+// addRollups adds the counts in agg to the rollup counters, in key order
+// so that neighbouring counters are written together.
+func addRollups(b *bbolt.Bucket, agg map[string]uint64) error {
+	keys := make([]string, 0, len(agg))
+	for k := range agg {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	// bbolt keeps the value slices until commit: one buffer for all.
+	vals := make([]byte, 8*len(keys))
+	for i, k := range keys {
+		n := agg[k]
+		if v := b.Get([]byte(k)); len(v) == 8 {
+			n += binary.BigEndian.Uint64(v)
+		}
+		val := vals[8*i : 8*i+8 : 8*i+8]
+		binary.BigEndian.PutUint64(val, n)
+		if err := b.Put([]byte(k), val); err != nil {
+			return err
+		}
+	}
+	return nil
+}

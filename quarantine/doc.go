@@ -1,0 +1,63 @@
+// Package quarantine is outguard's message log and quarantine, stored in
+// bbolt: one record per SMTP transaction that reached DATA, the raw
+// content of blocked messages, search over the log, and reports served
+// from rollups.
+//
+// # Overview
+//
+// New takes a *bbolt.DB opened by the caller and creates the buckets the
+// package owns (all named "quarantine.*"). It starts a group committer: a
+// single goroutine that takes everything queued and writes it in one
+// transaction, so one fsync covers every record and quarantined message
+// that arrived while the previous round was being written.
+//
+//   - Append queues a record and returns at once (it blocks only while the
+//     queue of Options.QueueSize records is full: backpressure, never
+//     loss). Use it for transactions whose reply does not depend on the
+//     log.
+//   - Quarantine writes a record with the compressed raw message and
+//     returns once both are on disk: answer 550 after it returns.
+//   - Search, Get, ByMessageID and ByTraceToken read the log through
+//     secondary indexes; Report and Series read rollup counters kept up to
+//     date in the same transaction as the records.
+//   - Show, Raw, Release and Delete act on quarantined messages; Release
+//     delivers through Options.Deliver at most once per message.
+//   - Sweep applies retention; Start runs it periodically; Stop flushes the
+//     queue and stops both goroutines. The caller closes the database
+//     after Stop.
+//
+// Domain-scoped admin tokens: Query, ReportQuery and SeriesQuery have a
+// Scope, and the quarantine operations take an Actor with a Domain; a
+// record outside it is reported as ErrNotFound. Get, ByMessageID and
+// ByTraceToken serve ARF attribution and are not scoped: check
+// Record.InDomain before showing their result to a scoped admin.
+//
+// Ids are made by the caller with NewID (ULID layout: time-ordered,
+// 26 characters of Crockford base32). The time in the id is the one that
+// searches, reports and retention use.
+//
+// # Layout
+//
+// Ids are stored in keys in their 16-byte binary form, which sorts like
+// the text form. quarantine.log maps id to the record in a compact binary
+// encoding. quarantine.idx holds keys kind|hash64(value)|id (user, domain,
+// identity, status, verdict, Message-ID, trace token, client IP) whose
+// values carry
+// the record's status, verdict and a hash of its domain, so filters on
+// those need not load the record. quarantine.msg maps id to the deflated
+// message. quarantine.rollup holds counters keyed
+// granularity|bucket|class|group|domain NUL key for hours and UTC days:
+// totals and per-domain counters for every class, per identity, user and
+// sender counters by status class (accepted, rejected, other) and threat
+// verdict, "all" being the sum of the status classes.
+//
+// # Caveats
+//
+// Records written with Append are lost if the process dies before their
+// round commits (at most the queue's content): the reply to those clients
+// did not depend on them. A release whose delivery succeeded but whose
+// recording was interrupted by a crash is delivered again by a later
+// Release. Reports round their period out to whole hours. The index
+// value of very long fields is truncated to 200 bytes; the record itself
+// is always compared in full.
+package quarantine

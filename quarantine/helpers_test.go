@@ -1,0 +1,111 @@
+package quarantine
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// openDB opens a fresh bbolt file in t.TempDir, closed at cleanup.
+func openDB(t testing.TB, noSync bool) (*bbolt.DB, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "outguard.db")
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second, NoSync: noSync, NoFreelistSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, path
+}
+
+// newTestStore opens a store on a fresh NoSync database (tests check
+// logic, benchmarks measure fsync), stopped at cleanup.
+func newTestStore(t testing.TB, opts Options) (*Store, *bbolt.DB) {
+	t.Helper()
+	db, _ := openDB(t, true)
+	s, err := New(db, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s, db
+}
+
+// fakeDeliver records deliveries; Err, when set, fails them.
+type fakeDeliver struct {
+	mu    sync.Mutex
+	calls int
+	from  string
+	rcpts []string
+	raw   []byte
+	Err   error
+	// gate, when set, is waited on inside Deliver (to overlap releases).
+	gate chan struct{}
+}
+
+func (f *fakeDeliver) Deliver(ctx context.Context, from string, rcpts []string, raw []byte) error {
+	if f.gate != nil {
+		<-f.gate
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.Err != nil {
+		return f.Err
+	}
+	f.calls++
+	f.from, f.rcpts, f.raw = from, append([]string(nil), rcpts...), append([]byte(nil), raw...)
+	return nil
+}
+
+func (f *fakeDeliver) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls
+}
+
+var testBase = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// sampleRecord returns a fully populated record at t.
+func sampleRecord(t time.Time, st Status, v Verdict) *Record {
+	return &Record{
+		ID:         NewID(t),
+		Time:       t.Add(1234 * time.Microsecond),
+		Listener:   "submission",
+		ClientIP:   netip.MustParseAddr("192.0.2.10"),
+		ClientPort: 40123,
+		User:       "webhost1",
+		Domain:     "out.example.net",
+		Identity:   "alice@customer.example",
+		Sender:     "alice@customer.example",
+		Recipients: []Recipient{
+			{Address: "bob@example.org", Code: 250, Text: "2.0.0 Ok"},
+			{Address: "carol@example.org", Code: 550, Text: "5.1.1 no such user", Refused: true},
+		},
+		HeaderFrom:   "Alice <alice@customer.example>",
+		Subject:      "Quarterly numbers",
+		MessageID:    fmt.Sprintf("<%d.%d@customer.example>", t.UnixNano(), st),
+		Size:         4321,
+		Status:       st,
+		Verdict:      v,
+		Score:        7.5,
+		Reasons:      []string{"builtin:URL_SHORTENER", "rspamd:BAYES_SPAM"},
+		NextHopReply: "250 2.0.0 Ok: queued as 4Xyz",
+		Duration:     230 * time.Millisecond,
+		TraceToken:   fmt.Sprintf("tt-%d", t.UnixNano()),
+	}
+}
+
+const sampleRaw = "From: Alice <alice@customer.example>\r\nTo: bob@example.org\r\nSubject: Quarterly numbers\r\nMessage-ID: <x@customer.example>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nBuy now!\r\nhttp://example.com/\r\n"
+
+func flush(t testing.TB, s *Store) {
+	t.Helper()
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,285 @@
+package quarantine
+
+import (
+	"bytes"
+	"compress/flate"
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// Actor is who performs an admin operation on the quarantine, and the
+// administrative domain their access is limited to.
+type Actor struct {
+	// Name is recorded on the record (release, deletion).
+	Name string
+	// Domain limits the operation to records of that administrative
+	// domain; a record of another domain is reported as ErrNotFound. ""
+	// allows every domain.
+	Domain string
+}
+
+func (a Actor) allows(r *Record) bool { return r.InDomain(a.Domain) }
+
+// Quarantine writes rec to the message log together with raw, the message
+// as received, compressed, and returns once both are synced to disk: the
+// caller may then refuse the message, knowing it can be released later.
+// The write joins the committer's current round, so concurrent
+// quarantines and queued log records share one fsync. rec.Status must not
+// be StatusAccepted. If ctx ends first the write may still complete; the
+// caller should then answer with a temporary failure.
+func (s *Store) Quarantine(ctx context.Context, rec *Record, raw []byte) error {
+	if rec == nil {
+		return fmt.Errorf("%w: nil", ErrBadRecord)
+	}
+	r := *rec
+	if err := r.validate(); err != nil {
+		return err
+	}
+	if r.Status == StatusAccepted {
+		return fmt.Errorf("%w: %s: an accepted message cannot be quarantined", ErrBadRecord, r.ID)
+	}
+	content, err := s.compress(raw)
+	if err != nil {
+		return fmt.Errorf("quarantine: compressing %s: %w", r.ID, err)
+	}
+	r.Quarantine = &QuarantineInfo{RawSize: int64(len(raw)), StoredSize: int64(len(content))}
+	o := newRecordOp(&r)
+	o.content = content
+	return s.submit(ctx, o)
+}
+
+var flateWriters [flate.BestCompression + 3]sync.Pool // indexed by level+2
+
+func (s *Store) compress(raw []byte) ([]byte, error) {
+	lvl := s.opts.CompressionLevel
+	var buf bytes.Buffer
+	buf.Grow(len(raw)/3 + 64)
+	p := &flateWriters[lvl+2]
+	w, _ := p.Get().(*flate.Writer)
+	if w == nil {
+		var err error
+		if w, err = flate.NewWriter(&buf, lvl); err != nil {
+			return nil, err
+		}
+	} else {
+		w.Reset(&buf)
+	}
+	if _, err := w.Write(raw); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	p.Put(w)
+	return buf.Bytes(), nil
+}
+
+// decompress inflates stored content, refusing more than want bytes.
+func decompress(content []byte, want int64) ([]byte, error) {
+	r := flate.NewReader(bytes.NewReader(content))
+	defer r.Close()
+	b := bytes.NewBuffer(make([]byte, 0, min(want, 64<<20)))
+	n, err := io.Copy(b, io.LimitReader(r, want+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: inflating content: %w", errCorrupt, err)
+	}
+	if n != want {
+		return nil, fmt.Errorf("%w: content is %d bytes, record says %d", errCorrupt, n, want)
+	}
+	return b.Bytes(), nil
+}
+
+// quarantined loads a record and its raw content for actor.
+func (s *Store) quarantined(id string, actor Actor) (*Record, []byte, error) {
+	cid, err := ParseID(id)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrNotFound, err)
+	}
+	var rec *Record
+	var content []byte
+	err = s.db.View(func(tx *bbolt.Tx) error {
+		r, err := getRecord(tx, cid)
+		if err != nil {
+			return err
+		}
+		if !actor.allows(r) {
+			return fmt.Errorf("%w: %s", ErrNotFound, cid)
+		}
+		rec = r
+		if r.Quarantine == nil {
+			return fmt.Errorf("%w: %s is %s", ErrNotQuarantined, cid, r.Status)
+		}
+		if !r.Quarantine.HasContent() {
+			return fmt.Errorf("%w: %s", ErrGone, cid)
+		}
+		c := tx.Bucket(bucketMsg).Get(idKey(cid))
+		if c == nil {
+			return fmt.Errorf("%w: %s", ErrGone, cid)
+		}
+		content = bytes.Clone(c)
+		return nil
+	})
+	if err != nil {
+		return rec, nil, err
+	}
+	raw, err := decompress(content, rec.Quarantine.RawSize)
+	return rec, raw, err
+}
+
+// Raw returns the quarantined message exactly as it was received (an .eml
+// file). Errors: ErrNotFound, ErrNotQuarantined, ErrGone.
+func (s *Store) Raw(id string, actor Actor) ([]byte, error) {
+	_, raw, err := s.quarantined(id, actor)
+	return raw, err
+}
+
+// View is what Show returns: the record, the parsed header and a safe
+// text rendering of the body.
+type View struct {
+	Record *Record
+	// Header lists the header fields in order, values decoded to UTF-8
+	// and stripped of control characters.
+	Header []HeaderField
+	// Body is the text of the text/plain part, or the first text/html part
+	// converted to text, without control characters and capped at
+	// Options.RenderLimit bytes.
+	Body string
+	// BodyType is the media type Body was rendered from, "" if none.
+	BodyType string
+	// Truncated reports that Body was cut at the limit.
+	Truncated bool
+	// Parts lists the MIME leaf parts (type, file name, decoded size).
+	Parts []Part
+}
+
+// HeaderField is one header field of a quarantined message.
+type HeaderField struct{ Name, Value string }
+
+// Part is one MIME leaf part of a quarantined message.
+type Part struct {
+	Type     string
+	Filename string
+	Size     int64
+}
+
+// Show returns the record with a parsed, safe rendering of the
+// quarantined message for display. Errors: ErrNotFound,
+// ErrNotQuarantined, ErrGone.
+func (s *Store) Show(id string, actor Actor) (*View, error) {
+	rec, raw, err := s.quarantined(id, actor)
+	if err != nil {
+		return nil, err
+	}
+	v := render(raw, s.opts.RenderLimit)
+	v.Record = rec
+	return v, nil
+}
+
+// ReleaseResult tells what Release did.
+type ReleaseResult struct {
+	// At and By are when and by whom the message was released.
+	At time.Time
+	By string
+	// Already is true when the message had been released before; it was
+	// not delivered again.
+	Already bool
+}
+
+// Release delivers a quarantined message to the next hop with its
+// original envelope (the sender and the recipients not refused at RCPT)
+// through Options.Deliver, then records the release on the record.
+// Release is idempotent: a released message is never delivered again,
+// also when Release is called concurrently for the same id; later calls
+// return the first release with Already set. A failed delivery is
+// returned wrapped in ErrDeliver and leaves the message unreleased.
+//
+// If the process dies after Deliver succeeded and before the release was
+// recorded, a later Release delivers again (at-least-once).
+func (s *Store) Release(ctx context.Context, id string, actor Actor) (ReleaseResult, error) {
+	if s.opts.Deliver == nil {
+		return ReleaseResult{}, ErrNoDeliver
+	}
+	cid, err := ParseID(id)
+	if err != nil {
+		return ReleaseResult{}, fmt.Errorf("%w: %w", ErrNotFound, err)
+	}
+	// One release per id at a time; others wait, then see it released.
+	mine := make(chan struct{})
+	for {
+		other, busy := s.releasing.LoadOrStore(cid, mine)
+		if !busy {
+			break
+		}
+		select {
+		case <-other.(chan struct{}):
+		case <-ctx.Done():
+			return ReleaseResult{}, ctx.Err()
+		}
+	}
+	defer func() {
+		s.releasing.Delete(cid)
+		close(mine)
+	}()
+
+	rec, raw, err := s.quarantined(cid, actor)
+	if rec != nil && rec.Quarantine.Released() && actor.allows(rec) {
+		q := rec.Quarantine
+		return ReleaseResult{At: q.ReleasedAt, By: q.ReleasedBy, Already: true}, nil
+	}
+	if err != nil {
+		return ReleaseResult{}, err
+	}
+	var rcpts []string
+	for _, rc := range rec.Recipients {
+		if !rc.Refused {
+			rcpts = append(rcpts, rc.Address)
+		}
+	}
+	if len(rcpts) == 0 {
+		return ReleaseResult{}, fmt.Errorf("%w: %s has no recipient to deliver to", ErrDeliver, cid)
+	}
+	if err := s.opts.Deliver(ctx, rec.Sender, rcpts, raw); err != nil {
+		return ReleaseResult{}, fmt.Errorf("%w: %s: %w", ErrDeliver, cid, err)
+	}
+	res := ReleaseResult{At: s.opts.Now().UTC(), By: actor.Name}
+	err = s.submit(context.WithoutCancel(ctx), &op{id: cid, update: func(r *Record) error {
+		if r.Quarantine == nil {
+			return fmt.Errorf("%w: %s", ErrNotQuarantined, cid)
+		}
+		r.Quarantine.ReleasedAt = res.At
+		r.Quarantine.ReleasedBy = res.By
+		return nil
+	}})
+	if err != nil {
+		return res, fmt.Errorf("quarantine: %s delivered but the release was not recorded: %w", cid, err)
+	}
+	return res, nil
+}
+
+// Delete removes the quarantined content of id and records who deleted it
+// and when; the log record stays. Deleting twice returns ErrGone.
+func (s *Store) Delete(ctx context.Context, id string, actor Actor) error {
+	cid, err := ParseID(id)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrNotFound, err)
+	}
+	now := s.opts.Now().UTC()
+	return s.submit(ctx, &op{id: cid, dropContent: true, update: func(r *Record) error {
+		switch {
+		case !actor.allows(r):
+			return fmt.Errorf("%w: %s", ErrNotFound, cid)
+		case r.Quarantine == nil:
+			return fmt.Errorf("%w: %s is %s", ErrNotQuarantined, cid, r.Status)
+		case !r.Quarantine.HasContent():
+			return fmt.Errorf("%w: %s", ErrGone, cid)
+		}
+		r.Quarantine.DeletedAt = now
+		r.Quarantine.DeletedBy = actor.Name
+		return nil
+	}})
+}

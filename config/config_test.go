@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -160,4 +162,43 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("config returned with an error")
 		}
 	})
+}
+
+// TestExampleConfigHasEveryKey checks that every key of the schema appears
+// in the shipped example configuration (set or commented out), so that the
+// example stays the complete reference it claims to be.
+func TestExampleConfigHasEveryKey(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "outguard.example.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	seen := map[reflect.Type]bool{}
+	var walk func(reflect.Type, string)
+	walk = func(typ reflect.Type, path string) {
+		for typ.Kind() == reflect.Pointer || typ.Kind() == reflect.Slice || typ.Kind() == reflect.Map {
+			typ = typ.Elem()
+		}
+		if typ.Kind() != reflect.Struct || seen[typ] {
+			return
+		}
+		seen[typ] = true
+		for i := 0; i < typ.NumField(); i++ {
+			f := typ.Field(i)
+			tag := strings.Split(f.Tag.Get("yaml"), ",")
+			if tag[0] == "-" || !f.IsExported() {
+				continue
+			}
+			if tag[0] == "" {
+				walk(f.Type, path) // inline
+				continue
+			}
+			if !regexp.MustCompile(`(?m)^[\s#-]*(- )?`+regexp.QuoteMeta(tag[0])+`:`).MatchString(text) &&
+				!strings.Contains(text, "{"+tag[0]+":") && !strings.Contains(text, " "+tag[0]+":") {
+				t.Errorf("key %s%s is not in testdata/outguard.example.yaml", path, tag[0])
+			}
+			walk(f.Type, path+tag[0]+".")
+		}
+	}
+	walk(reflect.TypeOf(Config{}), "")
 }

@@ -36,10 +36,10 @@ import (
 	"github.com/outguard/outguard/arf"
 	"github.com/outguard/outguard/config"
 	"github.com/outguard/outguard/identity"
-	"github.com/outguard/outguard/quarantine"
 	"github.com/outguard/outguard/internal/notify"
 	"github.com/outguard/outguard/internal/passwd"
 	"github.com/outguard/outguard/internal/tlsutil"
+	"github.com/outguard/outguard/quarantine"
 	"github.com/outguard/outguard/smtpd"
 )
 

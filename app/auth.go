@@ -77,4 +77,3 @@ func (a *authenticator) UserForAddress(ip netip.Addr) (*smtpd.User, bool) {
 	}
 	return best, best != nil
 }
-

@@ -53,15 +53,15 @@ var ErrNotFeedback = errors.New("not a feedback report")
 // feedback, from SMTP (mail to the feedback address), the HTTP API and the
 // CLI.
 type feedbackIntake struct {
-	p         *pipeline
-	db        *bolt.DB
-	log       *slog.Logger
-	idHeader  atomic.Pointer[string]
-	trHeader  atomic.Pointer[string]
-	maxBytes  atomic.Int64
-	ingested  *prometheus.CounterVec
-	newID     func(time.Time) string
-	now       func() time.Time
+	p        *pipeline
+	db       *bolt.DB
+	log      *slog.Logger
+	idHeader atomic.Pointer[string]
+	trHeader atomic.Pointer[string]
+	maxBytes atomic.Int64
+	ingested *prometheus.CounterVec
+	newID    func(time.Time) string
+	now      func() time.Time
 }
 
 func newFeedbackIntake(p *pipeline, db *bolt.DB, reg prometheus.Registerer, log *slog.Logger) (*feedbackIntake, error) {

@@ -241,7 +241,7 @@ func writeDotStuffed(w *bufio.Writer, r io.Reader) error {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
-	bol := true    // at the beginning of a line
+	bol := true     // at the beginning of a line
 	prevCR := false // the last byte written was CR
 	for {
 		n, err := r.Read(buf)

@@ -40,10 +40,10 @@ Examples:
 
 type options struct {
 	addr, user, password, from, rcpt string
-	sessions, messages, size          int
-	newConn, noPipelining, startTLS   bool
-	asJSON                            bool
-	timeout                           time.Duration
+	sessions, messages, size         int
+	newConn, noPipelining, startTLS  bool
+	asJSON                           bool
+	timeout                          time.Duration
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }

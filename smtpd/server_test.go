@@ -129,6 +129,7 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 	for _, f := range opts {
 		f(&o, &lo)
 	}
+	hop.opts.Metrics = o.Metrics
 	srv, err := New(o)
 	if err != nil {
 		t.Fatal(err)

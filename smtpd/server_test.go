@@ -718,3 +718,66 @@ func testTLSConfig(t *testing.T) *tls.Config {
 	}
 	return tlsutil.Config(cert)
 }
+
+func TestNextHopSTARTTLSAndAuth(t *testing.T) {
+	nh := testutil.StartNextHopWith(t, testutil.NextHopOptions{TLSConfig: testTLSConfig(t), Username: "relay", Password: "pw"})
+	hop, err := NewSMTPNextHop(NextHopOptions{Address: nh.Addr, TLS: "starttls", InsecureSkipVerify: true, Username: "relay", Password: "pw", PoolSize: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hop.Close()
+	for i := 0; i < 3; i++ {
+		if err := Deliver(context.Background(), hop, "a@example.com", []string{"b@example.org"}, []byte(plainMsg)); err != nil {
+			t.Fatalf("delivery %d: %v", i, err)
+		}
+	}
+	nh.Lock()
+	defer nh.Unlock()
+	// go-smtp starts a new session after STARTTLS: one pooled connection
+	// makes two sessions.
+	if len(nh.Deliveries) != 3 || nh.TLSSeen != 3 || nh.Authed != 3 || nh.Conns != 2 {
+		t.Errorf("deliveries %d, over TLS %d, authenticated %d, sessions %d; want 3, 3, 3, 2 (one connection)", len(nh.Deliveries), nh.TLSSeen, nh.Authed, nh.Conns)
+	}
+	// A next hop without STARTTLS fails a required-TLS configuration.
+	plain := testutil.StartNextHop(t)
+	hop2, _ := NewSMTPNextHop(NextHopOptions{Address: plain.Addr, TLS: "starttls"})
+	defer hop2.Close()
+	if err := Deliver(context.Background(), hop2, "a@example.com", []string{"b@example.org"}, []byte(plainMsg)); !errors.Is(err, ErrNextHopUnavailable) {
+		t.Errorf("required STARTTLS missing: %v, want ErrNextHopUnavailable", err)
+	}
+}
+
+func TestSMTPUTF8And8BitMIMEPassedThrough(t *testing.T) {
+	h := newHarness(t)
+	r := dialRaw(t, h.addr)
+	r.expect("EHLO c.test", 250)
+	r.expect("AUTH PLAIN "+base64.StdEncoding.EncodeToString([]byte("\x00alice\x00secret")), 235)
+	r.expect("MAIL FROM:<jörg@example.com> BODY=8BITMIME SMTPUTF8", 250)
+	r.expect("RCPT TO:<zoë@example.org>", 250)
+	r.expect("DATA", 354)
+	r.expect("Subject: Grüße\r\n\r\nÄpfel\r\n.", 250)
+	d := h.nh.Received()
+	if len(d) != 1 || d[0].From != "jörg@example.com" || !d[0].Opts.UTF8 || d[0].Opts.Body != smtp.Body8BitMIME {
+		t.Fatalf("next hop got %+v, want the UTF-8 envelope with SMTPUTF8 and BODY=8BITMIME", d)
+	}
+	if !bytes.Contains(d[0].Data, []byte("Äpfel")) {
+		t.Errorf("8-bit body changed")
+	}
+}
+
+func TestImplicitTLSListener(t *testing.T) {
+	h := newHarness(t, func(o *Options, lo *ListenerOptions) {
+		lo.TLSConfig, lo.Implicit, lo.AllowInsecureAuth = testTLSConfig(t), true, false
+	})
+	c, err := smtp.DialTLS(h.addr, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Auth(sasl.NewPlainClient("", "alice", "secret")); err != nil {
+		t.Fatalf("AUTH over implicit TLS: %v", err)
+	}
+	if err := c.SendMail("alice@example.com", []string{"bob@example.org"}, strings.NewReader(plainMsg)); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -5,6 +5,7 @@ package testutil
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 )
 
@@ -40,12 +42,35 @@ type NextHop struct {
 	// Counters.
 	Conns, Mails, Resets int
 
-	srv *smtp.Server
-	ln  net.Listener
+	srv        *smtp.Server
+	ln         net.Listener
+	user, pass string
+	// TLSSeen counts MAIL commands received over TLS; Authed those
+	// after AUTH.
+	TLSSeen, Authed int
 }
 
 // StartNextHop starts a next hop and stops it with t.Cleanup.
 func StartNextHop(t testing.TB) *NextHop { return StartNextHopAt(t, "127.0.0.1:0") }
+
+// NextHopOptions configure StartNextHopWith.
+type NextHopOptions struct {
+	// TLSConfig enables STARTTLS.
+	TLSConfig *tls.Config
+	// Username and Password, when set, make AUTH PLAIN required before
+	// MAIL.
+	Username, Password string
+}
+
+// StartNextHopWith starts a next hop offering STARTTLS and requiring AUTH
+// as o says.
+func StartNextHopWith(t testing.TB, o NextHopOptions) *NextHop {
+	h := StartNextHopAt(t, "127.0.0.1:0")
+	h.srv.TLSConfig = o.TLSConfig
+	h.srv.AllowInsecureAuth = false
+	h.user, h.pass = o.Username, o.Password
+	return h
+}
 
 // StartNextHopAt starts a next hop on addr (a port freed earlier, to bring
 // a "down" relay back).
@@ -56,7 +81,8 @@ func StartNextHopAt(t testing.TB, addr string) *NextHop {
 		h.mu.Lock()
 		h.Conns++
 		h.mu.Unlock()
-		return &nhSession{h: h}, nil
+		_, tlsOn := c.TLSConnectionState()
+		return &nhSession{h: h, tls: tlsOn}, nil
 	}))
 	s.Domain = "nexthop.test"
 	s.AllowInsecureAuth = true
@@ -118,7 +144,9 @@ func (h *NextHop) WaitDeliveries(n int, d time.Duration) []Delivery {
 }
 
 type nhSession struct {
-	h     *NextHop
+	h      *NextHop
+	tls    bool
+	authed bool
 	from  string
 	opts  smtp.MailOptions
 	rcpts []string
@@ -135,10 +163,36 @@ func (s *nhSession) Reset() {
 
 func (s *nhSession) Logout() error { return nil }
 
+func (s *nhSession) AuthMechanisms() []string {
+	if s.h.user == "" {
+		return nil
+	}
+	return []string{sasl.Plain}
+}
+
+func (s *nhSession) Auth(mech string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(identity, username, password string) error {
+		if username != s.h.user || password != s.h.pass {
+			return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "bad credentials"}
+		}
+		s.authed = true
+		return nil
+	}), nil
+}
+
 func (s *nhSession) Mail(from string, opts *smtp.MailOptions) error {
 	s.h.mu.Lock()
 	defer s.h.mu.Unlock()
 	s.h.Mails++
+	if s.h.user != "" && !s.authed {
+		return &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
+	}
+	if s.tls {
+		s.h.TLSSeen++
+	}
+	if s.authed {
+		s.h.Authed++
+	}
 	if s.h.MailErr != nil {
 		return s.h.MailErr
 	}

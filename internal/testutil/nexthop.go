@@ -147,9 +147,9 @@ type nhSession struct {
 	h      *NextHop
 	tls    bool
 	authed bool
-	from  string
-	opts  smtp.MailOptions
-	rcpts []string
+	from   string
+	opts   smtp.MailOptions
+	rcpts  []string
 }
 
 func (s *nhSession) Reset() {

@@ -35,6 +35,7 @@ import (
 	"github.com/outguard/outguard/admin"
 	"github.com/outguard/outguard/arf"
 	"github.com/outguard/outguard/config"
+	"github.com/outguard/outguard/filter"
 	"github.com/outguard/outguard/identity"
 	"github.com/outguard/outguard/internal/notify"
 	"github.com/outguard/outguard/internal/passwd"
@@ -82,7 +83,9 @@ type App struct {
 	outbox   *arf.Outbox
 	pipeline *pipeline
 	notifier *notify.Notifier
-	api      *admin.API
+	// filterMetrics outlive the classifiers rebuilt on reload.
+	filterMetrics *filter.Metrics
+	api           *admin.API
 
 	stopOnce sync.Once
 	stopErr  error

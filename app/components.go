@@ -11,6 +11,7 @@ import (
 
 	"github.com/outguard/outguard/arf"
 	"github.com/outguard/outguard/config"
+	"github.com/outguard/outguard/filter"
 	"github.com/outguard/outguard/identity"
 	"github.com/outguard/outguard/quarantine"
 	"github.com/outguard/outguard/smtpd"
@@ -61,6 +62,7 @@ func (a *App) startComponents(cfg *config.Config) error {
 	store.Start()
 	a.store = store
 
+	a.filterMetrics = filter.NewMetrics(a.reg)
 	p := &pipeline{log: a.log, ids: ids, store: store, now: a.opts.Now}
 	a.pipeline = p
 	if cfg.ARF.IsEnabled() {
@@ -97,7 +99,7 @@ func (a *App) applyPolicy(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	cl, err := buildClassifier(cfg, a.reg, a.log, a.pipeline.classifier.Load() == nil)
+	cl, err := buildClassifier(cfg, a.filterMetrics, a.log)
 	if err != nil {
 		return err
 	}

@@ -4,16 +4,14 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/outguard/outguard/config"
 	"github.com/outguard/outguard/filter"
 )
 
-// buildClassifier maps the filter section onto the engines. The metrics
-// are registered with the first classifier only; classifiers built on
-// reload share them through the same registry-less path.
-func buildClassifier(cfg *config.Config, reg prometheus.Registerer, log *slog.Logger, register bool) (*filter.Classifier, error) {
+// buildClassifier maps the filter section onto the engines; m (nil:
+// unregistered) are the metrics shared by every classifier built on
+// reload. It returns nil when every engine is disabled.
+func buildClassifier(cfg *config.Config, m *filter.Metrics, log *slog.Logger) (*filter.Classifier, error) {
 	fc := cfg.Filter
 	var specs []filter.EngineSpec
 	onErr := func(engine, s string) (filter.OnError, error) {
@@ -103,15 +101,20 @@ func buildClassifier(cfg *config.Config, reg prometheus.Registerer, log *slog.Lo
 		}
 		specs = append(specs, filter.EngineSpec{Engine: eng, Timeout: c.Timeout.D(), OnError: oe})
 	}
+	if len(specs) == 0 {
+		// Every engine switched off: nothing is classified, every message
+		// counts as clean. Allowed (an operator measuring or bypassing),
+		// but said loudly.
+		log.Warn("all classification engines are disabled: every message is treated as clean")
+		return nil, nil
+	}
 	l := fc.Limits
 	o := filter.Options{
 		Engines: specs,
 		Limits: filter.Limits{MaxDepth: l.MaxDepth, MaxParts: l.MaxParts, MaxPartBytes: l.MaxPartBytes,
 			MaxDecodedBytes: l.MaxDecodedBytes, MaxArchiveEntries: l.MaxArchiveEntries, MaxArchiveBytes: l.MaxArchiveBytes, MaxURLs: l.MaxURLs},
-		Logger: log.With("component", "filter"),
-	}
-	if register {
-		o.Registerer = reg
+		Logger:  log.With("component", "filter"),
+		Metrics: m,
 	}
 	return filter.New(o)
 }
@@ -119,5 +122,5 @@ func buildClassifier(cfg *config.Config, reg prometheus.Registerer, log *slog.Lo
 // NewClassifier builds the classifier cfg configures, without metrics: for
 // `outguard classify`, which runs the engines offline.
 func NewClassifier(cfg *config.Config, log *slog.Logger) (*filter.Classifier, error) {
-	return buildClassifier(cfg, nil, log, false)
+	return buildClassifier(cfg, nil, log)
 }

@@ -184,6 +184,9 @@ func (c *check) Data(ctx context.Context, tx *smtpd.Transaction, msg *smtpd.Mess
 // back as smtpd.ErrTempfail (451 4.7.1).
 func (c *check) classify(ctx context.Context, tx *smtpd.Transaction, msg *smtpd.Message) (filter.Verdict, error) {
 	cl := c.p.classifier.Load()
+	if cl == nil {
+		return filter.Verdict{Class: filter.Clean}, nil
+	}
 	fm, err := filter.ParseMessage(msg.ReaderAt(), msg.Size, cl.Limits())
 	if err != nil {
 		return filter.Verdict{}, fmt.Errorf("%w: parsing message: %v", smtpd.ErrTempfail, err)

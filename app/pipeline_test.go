@@ -466,3 +466,28 @@ func TestQuarantinedBeforeReplyAndRelease(t *testing.T) {
 		t.Errorf("released delivery differs: from %s rcpts %v", d[0].From, d[0].Rcpts)
 	}
 }
+
+// TestMetricsSurviveReload checks that the classifier rebuilt on reload
+// still feeds the same series.
+func TestMetricsSurviveReload(t *testing.T) {
+	e := newEnv(t, "", "")
+	if err := e.app.ReloadFromFile(); err != nil {
+		t.Fatal(err)
+	}
+	e.send("a@out.example.net", testMessage("m1", "spam", gtube))
+	mfs, err := e.app.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "outguard_verdicts_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if m.GetLabel()[0].GetValue() == "spam" && m.GetCounter().GetValue() == 1 {
+				return
+			}
+		}
+	}
+	t.Errorf("outguard_verdicts_total{verdict=\"spam\"} is not 1 after a reload")
+}

@@ -97,7 +97,11 @@ type Options struct {
 	// slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the metrics; nil means they are not registered.
+	// Ignored when Metrics is set.
 	Registerer prometheus.Registerer
+	// Metrics, when set, are used instead of registering new ones: pass
+	// the same Metrics to classifiers rebuilt on reload.
+	Metrics *Metrics
 	// Now is the clock used to time engines; nil means time.Now.
 	Now func() time.Time
 }
@@ -108,7 +112,7 @@ type Classifier struct {
 	engines []EngineSpec
 	limits  Limits
 	log     *slog.Logger
-	metrics *metrics
+	metrics *Metrics
 	now     func() time.Time
 }
 
@@ -145,11 +149,15 @@ func New(opts Options) (*Classifier, error) {
 	if c.now == nil {
 		c.now = time.Now
 	}
-	reg := opts.Registerer
-	if reg == nil {
-		reg = prometheus.NewRegistry() // unexported sink: metrics still work
+	c.metrics = opts.Metrics
+	if c.metrics == nil {
+		reg := opts.Registerer
+		if reg == nil {
+			reg = prometheus.NewRegistry() // unexported sink: metrics still work
+		}
+		c.metrics = NewMetrics(reg)
 	}
-	c.metrics = newMetrics(reg, names)
+	c.metrics.touch(names)
 	return c, nil
 }
 

@@ -5,9 +5,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
-// metrics are the Classifier's Prometheus series. Label values come from
-// small fixed sets: engine names and verdict classes.
-type metrics struct {
+// Metrics are the Classifier's Prometheus series. Label values come from
+// small fixed sets: engine names and verdict classes. Build them once with
+// NewMetrics and pass them in Options.Metrics to every classifier made on
+// a configuration reload, so the series go on.
+type Metrics struct {
 	duration *prometheus.HistogramVec
 	errors   *prometheus.CounterVec
 	verdicts *prometheus.CounterVec
@@ -17,9 +19,10 @@ type metrics struct {
 // ended in ErrTempfail.
 const verdictTempfail = "tempfail"
 
-func newMetrics(reg prometheus.Registerer, engines []string) *metrics {
+// NewMetrics registers the classification metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
 	f := promauto.With(reg)
-	m := &metrics{
+	m := &Metrics{
 		duration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "outguard_classification_duration_seconds",
 			Help:    "Time taken to classify a message, per engine; engine=\"all\" is the whole classification.",
@@ -34,15 +37,19 @@ func newMetrics(reg prometheus.Registerer, engines []string) *metrics {
 			Help: "Classifications by outcome: clean, spam, phishing, virus, or tempfail when a failed engine deferred the message.",
 		}, []string{"verdict"}),
 	}
-	// Make every series visible from the start, so rates work at once.
-	for _, e := range engines {
-		m.duration.WithLabelValues(e)
-		m.errors.WithLabelValues(e)
-	}
 	m.duration.WithLabelValues("all")
 	for _, c := range classNames {
 		m.verdicts.WithLabelValues(c)
 	}
 	m.verdicts.WithLabelValues(verdictTempfail)
 	return m
+}
+
+// touch makes the series of engines visible from the start, so rates work
+// at once.
+func (m *Metrics) touch(engines []string) {
+	for _, e := range engines {
+		m.duration.WithLabelValues(e)
+		m.errors.WithLabelValues(e)
+	}
 }

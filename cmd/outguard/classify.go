@@ -73,6 +73,10 @@ func runClassify(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "outguard classify: %v\n", err)
 		return exitFailed
 	}
+	if cl == nil {
+		fmt.Fprintln(stderr, "outguard classify: every engine is disabled in the configuration")
+		return exitFailed
+	}
 	code := exitOK
 	for _, f := range fs.Args() {
 		res := filter.ClassifyFile(context.Background(), cl, f)

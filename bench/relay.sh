@@ -58,7 +58,7 @@ domains:
 admin: {address: "127.0.0.1:$ADMIN_PORT"}
 EOF
 if [ -n "${OUTGUARD_BENCH_CONFIG_EXTRA:-}" ]; then
-	cat "$OUTGUARD_BENCH_CONFIG_EXTRA" >> "$WORK/bench.yaml"
+	cat "$ROOT/$OUTGUARD_BENCH_CONFIG_EXTRA" >> "$WORK/bench.yaml" 2>/dev/null || cat "$OUTGUARD_BENCH_CONFIG_EXTRA" >> "$WORK/bench.yaml"
 fi
 "$WORK/outguard" serve --config "$WORK/bench.yaml" 2>"$WORK/outguard.log" &
 OG_PID=$!

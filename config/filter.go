@@ -394,10 +394,6 @@ func (c *Filter) validate(cfg *Config) error {
 		bad("%s.over_limit %q: use skip (relay unscanned by clamd) or tempfail", kk, k.OverLimit)
 	}
 
-	if b.Enabled != nil && !*b.Enabled && !r.Enabled && !k.Enabled {
-		bad("filter.engines: every engine is disabled; enable at least builtin")
-	}
-
 	l := c.Limits
 	const lk = "filter.limits"
 	if l.MaxDepth < 1 || l.MaxParts < 1 || l.MaxPartBytes < 1 || l.MaxDecodedBytes < 1 ||

@@ -97,7 +97,6 @@ func TestFilterBadFixtures(t *testing.T) {
 		{"over-limit", "over_limit"},
 		{"scores", "LINK_MISMATCHES"},
 		{"protected-domain", "protected_domains"},
-		{"all-disabled", "every engine is disabled"},
 		{"limits", "max_part_bytes"},
 		{"unknown-key", "spam_treshold"},
 		{"spam-action", "spam_actions"},

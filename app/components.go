@@ -2,8 +2,10 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -49,6 +51,7 @@ func (a *App) startComponents(cfg *config.Config) error {
 		QuarantineRetention: cfg.Store.QuarantineRetention.D(),
 		SweepInterval:       cfg.Store.SweepInterval.D(),
 		QueueSize:           cfg.Store.QueueSize,
+		MaxBatch:            cfg.Store.MaxBatch,
 		Deliver: func(ctx context.Context, from string, rcpts []string, raw []byte) error {
 			return smtpd.Deliver(ctx, a.nextHop, from, rcpts, raw)
 		},
@@ -72,6 +75,7 @@ func (a *App) startComponents(cfg *config.Config) error {
 			RetryInitial: cfg.ARF.Retry.Initial.D(),
 			RetryMax:     cfg.ARF.Retry.Max.D(),
 			MaxAge:       cfg.ARF.MaxAge.D(),
+			SendTimeout:  cfg.ARF.Relay.Timeout.D(),
 			Now:          a.opts.Now,
 			Logger:       a.log.With("component", "arf"),
 			Registerer:   a.reg,
@@ -139,6 +143,13 @@ func (a *App) arfSend(cfg *config.Config) arf.SendFunc {
 	r := cfg.ARF.Relay
 	if r.Address != "" {
 		s := &arf.SMTPSender{Address: r.Address, TLS: r.TLS, Username: r.Username, Password: r.Password, Helo: cfg.Hostname}
+		if r.ServerName != "" || r.InsecureSkipVerify {
+			name := r.ServerName
+			if name == "" {
+				name, _, _ = net.SplitHostPort(r.Address)
+			}
+			s.TLSConfig = &tls.Config{ServerName: name, InsecureSkipVerify: r.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
+		}
 		return s.Send
 	}
 	return func(ctx context.Context, from string, to []string, raw []byte) error {

@@ -50,8 +50,9 @@ func (l *connLimiter) release(ip netip.Addr) {
 // the others in trackedConn.
 type limitListener struct {
 	net.Listener
-	srv      *Server
-	listener string
+	srv         *Server
+	listener    string
+	implicitTLS bool
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -68,25 +69,46 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			c.Close()
 			continue
 		}
-		return newTrackedConn(c, ip, l.srv), nil
+		tc := newTrackedConn(c, ip, l.srv)
+		tc.tls.Store(l.implicitTLS)
+		return tc, nil
 	}
 }
 
 // trackedConn applies the idle and session timeouts, releases its limiter
-// slot once, and can close itself right after the next reply is written.
+// slot once, can close itself right after the next reply is written, and
+// batches replies to pipelining clients.
+//
+// Replies are held back until the session is about to wait for input
+// (Read), the batch grows large, or the connection closes. A client that
+// pipelines MAIL, RCPT and DATA in one packet thus gets their three
+// replies in one packet too, as RFC 2920 allows, and a client waiting
+// for a reply is never kept waiting: the session reads next, which sends
+// the batch first.
 type trackedConn struct {
 	net.Conn
 	ip    netip.Addr
 	srv   *Server
 	idle  time.Duration
 	timer *time.Timer
+	tls   atomic.Bool // TLS (implicit or after STARTTLS) runs above this connection
+
+	wmu  sync.Mutex
+	wbuf []byte
+	werr error
 
 	closeNext atomic.Bool
 	closeOnce sync.Once
 }
 
+// maxHeldReplies is the most reply bytes held back before a write.
+const maxHeldReplies = 4096
+
 func newTrackedConn(c net.Conn, ip netip.Addr, srv *Server) *trackedConn {
 	t := &trackedConn{Conn: c, ip: ip, srv: srv, idle: srv.opts.IdleTimeout}
+	srv.mu.Lock()
+	srv.conns[t] = struct{}{}
+	srv.mu.Unlock()
 	if d := srv.opts.SessionTimeout; d > 0 {
 		// The total session timeout closes the connection from under the
 		// session; go-smtp then ends it like any dropped connection.
@@ -96,6 +118,9 @@ func newTrackedConn(c net.Conn, ip netip.Addr, srv *Server) *trackedConn {
 }
 
 func (t *trackedConn) Read(b []byte) (int, error) {
+	if err := t.flush(); err != nil {
+		return 0, err
+	}
 	if t.idle > 0 {
 		t.Conn.SetReadDeadline(time.Now().Add(t.idle))
 	}
@@ -103,11 +128,39 @@ func (t *trackedConn) Read(b []byte) (int, error) {
 }
 
 func (t *trackedConn) Write(b []byte) (int, error) {
-	n, err := t.Conn.Write(b)
+	t.wmu.Lock()
+	if t.werr != nil {
+		err := t.werr
+		t.wmu.Unlock()
+		return 0, err
+	}
+	t.wbuf = append(t.wbuf, b...)
+	full := len(t.wbuf) >= maxHeldReplies
+	t.wmu.Unlock()
+	if full || t.closeNext.Load() {
+		if err := t.flush(); err != nil {
+			return 0, err
+		}
+	}
 	if t.closeNext.Load() {
 		t.Close()
 	}
-	return n, err
+	return len(b), nil
+}
+
+// flush sends the held replies.
+func (t *trackedConn) flush() error {
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
+	if t.werr != nil || len(t.wbuf) == 0 {
+		return t.werr
+	}
+	_, err := t.Conn.Write(t.wbuf)
+	t.wbuf = t.wbuf[:0]
+	if err != nil {
+		t.werr = err
+	}
+	return err
 }
 
 // SetReadDeadline is ignored: trackedConn owns the read deadline (go-smtp
@@ -127,8 +180,12 @@ func (t *trackedConn) Close() error {
 		if t.timer != nil {
 			t.timer.Stop()
 		}
+		t.flush()
 		err = t.Conn.Close()
 		t.srv.limiter.release(t.ip)
+		t.srv.mu.Lock()
+		delete(t.srv.conns, t)
+		t.srv.mu.Unlock()
 	})
 	return err
 }

@@ -27,7 +27,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -104,6 +103,7 @@ type Server struct {
 	mu       sync.Mutex
 	servers  []*smtp.Server
 	sessions map[*session]struct{}
+	conns    map[*trackedConn]struct{} // every open connection, with or without a session
 	draining bool
 	wg       sync.WaitGroup
 }
@@ -155,6 +155,7 @@ func New(o Options) (*Server, error) {
 		limiter:  newConnLimiter(o.MaxConnections, o.MaxConnectionsPerIP),
 		throttle: newAuthThrottle(o.AuthFailuresMax, o.AuthFailuresWindow, o.Now),
 		sessions: map[*session]struct{}{},
+		conns:    map[*trackedConn]struct{}{},
 	}, nil
 }
 
@@ -208,7 +209,7 @@ func (s *Server) Serve(l net.Listener, lo ListenerOptions) (net.Addr, error) {
 	// cut long DATA transfers.
 	srv.ReadTimeout = 0
 	srv.WriteTimeout = time.Minute
-	var ln net.Listener = &limitListener{Listener: l, srv: s, listener: lo.Name}
+	var ln net.Listener = &limitListener{Listener: l, srv: s, listener: lo.Name, implicitTLS: lo.TLSConfig != nil && lo.Implicit}
 	if lo.TLSConfig != nil {
 		if lo.Implicit {
 			ln = tls.NewListener(ln, lo.TLSConfig)
@@ -252,8 +253,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	servers := s.servers
 	s.mu.Unlock()
 
+	// go-smtp's Shutdown closes the listeners at once and returns when
+	// every connection has ended; it must not race with its Close.
+	stopped := make(chan struct{}, len(servers))
 	for _, srv := range servers {
-		go srv.Shutdown(context.Background()) // closes the listeners at once
+		go func() {
+			srv.Shutdown(context.Background())
+			stopped <- struct{}{}
+		}()
 	}
 	s.closeIdle()
 
@@ -277,16 +284,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}()
 	<-done
 	s.mu.Lock()
-	left := make([]*session, 0, len(s.sessions))
-	for ss := range s.sessions {
-		left = append(left, ss)
+	left := make([]*trackedConn, 0, len(s.conns))
+	for c := range s.conns {
+		left = append(left, c)
 	}
 	s.mu.Unlock()
-	for _, ss := range left {
-		ss.conn.Close()
+	for _, c := range left {
+		c.Close()
 	}
-	for _, srv := range servers {
-		srv.Close()
+	for range servers {
+		<-stopped
 	}
 	s.wg.Wait()
 	if len(left) > 0 {
@@ -295,23 +302,31 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-// closeIdle ends the sessions that are not inside a transaction.
+// closeIdle ends the connections that are not inside a transaction
+// (including those that have not said EHLO yet) with a 421.
 func (s *Server) closeIdle() {
 	s.mu.Lock()
-	var idle []*session
+	busy := map[*trackedConn]bool{}
 	for ss := range s.sessions {
-		if !ss.inTransaction() {
-			idle = append(idle, ss)
+		if ss.inTransaction() {
+			busy[ss.conn] = true
+		}
+	}
+	var idle []*trackedConn
+	for c := range s.conns {
+		if !busy[c] {
+			idle = append(idle, c)
 		}
 	}
 	s.mu.Unlock()
-	for _, ss := range idle {
-		// At idle nothing else writes; the current net.Conn (TLS or
-		// not) allows a write concurrent with the pending read.
-		c := ss.c.Conn()
-		c.SetWriteDeadline(time.Now().Add(time.Second))
-		io.WriteString(c, "421 4.3.2 Service shutting down, try again later\r\n")
-		ss.conn.Close()
+	for _, c := range idle {
+		// At idle nothing else writes. Under implicit TLS the raw
+		// connection cannot carry a plain reply: it is just closed.
+		if !c.tls.Load() {
+			c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+			c.Write([]byte("421 4.3.2 Service shutting down, try again later\r\n"))
+		}
+		c.Close()
 	}
 }
 

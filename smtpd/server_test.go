@@ -614,6 +614,7 @@ func TestGracefulShutdownLetsTransactionFinish(t *testing.T) {
 	h := newHarness(t)
 	idle := dialRaw(t, h.addr)
 	idle.expect("EHLO idle.test", 250)
+	silent := dialRaw(t, h.addr) // greeted, never said EHLO
 	r := dialRaw(t, h.addr)
 	r.expect("EHLO c.test", 250)
 	r.expect("AUTH PLAIN "+base64.StdEncoding.EncodeToString([]byte("\x00alice\x00secret")), 235)
@@ -628,6 +629,9 @@ func TestGracefulShutdownLetsTransactionFinish(t *testing.T) {
 	// The idle session is told and closed.
 	if got := idle.readReply(); !strings.HasPrefix(got, "421") {
 		t.Errorf("idle session got %q, want 421", got)
+	}
+	if got := silent.readReply(); !strings.HasPrefix(got, "421") {
+		t.Errorf("connection without EHLO got %q, want 421", got)
 	}
 	r.expect("DATA", 354)
 	r.expect(plainMsg+".", 250)

@@ -44,6 +44,9 @@ func (s *Server) newSession(c *smtp.Conn, lo ListenerOptions) (smtp.Session, err
 	if tc == nil {
 		return nil, errors.New("smtpd: connection not accepted through a limitListener")
 	}
+	if _, ok := c.TLSConnectionState(); ok {
+		tc.tls.Store(true)
+	}
 	client := addrOf(c.Conn().RemoteAddr())
 	ss := &session{
 		srv:      s,

@@ -54,6 +54,11 @@ func (a *App) mountAPI(cfg *config.Config) error {
 	}
 	a.api = api
 	a.admin.Handle(admin.APIPrefix, api)
+	console, err := admin.NewConsole(admin.ConsoleOptions{API: api, Logger: a.log.With("component", "console")})
+	if err != nil {
+		return fmt.Errorf("admin console: %w", err)
+	}
+	a.admin.Handle("/", console)
 	return nil
 }
 

@@ -191,8 +191,10 @@ func TestConsoleInBrowser(t *testing.T) {
 	// Filter the log to quarantined mail.
 	do("filter", chromedp.Navigate(base+"/log"), chromedp.WaitVisible(chromedp.CSS("form.filters")),
 		chromedp.Click(chromedp.CSS(`input[name=status][value=quarantined]`)),
+		// Mark the unfiltered page so that the wait below sees the new one.
+		chromedp.SetAttributeValue(chromedp.CSS("body"), "data-old", "1"),
 		chromedp.Click(chromedp.CSS(`form.filters button[type=submit]`)),
-		chromedp.WaitVisible(chromedp.CSS(`table.log`)))
+		chromedp.WaitVisible(chromedp.CSS(`body:not([data-old]) table.log`)))
 	statuses, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("table.log tbody tr td:nth-child(8)")).map(td => td.textContent.trim())`))
 	if err != nil || len(statuses) < 4 {
 		t.Fatalf("quarantined filter: got %d rows (%v), want the seeded spam", len(statuses), err)
@@ -211,13 +213,32 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	do("log shot", shot(dir, "log"))
 
+	// Add an identity rule with the rule builder.
+	do("add rule", chromedp.WaitNotVisible(chromedp.ID("f-identity")), chromedp.SetValue(chromedp.ID("add-rule-field"), "identity"),
+		chromedp.Click(chromedp.CSS(".add-rule button")), chromedp.WaitVisible(chromedp.ID("f-identity")),
+		chromedp.SendKeys(chromedp.ID("f-identity"), "web42"), shot(dir, "log-rules"),
+		chromedp.SetAttributeValue(chromedp.CSS("body"), "data-old", "1"),
+		chromedp.Click(chromedp.CSS(`form.filters button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`body:not([data-old]) table.log`)))
+	idents, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("table.log tbody tr td:nth-child(4)")).map(td => td.textContent.trim())`))
+	if err != nil || len(idents) != 3 {
+		t.Fatalf("identity rule: got %q (%v), want web42's 3 spam", idents, err)
+	}
+	for _, s := range idents {
+		if s != "web42" {
+			t.Errorf("identity rule: got a row of %q", s)
+		}
+	}
+
 	// View one message.
 	logURL := location()
 	do("message", chromedp.Click(chromedp.CSS(`table.log tbody tr td:nth-child(2) a`)), chromedp.WaitVisible(chromedp.CSS(`pre.body`)), shot(dir, "message"),
 		chromedp.Navigate(logURL), chromedp.WaitVisible(chromedp.CSS(`table.log`)))
 
 	// Lock web42 from its row, with a reason.
-	do("lock link", chromedp.Click(chromedp.CSS(`table.log a[href*="kind=identity"][href*="name=web42"]`)), chromedp.WaitVisible(chromedp.ID("reason")),
+	web42 := `table.log tbody tr:has(a[href*="kind=identity"][href*="name=web42"])`
+	do("row menu", chromedp.Click(chromedp.CSS(web42+" summary")), chromedp.WaitVisible(chromedp.CSS(web42+` a[href*="kind=identity"]`)), shot(dir, "log-menu"))
+	do("lock link", chromedp.Click(chromedp.CSS(web42+` a[href*="kind=identity"]`)), chromedp.WaitVisible(chromedp.ID("reason")),
 		shot(dir, "lock-form"))
 	do("lock", chromedp.SendKeys(chromedp.ID("reason"), "spam run seen in the log"), chromedp.SendKeys(chromedp.ID("duration"), "2h"),
 		chromedp.Click(chromedp.CSS(`form[action="/lock"] button[type=submit]`)), chromedp.WaitVisible(chromedp.CSS(`p.flash`)))
@@ -266,7 +287,9 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	// Locks, a lock's detail with its evidence, and the audit trail.
 	do("locks", chromedp.Navigate(base+"/locks"), chromedp.WaitVisible(chromedp.CSS(`table.data`)), shot(dir, "locks"))
-	do("lock detail", chromedp.Navigate(base+"/locks/identity/out.example.net/spammer"), chromedp.WaitVisible(chromedp.CSS(`meter`)), shot(dir, "lock-detail"))
+	do("lock detail", chromedp.Navigate(base+"/locks/identity/out.example.net/spammer"), chromedp.WaitVisible(chromedp.CSS(`table.data`)), shot(dir, "lock-detail"))
+	do("usage", chromedp.Navigate(base+"/locks/identity/out.example.net/web3"), chromedp.WaitVisible(chromedp.CSS(`meter`)), shot(dir, "usage"))
+	do("back to the lock", chromedp.Navigate(base+"/locks/identity/out.example.net/spammer"), chromedp.WaitVisible(chromedp.CSS(`table.data`)))
 	evidence, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('a[href^="/log/"]').length`))
 	if err != nil || evidence < 5 {
 		t.Errorf("lock detail: got %d links to transactions (%v), want the 5 of the evidence", evidence, err)

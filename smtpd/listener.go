@@ -180,6 +180,10 @@ func (t *trackedConn) Close() error {
 		if t.timer != nil {
 			t.timer.Stop()
 		}
+		// Send what is held back (a 221, a TLS close_notify) with a
+		// deadline of its own: crypto/tls sets the write deadline to
+		// "now" after its close_notify, which would fail this write.
+		t.Conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
 		t.flush()
 		err = t.Conn.Close()
 		t.srv.limiter.release(t.ip)

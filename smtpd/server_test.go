@@ -366,6 +366,10 @@ func TestAuthNotOfferedBeforeTLS(t *testing.T) {
 	if len(d) != 1 || !bytes.Contains(d[0].Data, []byte("with ESMTPSA")) {
 		t.Errorf("deliveries = %d, want 1 with ESMTPSA", len(d))
 	}
+	// The 221 to QUIT arrives before the TLS connection closes.
+	if err := c.Quit(); err != nil {
+		t.Errorf("QUIT over TLS: %v", err)
+	}
 }
 
 func TestRefusedRecipientAtRcpt(t *testing.T) {

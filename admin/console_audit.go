@@ -1,0 +1,55 @@
+package admin
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+)
+
+var auditActions = []string{AuditLock, AuditUnlock, AuditRelease, AuditDelete, AuditFeedback, AuditReload}
+
+func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, s *session) error {
+	v := r.URL.Query()
+	f := AuditFilter{Action: clip(v.Get("action")), Actor: clip(v.Get("actor")), Domain: clip(v.Get("domain")), Limit: 100}
+	if cur := v.Get("cursor"); cur != "" {
+		n, err := strconv.ParseUint(cur, 10, 64)
+		if err != nil || n == 0 {
+			return errorf(ErrBadRequest, "cursor %q: follow the console's own links", cur)
+		}
+		f.Before = n
+	}
+	if !s.p.All() {
+		f.Domain = s.p.Domain
+	}
+	entries, err := c.api.audit.List(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	data := map[string]any{"Title": "Audit trail", "Entries": entries, "Action": f.Action, "Actor": f.Actor,
+		"Domain": v.Get("domain"), "Actions": auditActions, "Scoped": !s.p.All()}
+	if len(entries) == f.Limit {
+		next := cloneValues(v)
+		next.Set("cursor", strconv.FormatUint(entries[len(entries)-1].ID, 10))
+		data["Next"] = "/audit?" + next.Encode()
+	}
+	if v.Get("cursor") != "" {
+		first := cloneValues(v)
+		first.Del("cursor")
+		data["FirstURL"] = "/audit?" + first.Encode()
+	}
+	c.render(w, r, s, http.StatusOK, "audit", data)
+	return nil
+}
+
+// auditTargetURL links an audit entry's target to its page.
+func auditTargetURL(t AuditTarget) string {
+	switch t.Kind {
+	case "message":
+		return "/log/" + url.PathEscape(t.Name)
+	case "user", "identity":
+		if t.Domain != "" && t.Name != "" {
+			return lockURL(t.Kind, t.Domain, t.Name)
+		}
+	}
+	return ""
+}

@@ -1,0 +1,217 @@
+package admin
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/outguard/outguard/quarantine"
+)
+
+// logFilter is the log page's query-rule builder, as submitted.
+type logFilter struct {
+	Statuses  map[string]bool
+	Verdicts  map[string]bool
+	User      string
+	Domain    string
+	Identity  string
+	Sender    string
+	Recipient string
+	Subject   string
+	Since     string
+	From, To  string
+	Limit     int
+}
+
+// logStatuses and logVerdicts are the builder's choices.
+var (
+	logStatuses = []string{"accepted", "quarantined", "rejected", "deferred", "failed"}
+	logVerdicts = []string{"clean", "spam", "phishing", "virus", "none"}
+	logPeriods  = []struct{ Value, Label string }{{"1h", "last hour"}, {"24h", "last 24 hours"}, {"7d", "last 7 days"}, {"30d", "last 30 days"}, {"", "any time"}}
+	pageSizes   = []int{25, 50, 100, 200}
+)
+
+func (c *Console) parseLogFilter(v url.Values, pr Principal) (logFilter, quarantine.Query, error) {
+	f := logFilter{Statuses: map[string]bool{}, Verdicts: map[string]bool{},
+		User: clip(v.Get("user")), Domain: clip(v.Get("domain")), Identity: clip(v.Get("identity")),
+		Sender: clip(v.Get("sender")), Recipient: clip(v.Get("recipient")), Subject: clip(v.Get("subject")),
+		Since: clip(v.Get("since")), From: clip(v.Get("from")), To: clip(v.Get("to")), Limit: 50}
+	q := quarantine.Query{User: f.User, Domain: f.Domain, Identity: f.Identity, Sender: f.Sender,
+		Recipient: f.Recipient, Subject: f.Subject, Scope: pr.Domain, Cursor: clip(v.Get("cursor"))}
+	var errs []string
+	for _, s := range v["status"] {
+		st, err := quarantine.ParseStatus(s)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("status %q is not one of %s", s, strings.Join(logStatuses, ", ")))
+			continue
+		}
+		f.Statuses[st.String()] = true
+		q.Statuses = append(q.Statuses, st)
+	}
+	for _, s := range v["verdict"] {
+		vd, err := quarantine.ParseVerdict(s)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("verdict %q is not one of %s", s, strings.Join(logVerdicts, ", ")))
+			continue
+		}
+		f.Verdicts[vd.String()] = true
+		q.Verdicts = append(q.Verdicts, vd)
+	}
+	now := c.api.now()
+	if f.Since != "" {
+		d, err := ParseDuration(f.Since)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Sprintf("period %q: use a duration like 30m, 24h or 7d", f.Since))
+		} else {
+			q.From = now.Add(-d)
+		}
+	}
+	if f.From != "" {
+		t, err := ParseTime(f.From)
+		if err != nil {
+			errs = append(errs, "from: "+err.Error())
+		} else if q.From.IsZero() || t.After(q.From) {
+			q.From = t
+		}
+	}
+	if f.To != "" {
+		t, err := ParseTime(f.To)
+		if err != nil {
+			errs = append(errs, "to: "+err.Error())
+		} else {
+			q.To = t
+		}
+	}
+	if s := v.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > quarantine.MaxLimit {
+			errs = append(errs, fmt.Sprintf("page size %q: use 1 to %d", s, quarantine.MaxLimit))
+		} else {
+			f.Limit = n
+		}
+	}
+	q.Limit = f.Limit
+	if len(errs) > 0 {
+		return f, q, errors.New(strings.Join(errs, "; "))
+	}
+	return f, q, nil
+}
+
+// clip trims a form value and bounds its length.
+func clip(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) > maxParamLength {
+		s = s[:maxParamLength]
+	}
+	return s
+}
+
+func (c *Console) logPage(w http.ResponseWriter, r *http.Request, s *session) error {
+	v := r.URL.Query()
+	f, q, ferr := c.parseLogFilter(v, s.p)
+	data := map[string]any{"Title": "Outgoing log", "Filter": f, "Statuses": logStatuses, "Verdicts": logVerdicts,
+		"Periods": logPeriods, "PageSizes": pageSizes, "Back": r.URL.RequestURI(), "Scoped": !s.p.All()}
+	status := http.StatusOK
+	if ferr != nil {
+		data["FilterError"] = ferr.Error()
+		status = http.StatusBadRequest
+	} else {
+		page, err := c.api.opts.Store.Search(q)
+		if errors.Is(err, quarantine.ErrBadQuery) {
+			data["FilterError"] = err.Error()
+			status = http.StatusBadRequest
+		} else if err != nil {
+			return err
+		}
+		var rows []*quarantine.Record
+		for _, rec := range page.Records {
+			if s.p.Allows(rec.Domain) {
+				rows = append(rows, rec)
+			}
+		}
+		data["Rows"] = rows
+		data["Partial"] = page.Partial
+		data["First"] = q.Cursor != ""
+		if page.NextCursor != "" {
+			next := cloneValues(v)
+			next.Set("cursor", page.NextCursor)
+			data["Next"] = "/log?" + next.Encode()
+		}
+		first := cloneValues(v)
+		first.Del("cursor")
+		data["FirstURL"] = "/log?" + first.Encode()
+	}
+	c.render(w, r, s, status, "log", data)
+	return nil
+}
+
+func cloneValues(v url.Values) url.Values {
+	out := url.Values{}
+	for k, vs := range v {
+		out[k] = append([]string(nil), vs...)
+	}
+	return out
+}
+
+func (c *Console) messagePage(w http.ResponseWriter, r *http.Request, s *session) error {
+	rec, actor, err := c.api.consoleMessage(r.PathValue("id"), s.p)
+	if err != nil {
+		return err
+	}
+	data := map[string]any{"Title": "Message " + rec.ID, "Rec": rec, "Back": "/log/" + rec.ID}
+	if rec.Quarantine.HasContent() {
+		view, err := c.api.opts.Store.Show(rec.ID, actor)
+		switch {
+		case err == nil:
+			data["Rec"] = view.Record
+			data["View"] = view
+		case errors.Is(err, quarantine.ErrGone):
+		default:
+			return err
+		}
+	}
+	c.render(w, r, s, http.StatusOK, "message", data)
+	return nil
+}
+
+func (c *Console) messageRaw(w http.ResponseWriter, r *http.Request, s *session) error {
+	rec, actor, err := c.api.consoleMessage(r.PathValue("id"), s.p)
+	if err != nil {
+		return err
+	}
+	raw, err := c.api.opts.Store.Raw(rec.ID, actor)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "message/rfc822")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+rec.ID+`.eml"`)
+	w.Header().Set("Content-Length", strconv.Itoa(len(raw)))
+	w.Write(raw)
+	return nil
+}
+
+func (c *Console) messageRelease(w http.ResponseWriter, r *http.Request, s *session) error {
+	id := r.PathValue("id")
+	res, err := c.api.consoleRelease(r.Context(), s.p, id)
+	if err != nil {
+		return err
+	}
+	msg := "Message " + id + " released to the next hop."
+	if res.Already {
+		msg = "Message " + id + " had already been released by " + res.By + "; not delivered again."
+	}
+	c.done(w, r, s, localPath(r.PostForm.Get("back"), "/log/"+id), msg, ReleaseResponse{ID: id, ReleasedAt: res.At, ReleasedBy: res.By, Already: res.Already})
+	return nil
+}
+
+func (c *Console) messageDelete(w http.ResponseWriter, r *http.Request, s *session) error {
+	id := r.PathValue("id")
+	if err := c.api.consoleDelete(r.Context(), s.p, id); err != nil {
+		return err
+	}
+	c.done(w, r, s, localPath(r.PostForm.Get("back"), "/log/"+id), "Quarantined content of message "+id+" deleted.", DeleteResponse{ID: id, Deleted: true})
+	return nil
+}

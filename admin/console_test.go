@@ -1,0 +1,293 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/outguard/outguard/identity"
+	"github.com/outguard/outguard/quarantine"
+)
+
+// reInline finds inline script and event handler attributes.
+
+func TestConsoleLockFromRowAndReportToggle(t *testing.T) {
+	e := newConsoleEnv(t)
+	b := e.browser()
+	b.signIn(tokAll)
+	target := url.Values{"kind": {"identity"}, "domain": {domOut}, "name": {"alice@customer.example"}}
+	code, body, _ := b.get("/lock?" + target.Encode() + "&tx=" + e.spamOut + "&back=%2Flog")
+	if code != http.StatusOK || !strings.Contains(body, `name="reason"`) {
+		t.Fatalf("confirmation page: got %d", code)
+	}
+	t.Run("reason required", func(t *testing.T) {
+		f := url.Values{"csrf": {b.csrf}, "tx": {e.spamOut}}
+		for k, v := range target {
+			f[k] = v
+		}
+		code, body, _ := b.post("/lock", f)
+		if code != http.StatusBadRequest || !strings.Contains(body, "reason is required") || e.lockCount() != 0 {
+			t.Errorf("got %d, want 400 asking for a reason and no lock", code)
+		}
+	})
+	f := url.Values{"csrf": {b.csrf}, "tx": {e.spamOut}, "reason": {"spam run"}, "duration": {"2h"}, "back": {"/log?status=quarantined"}}
+	for k, v := range target {
+		f[k] = v
+	}
+	code, _, resp := b.post("/lock", f)
+	if code != http.StatusSeeOther || resp.Header.Get("Location") != "/log?status=quarantined" {
+		t.Fatalf("got %d to %q, want 303 back to the log", code, resp.Header.Get("Location"))
+	}
+	l, err := e.locks.Get(context.Background(), identity.IdentityTarget(domOut, "alice@customer.example"))
+	if err != nil || l.Actor != "root" || !strings.Contains(l.Reason, e.spamOut) || l.Expires.Sub(l.Start) != 2*time.Hour {
+		t.Fatalf("got lock %+v (%v), want root's 2h lock naming the message", l, err)
+	}
+	_, body, _ = b.get("/log?status=quarantined")
+	if !strings.Contains(body, "Locked identity alice@customer.example") {
+		t.Errorf("no notice after the lock")
+	}
+	_, body, _ = b.get("/reports?group_by=identity&classification=all&since=24h")
+	if !strings.Contains(body, "Locked</span>") {
+		t.Errorf("report does not show the lock")
+	}
+	// The script's toggle: JSON in, JSON out.
+	toggle := url.Values{"action": {"unlock"}, "kind": {"identity"}, "domain": {domOut}, "name": {"alice@customer.example"}, "reason": {"cleaned up"}}
+	code, body, _ = b.post("/reports/toggle", toggle, "Accept: application/json", "X-CSRF-Token: "+b.csrf, "Origin: "+b.base)
+	var res toggleResult
+	if err := json.Unmarshal([]byte(body), &res); code != http.StatusOK || err != nil || res.Locked {
+		t.Fatalf("unlock toggle: got %d %s, want 200 locked=false", code, body)
+	}
+	if e.isLocked(identity.KindIdentity, domOut, "alice@customer.example") {
+		t.Errorf("still locked after the toggle")
+	}
+	// Without script: a plain form post redirects back.
+	toggle.Set("action", "lock")
+	toggle.Set("csrf", b.csrf)
+	toggle.Set("back", "/reports?group_by=user")
+	code, _, resp = b.post("/reports/toggle", toggle)
+	if code != http.StatusSeeOther || resp.Header.Get("Location") != "/reports?group_by=user" || !e.isLocked(identity.KindIdentity, domOut, "alice@customer.example") {
+		t.Errorf("form toggle: got %d to %q", code, resp.Header.Get("Location"))
+	}
+	entries, _ := e.api.Audit().List(context.Background(), AuditFilter{})
+	if len(entries) != 3 || entries[0].Action != AuditLock || entries[1].Action != AuditUnlock || entries[1].Reason != "cleaned up" || entries[2].Actor != "root" {
+		t.Errorf("got audit %+v, want lock, unlock, lock by root", entries)
+	}
+	_, body, _ = b.get("/audit")
+	if !strings.Contains(body, "cleaned up") {
+		t.Errorf("audit page lacks the unlock")
+	}
+}
+
+func TestConsoleReleaseAndDelete(t *testing.T) {
+	e := newConsoleEnv(t)
+	b := e.browser()
+	b.signIn(tokOut)
+	code, _, _ := b.post("/log/"+e.spamOut+"/release", url.Values{"csrf": {b.csrf}, "back": {"/log"}})
+	if code != http.StatusSeeOther || e.deliver.count() != 1 {
+		t.Fatalf("release: got %d and %d deliveries, want 303 and 1", code, e.deliver.count())
+	}
+	code, _, _ = b.post("/log/"+e.spamOut+"/delete", url.Values{"csrf": {b.csrf}, "back": {"https://evil.example/"}})
+	if code != http.StatusSeeOther {
+		t.Fatalf("delete: got %d", code)
+	}
+	if _, err := e.store.Raw(e.spamOut, quarantineAll); err == nil {
+		t.Errorf("content still stored after delete")
+	}
+	code, body, _ := b.post("/log/"+e.spamOut+"/delete", url.Values{"csrf": {b.csrf}})
+	if code != http.StatusGone || !strings.Contains(body, "no longer stored") {
+		t.Errorf("second delete: got %d, want 410", code)
+	}
+	entries, _ := e.api.Audit().List(context.Background(), AuditFilter{})
+	if len(entries) != 2 || entries[0].Action != AuditDelete || entries[1].Action != AuditRelease || entries[0].Actor != "outtok" {
+		t.Errorf("got audit %+v", entries)
+	}
+}
+
+func TestConsolePages(t *testing.T) {
+	e := newConsoleEnv(t)
+	b := e.browser()
+	b.signIn(tokAll)
+	cases := []struct {
+		name, path string
+		code       int
+		want       []string
+	}{
+		{"overview charts", "/", 200, []string{"<svg class=\"chart\"", "<rect", "alice@customer.example"}},
+		{"overview 7d", "/?range=7d", 200, []string{"<svg"}},
+		{"overview bad range", "/?range=1y", 400, []string{"range"}},
+		{"log filtered to quarantined", "/log?status=quarantined", 200, []string{"Cheap pills", "Your bank"}},
+		{"log filter excludes", "/log?status=accepted", 200, []string{"Invoice"}},
+		{"log bad status", "/log?status=bogus", 400, []string{"status &#34;bogus&#34;"}},
+		{"log paging", "/log?limit=1", 200, []string{"Next page"}},
+		{"message view", "/log/" + e.spamOut, 200, []string{"Buy now!", "builtin:TEST", "Download raw"}},
+		{"message not quarantined", "/log/" + e.cleanOut, 200, []string{"not quarantined"}},
+		{"message bad id", "/log/nope", 404, nil},
+		{"report", "/reports?group_by=identity&classification=rejected&since=24h", 200, []string{"alice@customer.example", "Not locked"}},
+		{"report bad group", "/reports?group_by=planet", 400, []string{"Choose a grouping"}},
+		{"identity usage", "/locks/identity/" + domOut + "/alice@customer.example", 200, []string{"Usage against thresholds", "spam", "1 / 5"}},
+		{"unknown page", "/nope", 404, nil},
+		{"identity with a slash", "/locks/identity/" + domOut + "/" + url.PathEscape("a/b c"), 200, []string{"a/b c", "Never locked"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body, _ := b.get(tc.path)
+			if code != tc.code {
+				t.Fatalf("got %d, want %d", code, tc.code)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(body, w) {
+					t.Errorf("page lacks %q", w)
+				}
+			}
+		})
+	}
+	if _, body, _ := b.get("/log?status=accepted"); strings.Contains(body, "Cheap pills") {
+		t.Errorf("status filter let a quarantined message through")
+	}
+	code, _, resp := b.get("/log/" + e.spamOut + "/raw")
+	if code != 200 || resp.Header.Get("Content-Type") != "message/rfc822" {
+		t.Errorf("raw: got %d %q", code, resp.Header.Get("Content-Type"))
+	}
+}
+
+func TestConsoleSessionStoreBounded(t *testing.T) {
+	seq := make([]byte, 4*64)
+	for i := range seq {
+		seq[i] = byte(i)
+	}
+	s := newSessionStore(time.Hour, time.Hour, 3, bytes.NewReader(seq))
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var ids []string
+	for i := range 4 {
+		x, err := s.create(Principal{Name: "n"}, Token{}, now.Add(time.Duration(i)*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, x.id)
+	}
+	if got := s.len(); got != 3 {
+		t.Errorf("got %d sessions, want 3", got)
+	}
+	if _, ok := s.get(ids[0], now.Add(5*time.Second)); ok {
+		t.Errorf("the least recently used session survived eviction")
+	}
+	if _, ok := s.get(ids[3], now.Add(5*time.Second)); !ok {
+		t.Errorf("the newest session was evicted")
+	}
+	if _, err := s.create(Principal{}, Token{}, now); err == nil {
+		t.Errorf("got a session from an exhausted random source, want an error")
+	}
+}
+
+func TestLocalPath(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"/log?status=quarantined", "/log?status=quarantined"},
+		{"", "/"},
+		{"//evil.example/", "/"},
+		{"https://evil.example/", "/"},
+		{"/\\evil.example", "/"},
+		{"log", "/"},
+		{"/ok\r\nSet-Cookie: x", "/"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.in, func(t *testing.T) {
+			if got := localPath(tc.in, "/"); got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestIDSegments(t *testing.T) {
+	id := quarantine.NewID(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	got := idSegments("spam run (message " + id + ")")
+	if len(got) != 3 || got[1].Link != "/log/"+id || got[0].Text != "spam run (message " || got[2].Text != ")" {
+		t.Errorf("got %+v", got)
+	}
+	if got := idSegments("x" + id); len(got) != 1 || got[0].Link != "" {
+		t.Errorf("got %+v, want no link inside a longer word", got)
+	}
+}
+
+func FuzzIDSegments(f *testing.F) {
+	f.Add("spam run (message 01KQ0000000000000000000000)")
+	f.Add("")
+	f.Add("<script>01KQ0000000000000000000000</script>")
+	f.Fuzz(func(t *testing.T, s string) {
+		var b strings.Builder
+		for _, seg := range idSegments(s) {
+			if seg.Link != "" && seg.Link != "/log/"+seg.Text {
+				t.Fatalf("link %q for %q", seg.Link, seg.Text)
+			}
+			b.WriteString(seg.Text)
+		}
+		if seg := idSegments(s); len(seg) > 0 && !strings.EqualFold(b.String(), s) {
+			t.Fatalf("segments %q of %q lose text", b.String(), s)
+		}
+	})
+}
+
+func FuzzLocalPath(f *testing.F) {
+	for _, s := range []string{"/log", "//x", "/\\x", "https://x/", "/a?b=c#d", "/%2F%2Fx"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := localPath(s, "/")
+		u, err := url.Parse(got)
+		if !strings.HasPrefix(got, "/") || strings.HasPrefix(got, "//") || err != nil || u.Host != "" || strings.ContainsAny(got, "\r\n\\") {
+			t.Fatalf("localPath(%q) = %q leaves the site", s, got)
+		}
+	})
+}
+
+func BenchmarkConsoleLogPage(b *testing.B) {
+	e := newEnv(b)
+	c, err := NewConsole(ConsoleOptions{API: e.api})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := c.sessions.create(Principal{Name: "root"}, Token{Name: "root", Hash: testHashes()[0], Scope: ScopeAll}, e.clock.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		r := httptest.NewRequest(http.MethodGet, "/log?status=quarantined", nil)
+		r.AddCookie(&http.Cookie{Name: sessionCookie, Value: s.id})
+		w := httptest.NewRecorder()
+		c.ServeHTTP(w, r)
+		if w.Code != http.StatusOK {
+			b.Fatalf("got %d", w.Code)
+		}
+	}
+}
+
+func FuzzLogFilter(f *testing.F) {
+	for _, s := range []string{"status=quarantined&verdict=spam", "since=7d&limit=10", "from=2026-03-01&to=2026-03-02", "status=bogus&limit=-1", "since=99999999d", "subject=%3Cscript%3E"} {
+		f.Add(s)
+	}
+	c := &Console{api: &API{now: func() time.Time { return time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC) }}}
+	f.Fuzz(func(t *testing.T, raw string) {
+		v, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		_, q, err := c.parseLogFilter(v, Principal{Name: "p", Domain: domOut})
+		if q.Scope != domOut {
+			t.Fatalf("scope %q lost", q.Scope)
+		}
+		if err == nil && (q.Limit < 1 || q.Limit > quarantine.MaxLimit) {
+			t.Fatalf("limit %d out of range", q.Limit)
+		}
+		for _, s := range []string{q.User, q.Domain, q.Identity, q.Sender, q.Recipient, q.Subject, q.Cursor} {
+			if len(s) > maxParamLength {
+				t.Fatalf("unbounded field of %d bytes", len(s))
+			}
+		}
+	})
+}

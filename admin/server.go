@@ -7,7 +7,9 @@
 // New builds the handler tree; Start listens; Stop shuts down. The
 // endpoints of this file need no token: /metrics, /-/healthy, /-/ready
 // and POST /-/reload, which is why the admin listener binds to loopback
-// by default.
+// by default. NewAPI builds the token-authenticated JSON API mounted at
+// APIPrefix, and NewConsole the web console mounted at "/", which shares
+// the API's tokens, scoping and audit trail.
 package admin
 
 import (

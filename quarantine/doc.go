@@ -57,7 +57,11 @@
 // round commits (at most the queue's content): the reply to those clients
 // did not depend on them. A release whose delivery succeeded but whose
 // recording was interrupted by a crash is delivered again by a later
-// Release. Reports round their period out to whole hours. The index
-// value of very long fields is truncated to 200 bytes; the record itself
-// is always compared in full.
+// Release. Reports round their period out to whole hours, and to whole
+// UTC days at an edge older than Options.HourlyRetention (72 hours) when
+// grouping by identity, user or sender. Index and rollup values are
+// capped at 200 bytes; searches compare the record itself in full.
+// Search examines at most Options.MaxScan entries per call and then
+// returns a partial page with a cursor, so a "contains" filter over a
+// large log costs several calls rather than one unbounded one.
 package quarantine

@@ -171,7 +171,6 @@ func New(db *bbolt.DB, opts Options) (*Store, error) {
 		stopSweep: make(chan struct{}),
 		sweepDone: make(chan struct{}),
 	}
-	s.m = newMetrics(opts.Registerer, func() float64 { return float64(len(s.queue)) })
 	if !db.IsReadOnly() {
 		err := db.Update(func(tx *bbolt.Tx) error {
 			for _, b := range [][]byte{bucketLog, bucketIndex, bucketMsg, bucketRollup, bucketMeta} {
@@ -197,6 +196,8 @@ func New(db *bbolt.DB, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("quarantine: %w", err)
 	}
+	// Registered last, so that a failed New leaves the registry clean.
+	s.m = newMetrics(opts.Registerer, func() float64 { return float64(len(s.queue)) })
 	s.m.qMessages.Set(float64(s.qMessages.Load()))
 	s.m.qBytes.Set(float64(s.qBytes.Load()))
 	go s.commitLoop()

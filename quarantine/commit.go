@@ -39,8 +39,10 @@ type op struct {
 // commitLoop is the group committer: it takes whatever is queued (up to
 // MaxBatch) and writes it in one transaction, so one fsync covers every
 // record and quarantined message that arrived while the previous round
-// was being written. There is no timer: a lone writer gets its own round at
-// once, and under load rounds grow by themselves.
+// was being written. A writer waiting for its sync gets its round at
+// once; a round of fire-and-forget log records waits up to CoalesceDelay
+// for company, since nobody waits for it and every commit costs the same
+// page writes and fsync whatever its size.
 func (s *Store) commitLoop() {
 	defer close(s.done)
 	batch := make([]*op, 0, s.opts.MaxBatch)
@@ -58,11 +60,42 @@ func (s *Store) commitLoop() {
 				break drain
 			}
 		}
+		s.coalesce(&batch)
 		if s.beforeRound != nil {
 			s.beforeRound()
 		}
 		s.commitRound(batch)
 		clear(batch)
+	}
+}
+
+// coalesce lets a round without waiters gather more ops for up to
+// CoalesceDelay; a waiter arriving ends the wait.
+func (s *Store) coalesce(batch *[]*op) {
+	d := s.opts.CoalesceDelay
+	if d <= 0 {
+		return
+	}
+	for _, o := range *batch {
+		if o.done != nil {
+			return
+		}
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for len(*batch) < s.opts.MaxBatch {
+		select {
+		case o, ok := <-s.queue:
+			if !ok {
+				return
+			}
+			*batch = append(*batch, o)
+			if o.done != nil {
+				return
+			}
+		case <-t.C:
+			return
+		}
 	}
 }
 

@@ -55,6 +55,12 @@ type Options struct {
 	// MaxBatch bounds the operations written in one commit round; default
 	// 2048.
 	MaxBatch int
+	// CoalesceDelay is how long a round made only of log records (no
+	// caller waiting for it) waits for more before committing, so that a
+	// busy relay pays one commit for many records. A synced write
+	// (Quarantine, AppendWait, ...) ends the wait at once. Default 2ms;
+	// negative disables it.
+	CoalesceDelay time.Duration
 	// MaxScan bounds the entries one Search call examines; a search that
 	// reaches it returns what it found with a cursor to go on. Default
 	// 200,000.
@@ -94,6 +100,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.MaxBatch == 0 {
 		o.MaxBatch = DefaultMaxBatch
+	}
+	if o.CoalesceDelay == 0 {
+		o.CoalesceDelay = 2 * time.Millisecond
 	}
 	if o.MaxScan == 0 {
 		o.MaxScan = DefaultMaxScan

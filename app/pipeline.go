@@ -1,16 +1,18 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"mime"
+	"net/mail"
 	"strings"
 	"sync/atomic"
 	"time"
 
-	"github.com/emersion/go-message"
-	"github.com/emersion/go-message/mail"
+	"github.com/emersion/go-message/charset"
 	"github.com/emersion/go-smtp"
 
 	"github.com/outguard/outguard/arf"
@@ -81,24 +83,70 @@ type headerSummary struct {
 }
 
 func summarize(raw []byte) headerSummary {
-	h, err := readHeader(raw)
-	if err != nil {
-		return headerSummary{}
-	}
-	mh := mail.Header{Header: message.Header{Header: h}}
 	var s headerSummary
-	if addrs, err := mh.AddressList("From"); err == nil && len(addrs) > 0 {
-		s.from = addrs[0].Address
-	} else {
-		s.from = strings.TrimSpace(mh.Get("From"))
+	from, subject, msgid := topFields(raw)
+	if from != "" {
+		if a, err := mail.ParseAddress(from); err == nil {
+			s.from = a.Address
+		} else {
+			s.from = from
+		}
 	}
-	if subj, err := mh.Subject(); err == nil {
-		s.subject = subj
-	} else {
-		s.subject = mh.Get("Subject")
+	if subject != "" {
+		if d, err := wordDecoder.DecodeHeader(subject); err == nil {
+			subject = d
+		}
+		s.subject = subject
 	}
-	s.messageID = strings.Trim(strings.TrimSpace(mh.Get("Message-Id")), "<>")
+	s.messageID = strings.Trim(msgid, "<> \t")
 	return s
+}
+
+// wordDecoder decodes RFC 2047 words in any charset go-message knows.
+var wordDecoder = &mime.WordDecoder{CharsetReader: charset.Reader}
+
+// topFields returns the unfolded values of the topmost From, Subject and
+// Message-ID fields of a raw header block: the three the log keeps. It is
+// a light scan, not a full header parse, because it runs for every
+// message.
+func topFields(raw []byte) (from, subject, msgid string) {
+	var cur *string
+	var seen [3]bool
+	for len(raw) > 0 {
+		i := bytes.IndexByte(raw, '\n')
+		line := raw
+		if i >= 0 {
+			line = raw[:i]
+			raw = raw[i+1:]
+		} else {
+			raw = nil
+		}
+		line = bytes.TrimRight(line, "\r")
+		if len(line) == 0 {
+			break
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			if cur != nil {
+				*cur += " " + strings.TrimSpace(string(line))
+			}
+			continue
+		}
+		cur = nil
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			continue
+		}
+		v := strings.TrimSpace(string(value))
+		switch {
+		case !seen[0] && bytes.EqualFold(name, []byte("From")):
+			seen[0], from, cur = true, v, &from
+		case !seen[1] && bytes.EqualFold(name, []byte("Subject")):
+			seen[1], subject, cur = true, v, &subject
+		case !seen[2] && bytes.EqualFold(name, []byte("Message-ID")):
+			seen[2], msgid, cur = true, v, &msgid
+		}
+	}
+	return from, subject, msgid
 }
 
 func refusal(code int, ec smtp.EnhancedCode, text, id string) *smtp.SMTPError {

@@ -491,3 +491,25 @@ func TestMetricsSurviveReload(t *testing.T) {
 	}
 	t.Errorf("outguard_verdicts_total{verdict=\"spam\"} is not 1 after a reload")
 }
+
+func TestSummarize(t *testing.T) {
+	cases := []struct {
+		name, raw              string
+		from, subject, msgid string
+	}{
+		{"plain", "From: Shop <shop@example.com>\r\nSubject: Hello\r\nMessage-ID: <a@b>\r\n\r\nbody", "shop@example.com", "Hello", "a@b"},
+		{"encoded and folded", "Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?=\r\n aus Berlin\r\nfrom: x@example.org\r\n\r\n", "x@example.org", "Grüße aus Berlin", ""},
+		{"topmost wins", "Subject: first\r\nSubject: second\r\n\r\n", "", "first", ""},
+		{"unparsable from kept", "From: not an address\r\n\r\n", "not an address", "", ""},
+		{"body ignored", "X: y\r\n\r\nSubject: in body\r\n", "", "", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := summarize([]byte(tc.raw))
+			want := headerSummary{tc.from, tc.subject, tc.msgid}
+			if got != want {
+				t.Errorf("got %+v, want %+v", got, want)
+			}
+		})
+	}
+}

@@ -494,7 +494,7 @@ func TestMetricsSurviveReload(t *testing.T) {
 
 func TestSummarize(t *testing.T) {
 	cases := []struct {
-		name, raw              string
+		name, raw            string
 		from, subject, msgid string
 	}{
 		{"plain", "From: Shop <shop@example.com>\r\nSubject: Hello\r\nMessage-ID: <a@b>\r\n\r\nbody", "shop@example.com", "Hello", "a@b"},

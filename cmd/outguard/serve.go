@@ -21,7 +21,7 @@ func init() {
 }
 
 const serveHelp = `Usage:
-  outguard serve [--config FILE]
+  outguard serve [--config FILE] [--json]
 
 Runs the daemon: the SMTP listeners, the relay to the next hop, and the
 admin listener (metrics, health, API, console).
@@ -34,6 +34,9 @@ the admin listener does the same as SIGHUP.
 serve refuses to start when the trial credentials of the example
 configuration are used on a non-loopback address.
 
+Logs go to standard error (log/slog), one line per transaction with its log
+id; --json writes them as JSON whatever log.format says.
+
 Examples:
   outguard serve --config testdata/outguard.example.yaml
   outguard serve --config /etc/outguard/outguard.yaml
@@ -42,6 +45,7 @@ Examples:
 func runServe(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("serve", serveHelp, stderr)
 	path := fs.String("config", "/etc/outguard/outguard.yaml", "configuration `FILE`")
+	asJSON := fs.Bool("json", false, "write the log as JSON lines")
 	if c := parseFlags(fs, args, stdout); c >= 0 {
 		return c
 	}
@@ -53,6 +57,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "outguard serve: %v\n", err)
 		return exitFailed
+	}
+	if *asJSON {
+		cfg.Log.Format = "json"
 	}
 	log := newLogger(cfg.Log, stderr)
 	slog.SetDefault(log)

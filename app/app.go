@@ -146,6 +146,10 @@ func (a *App) Start() error {
 	if err != nil {
 		return fmt.Errorf("opening database %s (is another outguard running on it?): %w", dbPath, err)
 	}
+	// Batch (the ARF and notification outboxes) answers a 550 only after
+	// its commit; bbolt's default 10ms gathering delay would add to every
+	// blocked message's reply.
+	db.MaxBatchDelay = 2 * time.Millisecond
 	a.db = db
 
 	nh, err := a.buildNextHop(cfg)

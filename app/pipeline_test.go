@@ -513,3 +513,20 @@ func TestSummarize(t *testing.T) {
 		})
 	}
 }
+
+// FuzzSummarize: the three-field scan of the client's header never panics
+// and takes nothing from below the header block.
+func FuzzSummarize(f *testing.F) {
+	f.Add([]byte("From: a@b\r\nSubject: =?UTF-8?B?w6Q=?=\r\n\r\nSubject: body\r\n"))
+	f.Add([]byte("Subject:\r\n \r\n\tx\r\n"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		got := summarize(raw)
+		// Appending a body with other values must not change anything.
+		withBody := append(append([]byte{}, raw...), "\r\n\r\nFrom: z@z\r\nSubject: zz\r\nMessage-ID: <zz>\r\n"...)
+		if bytes.Contains(raw, []byte("\n\n")) || bytes.Contains(raw, []byte("\n\r\n")) {
+			if again := summarize(withBody); again != got {
+				t.Fatalf("body changed the summary: %+v vs %+v", got, again)
+			}
+		}
+	})
+}

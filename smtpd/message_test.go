@@ -154,3 +154,43 @@ func FuzzHeaderScanner(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReplyError feeds next-hop reply texts to the parser that turns them
+// into the replies passed back to clients.
+func FuzzReplyError(f *testing.F) {
+	f.Add(550, "5.1.1 No such user\n5.1.1 really")
+	f.Add(451, "4.4.1")
+	f.Add(250, "9.9.9 odd")
+	f.Add(421, "")
+	f.Fuzz(func(t *testing.T, code int, msg string) {
+		e := replyError(code, msg)
+		if e.Code != code {
+			t.Fatalf("code %d became %d", code, e.Code)
+		}
+		if ec := e.EnhancedCode; ec != [3]int{-1, -1, -1} && (ec[0] < 2 || ec[0] > 5) {
+			t.Fatalf("enhanced code %v out of range from %q", ec, msg)
+		}
+	})
+}
+
+// FuzzRewriteHeader checks that stripping fields never leaves a field of
+// that name behind nor touches the body.
+func FuzzRewriteHeader(f *testing.F) {
+	f.Add([]byte("X-AuthUser: a\r\n b\r\nSubject: s\r\n\r\n"), "X-AuthUser")
+	f.Add([]byte("x-authuser:\r\n\r\n"), "X-AuthUser")
+	f.Fuzz(func(t *testing.T, header []byte, name string) {
+		if name == "" || strings.ContainsAny(name, ": \t\r\n") {
+			return
+		}
+		out := rewriteHeader(header, nil, []string{name})
+		for _, line := range bytes.Split(out, []byte("\n")) {
+			n, _, ok := bytes.Cut(line, []byte(":"))
+			if ok && len(line) > 0 && line[0] != ' ' && line[0] != '\t' && strings.EqualFold(strings.TrimSpace(string(n)), name) {
+				t.Fatalf("field %q left in %q", name, out)
+			}
+		}
+		if len(out) > len(header) {
+			t.Fatalf("stripping grew the header")
+		}
+	})
+}

@@ -227,7 +227,13 @@ func (a *App) Start() error {
 		TLSConfig: adminTLS,
 		Gatherer:  a.reg,
 		Reload:    a.ReloadFromFile,
-		Logger:    a.log,
+		Ready: func() error {
+			if a.smtp.Draining() {
+				return errors.New("shutting down")
+			}
+			return nil
+		},
+		Logger: a.log,
 	})
 	if err := a.mountAPI(cfg); err != nil {
 		a.closeAll()

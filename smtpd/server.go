@@ -330,6 +330,9 @@ func (s *Server) closeIdle() {
 	}
 }
 
+// Draining reports whether Shutdown has begun.
+func (s *Server) Draining() bool { return s.isDraining() }
+
 func (s *Server) isDraining() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()

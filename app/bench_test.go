@@ -15,15 +15,22 @@ import (
 
 // BenchmarkRelay measures whole transactions through outguard (AUTH once
 // per session, 5 KB messages, 50 concurrent sessions) to a go-smtp next
-// hop, with the message log on and off:
+// hop, with the message log on and off, with the built-in engine and with
+// no classification:
 //
 //	go test -run X -bench Relay -benchtime 5000x ./app
 func BenchmarkRelay(b *testing.B) {
-	for _, logging := range []bool{true, false} {
-		b.Run(fmt.Sprintf("log=%v", logging), func(b *testing.B) {
-			nh := testutil.StartNextHop(b)
-			benchRelay(b, startApp(b, testConfig(b, nh.Addr, "")), logging)
-		})
+	for _, engines := range []string{"builtin", "none"} {
+		extra := ""
+		if engines == "none" {
+			extra = "filter: {engines: {builtin: {enabled: false}}}\n"
+		}
+		for _, logging := range []bool{true, false} {
+			b.Run(fmt.Sprintf("engines=%s/log=%v", engines, logging), func(b *testing.B) {
+				nh := testutil.StartNextHop(b)
+				benchRelay(b, startApp(b, testConfig(b, nh.Addr, extra)), logging)
+			})
+		}
 	}
 }
 

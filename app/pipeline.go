@@ -166,8 +166,20 @@ func tag(c filter.Class) string {
 	return "OG-CLEAN"
 }
 
+// Rcpt applies the user's own recipient limit.
+func (c *check) Rcpt(ctx context.Context, tx *smtpd.Transaction, to string) error {
+	if n := c.up.maxRecipients; n > 0 && len(tx.Accepted()) >= n {
+		return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: fmt.Sprintf("Too many recipients: at most %d per message for this sender", n)}
+	}
+	return nil
+}
+
 func (c *check) Data(ctx context.Context, tx *smtpd.Transaction, msg *smtpd.Message) (smtpd.Decision, error) {
 	p, up := c.p, c.up
+	if n := up.maxMessageBytes; n > 0 && msg.Size > n {
+		return smtpd.Decision{Action: smtpd.Refuse, Outcome: smtpd.OutcomeRejected,
+			Reply: refusal(552, smtp.EnhancedCode{5, 3, 4}, fmt.Sprintf("Message too large: at most %d bytes for this sender", n), tx.ID)}, nil
+	}
 	c.header = summarize(msg.Header)
 	ext := up.rules.Extract(identity.Input{Header: msg.Header, AuthUser: tx.AuthName, EnvelopeSender: tx.From})
 	c.identity = ext.Identity

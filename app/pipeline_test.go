@@ -530,3 +530,39 @@ func FuzzSummarize(f *testing.F) {
 		}
 	})
 }
+
+func TestPerUserLimits(t *testing.T) {
+	e := newEnv(t, "    max_recipients: 3\n", "")
+	b, _ := os.ReadFile(e.path)
+	os.WriteFile(e.path, []byte(strings.Replace(string(b), "      - name: trial\n", "      - name: trial\n        max_message_bytes: 2048\n", 1)), 0o600)
+	if err := e.app.ReloadFromFile(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := smtp.Dial(e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Auth(sasl.NewPlainClient("", "trial", "trial-password"))
+	if err := c.Mail("a@out.example.net", nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if err := c.Rcpt(fmt.Sprintf("r%d@example.org", i), nil); err != nil {
+			t.Fatalf("recipient %d: %v", i, err)
+		}
+	}
+	err = c.Rcpt("r4@example.org", nil)
+	if r := replyOf(err); r == nil || r.Code != 452 || r.EnhancedCode != (smtp.EnhancedCode{4, 5, 3}) {
+		t.Errorf("4th recipient (domain limit 3): %v, want 452 4.5.3", err)
+	}
+	c.Reset()
+	big := testMessage("lim", "big", strings.Repeat("0123456789\r\n", 300))
+	err = e.send("a@out.example.net", big)
+	if r := replyOf(err); r == nil || r.Code != 552 || r.EnhancedCode != (smtp.EnhancedCode{5, 3, 4}) {
+		t.Errorf("message over the user's size limit: %v, want 552 5.3.4", err)
+	}
+	if n := len(e.mail()); n != 0 {
+		t.Errorf("relayed %d, want 0", n)
+	}
+}

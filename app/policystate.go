@@ -30,6 +30,10 @@ type userPolicy struct {
 	policy               identity.Policy
 	allowedSenderDomains []string
 	abuseAddress         string
+	// maxRecipients and maxMessageBytes are the user's own limits; 0
+	// leaves the global ones.
+	maxRecipients   int
+	maxMessageBytes int64
 }
 
 // fallbackUser applies to a user the configuration no longer has (removed
@@ -100,6 +104,8 @@ func buildPolicyState(cfg *config.Config) (*policyState, error) {
 					EscalateAfter: escalate,
 				},
 				allowedSenderDomains: u.AllowedSenderDomains,
+				maxRecipients:        firstPositive(u.MaxRecipients, d.MaxRecipients),
+				maxMessageBytes:      int64(firstPositive(int(u.MaxMessageBytes), int(d.MaxMessageBytes))),
 				abuseAddress:         firstNonEmpty(u.AbuseAddress, d.AbuseAddress, cfg.ARF.AbuseAddress),
 			}
 			if len(up.allowedSenderDomains) == 0 {
@@ -129,6 +135,15 @@ func pick(user, domain *bool, def bool) bool {
 		return *domain
 	}
 	return def
+}
+
+func firstPositive(v ...int) int {
+	for _, n := range v {
+		if n > 0 {
+			return n
+		}
+	}
+	return 0
 }
 
 func firstNonEmpty(s ...string) string {

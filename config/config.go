@@ -203,6 +203,10 @@ type Policy struct {
 	// AllowedSenderDomains lists the header From domains this user may
 	// send as; empty: any.
 	AllowedSenderDomains []string `yaml:"allowed_sender_domains"`
+	// MaxRecipients and MaxMessageBytes lower the global limits for these
+	// users (0: the global limit applies).
+	MaxRecipients   int   `yaml:"max_recipients"`
+	MaxMessageBytes int64 `yaml:"max_message_bytes"`
 }
 
 // Admin is the HTTP listener for metrics, health, the API and the console.

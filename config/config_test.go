@@ -75,6 +75,7 @@ func TestBadCoreFixtures(t *testing.T) {
 		"bad-core-log-level.yaml":           `log.level "verbose"`,
 		"bad-core-two-documents.yaml":       "more than one YAML document",
 		"bad-core-wrong-type.yaml":          "line 6",
+		"bad-core-user-limit.yaml":          "max_recipients 500: use 0 (the global limit) or a number up to limits.max_recipients (50)",
 	}
 	files, _ := filepath.Glob(filepath.Join("testdata", "bad-core-*.yaml"))
 	if len(files) != len(want) {

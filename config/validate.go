@@ -330,6 +330,12 @@ func (p *Policy) validate(c *Config, where string) []string {
 			out = append(out, fmt.Sprintf("%s.thresholds: %s", where, msg))
 		}
 	}
+	if p.MaxRecipients < 0 || (c.Limits.MaxRecipients > 0 && p.MaxRecipients > c.Limits.MaxRecipients) {
+		out = append(out, fmt.Sprintf("%s.max_recipients %d: use 0 (the global limit) or a number up to limits.max_recipients (%d)", where, p.MaxRecipients, c.Limits.MaxRecipients))
+	}
+	if p.MaxMessageBytes < 0 || (c.Limits.MaxMessageBytes > 0 && p.MaxMessageBytes > c.Limits.MaxMessageBytes) {
+		out = append(out, fmt.Sprintf("%s.max_message_bytes %d: use 0 (the global limit) or a size up to limits.max_message_bytes (%d)", where, p.MaxMessageBytes, c.Limits.MaxMessageBytes))
+	}
 	for _, d := range p.AllowedSenderDomains {
 		if d == "" || strings.ContainsAny(d, "@ \t") {
 			out = append(out, fmt.Sprintf("%s.allowed_sender_domains: %q is not a domain name", where, d))

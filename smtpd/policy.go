@@ -118,6 +118,13 @@ type Check interface {
 	Close(tx *Transaction, msg *Message, res Result)
 }
 
+// RcptChecker is an optional extra of a Check: Rcpt runs for each RCPT
+// before it is forwarded to the next hop; an error (an *smtp.SMTPError)
+// refuses that recipient only.
+type RcptChecker interface {
+	Rcpt(ctx context.Context, tx *Transaction, to string) error
+}
+
 // PolicyFunc adapts a function to Policy.
 type PolicyFunc func(ctx context.Context, tx *Transaction) (Check, error)
 

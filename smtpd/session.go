@@ -156,11 +156,19 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		return s.reply("RCPT", replyTooManyRcpts)
 	}
 	var err error
-	if s.tx.Feedback {
+	if rc, ok := s.check.(RcptChecker); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), s.srv.opts.IdleTimeout)
+		err = rc.Rcpt(ctx, s.tx, to)
+		cancel()
+	}
+	switch {
+	case err != nil:
+		// Refused by the policy: the next hop never sees it.
+	case s.tx.Feedback:
 		if !s.srv.opts.IsFeedbackAddress(to) {
 			err = replyAuthRequired
 		}
-	} else {
+	default:
 		ctx, cancel := context.WithTimeout(context.Background(), s.srv.opts.IdleTimeout)
 		err = s.nh.Rcpt(ctx, to)
 		cancel()

@@ -1,10 +1,8 @@
 package config
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 )
@@ -103,26 +101,9 @@ func TestARFBad(t *testing.T) {
 		{"bad-arf-relay-timeout.yaml", "arf.relay.timeout"},
 		{"bad-arf-unknown-key.yaml", "abuse_adress"},
 	}
-	files, _ := filepath.Glob(filepath.Join("testdata", "bad-arf-*.yaml"))
-	if len(files) != len(tests) {
-		t.Errorf("got %d bad-arf fixtures, want a case for each of %d", len(files), len(tests))
-	}
+	cases := make([]badCase, 0, len(tests))
 	for _, tt := range tests {
-		t.Run(tt.file, func(t *testing.T) {
-			b, err := os.ReadFile(filepath.Join("testdata", tt.file))
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = Parse([]byte(arfBase + string(b)))
-			if err == nil {
-				t.Fatalf("got no error, want one mentioning %q", tt.want)
-			}
-			if !errors.Is(err, ErrInvalid) {
-				t.Errorf("got %v, want it to wrap ErrInvalid", err)
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("got %q, want it to mention %q", err, tt.want)
-			}
-		})
+		cases = append(cases, badCase{tt.file, []string{tt.want}})
 	}
+	checkBadFixtures(t, "bad-arf-", arfBase, cases)
 }

@@ -1,11 +1,11 @@
 package config
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -77,29 +77,12 @@ func TestBadCoreFixtures(t *testing.T) {
 		"bad-core-wrong-type.yaml":          "line 6",
 		"bad-core-user-limit.yaml":          "max_recipients 500: use 0 (the global limit) or a number up to limits.max_recipients (50)",
 	}
-	files, _ := filepath.Glob(filepath.Join("testdata", "bad-core-*.yaml"))
-	if len(files) != len(want) {
-		t.Errorf("found %d bad-core fixtures, the table has %d", len(files), len(want))
+	cases := make([]badCase, 0, len(want))
+	for file, w := range want {
+		cases = append(cases, badCase{file, []string{w}})
 	}
-	for _, f := range files {
-		name := filepath.Base(f)
-		t.Run(name, func(t *testing.T) {
-			w, ok := want[name]
-			if !ok {
-				t.Fatalf("fixture %s has no expectation in the table", name)
-			}
-			_, err := Load(f)
-			if err == nil {
-				t.Fatalf("loaded without error, want %q", w)
-			}
-			if !errors.Is(err, ErrInvalid) {
-				t.Errorf("error %v does not wrap ErrInvalid", err)
-			}
-			if !strings.Contains(err.Error(), w) {
-				t.Errorf("error\n  %v\nwant it to contain\n  %s", err, w)
-			}
-		})
-	}
+	slices.SortFunc(cases, func(a, b badCase) int { return strings.Compare(a.file, b.file) })
+	checkBadFixtures(t, "bad-core-", "", cases)
 }
 
 func TestDuration(t *testing.T) {

@@ -1,10 +1,8 @@
 package config
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 )
 
@@ -82,7 +80,7 @@ func TestFilterExample(t *testing.T) {
 }
 
 func TestFilterBadFixtures(t *testing.T) {
-	for _, tc := range []struct {
+	tests := []struct {
 		file string
 		want string // part of the message naming the key
 	}{
@@ -101,22 +99,10 @@ func TestFilterBadFixtures(t *testing.T) {
 		{"unknown-key", "spam_treshold"},
 		{"spam-action", "spam_actions"},
 		{"mass-recipients", "mass_recipients"},
-	} {
-		t.Run(tc.file, func(t *testing.T) {
-			b, err := os.ReadFile(filepath.Join("testdata", "bad-filter-"+tc.file+".yaml"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = parseWithFilter(t, string(b))
-			if err == nil {
-				t.Fatalf("got no error, want one mentioning %q", tc.want)
-			}
-			if !errors.Is(err, ErrInvalid) {
-				t.Errorf("got %v, want it to wrap ErrInvalid", err)
-			}
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("got %q, want it to mention %q", err, tc.want)
-			}
-		})
 	}
+	cases := make([]badCase, 0, len(tests))
+	for _, tt := range tests {
+		cases = append(cases, badCase{"bad-filter-" + tt.file + ".yaml", []string{tt.want}})
+	}
+	checkBadFixtures(t, "bad-filter-", filterBase, cases)
 }

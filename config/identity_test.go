@@ -1,10 +1,8 @@
 package config
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 )
@@ -139,27 +137,11 @@ func TestIdentityBadFixtures(t *testing.T) {
 		{"bad-identity-flush-interval.yaml", []string{"identity.flush_interval"}},
 		{"bad-identity-unknown-key.yaml", []string{"unknown key \"spam_count\""}},
 	}
-	files, _ := filepath.Glob(filepath.Join("testdata", "bad-identity-*.yaml"))
-	if len(files) != len(tests) {
-		t.Errorf("got %d bad-identity fixtures, want %d: every fixture needs a case", len(files), len(tests))
+	cases := make([]badCase, 0, len(tests))
+	for _, tt := range tests {
+		cases = append(cases, badCase{tt.file, tt.want})
 	}
-	for _, tc := range tests {
-		t.Run(tc.file, func(t *testing.T) {
-			b, err := os.ReadFile(filepath.Join("testdata", tc.file))
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = Parse(b)
-			if !errors.Is(err, ErrInvalid) {
-				t.Fatalf("got %v, want ErrInvalid", err)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("got %q, want it to mention %q", err, w)
-				}
-			}
-		})
-	}
+	checkBadFixtures(t, "bad-identity-", "", cases)
 }
 
 func TestIdentityRuleCheck(t *testing.T) {

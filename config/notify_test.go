@@ -1,7 +1,6 @@
 package config
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -103,26 +102,9 @@ func TestNotifyBad(t *testing.T) {
 		{"bad-notify-mail-without-abuse.yaml", "notify.mail_on_auto_lock"},
 		{"bad-notify-unknown-key.yaml", `unknown key "headers"`},
 	}
-	files, _ := filepath.Glob(filepath.Join("testdata", "bad-notify-*.yaml"))
-	if len(files) != len(tests) {
-		t.Errorf("got %d bad-notify fixtures, want a case for each of %d", len(files), len(tests))
-	}
+	cases := make([]badCase, 0, len(tests))
 	for _, tt := range tests {
-		t.Run(tt.file, func(t *testing.T) {
-			b, err := os.ReadFile(filepath.Join("testdata", tt.file))
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = Parse([]byte(notifyBase + string(b)))
-			if err == nil {
-				t.Fatalf("got no error, want one mentioning %q", tt.want)
-			}
-			if !errors.Is(err, ErrInvalid) && !strings.Contains(tt.want, "unknown key") {
-				t.Errorf("got %v, want it to wrap ErrInvalid", err)
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("got %q, want it to mention %q", err, tt.want)
-			}
-		})
+		cases = append(cases, badCase{tt.file, []string{tt.want}})
 	}
+	checkBadFixtures(t, "bad-notify-", notifyBase, cases)
 }

@@ -1,10 +1,8 @@
 package config
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 )
@@ -139,26 +137,9 @@ func TestStoreBad(t *testing.T) {
 		{"bad-store-duration-syntax.yaml", "forever"},
 		{"bad-store-unknown-key.yaml", "retention"},
 	}
-	files, _ := filepath.Glob(filepath.Join("testdata", "bad-store-*.yaml"))
-	if len(files) != len(tests) {
-		t.Errorf("got %d bad-store fixtures, want a case for each of %d", len(files), len(tests))
-	}
+	cases := make([]badCase, 0, len(tests))
 	for _, tt := range tests {
-		t.Run(tt.file, func(t *testing.T) {
-			b, err := os.ReadFile(filepath.Join("testdata", tt.file))
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = Parse([]byte(storeBase + string(b)))
-			if err == nil {
-				t.Fatalf("got no error, want one mentioning %q", tt.want)
-			}
-			if !errors.Is(err, ErrInvalid) {
-				t.Errorf("got %v, want it to wrap ErrInvalid", err)
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("got %q, want it to mention %q", err, tt.want)
-			}
-		})
+		cases = append(cases, badCase{tt.file, []string{tt.want}})
 	}
+	checkBadFixtures(t, "bad-store-", storeBase, cases)
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 )
 
 // Message is the content received at DATA, exactly as the client sent it
@@ -20,9 +21,18 @@ type Message struct {
 	// Size is the total size in bytes.
 	Size int64
 
-	mem  []byte   // whole message, when not spooled
-	file *os.File // spool file, when spooled
+	mem  []byte        // whole message, when not spooled
+	file *os.File      // spool file, when spooled
+	buf  *bytes.Buffer // pooled storage behind mem, returned by Close
 }
+
+// memBufs recycles the in-memory storage of messages: most messages are
+// small, and growing a fresh buffer for each was a visible share of the
+// relay's allocations.
+var memBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBuf is the largest buffer kept for reuse.
+const maxPooledBuf = 256 << 10
 
 // NewMessage returns a Message holding raw, for tests and for the paths
 // (release, classify) that start from bytes.
@@ -66,8 +76,16 @@ func (m *Message) Bytes() ([]byte, error) {
 // Spooled reports whether the content is in a temporary file.
 func (m *Message) Spooled() bool { return m.file != nil }
 
-// Close removes the spool file, if any.
+// Close removes the spool file, if any, and releases the memory of an
+// in-memory message: slices returned by Bytes must not be used after it.
 func (m *Message) Close() error {
+	if m.buf != nil {
+		if m.buf.Cap() <= maxPooledBuf {
+			m.buf.Reset()
+			memBufs.Put(m.buf)
+		}
+		m.buf, m.mem = nil, nil
+	}
 	if m.file == nil {
 		return nil
 	}
@@ -102,7 +120,8 @@ func readMessage(r io.Reader, lim readLimits) (*Message, error) {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
-	var mem bytes.Buffer
+	mem := memBufs.Get().(*bytes.Buffer)
+	m.buf = mem
 	var violation error
 	for {
 		n, err := r.Read(buf)
@@ -123,7 +142,7 @@ func readMessage(r io.Reader, lim readLimits) (*Message, error) {
 						m.Close()
 						return nil, fmt.Errorf("spooling message: %w", werr)
 					}
-					mem = bytes.Buffer{}
+					mem.Reset()
 				}
 				if m.file != nil {
 					if _, werr := m.file.Write(chunk); werr != nil {

@@ -58,7 +58,7 @@ type Options struct {
 	// CoalesceDelay is how long a round made only of log records (no
 	// caller waiting for it) waits for more before committing, so that a
 	// busy relay pays one commit for many records. A synced write
-	// (Quarantine, AppendWait, ...) ends the wait at once. Default 5ms;
+	// (Quarantine, AppendWait, ...) ends the wait at once. Default 25ms;
 	// negative disables it.
 	CoalesceDelay time.Duration
 	// MaxScan bounds the entries one Search call examines; a search that
@@ -102,7 +102,7 @@ func (o *Options) setDefaults() error {
 		o.MaxBatch = DefaultMaxBatch
 	}
 	if o.CoalesceDelay == 0 {
-		o.CoalesceDelay = 5 * time.Millisecond
+		o.CoalesceDelay = 25 * time.Millisecond
 	}
 	if o.MaxScan == 0 {
 		o.MaxScan = DefaultMaxScan

@@ -7,25 +7,8 @@ import (
 	"time"
 )
 
-// arfBase is a minimal valid configuration without an arf section.
-const arfBase = `
-hostname: mta.out.example.net
-listeners:
-  - name: submission
-    address: "127.0.0.1:2525"
-    tls: none
-    allow_insecure_auth: true
-next_hop:
-  type: capture
-domains:
-  - name: out.example.net
-    users:
-      - name: alice
-        networks: ["127.0.0.1/32"]
-`
-
 func TestARFDefaults(t *testing.T) {
-	c, err := Parse([]byte(arfBase))
+	c, err := Parse([]byte(sectionBase))
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
@@ -56,7 +39,7 @@ func TestARFExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := Parse([]byte(arfBase + string(b)))
+	c, err := Parse([]byte(sectionBase + string(b)))
 	if err != nil {
 		t.Fatalf("the shipped example does not parse: %v", err)
 	}
@@ -72,7 +55,7 @@ func TestARFValid(t *testing.T) {
 		"long backoff":   "arf:\n  retry: {initial: 1m, max: 2h}\n  max_age: 2w\n",
 	} {
 		t.Run(name, func(t *testing.T) {
-			if _, err := Parse([]byte(arfBase + section)); err != nil {
+			if _, err := Parse([]byte(sectionBase + section)); err != nil {
 				t.Errorf("got %v, want no error", err)
 			}
 		})
@@ -105,5 +88,5 @@ func TestARFBad(t *testing.T) {
 	for _, tt := range tests {
 		cases = append(cases, badCase{tt.file, []string{tt.want}})
 	}
-	checkBadFixtures(t, "bad-arf-", arfBase, cases)
+	checkBadFixtures(t, "bad-arf-", sectionBase, cases)
 }

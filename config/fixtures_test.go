@@ -8,6 +8,24 @@ import (
 	"testing"
 )
 
+// sectionBase is a minimal valid configuration without the optional
+// sections, for the tests of the arf, notify and store sections.
+const sectionBase = `
+hostname: mta.out.example.net
+listeners:
+  - name: submission
+    address: "127.0.0.1:2525"
+    tls: none
+    allow_insecure_auth: true
+next_hop:
+  type: capture
+domains:
+  - name: out.example.net
+    users:
+      - name: alice
+        networks: ["127.0.0.1/32"]
+`
+
 // badCase is a fixture under testdata and the words its error must
 // contain (the key and the hint).
 type badCase struct {

@@ -9,25 +9,8 @@ import (
 	"time"
 )
 
-// notifyBase is a minimal valid configuration without a notify section.
-const notifyBase = `
-hostname: mta.out.example.net
-listeners:
-  - name: submission
-    address: "127.0.0.1:2525"
-    tls: none
-    allow_insecure_auth: true
-next_hop:
-  type: capture
-domains:
-  - name: out.example.net
-    users:
-      - name: alice
-        networks: ["127.0.0.1/32"]
-`
-
 func TestNotifyDefaults(t *testing.T) {
-	c, err := Parse([]byte(notifyBase))
+	c, err := Parse([]byte(sectionBase))
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
@@ -55,7 +38,7 @@ func TestNotifyExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := Parse([]byte(notifyBase + "arf:\n  abuse_address: abuse@out.example.net\n" + string(b)))
+	c, err := Parse([]byte(sectionBase + "arf:\n  abuse_address: abuse@out.example.net\n" + string(b)))
 	if err != nil {
 		t.Fatalf("the shipped example does not parse: %v", err)
 	}
@@ -72,7 +55,7 @@ func TestNotifyValid(t *testing.T) {
 		"mail with domain": "notify:\n  mail_on_auto_lock: true\n",
 	} {
 		t.Run(name, func(t *testing.T) {
-			base := notifyBase
+			base := sectionBase
 			if name == "mail with domain" {
 				base = strings.Replace(base, "  - name: out.example.net\n", "  - name: out.example.net\n    abuse_address: abuse@out.example.net\n", 1)
 			}
@@ -106,5 +89,5 @@ func TestNotifyBad(t *testing.T) {
 	for _, tt := range tests {
 		cases = append(cases, badCase{tt.file, []string{tt.want}})
 	}
-	checkBadFixtures(t, "bad-notify-", notifyBase, cases)
+	checkBadFixtures(t, "bad-notify-", sectionBase, cases)
 }

@@ -7,24 +7,8 @@ import (
 	"time"
 )
 
-// storeBase is a minimal valid configuration without a store section.
-const storeBase = `
-listeners:
-  - name: submission
-    address: "127.0.0.1:2525"
-    tls: none
-    allow_insecure_auth: true
-next_hop:
-  type: capture
-domains:
-  - name: out.example.net
-    users:
-      - name: alice
-        networks: ["127.0.0.1/32"]
-`
-
 func TestStoreDefaults(t *testing.T) {
-	c, err := Parse([]byte(storeBase))
+	c, err := Parse([]byte(sectionBase))
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
@@ -73,7 +57,7 @@ func TestStoreValid(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := Parse([]byte(storeBase + tc.section))
+			c, err := Parse([]byte(sectionBase + tc.section))
 			if err != nil {
 				t.Fatalf("got %v, want no error", err)
 			}
@@ -94,7 +78,7 @@ func TestStoreRelativePath(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(dir, "outguard.yaml")
-			if err := os.WriteFile(path, []byte(storeBase+tc.section), 0o600); err != nil {
+			if err := os.WriteFile(path, []byte(sectionBase+tc.section), 0o600); err != nil {
 				t.Fatal(err)
 			}
 			c, err := Load(path)
@@ -113,7 +97,7 @@ func TestStoreExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := Parse([]byte(storeBase + string(b)))
+	c, err := Parse([]byte(sectionBase + string(b)))
 	if err != nil {
 		t.Fatalf("the shipped example does not parse: %v", err)
 	}
@@ -141,5 +125,5 @@ func TestStoreBad(t *testing.T) {
 	for _, tt := range tests {
 		cases = append(cases, badCase{tt.file, []string{tt.want}})
 	}
-	checkBadFixtures(t, "bad-store-", storeBase, cases)
+	checkBadFixtures(t, "bad-store-", sectionBase, cases)
 }

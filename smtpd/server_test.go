@@ -207,11 +207,7 @@ func TestRelayByteForByte(t *testing.T) {
 
 func TestFinalReplyCarriesNextHopTextAndID(t *testing.T) {
 	h := newHarness(t)
-	r := dialRaw(t, h.addr)
-	r.expect("EHLO c.test", 250)
-	r.expect("AUTH PLAIN "+base64.StdEncoding.EncodeToString([]byte("\x00alice\x00secret")), 235)
-	r.expect("MAIL FROM:<alice@example.com>", 250)
-	r.expect("RCPT TO:<bob@example.org>", 250)
+	r := h.openTx(t)
 	r.expect("DATA", 354)
 	line := r.expect(plainMsg+".", 250)
 	if !strings.Contains(line, "Ok: queued as NH1 (id ") {
@@ -376,11 +372,7 @@ func TestRefusedRecipientAtRcpt(t *testing.T) {
 	h := newHarness(t)
 	h.nh.RefuseRcpt["nobody@example.org"] = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such user here"}
 	h.nh.RefuseRcpt["full@example.org"] = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 2, 2}, Message: "Mailbox full"}
-	r := dialRaw(t, h.addr)
-	r.expect("EHLO c.test", 250)
-	r.expect("AUTH PLAIN "+base64.StdEncoding.EncodeToString([]byte("\x00alice\x00secret")), 235)
-	r.expect("MAIL FROM:<alice@example.com>", 250)
-	r.expect("RCPT TO:<bob@example.org>", 250)
+	r := h.openTx(t)
 	if got := r.cmd("RCPT TO:<nobody@example.org>"); got != "550 5.1.1 No such user here" {
 		t.Errorf("refused RCPT = %q, want the next hop's reply", got)
 	}
@@ -528,11 +520,7 @@ func TestSmugglingStaysOneMessage(t *testing.T) {
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := dialRaw(t, h.addr)
-			r.expect("EHLO c.test", 250)
-			r.expect("AUTH PLAIN "+base64.StdEncoding.EncodeToString([]byte("\x00alice\x00secret")), 235)
-			r.expect("MAIL FROM:<alice@example.com>", 250)
-			r.expect("RCPT TO:<bob@example.org>", 250)
+			r := h.openTx(t)
 			r.expect("DATA", 354)
 			r.w.WriteString(tc.data)
 			r.expect(".", 250)
@@ -554,16 +542,8 @@ func TestLimits(t *testing.T) {
 		o.MaxMessageBytes = 4096
 		o.MaxHeaderBytes = 2048
 	})
-	start := func(t *testing.T) *rawConn {
-		r := dialRaw(t, h.addr)
-		r.expect("EHLO c.test", 250)
-		r.expect("AUTH PLAIN "+base64.StdEncoding.EncodeToString([]byte("\x00alice\x00secret")), 235)
-		r.expect("MAIL FROM:<alice@example.com>", 250)
-		r.expect("RCPT TO:<bob@example.org>", 250)
-		return r
-	}
 	t.Run("too many recipients", func(t *testing.T) {
-		r := start(t)
+		r := h.openTx(t)
 		r.expect("RCPT TO:<c2@example.org>", 250)
 		if got := r.cmd("RCPT TO:<c3@example.org>"); !strings.HasPrefix(got, "452 4.5.3") {
 			t.Errorf("third RCPT = %q, want 452 4.5.3", got)
@@ -578,7 +558,7 @@ func TestLimits(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := start(t)
+			r := h.openTx(t)
 			r.expect("DATA", 354)
 			r.w.WriteString(tc.data)
 			if got := r.cmd("."); !strings.HasPrefix(got, tc.want) {
@@ -592,7 +572,7 @@ func TestLimits(t *testing.T) {
 		t.Errorf("next hop got %d messages, want 0", n)
 	}
 	// A header line of exactly 998 octets is fine.
-	r := start(t)
+	r := h.openTx(t)
 	r.expect("DATA", 354)
 	r.w.WriteString("Subject: " + strings.Repeat("x", 989) + "\r\n\r\nbody\r\n")
 	r.expect(".", 250)
@@ -619,11 +599,7 @@ func TestGracefulShutdownLetsTransactionFinish(t *testing.T) {
 	idle := dialRaw(t, h.addr)
 	idle.expect("EHLO idle.test", 250)
 	silent := dialRaw(t, h.addr) // greeted, never said EHLO
-	r := dialRaw(t, h.addr)
-	r.expect("EHLO c.test", 250)
-	r.expect("AUTH PLAIN "+base64.StdEncoding.EncodeToString([]byte("\x00alice\x00secret")), 235)
-	r.expect("MAIL FROM:<alice@example.com>", 250)
-	r.expect("RCPT TO:<bob@example.org>", 250)
+	r := h.openTx(t)
 	done := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -648,6 +624,18 @@ func TestGracefulShutdownLetsTransactionFinish(t *testing.T) {
 	if _, err := net.Dial("tcp", h.addr); err == nil {
 		t.Errorf("still accepting connections after Shutdown")
 	}
+}
+
+// openTx dials, authenticates as alice and opens a transaction from
+// alice@example.com to bob@example.org.
+func (h *harness) openTx(t *testing.T) *rawConn {
+	t.Helper()
+	r := dialRaw(t, h.addr)
+	r.expect("EHLO c.test", 250)
+	r.expect("AUTH PLAIN "+base64.StdEncoding.EncodeToString([]byte("\x00alice\x00secret")), 235)
+	r.expect("MAIL FROM:<alice@example.com>", 250)
+	r.expect("RCPT TO:<bob@example.org>", 250)
+	return r
 }
 
 // rawConn speaks SMTP line by line for protocol-level tests.

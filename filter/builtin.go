@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/outguard/outguard/filter/content"
 )
 
 // BuiltinName is the name of the built-in engine in reasons and metrics.
@@ -172,6 +174,9 @@ type BuiltinOptions struct {
 	Scores map[string]float64
 	// Disabled turns built-in heuristics off by name.
 	Disabled []string
+	// Content configures the content model; the zero value uses the
+	// embedded seed model.
+	Content ContentOptions
 }
 
 // Builtin is the engine that needs no other service. Make one with
@@ -183,6 +188,9 @@ type Builtin struct {
 	protected                     []protectedDomain
 	dangerous, macro              map[string]bool
 	massRcpts                     int
+	// learner is the content model, nil when it is disabled.
+	learner          *content.Learner
+	suspectThreshold float64
 }
 
 var _ Engine = (*Builtin)(nil)
@@ -273,6 +281,23 @@ func NewBuiltin(opts BuiltinOptions) (*Builtin, error) {
 		}
 		b.protected = append(b.protected, p)
 	}
+	if !opts.Content.Disabled {
+		b.learner = opts.Content.Learner
+		if b.learner == nil {
+			l, err := seedLearner()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("content model: %w", err))
+			}
+			b.learner = l
+		}
+		b.suspectThreshold = opts.Content.SuspectThreshold
+		if b.suspectThreshold == 0 && b.learner != nil {
+			b.suspectThreshold = float64(b.learner.Seed().Suspect)
+		}
+	}
+	if b.suspectThreshold == 0 {
+		b.suspectThreshold = b.spamThreshold
+	}
 	b.dangerous = extSet(opts.DangerousExtensions, DefaultDangerousExtensions)
 	b.macro = extSet(opts.MacroExtensions, DefaultMacroExtensions)
 	if err := errors.Join(errs...); err != nil {
@@ -341,12 +366,38 @@ func (b *Builtin) Scan(ctx context.Context, m *Message) (Verdict, error) {
 		return Verdict{}, err
 	}
 	s.rules(m)
-	v := Verdict{Class: s.strong, Score: s.total, Reasons: s.reasons}
-	if v.Class < Spam && s.total >= b.spamThreshold {
+	spamAt, suspectAt := b.spamThreshold, b.suspectThreshold
+	if t := m.Thresholds.Spam; t > 0 {
+		spamAt = t
+	}
+	if t := m.Thresholds.Suspect; t > 0 {
+		suspectAt = t
+	}
+	var model contentScore
+	if b.learner != nil && s.strong == Clean {
+		// A strong heuristic has decided the class already; otherwise the
+		// model's score counts when it is positive: it is calibrated so
+		// that 5 alone is spam, and a hammy text must not cancel a rule.
+		rest := s.total
+		model = b.scoreContent(m, func(z float64) bool { return rest+max(z, 0) >= min(suspectAt, spamAt) })
+		if z := round2(max(model.score, 0)); z > 0 {
+			s.total += z
+			s.reasons = append(s.reasons, Reason(BuiltinName, RuleContentModel, z))
+			s.reasons = append(s.reasons, model.reasons...)
+		}
+	}
+	v := Verdict{Class: s.strong, Score: s.total, Reasons: s.reasons, ModelVersion: model.version}
+	if v.Class < Spam && s.total >= spamAt {
 		v.Class = Spam
 	}
 	if v.Class < Phishing && s.phish >= b.phishThreshold {
 		v.Class = Phishing
+	}
+	switch {
+	case v.Class > Clean:
+		v.Band = BandSpam
+	case s.total >= suspectAt:
+		v.Band = BandSuspect
 	}
 	return v, ctx.Err()
 }

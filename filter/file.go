@@ -18,6 +18,10 @@ type FileResult struct {
 	Score float64 `json:"score"`
 	// Reasons are the verdict's reasons; never nil, so JSON shows [].
 	Reasons []string `json:"reasons"`
+	// Band is clean, suspect or spam (blocked); "" when Error is set.
+	Band string `json:"band"`
+	// ModelVersion names the content model that judged the message.
+	ModelVersion string `json:"model_version,omitempty"`
 	// Error says why the file could not be classified; "" on success.
 	Error string `json:"error"`
 	// Defects lists what was malformed in the message (not in the JSON
@@ -63,5 +67,7 @@ func ClassifyFile(ctx context.Context, c *Classifier, path string) FileResult {
 	}
 	res.Class = v.Class.String()
 	res.Score = v.Score
+	res.Band = v.Band.String()
+	res.ModelVersion = v.ModelVersion
 	return res
 }

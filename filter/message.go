@@ -32,6 +32,18 @@ type Envelope struct {
 	// AllowedSenderDomains are the header From domains the user may send
 	// as; empty means any.
 	AllowedSenderDomains []string
+	// Thresholds are the user's score thresholds of the built-in engine;
+	// zero fields take the engine's.
+	Thresholds Thresholds
+}
+
+// Thresholds are per-user score thresholds of the built-in engine.
+type Thresholds struct {
+	// Spam is the total score from which a message is spam.
+	Spam float64
+	// Suspect is the total score from which a message that is not
+	// blocked is suspect.
+	Suspect float64
 }
 
 // Message is a parsed message plus its envelope. Build one with

@@ -62,6 +62,48 @@ type Verdict struct {
 	// Reasons name the engine and rule of every signal that fired, with its
 	// score, e.g. "builtin:GTUBE(1000)" or "rspamd:BAYES_SPAM(5.1)".
 	Reasons []string
+	// Band is what the verdict means for the identity: clean, suspect
+	// (relayed, but counted toward the identity's suspect threshold) or
+	// spam (blocked, whatever the class).
+	Band Band
+	// ModelVersion names the content model that judged the message, ""
+	// when none did.
+	ModelVersion string
+}
+
+// Band groups verdicts by what follows from them.
+type Band int
+
+// The bands, from least to most severe.
+const (
+	// BandClean: relayed.
+	BandClean Band = iota
+	// BandSuspect: relayed and recorded, and counted in the identity's
+	// window under its own automatic-lock threshold, so a burst of
+	// uncertain mail from one identity still locks it.
+	BandSuspect
+	// BandSpam: blocked (the class is spam, phishing or virus).
+	BandSpam
+)
+
+var bandNames = [...]string{BandClean: "clean", BandSuspect: "suspect", BandSpam: "spam"}
+
+// String returns "clean", "suspect" or "spam".
+func (b Band) String() string {
+	if b < 0 || int(b) >= len(bandNames) {
+		return "Band(" + strconv.Itoa(int(b)) + ")"
+	}
+	return bandNames[b]
+}
+
+// ParseBand is the inverse of Band.String.
+func ParseBand(s string) (Band, error) {
+	for i, n := range bandNames {
+		if strings.EqualFold(s, n) {
+			return Band(i), nil
+		}
+	}
+	return BandClean, fmt.Errorf("unknown band %q: use clean, suspect or spam", s)
 }
 
 // Reason formats one entry of Verdict.Reasons.
@@ -84,6 +126,13 @@ func merge(vs []Verdict) Verdict {
 		}
 		first = false
 		out.Reasons = append(out.Reasons, v.Reasons...)
+		out.Band = max(out.Band, v.Band)
+		if v.ModelVersion != "" {
+			out.ModelVersion = v.ModelVersion
+		}
+	}
+	if out.Class > Clean {
+		out.Band = BandSpam
 	}
 	return out
 }

@@ -1,0 +1,373 @@
+package content
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"sync"
+)
+
+// Store keeps a Learner's overlay. Implementations must make Save durable
+// before returning. See BoltStore.
+type Store interface {
+	// Load returns the saved overlay, or nil, nil when there is none.
+	Load() ([]byte, error)
+	// Save replaces the saved overlay.
+	Save(data []byte) error
+}
+
+// Defaults of LearnerOptions.
+const (
+	DefaultMaxOverlay = 200_000
+	DefaultRate       = 1.0
+	DefaultMaxSteps   = 12
+	DefaultMargin     = 1.0
+)
+
+// LearnerOptions configure a Learner. Zero fields take the defaults.
+type LearnerOptions struct {
+	// Store keeps the overlay across restarts; nil keeps it in memory
+	// only.
+	Store Store
+	// MaxOverlay bounds the number of feature weights the overlay holds;
+	// past it, the smallest adjustments are dropped. Default
+	// DefaultMaxOverlay (about 1.6 MB in memory).
+	MaxOverlay int
+	// Rate is the step of one online gradient update; default
+	// DefaultRate.
+	Rate float64
+	// MaxSteps bounds the gradient steps of one Learn; default
+	// DefaultMaxSteps.
+	MaxSteps int
+	// Margin is how far past the threshold Learn pushes the taught
+	// message: below Suspect-Margin for ham, at Spam+Margin for spam.
+	// Default DefaultMargin.
+	Margin float64
+}
+
+// Learner scores with a seed model plus a per-deployment overlay of weight
+// adjustments that Learn changes by online gradient steps. The seed is
+// never changed: Reset drops the overlay and gives the seed's scores back.
+// A Learner is safe for concurrent use; Score takes a read lock only.
+type Learner struct {
+	seed *Model
+	opts LearnerOptions
+
+	mu      sync.RWMutex
+	delta   map[uint32]float32
+	bias    float32
+	version uint64 // counts updates since the overlay was created
+	learned uint64 // messages taught
+}
+
+// ErrBadOverlay is wrapped by errors about overlay data that cannot be
+// read.
+var ErrBadOverlay = errors.New("content: not a usable overlay")
+
+// NewLearner returns a Learner over seed with the overlay loaded from
+// opts.Store.
+func NewLearner(seed *Model, opts LearnerOptions) (*Learner, error) {
+	if seed == nil {
+		return nil, errors.New("content: NewLearner: nil seed model")
+	}
+	if opts.MaxOverlay <= 0 {
+		opts.MaxOverlay = DefaultMaxOverlay
+	}
+	if opts.Rate <= 0 {
+		opts.Rate = DefaultRate
+	}
+	if opts.MaxSteps <= 0 {
+		opts.MaxSteps = DefaultMaxSteps
+	}
+	if opts.Margin <= 0 {
+		opts.Margin = DefaultMargin
+	}
+	l := &Learner{seed: seed, opts: opts, delta: map[uint32]float32{}}
+	if opts.Store != nil {
+		data, err := opts.Store.Load()
+		if err != nil {
+			return nil, fmt.Errorf("content: loading the overlay: %w", err)
+		}
+		if data != nil {
+			if err := l.decode(data); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return l, nil
+}
+
+// Seed returns the seed model.
+func (l *Learner) Seed() *Model { return l.seed }
+
+// Version names what judges a message now: the seed's version, and the
+// overlay's update count when it has one ("seed-ab12cd34ef56+7").
+func (l *Learner) Version() string {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.versionLocked()
+}
+
+func (l *Learner) versionLocked() string {
+	if l.version == 0 {
+		return l.seed.Version()
+	}
+	return l.seed.Version() + "+" + strconv.FormatUint(l.version, 10)
+}
+
+// Score returns the score of f and the version that gave it.
+func (l *Learner) Score(f Features) (float64, string) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.scoreLocked(f), l.versionLocked()
+}
+
+func (l *Learner) scoreLocked(f Features) float64 {
+	s := l.seed.Score(f) + float64(l.bias)
+	if len(l.delta) == 0 || len(f) == 0 {
+		return s
+	}
+	var sum float32
+	for _, id := range f {
+		sum += l.delta[id]
+	}
+	return s + float64(sum)/math.Sqrt(float64(len(f)))
+}
+
+// Contribution is one feature's share of a score.
+type Contribution struct {
+	// Name is the feature's readable name, e.g. "w:invoice" (a body
+	// word), "s:urgent" (a subject word), "h:bit.ly" (a link host).
+	Name string
+	// Value is the weight divided by √n: what it adds to the score.
+	Value float64
+}
+
+// Explain returns the k features that add most to the score of f, in
+// decreasing order, with names from names (features without a name are
+// skipped).
+func (l *Learner) Explain(f Features, names map[uint32]string, k int) []Contribution {
+	if len(f) == 0 {
+		return nil
+	}
+	l.mu.RLock()
+	out := make([]Contribution, 0, len(f))
+	norm := math.Sqrt(float64(len(f)))
+	for _, id := range f {
+		w := float64(l.seed.Weight(id) + l.delta[id])
+		if n, ok := names[id]; ok && w != 0 {
+			out = append(out, Contribution{Name: n, Value: w / norm})
+		}
+	}
+	l.mu.RUnlock()
+	slices.SortFunc(out, func(a, b Contribution) int {
+		switch {
+		case a.Value > b.Value:
+			return -1
+		case a.Value < b.Value:
+			return 1
+		}
+		return 0
+	})
+	if len(out) > k {
+		out = out[:k]
+	}
+	return out
+}
+
+// Learn teaches that the message with features f is spam (or ham): it
+// takes online gradient steps of the log loss on the overlay until the
+// message scores past the model's threshold by the margin (at most
+// MaxSteps steps), saves the overlay and returns the score before and
+// after. The seed's thresholds decide: ham is pushed below Suspect-Margin,
+// spam to Spam+Margin.
+func (l *Learner) Learn(f Features, spam bool) (before, after float64, err error) {
+	if len(f) == 0 {
+		return 0, 0, errors.New("content: nothing to learn from: the message has no features")
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	before = l.scoreLocked(f)
+	mid := float64(l.seed.Suspect+l.seed.Spam) / 2
+	x := 1 / math.Sqrt(float64(len(f)))
+	y := 0.0
+	if spam {
+		y = 1
+	}
+	done := func(z float64) bool {
+		if spam {
+			return z >= float64(l.seed.Spam)+l.opts.Margin
+		}
+		return z < float64(l.seed.Suspect)-l.opts.Margin
+	}
+	z := before
+	for step := 0; step < l.opts.MaxSteps && !done(z); step++ {
+		g := sigmoid(z-mid) - y
+		// Every feature of the message moves by the same amount, so the
+		// message's own score moves by Rate·|g| per step.
+		d := float32(-l.opts.Rate * g * x)
+		for _, id := range f {
+			l.delta[id] += d
+		}
+		z = l.scoreLocked(f)
+	}
+	l.version++
+	l.learned++
+	l.prune()
+	after = l.scoreLocked(f)
+	if l.opts.Store != nil {
+		if err := l.opts.Store.Save(l.encodeLocked()); err != nil {
+			return before, after, fmt.Errorf("content: saving the overlay: %w", err)
+		}
+	}
+	return before, after, nil
+}
+
+// prune drops the smallest adjustments once the overlay is over its bound,
+// down to nine tenths of it, so that pruning is rare.
+func (l *Learner) prune() {
+	if len(l.delta) <= l.opts.MaxOverlay {
+		return
+	}
+	mags := make([]float32, 0, len(l.delta))
+	for _, d := range l.delta {
+		mags = append(mags, float32(math.Abs(float64(d))))
+	}
+	slices.Sort(mags)
+	cut := mags[len(mags)-l.opts.MaxOverlay*9/10]
+	for id, d := range l.delta {
+		if float32(math.Abs(float64(d))) < cut {
+			delete(l.delta, id)
+		}
+	}
+}
+
+// OverlayInfo describes the overlay.
+type OverlayInfo struct {
+	// Seed is the seed model's version.
+	Seed string `json:"seed"`
+	// Version is the version that judges messages now.
+	Version string `json:"version"`
+	// Updates counts the overlay's changes; 0 for none.
+	Updates uint64 `json:"updates"`
+	// Learned counts the messages taught.
+	Learned uint64 `json:"learned"`
+	// Features is the number of adjusted weights.
+	Features int `json:"features"`
+	// MaxFeatures is the bound on Features.
+	MaxFeatures int `json:"max_features"`
+}
+
+// Info describes the overlay.
+func (l *Learner) Info() OverlayInfo {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return OverlayInfo{
+		Seed: l.seed.Version(), Version: l.versionLocked(), Updates: l.version,
+		Learned: l.learned, Features: len(l.delta), MaxFeatures: l.opts.MaxOverlay,
+	}
+}
+
+// Reset drops the overlay: scores are the seed's again.
+func (l *Learner) Reset() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.delta = map[uint32]float32{}
+	l.bias = 0
+	l.version, l.learned = 0, 0
+	if l.opts.Store != nil {
+		if err := l.opts.Store.Save(l.encodeLocked()); err != nil {
+			return fmt.Errorf("content: saving the overlay: %w", err)
+		}
+	}
+	return nil
+}
+
+// Export returns the overlay in the format Import reads.
+func (l *Learner) Export() []byte {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.encodeLocked()
+}
+
+// Import replaces the overlay with data from Export (of this deployment or
+// another) and saves it. The overlay's version continues from the higher of
+// the two, so that log records never show one version for two overlays.
+func (l *Learner) Import(data []byte) error {
+	fresh := &Learner{seed: l.seed, opts: l.opts, delta: map[uint32]float32{}}
+	if err := fresh.decode(data); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.delta, l.bias, l.learned = fresh.delta, fresh.bias, fresh.learned
+	l.version = max(l.version, fresh.version) + 1
+	l.prune()
+	if l.opts.Store != nil {
+		if err := l.opts.Store.Save(l.encodeLocked()); err != nil {
+			return fmt.Errorf("content: saving the overlay: %w", err)
+		}
+	}
+	return nil
+}
+
+var overlayMagic = [8]byte{'O', 'G', 'C', 'O', 'V', 'E', 'R', '1'}
+
+// encodeLocked writes magic, version, learned, bias, count, then sorted
+// (id, delta) pairs, little-endian.
+func (l *Learner) encodeLocked() []byte {
+	ids := make([]uint32, 0, len(l.delta))
+	for id := range l.delta {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	le := binary.LittleEndian
+	out := make([]byte, 0, 32+8*len(ids))
+	out = append(out, overlayMagic[:]...)
+	out = le.AppendUint64(out, l.version)
+	out = le.AppendUint64(out, l.learned)
+	out = le.AppendUint32(out, math.Float32bits(l.bias))
+	out = le.AppendUint32(out, uint32(len(ids)))
+	for _, id := range ids {
+		out = le.AppendUint32(out, id)
+		out = le.AppendUint32(out, math.Float32bits(l.delta[id]))
+	}
+	return out
+}
+
+// decode reads encodeLocked's format into l, checking it whole.
+func (l *Learner) decode(data []byte) error {
+	le := binary.LittleEndian
+	const hdr = 8 + 8 + 8 + 4 + 4
+	if len(data) < hdr || !bytes.Equal(data[:8], overlayMagic[:]) {
+		return fmt.Errorf("%w: no overlay header", ErrBadOverlay)
+	}
+	version, learned := le.Uint64(data[8:]), le.Uint64(data[16:])
+	bias := math.Float32frombits(le.Uint32(data[24:]))
+	n := uint64(le.Uint32(data[28:]))
+	body := data[hdr:]
+	if uint64(len(body)) != 8*n {
+		return fmt.Errorf("%w: truncated or padded", ErrBadOverlay)
+	}
+	if n > uint64(l.opts.MaxOverlay)*2 {
+		return fmt.Errorf("%w: %d features, more than twice the bound %d", ErrBadOverlay, n, l.opts.MaxOverlay)
+	}
+	if !finite(bias) {
+		return fmt.Errorf("%w: bias is not finite", ErrBadOverlay)
+	}
+	delta := make(map[uint32]float32, n)
+	for i := uint64(0); i < n; i++ {
+		id := le.Uint32(body[8*i:])
+		d := math.Float32frombits(le.Uint32(body[8*i+4:]))
+		if !finite(d) {
+			return fmt.Errorf("%w: weight %d is not finite", ErrBadOverlay, i)
+		}
+		delta[id] = d
+	}
+	l.delta, l.bias, l.version, l.learned = delta, bias, version, learned
+	return nil
+}

@@ -1,0 +1,406 @@
+package content
+
+import (
+	"slices"
+	"unicode"
+	"unicode/utf8"
+)
+
+// TokenizerVersion names the feature extraction below. A model records the
+// version it was trained with, and Load refuses a model of another version:
+// its feature ids would mean nothing.
+const TokenizerVersion = 1
+
+// Bounds on the work of one extraction, whatever the message holds.
+const (
+	// MaxTextBytes is how much of the body text is tokenised; spam states
+	// its business early, and the rest of a huge body adds time, not
+	// evidence.
+	MaxTextBytes = 128 << 10
+	// MaxSubjectBytes is how much of the subject is tokenised.
+	MaxSubjectBytes = 1 << 10
+	// MaxHosts is how many link hosts give features.
+	MaxHosts = 64
+	// maxTokenRunes is the longest token kept whole; longer ones are
+	// folded to their first foldRunes runes.
+	maxTokenRunes = 20
+	foldRunes     = 12
+)
+
+// Feature prefixes: each kind of feature hashes with its own first byte, so
+// that the word "paypal" in the subject, in the body and as a link host
+// are three features.
+const (
+	prefixWord      = 'w'
+	prefixSubject   = 's'
+	prefixBigram    = 'b'
+	prefixHost      = 'h'
+	prefixDomain    = 'd'
+	prefixLinks     = 'k'
+	prefixStructure = 'm'
+	prefixLong      = 'l' // a word longer than maxTokenRunes, folded
+	prefixNumber    = 'n' // an all-digit word, by its length
+	prefixMixed     = 'x' // a word mixing Latin with look-alike letters
+)
+
+// Doc is the part of a message the model reads. Headers other than the
+// subject are left out on purpose: an outbound filter sees the sending
+// MTA's own Received chain, and a model that learnt from the training
+// corpus's headers would learn where the corpus was collected, not what
+// spam says (docs/content-model.md).
+type Doc struct {
+	// Subject is the decoded subject.
+	Subject string
+	// Body is the text of the inline text parts, HTML turned into text.
+	Body string
+	// Hosts are the lower-case hosts of the message's links, one entry
+	// per link.
+	Hosts []string
+	// Structure holds MIME-structure tokens such as "ct:application/pdf"
+	// or "ext:pdf", made by the caller.
+	Structure []string
+	// Registrable returns the registrable domain of a host ("a.b.co.uk"
+	// gives "b.co.uk"); nil uses the host itself.
+	Registrable func(host string) string
+}
+
+// Features is the sorted, distinct set of feature ids of one document.
+type Features []uint32
+
+// Extractor turns documents into features. Its buffers are reused between
+// calls, so an Extractor is not safe for concurrent use: take one from a
+// pool per goroutine. The zero value is ready to use.
+type Extractor struct {
+	ids   []uint32
+	runes []rune
+	prev  []rune // the previous body word, for bigrams
+	// Names, when set, is called with every feature's id and a readable
+	// name, for explanations. It makes extraction allocate; leave it nil
+	// on the hot path.
+	Names func(id uint32, name string)
+}
+
+// FNV-1a, 32 bits: cheap, allocation-free and stable across releases,
+// which a feature id in an embedded model must be.
+const (
+	fnvOffset = 2166136261
+	fnvPrime  = 16777619
+)
+
+type hasher uint32
+
+func newHasher(prefix byte) hasher { return hasher(fnvOffset).byte(prefix) }
+
+func (h hasher) byte(b byte) hasher { return (h ^ hasher(b)) * fnvPrime }
+
+func (h hasher) rune(r rune) hasher {
+	if r < utf8.RuneSelf {
+		return h.byte(byte(r))
+	}
+	var buf [utf8.UTFMax]byte
+	n := utf8.EncodeRune(buf[:], r)
+	for _, b := range buf[:n] {
+		h = h.byte(b)
+	}
+	return h
+}
+
+func (h hasher) string(s string) hasher {
+	for i := 0; i < len(s); i++ {
+		h = h.byte(s[i])
+	}
+	return h
+}
+
+// ID returns the feature id of a prefix and a name, as Extract computes it;
+// for tests and tools.
+func ID(prefix byte, name string) uint32 { return uint32(newHasher(prefix).string(name)) }
+
+// Extract returns the features of d. The returned slice is owned by e and
+// valid until its next call.
+func (e *Extractor) Extract(d *Doc) Features {
+	e.ids = e.ids[:0]
+	e.prev = e.prev[:0]
+	e.text(prefixSubject, clip(d.Subject, MaxSubjectBytes), false)
+	e.prev = e.prev[:0]
+	e.text(prefixWord, clip(d.Body, MaxTextBytes), true)
+	hosts := d.Hosts
+	if len(hosts) > MaxHosts {
+		hosts = hosts[:MaxHosts]
+	}
+	for _, h := range hosts {
+		if h == "" {
+			continue
+		}
+		e.add(newHasher(prefixHost).string(h), prefixHost, h)
+		reg := h
+		if d.Registrable != nil {
+			reg = d.Registrable(h)
+		}
+		e.add(newHasher(prefixDomain).string(reg), prefixDomain, reg)
+	}
+	bucket := linkBucket(len(d.Hosts))
+	e.add(newHasher(prefixLinks).string(bucket), prefixLinks, bucket)
+	for _, s := range d.Structure {
+		e.add(newHasher(prefixStructure).string(s), prefixStructure, s)
+	}
+	slices.Sort(e.ids)
+	e.ids = slices.Compact(e.ids)
+	return e.ids
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	// Cut on a rune boundary.
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// linkBucket groups link counts so that "many links" is one feature.
+func linkBucket(n int) string {
+	switch {
+	case n == 0:
+		return "0"
+	case n == 1:
+		return "1"
+	case n <= 3:
+		return "2-3"
+	case n <= 7:
+		return "4-7"
+	case n <= 15:
+		return "8-15"
+	}
+	return "16+"
+}
+
+func (e *Extractor) add(h hasher, prefix byte, name string) {
+	id := uint32(h)
+	e.ids = append(e.ids, id)
+	if e.Names != nil {
+		e.Names(id, string(prefix)+":"+name)
+	}
+}
+
+// Character classes of the tokeniser.
+const (
+	clsOther  = iota
+	clsWord   // a letter, digit or combining mark
+	clsJoiner // ' . - $ : joins two word runs into one token
+	clsIgnore // zero-width characters, removed as if absent
+	clsCJK    // a Han, kana or Hangul character: tokenised as bigrams
+)
+
+var asciiClass = func() (t [utf8.RuneSelf]uint8) {
+	for c := range utf8.RuneSelf {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+			t[c] = clsWord
+		case c == '\'' || c == '.' || c == '-' || c == '$':
+			t[c] = clsJoiner
+		}
+	}
+	return t
+}()
+
+func runeClass(r rune) uint8 {
+	if r < utf8.RuneSelf {
+		return asciiClass[r]
+	}
+	switch {
+	case r == 0x200B || r == 0x200C || r == 0x200D || r == 0x2060 || r == 0xFEFF || r == 0x00AD:
+		return clsIgnore
+	case r == 0x2019: // a typographic apostrophe joins like '
+		return clsJoiner
+	case unicode.Is(unicode.Han, r) || unicode.Is(unicode.Hiragana, r) ||
+		unicode.Is(unicode.Katakana, r) || unicode.Is(unicode.Hangul, r):
+		return clsCJK
+	case unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.Mn, r):
+		return clsWord
+	}
+	return clsOther
+}
+
+// text tokenises s: word tokens (with prefix), and for the body bigrams of
+// adjacent words; CJK runs become character bigrams.
+func (e *Extractor) text(prefix byte, s string, bigrams bool) {
+	e.runes = e.runes[:0]
+	var join rune // a joiner seen after a word run, kept if a run follows
+	var cjkPrev rune
+	cjkRun := 0
+	endCJK := func() {
+		if cjkRun == 1 {
+			e.add(newHasher(prefix).rune(cjkPrev), prefix, string(cjkPrev))
+		}
+		cjkPrev, cjkRun = 0, 0
+	}
+	for i := 0; i < len(s); {
+		r, size := rune(s[i]), 1
+		if r >= utf8.RuneSelf {
+			r, size = utf8.DecodeRuneInString(s[i:])
+		}
+		i += size
+		switch runeClass(r) {
+		case clsWord:
+			if cjkRun > 0 {
+				endCJK()
+			}
+			if join != 0 {
+				e.runes = append(e.runes, join)
+				join = 0
+			}
+			e.runes = append(e.runes, unicode.ToLower(r))
+			continue
+		case clsIgnore:
+			continue
+		case clsJoiner:
+			if join == 0 && len(e.runes) > 0 && (len(e.runes) > 1 || e.runes[0] != '$') {
+				if r == 0x2019 {
+					r = '\''
+				}
+				join = r
+				continue
+			}
+			join = 0
+			e.word(prefix, bigrams)
+			if r == '$' {
+				e.runes = append(e.runes, '$')
+			}
+			continue
+		case clsCJK:
+			join = 0
+			e.word(prefix, bigrams)
+			if cjkPrev != 0 {
+				e.add(newHasher(prefix).rune(cjkPrev).rune(r), prefix, string([]rune{cjkPrev, r}))
+			}
+			cjkPrev = r
+			cjkRun++
+			continue
+		}
+		join = 0
+		e.word(prefix, bigrams)
+		if cjkRun > 0 {
+			endCJK()
+		}
+	}
+	e.word(prefix, bigrams)
+	if cjkRun > 0 {
+		endCJK()
+	}
+}
+
+// word ends the token in e.runes and adds its features.
+func (e *Extractor) word(prefix byte, bigrams bool) {
+	w := e.runes
+	e.runes = e.runes[:0]
+	if len(w) < 2 {
+		return
+	}
+	digits, latin, other := 0, 0, 0
+	for _, r := range w {
+		switch {
+		case r >= '0' && r <= '9':
+			digits++
+		case r < 0x250:
+			latin++
+		case confusable(r) != 0:
+			other++
+		}
+	}
+	if digits == len(w) {
+		// Numbers say little one by one; their length says more.
+		h := newHasher(prefixNumber).byte(prefix).byte(byte('0' + min(len(w), 20)))
+		e.add(h, prefixNumber, string(prefix)+string(rune('0'+min(len(w), 20))))
+		e.prev = e.prev[:0]
+		return
+	}
+	if latin > 0 && other > 0 {
+		// Look-alike letters inside a Latin word are a trick in itself;
+		// fold them so that the word is also seen for what it spells.
+		e.add(newHasher(prefixMixed).byte(prefix), prefixMixed, string(prefix))
+		for i, r := range w {
+			if c := confusable(r); c != 0 {
+				w[i] = c
+			}
+		}
+	}
+	p := prefix
+	if len(w) > maxTokenRunes {
+		w = w[:foldRunes]
+		p = prefixLong
+	}
+	h := newHasher(p)
+	if p == prefixLong {
+		h = h.byte(prefix)
+	}
+	for _, r := range w {
+		h = h.rune(r)
+	}
+	if e.Names != nil {
+		e.Names(uint32(h), string(p)+":"+string(w))
+	}
+	e.ids = append(e.ids, uint32(h))
+	if !bigrams {
+		return
+	}
+	if len(e.prev) > 0 {
+		b := newHasher(prefixBigram)
+		for _, r := range e.prev {
+			b = b.rune(r)
+		}
+		b = b.byte(' ')
+		for _, r := range w {
+			b = b.rune(r)
+		}
+		if e.Names != nil {
+			e.Names(uint32(b), "b:"+string(e.prev)+" "+string(w))
+		}
+		e.ids = append(e.ids, uint32(b))
+	}
+	e.prev = append(e.prev[:0], w...)
+}
+
+// confusable returns the ASCII letter a Cyrillic or Greek letter looks
+// like, or 0.
+func confusable(r rune) rune {
+	switch r {
+	case 'а', 'α':
+		return 'a'
+	case 'е', 'ё', 'ε':
+		return 'e'
+	case 'о', 'ο':
+		return 'o'
+	case 'р', 'ρ':
+		return 'p'
+	case 'с':
+		return 'c'
+	case 'у', 'υ':
+		return 'y'
+	case 'х', 'χ':
+		return 'x'
+	case 'ѕ':
+		return 's'
+	case 'і', 'ї', 'ι', 'ı':
+		return 'i'
+	case 'ј':
+		return 'j'
+	case 'ԁ':
+		return 'd'
+	case 'һ':
+		return 'h'
+	case 'к', 'κ':
+		return 'k'
+	case 'ν':
+		return 'v'
+	case 'τ':
+		return 't'
+	case 'ԝ':
+		return 'w'
+	case 'ӏ':
+		return 'l'
+	}
+	return 0
+}

@@ -112,6 +112,9 @@ type APIOptions struct {
 	Feedback FeedbackIngester
 	// Reload re-reads the configuration (POST /api/v1/reload).
 	Reload func() error
+	// Teacher is the content model operators teach; nil makes the
+	// learning and model endpoints answer 501 and releases teach nothing.
+	Teacher ModelTeacher
 	// DB is the shared database; the API keeps its audit trail in the
 	// bucket admin_audit.
 	DB *bolt.DB
@@ -212,6 +215,12 @@ func (a *API) routes() {
 	a.handle("GET /api/v1/messages/{id}/raw", a.rawMessage)
 	a.handle("POST /api/v1/messages/{id}/release", a.releaseMessage)
 	a.handle("DELETE /api/v1/messages/{id}", a.deleteMessage)
+	a.handle("POST /api/v1/messages/{id}/learn", a.learnMessage)
+	a.handle("POST /api/v1/learn", a.learnUpload)
+	a.handle("GET /api/v1/model", a.modelInfo)
+	a.handle("GET /api/v1/model/overlay", a.exportOverlay)
+	a.handle("PUT /api/v1/model/overlay", a.importOverlay)
+	a.handle("DELETE /api/v1/model/overlay", a.resetOverlay)
 	a.handle("GET /api/v1/reports", a.report)
 	a.handle("GET /api/v1/locks", a.listLocks)
 	a.handle("POST /api/v1/locks", a.createLock)

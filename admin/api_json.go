@@ -8,27 +8,34 @@ import (
 
 // MessageJSON is a message log record as the API returns it.
 type MessageJSON struct {
-	ID           string          `json:"id"`
-	Time         time.Time       `json:"time"`
-	Listener     string          `json:"listener,omitempty"`
-	ClientIP     string          `json:"client_ip,omitempty"`
-	ClientPort   uint16          `json:"client_port,omitempty"`
-	User         string          `json:"user"`
-	Domain       string          `json:"domain"`
-	Identity     string          `json:"identity"`
-	Sender       string          `json:"sender"`
-	Recipients   []RecipientJSON `json:"recipients"`
-	HeaderFrom   string          `json:"header_from,omitempty"`
-	Subject      string          `json:"subject"`
-	MessageID    string          `json:"message_id,omitempty"`
-	Size         int64           `json:"size"`
-	Status       string          `json:"status"`
-	Verdict      string          `json:"verdict"`
-	Score        float64         `json:"score"`
-	Reasons      []string        `json:"reasons"`
-	NextHopReply string          `json:"next_hop_reply,omitempty"`
-	DurationMS   int64           `json:"duration_ms"`
-	Complaints   int             `json:"complaints,omitempty"`
+	ID         string          `json:"id"`
+	Time       time.Time       `json:"time"`
+	Listener   string          `json:"listener,omitempty"`
+	ClientIP   string          `json:"client_ip,omitempty"`
+	ClientPort uint16          `json:"client_port,omitempty"`
+	User       string          `json:"user"`
+	Domain     string          `json:"domain"`
+	Identity   string          `json:"identity"`
+	Sender     string          `json:"sender"`
+	Recipients []RecipientJSON `json:"recipients"`
+	HeaderFrom string          `json:"header_from,omitempty"`
+	Subject    string          `json:"subject"`
+	MessageID  string          `json:"message_id,omitempty"`
+	Size       int64           `json:"size"`
+	Status     string          `json:"status"`
+	Verdict    string          `json:"verdict"`
+	Score      float64         `json:"score"`
+	Reasons    []string        `json:"reasons"`
+	// Band is clean, suspect or spam (blocking).
+	Band string `json:"band"`
+	// Model is the content model version that judged the message.
+	Model string `json:"model,omitempty"`
+	// Learned is spam or ham once an operator taught the model with the
+	// message.
+	Learned      string `json:"learned,omitempty"`
+	NextHopReply string `json:"next_hop_reply,omitempty"`
+	DurationMS   int64  `json:"duration_ms"`
+	Complaints   int    `json:"complaints,omitempty"`
 	// Quarantine is set for quarantined transactions.
 	Quarantine *QuarantineJSON `json:"quarantine,omitempty"`
 }
@@ -61,6 +68,7 @@ func messageJSON(r *quarantine.Record) MessageJSON {
 		Size: r.Size, Status: r.Status.String(), Verdict: r.Verdict.String(), Score: r.Score,
 		Reasons: append([]string{}, r.Reasons...), NextHopReply: r.NextHopReply,
 		DurationMS: r.Duration.Milliseconds(), Complaints: r.Complaints,
+		Band: r.Band.String(), Model: r.Model, Learned: r.Learned,
 	}
 	if r.ClientIP.IsValid() {
 		m.ClientIP = r.ClientIP.String()
@@ -135,6 +143,10 @@ type ReleaseResponse struct {
 	// Already is set when the message had been released before and was
 	// not delivered again.
 	Already bool `json:"already"`
+	// Learned says what teaching the content model that the message is
+	// ham did; absent when it taught nothing (learning off, or already
+	// released).
+	Learned *LearnResult `json:"learned,omitempty"`
 }
 
 // DeleteResponse is the answer of a deletion.

@@ -50,6 +50,10 @@ type LockRequest struct {
 	// Duration makes the lock temporary ("90m", "12h", "7d"); "" is
 	// permanent.
 	Duration string `json:"duration"`
+	// MessageID, optional, is the log id of the message the lock was
+	// taken from (a console row): that message is taught to the content
+	// model as spam, when its content is kept.
+	MessageID string `json:"message_id,omitempty"`
 }
 
 // UnlockRequest is the body of DELETE /api/v1/locks/...; the reason is
@@ -221,6 +225,9 @@ func (a *API) createLock(w http.ResponseWriter, r *http.Request, pr Principal) e
 		detail = "for " + d.String() + " until " + l.Expires.UTC().Format(time.RFC3339)
 	}
 	a.record(pr, AuditLock, AuditTarget{Kind: string(t.Kind), Domain: t.Domain, Name: t.Name}, reason, detail)
+	if req.MessageID != "" {
+		a.learnFromLock(r.Context(), pr, req.MessageID)
+	}
 	writeJSONStatus(w, http.StatusCreated, a.lockJSON(l))
 	return nil
 }

@@ -296,10 +296,13 @@ func (a *API) releaseMessage(w http.ResponseWriter, r *http.Request, pr Principa
 	if err != nil {
 		return err
 	}
+	out := ReleaseResponse{ID: rec.ID, ReleasedAt: res.At, ReleasedBy: res.By, Already: res.Already}
 	if !res.Already {
 		a.record(pr, AuditRelease, AuditTarget{Kind: "message", Domain: rec.Domain, Name: rec.ID}, body.Reason, "")
+		// A release says the message was not spam: teach the model.
+		out.Learned = a.learnAfterRelease(r.Context(), pr, rec.Domain, rec.ID)
 	}
-	writeJSON(w, ReleaseResponse{ID: rec.ID, ReleasedAt: res.At, ReleasedBy: res.By, Already: res.Already})
+	writeJSON(w, out)
 	return nil
 }
 

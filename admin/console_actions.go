@@ -96,6 +96,7 @@ func (a *API) consoleRelease(ctx context.Context, pr Principal, id string) (quar
 	}
 	if !res.Already {
 		a.record(pr, AuditRelease, AuditTarget{Kind: "message", Domain: rec.Domain, Name: rec.ID}, "", "console")
+		a.learnAfterRelease(ctx, pr, rec.Domain, rec.ID)
 	}
 	return res, nil
 }

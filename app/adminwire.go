@@ -22,7 +22,12 @@ func adminTokens(cfg *config.Config) []admin.Token {
 // mountAPI builds the admin API over the running components and mounts
 // it under /api/v1/.
 func (a *App) mountAPI(cfg *config.Config) error {
+	var teacher admin.ModelTeacher
+	if a.learner != nil {
+		teacher = modelTeacher{a: a}
+	}
 	api, err := admin.NewAPI(admin.APIOptions{
+		Teacher:  teacher,
 		Tokens:   adminTokens(cfg),
 		Locks:    a.ids,
 		Store:    a.store,

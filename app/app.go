@@ -36,6 +36,7 @@ import (
 	"github.com/outguard/outguard/arf"
 	"github.com/outguard/outguard/config"
 	"github.com/outguard/outguard/filter"
+	"github.com/outguard/outguard/filter/content"
 	"github.com/outguard/outguard/identity"
 	"github.com/outguard/outguard/internal/notify"
 	"github.com/outguard/outguard/internal/passwd"
@@ -85,7 +86,10 @@ type App struct {
 	notifier *notify.Notifier
 	// filterMetrics outlive the classifiers rebuilt on reload.
 	filterMetrics *filter.Metrics
-	api           *admin.API
+	// learner is the content model with the operator's overlay; it
+	// outlives reloads. Nil when the model is disabled at start.
+	learner *content.Learner
+	api     *admin.API
 
 	stopOnce sync.Once
 	stopErr  error

@@ -66,7 +66,10 @@ func (a *App) startComponents(cfg *config.Config) error {
 	a.store = store
 
 	a.filterMetrics = filter.NewMetrics(a.reg)
-	p := &pipeline{log: a.log, ids: ids, store: store, now: a.opts.Now}
+	if err := a.openLearner(cfg); err != nil {
+		return err
+	}
+	p := &pipeline{log: a.log, ids: ids, store: store, now: a.opts.Now, learner: a.learner}
 	a.pipeline = p
 	if cfg.ARF.IsEnabled() {
 		ob, err := arf.NewOutbox(arf.OutboxOptions{
@@ -103,7 +106,7 @@ func (a *App) applyPolicy(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	cl, err := buildClassifier(cfg, a.filterMetrics, a.log)
+	cl, err := buildClassifier(cfg, a.filterMetrics, a.learner, a.log)
 	if err != nil {
 		return err
 	}

@@ -6,12 +6,15 @@ import (
 
 	"github.com/outguard/outguard/config"
 	"github.com/outguard/outguard/filter"
+	"github.com/outguard/outguard/filter/content"
 )
 
 // buildClassifier maps the filter section onto the engines; m (nil:
 // unregistered) are the metrics shared by every classifier built on
-// reload. It returns nil when every engine is disabled.
-func buildClassifier(cfg *config.Config, m *filter.Metrics, log *slog.Logger) (*filter.Classifier, error) {
+// reload, and learner (nil: the embedded seed, without learning) the
+// content model that outlives reloads. It returns nil when every engine is
+// disabled.
+func buildClassifier(cfg *config.Config, m *filter.Metrics, learner *content.Learner, log *slog.Logger) (*filter.Classifier, error) {
 	fc := cfg.Filter
 	var specs []filter.EngineSpec
 	onErr := func(engine, s string) (filter.OnError, error) {
@@ -35,6 +38,11 @@ func buildClassifier(cfg *config.Config, m *filter.Metrics, log *slog.Logger) (*
 			MassRecipients:      b.MassRecipients,
 			Scores:              b.Scores,
 			Disabled:            b.Disabled,
+			Content: filter.ContentOptions{
+				Disabled:         !b.ContentModel.ModelEnabled(),
+				Learner:          learner,
+				SuspectThreshold: b.ContentModel.SuspectThreshold,
+			},
 		}
 		if b.DangerousAttachmentClass != "" {
 			c, err := filter.ParseClass(b.DangerousAttachmentClass)
@@ -122,5 +130,5 @@ func buildClassifier(cfg *config.Config, m *filter.Metrics, log *slog.Logger) (*
 // NewClassifier builds the classifier cfg configures, without metrics: for
 // `outguard classify`, which runs the engines offline.
 func NewClassifier(cfg *config.Config, log *slog.Logger) (*filter.Classifier, error) {
-	return buildClassifier(cfg, nil, log)
+	return buildClassifier(cfg, nil, nil, log)
 }

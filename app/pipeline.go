@@ -17,6 +17,7 @@ import (
 
 	"github.com/outguard/outguard/arf"
 	"github.com/outguard/outguard/filter"
+	"github.com/outguard/outguard/filter/content"
 	"github.com/outguard/outguard/identity"
 	"github.com/outguard/outguard/quarantine"
 	"github.com/outguard/outguard/smtpd"
@@ -42,6 +43,8 @@ type pipeline struct {
 	feedback   *feedbackIntake
 	state      atomic.Pointer[policyState]
 	now        func() time.Time
+	// learner is the content model operators teach; nil when disabled.
+	learner *content.Learner
 
 	// noLog skips the message-log write of relayed mail; set only by the
 	// benchmark that measures what logging costs.
@@ -208,6 +211,7 @@ func (c *check) Data(ctx context.Context, tx *smtpd.Transaction, msg *smtpd.Mess
 		out, err := p.ids.Observe(ctx, identity.Observation{
 			Domain: tx.User.Domain, User: tx.User.Name, Identity: c.identity, TxID: tx.ID,
 			Class: v.Class.String(), Recipients: len(tx.Accepted()),
+			Suspect: v.Band == filter.BandSuspect,
 		}, up.policy)
 		if err != nil {
 			p.log.Error("counting toward automatic locking failed", "tx", tx.ID, "err", err)
@@ -255,6 +259,7 @@ func (c *check) classify(ctx context.Context, tx *smtpd.Transaction, msg *smtpd.
 		MailFrom: tx.From, Rcpts: tx.Accepted(), ClientIP: tx.Client.Addr(), Helo: tx.Helo,
 		User: tx.User.Name, Domain: tx.User.Domain, Identity: c.identity, TransactionID: tx.ID,
 		AllowedSenderDomains: c.up.allowedSenderDomains,
+		Thresholds:           c.up.thresholds,
 	}
 	v, err := cl.Classify(ctx, fm)
 	if err != nil {
@@ -319,6 +324,8 @@ func (c *check) record(tx *smtpd.Transaction, size int64, status quarantine.Stat
 		rec.Verdict = quarantine.Verdict(int(c.verdict.Class) + int(quarantine.VerdictClean))
 		rec.Score = c.verdict.Score
 		rec.Reasons = c.verdict.Reasons
+		rec.Band = bandOf(c.verdict.Band)
+		rec.Model = c.verdict.ModelVersion
 	}
 	for _, r := range tx.Rcpts {
 		rc := quarantine.Recipient{Address: r.Addr, Code: r.Code, Text: r.Message, Refused: r.Refused}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/outguard/outguard/config"
+	"github.com/outguard/outguard/filter"
 	"github.com/outguard/outguard/identity"
 )
 
@@ -34,6 +35,9 @@ type userPolicy struct {
 	// leaves the global ones.
 	maxRecipients   int
 	maxMessageBytes int64
+	// thresholds are the built-in engine's score thresholds for this
+	// user's mail (zero fields: the engine's).
+	thresholds filter.Thresholds
 }
 
 // fallbackUser applies to a user the configuration no longer has (removed
@@ -108,6 +112,17 @@ func buildPolicyState(cfg *config.Config) (*policyState, error) {
 				maxMessageBytes:      int64(firstPositive(int(u.MaxMessageBytes), int(d.MaxMessageBytes))),
 				abuseAddress:         firstNonEmpty(u.AbuseAddress, d.AbuseAddress, cfg.ARF.AbuseAddress),
 			}
+			for _, c := range []*config.Classification{d.Classification, u.Classification} {
+				if c == nil {
+					continue
+				}
+				if c.SpamThreshold > 0 {
+					up.thresholds.Spam = c.SpamThreshold
+				}
+				if c.SuspectThreshold > 0 {
+					up.thresholds.Suspect = c.SuspectThreshold
+				}
+			}
 			if len(up.allowedSenderDomains) == 0 {
 				up.allowedSenderDomains = d.AllowedSenderDomains
 			}
@@ -171,6 +186,7 @@ func thresholdOverrides(t *config.Thresholds) *identity.ThresholdOverrides {
 	set(identity.CounterComplaints, t.Complaints, t.ComplaintsWindow)
 	set(identity.CounterMessages, t.Messages, t.MessagesWindow)
 	set(identity.CounterRecipients, t.Recipients, t.RecipientsWindow)
+	set(identity.CounterSuspect, t.Suspect, t.SuspectWindow)
 	return o
 }
 

@@ -200,6 +200,9 @@ type Policy struct {
 	Monitor *bool `yaml:"monitor"`
 	// Thresholds override identity.thresholds.
 	Thresholds *Thresholds `yaml:"thresholds"`
+	// Classification overrides the built-in engine's score thresholds for
+	// these users' mail.
+	Classification *Classification `yaml:"classification"`
 	// AllowedSenderDomains lists the header From domains this user may
 	// send as; empty: any.
 	AllowedSenderDomains []string `yaml:"allowed_sender_domains"`
@@ -207,6 +210,16 @@ type Policy struct {
 	// users (0: the global limit applies).
 	MaxRecipients   int   `yaml:"max_recipients"`
 	MaxMessageBytes int64 `yaml:"max_message_bytes"`
+}
+
+// Classification holds per-domain and per-user score thresholds of the
+// built-in engine; 0 (or absent) inherits.
+type Classification struct {
+	// SpamThreshold overrides filter.engines.builtin.spam_threshold.
+	SpamThreshold float64 `yaml:"spam_threshold"`
+	// SuspectThreshold overrides
+	// filter.engines.builtin.content_model.suspect_threshold.
+	SuspectThreshold float64 `yaml:"suspect_threshold"`
 }
 
 // Admin is the HTTP listener for metrics, health, the API and the console.

@@ -63,7 +63,37 @@ type BuiltinEngine struct {
 	Scores map[string]float64 `yaml:"scores"`
 	// Disabled turns built-in signals off by name.
 	Disabled []string `yaml:"disabled"`
+	// ContentModel configures the statistical content model.
+	ContentModel ContentModel `yaml:"content_model"`
 }
+
+// ContentModel configures the built-in engine's content model: a seed
+// model shipped in the binary plus what the operator's decisions taught
+// it. See docs/content-model.md.
+type ContentModel struct {
+	// Enabled turns the model on; default true.
+	Enabled *bool `yaml:"enabled"`
+	// SuspectThreshold is the total built-in score from which a relayed
+	// message is suspect (counted toward identity.thresholds.suspect);
+	// 0 takes the seed model's cross-validated threshold.
+	SuspectThreshold float64 `yaml:"suspect_threshold"`
+	// Learn turns learning from operator actions on (release, confirm
+	// spam, lock from a message, outguard learn); default true.
+	Learn *bool `yaml:"learn"`
+	// LearnFromFeedback learns spam from third-party complaints that
+	// carry the original message and come from an allow-listed feedback
+	// source (arf.feedback_sources); default true.
+	LearnFromFeedback *bool `yaml:"learn_from_feedback"`
+	// MaxOverlayFeatures bounds the learnt adjustments (8 bytes each in
+	// the database, about 24 in memory); default 200000.
+	MaxOverlayFeatures int `yaml:"max_overlay_features"`
+}
+
+// ModelEnabled reports whether the content model is on.
+func (c *ContentModel) ModelEnabled() bool { return c.Enabled == nil || *c.Enabled }
+
+// LearnEnabled reports whether operator actions teach the model.
+func (c *ContentModel) LearnEnabled() bool { return c.ModelEnabled() && (c.Learn == nil || *c.Learn) }
 
 // FilterRule is one content rule of the built-in engine.
 type FilterRule struct {
@@ -163,6 +193,7 @@ const (
 	DefaultSpamThreshold         = 5.0
 	DefaultPhishingThreshold     = 5.0
 	DefaultMassRecipients        = 50
+	DefaultMaxOverlayFeatures    = 200_000
 	DefaultFilterMaxDepth        = 10
 	DefaultFilterMaxParts        = 500
 	DefaultFilterMaxPartBytes    = 10 << 20
@@ -203,6 +234,15 @@ func (c *Filter) setDefaults() {
 		b.DangerousAttachmentClass = "virus"
 	}
 	setInt(&b.MassRecipients, DefaultMassRecipients)
+	cm := &b.ContentModel
+	on := true
+	for _, p := range []**bool{&cm.Enabled, &cm.Learn, &cm.LearnFromFeedback} {
+		if *p == nil {
+			v := on
+			*p = &v
+		}
+	}
+	setInt(&cm.MaxOverlayFeatures, DefaultMaxOverlayFeatures)
 	for i := range b.Rules {
 		r := &b.Rules[i]
 		if r.Match == "" {
@@ -284,6 +324,12 @@ func (c *Filter) validate(cfg *Config) error {
 	case "virus", "phishing", "spam":
 	default:
 		bad("%s.dangerous_attachment_class %q: use virus, phishing or spam", bk, b.DangerousAttachmentClass)
+	}
+	if t := b.ContentModel.SuspectThreshold; t < 0 || t > b.SpamThreshold {
+		bad("%s.content_model.suspect_threshold %v: use 0 (the model's) or a score between 0 and spam_threshold (%v)", bk, t, b.SpamThreshold)
+	}
+	if n := b.ContentModel.MaxOverlayFeatures; n < 1000 || n > 10_000_000 {
+		bad("%s.content_model.max_overlay_features %d: use a number between 1000 and 10000000", bk, n)
 	}
 	if b.MassRecipients < 1 {
 		bad("%s.mass_recipients %d: must be at least 1; to turn the signal off, add MASS_RECIPIENTS to disabled", bk, b.MassRecipients)

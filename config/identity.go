@@ -17,6 +17,7 @@ const (
 	MaxIdentityMaxLength         = 4096
 	DefaultIdentityWindow        = 10 * time.Minute
 	DefaultIdentitySpam          = 5
+	DefaultIdentitySuspect       = 10
 	DefaultIdentityPhishing      = 2
 	DefaultIdentityVirus         = 1
 	DefaultIdentityComplaints    = 3
@@ -153,6 +154,10 @@ type Thresholds struct {
 	// Recipients counts the recipients of every message. Default 0 (off).
 	Recipients       *int      `yaml:"recipients"`
 	RecipientsWindow *Duration `yaml:"recipients_window"`
+	// Suspect counts relayed messages in the classifier's suspect band.
+	// Default 10.
+	Suspect       *int      `yaml:"suspect"`
+	SuspectWindow *Duration `yaml:"suspect_window"`
 }
 
 // thresholdField is one counter of Thresholds, for uniform checks.
@@ -172,6 +177,7 @@ func (t *Thresholds) fields() []thresholdField {
 		{"complaints", &t.Complaints, &t.ComplaintsWindow, DefaultIdentityComplaints, MaxEventThreshold},
 		{"messages", &t.Messages, &t.MessagesWindow, 0, MaxVolumeThreshold},
 		{"recipients", &t.Recipients, &t.RecipientsWindow, 0, MaxVolumeThreshold},
+		{"suspect", &t.Suspect, &t.SuspectWindow, DefaultIdentitySuspect, MaxEventThreshold},
 	}
 }
 

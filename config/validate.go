@@ -330,6 +330,14 @@ func (p *Policy) validate(c *Config, where string) []string {
 			out = append(out, fmt.Sprintf("%s.thresholds: %s", where, msg))
 		}
 	}
+	if cl := p.Classification; cl != nil {
+		if cl.SpamThreshold < 0 || cl.SuspectThreshold < 0 {
+			out = append(out, fmt.Sprintf("%s.classification: thresholds must be 0 (inherit) or positive", where))
+		}
+		if cl.SpamThreshold > 0 && cl.SuspectThreshold > cl.SpamThreshold {
+			out = append(out, fmt.Sprintf("%s.classification.suspect_threshold %v is above spam_threshold %v: the suspect band lies below the blocking one", where, cl.SuspectThreshold, cl.SpamThreshold))
+		}
+	}
 	if p.MaxRecipients < 0 || (c.Limits.MaxRecipients > 0 && p.MaxRecipients > c.Limits.MaxRecipients) {
 		out = append(out, fmt.Sprintf("%s.max_recipients %d: use 0 (the global limit) or a number up to limits.max_recipients (%d)", where, p.MaxRecipients, c.Limits.MaxRecipients))
 	}

@@ -38,6 +38,9 @@ type Observation struct {
 	Recipients int
 	// Complaint marks attributed third-party feedback about TxID.
 	Complaint bool
+	// Suspect marks a message the classifier put in the suspect band
+	// (relayed, uncertain); it counts toward the suspect threshold.
+	Suspect bool
 }
 
 func (o *Observation) validate() error {

@@ -16,10 +16,13 @@ const (
 	CounterComplaints
 	CounterMessages
 	CounterRecipients
+	// CounterSuspect counts messages in the suspect band: relayed, but
+	// uncertain enough that a burst of them should lock.
+	CounterSuspect
 	numCounters
 )
 
-var counterNames = [numCounters]string{"spam", "phishing", "virus", "complaints", "messages", "recipients"}
+var counterNames = [numCounters]string{"spam", "phishing", "virus", "complaints", "messages", "recipients", "suspect"}
 
 // String returns the counter's name as configuration spells it.
 func (c Counter) String() string {
@@ -35,7 +38,7 @@ func (c Counter) volume() bool { return c == CounterMessages || c == CounterReci
 
 // Counters lists every counter.
 func Counters() []Counter {
-	return []Counter{CounterSpam, CounterPhishing, CounterVirus, CounterComplaints, CounterMessages, CounterRecipients}
+	return []Counter{CounterSpam, CounterPhishing, CounterVirus, CounterComplaints, CounterMessages, CounterRecipients, CounterSuspect}
 }
 
 // Bounds on thresholds, which keep the memory of one identity's windows
@@ -58,6 +61,7 @@ const (
 	DefaultPhishing     = 2
 	DefaultVirus        = 1
 	DefaultComplaints   = 3
+	DefaultSuspect      = 10
 	DefaultLockDuration = time.Hour
 	DefaultEscalate     = 3
 )
@@ -74,7 +78,8 @@ type Limit struct {
 type Thresholds [numCounters]Limit
 
 // DefaultThresholds returns the built-in thresholds: 5 spam, 2 phishing,
-// 1 virus or 3 complaints within 10 minutes; messages and recipients off.
+// 1 virus, 3 complaints or 10 suspect messages within 10 minutes;
+// messages and recipients off.
 func DefaultThresholds() Thresholds {
 	var t Thresholds
 	for c := range t {
@@ -84,6 +89,7 @@ func DefaultThresholds() Thresholds {
 	t[CounterPhishing].Count = DefaultPhishing
 	t[CounterVirus].Count = DefaultVirus
 	t[CounterComplaints].Count = DefaultComplaints
+	t[CounterSuspect].Count = DefaultSuspect
 	return t
 }
 

@@ -71,6 +71,9 @@ func (o *Observation) amounts() [numCounters]int64 {
 	if o.Complaint {
 		a[CounterComplaints] = 1
 	}
+	if o.Suspect && o.Class == ClassClean {
+		a[CounterSuspect] = 1
+	}
 	return a
 }
 

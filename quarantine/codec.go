@@ -16,7 +16,9 @@ import (
 // single byte or two. A compact layout matters because the log keeps every
 // transaction for weeks.
 
-const codecVersion = 1
+// codecVersion 2 appended the band, the model version and the learnt
+// label; version 1 records decode with those empty.
+const codecVersion = 2
 
 // Bounds applied when decoding, so that a corrupt record cannot make the
 // decoder allocate without limit.
@@ -117,6 +119,9 @@ func encodeRecord(b []byte, r *Record) []byte {
 	} else {
 		e.b = append(e.b, 0)
 	}
+	e.b = append(e.b, byte(r.Band))
+	e.str(r.Model)
+	e.str(r.Learned)
 	return e.b
 }
 
@@ -215,7 +220,8 @@ func decodeRecord(id string, b []byte) (*Record, error) {
 		return nil, fmt.Errorf("%w: %w", errCorrupt, err)
 	}
 	d := dec{b: b}
-	if v := d.byte(); v != codecVersion {
+	v := d.byte()
+	if v != codecVersion && v != 1 {
 		return nil, fmt.Errorf("%w: %s: unknown version %d", errCorrupt, id, v)
 	}
 	r := &Record{ID: id}
@@ -283,13 +289,18 @@ func decodeRecord(id string, b []byte) (*Record, error) {
 		q.DeletedBy = d.str()
 		r.Quarantine = q
 	}
+	if v >= 2 {
+		r.Band = Band(d.byte())
+		r.Model = d.str()
+		r.Learned = d.str()
+	}
 	if d.err != nil {
 		return nil, fmt.Errorf("%w: %s: truncated or malformed", errCorrupt, id)
 	}
 	if len(d.b) != 0 {
 		return nil, fmt.Errorf("%w: %s: %d trailing bytes", errCorrupt, id, len(d.b))
 	}
-	if r.Status == 0 || r.Status >= statusEnd || r.Verdict >= verdictEnd {
+	if r.Status == 0 || r.Status >= statusEnd || r.Verdict >= verdictEnd || r.Band >= bandEnd {
 		return nil, fmt.Errorf("%w: %s: bad status or verdict", errCorrupt, id)
 	}
 	return r, nil

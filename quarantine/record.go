@@ -81,6 +81,37 @@ func ParseVerdict(s string) (Verdict, error) {
 	return 0, fmt.Errorf("%w: verdict %q: use clean, spam, phishing, virus or none", ErrBadQuery, s)
 }
 
+// Band is the classifier's band of a message.
+type Band uint8
+
+// The bands; the zero Band is clean (and what unclassified records have).
+const (
+	BandClean Band = iota
+	BandSuspect
+	BandSpam
+	bandEnd
+)
+
+var bandNames = [...]string{"clean", "suspect", "spam"}
+
+// String returns clean, suspect or spam.
+func (b Band) String() string {
+	if b >= bandEnd {
+		return fmt.Sprintf("band(%d)", uint8(b))
+	}
+	return bandNames[b]
+}
+
+// ParseBand parses a band name as String writes it.
+func ParseBand(s string) (Band, error) {
+	for i := BandClean; i < bandEnd; i++ {
+		if strings.EqualFold(s, bandNames[i]) {
+			return i, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: band %q: use clean, suspect or spam", ErrBadQuery, s)
+}
+
 // Recipient is one envelope recipient and what became of it.
 type Recipient struct {
 	// Address is the RCPT TO address.
@@ -128,6 +159,14 @@ type Record struct {
 	Verdict Verdict
 	Score   float64
 	Reasons []string
+	// Band is the classifier's band: clean, suspect or spam (blocking).
+	Band Band
+	// Model names the content model version that judged the message; ""
+	// when none did.
+	Model string
+	// Learned is "spam" or "ham" once an operator taught the content
+	// model with this message, else "".
+	Learned string
 	// NextHopReply is the next hop's final reply, e.g. "250 2.0.0 queued as X".
 	NextHopReply string
 	// Duration is how long the transaction took from DATA to the reply.

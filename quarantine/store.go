@@ -448,3 +448,19 @@ func (s *Store) AddComplaint(ctx context.Context, txID string, c Complaint) erro
 		return nil
 	}})
 }
+
+// SetLearned records that an operator taught the content model with
+// transaction txID's message, as "spam" or "ham".
+func (s *Store) SetLearned(ctx context.Context, txID, label string) error {
+	if label != "spam" && label != "ham" {
+		return fmt.Errorf("%w: learned label %q: use spam or ham", ErrBadQuery, label)
+	}
+	id, err := ParseID(txID)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrNotFound, err)
+	}
+	return s.submit(ctx, &op{id: id, update: func(r *Record) error {
+		r.Learned = label
+		return nil
+	}})
+}

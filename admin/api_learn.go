@@ -1,0 +1,293 @@
+package admin
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/outguard/outguard/filter/content"
+)
+
+// ModelTeacher is what the API needs of the content model: learning from a
+// stored or an uploaded message, and managing the learnt overlay. The
+// daemon implements it over the built-in engine's content.Learner.
+type ModelTeacher interface {
+	// LearnStored teaches the model with the quarantined message id.
+	// ErrConflict when its content is not kept or learning is off.
+	LearnStored(ctx context.Context, id string, spam bool) (LearnResult, error)
+	// LearnRaw teaches the model with an uploaded message.
+	LearnRaw(ctx context.Context, raw []byte, spam bool) (LearnResult, error)
+	// Info describes the model.
+	Info() (ModelInfo, error)
+	// Export returns the overlay; Import replaces it; Reset drops it.
+	Export() ([]byte, error)
+	Import(data []byte) error
+	Reset() error
+}
+
+// LearnResult is what one learning step did to the taught message's score.
+type LearnResult struct {
+	// ID is the log id of the taught message; "" for an upload.
+	ID string `json:"id,omitempty"`
+	// As is spam or ham.
+	As string `json:"as"`
+	// Before and After are the content model's score of the message.
+	Before float64 `json:"before"`
+	After  float64 `json:"after"`
+	// Version is the model version after learning.
+	Version string `json:"version"`
+}
+
+// ModelInfo is the answer of GET /api/v1/model.
+type ModelInfo struct {
+	// Overlay describes what was learnt on top of the seed.
+	Overlay content.OverlayInfo `json:"overlay"`
+	// SeedFeatures is the seed model's number of weighted features.
+	SeedFeatures int `json:"seed_features"`
+	// Trained says what the seed was trained on.
+	Trained string `json:"trained"`
+	// SpamThreshold and SuspectThreshold are the seed's thresholds on
+	// the built-in score scale.
+	SpamThreshold    float64 `json:"spam_threshold"`
+	SuspectThreshold float64 `json:"suspect_threshold"`
+}
+
+// LearnRequest is the body of POST /api/v1/messages/{id}/learn.
+type LearnRequest struct {
+	// As is spam or ham.
+	As     string `json:"as"`
+	Reason string `json:"reason"`
+}
+
+// AuditLearn records a message taught to the content model; AuditModel a
+// change of the whole overlay (import, reset).
+const (
+	AuditLearn = "learn"
+	AuditModel = "model"
+)
+
+// maxLearnBytes bounds an uploaded message to learn from.
+const maxLearnBytes = 25 << 20
+
+func (a *API) teacher() (ModelTeacher, error) {
+	if a.opts.Teacher == nil {
+		return nil, errorf(ErrUnavailable, "the content model is not available in this daemon")
+	}
+	return a.opts.Teacher, nil
+}
+
+func parseAs(s string) (bool, error) {
+	switch s {
+	case "spam":
+		return true, nil
+	case "ham":
+		return false, nil
+	}
+	return false, errorf(ErrBadRequest, "as %q: use spam or ham", s)
+}
+
+// learnMessage teaches the model with a quarantined message: "confirm
+// spam", or ham for a message wrongly blocked.
+func (a *API) learnMessage(w http.ResponseWriter, r *http.Request, pr Principal) error {
+	if p := newParams(r); p.err != nil {
+		return p.err
+	}
+	var req LearnRequest
+	if err := a.decodeJSON(w, r, &req, false); err != nil {
+		return err
+	}
+	spam, err := parseAs(req.As)
+	if err != nil {
+		return err
+	}
+	reason, err := checkReason(req.Reason, false)
+	if err != nil {
+		return err
+	}
+	t, err := a.teacher()
+	if err != nil {
+		return err
+	}
+	rec, _, err := a.message(r, pr)
+	if err != nil {
+		return err
+	}
+	res, err := t.LearnStored(r.Context(), rec.ID, spam)
+	if err != nil {
+		return err
+	}
+	res.ID = rec.ID
+	a.record(pr, AuditLearn, AuditTarget{Kind: "message", Domain: rec.Domain, Name: rec.ID}, reason, learnDetail(res))
+	writeJSON(w, res)
+	return nil
+}
+
+func learnDetail(res LearnResult) string {
+	return fmt.Sprintf("as %s: score %.2f -> %.2f (%s)", res.As, res.Before, res.After, res.Version)
+}
+
+// learnUpload teaches the model with an uploaded message (the body,
+// message/rfc822), as ?as=spam or ?as=ham. The model is shared by every
+// domain, so this needs a token of scope all.
+func (a *API) learnUpload(w http.ResponseWriter, r *http.Request, pr Principal) error {
+	p := newParams(r, "as")
+	spam, err := parseAs(p.str("as"))
+	if p.err != nil {
+		return p.err
+	}
+	if err != nil {
+		return err
+	}
+	if !pr.All() {
+		return errorf(ErrForbidden, "teaching the model with an uploaded message needs a token of scope all: the model is shared by every domain")
+	}
+	t, err := a.teacher()
+	if err != nil {
+		return err
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxLearnBytes))
+	if err != nil {
+		return errorf(ErrTooLarge, "message over %d bytes", maxLearnBytes)
+	}
+	if len(raw) == 0 {
+		return errorf(ErrBadRequest, "empty body: send the message (message/rfc822)")
+	}
+	res, err := t.LearnRaw(r.Context(), raw, spam)
+	if err != nil {
+		return err
+	}
+	a.record(pr, AuditLearn, AuditTarget{Kind: "upload", Name: strconv.Itoa(len(raw)) + " bytes"}, "", learnDetail(res))
+	writeJSON(w, res)
+	return nil
+}
+
+func (a *API) modelInfo(w http.ResponseWriter, r *http.Request, pr Principal) error {
+	if p := newParams(r); p.err != nil {
+		return p.err
+	}
+	t, err := a.teacher()
+	if err != nil {
+		return err
+	}
+	info, err := t.Info()
+	if err != nil {
+		return err
+	}
+	writeJSON(w, info)
+	return nil
+}
+
+func (a *API) exportOverlay(w http.ResponseWriter, r *http.Request, pr Principal) error {
+	if p := newParams(r); p.err != nil {
+		return p.err
+	}
+	if !pr.All() {
+		return errorf(ErrForbidden, "the model overlay is shared by every domain: use a token of scope all")
+	}
+	t, err := a.teacher()
+	if err != nil {
+		return err
+	}
+	data, err := t.Export()
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Disposition", `attachment; filename="outguard-overlay.bin"`)
+	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+	w.Write(data)
+	return nil
+}
+
+// maxOverlayBytes bounds an imported overlay: twice the largest bound of
+// max_overlay_features at 8 bytes each, plus the header.
+const maxOverlayBytes = 2*10_000_000*8 + 64
+
+func (a *API) importOverlay(w http.ResponseWriter, r *http.Request, pr Principal) error {
+	if p := newParams(r); p.err != nil {
+		return p.err
+	}
+	if !pr.All() {
+		return errorf(ErrForbidden, "the model overlay is shared by every domain: use a token of scope all")
+	}
+	t, err := a.teacher()
+	if err != nil {
+		return err
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxOverlayBytes))
+	if err != nil {
+		return errorf(ErrTooLarge, "overlay over %d bytes", maxOverlayBytes)
+	}
+	if err := t.Import(data); err != nil {
+		return err
+	}
+	info, err := t.Info()
+	if err != nil {
+		return err
+	}
+	a.record(pr, AuditModel, AuditTarget{Kind: "model", Name: "overlay"}, "", "imported: "+info.Overlay.Version)
+	writeJSON(w, info)
+	return nil
+}
+
+func (a *API) resetOverlay(w http.ResponseWriter, r *http.Request, pr Principal) error {
+	if p := newParams(r); p.err != nil {
+		return p.err
+	}
+	if !pr.All() {
+		return errorf(ErrForbidden, "the model overlay is shared by every domain: use a token of scope all")
+	}
+	t, err := a.teacher()
+	if err != nil {
+		return err
+	}
+	if err := t.Reset(); err != nil {
+		return err
+	}
+	info, err := t.Info()
+	if err != nil {
+		return err
+	}
+	a.record(pr, AuditModel, AuditTarget{Kind: "model", Name: "overlay"}, "", "reset to the seed")
+	writeJSON(w, info)
+	return nil
+}
+
+// learnAfterRelease teaches the model that a released message is ham. A
+// failure is logged, not returned: the release itself happened.
+func (a *API) learnAfterRelease(ctx context.Context, pr Principal, domain, id string) *LearnResult {
+	if a.opts.Teacher == nil {
+		return nil
+	}
+	res, err := a.opts.Teacher.LearnStored(ctx, id, false)
+	if err != nil {
+		a.log.Info("admin api: released message not learnt", "id", id, "err", err)
+		return nil
+	}
+	res.ID = id
+	a.record(pr, AuditLearn, AuditTarget{Kind: "message", Domain: domain, Name: id}, "released", learnDetail(res))
+	return &res
+}
+
+// learnFromLock teaches the model that the message a lock was taken from is
+// spam. The message must be in the principal's scope; failures are logged:
+// the lock itself happened.
+func (a *API) learnFromLock(ctx context.Context, pr Principal, id string) {
+	if a.opts.Teacher == nil {
+		return
+	}
+	rec, err := a.opts.Store.Get(id)
+	if err != nil || !pr.Allows(rec.Domain) {
+		a.log.Info("admin api: lock's message not learnt", "id", id, "err", err)
+		return
+	}
+	res, err := a.opts.Teacher.LearnStored(ctx, rec.ID, true)
+	if err != nil {
+		a.log.Info("admin api: lock's message not learnt", "id", id, "err", err)
+		return
+	}
+	res.ID = rec.ID
+	a.record(pr, AuditLearn, AuditTarget{Kind: "message", Domain: rec.Domain, Name: rec.ID}, "locked from this message", learnDetail(res))
+}

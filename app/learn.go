@@ -1,0 +1,170 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/outguard/outguard/admin"
+	"github.com/outguard/outguard/config"
+	"github.com/outguard/outguard/filter"
+	"github.com/outguard/outguard/filter/content"
+	"github.com/outguard/outguard/quarantine"
+)
+
+// openLearner loads the content model's seed and the operator's overlay
+// from the database. The learner outlives reloads: its overlay is state,
+// not configuration, so max_overlay_features takes effect at start.
+func (a *App) openLearner(cfg *config.Config) error {
+	cm := cfg.Filter.Engines.Builtin.ContentModel
+	if !cm.ModelEnabled() {
+		return nil
+	}
+	seed, err := content.Seed()
+	if err != nil {
+		return fmt.Errorf("content model: %w", err)
+	}
+	l, err := content.NewLearner(seed, content.LearnerOptions{
+		Store:      content.BoltStore{DB: a.db},
+		MaxOverlay: cm.MaxOverlayFeatures,
+	})
+	if err != nil {
+		return fmt.Errorf("content model: %w", err)
+	}
+	a.learner = l
+	info := l.Info()
+	a.log.Info("content model loaded", "version", info.Version, "features", seed.Len(), "learned", info.Learned)
+	return nil
+}
+
+func bandOf(b filter.Band) quarantine.Band {
+	switch b {
+	case filter.BandSuspect:
+		return quarantine.BandSuspect
+	case filter.BandSpam:
+		return quarantine.BandSpam
+	}
+	return quarantine.BandClean
+}
+
+// modelTeacher is the admin layer's view of the content model: learning
+// from stored and uploaded messages, and the overlay's management.
+type modelTeacher struct {
+	a *App
+}
+
+var _ admin.ModelTeacher = modelTeacher{}
+
+// errLearningOff is returned when the configuration turns learning off.
+var errLearningOff = fmt.Errorf("%w: learning is turned off (filter.engines.builtin.content_model)", admin.ErrConflict)
+
+func (t modelTeacher) learner() (*content.Learner, error) {
+	if t.a.learner == nil {
+		return nil, fmt.Errorf("%w: the content model is disabled", admin.ErrConflict)
+	}
+	t.a.mu.Lock()
+	on := t.a.cfg.Filter.Engines.Builtin.ContentModel.LearnEnabled()
+	t.a.mu.Unlock()
+	if !on {
+		return nil, errLearningOff
+	}
+	return t.a.learner, nil
+}
+
+// LearnStored teaches the model with the stored (quarantined) message id.
+// Only quarantined messages keep their content; for the others it returns
+// an error wrapping admin.ErrConflict.
+func (t modelTeacher) LearnStored(ctx context.Context, id string, spam bool) (admin.LearnResult, error) {
+	l, err := t.learner()
+	if err != nil {
+		return admin.LearnResult{}, err
+	}
+	raw, err := t.a.store.Raw(id, quarantine.Actor{Name: "learn"})
+	switch {
+	case errors.Is(err, quarantine.ErrNotQuarantined), errors.Is(err, quarantine.ErrGone):
+		return admin.LearnResult{}, fmt.Errorf("%w: %s: the message's content is not kept, so the model cannot learn from it (%v)", admin.ErrConflict, id, err)
+	case err != nil:
+		return admin.LearnResult{}, err
+	}
+	res, err := t.learn(l, raw, spam)
+	if err != nil {
+		return res, err
+	}
+	label := "ham"
+	if spam {
+		label = "spam"
+	}
+	if err := t.a.store.SetLearned(ctx, id, label); err != nil {
+		t.a.log.Warn("recording what was learnt failed", "tx", id, "err", err)
+	}
+	return res, nil
+}
+
+// LearnRaw teaches the model with an uploaded message.
+func (t modelTeacher) LearnRaw(ctx context.Context, raw []byte, spam bool) (admin.LearnResult, error) {
+	l, err := t.learner()
+	if err != nil {
+		return admin.LearnResult{}, err
+	}
+	return t.learn(l, raw, spam)
+}
+
+func (t modelTeacher) learn(l *content.Learner, raw []byte, spam bool) (admin.LearnResult, error) {
+	m, err := filter.ParseBytes(raw, filter.DefaultLimits())
+	if err != nil {
+		return admin.LearnResult{}, fmt.Errorf("%w: %v", admin.ErrBadRequest, err)
+	}
+	before, after, err := filter.LearnMessage(l, m, spam)
+	if err != nil {
+		return admin.LearnResult{}, err
+	}
+	as := "ham"
+	if spam {
+		as = "spam"
+	}
+	t.a.log.Info("content model learnt", "as", as, "before", before, "after", after, "version", l.Version())
+	return admin.LearnResult{As: as, Before: before, After: after, Version: l.Version()}, nil
+}
+
+// Info describes the model and its overlay.
+func (t modelTeacher) Info() (admin.ModelInfo, error) {
+	if t.a.learner == nil {
+		return admin.ModelInfo{}, fmt.Errorf("%w: the content model is disabled", admin.ErrConflict)
+	}
+	l := t.a.learner
+	seed := l.Seed()
+	return admin.ModelInfo{
+		Overlay: l.Info(), SeedFeatures: seed.Len(), Trained: seed.Info,
+		SpamThreshold: float64(seed.Spam), SuspectThreshold: float64(seed.Suspect),
+	}, nil
+}
+
+// Export returns the overlay.
+func (t modelTeacher) Export() ([]byte, error) {
+	if t.a.learner == nil {
+		return nil, fmt.Errorf("%w: the content model is disabled", admin.ErrConflict)
+	}
+	return t.a.learner.Export(), nil
+}
+
+// Import replaces the overlay.
+func (t modelTeacher) Import(data []byte) error {
+	if t.a.learner == nil {
+		return fmt.Errorf("%w: the content model is disabled", admin.ErrConflict)
+	}
+	if err := t.a.learner.Import(data); err != nil {
+		if errors.Is(err, content.ErrBadOverlay) {
+			return fmt.Errorf("%w: %v", admin.ErrBadRequest, err)
+		}
+		return err
+	}
+	return nil
+}
+
+// Reset drops the overlay.
+func (t modelTeacher) Reset() error {
+	if t.a.learner == nil {
+		return fmt.Errorf("%w: the content model is disabled", admin.ErrConflict)
+	}
+	return t.a.learner.Reset()
+}

@@ -128,7 +128,11 @@ func (a *App) applyPolicy(cfg *config.Config) error {
 	if trace == "" {
 		trace = "X-Outguard-Trace"
 	}
-	a.pipeline.feedback.configure(cfg.ARF.IdentityHeader, trace, cfg.ARF.ParseMaxBytes)
+	var learn *feedbackLearning
+	if cm := cfg.Filter.Engines.Builtin.ContentModel; cm.LearnEnabled() && *cm.LearnFromFeedback {
+		learn = &feedbackLearning{sources: cfg.ARF.FeedbackSourcePrefixes()}
+	}
+	a.pipeline.feedback.configure(cfg.ARF.IdentityHeader, trace, cfg.ARF.ParseMaxBytes, learn)
 	return nil
 }
 

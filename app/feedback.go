@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/outguard/outguard/arf"
+	"github.com/outguard/outguard/filter"
 	"github.com/outguard/outguard/identity"
 	"github.com/outguard/outguard/quarantine"
 	"github.com/outguard/outguard/smtpd"
@@ -43,6 +45,9 @@ type FeedbackResult struct {
 	Identity string `json:"identity,omitempty"`
 	// Locked is set when this complaint locked the identity.
 	Locked bool `json:"locked"`
+	// Learned is set when the complaint's original taught the content
+	// model (an allow-listed feedback loop's report with the original).
+	Learned bool `json:"learned,omitempty"`
 }
 
 // ErrNotFeedback wraps the parser's refusal of a message that is not a
@@ -59,6 +64,9 @@ type feedbackIntake struct {
 	idHeader atomic.Pointer[string]
 	trHeader atomic.Pointer[string]
 	maxBytes atomic.Int64
+	// learn holds what teaches the content model from complaints: the
+	// trusted feedback networks, nil when complaints teach nothing.
+	learn    atomic.Pointer[feedbackLearning]
 	ingested *prometheus.CounterVec
 	newID    func(time.Time) string
 	now      func() time.Time
@@ -80,10 +88,31 @@ func newFeedbackIntake(p *pipeline, db *bolt.DB, reg prometheus.Registerer, log 
 	return f, nil
 }
 
-func (f *feedbackIntake) configure(identityHeader, traceHeader string, maxBytes int64) {
+func (f *feedbackIntake) configure(identityHeader, traceHeader string, maxBytes int64, learn *feedbackLearning) {
 	f.idHeader.Store(&identityHeader)
 	f.trHeader.Store(&traceHeader)
 	f.maxBytes.Store(maxBytes)
+	f.learn.Store(learn)
+}
+
+// feedbackLearning is the configuration of learning from complaints.
+type feedbackLearning struct {
+	sources []netip.Prefix
+}
+
+// trusts reports whether a report that came over SMTP from client is from
+// an allow-listed feedback loop.
+func (l *feedbackLearning) trusts(client netip.Addr) bool {
+	if l == nil || !client.IsValid() {
+		return false
+	}
+	client = client.Unmap()
+	for _, p := range l.sources {
+		if p.Contains(client) {
+			return true
+		}
+	}
+	return false
 }
 
 func feedbackTypeLabel(t string) string {
@@ -98,6 +127,13 @@ func feedbackTypeLabel(t string) string {
 // an error wrapping ErrNotFeedback, with the parse result filled in; an
 // accepted one is stored (synced) before Ingest returns.
 func (f *feedbackIntake) Ingest(ctx context.Context, raw []byte, source string) (FeedbackResult, error) {
+	return f.ingest(ctx, raw, source, netip.Addr{})
+}
+
+// ingest is Ingest for a report that came over SMTP from client (invalid
+// for uploads): a report from an allow-listed feedback loop may teach the
+// content model.
+func (f *feedbackIntake) ingest(ctx context.Context, raw []byte, source string, client netip.Addr) (FeedbackResult, error) {
 	res := FeedbackResult{Source: source, Method: string(arf.MethodNone)}
 	fb, err := arf.Parse(bytes.NewReader(raw), arf.ParseOptions{
 		IdentityHeader: *f.idHeader.Load(), TraceHeader: *f.trHeader.Load(), MaxBytes: f.maxBytes.Load(),
@@ -146,10 +182,40 @@ func (f *feedbackIntake) Ingest(ctx context.Context, raw []byte, source string) 
 			f.log.Warn("identity locked by complaints", "feedback", res.ID, "domain", res.Domain, "identity", res.Identity)
 		}
 	}
+	f.learnFrom(fb, &res, client)
 	f.ingested.WithLabelValues(feedbackTypeLabel(fb.FeedbackType), res.Method).Inc()
 	f.log.Info("feedback received", "feedback", res.ID, "source", source, "type", fb.FeedbackType,
 		"attribution", res.Method, "tx", res.TxID, "domain", res.Domain, "identity", res.Identity)
 	return res, nil
+}
+
+// learnFrom teaches the content model that the original of a complaint is
+// spam, when every condition holds: the report came from an allow-listed
+// feedback loop, it is an abuse or fraud report, it was attributed to a
+// transaction of ours (so the original is mail we relayed, not a third
+// party's), and it carries the whole original. A report that fails any of
+// them still counts as a complaint; it only teaches nothing.
+func (f *feedbackIntake) learnFrom(fb *arf.Feedback, res *FeedbackResult, client netip.Addr) {
+	l := f.p.learner
+	if l == nil || fb.Original == nil || res.TxID == "" || !f.learn.Load().trusts(client) {
+		return
+	}
+	switch strings.ToLower(fb.FeedbackType) {
+	case "abuse", "fraud", "":
+	default:
+		return
+	}
+	m, err := filter.ParseBytes(fb.Original, filter.DefaultLimits())
+	if err != nil {
+		return
+	}
+	before, after, err := filter.LearnMessage(l, m, true)
+	if err != nil {
+		f.log.Warn("learning from a complaint failed", "feedback", res.ID, "err", err)
+		return
+	}
+	res.Learned = true
+	f.log.Info("content model learnt a complaint's original as spam", "feedback", res.ID, "tx", res.TxID, "before", before, "after", after)
 }
 
 // storeLookup attributes complaints through the message log.
@@ -208,7 +274,7 @@ func (c *feedbackCheck) Data(ctx context.Context, tx *smtpd.Transaction, msg *sm
 	if err != nil {
 		return smtpd.Decision{}, err
 	}
-	res, err := c.p.feedback.Ingest(ctx, raw, "smtp:"+tx.Client.Addr().String())
+	res, err := c.p.feedback.ingest(ctx, raw, "smtp:"+tx.Client.Addr().String(), tx.Client.Addr())
 	if errors.Is(err, ErrNotFeedback) {
 		return smtpd.Decision{Action: smtpd.Refuse, Outcome: smtpd.OutcomeRejected,
 			Reply: refusal(550, smtp.EnhancedCode{5, 6, 0}, "not a feedback report ("+res.Parse.Error+"); send ARF (RFC 5965) reports here", tx.ID)}, nil

@@ -127,6 +127,9 @@ type Feedback struct {
 	// or text/rfc822-headers); OriginalHeadersOnly when only the header.
 	HasOriginal         bool
 	OriginalHeadersOnly bool
+	// Original is the whole original message when part 3 held one
+	// (message/rfc822, not redacted); nil otherwise.
+	Original []byte
 	// Header is the original message's top-level header.
 	Header textproto.Header
 	// MessageID is the original's Message-ID without angle brackets.
@@ -355,6 +358,9 @@ func (p *parser) original(fb *Feedback, e *entity, depth int) (bool, error) {
 	}
 	fb.HasOriginal = true
 	fb.OriginalHeadersOnly = headersOnly
+	if !headersOnly {
+		fb.Original = body
+	}
 	hdr, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(headerForReader(fs))))
 	if err == nil || errors.Is(err, io.EOF) {
 		fb.Header = hdr

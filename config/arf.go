@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"time"
 )
@@ -55,7 +56,18 @@ type ARF struct {
 	// names the identity when neither the trace header nor the Message-ID
 	// finds the transaction. Default X-AuthUser.
 	IdentityHeader string `yaml:"identity_header"`
+	// FeedbackSources are the networks (CIDR) of the feedback loops whose
+	// SMTP reports are trusted to teach the content model: an attributed
+	// abuse or fraud complaint from one of them that carries the whole
+	// original is learnt as spam. Reports from elsewhere still count as
+	// complaints but teach nothing. Default: none.
+	FeedbackSources []string `yaml:"feedback_sources"`
+
+	feedbackPrefixes []netip.Prefix
 }
+
+// FeedbackSourcePrefixes returns FeedbackSources parsed by validation.
+func (c *ARF) FeedbackSourcePrefixes() []netip.Prefix { return c.feedbackPrefixes }
 
 // ARFRelay is the SMTP server reports are handed to.
 type ARFRelay struct {
@@ -115,6 +127,20 @@ func (c *ARF) validate(cfg *Config) error {
 	}
 	if !looksLikeAddress(c.From) {
 		bad("arf.from %q is not an email address; use e.g. \"outguard@mta.example.net\"", c.From)
+	}
+	c.feedbackPrefixes = nil
+	for _, s := range c.FeedbackSources {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			if a, aerr := netip.ParseAddr(s); aerr == nil {
+				p, err = a.Prefix(a.BitLen())
+			}
+		}
+		if err != nil {
+			bad("arf.feedback_sources: %q is not a network; use CIDR like \"192.0.2.0/24\" or an address", s)
+			continue
+		}
+		c.feedbackPrefixes = append(c.feedbackPrefixes, p.Masked())
 	}
 	if c.AbuseAddress != "" && !looksLikeAddress(c.AbuseAddress) {
 		bad("arf.abuse_address %q is not an email address, e.g. \"abuse@example.net\"", c.AbuseAddress)

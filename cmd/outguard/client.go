@@ -207,7 +207,13 @@ func (c *apiClient) call(method, path string, query url.Values, in, out any) err
 		}
 		body, ct = strings.NewReader(string(b)), "application/json"
 	}
-	resp, err := c.request(method, path, query, body, ct)
+	return c.send(method, path, query, body, ct, out)
+}
+
+// send sends body of contentType (a message, an overlay) and decodes the
+// JSON answer into out.
+func (c *apiClient) send(method, path string, query url.Values, body io.Reader, contentType string, out any) error {
+	resp, err := c.request(method, path, query, body, contentType)
 	if err != nil {
 		return err
 	}
@@ -219,6 +225,15 @@ func (c *apiClient) call(method, path string, query url.Values, in, out any) err
 		return fmt.Errorf("reading the answer: %w", err)
 	}
 	return nil
+}
+
+// readArg reads the file named by a FILE argument, standard input for
+// "-".
+func readArg(name string) ([]byte, error) {
+	if name == "-" {
+		return io.ReadAll(io.LimitReader(os.Stdin, 1<<30))
+	}
+	return os.ReadFile(name)
 }
 
 // fail prints a failed request and returns exitFailed.

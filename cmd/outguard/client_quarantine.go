@@ -310,13 +310,7 @@ func runFeedback(args []string, stdout, stderr io.Writer) int {
 // ingestFile uploads one report. A report refused by the parser is a
 // result with OK false, not an error.
 func ingestFile(cl *apiClient, name string) (admin.FeedbackResult, error) {
-	var raw []byte
-	var err error
-	if name == "-" {
-		raw, err = io.ReadAll(io.LimitReader(os.Stdin, 1<<30))
-	} else {
-		raw, err = os.ReadFile(name)
-	}
+	raw, err := readArg(name)
 	if err != nil {
 		return admin.FeedbackResult{}, err
 	}

@@ -173,5 +173,5 @@ func LearnMessage(l *content.Learner, m *Message, spam bool) (before, after floa
 	doc := ContentDoc(m)
 	var ex content.Extractor
 	f := ex.Extract(&doc)
-	return l.Learn(f, spam)
+	return l.Learn(f, ex.Generic(), spam)
 }

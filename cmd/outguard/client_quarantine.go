@@ -35,14 +35,20 @@ reply, in the ARF report and in 'outguard logs').
            standard output or into --output FILE.
   release  delivers the quarantined message to the next hop with its
            original envelope. A message is delivered at most once; releasing
-           it again reports the first release.
+           it again reports the first release. A release also teaches the
+           content model that the message is ham (not spam), when learning
+           is on; 'outguard learn spam --id ID' confirms spam instead.
   delete   removes the quarantined content; the log record stays.
 
 release and delete are written to the audit trail with your token's name
-and the optional --reason. With --json, show prints {"message": {...},
-"content": {"header": [...], "body", "body_type", "truncated", "parts"}},
-release {"id", "released_at", "released_by", "already"}, delete {"id",
-"deleted"}.
+and the optional --reason. show prints the score, the band (clean, suspect
+or spam), the content model version that judged the message and, once it
+was taught to the model, as what. With --json, show prints {"message":
+{...}, "content": {"header": [...], "body", "body_type", "truncated",
+"parts"}} (message with the keys of 'outguard logs --json'), release {"id",
+"released_at", "released_by", "already", "learned"} (learned, when the
+model was taught: {"id", "as", "before", "after", "version"}), delete
+{"id", "deleted"}.
 `+clientHelp,
 	`  outguard quarantine show 01JNB6Q8W5X2Y7Z3K4M5N6P7Q8
   outguard quarantine raw 01JNB6Q8W5X2Y7Z3K4M5N6P7Q8 --output message.eml
@@ -100,7 +106,9 @@ func runQuarantine(args []string, stdout, stderr io.Writer) int {
 			printMessage(stdout, d)
 		}
 	case "raw":
-		return rawMessage(cl, path, *output, stdout)
+		if _, err := download(cl, path+"/raw", *output, stdout); err != nil {
+			return cl.fail(err)
+		}
 	case "release":
 		var r admin.ReleaseResponse
 		if err := cl.call("POST", path+"/release", nil, body, &r); err != nil {
@@ -111,6 +119,8 @@ func runQuarantine(args []string, stdout, stderr io.Writer) int {
 			writeJSON(stdout, r)
 		case r.Already:
 			fmt.Fprintf(stdout, "%s was already released by %s at %s UTC; not delivered again\n", r.ID, r.ReleasedBy, fmtTime(r.ReleasedAt))
+		case r.Learned != nil:
+			fmt.Fprintf(stdout, "released %s: delivered to the next hop; learnt as %s: %s\n", r.ID, r.Learned.As, learntScores(*r.Learned))
 		default:
 			fmt.Fprintf(stdout, "released %s: delivered to the next hop\n", r.ID)
 		}
@@ -128,10 +138,13 @@ func runQuarantine(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func rawMessage(cl *apiClient, path, output string, stdout io.Writer) int {
-	resp, err := cl.request("GET", path+"/raw", nil, nil, "")
+// download writes the answer of GET path to the new file output (an
+// existing file is not overwritten), or to stdout when output is "", and
+// returns the bytes written. A partly written file is removed.
+func download(cl *apiClient, path, output string, stdout io.Writer) (int64, error) {
+	resp, err := cl.request("GET", path, nil, nil, "")
 	if err != nil {
-		return cl.fail(err)
+		return 0, err
 	}
 	defer resp.Body.Close()
 	w := stdout
@@ -139,11 +152,11 @@ func rawMessage(cl *apiClient, path, output string, stdout io.Writer) int {
 	if output != "" {
 		f, err = os.OpenFile(output, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
-			return cl.fail(err)
+			return 0, err
 		}
 		w = f
 	}
-	_, err = io.Copy(w, resp.Body)
+	n, err := io.Copy(w, resp.Body)
 	if f != nil {
 		err = errors.Join(err, f.Close())
 		if err != nil {
@@ -151,9 +164,13 @@ func rawMessage(cl *apiClient, path, output string, stdout io.Writer) int {
 		}
 	}
 	if err != nil {
-		return cl.fail(fmt.Errorf("writing the message: %w", err))
+		what := output
+		if what == "" {
+			what = "standard output"
+		}
+		return n, fmt.Errorf("writing %s: %w", what, err)
 	}
-	return exitOK
+	return n, nil
 }
 
 func printMessage(w io.Writer, d admin.MessageDetail) {
@@ -164,6 +181,15 @@ func printMessage(w io.Writer, d admin.MessageDetail) {
 	field("time", fmtTime(m.Time)+" UTC")
 	field("status", m.Status)
 	field("verdict", fmt.Sprintf("%s (score %.2f)", m.Verdict, m.Score))
+	if m.Verdict != "none" && m.Band != "" {
+		field("band", m.Band)
+	}
+	if m.Model != "" {
+		field("model", m.Model)
+	}
+	if m.Learned != "" {
+		field("learnt", "as "+m.Learned)
+	}
 	if len(m.Reasons) > 0 {
 		field("reasons", strings.Join(m.Reasons, ", "))
 	}

@@ -184,8 +184,9 @@ func (l *Learner) Explain(f Features, names map[uint32]string, k int) []Contribu
 // message scores past the model's threshold by the margin (at most
 // MaxSteps steps), saves the overlay and returns the score before and
 // after. The seed's thresholds decide: ham is pushed below Suspect-Margin,
-// spam to Spam+Margin.
-func (l *Learner) Learn(f Features, spam bool) (before, after float64, err error) {
+// spam to Spam+Margin. Features in fixed (sorted; Extractor.Generic) count
+// in the score but are not adjusted.
+func (l *Learner) Learn(f, fixed Features, spam bool) (before, after float64, err error) {
 	if len(f) == 0 {
 		return 0, 0, errors.New("content: nothing to learn from: the message has no features")
 	}
@@ -207,11 +208,14 @@ func (l *Learner) Learn(f Features, spam bool) (before, after float64, err error
 	z := before
 	for step := 0; step < l.opts.MaxSteps && !done(z); step++ {
 		g := sigmoid(z-mid) - y
-		// Every feature of the message moves by the same amount, so the
-		// message's own score moves by Rate·|g| per step.
+		// Every adjustable feature of the message moves by the same
+		// amount, so the message's own score moves by up to Rate·|g| per
+		// step.
 		d := float32(-l.opts.Rate * g * x)
 		for _, id := range f {
-			l.delta[id] += d
+			if _, ok := slices.BinarySearch(fixed, id); !ok {
+				l.delta[id] += d
+			}
 		}
 		z = l.scoreLocked(f)
 	}

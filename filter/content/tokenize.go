@@ -71,7 +71,8 @@ type Features []uint32
 // calls, so an Extractor is not safe for concurrent use: take one from a
 // pool per goroutine. The zero value is ready to use.
 type Extractor struct {
-	ids   []uint32
+	ids     []uint32
+	generic []uint32
 	runes []rune
 	prev  []rune // the previous body word, for bigrams
 	// Names, when set, is called with every feature's id and a readable
@@ -120,6 +121,7 @@ func ID(prefix byte, name string) uint32 { return uint32(newHasher(prefix).strin
 // valid until its next call.
 func (e *Extractor) Extract(d *Doc) Features {
 	e.ids = e.ids[:0]
+	e.generic = e.generic[:0]
 	e.prev = e.prev[:0]
 	e.text(prefixSubject, clip(d.Subject, MaxSubjectBytes), false)
 	e.prev = e.prev[:0]
@@ -141,12 +143,25 @@ func (e *Extractor) Extract(d *Doc) Features {
 	}
 	bucket := linkBucket(len(d.Hosts))
 	e.add(newHasher(prefixLinks).string(bucket), prefixLinks, bucket)
+	e.generic = append(e.generic, e.ids[len(e.ids)-1])
 	for _, s := range d.Structure {
 		e.add(newHasher(prefixStructure).string(s), prefixStructure, s)
+		e.generic = append(e.generic, e.ids[len(e.ids)-1])
 	}
 	slices.Sort(e.ids)
 	e.ids = slices.Compact(e.ids)
 	return e.ids
+}
+
+// Generic returns the features of the last Extract that describe the
+// message's shape rather than its content (link count, MIME structure).
+// They are shared by most messages, so Learner.Learn leaves them alone: a
+// lesson about one message's words must not move every message's score.
+// The slice is sorted, owned by e and valid until its next call.
+func (e *Extractor) Generic() Features {
+	slices.Sort(e.generic)
+	e.generic = slices.Compact(e.generic)
+	return e.generic
 }
 
 func clip(s string, n int) string {

@@ -9,7 +9,7 @@ import (
 // TokenizerVersion names the feature extraction below. A model records the
 // version it was trained with, and Load refuses a model of another version:
 // its feature ids would mean nothing.
-const TokenizerVersion = 1
+const TokenizerVersion = 2
 
 // Bounds on the work of one extraction, whatever the message holds.
 const (
@@ -74,7 +74,8 @@ type Extractor struct {
 	ids     []uint32
 	generic []uint32
 	runes []rune
-	prev  []rune // the previous body word, for bigrams
+	prev   []rune // the previous body word's text, kept only for Names
+	prevID uint32 // the previous body word's id, 0 for none
 	// Names, when set, is called with every feature's id and a readable
 	// name, for explanations. It makes extraction allocate; leave it nil
 	// on the hot path.
@@ -122,9 +123,9 @@ func ID(prefix byte, name string) uint32 { return uint32(newHasher(prefix).strin
 func (e *Extractor) Extract(d *Doc) Features {
 	e.ids = e.ids[:0]
 	e.generic = e.generic[:0]
-	e.prev = e.prev[:0]
+	e.prev, e.prevID = e.prev[:0], 0
 	e.text(prefixSubject, clip(d.Subject, MaxSubjectBytes), false)
-	e.prev = e.prev[:0]
+	e.prev, e.prevID = e.prev[:0], 0
 	e.text(prefixWord, clip(d.Body, MaxTextBytes), true)
 	hosts := d.Hosts
 	if len(hosts) > MaxHosts {
@@ -200,6 +201,19 @@ func (e *Extractor) add(h hasher, prefix byte, name string) {
 	}
 }
 
+// addRunes adds a CJK unigram (b == 0) or bigram, naming it only when
+// names are asked for.
+func (e *Extractor) addRunes(h hasher, prefix byte, a, b rune) {
+	e.ids = append(e.ids, uint32(h))
+	if e.Names != nil {
+		name := string(a)
+		if b != 0 {
+			name += string(b)
+		}
+		e.Names(uint32(h), string(prefix)+":"+name)
+	}
+}
+
 // Character classes of the tokeniser.
 const (
 	clsOther  = iota
@@ -248,12 +262,26 @@ func (e *Extractor) text(prefix byte, s string, bigrams bool) {
 	cjkRun := 0
 	endCJK := func() {
 		if cjkRun == 1 {
-			e.add(newHasher(prefix).rune(cjkPrev), prefix, string(cjkPrev))
+			e.addRunes(newHasher(prefix).rune(cjkPrev), prefix, cjkPrev, 0)
 		}
 		cjkPrev, cjkRun = 0, 0
 	}
 	for i := 0; i < len(s); {
 		r, size := rune(s[i]), 1
+		if r < utf8.RuneSelf && asciiClass[r] == clsWord && cjkRun == 0 {
+			// The common case, a letter or digit of ASCII text, without
+			// the general path's decoding and class lookup.
+			i++
+			if join != 0 {
+				e.runes = append(e.runes, join)
+				join = 0
+			}
+			if r >= 'A' && r <= 'Z' {
+				r += 'a' - 'A'
+			}
+			e.runes = append(e.runes, r)
+			continue
+		}
 		if r >= utf8.RuneSelf {
 			r, size = utf8.DecodeRuneInString(s[i:])
 		}
@@ -289,7 +317,7 @@ func (e *Extractor) text(prefix byte, s string, bigrams bool) {
 			join = 0
 			e.word(prefix, bigrams)
 			if cjkPrev != 0 {
-				e.add(newHasher(prefix).rune(cjkPrev).rune(r), prefix, string([]rune{cjkPrev, r}))
+				e.addRunes(newHasher(prefix).rune(cjkPrev).rune(r), prefix, cjkPrev, r)
 			}
 			cjkPrev = r
 			cjkRun++
@@ -321,15 +349,20 @@ func (e *Extractor) word(prefix byte, bigrams bool) {
 			digits++
 		case r < 0x250:
 			latin++
-		case confusable(r) != 0:
-			other++
+		default:
+			if confusable(r) != 0 {
+				other++
+			}
 		}
 	}
 	if digits == len(w) {
 		// Numbers say little one by one; their length says more.
 		h := newHasher(prefixNumber).byte(prefix).byte(byte('0' + min(len(w), 20)))
-		e.add(h, prefixNumber, string(prefix)+string(rune('0'+min(len(w), 20))))
-		e.prev = e.prev[:0]
+		e.ids = append(e.ids, uint32(h))
+		if e.Names != nil {
+			e.Names(uint32(h), "n:"+string(prefix)+string(rune('0'+min(len(w), 20))))
+		}
+		e.prevID = 0
 		return
 	}
 	if latin > 0 && other > 0 {
@@ -352,7 +385,11 @@ func (e *Extractor) word(prefix byte, bigrams bool) {
 		h = h.byte(prefix)
 	}
 	for _, r := range w {
-		h = h.rune(r)
+		if r < utf8.RuneSelf {
+			h = (h ^ hasher(r)) * fnvPrime
+		} else {
+			h = h.rune(r)
+		}
 	}
 	if e.Names != nil {
 		e.Names(uint32(h), string(p)+":"+string(w))
@@ -361,21 +398,30 @@ func (e *Extractor) word(prefix byte, bigrams bool) {
 	if !bigrams {
 		return
 	}
-	if len(e.prev) > 0 {
-		b := newHasher(prefixBigram)
-		for _, r := range e.prev {
-			b = b.rune(r)
-		}
-		b = b.byte(' ')
-		for _, r := range w {
-			b = b.rune(r)
-		}
+	if e.prevID != 0 {
+		b := bigramID(e.prevID, uint32(h))
 		if e.Names != nil {
-			e.Names(uint32(b), "b:"+string(e.prev)+" "+string(w))
+			e.Names(b, "b:"+string(e.prev)+" "+string(w))
 		}
-		e.ids = append(e.ids, uint32(b))
+		e.ids = append(e.ids, b)
 	}
-	e.prev = append(e.prev[:0], w...)
+	e.prevID = uint32(h) | 1 // never 0, which means "no previous word"
+	if e.Names != nil {
+		e.prev = append(e.prev[:0], w...)
+	}
+}
+
+// bigramID mixes the ids of two adjacent words into the id of the pair
+// (a multiply-xorshift finaliser), without hashing their text again.
+func bigramID(a, b uint32) uint32 {
+	x := uint64(a)<<32 | uint64(b)
+	x ^= uint64(prefixBigram)
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	x ^= x >> 33
+	return uint32(x)
 }
 
 // confusable returns the ASCII letter a Cyrillic or Greek letter looks

@@ -102,26 +102,42 @@ func (a *API) learnMessage(w http.ResponseWriter, r *http.Request, pr Principal)
 	if err != nil {
 		return err
 	}
-	reason, err := checkReason(req.Reason, false)
+	res, err := a.learnStored(r.Context(), pr, r.PathValue("id"), spam, req.Reason, "")
 	if err != nil {
 		return err
+	}
+	writeJSON(w, res)
+	return nil
+}
+
+// learnStored teaches the model with the stored message id, which must be
+// in pr's scope, and writes it to the audit trail with reason; via names
+// the front end in the entry's detail ("" for the API, "console"). It is
+// the one path of the API's and the console's "confirm spam".
+func (a *API) learnStored(ctx context.Context, pr Principal, id string, spam bool, reason, via string) (LearnResult, error) {
+	reason, err := checkReason(reason, false)
+	if err != nil {
+		return LearnResult{}, err
 	}
 	t, err := a.teacher()
 	if err != nil {
-		return err
+		return LearnResult{}, err
 	}
-	rec, _, err := a.message(r, pr)
+	rec, _, err := a.messageByID(id, pr)
 	if err != nil {
-		return err
+		return LearnResult{}, err
 	}
-	res, err := t.LearnStored(r.Context(), rec.ID, spam)
+	res, err := t.LearnStored(ctx, rec.ID, spam)
 	if err != nil {
-		return err
+		return LearnResult{}, err
 	}
 	res.ID = rec.ID
-	a.record(pr, AuditLearn, AuditTarget{Kind: "message", Domain: rec.Domain, Name: rec.ID}, reason, learnDetail(res))
-	writeJSON(w, res)
-	return nil
+	detail := learnDetail(res)
+	if via != "" {
+		detail += "; " + via
+	}
+	a.record(pr, AuditLearn, AuditTarget{Kind: "message", Domain: rec.Domain, Name: rec.ID}, reason, detail)
+	return res, nil
 }
 
 func learnDetail(res LearnResult) string {
@@ -278,16 +294,7 @@ func (a *API) learnFromLock(ctx context.Context, pr Principal, id string) {
 	if a.opts.Teacher == nil {
 		return
 	}
-	rec, err := a.opts.Store.Get(id)
-	if err != nil || !pr.Allows(rec.Domain) {
+	if _, err := a.learnStored(ctx, pr, id, true, "locked from this message", ""); err != nil {
 		a.log.Info("admin api: lock's message not learnt", "id", id, "err", err)
-		return
 	}
-	res, err := a.opts.Teacher.LearnStored(ctx, rec.ID, true)
-	if err != nil {
-		a.log.Info("admin api: lock's message not learnt", "id", id, "err", err)
-		return
-	}
-	res.ID = rec.ID
-	a.record(pr, AuditLearn, AuditTarget{Kind: "message", Domain: rec.Domain, Name: rec.ID}, "locked from this message", learnDetail(res))
 }

@@ -68,7 +68,9 @@ type ConsoleOptions struct {
 //
 // Pages: the overview (traffic by verdict and the top identities by
 // blocked mail, as inline SVG), the outgoing log (rule builder, paging,
-// message view, raw download, release, delete, lock from a row), the
+// message view with the content model's band and reasons, raw download,
+// release as not spam, confirm spam, delete, lock from a row, which
+// teaches the row's message as spam), the
 // reports (with an in-place lock toggle), the locks (history, evidence,
 // usage against thresholds, unlock) and the audit trail.
 //
@@ -176,6 +178,7 @@ func (c *Console) routes() {
 	c.handle("GET /log/{id}/raw", c.messageRaw)
 	c.handle("POST /log/{id}/release", c.messageRelease)
 	c.handle("POST /log/{id}/delete", c.messageDelete)
+	c.handle("POST /log/{id}/confirm-spam", c.messageConfirmSpam)
 	c.handle("GET /lock", c.lockConfirm)
 	c.handle("POST /lock", c.lockSubmit)
 	c.handle("GET /reports", c.reportsPage)

@@ -48,6 +48,11 @@ func (a *API) consoleLock(ctx context.Context, pr Principal, kind, domain, name,
 		detail = "for " + d.String() + " until " + l.Expires.UTC().Format(time.RFC3339)
 	}
 	a.record(pr, AuditLock, AuditTarget{Kind: string(t.Kind), Domain: t.Domain, Name: t.Name}, reason, detail+"; console")
+	if txID != "" {
+		// Like the API's lock with a message_id: the message that
+		// prompted the lock is spam.
+		a.learnFromLock(ctx, pr, txID)
+	}
 	return l, nil
 }
 
@@ -69,8 +74,9 @@ func (a *API) consoleUnlock(ctx context.Context, pr Principal, kind, domain, nam
 	return l, nil
 }
 
-// consoleMessage loads a message the principal may see.
-func (a *API) consoleMessage(id string, pr Principal) (*quarantine.Record, quarantine.Actor, error) {
+// messageByID loads a message the principal may see: 404 for no such
+// record, 403 for another domain's.
+func (a *API) messageByID(id string, pr Principal) (*quarantine.Record, quarantine.Actor, error) {
 	if _, err := quarantine.ParseID(id); err != nil {
 		return nil, quarantine.Actor{}, errorf(ErrNotFound, "message %q: not a log id", id)
 	}
@@ -84,26 +90,28 @@ func (a *API) consoleMessage(id string, pr Principal) (*quarantine.Record, quara
 	return rec, quarantine.Actor{Name: pr.Name, Domain: pr.Domain}, nil
 }
 
-// consoleRelease releases a quarantined message.
-func (a *API) consoleRelease(ctx context.Context, pr Principal, id string) (quarantine.ReleaseResult, error) {
-	rec, actor, err := a.consoleMessage(id, pr)
+// consoleRelease releases a quarantined message and, like the API's
+// release, teaches the content model that it is ham; learned is what that
+// did, nil when it taught nothing.
+func (a *API) consoleRelease(ctx context.Context, pr Principal, id string) (res quarantine.ReleaseResult, learned *LearnResult, err error) {
+	rec, actor, err := a.messageByID(id, pr)
 	if err != nil {
-		return quarantine.ReleaseResult{}, err
+		return quarantine.ReleaseResult{}, nil, err
 	}
-	res, err := a.opts.Store.Release(ctx, rec.ID, actor)
+	res, err = a.opts.Store.Release(ctx, rec.ID, actor)
 	if err != nil {
-		return res, err
+		return res, nil, err
 	}
 	if !res.Already {
 		a.record(pr, AuditRelease, AuditTarget{Kind: "message", Domain: rec.Domain, Name: rec.ID}, "", "console")
-		a.learnAfterRelease(ctx, pr, rec.Domain, rec.ID)
+		learned = a.learnAfterRelease(ctx, pr, rec.Domain, rec.ID)
 	}
-	return res, nil
+	return res, learned, nil
 }
 
 // consoleDelete deletes a quarantined message's content.
 func (a *API) consoleDelete(ctx context.Context, pr Principal, id string) error {
-	rec, actor, err := a.consoleMessage(id, pr)
+	rec, actor, err := a.messageByID(id, pr)
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,8 @@ var consoleFuncs = template.FuncMap{
 	"released":    func(r *quarantine.Record) bool { return r.Quarantine != nil && r.Quarantine.Released() },
 	"statusIcon":  statusIcon,
 	"verdictIcon": verdictIcon,
+	"band":        band,
+	"bandIcon":    bandIcon,
 	"f1":          func(f float64) string { return fmt.Sprintf("%.1f", f) },
 	"size":        fmtSize,
 	"msgURL":      func(id string) string { return "/log/" + url.PathEscape(id) },
@@ -164,6 +166,27 @@ func verdictIcon(v quarantine.Verdict) string {
 		return "⚑"
 	case quarantine.VerdictVirus:
 		return "☣"
+	}
+	return "–"
+}
+
+// band is the record's band, "" for a record refused before
+// classification, which has none.
+func band(r *quarantine.Record) string {
+	if r.Verdict == quarantine.VerdictNone {
+		return ""
+	}
+	return r.Band.String()
+}
+
+func bandIcon(b string) string {
+	switch b {
+	case "clean":
+		return "○"
+	case "suspect":
+		return "◐"
+	case "spam":
+		return "●"
 	}
 	return "–"
 }

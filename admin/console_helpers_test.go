@@ -2,6 +2,8 @@ package admin
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -9,9 +11,11 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/outguard/outguard/identity"
+	"github.com/outguard/outguard/quarantine"
 )
 
 // consoleEnv is the API's test env with a console mounted beside it.
@@ -19,11 +23,30 @@ type consoleEnv struct {
 	*env
 	console *Console
 	srv     *httptest.Server
+	// teacher is the content model, nil unless made by
+	// newConsoleEnvTeacher.
+	teacher *fakeTeacher
 }
 
 func newConsoleEnv(t *testing.T) *consoleEnv {
 	t.Helper()
+	return newConsoleEnvWith(t, nil)
+}
+
+// newConsoleEnvTeacher is newConsoleEnv with a content model to teach.
+func newConsoleEnvTeacher(t *testing.T) *consoleEnv {
+	t.Helper()
+	return newConsoleEnvWith(t, &fakeTeacher{})
+}
+
+func newConsoleEnvWith(t *testing.T, teacher *fakeTeacher) *consoleEnv {
+	t.Helper()
 	e := newEnv(t)
+	if teacher != nil {
+		// Set before the console's server starts: its handlers read it.
+		teacher.store = e.store
+		e.api.opts.Teacher = teacher
+	}
 	c, err := NewConsole(ConsoleOptions{API: e.api})
 	if err != nil {
 		t.Fatal(err)
@@ -33,7 +56,60 @@ func newConsoleEnv(t *testing.T) *consoleEnv {
 	mux.Handle("/", c)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &consoleEnv{env: e, console: c, srv: srv}
+	return &consoleEnv{env: e, console: c, srv: srv, teacher: teacher}
+}
+
+// fakeTeacher is a ModelTeacher that records its lessons: every lesson
+// moves the score by 4 and bumps the version. A stored message is read
+// from and marked in the real store, as the daemon does. err, when set,
+// fails every lesson.
+type fakeTeacher struct {
+	store *quarantine.Store
+
+	mu      sync.Mutex
+	lessons []lesson
+	err     error
+}
+
+// lesson is one LearnStored call.
+type lesson struct {
+	id   string
+	spam bool
+}
+
+var _ ModelTeacher = (*fakeTeacher)(nil)
+
+func (f *fakeTeacher) LearnStored(ctx context.Context, id string, spam bool) (LearnResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return LearnResult{}, f.err
+	}
+	if _, err := f.store.Raw(id, quarantine.Actor{Name: "learn"}); err != nil {
+		return LearnResult{}, fmt.Errorf("%w: %s: the message's content is not kept (%v)", ErrConflict, id, err)
+	}
+	f.lessons = append(f.lessons, lesson{id: id, spam: spam})
+	res := LearnResult{As: "ham", Before: 1.5, After: -2.5, Version: fmt.Sprintf("seed-test+%d", len(f.lessons))}
+	if spam {
+		res.As, res.After = "spam", 5.5
+	}
+	return res, f.store.SetLearned(ctx, id, res.As)
+}
+
+func (f *fakeTeacher) LearnRaw(context.Context, []byte, bool) (LearnResult, error) {
+	return LearnResult{}, errors.New("fakeTeacher: no uploads in console tests")
+}
+
+func (f *fakeTeacher) Info() (ModelInfo, error) { return ModelInfo{}, nil }
+func (f *fakeTeacher) Export() ([]byte, error)  { return nil, nil }
+func (f *fakeTeacher) Import([]byte) error      { return nil }
+func (f *fakeTeacher) Reset() error             { return nil }
+
+// taught returns the lessons so far.
+func (f *fakeTeacher) taught() []lesson {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]lesson(nil), f.lessons...)
 }
 
 // browser is a cookie-keeping client that does not follow redirects.

@@ -30,7 +30,8 @@ func (c *Console) showLockForm(w http.ResponseWriter, r *http.Request, s *sessio
 		return err
 	}
 	data := map[string]any{"Title": "Lock " + kind + " " + t.Name, "Target": t, "Tx": tx, "Reason": reason,
-		"Duration": duration, "Durations": lockDurations, "Back": back, "Error": msg, "Detail": lockURL(kind, t.Domain, t.Name)}
+		"Duration": duration, "Durations": lockDurations, "Back": back, "Error": msg, "Detail": lockURL(kind, t.Domain, t.Name),
+		"Learning": c.api.opts.Teacher != nil}
 	if l, err := c.api.opts.Locks.Get(r.Context(), t); err == nil && l.Active(c.api.now()) {
 		data["Current"] = l
 	}

@@ -113,7 +113,8 @@ func (c *Console) logPage(w http.ResponseWriter, r *http.Request, s *session) er
 	v := r.URL.Query()
 	f, q, ferr := c.parseLogFilter(v, s.p)
 	data := map[string]any{"Title": "Outgoing log", "Filter": f, "Statuses": logStatuses, "Verdicts": logVerdicts,
-		"Periods": logPeriods, "PageSizes": pageSizes, "Back": r.URL.RequestURI(), "Scoped": !s.p.All()}
+		"Periods": logPeriods, "PageSizes": pageSizes, "Back": r.URL.RequestURI(), "Scoped": !s.p.All(),
+		"Learning": c.api.opts.Teacher != nil}
 	status := http.StatusOK
 	if ferr != nil {
 		data["FilterError"] = ferr.Error()
@@ -157,11 +158,11 @@ func cloneValues(v url.Values) url.Values {
 }
 
 func (c *Console) messagePage(w http.ResponseWriter, r *http.Request, s *session) error {
-	rec, actor, err := c.api.consoleMessage(r.PathValue("id"), s.p)
+	rec, actor, err := c.api.messageByID(r.PathValue("id"), s.p)
 	if err != nil {
 		return err
 	}
-	data := map[string]any{"Title": "Message " + rec.ID, "Rec": rec, "Back": "/log/" + rec.ID}
+	data := map[string]any{"Title": "Message " + rec.ID, "Rec": rec, "Back": "/log/" + rec.ID, "Learning": c.api.opts.Teacher != nil}
 	if rec.Quarantine.HasContent() {
 		view, err := c.api.opts.Store.Show(rec.ID, actor)
 		switch {
@@ -178,7 +179,7 @@ func (c *Console) messagePage(w http.ResponseWriter, r *http.Request, s *session
 }
 
 func (c *Console) messageRaw(w http.ResponseWriter, r *http.Request, s *session) error {
-	rec, actor, err := c.api.consoleMessage(r.PathValue("id"), s.p)
+	rec, actor, err := c.api.messageByID(r.PathValue("id"), s.p)
 	if err != nil {
 		return err
 	}
@@ -195,16 +196,38 @@ func (c *Console) messageRaw(w http.ResponseWriter, r *http.Request, s *session)
 
 func (c *Console) messageRelease(w http.ResponseWriter, r *http.Request, s *session) error {
 	id := r.PathValue("id")
-	res, err := c.api.consoleRelease(r.Context(), s.p, id)
+	res, learned, err := c.api.consoleRelease(r.Context(), s.p, id)
 	if err != nil {
 		return err
 	}
 	msg := "Message " + id + " released to the next hop."
-	if res.Already {
+	switch {
+	case res.Already:
 		msg = "Message " + id + " had already been released by " + res.By + "; not delivered again."
+	case learned != nil:
+		msg = "Message " + id + " released to the next hop; the content model learnt it as not spam (" + learntScores(*learned) + ")."
 	}
-	c.done(w, r, s, localPath(r.PostForm.Get("back"), "/log/"+id), msg, ReleaseResponse{ID: id, ReleasedAt: res.At, ReleasedBy: res.By, Already: res.Already})
+	c.done(w, r, s, localPath(r.PostForm.Get("back"), "/log/"+id), msg,
+		ReleaseResponse{ID: id, ReleasedAt: res.At, ReleasedBy: res.By, Already: res.Already, Learned: learned})
 	return nil
+}
+
+// messageConfirmSpam teaches the content model that a quarantined message
+// is spam, through the API's own path.
+func (c *Console) messageConfirmSpam(w http.ResponseWriter, r *http.Request, s *session) error {
+	id := r.PathValue("id")
+	res, err := c.api.learnStored(r.Context(), s.p, id, true, r.PostForm.Get("reason"), "console")
+	if err != nil {
+		return err
+	}
+	c.done(w, r, s, localPath(r.PostForm.Get("back"), "/log/"+id),
+		"Message "+id+" confirmed as spam: the content model learnt it ("+learntScores(res)+").", res)
+	return nil
+}
+
+// learntScores tells what learning did to a message's score.
+func learntScores(r LearnResult) string {
+	return fmt.Sprintf("score %.2f → %.2f, model %s", r.Before, r.After, r.Version)
 }
 
 func (c *Console) messageDelete(w http.ResponseWriter, r *http.Request, s *session) error {

@@ -41,6 +41,7 @@ func TestConsoleRequiresSession(t *testing.T) {
 		{"/reports/toggle", url.Values{"action": {"lock"}, "kind": {"user"}, "domain": {domOut}, "name": {"webhost1"}, "reason": {"x"}}},
 		{"/log/" + e.spamOut + "/release", nil},
 		{"/log/" + e.spamOut + "/delete", nil},
+		{"/log/" + e.spamOut + "/confirm-spam", nil},
 		{"/logout", nil},
 	}
 	for _, a := range actions {
@@ -185,6 +186,8 @@ func TestConsoleCSRF(t *testing.T) {
 		{"toggle with a wrong header", "/reports/toggle", url.Values{"action": {"lock"}, "kind": {"user"}, "domain": {domOut}, "name": {"webhost1"}, "reason": {"x"}}, []string{"X-CSRF-Token: nope"}},
 		{"release without token", "/log/" + e.spamOut + "/release", url.Values{}, nil},
 		{"delete with a wrong token", "/log/" + e.spamOut + "/delete", url.Values{"csrf": {"x"}}, nil},
+		{"confirm spam without token", "/log/" + e.spamOut + "/confirm-spam", url.Values{}, nil},
+		{"confirm spam from another origin", "/log/" + e.spamOut + "/confirm-spam", url.Values{"csrf": {b.csrf}}, []string{"Origin: https://evil.example"}},
 		{"logout without token", "/logout", url.Values{}, nil},
 	}
 	for _, tc := range cases {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -290,4 +291,170 @@ func FuzzLogFilter(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestConsoleConfirmSpamAndReleaseAsNotSpam(t *testing.T) {
+	e := newConsoleEnvTeacher(t)
+	ctx := context.Background()
+	// A quarantined message as the content model judged it.
+	rec := record(e.clock.Now().Add(-30*time.Minute), domOut, "webhost1", "carol@customer.example", quarantine.StatusQuarantined, quarantine.VerdictSpam, "Invoice overdue")
+	rec.Band, rec.Model = quarantine.BandSpam, "seed-test"
+	rec.Reasons = []string{"builtin:CONTENT_MODEL(6.2)", "builtin:CONTENT[w:invoice](0.41)"}
+	if err := e.store.Quarantine(ctx, rec, []byte(sampleRaw)); err != nil {
+		t.Fatal(err)
+	}
+	page := "/log/" + rec.ID
+	b := e.browser()
+	b.signIn(tokOut)
+
+	code, body, _ := b.get(page)
+	for _, want := range []string{">Release as not spam</button>", ">Confirm spam</button>", `action="` + page + `/confirm-spam"`,
+		`<span class="badge b-spam">`, `<span class="mono">seed-test</span>`, "builtin:CONTENT[w:invoice](0.41)", "not taught to the content model"} {
+		if code != http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("message view (%d) lacks %q", code, want)
+		}
+	}
+
+	code, _, resp := b.post(page+"/confirm-spam", url.Values{"csrf": {b.csrf}})
+	if code != http.StatusSeeOther || resp.Header.Get("Location") != page {
+		t.Fatalf("confirm spam: got %d to %q, want 303 back to the message", code, resp.Header.Get("Location"))
+	}
+	if got := e.teacher.taught(); len(got) != 1 || got[0] != (lesson{id: rec.ID, spam: true}) {
+		t.Fatalf("got lessons %+v, want the message as spam", got)
+	}
+	_, body, _ = b.get(page)
+	if !strings.Contains(body, "confirmed as spam") || !strings.Contains(body, "score 1.50 → 5.50, model seed-test&#43;1") ||
+		!strings.Contains(body, "<dt>Learnt</dt><dd>as spam</dd>") {
+		t.Errorf("after confirming: no notice or learnt state in the view")
+	}
+	if strings.Contains(body, "/confirm-spam") || !strings.Contains(body, "Release as not spam") {
+		t.Errorf("after confirming: want the release button and no second confirm button")
+	}
+	entries, _ := e.api.Audit().List(ctx, AuditFilter{})
+	if len(entries) != 1 || entries[0].Action != AuditLearn || entries[0].Actor != "outtok" || entries[0].Target.Name != rec.ID ||
+		!strings.HasSuffix(entries[0].Detail, "; console") {
+		t.Errorf("got audit %+v, want outtok's learn entry from the console", entries)
+	}
+
+	// The script's JSON answer is the API's LearnResult.
+	code, body, _ = b.post("/log/"+e.spamOut+"/confirm-spam", url.Values{}, "Accept: application/json", "X-CSRF-Token: "+b.csrf, "Origin: "+b.base)
+	var res LearnResult
+	if err := json.Unmarshal([]byte(body), &res); code != http.StatusOK || err != nil || res.ID != e.spamOut || res.As != "spam" || res.After != 5.5 {
+		t.Errorf("JSON confirm: got %d %s", code, body)
+	}
+
+	audits := e.auditCount()
+	for _, tc := range []struct {
+		name string
+		path string
+		form url.Values
+		code int
+	}{
+		{"another domain's message", "/log/" + e.spamOther + "/confirm-spam", url.Values{"csrf": {b.csrf}}, http.StatusForbidden},
+		{"no content kept", "/log/" + e.cleanOut + "/confirm-spam", url.Values{"csrf": {b.csrf}}, http.StatusConflict},
+		{"no CSRF token", page + "/confirm-spam", url.Values{}, http.StatusForbidden},
+		{"not a log id", "/log/nope/confirm-spam", url.Values{"csrf": {b.csrf}}, http.StatusNotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if code, _, _ := b.post(tc.path, tc.form); code != tc.code {
+				t.Errorf("got %d, want %d", code, tc.code)
+			}
+		})
+	}
+	if n := len(e.teacher.taught()); n != 2 || e.auditCount() != audits {
+		t.Errorf("refused posts taught %d lessons (want 2 in all) or were audited", n)
+	}
+
+	// Release as not spam: delivered, and taught as ham.
+	code, _, _ = b.post(page+"/release", url.Values{"csrf": {b.csrf}, "back": {"/log?status=quarantined"}})
+	if code != http.StatusSeeOther || e.deliver.count() != 1 {
+		t.Fatalf("release: got %d and %d deliveries, want 303 and 1", code, e.deliver.count())
+	}
+	if got := e.teacher.taught(); len(got) != 3 || got[2] != (lesson{id: rec.ID, spam: false}) {
+		t.Errorf("got lessons %+v, want the release to teach ham", got)
+	}
+	_, body, _ = b.get("/log?status=quarantined")
+	if !strings.Contains(body, "released to the next hop; the content model learnt it as not spam (score 1.50 → -2.50") {
+		t.Errorf("no release notice with what was learnt")
+	}
+	if !strings.Contains(body, `<div class="sub">learnt ham</div>`) || !strings.Contains(body, `<div class="sub">learnt spam</div>`) {
+		t.Errorf("the log does not tell what its messages were taught as")
+	}
+	_, body, _ = b.get(page)
+	if strings.Contains(body, "/release\"") || strings.Contains(body, "/confirm-spam\"") {
+		t.Errorf("a released message still offers release or confirm spam")
+	}
+}
+
+func TestConsoleLogBandColumn(t *testing.T) {
+	e := newConsoleEnv(t)
+	ctx := context.Background()
+	suspect := record(e.clock.Now().Add(-20*time.Minute), domOut, "webhost1", "dave@customer.example", quarantine.StatusAccepted, quarantine.VerdictClean, "Quarterly figures")
+	suspect.Band = quarantine.BandSuspect
+	refused := record(e.clock.Now().Add(-10*time.Minute), domOut, "webhost1", "erin@customer.example", quarantine.StatusRejected, quarantine.VerdictNone, "Locked sender")
+	for _, r := range []*quarantine.Record{suspect, refused} {
+		if err := e.store.AppendWait(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := e.browser()
+	b.signIn(tokAll)
+	code, body, _ := b.get("/log")
+	if code != http.StatusOK || !strings.Contains(body, `<th scope="col">Band</th>`) {
+		t.Fatalf("got %d without a Band column", code)
+	}
+	rows := regexp.MustCompile(`(?s)<tr class="st-.*?</tr>`).FindAllString(body, -1)
+	bands := map[string]string{}
+	reBand := regexp.MustCompile(`<td class="nowrap">(?:<span class="badge b-(\w+)">|(–))`)
+	for _, r := range rows {
+		for _, subj := range []string{"Quarterly figures", "Locked sender", "Invoice"} {
+			if strings.Contains(r, ">"+subj+"<") {
+				if m := reBand.FindStringSubmatch(r[strings.Index(r, "badge v-"):]); m != nil {
+					bands[subj] = m[1] + m[2]
+				}
+			}
+		}
+	}
+	want := map[string]string{"Quarterly figures": "suspect", "Locked sender": "–", "Invoice": "clean"}
+	for subj, w := range want {
+		if bands[subj] != w {
+			t.Errorf("row %q: got band %q, want %q", subj, bands[subj], w)
+		}
+	}
+	// Without a content model the release keeps its plain label.
+	if !strings.Contains(body, ">Release</button>") || strings.Contains(body, "Release as not spam") {
+		t.Errorf("release label without a content model")
+	}
+}
+
+func TestConsoleLockFromRowTeachesSpam(t *testing.T) {
+	e := newConsoleEnvTeacher(t)
+	b := e.browser()
+	b.signIn(tokAll)
+	_, body, _ := b.get("/log?status=quarantined")
+	link := lockLink("identity", domOut, "alice@customer.example", e.spamOut, "/log?status=quarantined")
+	if !strings.Contains(body, strings.ReplaceAll(link, "&", "&amp;")) {
+		t.Fatalf("the row's lock link does not carry the message id")
+	}
+	code, body, _ := b.get(link)
+	if code != http.StatusOK || !strings.Contains(body, "the content model will learn as spam") || !strings.Contains(body, `name="tx" value="`+e.spamOut+`"`) {
+		t.Fatalf("lock form: got %d without the message", code)
+	}
+	f := url.Values{"csrf": {b.csrf}, "kind": {"identity"}, "domain": {domOut}, "name": {"alice@customer.example"},
+		"tx": {e.spamOut}, "reason": {"spam run"}, "back": {"/log"}}
+	if code, _, _ := b.post("/lock", f); code != http.StatusSeeOther || !e.isLocked(identity.KindIdentity, domOut, "alice@customer.example") {
+		t.Fatalf("lock: got %d", code)
+	}
+	if got := e.teacher.taught(); len(got) != 1 || got[0] != (lesson{id: e.spamOut, spam: true}) {
+		t.Errorf("got lessons %+v, want the row's message as spam", got)
+	}
+	entries, _ := e.api.Audit().List(context.Background(), AuditFilter{Action: AuditLearn})
+	if len(entries) != 1 || entries[0].Reason != "locked from this message" || entries[0].Target.Name != e.spamOut {
+		t.Errorf("got learn audit %+v", entries)
+	}
+	// A lock not taken from a message (the report's toggle) teaches nothing.
+	toggle := url.Values{"csrf": {b.csrf}, "action": {"lock"}, "kind": {"user"}, "domain": {domOut}, "name": {"webhost2"}, "reason": {"x"}}
+	if code, _, _ := b.post("/reports/toggle", toggle); code != http.StatusSeeOther || len(e.teacher.taught()) != 1 {
+		t.Errorf("toggle: got %d and %d lessons, want 303 and still 1", code, len(e.teacher.taught()))
+	}
 }

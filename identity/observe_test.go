@@ -386,7 +386,7 @@ func TestUsage(t *testing.T) {
 	for _, c := range u.Counters {
 		got[c.Counter] = [2]int{c.Count, c.Threshold}
 	}
-	want := map[string][2]int{"spam": {2, 5}, "phishing": {0, 2}, "virus": {0, 1}, "complaints": {0, 3}, "messages": {3, 100}, "recipients": {0, 0}}
+	want := map[string][2]int{"spam": {2, 5}, "phishing": {0, 2}, "virus": {0, 1}, "complaints": {0, 3}, "messages": {3, 100}, "recipients": {0, 0}, "suspect": {0, 10}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %v, want %v", got, want)
 	}

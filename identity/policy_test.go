@@ -76,7 +76,7 @@ func TestCounterNames(t *testing.T) {
 	for _, c := range Counters() {
 		got = append(got, c.String())
 	}
-	want := "spam phishing virus complaints messages recipients"
+	want := "spam phishing virus complaints messages recipients suspect"
 	if s := join(got); s != want {
 		t.Errorf("got %q, want %q", s, want)
 	}

@@ -32,14 +32,18 @@ take RFC 3339 times or UTC dates (2026-03-01, 2026-03-01T12:00). At most
 --limit records are printed (default 50, at most 1000); when there are more,
 the cursor to continue with is printed on standard error.
 
-The table shows the time (UTC), the log id, status, verdict, outgoing user,
-identity, envelope sender, the first recipient (+N more) and the subject.
-With --json, one object per record and line, with the keys id, time,
-listener, client_ip, client_port, user, domain, identity, sender, recipients
-(address, code, text, refused), header_from, subject, message_id, size,
-status, verdict, score, reasons, next_hop_reply, duration_ms, complaints and,
-for quarantined messages, quarantine (raw_size, stored_size, has_content,
-released_at, released_by, deleted_at, deleted_by, expired).
+The table shows the time (UTC), the log id, status, verdict, score, band
+(clean, suspect or spam; "-" for mail refused before classification),
+outgoing user, identity, envelope sender, the first recipient (+N more) and
+the subject. With --json, one object per record and line, with the keys id,
+time, listener, client_ip, client_port, user, domain, identity, sender,
+recipients (address, code, text, refused), header_from, subject,
+message_id, size, status, verdict, score, reasons, band, model (the content
+model version that judged the message), learned (spam or ham, once the
+model was taught with the message), next_hop_reply, duration_ms,
+complaints and, for quarantined messages, quarantine (raw_size,
+stored_size, has_content, released_at, released_by, deleted_at, deleted_by,
+expired).
 `+clientHelp,
 	`  outguard logs --since 1h --status quarantined
   outguard logs --identity alice@customer.example --since 7d
@@ -125,7 +129,7 @@ func printMessages(w io.Writer, msgs []admin.MessageJSON) {
 		return
 	}
 	tw := table(w)
-	row(tw, "TIME (UTC)", "ID", "STATUS", "VERDICT", "USER", "IDENTITY", "SENDER", "RECIPIENTS", "SUBJECT")
+	row(tw, "TIME (UTC)", "ID", "STATUS", "VERDICT", "SCORE", "BAND", "USER", "IDENTITY", "SENDER", "RECIPIENTS", "SUBJECT")
 	for _, m := range msgs {
 		rcpt := "-"
 		if len(m.Recipients) > 0 {
@@ -138,7 +142,11 @@ func printMessages(w io.Writer, msgs []admin.MessageJSON) {
 		if sender == "" {
 			sender = "<>"
 		}
-		row(tw, fmtTime(m.Time), m.ID, m.Status, m.Verdict, orDash(m.User), orDash(m.Identity), sender, rcpt, clean(m.Subject, 50))
+		score, band := fmt.Sprintf("%.1f", m.Score), orDash(m.Band)
+		if m.Verdict == "none" {
+			score, band = "-", "-"
+		}
+		row(tw, fmtTime(m.Time), m.ID, m.Status, m.Verdict, score, band, orDash(m.User), orDash(m.Identity), sender, rcpt, clean(m.Subject, 50))
 	}
 	tw.Flush()
 }

@@ -190,8 +190,10 @@ func printMessage(w io.Writer, d admin.MessageDetail) {
 	if m.Learned != "" {
 		field("learnt", "as "+m.Learned)
 	}
-	if len(m.Reasons) > 0 {
-		field("reasons", strings.Join(m.Reasons, ", "))
+	// One reason a line: with the content model's tokens they no longer
+	// fit one cell.
+	for i, r := range m.Reasons {
+		field(map[bool]string{true: "reasons"}[i == 0], r)
 	}
 	field("user", orDash(m.User)+" ("+orDash(m.Domain)+")")
 	field("identity", orDash(m.Identity))
@@ -365,9 +367,10 @@ func ingestFile(cl *apiClient, name string) (admin.FeedbackResult, error) {
 var auditHelp = helpText(
 	"outguard audit [--action A] [--actor NAME] [--domain D] [--since 7d] [--limit N] [--cursor C] [--json]",
 	`Lists the audit trail, newest first: every lock, unlock, release, delete,
+message taught to the content model, change of the model's overlay,
 feedback upload and reload done through the admin API (CLI, console), with
 the token's name, the target and the reason. --action is lock, unlock,
-release, delete, feedback or reload. A token scoped to one domain sees the
+release, delete, learn, model, feedback or reload. A token scoped to one domain sees the
 entries of that domain only. When there are more than --limit entries
 (default 100), the cursor to continue with is printed on standard error.
 
@@ -381,7 +384,7 @@ domain, name), reason, detail.
 func runAudit(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("audit", auditHelp, stderr)
 	cf := addClientFlags(fs, "audit")
-	action := fs.String("action", "", "only `ACTION`: lock, unlock, release, delete, feedback, reload")
+	action := fs.String("action", "", "only `ACTION`: lock, unlock, release, delete, learn, model, feedback, reload")
 	actor := fs.String("actor", "", "only entries of the token `NAME`")
 	domain := fs.String("domain", "", "only targets in administrative `DOMAIN`")
 	since := fs.String("since", "", "only the last `DURATION` (24h, 7d)")
@@ -394,9 +397,9 @@ func runAudit(args []string, stdout, stderr io.Writer) int {
 		return usageError(stderr, "audit", "unexpected argument %q", fs.Arg(0))
 	}
 	switch *action {
-	case "", "lock", "unlock", "release", "delete", "feedback", "reload":
+	case "", "lock", "unlock", "release", "delete", "learn", "model", "feedback", "reload":
 	default:
-		return usageError(stderr, "audit", "--action %q: use lock, unlock, release, delete, feedback or reload", *action)
+		return usageError(stderr, "audit", "--action %q: use lock, unlock, release, delete, learn, model, feedback or reload", *action)
 	}
 	if c, ok := checkDuration(stderr, "audit", "since", *since); !ok {
 		return c

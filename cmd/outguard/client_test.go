@@ -35,6 +35,7 @@ type cliEnv struct {
 	srv       *httptest.Server
 	locks     *identity.Manager
 	store     *quarantine.Store
+	teacher   *fakeTeacher
 	delivered int
 	spam      string // quarantined, out.example.net
 	clean     string // accepted, out.example.net
@@ -74,9 +75,10 @@ func newCLIEnv(t *testing.T) *cliEnv {
 		return string(h)
 	}
 	users := map[string]string{"webhost1": cliDomOut, "otheruser": cliDomOth}
+	e.teacher = &fakeTeacher{store: e.store}
 	api, err := admin.NewAPI(admin.APIOptions{
 		Tokens: []admin.Token{{Name: "root", Hash: hash(cliTokAll), Scope: admin.ScopeAll}, {Name: "outadmin", Hash: hash(cliTokOut), Scope: cliDomOut}},
-		Locks:  e.locks, Store: e.store, DB: db,
+		Locks:  e.locks, Store: e.store, DB: db, Teacher: e.teacher,
 		UserDomain: func(u string) (string, bool) { d, ok := users[u]; return d, ok },
 		Feedback: admin.FeedbackFunc(func(ctx context.Context, raw []byte, source string) (admin.FeedbackResult, error) {
 			fb, err := arf.Parse(bytes.NewReader(raw), arf.ParseOptions{})
@@ -98,7 +100,8 @@ func newCLIEnv(t *testing.T) *cliEnv {
 		return &quarantine.Record{ID: quarantine.NewID(at), User: user, Domain: domain, Identity: ident, Sender: ident,
 			ClientIP:   netip.MustParseAddr("192.0.2.7"),
 			Recipients: []quarantine.Recipient{{Address: "bob@example.org", Code: 550}, {Address: "carol@example.org", Code: 550}},
-			Subject:    subj, Status: st, Verdict: v, Score: 12.5, Reasons: []string{"builtin:PILLS"}}
+			Subject:    subj, Status: st, Verdict: v, Score: 12.5, Reasons: []string{"builtin:PILLS"},
+			Band: quarantine.BandSpam, Model: "seed-test"}
 	}
 	r1 := rec(now.Add(-3*time.Hour), cliDomOut, "webhost1", "alice@customer.example", quarantine.StatusQuarantined, quarantine.VerdictSpam, "Cheap pills\x1b[31m")
 	r2 := rec(now.Add(-2*time.Hour), cliDomOut, "webhost1", "bob@customer.example", quarantine.StatusAccepted, quarantine.VerdictClean, "Invoice")
@@ -109,6 +112,7 @@ func newCLIEnv(t *testing.T) *cliEnv {
 			t.Fatal(err)
 		}
 	}
+	r2.Score, r2.Band, r2.Model = 1.5, quarantine.BandSuspect, "seed-test"
 	if err := e.store.AppendWait(ctx, r2); err != nil {
 		t.Fatal(err)
 	}
@@ -174,11 +178,27 @@ func TestClientLogs(t *testing.T) {
 	if !strings.Contains(out, "bob@example.org +1") {
 		t.Errorf("recipients column: got\n%s", out)
 	}
+	if !strings.Contains(lines[0], "SCORE") || !strings.Contains(lines[0], "BAND") ||
+		!regexpLine(out, `accepted\s+clean\s+1\.5\s+suspect\s+webhost1`) || !regexpLine(out, `quarantined\s+spam\s+12\.5\s+spam\s+webhost1`) {
+		t.Errorf("score and band columns: got\n%s", out)
+	}
 
 	code, out, _ = e.cli(cliTokAll, "logs", "--status", "quarantined", "--json")
 	msgs := jsonLines[admin.MessageJSON](t, out)
 	if code != exitOK || len(msgs) != 2 || msgs[0].ID != e.other || msgs[1].ID != e.spam || msgs[1].Quarantine == nil {
 		t.Errorf("--json: exit %d, got %+v", code, msgs)
+	}
+	// The keys the help promises, the content model's among them.
+	for _, m := range jsonLines[map[string]any](t, out) {
+		for _, k := range []string{"id", "time", "user", "domain", "identity", "sender", "recipients", "subject", "size",
+			"status", "verdict", "score", "reasons", "band", "model", "duration_ms", "quarantine"} {
+			if _, ok := m[k]; !ok {
+				t.Errorf("--json record lacks %q: %v", k, m)
+			}
+		}
+		if m["band"] != "spam" || m["model"] != "seed-test" {
+			t.Errorf("--json: band %v, model %v; want spam, seed-test", m["band"], m["model"])
+		}
 	}
 	code, out, errs = e.cli(cliTokAll, "logs", "--limit", "1", "--json")
 	if code != exitOK || len(jsonLines[admin.MessageJSON](t, out)) != 1 || !strings.Contains(errs, "--cursor") {
@@ -280,7 +300,7 @@ func TestClientUsage(t *testing.T) {
 	}
 	code, out, _ = e.cli(cliTokAll, "usage", "alice@customer.example", "--domain", cliDomOut, "--json")
 	var u identity.Usage
-	if err := json.Unmarshal([]byte(out), &u); code != 0 || err != nil || len(u.Counters) != 6 || u.Counters[3].Counter != "complaints" {
+	if err := json.Unmarshal([]byte(out), &u); code != 0 || err != nil || len(u.Counters) != len(identity.Counters()) || u.Counters[3].Counter != "complaints" {
 		t.Errorf("--json: exit %d %q", code, out)
 	}
 	if code, _, errs := e.cli(cliTokAll, "usage", "nobody", "--domain", cliDomOut); code != 1 || !strings.Contains(errs, "404") {
@@ -392,6 +412,19 @@ func TestClientUsageErrors(t *testing.T) {
 		{"feedback bad action", cliTokAll, []string{"feedback", "parse", "x"}, "unknown action"},
 		{"audit bad action", cliTokAll, []string{"audit", "--action", "purge"}, "--action"},
 		{"server and config", cliTokAll, []string{"logs", "--config", "x.yaml"}, "not both"},
+		{"learn nothing", cliTokAll, []string{"learn"}, "say what the messages are"},
+		{"learn bad kind", cliTokAll, []string{"learn", "junk", "m.eml"}, "use learn spam or learn ham"},
+		{"learn no files", cliTokAll, []string{"learn", "spam"}, "at least one FILE"},
+		{"learn no ids", cliTokAll, []string{"learn", "ham", "--id"}, "at least one log ID"},
+		{"learn reason on upload", cliTokAll, []string{"learn", "spam", "m.eml", "--reason", "r"}, "--reason is for --id only"},
+		{"learn no token", "", []string{"learn", "spam", "m.eml"}, "no admin token"},
+		{"model nothing", cliTokAll, []string{"model"}, "info, export FILE, import FILE or reset"},
+		{"model bad action", cliTokAll, []string{"model", "train"}, "unknown action"},
+		{"model export no file", cliTokAll, []string{"model", "export"}, "exactly one FILE"},
+		{"model import two files", cliTokAll, []string{"model", "import", "a", "b"}, "exactly one FILE"},
+		{"model info argument", cliTokAll, []string{"model", "info", "x"}, "unexpected argument"},
+		{"model yes on info", cliTokAll, []string{"model", "info", "--yes"}, "--yes is for reset only"},
+		{"model export json to stdout", cliTokAll, []string{"model", "export", "-", "--json"}, "the overlay is the output"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, errs := e.cli(tc.token, tc.args...)
@@ -442,6 +475,7 @@ func TestClientHelp(t *testing.T) {
 		{"logs", "--help"}, {"report", "--help"}, {"lock", "--help"}, {"unlock", "--help"}, {"locks", "--help"},
 		{"usage", "--help"}, {"quarantine", "--help"}, {"quarantine", "show", "--help"}, {"feedback", "--help"},
 		{"feedback", "ingest", "--help"}, {"audit", "--help"}, {"help", "lock"},
+		{"learn", "--help"}, {"learn", "spam", "--help"}, {"model", "--help"}, {"help", "model"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			var out, errb bytes.Buffer

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -88,6 +90,98 @@ func TestClassifyVerb(t *testing.T) {
 	}
 }
 
+func TestClassifyExplain(t *testing.T) {
+	ham := "../../testdata/ham/" + firstHam(t)
+	out, errs, code := runCLI(t, "classify", "--explain", "--top", "3", ham)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if !regexp.MustCompile(`^.+: clean \(score -?\d+\.\d, band clean\)$`).MatchString(lines[0]) {
+		t.Errorf("first line %q: want class, score and band", lines[0])
+	}
+	if !regexpLine(out, `^  content model seed-[0-9a-f]+(\+\d+)?: score -?\d+\.\d\d$`) {
+		t.Errorf("no content model line with version and score:\n%s", out)
+	}
+	for _, side := range []struct {
+		head, sign string
+	}{{"  toward spam:", "+"}, {"  toward ham:", "-"}} {
+		i := slices.Index(lines, side.head)
+		if i < 0 {
+			t.Errorf("no %q section:\n%s", side.head, out)
+			continue
+		}
+		n := 0
+		for _, l := range lines[i+1:] {
+			if !strings.HasPrefix(l, "    ") {
+				break
+			}
+			if !strings.HasPrefix(l, "    "+side.sign) {
+				t.Errorf("%s line %q has the wrong sign", side.head, l)
+			}
+			n++
+		}
+		if n < 1 || n > 3 {
+			t.Errorf("%s: %d tokens, want 1 to 3 (--top 3)", side.head, n)
+		}
+	}
+
+	out, _, code = runCLI(t, "classify", "--explain", "--json", ham, "/nonexistent.eml")
+	jl := strings.Split(strings.TrimSpace(out), "\n")
+	if code != exitFailed || len(jl) != 2 {
+		t.Fatalf("--explain --json: exit %d, %d lines; want 1 and one line per file:\n%s", code, len(jl), out)
+	}
+	var r struct {
+		File, Class, Band, Error, ModelVersion string
+		Score                                  *float64
+		Reasons                                []string
+		Tokens                                 []struct {
+			Name  string
+			Value float64
+		}
+	}
+	var keys map[string]any
+	json.Unmarshal([]byte(jl[0]), &keys)
+	for _, k := range []string{"file", "class", "score", "reasons", "band", "error", "tokens"} {
+		if _, ok := keys[k]; !ok {
+			t.Errorf("key %q missing from %s", k, jl[0])
+		}
+	}
+	if err := json.Unmarshal([]byte(jl[0]), &r); err != nil || r.Class != "clean" || r.Band != "clean" || len(r.Tokens) == 0 || len(r.Tokens) > 20 {
+		t.Fatalf("got %s (%v)", jl[0], err)
+	}
+	for i, tok := range r.Tokens {
+		if tok.Name == "" || tok.Value == 0 || (i > 0 && tok.Value > r.Tokens[i-1].Value) {
+			t.Errorf("token %d %+v: want named, non-zero and sorted by value", i, tok)
+		}
+	}
+	if !strings.Contains(jl[1], `"tokens":[]`) || !strings.Contains(jl[1], `"error":"open /nonexistent.eml`) {
+		t.Errorf("failed file: got %s", jl[1])
+	}
+	out, _, _ = runCLI(t, "classify", "--json", ham)
+	if strings.Contains(out, `"tokens"`) {
+		t.Errorf("tokens without --explain: %s", out)
+	}
+
+	cfg := filepath.Join(t.TempDir(), "off.yaml")
+	os.WriteFile(cfg, []byte(builtinOnly+"filter: {engines: {builtin: {content_model: {enabled: false}}}}\n"), 0o600)
+	out, errs, code = runCLI(t, "classify", "--config", cfg, "--explain", ham)
+	if code != exitOK || !strings.Contains(out, "  content model: off\n") {
+		t.Errorf("content model off: exit %d, stderr %q\n%s", code, errs, out)
+	}
+
+	for _, args := range [][]string{
+		{"classify", "--top", "3", ham},
+		{"classify", "--explain", "--top", "0", ham},
+		{"classify", "--explain", "--top", "many", ham},
+		{"classify", "--explain"},
+	} {
+		if _, errs, code := runCLI(t, args...); code != exitUsage {
+			t.Errorf("%v: exit %d (%q), want 2", args, code, errs)
+		}
+	}
+}
+
 func firstHam(t *testing.T) string {
 	files, _ := filepath.Glob("../../testdata/ham/*.eml")
 	if len(files) == 0 {
@@ -114,7 +208,7 @@ func TestHashPasswordFromStdin(t *testing.T) {
 }
 
 func TestHelpAndUnknownVerb(t *testing.T) {
-	for _, v := range []string{"serve", "check-config", "hash-password", "version", "classify", "arf", "logs", "lock"} {
+	for _, v := range []string{"serve", "check-config", "hash-password", "version", "classify", "arf", "logs", "lock", "learn", "model"} {
 		out, _, code := runCLI(t, v, "--help")
 		if code != 0 || !strings.Contains(out, "Usage:") {
 			t.Errorf("%s --help: exit %d, output %q", v, code, out)

@@ -73,9 +73,9 @@ type Features []uint32
 type Extractor struct {
 	ids     []uint32
 	generic []uint32
-	runes []rune
-	prev   []rune // the previous body word's text, kept only for Names
-	prevID uint32 // the previous body word's id, 0 for none
+	runes   []rune
+	prev    []rune // the previous body word's text, kept only for Names
+	prevID  uint32 // the previous body word's id, 0 for none
 	// Names, when set, is called with every feature's id and a readable
 	// name, for explanations. It makes extraction allocate; leave it nil
 	// on the hot path.

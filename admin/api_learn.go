@@ -195,14 +195,20 @@ func (a *API) modelInfo(w http.ResponseWriter, r *http.Request, pr Principal) er
 	return nil
 }
 
-func (a *API) exportOverlay(w http.ResponseWriter, r *http.Request, pr Principal) error {
+// overlayTeacher checks a request on the whole overlay: no parameters, a
+// token of scope all (the overlay is shared by every domain), a model.
+func (a *API) overlayTeacher(r *http.Request, pr Principal) (ModelTeacher, error) {
 	if p := newParams(r); p.err != nil {
-		return p.err
+		return nil, p.err
 	}
 	if !pr.All() {
-		return errorf(ErrForbidden, "the model overlay is shared by every domain: use a token of scope all")
+		return nil, errorf(ErrForbidden, "the model overlay is shared by every domain: use a token of scope all")
 	}
-	t, err := a.teacher()
+	return a.teacher()
+}
+
+func (a *API) exportOverlay(w http.ResponseWriter, r *http.Request, pr Principal) error {
+	t, err := a.overlayTeacher(r, pr)
 	if err != nil {
 		return err
 	}
@@ -217,29 +223,26 @@ func (a *API) exportOverlay(w http.ResponseWriter, r *http.Request, pr Principal
 	return nil
 }
 
-// maxOverlayBytes bounds an imported overlay: twice the largest bound of
-// max_overlay_features at 8 bytes each, plus the header.
-const maxOverlayBytes = 2*10_000_000*8 + 64
-
 func (a *API) importOverlay(w http.ResponseWriter, r *http.Request, pr Principal) error {
-	if p := newParams(r); p.err != nil {
-		return p.err
-	}
-	if !pr.All() {
-		return errorf(ErrForbidden, "the model overlay is shared by every domain: use a token of scope all")
-	}
-	t, err := a.teacher()
+	t, err := a.overlayTeacher(r, pr)
 	if err != nil {
 		return err
 	}
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxOverlayBytes))
+	info, err := t.Info()
 	if err != nil {
-		return errorf(ErrTooLarge, "overlay over %d bytes", maxOverlayBytes)
+		return err
+	}
+	// The learner refuses more than twice its bound of 8-byte entries;
+	// read no more than that (plus the header).
+	limit := int64(info.Overlay.MaxFeatures)*2*8 + 64
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		return errorf(ErrTooLarge, "overlay over %d bytes (twice max_overlay_features entries)", limit)
 	}
 	if err := t.Import(data); err != nil {
 		return err
 	}
-	info, err := t.Info()
+	info, err = t.Info()
 	if err != nil {
 		return err
 	}
@@ -249,13 +252,7 @@ func (a *API) importOverlay(w http.ResponseWriter, r *http.Request, pr Principal
 }
 
 func (a *API) resetOverlay(w http.ResponseWriter, r *http.Request, pr Principal) error {
-	if p := newParams(r); p.err != nil {
-		return p.err
-	}
-	if !pr.All() {
-		return errorf(ErrForbidden, "the model overlay is shared by every domain: use a token of scope all")
-	}
-	t, err := a.teacher()
+	t, err := a.overlayTeacher(r, pr)
 	if err != nil {
 		return err
 	}
@@ -273,17 +270,15 @@ func (a *API) resetOverlay(w http.ResponseWriter, r *http.Request, pr Principal)
 
 // learnAfterRelease teaches the model that a released message is ham. A
 // failure is logged, not returned: the release itself happened.
-func (a *API) learnAfterRelease(ctx context.Context, pr Principal, domain, id string) *LearnResult {
+func (a *API) learnAfterRelease(ctx context.Context, pr Principal, id string) *LearnResult {
 	if a.opts.Teacher == nil {
 		return nil
 	}
-	res, err := a.opts.Teacher.LearnStored(ctx, id, false)
+	res, err := a.learnStored(ctx, pr, id, false, "released", "")
 	if err != nil {
 		a.log.Info("admin api: released message not learnt", "id", id, "err", err)
 		return nil
 	}
-	res.ID = id
-	a.record(pr, AuditLearn, AuditTarget{Kind: "message", Domain: domain, Name: id}, "released", learnDetail(res))
 	return &res
 }
 

@@ -300,7 +300,7 @@ func (a *API) releaseMessage(w http.ResponseWriter, r *http.Request, pr Principa
 	if !res.Already {
 		a.record(pr, AuditRelease, AuditTarget{Kind: "message", Domain: rec.Domain, Name: rec.ID}, body.Reason, "")
 		// A release says the message was not spam: teach the model.
-		out.Learned = a.learnAfterRelease(r.Context(), pr, rec.Domain, rec.ID)
+		out.Learned = a.learnAfterRelease(r.Context(), pr, rec.ID)
 	}
 	writeJSON(w, out)
 	return nil

@@ -104,7 +104,7 @@ func (a *API) consoleRelease(ctx context.Context, pr Principal, id string) (res 
 	}
 	if !res.Already {
 		a.record(pr, AuditRelease, AuditTarget{Kind: "message", Domain: rec.Domain, Name: rec.ID}, "", "console")
-		learned = a.learnAfterRelease(ctx, pr, rec.Domain, rec.ID)
+		learned = a.learnAfterRelease(ctx, pr, rec.ID)
 	}
 	return res, learned, nil
 }

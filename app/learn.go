@@ -58,9 +58,18 @@ var _ admin.ModelTeacher = modelTeacher{}
 // errLearningOff is returned when the configuration turns learning off.
 var errLearningOff = fmt.Errorf("%w: learning is turned off (filter.engines.builtin.content_model)", admin.ErrConflict)
 
-func (t modelTeacher) learner() (*content.Learner, error) {
+// model returns the content model, or an error when it is disabled.
+func (t modelTeacher) model() (*content.Learner, error) {
 	if t.a.learner == nil {
 		return nil, fmt.Errorf("%w: the content model is disabled", admin.ErrConflict)
+	}
+	return t.a.learner, nil
+}
+
+// learner returns the content model when learning is on.
+func (t modelTeacher) learner() (*content.Learner, error) {
+	if _, err := t.model(); err != nil {
+		return nil, err
 	}
 	t.a.mu.Lock()
 	on := t.a.cfg.Filter.Engines.Builtin.ContentModel.LearnEnabled()
@@ -128,10 +137,10 @@ func (t modelTeacher) learn(l *content.Learner, raw []byte, spam bool) (admin.Le
 
 // Info describes the model and its overlay.
 func (t modelTeacher) Info() (admin.ModelInfo, error) {
-	if t.a.learner == nil {
-		return admin.ModelInfo{}, fmt.Errorf("%w: the content model is disabled", admin.ErrConflict)
+	l, err := t.model()
+	if err != nil {
+		return admin.ModelInfo{}, err
 	}
-	l := t.a.learner
 	seed := l.Seed()
 	return admin.ModelInfo{
 		Overlay: l.Info(), SeedFeatures: seed.Len(), Trained: seed.Info,
@@ -141,18 +150,20 @@ func (t modelTeacher) Info() (admin.ModelInfo, error) {
 
 // Export returns the overlay.
 func (t modelTeacher) Export() ([]byte, error) {
-	if t.a.learner == nil {
-		return nil, fmt.Errorf("%w: the content model is disabled", admin.ErrConflict)
+	l, err := t.model()
+	if err != nil {
+		return nil, err
 	}
-	return t.a.learner.Export(), nil
+	return l.Export(), nil
 }
 
 // Import replaces the overlay.
 func (t modelTeacher) Import(data []byte) error {
-	if t.a.learner == nil {
-		return fmt.Errorf("%w: the content model is disabled", admin.ErrConflict)
+	l, err := t.model()
+	if err != nil {
+		return err
 	}
-	if err := t.a.learner.Import(data); err != nil {
+	if err := l.Import(data); err != nil {
 		if errors.Is(err, content.ErrBadOverlay) {
 			return fmt.Errorf("%w: %v", admin.ErrBadRequest, err)
 		}
@@ -163,8 +174,9 @@ func (t modelTeacher) Import(data []byte) error {
 
 // Reset drops the overlay.
 func (t modelTeacher) Reset() error {
-	if t.a.learner == nil {
-		return fmt.Errorf("%w: the content model is disabled", admin.ErrConflict)
+	l, err := t.model()
+	if err != nil {
+		return err
 	}
-	return t.a.learner.Reset()
+	return l.Reset()
 }

@@ -3,7 +3,6 @@ package filter
 import (
 	"math"
 	"path"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -33,39 +32,54 @@ type ContentOptions struct {
 	SuspectThreshold float64
 }
 
-var extractors = sync.Pool{New: func() any { return new(content.Extractor) }}
+// scratch is the per-message working memory of the content model, pooled
+// so that scoring a message allocates nothing.
+type scratch struct {
+	ex  content.Extractor
+	doc content.Doc
+}
+
+var scratches = sync.Pool{New: func() any { return new(scratch) }}
 
 // ContentDoc returns what the content model reads of m: the subject, the
 // body text, the link hosts and MIME-structure tokens. Exported for the
 // training command, which must see messages exactly as the engine does.
 func ContentDoc(m *Message) content.Doc {
-	subject, _ := m.Header.Subject()
-	d := content.Doc{Subject: subject, Body: m.BodyText, Registrable: registrable}
-	if len(m.URLs) > 0 {
-		d.Hosts = make([]string, 0, len(m.URLs))
-		for _, u := range m.URLs {
-			d.Hosts = append(d.Hosts, u.Host)
-		}
-	}
-	d.Structure = structureTokens(m)
+	var d content.Doc
+	fillContentDoc(&d, m)
 	return d
 }
 
-// structureTokens describe the MIME tree: the media types of the leaves,
-// attachment extensions, and a few shapes that matter for spam (HTML
-// without a text alternative, a body without text, a password form).
-func structureTokens(m *Message) []string {
-	out := make([]string, 0, 2*len(m.Parts)+3)
+// fillContentDoc makes d ContentDoc(m), reusing d's slices.
+func fillContentDoc(d *content.Doc, m *Message) {
+	subject, _ := m.Header.Subject()
+	d.Subject, d.Body, d.Registrable = subject, m.BodyText, registrable
+	d.Hosts = d.Hosts[:0]
+	for _, u := range m.URLs {
+		d.Hosts = append(d.Hosts, u.Host)
+	}
+	d.Structure = structureTokens(d.Structure[:0], m)
+}
+
+// attachmentCounts name the attachment-count token's values without
+// formatting a number per message.
+var attachmentCounts = [...]string{"0", "1", "2", "3"}
+
+// structureTokens appends to out the tokens describing the MIME tree: the
+// media types of the leaves, attachment extensions, and a few shapes that
+// matter for spam (HTML without a text alternative, a body without text, a
+// password form).
+func structureTokens(out []content.Token, m *Message) []content.Token {
 	plain, html, attach := false, false, 0
 	for _, p := range m.Parts {
-		out = append(out, "ct:"+p.ContentType)
+		out = append(out, content.Token{Kind: "ct", Value: p.ContentType})
 		if p.IsAttachment() {
 			attach++
-			if ext := strings.TrimPrefix(path.Ext(strings.ToLower(p.Filename)), "."); ext != "" && len(ext) <= 8 {
-				out = append(out, "ext:"+ext)
+			if ext := fileExt(p.Filename); ext != "" {
+				out = append(out, content.Token{Kind: "ext", Value: ext})
 			}
 			if p.HTML {
-				out = append(out, "html-attachment")
+				out = append(out, content.Token{Kind: "html-attachment"})
 			}
 			continue
 		}
@@ -76,19 +90,28 @@ func structureTokens(m *Message) []string {
 			html = true
 		}
 		if p.PasswordForm {
-			out = append(out, "password-form")
+			out = append(out, content.Token{Kind: "password-form"})
 		}
 	}
 	if html && !plain {
-		out = append(out, "html-only")
+		out = append(out, content.Token{Kind: "html-only"})
 	}
 	if strings.TrimSpace(m.BodyText) == "" {
-		out = append(out, "no-text")
-	} else if n := len(m.BodyText); n < 200 {
-		out = append(out, "short-text")
+		out = append(out, content.Token{Kind: "no-text"})
+	} else if len(m.BodyText) < 200 {
+		out = append(out, content.Token{Kind: "short-text"})
 	}
-	out = append(out, "attachments:"+strconv.Itoa(min(attach, 3)))
-	return out
+	return append(out, content.Token{Kind: "attachments", Value: attachmentCounts[min(attach, 3)]})
+}
+
+// fileExt returns the lower-case extension of a file name, without the
+// dot, or "" when there is none or it is longer than 8 characters.
+func fileExt(name string) string {
+	ext := path.Ext(name)
+	if len(ext) < 2 || len(ext) > 9 {
+		return ""
+	}
+	return strings.ToLower(ext[1:])
 }
 
 // contentScore is the content model's judgement of one message.
@@ -112,10 +135,10 @@ var seedLearner = sync.OnceValues(func() (*content.Learner, error) {
 // tokens, which costs a second, allocating pass over the message; Scan
 // asks only when the score matters to the verdict.
 func (b *Builtin) scoreContent(m *Message, explain func(float64) bool) contentScore {
-	ex := extractors.Get().(*content.Extractor)
-	defer extractors.Put(ex)
-	doc := ContentDoc(m)
-	f := ex.Extract(&doc)
+	sc := scratches.Get().(*scratch)
+	defer scratches.Put(sc)
+	fillContentDoc(&sc.doc, m)
+	f := sc.ex.Extract(&sc.doc)
 	z, version := b.learner.Score(f)
 	cs := contentScore{score: z, version: version}
 	if !explain(z) {
@@ -123,7 +146,7 @@ func (b *Builtin) scoreContent(m *Message, explain func(float64) bool) contentSc
 	}
 	names := map[uint32]string{}
 	named := &content.Extractor{Names: func(id uint32, n string) { names[id] = n }}
-	f = named.Extract(&doc)
+	f = named.Extract(&sc.doc)
 	for _, c := range b.learner.Explain(f, names, ContentTokens) {
 		if c.Value <= 0 {
 			break
@@ -154,18 +177,6 @@ func (b *Builtin) ExplainContent(m *Message, k int) (score float64, version stri
 	// The k that push most toward spam and the k that push most toward ham.
 	top = append(append([]content.Contribution{}, all[:k]...), all[len(all)-k:]...)
 	return score, version, top, true
-}
-
-// Learner returns the engine's content model, nil when it has none.
-func (b *Builtin) Learner() *content.Learner { return b.learner }
-
-// LearnMessage teaches the engine's content model that m is spam or ham
-// and returns its score before and after.
-func (b *Builtin) LearnMessage(m *Message, spam bool) (before, after float64, err error) {
-	if b.learner == nil {
-		return 0, 0, ErrNoContentModel
-	}
-	return LearnMessage(b.learner, m, spam)
 }
 
 // LearnMessage teaches l that m is spam or ham.

@@ -15,10 +15,6 @@ import (
 // should be deferred (451 4.7.1), not accepted.
 var ErrTempfail = errors.New("filter: a scanner failed; try again later")
 
-// ErrNoContentModel is returned when learning is asked of an engine whose
-// content model is disabled.
-var ErrNoContentModel = errors.New("filter: the built-in engine's content model is disabled")
-
 // ErrTimeout is wrapped by an engine error when the engine did not answer
 // within its timeout.
 var ErrTimeout = errors.New("filter: scanner timed out")

@@ -57,7 +57,11 @@ type Learner struct {
 	seed *Model
 	opts LearnerOptions
 
+	// mu guards the overlay; Score takes it for reading. saveMu orders
+	// the writes to Store, which happen outside mu so that scoring never
+	// waits on the disk.
 	mu      sync.RWMutex
+	saveMu  sync.Mutex
 	delta   map[uint32]float32
 	bias    float32
 	version uint64 // counts updates since the overlay was created
@@ -190,8 +194,9 @@ func (l *Learner) Learn(f, fixed Features, spam bool) (before, after float64, er
 	if len(f) == 0 {
 		return 0, 0, errors.New("content: nothing to learn from: the message has no features")
 	}
+	l.saveMu.Lock()
+	defer l.saveMu.Unlock()
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	before = l.scoreLocked(f)
 	mid := float64(l.seed.Suspect+l.seed.Spam) / 2
 	x := 1 / math.Sqrt(float64(len(f)))
@@ -223,12 +228,30 @@ func (l *Learner) Learn(f, fixed Features, spam bool) (before, after float64, er
 	l.learned++
 	l.prune()
 	after = l.scoreLocked(f)
-	if l.opts.Store != nil {
-		if err := l.opts.Store.Save(l.encodeLocked()); err != nil {
-			return before, after, fmt.Errorf("content: saving the overlay: %w", err)
-		}
+	data := l.encodeIfStored()
+	l.mu.Unlock()
+	return before, after, l.save(data)
+}
+
+// encodeIfStored encodes the overlay when there is a Store to save it to;
+// l.mu must be held.
+func (l *Learner) encodeIfStored() []byte {
+	if l.opts.Store == nil {
+		return nil
 	}
-	return before, after, nil
+	return l.encodeLocked()
+}
+
+// save writes data to the Store; the caller holds saveMu (so saves land
+// in the order of the changes) but not mu.
+func (l *Learner) save(data []byte) error {
+	if data == nil {
+		return nil
+	}
+	if err := l.opts.Store.Save(data); err != nil {
+		return fmt.Errorf("content: saving the overlay: %w", err)
+	}
+	return nil
 }
 
 // prune drops the smallest adjustments once the overlay is over its bound,
@@ -278,17 +301,15 @@ func (l *Learner) Info() OverlayInfo {
 
 // Reset drops the overlay: scores are the seed's again.
 func (l *Learner) Reset() error {
+	l.saveMu.Lock()
+	defer l.saveMu.Unlock()
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.delta = map[uint32]float32{}
 	l.bias = 0
 	l.version, l.learned = 0, 0
-	if l.opts.Store != nil {
-		if err := l.opts.Store.Save(l.encodeLocked()); err != nil {
-			return fmt.Errorf("content: saving the overlay: %w", err)
-		}
-	}
-	return nil
+	data := l.encodeIfStored()
+	l.mu.Unlock()
+	return l.save(data)
 }
 
 // Export returns the overlay in the format Import reads.
@@ -306,17 +327,15 @@ func (l *Learner) Import(data []byte) error {
 	if err := fresh.decode(data); err != nil {
 		return err
 	}
+	l.saveMu.Lock()
+	defer l.saveMu.Unlock()
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.delta, l.bias, l.learned = fresh.delta, fresh.bias, fresh.learned
 	l.version = max(l.version, fresh.version) + 1
 	l.prune()
-	if l.opts.Store != nil {
-		if err := l.opts.Store.Save(l.encodeLocked()); err != nil {
-			return fmt.Errorf("content: saving the overlay: %w", err)
-		}
-	}
-	return nil
+	saved := l.encodeIfStored()
+	l.mu.Unlock()
+	return l.save(saved)
 }
 
 var overlayMagic = [8]byte{'O', 'G', 'C', 'O', 'V', 'E', 'R', '1'}

@@ -91,8 +91,8 @@ func (m *Model) Score(f Features) float64 {
 	if len(f) == 0 {
 		return float64(m.Bias)
 	}
-	// Both lists are sorted: walk them together, galloping through the
-	// model's much longer list.
+	// Both lists are sorted, so each search starts where the previous
+	// one ended.
 	var sum float32
 	ids := m.ids
 	for _, id := range f {

@@ -56,12 +56,18 @@ type Doc struct {
 	// Hosts are the lower-case hosts of the message's links, one entry
 	// per link.
 	Hosts []string
-	// Structure holds MIME-structure tokens such as "ct:application/pdf"
-	// or "ext:pdf", made by the caller.
-	Structure []string
+	// Structure holds MIME-structure tokens such as {"ct",
+	// "application/pdf"} or {"html-only", ""}, made by the caller.
+	Structure []Token
 	// Registrable returns the registrable domain of a host ("a.b.co.uk"
 	// gives "b.co.uk"); nil uses the host itself.
 	Registrable func(host string) string
+}
+
+// Token is a structure token: a kind and an optional value. It is hashed
+// as "kind:value" (or "kind" alone) without building that string.
+type Token struct {
+	Kind, Value string
 }
 
 // Features is the sorted, distinct set of feature ids of one document.
@@ -145,9 +151,20 @@ func (e *Extractor) Extract(d *Doc) Features {
 	bucket := linkBucket(len(d.Hosts))
 	e.add(newHasher(prefixLinks).string(bucket), prefixLinks, bucket)
 	e.generic = append(e.generic, e.ids[len(e.ids)-1])
-	for _, s := range d.Structure {
-		e.add(newHasher(prefixStructure).string(s), prefixStructure, s)
-		e.generic = append(e.generic, e.ids[len(e.ids)-1])
+	for _, t := range d.Structure {
+		h := newHasher(prefixStructure).string(t.Kind)
+		if t.Value != "" {
+			h = h.byte(':').string(t.Value)
+		}
+		e.ids = append(e.ids, uint32(h))
+		e.generic = append(e.generic, uint32(h))
+		if e.Names != nil {
+			name := t.Kind
+			if t.Value != "" {
+				name += ":" + t.Value
+			}
+			e.Names(uint32(h), "m:"+name)
+		}
 	}
 	slices.Sort(e.ids)
 	e.ids = slices.Compact(e.ids)

@@ -100,7 +100,7 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "train:", err)
 		return 1
 	}
-	train, held, err := load(dir, *modern, heur, *hamW, *spamW)
+	train, held, bigrams, err := load(dir, *modern, heur, *hamW, *spamW)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "train:", err)
 		return 1
@@ -108,7 +108,7 @@ func run() int {
 	logf("training half: %s", describe(train))
 	opts := content.TrainOptions{
 		Epochs: *epochs, L2: *l2, Rate: *rate, Seed: 1,
-		IsBigram: bigramSet(train),
+		IsBigram: func(id uint32) bool { return bigrams[id] },
 	}
 
 	oof := crossValidate(train, *folds, opts)
@@ -200,11 +200,12 @@ func fetchCorpus(dir string) (string, error) {
 	return filepath.Join(dir, "package", "data"), nil
 }
 
-// load reads the training half and the held-out half.
-func load(corpus, modern string, heur *filter.Builtin, hamW, spamW float64) (train, held []*sample, err error) {
+// load reads the training half and the held-out half, and returns the
+// ids of the bigram features, which training prunes harder.
+func load(corpus, modern string, heur *filter.Builtin, hamW, spamW float64) (train, held []*sample, bigrams map[uint32]bool, err error) {
 	groups, err := os.ReadDir(corpus)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	for _, g := range groups {
 		if !g.IsDir() {
@@ -219,7 +220,7 @@ func load(corpus, modern string, heur *filter.Builtin, hamW, spamW float64) (tra
 		// message files are the .txt ones.
 		files, err := filepath.Glob(filepath.Join(corpus, name, "*.txt"))
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		slices.Sort(files)
 		for i, f := range files {
@@ -234,7 +235,7 @@ func load(corpus, modern string, heur *filter.Builtin, hamW, spamW float64) (tra
 	for _, kind := range []string{"ham", "spam"} {
 		files, err := filepath.Glob(filepath.Join(modern, kind, "*.eml"))
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		slices.Sort(files)
 		for i, f := range files {
@@ -250,27 +251,39 @@ func load(corpus, modern string, heur *filter.Builtin, hamW, spamW float64) (tra
 		}
 	}
 	if len(train) == 0 {
-		return nil, nil, fmt.Errorf("no messages found under %s", corpus)
+		return nil, nil, nil, fmt.Errorf("no messages found under %s", corpus)
 	}
-	var ex content.Extractor
-	for _, s := range append(slices.Clip(train), held...) {
+	// Bigram ids are learnt from the names of the training half only: the
+	// held-out half must not touch training in any way.
+	bigrams = map[uint32]bool{}
+	trainEx := content.Extractor{Names: func(id uint32, name string) {
+		if strings.HasPrefix(name, "b:") {
+			bigrams[id] = true
+		}
+	}}
+	var heldEx content.Extractor
+	for i, s := range append(slices.Clip(train), held...) {
+		ex := &heldEx
+		if i < len(train) {
+			ex = &trainEx
+		}
 		raw, err := os.ReadFile(s.name)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		m, err := filter.ParseBytes(raw, filter.DefaultLimits())
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", s.name, err)
+			return nil, nil, nil, fmt.Errorf("%s: %w", s.name, err)
 		}
 		doc := filter.ContentDoc(m)
 		s.features = slices.Clone(ex.Extract(&doc))
 		v, err := heur.Scan(context.Background(), m)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", s.name, err)
+			return nil, nil, nil, fmt.Errorf("%s: %w", s.name, err)
 		}
 		s.heuristic = v.Score
 	}
-	return train, held, nil
+	return train, held, bigrams, nil
 }
 
 func describe(ss []*sample) string {
@@ -288,32 +301,6 @@ func describe(ss []*sample) string {
 		parts = append(parts, fmt.Sprintf("%s %d", g, n[g]))
 	}
 	return strings.Join(parts, ", ")
-}
-
-// bigramSet returns a predicate telling bigram features apart: the ids the
-// tokeniser made from two words. It re-extracts with names, once.
-func bigramSet(train []*sample) func(uint32) bool {
-	// Bigram ids are hashed with their own prefix; the trainer only needs
-	// to know which ids those are, which it learns from the names.
-	set := map[uint32]bool{}
-	ex := content.Extractor{Names: func(id uint32, name string) {
-		if strings.HasPrefix(name, "b:") {
-			set[id] = true
-		}
-	}}
-	for _, s := range train {
-		raw, err := os.ReadFile(s.name)
-		if err != nil {
-			continue
-		}
-		m, err := filter.ParseBytes(raw, filter.DefaultLimits())
-		if err != nil {
-			continue
-		}
-		doc := filter.ContentDoc(m)
-		ex.Extract(&doc)
-	}
-	return func(id uint32) bool { return set[id] }
 }
 
 func examples(ss []*sample, skip func(i int) bool) []content.Example {

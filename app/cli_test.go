@@ -27,19 +27,31 @@ func buildCLI(t *testing.T) string {
 // TestCLILockUnlockAudit runs the built binary against a running outguard:
 // lock an identity with a reason, see its mail refused, list the lock,
 // unlock it, see mail relayed again, and find both events in the audit.
+// withAdminToken restarts e with the token trial-token (scope all) and
+// returns the admin listener's URL.
+func (e *env) withAdminToken(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(e.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := strings.Replace(string(b), `admin: {address: "127.0.0.1:0"}`, `admin:
+  address: "127.0.0.1:0"
+  tokens: [{name: ops, hash: "`+trialTokenHash+`", scope: all}]`, 1)
+	if err := os.WriteFile(e.path, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.restart()
+	return "http://" + e.app.AdminAddr().String()
+}
+
 func TestCLILockUnlockAudit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the CLI")
 	}
 	bin := buildCLI(t)
 	e := newEnv(t, "", "")
-	b, _ := os.ReadFile(e.path)
-	y := strings.Replace(string(b), `admin: {address: "127.0.0.1:0"}`, `admin:
-  address: "127.0.0.1:0"
-  tokens: [{name: ops, hash: "`+trialTokenHash+`", scope: all}]`, 1)
-	os.WriteFile(e.path, []byte(y), 0o600)
-	e.restart()
-	server := "http://" + e.app.AdminAddr().String()
+	server := e.withAdminToken(t)
 	run := func(args ...string) (string, int) {
 		t.Helper()
 		cmd := exec.Command(bin, args...)

@@ -2,7 +2,6 @@ package app
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -156,7 +155,6 @@ func learnVariants(t *testing.T) [][]byte {
 		}
 		out = append(out, bytes.ReplaceAll(raw, []byte("\r\n"), []byte("\n")))
 	}
-	_ = context.Background
 	return out
 }
 
@@ -167,13 +165,7 @@ type apiClient struct{ base string }
 // client of its API.
 func mountAPI(t *testing.T, e *env) apiClient {
 	t.Helper()
-	b, _ := os.ReadFile(e.path)
-	y := strings.Replace(string(b), `admin: {address: "127.0.0.1:0"}`, `admin:
-  address: "127.0.0.1:0"
-  tokens: [{name: ops, hash: "`+trialTokenHash+`", scope: all}]`, 1)
-	os.WriteFile(e.path, []byte(y), 0o600)
-	e.restart()
-	return apiClient{base: "http://" + e.app.AdminAddr().String()}
+	return apiClient{base: e.withAdminToken(t)}
 }
 
 func (c apiClient) post(t *testing.T, path, body string, want int, out any) {
@@ -196,6 +188,16 @@ func (c apiClient) post(t *testing.T, path, body string, want int, out any) {
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
 			t.Fatalf("POST %s: %v: %s", path, err, data)
+		}
+	}
+}
+
+// TestBandOf converts every filter band, and checks that the names agree
+// on both sides of the boundary.
+func TestBandOf(t *testing.T) {
+	for b := filter.BandClean; b <= filter.BandSpam; b++ {
+		if got := bandOf(b).String(); got != b.String() {
+			t.Errorf("bandOf(%s) = %s", b, got)
 		}
 	}
 }

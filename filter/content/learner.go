@@ -2,6 +2,7 @@ package content
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -255,21 +256,26 @@ func (l *Learner) save(data []byte) error {
 }
 
 // prune drops the smallest adjustments once the overlay is over its bound,
-// down to nine tenths of it, so that pruning is rare.
+// down to nine tenths of it, so that pruning is rare. One lesson moves all
+// its features by the same amount, so ties are common: they are broken by
+// id, which keeps the bound exact and the result deterministic.
 func (l *Learner) prune() {
 	if len(l.delta) <= l.opts.MaxOverlay {
 		return
 	}
-	mags := make([]float32, 0, len(l.delta))
-	for _, d := range l.delta {
-		mags = append(mags, float32(math.Abs(float64(d))))
+	ids := make([]uint32, 0, len(l.delta))
+	for id := range l.delta {
+		ids = append(ids, id)
 	}
-	slices.Sort(mags)
-	cut := mags[len(mags)-l.opts.MaxOverlay*9/10]
-	for id, d := range l.delta {
-		if float32(math.Abs(float64(d))) < cut {
-			delete(l.delta, id)
+	mag := func(id uint32) float64 { return math.Abs(float64(l.delta[id])) }
+	slices.SortFunc(ids, func(a, b uint32) int {
+		if c := cmp.Compare(mag(a), mag(b)); c != 0 {
+			return c
 		}
+		return cmp.Compare(a, b)
+	})
+	for _, id := range ids[:len(ids)-l.opts.MaxOverlay*9/10] {
+		delete(l.delta, id)
 	}
 }
 

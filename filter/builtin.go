@@ -91,6 +91,7 @@ const (
 	RuleFromNotAllowed        = "FROM_DOMAIN_NOT_ALLOWED"
 	RuleEnvelopeMismatch      = "ENVELOPE_FROM_MISMATCH"
 	RuleMassRecipients        = "MASS_RECIPIENTS"
+	RuleObfuscatedWords       = "OBFUSCATED_WORDS"
 )
 
 // heuristic describes a built-in signal. A strong heuristic decides the
@@ -129,6 +130,7 @@ var defaultHeuristics = map[string]heuristic{
 	RuleFromNotAllowed:        {score: 4, category: Spam},
 	RuleEnvelopeMismatch:      {score: 1, category: Spam},
 	RuleMassRecipients:        {score: 3, category: Spam},
+	RuleObfuscatedWords:       {score: 3, category: Spam},
 }
 
 // Defaults of BuiltinOptions.
@@ -366,6 +368,7 @@ func (b *Builtin) Scan(ctx context.Context, m *Message) (Verdict, error) {
 		return Verdict{}, err
 	}
 	s.rules(m)
+	s.obfuscation(m)
 	spamAt, suspectAt := b.spamThreshold, b.suspectThreshold
 	if t := m.Thresholds.Spam; t > 0 {
 		spamAt = t
@@ -400,6 +403,23 @@ func (b *Builtin) Scan(ctx context.Context, m *Message) (Verdict, error) {
 		v.Band = BandSuspect
 	}
 	return v, ctx.Err()
+}
+
+// obfuscation fires when the subject or the body text hides a word from
+// filters: an invisible character inside a Latin word, or Cyrillic or
+// Greek look-alike letters mixed into one (docs/content-model.md).
+func (s *scan) obfuscation(m *Message) {
+	if _, ok := s.b.heur[RuleObfuscatedWords]; !ok {
+		return
+	}
+	subject, _ := m.Header.Subject()
+	if inv, mix := content.Obfuscations(subject); inv+mix > 0 {
+		s.hit(RuleObfuscatedWords)
+		return
+	}
+	if inv, mix := content.Obfuscations(m.BodyText); inv+mix > 0 {
+		s.hit(RuleObfuscatedWords)
+	}
 }
 
 func (s *scan) testStrings(m *Message) {

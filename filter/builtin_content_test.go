@@ -57,10 +57,10 @@ func TestModernCorpus(t *testing.T) {
 			}
 		}
 		t.Logf("held-out modern %s: %d of %d blocked", kind, blocked, n)
-		// A regression floor, below the goal of 60% (the shipped
-		// seed blocks 49 of 83, 59%): docs/content-model.md.
-		if kind == "spam" && blocked*100 < n*50 {
-			t.Errorf("held-out modern spam: %d of %d blocked, want at least 50%%", blocked, n)
+		// The goal is 60%; the shipped seed with the default
+		// heuristics blocks 60 of 83 (72%): docs/content-model.md.
+		if kind == "spam" && blocked*100 < n*60 {
+			t.Errorf("held-out modern spam: %d of %d blocked, want at least 60%%", blocked, n)
 		}
 	}
 }

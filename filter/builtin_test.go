@@ -74,6 +74,21 @@ func TestBuiltinSignals(t *testing.T) {
 			wantClass: Virus, want: []string{"builtin:EICAR(1000)"},
 		},
 		{
+			name:      "zero-width space inside a subject word",
+			raw:       buildMessage("From: a@shop.example\r\nTo: b@example.org\r\nSubject: =?utf-8?q?Your_pass=E2=80=8Bword_expires?=", textPart("Renew it today.")),
+			wantClass: Clean, want: []string{"builtin:OBFUSCATED_WORDS(3)"},
+		},
+		{
+			name:      "Cyrillic look-alike inside a body word",
+			raw:       buildMessage(stdHeaders, textPart("Sign in to your Micr\u043esoft account.")),
+			wantClass: Clean, want: []string{"builtin:OBFUSCATED_WORDS(3)"},
+		},
+		{
+			name:      "Russian and English words side by side are not obfuscation",
+			raw:       buildMessage(stdHeaders, textPart("\u041f\u0440\u0438\u0432\u0435\u0442, see the Outlook invite. \u0421\u043f\u0430\u0441\u0438\u0431\u043e!")),
+			wantClass: Clean, notWant: []string{"builtin:OBFUSCATED_WORDS(3)"},
+		},
+		{
 			name:      "executable attachment",
 			raw:       buildMessage(stdHeaders, textPart("run this"), att{ctype: "application/octet-stream", name: "setup.exe", body: []byte("x")}),
 			wantClass: Virus, want: []string{"builtin:EXECUTABLE_ATTACHMENT(100)"},

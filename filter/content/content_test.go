@@ -2,6 +2,7 @@ package content
 
 import (
 	"errors"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -251,4 +252,50 @@ func FuzzExtract(f *testing.F) {
 			t.Fatalf("%d features from %d bytes", len(ids), len(subject)+len(body))
 		}
 	})
+}
+
+func TestSortIDs(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	var tmp []uint32
+	for _, n := range []int{0, 1, 255, 256, 257, 1000, 5000} {
+		ids := make([]uint32, n)
+		for i := range ids {
+			ids[i] = r.Uint32()
+			if i%7 == 0 && i > 0 {
+				ids[i] = ids[i-1] // duplicates
+			}
+		}
+		want := slices.Clone(ids)
+		slices.Sort(want)
+		var got []uint32
+		got, tmp = sortIDs(ids, tmp)
+		if !slices.Equal(got, want) {
+			t.Fatalf("n=%d: sortIDs differs from slices.Sort", n)
+		}
+	}
+}
+
+func TestModelLookupIndex(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	ids := []uint32{0, 1, 0xffff0000, 0xffffffff}
+	for range 5000 {
+		ids = append(ids, r.Uint32())
+	}
+	weights := make([]float32, len(ids))
+	for i := range weights {
+		weights[i] = float32(i%13) - 6
+	}
+	m := NewModel(ids, weights, 0, 0, 0, "")
+	for i, id := range m.ids {
+		if got := m.Weight(id); got != m.weights[i] {
+			t.Fatalf("Weight(%#x) = %v, want %v", id, got, m.weights[i])
+		}
+	}
+	for range 5000 {
+		id := r.Uint32()
+		_, in := slices.BinarySearch(m.ids, id)
+		if got := m.find(id); (got >= 0) != in {
+			t.Fatalf("find(%#x) = %d, present %v", id, got, in)
+		}
+	}
 }

@@ -44,6 +44,38 @@ type Model struct {
 	ids     []uint32
 	weights []float32
 	version string
+	// start[b] is the index of the first id whose top indexBits bits are
+	// at least b: ids are uniform hashes, so a lookup scans a couple of
+	// entries instead of binary-searching the whole table.
+	start []uint32
+}
+
+// indexBits is the width of the lookup index: 2^16 entries of 4 bytes,
+// about 2.4 seed features per bucket.
+const indexBits = 16
+
+func (m *Model) index() {
+	m.start = make([]uint32, 1<<indexBits+1)
+	b := 0
+	for i, id := range m.ids {
+		for top := int(id >> (32 - indexBits)); b <= top; b++ {
+			m.start[b] = uint32(i)
+		}
+	}
+	for ; b < len(m.start); b++ {
+		m.start[b] = uint32(len(m.ids))
+	}
+}
+
+// find returns the index of id in m.ids, or -1.
+func (m *Model) find(id uint32) int {
+	top := id >> (32 - indexBits)
+	for i := m.start[top]; i < m.start[top+1]; i++ {
+		if m.ids[i] == id {
+			return int(i)
+		}
+	}
+	return -1
 }
 
 // NewModel builds a model from parallel slices of feature ids and weights,
@@ -66,6 +98,7 @@ func NewModel(ids []uint32, weights []float32, bias, suspect, spam float32, info
 		m.weights = append(m.weights, weights[i])
 	}
 	m.version = m.hash()
+	m.index()
 	return m
 }
 
@@ -79,11 +112,10 @@ func (m *Model) Version() string { return m.version }
 
 // Weight returns the weight of feature id, 0 when the model has none.
 func (m *Model) Weight(id uint32) float32 {
-	i, ok := slices.BinarySearch(m.ids, id)
-	if !ok {
-		return 0
+	if i := m.find(id); i >= 0 {
+		return m.weights[i]
 	}
-	return m.weights[i]
+	return 0
 }
 
 // Score returns the model's score of f.
@@ -91,16 +123,11 @@ func (m *Model) Score(f Features) float64 {
 	if len(f) == 0 {
 		return float64(m.Bias)
 	}
-	// Both lists are sorted, so each search starts where the previous
-	// one ended.
 	var sum float32
-	ids := m.ids
 	for _, id := range f {
-		i, ok := slices.BinarySearch(ids, id)
-		if ok {
-			sum += m.weights[len(m.ids)-len(ids)+i]
+		if i := m.find(id); i >= 0 {
+			sum += m.weights[i]
 		}
-		ids = ids[i:]
 	}
 	return float64(m.Bias) + float64(sum)/math.Sqrt(float64(len(f)))
 }
@@ -197,6 +224,7 @@ func Parse(data []byte) (*Model, error) {
 		}
 	}
 	m.version = m.hash()
+	m.index()
 	return m, nil
 }
 

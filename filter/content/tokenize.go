@@ -78,6 +78,7 @@ type Features []uint32
 // pool per goroutine. The zero value is ready to use.
 type Extractor struct {
 	ids     []uint32
+	tmp     []uint32 // scratch for sorting ids
 	generic []uint32
 	runes   []rune
 	prev    []rune // the previous body word's text, kept only for Names
@@ -166,9 +167,41 @@ func (e *Extractor) Extract(d *Doc) Features {
 			e.Names(uint32(h), "m:"+name)
 		}
 	}
-	slices.Sort(e.ids)
+	e.ids, e.tmp = sortIDs(e.ids, e.tmp)
 	e.ids = slices.Compact(e.ids)
 	return e.ids
+}
+
+// sortIDs sorts ids, using tmp (grown as needed) as scratch, and returns
+// both. Feature ids are uniform hashes, so above a few hundred a radix
+// sort (four passes of a byte) beats comparison sorting.
+func sortIDs(ids, tmp []uint32) ([]uint32, []uint32) {
+	if len(ids) < 256 {
+		slices.Sort(ids)
+		return ids, tmp
+	}
+	tmp = slices.Grow(tmp[:0], len(ids))[:len(ids)]
+	src, dst := ids, tmp
+	var count [256]int
+	for shift := 0; shift < 32; shift += 8 {
+		count = [256]int{}
+		for _, id := range src {
+			count[byte(id>>shift)]++
+		}
+		pos := 0
+		for b, c := range count {
+			count[b] = pos
+			pos += c
+		}
+		for _, id := range src {
+			b := byte(id >> shift)
+			dst[count[b]] = id
+			count[b]++
+		}
+		src, dst = dst, src
+	}
+	// Four passes: the sorted ids are back in ids.
+	return ids, tmp
 }
 
 // Generic returns the features of the last Extract that describe the

@@ -80,6 +80,7 @@ func run() int {
 	hamW := flag.Float64("modern-ham-weight", modernHamWeight, "weight of a modern ham message")
 	spamW := flag.Float64("modern-spam-weight", modernSpamWeight, "weight of a modern spam message")
 	strictModern := flag.Bool("strict-modern", false, "also keep every modern ham's out-of-fold score below the spam threshold")
+	misses := flag.Bool("misses", false, "list the training half's modern messages that cross-validation got wrong at the spam threshold, with their scores")
 	flag.Parse()
 
 	dir := *corpus
@@ -129,6 +130,13 @@ func run() int {
 			}
 		}
 		logf("cross-validated at the spam threshold: %s %s blocked", g, pct(hit, n))
+	}
+	if *misses {
+		for i, s := range train {
+			if s.modern && (s.spam != (oof[i] >= spamAt)) {
+				fmt.Printf("miss %s score %.2f (heuristics %.2f)\n", s.name, oof[i], s.heuristic)
+			}
+		}
 	}
 	ex := examples(train, nil)
 	bias, ids, weights := content.Train(ex, opts)

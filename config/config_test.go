@@ -30,6 +30,44 @@ func TestExampleConfigIsValid(t *testing.T) {
 	}
 }
 
+// TestPackagedConfig checks the configuration the Debian package installs
+// as /etc/outguard/outguard.yaml: its only problem is that users and
+// tokens are not set yet, and once they are, it is valid.
+func TestPackagedConfig(t *testing.T) {
+	path := filepath.Join("..", "packaging", "outguard.yaml")
+	_, err := Load(path)
+	if err == nil || !strings.Contains(err.Error(), "set users and tokens") {
+		t.Fatalf("packaged config: got %v, want the \"set users and tokens\" error", err)
+	}
+	if n := strings.Count(err.Error(), "\n"); n > 0 {
+		t.Errorf("packaged config has more problems than missing users and tokens:\n%v", err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := strings.Replace(string(raw), "domains: []", `domains:
+  - name: out.example.net
+    users:
+      - name: mta1
+        password_hash: "$2a$10$dbXzmbHaCgJ1iu4IiLf.OOhLHH0DYHPPoSP8ZZmDe1wHO4S4iqn6q"`, 1)
+	set = strings.Replace(set, "tokens: []", `tokens:
+    - name: ops
+      hash: "$2a$10$dbXzmbHaCgJ1iu4IiLf.OOhLHH0DYHPPoSP8ZZmDe1wHO4S4iqn6q"
+      scope: all`, 1)
+	tmp := filepath.Join(t.TempDir(), "outguard.yaml")
+	if err := os.WriteFile(tmp, []byte(set), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(tmp)
+	if err != nil {
+		t.Fatalf("packaged config with a user and a token: %v", err)
+	}
+	if c.DataDir != "/var/lib/outguard" || c.NextHop.Type != "smtp" {
+		t.Errorf("data_dir %q next hop %q, want /var/lib/outguard and smtp", c.DataDir, c.NextHop.Type)
+	}
+}
+
 func TestMinimalDefaults(t *testing.T) {
 	c, err := Load(filepath.Join("testdata", "minimal.yaml"))
 	if err != nil {
@@ -65,7 +103,7 @@ func TestBadCoreFixtures(t *testing.T) {
 		"bad-core-cert-without-key.yaml":    "set both cert_file and key_file",
 		"bad-core-next-hop-address.yaml":    "next_hop.address",
 		"bad-core-next-hop-type.yaml":       `next_hop.type "lmtp"`,
-		"bad-core-no-domains.yaml":          "domains: none configured",
+		"bad-core-no-domains.yaml":          "set users and tokens before starting",
 		"bad-core-user-no-credentials.yaml": "set password_hash",
 		"bad-core-plaintext-password.yaml":  "password_hash is not a bcrypt or argon2id hash",
 		"bad-core-network.yaml":             `network "192.0.2.0/33" is not a CIDR prefix`,

@@ -79,11 +79,9 @@ func (c *Notify) validate(cfg *Config) error {
 		errs = append(errs, fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...)))
 	}
 	w := &c.Webhook
-	if w.URL == "" {
-		if w.Secret != "" {
-			bad("notify.webhook.secret is set but notify.webhook.url is empty: set the URL, or remove the secret")
-		}
-	} else {
+	// An empty URL turns the webhook off, whatever else is set: clearing
+	// the URL alone is how an operator switches it off.
+	if w.URL != "" {
 		u, err := url.Parse(w.URL)
 		switch {
 		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":

@@ -53,6 +53,8 @@ func TestNotifyValid(t *testing.T) {
 		"webhook":          "notify:\n  webhook:\n    url: https://hooks.example.net/og\n    secret: 0123456789abcdef0123\n",
 		"plain http":       "notify:\n  webhook:\n    url: http://127.0.0.1:9000/\n    secret: 0123456789abcdef0123\n    events: [auto-lock]\n",
 		"mail with domain": "notify:\n  mail_on_auto_lock: true\n",
+		// Clearing only the URL turns the webhook off.
+		"url cleared": "notify:\n  webhook:\n    url: \"\"\n    secret: 0123456789abcdef0123\n    events: [lock]\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			base := sectionBase
@@ -74,7 +76,6 @@ func TestNotifyBad(t *testing.T) {
 		{"bad-notify-url-scheme.yaml", "notify.webhook.url"},
 		{"bad-notify-url-credentials.yaml", "must not carry credentials"},
 		{"bad-notify-secret-short.yaml", "notify.webhook.secret must be at least 16"},
-		{"bad-notify-secret-without-url.yaml", "notify.webhook.url is empty"},
 		{"bad-notify-timeout.yaml", "notify.webhook.timeout"},
 		{"bad-notify-retry-initial.yaml", "notify.webhook.retry.initial"},
 		{"bad-notify-retry-max.yaml", "notify.webhook.retry.max"},

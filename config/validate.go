@@ -212,7 +212,11 @@ func (c *Config) Validate() error {
 	}
 
 	if len(c.Domains) == 0 {
-		bad("domains: none configured; add an administrative domain with at least one user")
+		if len(c.Admin.Tokens) == 0 {
+			bad("domains and admin.tokens: none configured: set users and tokens before starting: add an administrative domain with at least one user, and an admin token, each with a hash from `outguard hash-password` (docs/install.md)")
+		} else {
+			bad("domains: none configured: set users before starting: add an administrative domain with at least one user, its password hash from `outguard hash-password` (docs/install.md)")
+		}
 	}
 	domains := map[string]bool{}
 	users := map[string]string{}

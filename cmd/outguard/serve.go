@@ -12,6 +12,7 @@ import (
 
 	"github.com/outguard/outguard/app"
 	"github.com/outguard/outguard/config"
+	"github.com/outguard/outguard/internal/sdnotify"
 )
 
 func init() {
@@ -30,6 +31,11 @@ Signals: SIGINT and SIGTERM stop accepting connections and let transactions
 in flight finish within shutdown_timeout; SIGHUP reloads the configuration
 (a bad file keeps the running configuration and logs why). POST /-/reload on
 the admin listener does the same as SIGHUP.
+
+Under systemd (a unit of Type=notify, as the Debian package installs), serve
+reports READY=1 once its listeners are open, RELOADING=1 during a SIGHUP
+reload and STOPPING=1 on the way out, and the outcome of the last reload as
+its status line (systemctl status outguard).
 
 serve refuses to start when the trial credentials of the example
 configuration are used on a non-loopback address.
@@ -78,13 +84,28 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	// Under systemd (Type=notify), say when the listeners are open, when a
+	// reload runs and when the daemon stops (docs/install.md).
+	notify := func(send func() (bool, error)) {
+		if _, err := send(); err != nil {
+			log.Warn("telling systemd the daemon's state failed", "err", err)
+		}
+	}
+	notify(sdnotify.Ready)
 	for {
 		select {
 		case <-hup:
 			log.Info("SIGHUP: reloading configuration", "file", *path)
-			a.ReloadFromFile()
+			notify(sdnotify.Reloading)
+			if err := a.ReloadFromFile(); err != nil {
+				notify(func() (bool, error) { return sdnotify.Status("last reload failed: " + err.Error()) })
+			} else {
+				notify(func() (bool, error) { return sdnotify.Status("configuration reloaded") })
+			}
+			notify(sdnotify.Ready)
 		case <-ctx.Done():
 			log.Info("stopping")
+			notify(sdnotify.Stopping)
 			if err := a.Stop(); err != nil {
 				return exitFailed
 			}
@@ -158,24 +179,4 @@ func splitErrors(err error) []string {
 		}
 	}
 	return out
-}
-
-const versionHelp = `Usage:
-  outguard version [--json]
-
-Prints outguard's version.
-`
-
-func runVersion(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("version", versionHelp, stderr)
-	asJSON := fs.Bool("json", false, "print as JSON")
-	if c := parseFlags(fs, args, stdout); c >= 0 {
-		return c
-	}
-	if *asJSON {
-		writeJSON(stdout, map[string]string{"version": Version})
-	} else {
-		fmt.Fprintf(stdout, "outguard %s\n", Version)
-	}
-	return exitOK
 }

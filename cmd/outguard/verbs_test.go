@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -216,5 +217,47 @@ func TestHelpAndUnknownVerb(t *testing.T) {
 	}
 	if _, _, code := runCLI(t, "frobnicate"); code != 2 {
 		t.Errorf("unknown verb: exit %d, want 2", code)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, _, code := runCLI(t, "version", "--json")
+	var v map[string]string
+	if code != 0 || json.Unmarshal([]byte(out), &v) != nil {
+		t.Fatalf("version --json: exit %d, output %q", code, out)
+	}
+	if v["version"] == "" || v["commit"] == "" || !strings.HasPrefix(v["go"], "go") {
+		t.Errorf("version --json = %v, want version, commit and go", v)
+	}
+}
+
+// TestManpage checks that the man page holds every verb's --help and is
+// valid roff: no text line that roff would take for a request, and, where
+// groff is installed, no warning from it.
+func TestManpage(t *testing.T) {
+	out, _, code := runCLI(t, "manpage", "--date", "2026-01-02")
+	if code != 0 || !strings.HasPrefix(out, `.TH OUTGUARD 8 "2026-01-02"`) {
+		t.Fatalf("manpage: exit %d, starts %q", code, out[:min(len(out), 60)])
+	}
+	for name := range verbs {
+		if !strings.Contains(out, "\n.SS outguard "+name+"\n") {
+			t.Errorf("no section for verb %s", name)
+		}
+	}
+	macros := regexp.MustCompile(`^\.(TH|SH|SS|nf|fi|TP|I|B|BR)( |$)`)
+	for i, line := range strings.Split(out, "\n") {
+		if (strings.HasPrefix(line, ".") || strings.HasPrefix(line, "'")) && !macros.MatchString(line) {
+			t.Errorf("line %d is a stray roff request: %q", i+1, line)
+		}
+	}
+	groff, err := exec.LookPath("groff")
+	if err != nil {
+		t.Log("groff not installed: roff warnings not checked")
+		return
+	}
+	cmd := exec.Command(groff, "-man", "-Tutf8", "-ww", "-z")
+	cmd.Stdin = strings.NewReader(out)
+	if msg, err := cmd.CombinedOutput(); err != nil || len(msg) > 0 {
+		t.Errorf("groff: %v\n%s", err, msg)
 	}
 }

@@ -1,0 +1,90 @@
+package contrib
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// promtool returns the path of Prometheus's promtool (Debian package
+// prometheus), skipping the test without it unless
+// OUTGUARD_REQUIRE_EXTERNAL is set.
+func promtool(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("promtool")
+	if err == nil {
+		return p
+	}
+	if os.Getenv("OUTGUARD_REQUIRE_EXTERNAL") != "" {
+		t.Fatal("promtool not found and OUTGUARD_REQUIRE_EXTERNAL is set (apt-get install prometheus)")
+	}
+	t.Skip("promtool not found (apt-get install prometheus); set OUTGUARD_REQUIRE_EXTERNAL to make this fail")
+	return ""
+}
+
+func runPromtool(t *testing.T, dir string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(promtool(t), args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// TestPromtoolRules checks the alerting rules and runs their unit tests
+// (prometheus/outguard-rules.test.yml) with promtool.
+func TestPromtoolRules(t *testing.T) {
+	runPromtool(t, "prometheus", "check", "rules", "outguard-rules.yml")
+	runPromtool(t, "prometheus", "test", "rules", "outguard-rules.test.yml")
+}
+
+// TestPromtoolDashboardQueries has promtool parse every query of the
+// Grafana dashboard: they are written into a rule file as recording
+// rules, with Grafana's variables replaced by what Grafana would put
+// there.
+func TestPromtoolDashboardQueries(t *testing.T) {
+	tool := promtool(t)
+	b, err := os.ReadFile(filepath.Join("grafana", "outguard.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d dashboard
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	grafana := strings.NewReplacer("$__rate_interval", "1m", "$__interval", "1m", "$__range", "1h")
+	var rules strings.Builder
+	rules.WriteString("groups:\n  - name: dashboard\n    rules:\n")
+	n := 0
+	for _, p := range d.Panels {
+		for _, tg := range p.Targets {
+			expr := grafana.Replace(tg.Expr)
+			if strings.Contains(expr, "$") {
+				t.Errorf("panel %q: query %q uses a variable this test does not know", p.Title, tg.Expr)
+				continue
+			}
+			q, _ := json.Marshal(expr) // a JSON string is a valid YAML scalar
+			fmt.Fprintf(&rules, "      - record: dashboard:panel%d:%s\n        expr: %s\n", p.ID, tg.RefID, q)
+			n++
+		}
+	}
+	if n == 0 {
+		t.Fatal("no queries in the dashboard")
+	}
+	path := filepath.Join(t.TempDir(), "dashboard-rules.yml")
+	if err := os.WriteFile(path, []byte(rules.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(tool, "check", "rules", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool rejects a dashboard query: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), fmt.Sprintf("SUCCESS: %d rules found", n)) {
+		t.Errorf("promtool output:\n%s\nwant %d rules", out, n)
+	}
+}

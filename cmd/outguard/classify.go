@@ -49,6 +49,10 @@ failed). With --explain, tokens is added: a list of {"name", "value"},
 sorted by value, the tokens toward spam first; empty when the content model
 is off.
 
+With more than one file, a progress bar runs on standard error while it is a
+terminal, and a summary line ends the run there: "outguard classify: 120
+files in 3.2s: 100 clean, 18 spam, 2 errors".
+
 Exit status: 0 when every file was classified, 1 when any could not be, 2 on
 bad usage.
 
@@ -109,6 +113,8 @@ func runClassify(args []string, stdout, stderr io.Writer) int {
 	}
 	builtin := builtinEngine(cl)
 	code := exitOK
+	prog := newProgress(stderr, "outguard classify", "files", fs.NArg())
+	defer prog.finish()
 	for _, f := range fs.Args() {
 		res := filter.ClassifyFile(context.Background(), cl, f)
 		if res.Error != "" {
@@ -121,30 +127,42 @@ func runClassify(args []string, stdout, stderr io.Writer) int {
 				code = exitFailed
 			}
 		}
-		if *asJSON {
-			if *explain {
-				writeJSON(stdout, explainedResult{FileResult: res, Tokens: ex.tokens()})
-			} else {
-				writeJSON(stdout, res)
-			}
-			continue
-		}
+		prog.clear()
+		printClassified(stdout, f, res, ex, *asJSON, *explain)
 		if res.Error != "" {
-			fmt.Fprintf(stdout, "%s: error: %s\n", f, res.Error)
-			continue
-		}
-		fmt.Fprintf(stdout, "%s: %s (score %.1f, band %s)\n", f, res.Class, res.Score, res.Band)
-		for _, r := range res.Reasons {
-			fmt.Fprintf(stdout, "  %s\n", r)
-		}
-		if len(res.Defects) > 0 {
-			fmt.Fprintf(stdout, "  defects: %s\n", strings.Join(res.Defects, "; "))
-		}
-		if *explain {
-			ex.print(stdout)
+			prog.step("errors")
+		} else {
+			prog.step(res.Class)
 		}
 	}
 	return code
+}
+
+// printClassified writes one file's result: a JSON line, or the class,
+// score, band and reasons (and with explain the content model's tokens).
+func printClassified(stdout io.Writer, f string, res filter.FileResult, ex explanation, asJSON, explain bool) {
+	if asJSON {
+		if explain {
+			writeJSON(stdout, explainedResult{FileResult: res, Tokens: ex.tokens()})
+		} else {
+			writeJSON(stdout, res)
+		}
+		return
+	}
+	if res.Error != "" {
+		fmt.Fprintf(stdout, "%s: error: %s\n", f, res.Error)
+		return
+	}
+	fmt.Fprintf(stdout, "%s: %s (score %.1f, band %s)\n", f, res.Class, res.Score, res.Band)
+	for _, r := range res.Reasons {
+		fmt.Fprintf(stdout, "  %s\n", r)
+	}
+	if len(res.Defects) > 0 {
+		fmt.Fprintf(stdout, "  defects: %s\n", strings.Join(res.Defects, "; "))
+	}
+	if explain {
+		ex.print(stdout)
+	}
 }
 
 // builtinEngine returns the classifier's built-in engine, nil when the

@@ -56,6 +56,9 @@ files), id (with --id), as, before, after and version; a message that could
 not be taught has error (the API's error code, or unreadable or
 request-failed) and detail instead of the scores. The exit status is 1 if
 any message could not be taught.
+
+With more than one message, a progress bar runs on standard error while it
+is a terminal, and a summary line ends the run there.
 `+clientHelp,
 	`  outguard learn spam missed-spam.eml
   outguard learn ham --json false-positives/*.eml
@@ -101,6 +104,8 @@ func runLearn(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	status := exitOK
+	prog := newProgress(stderr, "outguard "+cf.name, "messages", len(targets))
+	defer prog.finish()
 	for _, t := range targets {
 		var res admin.LearnResult
 		var err error
@@ -109,6 +114,7 @@ func runLearn(args []string, stdout, stderr io.Writer) int {
 		} else {
 			res, err = learnFile(cl, t, as)
 		}
+		prog.clear()
 		if err != nil {
 			status = exitFailed
 			if cf.json {
@@ -121,6 +127,7 @@ func runLearn(args []string, stdout, stderr io.Writer) int {
 				writeJSON(stdout, line)
 			}
 			fmt.Fprintf(stderr, "outguard %s: %s: %v\n", cf.name, t, err)
+			prog.step("errors")
 			continue
 		}
 		if cf.json {
@@ -129,9 +136,10 @@ func runLearn(args []string, stdout, stderr io.Writer) int {
 				line.File = t
 			}
 			writeJSON(stdout, line)
-			continue
+		} else {
+			fmt.Fprintf(stdout, "%s: learnt as %s: %s\n", clean(t, 200), res.As, learntScores(res))
 		}
-		fmt.Fprintf(stdout, "%s: learnt as %s: %s\n", clean(t, 200), res.As, learntScores(res))
+		prog.step("learnt as " + res.As)
 	}
 	return status
 }

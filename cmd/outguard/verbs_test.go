@@ -261,3 +261,19 @@ func TestManpage(t *testing.T) {
 		t.Errorf("groff: %v\n%s", err, msg)
 	}
 }
+
+// TestClassifySummary checks the summary line that ends work on many
+// files (standard error is not a terminal here, so there is no bar).
+func TestClassifySummary(t *testing.T) {
+	_, errOut, code := runCLI(t, "classify", "../../testdata/ham/01-business-reply.eml", "../../testdata/ham/02-newsletter-tracking.eml", "/nonexistent.eml")
+	if code != 1 {
+		t.Errorf("exit %d, want 1 (one file unreadable)", code)
+	}
+	if !regexp.MustCompile(`outguard classify: 3 files in [0-9.]+m?s: 2 clean, 1 errors\n$`).MatchString(errOut) {
+		t.Errorf("stderr %q, want the summary line", errOut)
+	}
+	_, errOut, _ = runCLI(t, "classify", "../../testdata/ham/01-business-reply.eml")
+	if errOut != "" {
+		t.Errorf("one file: stderr %q, want nothing", errOut)
+	}
+}

@@ -15,7 +15,8 @@ import (
 //	hour-first   uvarint
 //	active       uvarint
 //	counts       3 uvarints: messages, recipients, new domains this hour
-//	level        1 byte
+//	flags        1 byte: level in bits 0-1, bit 7 set when the known
+//	             domains rotated in the current hour
 //	numbers      9 float32, little endian: usual[3], peak[3], distinct, perMsg, newShare
 //	mask         uvarint, bit i set when sketch word i is not zero
 //	             (words 0-3 the hour sketch, 4-19 and 20-35 the two generations)
@@ -25,6 +26,7 @@ import (
 // largest encoding is maxEncodedLen.
 const (
 	encodingVersion = 1
+	flagRotated     = 0x80
 	sketchWords     = hourWords + 2*knownWords
 	maxEncodedLen   = 1 + 5*7 + 1 + 9*4 + binary.MaxVarintLen64 + sketchWords*8
 )
@@ -47,7 +49,11 @@ func (p *Profile) AppendBinary(b []byte) ([]byte, error) {
 	for _, c := range p.count {
 		b = binary.AppendUvarint(b, uint64(c))
 	}
-	b = append(b, byte(p.level))
+	flags := byte(p.level)
+	if p.rotated {
+		flags |= flagRotated
+	}
+	b = append(b, flags)
 	for _, f := range p.floats() {
 		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(*f))
 	}
@@ -90,7 +96,8 @@ func (p *Profile) UnmarshalBinary(data []byte) error {
 	for i := range q.count {
 		q.count[i] = r.uvarint32()
 	}
-	q.level = Level(r.byte())
+	flags := r.byte()
+	q.level, q.rotated = Level(flags&^flagRotated), flags&flagRotated != 0
 	for _, f := range q.floats() {
 		*f = math.Float32frombits(r.uint32())
 	}

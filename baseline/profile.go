@@ -38,6 +38,8 @@ type Profile struct {
 
 	count [numSignals]uint32 // the current hour: messages, recipients, new domains
 	level Level              // highest level reported in the current hour
+	// rotated is set once the known domains rotated in the current hour.
+	rotated bool
 
 	usual    [numSignals]float32 // EWMA per active hour
 	peak     [numSignals]float32 // decayed max of an hour, as of p.hour
@@ -283,6 +285,7 @@ func (p *Profile) roll(m *model, h uint32) {
 	p.hour = h
 	p.count = [numSignals]uint32{}
 	p.level = None
+	p.rotated = false
 	p.hourDomains = [hourWords]uint64{}
 }
 
@@ -326,15 +329,22 @@ func (p *Profile) inGen(g int, x uint64) bool {
 
 // learnDomain adds x to the current generation, first moving the current
 // generation to the previous one when it is full, so that the filter keeps
-// the identity's recent domains at a bounded false-positive rate.
+// the identity's recent domains at a bounded false-positive rate. It
+// rotates at most once an hour, so that no domain is forgotten within the
+// hour and counted as new twice: an identity that sends to more domains in
+// an hour than a generation holds overfills it instead, and its new domains
+// are undercounted as the false-positive rate rises (docs/baseline.md).
 func (p *Profile) learnDomain(x uint64) {
-	set := 0
-	for _, w := range p.known[0] {
-		set += bits.OnesCount64(w)
-	}
-	if set >= knownRotate {
-		p.known[1] = p.known[0]
-		p.known[0] = [knownWords]uint64{}
+	if !p.rotated {
+		set := 0
+		for _, w := range p.known[0] {
+			set += bits.OnesCount64(w)
+		}
+		if set >= knownRotate {
+			p.known[1] = p.known[0]
+			p.known[0] = [knownWords]uint64{}
+			p.rotated = true
+		}
 	}
 	h1, h2 := uint32(x), uint32(x>>32)|1
 	for i := range uint32(knownHashes) {

@@ -62,8 +62,8 @@ type Stats struct {
 
 	// Usual values per active hour (exponentially weighted means).
 	UsualMessages, UsualRecipients, UsualNewDomains, UsualDistinctDomains float64
-	RecipientsPerMessage                                                float64
-	NewDomainShare                                                      float64 // 0..1
+	RecipientsPerMessage                                                  float64
+	NewDomainShare                                                        float64 // 0..1
 
 	// Remembered peak hours, decayed to Hour.
 	PeakMessages, PeakRecipients, PeakNewDomains float64

@@ -6,22 +6,27 @@ import (
 	"math/bits"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // Detector keeps the profiles of up to Options.MaxProfiles identities in
 // memory and judges each message against its identity's profile. It is safe
-// for concurrent use: keys are spread over independently locked shards, and
-// each shard evicts its least recently observed profile when full.
+// for concurrent use: keys are spread over independently locked shards.
+// When MaxProfiles are held, a new key evicts the least recently observed
+// profile of its own shard.
 type Detector struct {
 	m       model
 	onEvict func(string, Profile)
+	fetch   func(string) (Profile, bool)
 	seed    maphash.Seed
 	shards  []shard
+	max     int64
+	count   atomic.Int64 // profiles held, over all shards
 }
 
 const (
-	chunkSlots = 256
+	chunkSlots = 64
 	noSlot     = math.MaxUint32
 )
 
@@ -30,7 +35,7 @@ type shard struct {
 	index      map[string]uint32 // key -> slot number
 	chunks     []*[chunkSlots]slot
 	used       uint32 // slots handed out so far
-	capacity   uint32
+	evictions  uint64
 	head, tail uint32 // most and least recently observed, noSlot when empty
 	free       uint32 // a slot freed by Forget, noSlot if none
 	_          [64]byte
@@ -54,17 +59,17 @@ func New(o Options) (*Detector, error) {
 		return nil, err
 	}
 	n := 1 << bits.Len(uint(o.Shards-1))
-	perShard := (o.MaxProfiles + n - 1) / n
 	d := &Detector{
+		max:     int64(o.MaxProfiles),
 		m:       newModel(o),
 		onEvict: o.OnEvict,
+		fetch:   o.Fetch,
 		seed:    maphash.MakeSeed(),
 		shards:  make([]shard, n),
 	}
 	for i := range d.shards {
 		s := &d.shards[i]
 		s.index = make(map[string]uint32)
-		s.capacity = uint32(min(max(perShard, 1), noSlot-1))
 		s.head, s.tail, s.free = noSlot, noSlot, noSlot
 	}
 	return d, nil
@@ -77,8 +82,9 @@ func (d *Detector) shard(key string) *shard {
 // Observe counts one message of the identity key, sent at at to recipients
 // recipients in recipientDomains (one entry per recipient or per distinct
 // domain: repeats count once), and returns the verdict on the identity's
-// current hour. An unknown key starts a new profile, evicting the shard's
-// least recently observed one if the shard is full.
+// current hour. A key not in memory is read with Options.Fetch, if set, or
+// else starts a new profile; either may evict another profile (see
+// Options.MaxProfiles).
 //
 // at should come from one clock for all callers; an at before the hour
 // already being counted for key counts in that hour.
@@ -86,19 +92,43 @@ func (d *Detector) Observe(key string, at time.Time, recipients int, recipientDo
 	s := d.shard(key)
 	s.mu.Lock()
 	i, ok := s.index[key]
-	var evicted slot
+	var fetched Profile
+	for try := 0; !ok && d.fetch != nil; try++ {
+		if try == 2 {
+			// Evictions in this shard keep racing the reads: read under
+			// the lock, which OnEvict also holds.
+			if p, found := d.fetch(key); found {
+				fetched = p
+			}
+			break
+		}
+		// Read the stored profile without holding the shard, then look
+		// again: another goroutine may have brought the key in meanwhile,
+		// or brought it in and evicted it, making what was read stale.
+		evictions := s.evictions
+		s.mu.Unlock()
+		p, found := d.fetch(key)
+		s.mu.Lock()
+		if i, ok = s.index[key]; ok {
+			break
+		}
+		if s.evictions == evictions {
+			if found {
+				fetched = p
+			}
+			break
+		}
+	}
 	if ok {
 		s.touch(i)
 	} else {
-		i, evicted = s.insert(key)
+		i = d.insert(s, key)
+		s.slot(i).p = fetched
 	}
 	sl := s.slot(i)
 	v := sl.p.observe(&d.m, at, recipients, recipientDomains)
 	sl.dirty = true
 	s.mu.Unlock()
-	if evicted.key != "" && d.onEvict != nil {
-		d.onEvict(evicted.key, evicted.p)
-	}
 	return v
 }
 
@@ -121,19 +151,15 @@ func (d *Detector) Load(key string) (Profile, bool) {
 func (d *Detector) Restore(key string, p Profile) {
 	s := d.shard(key)
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	i, ok := s.index[key]
-	var evicted slot
 	if ok {
 		s.touch(i)
 	} else {
-		i, evicted = s.insert(key)
+		i = d.insert(s, key)
 	}
 	sl := s.slot(i)
 	sl.p, sl.dirty = p, false
-	s.mu.Unlock()
-	if evicted.key != "" && d.onEvict != nil {
-		d.onEvict(evicted.key, evicted.p)
-	}
 }
 
 // Forget drops key's profile, so that its next message starts a new
@@ -151,20 +177,12 @@ func (d *Detector) Forget(key string) bool {
 	sl := s.slot(i)
 	*sl = slot{next: s.free}
 	s.free = i
+	d.count.Add(-1)
 	return true
 }
 
 // Len returns the number of profiles in memory.
-func (d *Detector) Len() int {
-	n := 0
-	for i := range d.shards {
-		s := &d.shards[i]
-		s.mu.Lock()
-		n += len(s.index)
-		s.mu.Unlock()
-	}
-	return n
-}
+func (d *Detector) Len() int { return int(d.count.Load()) }
 
 // Snapshot calls fn with every profile in memory, or with those changed
 // since they were last handed to Snapshot or Restore when dirtyOnly is true.
@@ -206,34 +224,54 @@ func (d *Detector) Snapshot(dirtyOnly bool, fn func(key string, p *Profile) erro
 
 func (s *shard) slot(i uint32) *slot { return &s.chunks[i/chunkSlots][i%chunkSlots] }
 
-// insert makes a slot for a new key at the head of the recency list,
-// evicting the tail when the shard is full; it returns the evicted slot's
-// contents (key "" when nothing was evicted).
-func (s *shard) insert(key string) (uint32, slot) {
-	var evicted slot
+// insert makes a slot for a new key at the head of s's recency list. When
+// the detector holds MaxProfiles profiles it evicts the tail of s instead
+// of growing, handing it to OnEvict. The count is reserved before growing,
+// so the detector never holds more than MaxProfiles, except that an empty
+// shard takes its first profile regardless (at most Shards over). The
+// caller holds s.mu.
+func (d *Detector) insert(s *shard, key string) uint32 {
 	var i uint32
+	grow := false
+	if s.tail == noSlot {
+		d.count.Add(1) // nothing to evict here
+		grow = true
+	}
+	for !grow {
+		c := d.count.Load()
+		if c >= d.max {
+			break
+		}
+		grow = d.count.CompareAndSwap(c, c+1)
+	}
 	switch {
+	case !grow:
+		i = s.tail
+		s.unlink(i)
+		sl := s.slot(i)
+		delete(s.index, sl.key)
+		s.evictions++
+		if d.onEvict != nil {
+			d.onEvict(sl.key, sl.p)
+		}
 	case s.free != noSlot:
 		i = s.free
 		s.free = s.slot(i).next
-	case s.used < s.capacity:
+	default:
+		if s.used == noSlot {
+			panic("baseline: shard full") // 2^32-1 profiles in one shard
+		}
 		i = s.used
 		s.used++
 		if int(i/chunkSlots) == len(s.chunks) {
 			s.chunks = append(s.chunks, new([chunkSlots]slot))
 		}
-	default:
-		i = s.tail
-		s.unlink(i)
-		sl := s.slot(i)
-		delete(s.index, sl.key)
-		evicted = slot{p: sl.p, key: sl.key}
 	}
 	key = strings.Clone(key)
 	*s.slot(i) = slot{key: key, prev: noSlot, next: noSlot}
 	s.index[key] = i
 	s.pushFront(i)
-	return i, evicted
+	return i
 }
 
 func (s *shard) touch(i uint32) {

@@ -17,9 +17,9 @@ type Limits struct {
 // Options configure a Detector. The zero value of every field means its
 // default, which is given in the field's comment and in docs/baseline.md.
 type Options struct {
-	// MaxProfiles bounds the number of identities kept in memory. When a
-	// shard is full, its least recently observed profile is evicted (and
-	// handed to OnEvict). Default 1<<20 (1,048,576).
+	// MaxProfiles bounds the number of identities kept in memory. When it
+	// is reached, a new identity evicts the least recently observed profile
+	// of its shard (and hands it to OnEvict). Default 1<<20 (1,048,576).
 	MaxProfiles int
 
 	// Shards is the number of independently locked shards, rounded up to a
@@ -79,10 +79,23 @@ type Options struct {
 	MinBaseline float64
 
 	// OnEvict, if set, is called with each profile evicted to make room,
-	// after the shard's lock is released, on the goroutine that called
-	// Observe. It must not block for long; a caller that persists profiles
-	// typically queues the key and the encoded profile for its writer.
+	// on the goroutine that called Observe or Restore and with the lock of
+	// the profile's shard held, so that a Fetch of the same key cannot
+	// start before it returns. It must not block or call the Detector: a
+	// caller that persists profiles puts the key and the profile in a map
+	// of pending writes that its Fetch also reads, and writes them behind.
 	OnEvict func(key string, p Profile)
+
+	// Fetch, if set, is called by Observe for a key that is not in memory,
+	// normally with no lock held (so it may read a database), to read the key's stored profile (decoded with
+	// Profile.UnmarshalBinary); found false starts a new profile. With
+	// OnEvict writing evicted profiles back, memory holds the recently
+	// active identities and storage all of them. Fetch is on the path of
+	// every first message of an identity since start or eviction. When
+	// evictions in the key's shard race its reads twice in a row, Fetch is
+	// called once more with the shard's lock held; it must not call the
+	// Detector.
+	Fetch func(key string) (p Profile, found bool)
 }
 
 // ErrOptions is wrapped by every error New returns for invalid Options.

@@ -307,3 +307,56 @@ func TestProfileStatsLearn(t *testing.T) {
 		}
 	}
 }
+
+// TestFirstBurstOfEstablishedIdentity: an identity past warm-up that starts
+// a weekly newsletter is locked by its first burst, a departure from its
+// history; once that burst is learned, the next weeks' bursts are not.
+func TestFirstBurstOfEstablishedIdentity(t *testing.T) {
+	d := newDetector(t, Options{})
+	const key = "club.example/secretary"
+	officeHours(t, d, key, monday, 3, 4, fewDomains("club.example", "town.example"))
+	members := func(i int) []string { return []string{fmt.Sprintf("m%d.example", i%50)} }
+	for week := 3; week < 7; week++ {
+		r := sendHour(d, key, monday.AddDate(0, 0, week*7).Add(18*time.Hour), 1500, 1, members)
+		want := None
+		if week == 3 {
+			want = Lock
+		}
+		if r.max.Level != want || r.max.Warmup {
+			t.Fatalf("week %d: got %v, want %v", week+1, r.max, want)
+		}
+		if week == 3 && r.max.Signal != SignalVolume {
+			t.Errorf("first burst locked by %s, want %s", r.max.Signal, SignalVolume)
+		}
+	}
+}
+
+// Example shows the numbers a caller writes into a lock's evidence.
+func Example() {
+	d, err := New(Options{})
+	if err != nil {
+		panic(err)
+	}
+	start := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
+	// Two weeks of 20 messages an hour in office hours...
+	for day := range 14 {
+		for h := range 8 {
+			for m := range 20 {
+				at := start.AddDate(0, 0, day).Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute)
+				d.Observe("example.com/alice", at, 1, []string{"partner.example"})
+			}
+		}
+	}
+	// ...then 400 in one hour. The peak of 20 has decayed a little
+	// (half-life 28 days) since the last office hour.
+	burst := start.AddDate(0, 0, 14).Add(2 * time.Hour)
+	for i := range 400 {
+		v := d.Observe("example.com/alice", burst.Add(time.Duration(i)*time.Second), 1, []string{"partner.example"})
+		if v.Escalated {
+			fmt.Println(v)
+		}
+	}
+	// Output:
+	// suspect volume_burst: 200 this hour, usual 20 (10x), peak 19.6 (10.2x); suspect at 10x/3x peak/100, lock at 20x/5x peak/300
+	// lock volume_burst: 400 this hour, usual 20 (20x), peak 19.6 (20.4x); suspect at 10x/3x peak/100, lock at 20x/5x peak/300
+}

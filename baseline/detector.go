@@ -35,7 +35,7 @@ type shard struct {
 	index      map[string]uint32 // key -> slot number
 	chunks     []*[chunkSlots]slot
 	used       uint32 // slots handed out so far
-	evictions  uint64
+	evictions  uint64 // profiles removed so far, by eviction or Forget
 	head, tail uint32 // most and least recently observed, noSlot when empty
 	free       uint32 // a slot freed by Forget, noSlot if none
 	_          [64]byte
@@ -174,6 +174,7 @@ func (d *Detector) Forget(key string) bool {
 	}
 	s.unlink(i)
 	delete(s.index, key)
+	s.evictions++ // a Fetch of key in flight may have read what the caller is deleting
 	sl := s.slot(i)
 	*sl = slot{next: s.free}
 	s.free = i

@@ -243,15 +243,25 @@ func TestWarmupLimits(t *testing.T) {
 		})
 	}
 
-	// Warm-up ends after 7 days and 5 active hours: an identity with only
-	// three active hours in ten days is still judged by the absolute limits.
-	d := newDetector(t, Options{})
-	for day := range 3 {
-		sendHour(d, "sparse.example/id", start.AddDate(0, 0, day), 2, 1, oneDomain("x.example"))
-	}
-	r := sendHour(d, "sparse.example/id", start.AddDate(0, 0, 10), 250, 1, oneDomain("x.example"))
-	if !r.max.Warmup || r.max.Signal != SignalNewIdentityVolume || r.max.Level != Suspect {
-		t.Errorf("sparse identity: got %v, want suspect under warm-up", r.max)
+	// Warm-up ends after 7 days (and WarmupActiveHours, default 1): an
+	// identity with three active hours in ten days is judged by its
+	// profile, unless WarmupActiveHours asks for more.
+	for _, c := range []struct {
+		activeHours int
+		want        Verdict
+	}{
+		{0, Verdict{Level: Suspect, Signal: SignalVolume, Baseline: 2}},
+		{5, Verdict{Level: Suspect, Signal: SignalNewIdentityVolume, Warmup: true}},
+	} {
+		d := newDetector(t, Options{WarmupActiveHours: c.activeHours})
+		for day := range 3 {
+			sendHour(d, "sparse.example/id", start.AddDate(0, 0, day), 2, 1, oneDomain("x.example"))
+		}
+		r := sendHour(d, "sparse.example/id", start.AddDate(0, 0, 10), 250, 1, oneDomain("x.example"))
+		if v := r.max; v.Level != c.want.Level || v.Signal != c.want.Signal || v.Warmup != c.want.Warmup || v.Baseline != c.want.Baseline {
+			t.Errorf("sparse identity, WarmupActiveHours %d: got %v, want %v by %s (warm-up %v)",
+				c.activeHours, v, c.want.Level, c.want.Signal, c.want.Warmup)
+		}
 	}
 }
 

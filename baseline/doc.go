@@ -24,7 +24,7 @@
 // each count, which is how a weekly newsletter's burst is remembered as
 // its own; and two small Bloom filters of the domains it has sent to.
 //
-// Past its warm-up (7 days and 5 active hours by default), an identity's
+// Past its warm-up (7 days by default), an identity's
 // hour reaches Suspect when a count is at least 10 times its usual value,
 // 3 times its remembered peak and above an absolute floor; Lock at 20
 // times, 5 times the peak and a higher floor. Under warm-up the absolute

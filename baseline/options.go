@@ -31,7 +31,9 @@ type Options struct {
 	Warmup time.Duration
 	// WarmupActiveHours is the number of hours with at least one message an
 	// identity must also have behind it before its profile is trusted.
-	// Default 5.
+	// Default 1: a newsletter that sends nothing but its weekly issue has
+	// one active hour a week, and must be judged by its profile from its
+	// second issue on.
 	WarmupActiveHours int
 
 	// WarmupVolume, WarmupRecipients and WarmupNewDomains are the absolute
@@ -121,7 +123,7 @@ func (o Options) withDefaults() Options {
 		o.Warmup = 7 * 24 * time.Hour
 	}
 	if o.WarmupActiveHours == 0 {
-		o.WarmupActiveHours = 5
+		o.WarmupActiveHours = 1
 	}
 	defLimits(&o.WarmupVolume, 200, 500)
 	defLimits(&o.WarmupRecipients, 1000, 2500)

@@ -147,3 +147,82 @@ func FuzzProfileDecode(f *testing.F) {
 		p.observe(&m, hourTime(p.hour).Add(30*time.Hour), 1, nil)
 	})
 }
+
+// FuzzObserve feeds arbitrary keys, domain names, recipient counts and
+// clock steps (forwards, backwards, far ahead) to a small Detector and
+// checks that verdicts stay sane and every profile survives encoding.
+func FuzzObserve(f *testing.F) {
+	f.Add("example.com/alice", "a.example,B.EXAMPLE.,,c.example", 3, []byte{0, 0, 1, 2, 255, 3, 128})
+	f.Add("", "\x00\xff,.", -5, []byte{200, 201, 202})
+	f.Fuzz(func(t *testing.T, key, domainList string, recipients int, steps []byte) {
+		if len(steps) > 512 {
+			steps = steps[:512]
+		}
+		evicted := false
+		d := newDetector(t, Options{MaxProfiles: 2, Shards: 1, OnEvict: func(k string, _ Profile) {
+			evicted = evicted || k == key
+		}})
+		var domains []string
+		for d := range splitComma(domainList) {
+			domains = append(domains, d)
+		}
+		at := monday
+		level := Level(0)
+		hour := time.Time{}
+		for i, b := range steps {
+			switch {
+			case b == 255:
+				at = at.Add(5000 * time.Hour)
+			case b >= 200:
+				at = at.Add(-time.Duration(b-199) * time.Hour) // the clock goes back
+			default:
+				at = at.Add(time.Duration(b) * time.Minute)
+			}
+			k := key
+			if b%3 == 0 {
+				k = fmt.Sprint(key, i%3) // more keys than places: evictions
+			}
+			v := d.Observe(k, at, recipients, domains[:int(b)%(len(domains)+1)])
+			if v.Level > Lock || math.IsNaN(v.Factor) || math.IsNaN(v.PeakFactor) || v.Value < 0 {
+				t.Fatalf("step %d: verdict %+v", i, v)
+			}
+			if k == key {
+				if !v.Hour.Equal(hour) || evicted {
+					evicted = false
+					hour, level = v.Hour, None
+				}
+				if v.Escalated != (v.Level > level) || v.Level < level {
+					t.Fatalf("step %d: level %v after %v, escalated %v", i, v.Level, level, v.Escalated)
+				}
+				level = v.Level
+			}
+			p, ok := d.Load(k)
+			if !ok {
+				t.Fatalf("step %d: %q not in memory right after Observe", i, k)
+			}
+			b, _ := p.MarshalBinary()
+			var q Profile
+			if err := q.UnmarshalBinary(b); err != nil || q != p {
+				t.Fatalf("step %d: round trip: %v", i, err)
+			}
+		}
+	})
+}
+
+func splitComma(s string) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for len(s) > 0 {
+			i := 0
+			for i < len(s) && s[i] != ',' {
+				i++
+			}
+			if !yield(s[:i]) {
+				return
+			}
+			if i == len(s) {
+				return
+			}
+			s = s[i+1:]
+		}
+	}
+}

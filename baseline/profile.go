@@ -96,16 +96,16 @@ func (p *Profile) Stats() Stats {
 
 // model is Options turned into what observe needs per call.
 type model struct {
-	alpha          float32 // EWMA weight of a new active hour
-	peakDecayPerH  float64 // log2 decay of a peak per hour
-	warmupHours    uint32
-	warmupActive   uint32
-	minBaseline    float64
-	warmup         [numSignals]Limits
-	floor          [numSignals]Limits
-	suspectF, lock float64
-	peakSuspectF   float64
-	peakLockF      float64
+	alpha           float32 // EWMA weight of a new active hour
+	peakDecayPerH   float64 // log2 decay of a peak per hour
+	warmupHours     uint32
+	warmupActive    uint32
+	minBaseline     float64
+	warmup          [numSignals]Limits
+	floor           [numSignals]Limits
+	suspectF, lockF float64
+	peakSuspectF    float64
+	peakLockF       float64
 }
 
 func newModel(o Options) model {
@@ -118,7 +118,7 @@ func newModel(o Options) model {
 		warmup:        [numSignals]Limits{o.WarmupVolume, o.WarmupRecipients, o.WarmupNewDomains},
 		floor:         [numSignals]Limits{o.VolumeFloor, o.RecipientsFloor, o.NewDomainsFloor},
 		suspectF:      o.SuspectFactor,
-		lock:          o.LockFactor,
+		lockF:         o.LockFactor,
 		peakSuspectF:  o.PeakSuspectFactor,
 		peakLockF:     o.PeakLockFactor,
 	}
@@ -229,7 +229,7 @@ func (p *Profile) judge(m *model) Verdict {
 	v.Factor = val / max(v.Baseline, m.minBaseline)
 	v.PeakFactor = val / max(v.Peak, m.minBaseline)
 	v.SuspectAt = Threshold{Factor: m.suspectF, PeakFactor: m.peakSuspectF, Floor: m.floor[best].Suspect}
-	v.LockAt = Threshold{Factor: m.lock, PeakFactor: m.peakLockF, Floor: m.floor[best].Lock}
+	v.LockAt = Threshold{Factor: m.lockF, PeakFactor: m.peakLockF, Floor: m.floor[best].Lock}
 	return v
 }
 
@@ -238,7 +238,7 @@ func (m *model) level(s int, val, usual, peak float64) Level {
 	f := val / max(usual, m.minBaseline)
 	pf := val / max(peak, m.minBaseline)
 	switch {
-	case val >= m.floor[s].Lock && f >= m.lock && pf >= m.peakLockF:
+	case val >= m.floor[s].Lock && f >= m.lockF && pf >= m.peakLockF:
 		return Lock
 	case val >= m.floor[s].Suspect && f >= m.suspectF && pf >= m.peakSuspectF:
 		return Suspect

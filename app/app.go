@@ -73,8 +73,9 @@ type App struct {
 	// reloadMu serialises reloads (SIGHUP, POST /-/reload and the API's
 	// reload): each reads the file and applies all of it before the next
 	// starts, so two reloads cannot interleave their parts.
-	reloadMu sync.Mutex
-	certs    servedCerts
+	reloadMu      sync.Mutex
+	certs         servedCerts
+	reloadMetrics *reloadMetrics
 
 	auth     *authenticator
 	metrics  *smtpd.Metrics
@@ -131,6 +132,7 @@ func New(o Options) (*App, error) {
 	a.auth.dummy = dummy
 	a.auth.table.Store(buildUsers(o.Config))
 	a.metrics = smtpd.NewMetrics(a.reg)
+	a.reloadMetrics = newReloadMetrics(a.reg, o.Now())
 	return a, nil
 }
 
@@ -321,6 +323,7 @@ func (a *App) ReloadFromFile() error {
 	cfg, err := config.Load(a.opts.ConfigPath)
 	if err != nil {
 		a.log.Error("reload failed, keeping the running configuration", "err", err)
+		a.reloadMetrics.observe(err, a.opts.Now())
 		return err
 	}
 	return a.reload(cfg)
@@ -339,6 +342,13 @@ func (a *App) Reload(cfg *config.Config) error {
 
 // reload is Reload under reloadMu.
 func (a *App) reload(cfg *config.Config) error {
+	err := a.apply(cfg)
+	a.reloadMetrics.observe(err, a.opts.Now())
+	return err
+}
+
+// apply swaps in every part of cfg that a reload changes, or nothing.
+func (a *App) apply(cfg *config.Config) error {
 	if err := CheckTrialCredentials(cfg); err != nil {
 		a.log.Error("reload failed, keeping the running configuration", "err", err)
 		return err

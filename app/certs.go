@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/outguard/outguard/config"
 	"github.com/outguard/outguard/internal/tlsutil"
@@ -101,4 +105,39 @@ func (a *App) swapCerts(swaps []certSwap) {
 				"not_after", s.cert.Leaf.NotAfter)
 		}
 	}
+}
+
+// reloadMetrics report the outcome of the last reload, so that a reload
+// that failed (a renewal hook's SIGHUP with a broken certificate, whose
+// error only reaches the log) can be alerted on.
+type reloadMetrics struct {
+	successful  prometheus.Gauge
+	successTime prometheus.Gauge
+}
+
+func newReloadMetrics(reg prometheus.Registerer, now time.Time) *reloadMetrics {
+	f := promauto.With(reg)
+	m := &reloadMetrics{
+		successful: f.NewGauge(prometheus.GaugeOpts{
+			Name: "outguard_config_last_reload_successful",
+			Help: "Whether the last configuration reload (SIGHUP or POST /-/reload) succeeded: 1, or 0 while the previous configuration and certificates are kept.",
+		}),
+		successTime: f.NewGauge(prometheus.GaugeOpts{
+			Name: "outguard_config_last_reload_success_timestamp_seconds",
+			Help: "When the configuration was last loaded successfully (at start or by a reload), in Unix seconds.",
+		}),
+	}
+	m.successful.Set(1)
+	m.successTime.Set(float64(now.Unix()))
+	return m
+}
+
+// observe records a reload's outcome.
+func (m *reloadMetrics) observe(err error, now time.Time) {
+	if err != nil {
+		m.successful.Set(0)
+		return
+	}
+	m.successful.Set(1)
+	m.successTime.Set(float64(now.Unix()))
 }

@@ -395,6 +395,22 @@ func TestCertificatesReloaded(t *testing.T) {
 			t.Errorf("%s: admin HTTPS serves serial %s, want %s", when, got.SerialNumber, want.SerialNumber)
 		}
 	}
+	reloadOK := func() string {
+		t.Helper()
+		resp, err := client.Get(base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		for l := range strings.SplitSeq(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "outguard_config_last_reload_successful "); ok {
+				return v
+			}
+		}
+		t.Fatal("/metrics lacks outguard_config_last_reload_successful")
+		return ""
+	}
 	check("at start", leafA)
 
 	crtB, keyB, leafB := certPair(t)
@@ -406,6 +422,9 @@ func TestCertificatesReloaded(t *testing.T) {
 		t.Fatalf("reload: %d %s", code, body)
 	}
 	check("after the reload", leafB)
+	if v := reloadOK(); v != "1" {
+		t.Errorf("outguard_config_last_reload_successful = %s after a good reload, want 1", v)
+	}
 
 	crtC, _, _ := certPair(t)
 	for _, tc := range []struct {
@@ -442,6 +461,9 @@ func TestCertificatesReloaded(t *testing.T) {
 				t.Errorf("reload error %q, want it to contain %q", msg, tc.want)
 			}
 			check("after the failed reload", leafB)
+			if v := reloadOK(); v != "0" {
+				t.Errorf("outguard_config_last_reload_successful = %s after a failed reload, want 0", v)
+			}
 		})
 	}
 }

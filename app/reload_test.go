@@ -334,10 +334,11 @@ func certPair(t *testing.T) (crt, key []byte, leaf *x509.Certificate) {
 }
 
 // TestCertificatesReloaded starts outguard with certificate A on its
-// STARTTLS listener and its HTTPS admin listener, renews the files to
-// certificate B and reloads: new connections see B. A broken renewal
-// (garbage, or a key that does not match) fails the reload, says why, and
-// B stays served.
+// STARTTLS and implicit-TLS listeners and its HTTPS admin listener, renews
+// the files to certificate B and reloads: new connections see B. A broken
+// renewal (garbage, or a key that does not match) fails the reload, says
+// why, and B stays served. New paths in the configuration take effect on
+// reload too.
 func TestCertificatesReloaded(t *testing.T) {
 	nh := testutil.StartNextHop(t)
 	path := testConfig(t, nh.Addr, "")
@@ -349,10 +350,11 @@ func TestCertificatesReloaded(t *testing.T) {
 		writeAtomic(t, f, b)
 	}
 	rewrite(t, path, `{name: submission, address: "127.0.0.1:0", tls: starttls}`,
-		fmt.Sprintf(`{name: submission, address: "127.0.0.1:0", tls: starttls, cert_file: %q, key_file: %q}`, crtFile, keyFile))
+		fmt.Sprintf(`{name: submission, address: "127.0.0.1:0", tls: starttls, cert_file: %q, key_file: %q}
+  - {name: smtps, address: "127.0.0.1:0", tls: implicit, cert_file: %q, key_file: %q}`, crtFile, keyFile, crtFile, keyFile))
 	rewrite(t, path, defaultAdminLine, adminWithTokens(t, fmt.Sprintf("  cert_file: %q\n  key_file: %q\n", adminCrt, adminKey)))
 	a := startApp(t, path)
-	smtpAddr := a.SMTPAddrs()[0].String()
+	smtpAddr, smtpsAddr := a.SMTPAddrs()[0].String(), a.SMTPAddrs()[1].String()
 	base := "https://" + a.AdminAddr().String()
 	// A new connection per request, so that each sees the certificate
 	// served at that moment.
@@ -377,6 +379,19 @@ func TestCertificatesReloaded(t *testing.T) {
 		}
 		return st.PeerCertificates[0]
 	}
+	smtpsCert := func() *x509.Certificate {
+		t.Helper()
+		c, err := smtp.DialTLS(smtpsAddr, &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.Noop(); err != nil {
+			t.Fatal(err)
+		}
+		st, _ := c.TLSConnectionState()
+		return st.PeerCertificates[0]
+	}
 	adminCert := func() *x509.Certificate {
 		t.Helper()
 		resp, err := client.Get(base + "/-/healthy")
@@ -390,6 +405,9 @@ func TestCertificatesReloaded(t *testing.T) {
 		t.Helper()
 		if got := smtpCert(); !got.Equal(want) {
 			t.Errorf("%s: STARTTLS serves serial %s, want %s", when, got.SerialNumber, want.SerialNumber)
+		}
+		if got := smtpsCert(); !got.Equal(want) {
+			t.Errorf("%s: implicit TLS serves serial %s, want %s", when, got.SerialNumber, want.SerialNumber)
 		}
 		if got := adminCert(); !got.Equal(want) {
 			t.Errorf("%s: admin HTTPS serves serial %s, want %s", when, got.SerialNumber, want.SerialNumber)
@@ -465,6 +483,25 @@ func TestCertificatesReloaded(t *testing.T) {
 				t.Errorf("outguard_config_last_reload_successful = %s after a failed reload, want 0", v)
 			}
 		})
+	}
+
+	newCrt, newKey := filepath.Join(dir, "renewed.crt"), filepath.Join(dir, "renewed.key")
+	crtD, keyD, leafD := certPair(t)
+	writeAtomic(t, newCrt, crtD)
+	writeAtomic(t, newKey, keyD)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeAtomic(t, path, bytes.ReplaceAll(bytes.ReplaceAll(b, []byte(crtFile), []byte(newCrt)), []byte(keyFile), []byte(newKey)))
+	if err := a.ReloadFromFile(); err != nil {
+		t.Fatalf("reload with new certificate paths: %v", err)
+	}
+	if got := smtpCert(); !got.Equal(leafD) {
+		t.Errorf("new cert_file path: STARTTLS serves serial %s, want %s", got.SerialNumber, leafD.SerialNumber)
+	}
+	if got := smtpsCert(); !got.Equal(leafD) {
+		t.Errorf("new cert_file path: implicit TLS serves serial %s, want %s", got.SerialNumber, leafD.SerialNumber)
 	}
 }
 

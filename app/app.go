@@ -6,7 +6,8 @@
 //
 // New builds an App from a loaded configuration; Start opens the bbolt
 // file and the listeners; Reload swaps in a new configuration (users,
-// policies) without dropping connections; Stop drains and closes, and is
+// policies, admin tokens, the listeners' TLS certificates) without
+// dropping connections, one reload at a time; Stop drains and closes, and is
 // idempotent. cmd/outguard calls these; tests embed an App the same way.
 //
 // # Caveats

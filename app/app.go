@@ -289,9 +289,6 @@ func (a *App) listenerTLS(cfg *config.Config, l config.Listener) (*tls.Config, e
 	if err != nil {
 		return nil, err
 	}
-	if l.CertFile == "" {
-		a.log.Warn("no certificate configured: using the self-signed one (for trying out only)", "listener", l.Name)
-	}
 	c := tlsutil.NewCert(cert)
 	a.certs.smtp[l.Name] = c
 	return c.Config(), nil

@@ -49,6 +49,8 @@ func (a *App) loadListenerCert(dataDir, hostname string, l config.Listener) (tls
 	if created {
 		a.log.Warn("no certificate configured: made a self-signed one (for trying out only; configure cert_file and key_file for production)",
 			"listener", l.Name, "file", filepath.Join(dir, "selfsigned.crt"))
+	} else if a.certs.smtp[l.Name] == nil {
+		a.log.Warn("no certificate configured: using the self-signed one (for trying out only)", "listener", l.Name)
 	}
 	return cert, nil
 }

@@ -23,8 +23,13 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// APIPrefix is where the API is mounted: Server.Handle(APIPrefix, api).
+// APIPrefix is where the API is mounted (API.Mount).
 const APIPrefix = "/api/v1/"
+
+// ReloadPath is the reload endpoint outside the API's prefix, where
+// Prometheus-style tooling expects it. The API serves it (API.Mount) with
+// the same token check and audit as POST /api/v1/reload.
+const ReloadPath = "/-/reload"
 
 // Default body limits of APIOptions.
 const (
@@ -110,7 +115,8 @@ type APIOptions struct {
 	Store MessageStore
 	// Feedback ingests uploaded feedback reports.
 	Feedback FeedbackIngester
-	// Reload re-reads the configuration (POST /api/v1/reload).
+	// Reload re-reads the configuration (POST /api/v1/reload and POST
+	// /-/reload). The caller serialises concurrent reloads.
 	Reload func() error
 	// Teacher is the content model operators teach; nil makes the
 	// learning and model endpoints answer 501 and releases teach nothing.
@@ -149,6 +155,7 @@ type API struct {
 	tokens  tokens
 	audit   *Audit
 	mux     *http.ServeMux
+	handler http.Handler
 	metrics *apiMetrics
 }
 
@@ -184,7 +191,25 @@ func NewAPI(o APIOptions) (*API, error) {
 	}
 	a.metrics = newAPIMetrics(o.Registerer)
 	a.routes()
+	// Every request needs a bearer token, which a browser sends cross-site
+	// only after a CORS preflight that this API never grants; refusing
+	// what a browser marks as cross-origin (Sec-Fetch-Site, Origin) also
+	// keeps a page from even trying a state-changing request.
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.metrics.crossOrigin.Inc()
+		writeJSONStatus(w, http.StatusForbidden, ErrorBody{Error: ErrorDetail{Code: "cross_origin",
+			Message: "cross-origin request refused: call the admin API from a script or the CLI with a bearer token"}})
+	}))
+	a.handler = cop.Handler(a.mux)
 	return a, nil
+}
+
+// Mount registers the API on s: its routes under APIPrefix and the
+// reload endpoint at ReloadPath.
+func (a *API) Mount(s *Server) {
+	s.Handle(APIPrefix, a)
+	s.Handle(ReloadPath, a)
 }
 
 // SetTokens replaces the tokens; requests in flight keep the old set. It
@@ -203,7 +228,7 @@ func (a *API) SetTokens(list []Token) error {
 func (a *API) Audit() *Audit { return a.audit }
 
 // ServeHTTP implements http.Handler.
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.handler.ServeHTTP(w, r) }
 
 // handlerFunc is an authenticated endpoint: it writes its answer, or
 // returns an error for writeError.
@@ -232,6 +257,7 @@ func (a *API) routes() {
 	a.handle("GET /api/v1/would-locks", a.listWouldLocks)
 	a.handle("POST /api/v1/feedback", a.feedback)
 	a.handle("POST /api/v1/reload", a.reload)
+	a.handle("POST "+ReloadPath, a.reload)
 	a.handle("GET /api/v1/audit", a.listAudit)
 	// Everything else under the prefix: a JSON 404 (or 405) rather than
 	// the mux's plain text.
@@ -353,6 +379,7 @@ type apiMetrics struct {
 	requests     *prometheus.CounterVec
 	authFailures prometheus.Counter
 	auditErrors  prometheus.Counter
+	crossOrigin  prometheus.Counter
 }
 
 func newAPIMetrics(reg prometheus.Registerer) *apiMetrics {
@@ -369,6 +396,10 @@ func newAPIMetrics(reg prometheus.Registerer) *apiMetrics {
 		auditErrors: f.NewCounter(prometheus.CounterOpts{
 			Name: "outguard_api_audit_errors_total",
 			Help: "Administrative actions done whose audit entry could not be written.",
+		}),
+		crossOrigin: f.NewCounter(prometheus.CounterOpts{
+			Name: "outguard_api_cross_origin_refused_total",
+			Help: "Admin API requests refused because a browser marked them as cross-origin.",
 		}),
 	}
 }

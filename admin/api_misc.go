@@ -86,9 +86,10 @@ func (a *API) reload(w http.ResponseWriter, r *http.Request, pr Principal) error
 		return errorf(ErrUnavailable, "reload is not configured")
 	}
 	if err := a.opts.Reload(); err != nil {
+		a.log.Warn("reload failed, running configuration kept", "actor", pr.Name, "path", r.URL.Path, "err", err)
 		return errorf(ErrUpstream, "reload failed, running configuration kept: %v", err)
 	}
-	a.record(pr, AuditReload, AuditTarget{Kind: "config"}, "", "")
+	a.record(pr, AuditReload, AuditTarget{Kind: "config"}, "", "POST "+r.URL.Path)
 	writeJSON(w, ReloadResponse{Reloaded: true})
 	return nil
 }

@@ -5,11 +5,12 @@
 // # Overview
 //
 // New builds the handler tree; Start listens; Stop shuts down. The
-// endpoints of this file need no token: /metrics, /-/healthy, /-/ready
-// and POST /-/reload, which is why the admin listener binds to loopback
-// by default. NewAPI builds the token-authenticated JSON API mounted at
-// APIPrefix, and NewConsole the web console mounted at "/", which shares
-// the API's tokens, scoping and audit trail.
+// endpoints of this file need no token: /metrics, /-/healthy and
+// /-/ready, which change nothing. NewAPI builds the token-authenticated
+// JSON API, mounted with API.Mount at APIPrefix and at ReloadPath (a
+// reload needs a token of scope all: docs/api.md), and NewConsole the web
+// console mounted at "/", which shares the API's tokens, scoping and
+// audit trail.
 package admin
 
 import (
@@ -34,9 +35,6 @@ type Options struct {
 	TLSConfig *tls.Config
 	// Gatherer provides /metrics.
 	Gatherer prometheus.Gatherer
-	// Reload re-reads the configuration; its error is returned to the
-	// caller of POST /-/reload with status 500.
-	Reload func() error
 	// Ready reports whether outguard accepts mail; nil means always.
 	Ready func() error
 	// Logger; default slog.Default().
@@ -69,17 +67,6 @@ func New(o Options) *Server {
 			}
 		}
 		fmt.Fprintln(w, "outguard is ready")
-	})
-	s.mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, r *http.Request) {
-		if o.Reload == nil {
-			http.Error(w, "reload not available", http.StatusNotImplemented)
-			return
-		}
-		if err := o.Reload(); err != nil {
-			http.Error(w, "reload failed, running configuration kept: "+err.Error(), http.StatusInternalServerError)
-			return
-		}
-		fmt.Fprintln(w, "configuration reloaded")
 	})
 	return s
 }

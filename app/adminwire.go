@@ -58,7 +58,7 @@ func (a *App) mountAPI(cfg *config.Config) error {
 		return fmt.Errorf("admin API: %w", err)
 	}
 	a.api = api
-	a.admin.Handle(admin.APIPrefix, api)
+	api.Mount(a.admin)
 	console, err := admin.NewConsole(admin.ConsoleOptions{API: api, Logger: a.log.With("component", "console")})
 	if err != nil {
 		return fmt.Errorf("admin console: %w", err)

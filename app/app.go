@@ -6,7 +6,8 @@
 //
 // New builds an App from a loaded configuration; Start opens the bbolt
 // file and the listeners; Reload swaps in a new configuration (users,
-// policies) without dropping connections; Stop drains and closes, and is
+// policies, admin tokens, the listeners' TLS certificates) without
+// dropping connections, one reload at a time; Stop drains and closes, and is
 // idempotent. cmd/outguard calls these; tests embed an App the same way.
 //
 // # Caveats
@@ -70,6 +71,12 @@ type App struct {
 
 	mu  sync.Mutex
 	cfg *config.Config
+	// reloadMu serialises reloads (SIGHUP, POST /-/reload and the API's
+	// reload): each reads the file and applies all of it before the next
+	// starts, so two reloads cannot interleave their parts.
+	reloadMu      sync.Mutex
+	certs         servedCerts
+	reloadMetrics *reloadMetrics
 
 	auth     *authenticator
 	metrics  *smtpd.Metrics
@@ -126,6 +133,7 @@ func New(o Options) (*App, error) {
 	a.auth.dummy = dummy
 	a.auth.table.Store(buildUsers(o.Config))
 	a.metrics = smtpd.NewMetrics(a.reg)
+	a.reloadMetrics = newReloadMetrics(a.reg, o.Now())
 	return a, nil
 }
 
@@ -199,6 +207,7 @@ func (a *App) Start() error {
 		return fmt.Errorf("spool folder: %w", err)
 	}
 	a.smtp = srv
+	a.certs = servedCerts{smtp: map[string]*tlsutil.Cert{}, dataDir: cfg.DataDir}
 	for _, l := range cfg.Listeners {
 		lo := smtpd.ListenerOptions{Name: l.Name, Address: l.Address, AllowInsecureAuth: l.AllowInsecureAuth, Feedback: l.Feedback}
 		if l.TLS != "none" {
@@ -219,18 +228,18 @@ func (a *App) Start() error {
 
 	var adminTLS *tls.Config
 	if cfg.Admin.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.Admin.CertFile, cfg.Admin.KeyFile)
+		cert, err := tlsutil.LoadPair(cfg.Admin.CertFile, cfg.Admin.KeyFile)
 		if err != nil {
 			a.closeAll()
 			return fmt.Errorf("admin certificate: %w", err)
 		}
-		adminTLS = tlsutil.Config(cert)
+		a.certs.admin = tlsutil.NewCert(cert)
+		adminTLS = a.certs.admin.Config()
 	}
 	a.admin = admin.New(admin.Options{
 		Address:   cfg.Admin.Address,
 		TLSConfig: adminTLS,
 		Gatherer:  a.reg,
-		Reload:    a.ReloadFromFile,
 		Ready: func() error {
 			if a.smtp.Draining() {
 				return errors.New("shutting down")
@@ -273,26 +282,16 @@ func (a *App) buildNextHop(cfg *config.Config) (smtpd.NextHop, error) {
 	})
 }
 
+// listenerTLS loads listener l's certificate and returns a TLS
+// configuration that serves it until a reload swaps in a new one.
 func (a *App) listenerTLS(cfg *config.Config, l config.Listener) (*tls.Config, error) {
-	if l.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(l.CertFile, l.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("listener %s: certificate: %w", l.Name, err)
-		}
-		return tlsutil.Config(cert), nil
-	}
-	host, _, _ := net.SplitHostPort(l.Address)
-	cert, created, err := tlsutil.LoadOrCreate(filepath.Join(cfg.DataDir, "tls"), cfg.Hostname, host, "localhost")
+	cert, err := a.loadListenerCert(cfg.DataDir, cfg.Hostname, l)
 	if err != nil {
-		return nil, fmt.Errorf("listener %s: self-signed certificate: %w", l.Name, err)
+		return nil, err
 	}
-	if created {
-		a.log.Warn("no certificate configured: made a self-signed one (for trying out only; configure cert_file and key_file for production)",
-			"listener", l.Name, "file", filepath.Join(cfg.DataDir, "tls", "selfsigned.crt"))
-	} else {
-		a.log.Warn("no certificate configured: using the self-signed one (for trying out only)", "listener", l.Name)
-	}
-	return tlsutil.Config(cert), nil
+	c := tlsutil.NewCert(cert)
+	a.certs.smtp[l.Name] = c
+	return c.Config(), nil
 }
 
 // SMTPAddrs returns the bound SMTP listener addresses, in config order.
@@ -310,23 +309,50 @@ func (a *App) AdminAddr() net.Addr {
 func (a *App) Registry() *prometheus.Registry { return a.reg }
 
 // ReloadFromFile re-reads the configuration file and applies it. On any
-// error the running configuration stays and the error says why.
+// error the running configuration stays and the error says why. Reloads
+// run one at a time, the file read included, so the last reload to
+// start applies the newest file.
 func (a *App) ReloadFromFile() error {
 	if a.opts.ConfigPath == "" {
 		return errors.New("no configuration file to reload")
 	}
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
 	cfg, err := config.Load(a.opts.ConfigPath)
 	if err != nil {
 		a.log.Error("reload failed, keeping the running configuration", "err", err)
+		a.reloadMetrics.observe(err, a.opts.Now())
 		return err
 	}
-	return a.Reload(cfg)
+	return a.reload(cfg)
 }
 
-// Reload applies cfg: users, networks and policies take effect for new
-// transactions. Settings read only at start are reported.
+// Reload applies cfg: users, networks, policies and admin tokens take
+// effect for new transactions and requests, and the listeners'
+// certificates are read again from their files for new TLS handshakes.
+// Settings read only at start are reported. On error nothing changes.
+// Reloads run one at a time.
 func (a *App) Reload(cfg *config.Config) error {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	return a.reload(cfg)
+}
+
+// reload is Reload under reloadMu.
+func (a *App) reload(cfg *config.Config) error {
+	err := a.apply(cfg)
+	a.reloadMetrics.observe(err, a.opts.Now())
+	return err
+}
+
+// apply swaps in every part of cfg that a reload changes, or nothing.
+func (a *App) apply(cfg *config.Config) error {
 	if err := CheckTrialCredentials(cfg); err != nil {
+		a.log.Error("reload failed, keeping the running configuration", "err", err)
+		return err
+	}
+	certs, err := a.loadCerts(cfg)
+	if err != nil {
 		a.log.Error("reload failed, keeping the running configuration", "err", err)
 		return err
 	}
@@ -347,6 +373,7 @@ func (a *App) Reload(cfg *config.Config) error {
 			a.log.Error("admin tokens not reloaded, keeping the old ones", "err", err)
 		}
 	}
+	a.swapCerts(certs)
 	for _, what := range restartOnly(old, cfg) {
 		a.log.Warn("configuration change needs a restart to take effect", "setting", what)
 	}
@@ -356,7 +383,15 @@ func (a *App) Reload(cfg *config.Config) error {
 
 func restartOnly(old, cfg *config.Config) []string {
 	var out []string
-	if fmt.Sprint(old.Listeners) != fmt.Sprint(cfg.Listeners) {
+	// Certificate files are read again on reload (docs/config-tls.md).
+	withoutCerts := func(ls []config.Listener) string {
+		ls = append([]config.Listener(nil), ls...)
+		for i := range ls {
+			ls[i].CertFile, ls[i].KeyFile = "", ""
+		}
+		return fmt.Sprint(ls)
+	}
+	if withoutCerts(old.Listeners) != withoutCerts(cfg.Listeners) {
 		out = append(out, "listeners")
 	}
 	if old.DataDir != cfg.DataDir {
@@ -365,7 +400,7 @@ func restartOnly(old, cfg *config.Config) []string {
 	if fmt.Sprint(old.NextHop) != fmt.Sprint(cfg.NextHop) {
 		out = append(out, "next_hop")
 	}
-	if fmt.Sprint(old.Admin.Address, old.Admin.CertFile) != fmt.Sprint(cfg.Admin.Address, cfg.Admin.CertFile) {
+	if old.Admin.Address != cfg.Admin.Address || (old.Admin.CertFile == "") != (cfg.Admin.CertFile == "") {
 		out = append(out, "admin.address")
 	}
 	if fmt.Sprint(old.Limits) != fmt.Sprint(cfg.Limits) {

@@ -109,6 +109,7 @@ func TestSwaksOverSTARTTLS(t *testing.T) {
 func TestReload(t *testing.T) {
 	nh := testutil.StartNextHop(t)
 	path := testConfig(t, nh.Addr, "")
+	rewrite(t, path, defaultAdminLine, adminWithTokens(t, ""))
 	a := startApp(t, path)
 	smtpAddr := a.SMTPAddrs()[1].String()
 	admin := "http://" + a.AdminAddr().String()
@@ -119,14 +120,9 @@ func TestReload(t *testing.T) {
 
 	// A bad file keeps the running configuration.
 	os.WriteFile(path, append(orig, []byte("bogus_key: 1\n")...), 0o600)
-	resp, err := http.Post(admin+"/-/reload", "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 500 || !strings.Contains(string(body), `unknown key "bogus_key"`) {
-		t.Errorf("bad reload: %d %s, want 500 naming the key", resp.StatusCode, body)
+	code, body := postReload(t, http.DefaultClient, admin+"/-/reload", "trial-token", nil, nil)
+	if code != http.StatusBadGateway || !strings.Contains(body, `unknown key \"bogus_key\"`) {
+		t.Errorf("bad reload: %d %s, want 502 naming the key", code, body)
 	}
 	if err := send(t, smtpAddr, "trial", "trial-password"); err != nil {
 		t.Errorf("after bad reload: %v, want the old config still working", err)
@@ -135,13 +131,8 @@ func TestReload(t *testing.T) {
 	// A good file adds a user.
 	good := strings.Replace(string(orig), "      - name: trial\n", "      - name: second\n        password_hash: \""+trialHash+"\"\n      - name: trial\n", 1)
 	os.WriteFile(path, []byte(good), 0o600)
-	resp, err = http.Post(admin+"/-/reload", "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("good reload: status %d", resp.StatusCode)
+	if code, body := postReload(t, http.DefaultClient, admin+"/-/reload", "trial-token", nil, nil); code != http.StatusOK {
+		t.Fatalf("good reload: %d %s", code, body)
 	}
 	if err := send(t, smtpAddr, "second", "trial-password"); err != nil {
 		t.Errorf("new user after reload: %v", err)

@@ -29,8 +29,9 @@ admin listener (metrics, health, API, console).
 
 Signals: SIGINT and SIGTERM stop accepting connections and let transactions
 in flight finish within shutdown_timeout; SIGHUP reloads the configuration
-(a bad file keeps the running configuration and logs why). POST /-/reload on
-the admin listener does the same as SIGHUP.
+and the listeners' TLS certificates (a bad file or certificate keeps the
+running ones and logs why). POST /-/reload on the admin listener, with a
+token of scope all, does the same as SIGHUP; reloads run one at a time.
 
 Under systemd (a unit of Type=notify, as the Debian package installs), serve
 reports READY=1 once its listeners are open, RELOADING=1 during a SIGHUP

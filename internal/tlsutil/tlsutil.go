@@ -1,5 +1,6 @@
-// Package tlsutil loads listener certificates and makes the self-signed
-// one used when none is configured (trial mode).
+// Package tlsutil loads listener certificates, swaps in renewed ones
+// without a restart, and makes the self-signed one used when none is
+// configured (trial mode).
 package tlsutil
 
 import (
@@ -16,6 +17,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 )
 
@@ -88,4 +90,57 @@ func LoadOrCreate(dir string, hosts ...string) (cert tls.Certificate, created bo
 // Config returns a server TLS configuration with cert.
 func Config(cert tls.Certificate) *tls.Config {
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+}
+
+// Cert is a certificate that can be replaced while listeners serve it:
+// its Config reads the current one at every handshake through
+// tls.Config.GetCertificate, so a connection made after Set sees the new
+// certificate and connections already up keep the one they negotiated.
+// It is safe for concurrent use.
+type Cert struct {
+	cur atomic.Pointer[tls.Certificate]
+}
+
+// NewCert returns a Cert serving c.
+func NewCert(c tls.Certificate) *Cert {
+	r := &Cert{}
+	r.Set(c)
+	return r
+}
+
+// Set replaces the certificate served from the next handshake on.
+func (r *Cert) Set(c tls.Certificate) { r.cur.Store(&c) }
+
+// Current returns the certificate served now.
+func (r *Cert) Current() *tls.Certificate { return r.cur.Load() }
+
+// GetCertificate is the tls.Config hook; it ignores the client hello.
+func (r *Cert) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return r.cur.Load(), nil
+}
+
+// Config returns a server TLS configuration serving r's current
+// certificate.
+func (r *Cert) Config() *tls.Config {
+	return &tls.Config{GetCertificate: r.GetCertificate, MinVersion: tls.VersionTLS12}
+}
+
+// LoadPair reads a PEM certificate chain and its private key, as
+// tls.LoadX509KeyPair does, and refuses a pair that could not be served:
+// a key that does not match, or a leaf certificate that cannot be parsed.
+// It changes nothing on error, so a reload can keep the certificate in
+// force.
+func LoadPair(certFile, keyFile string) (tls.Certificate, error) {
+	c, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	if c.Leaf == nil {
+		leaf, err := x509.ParseCertificate(c.Certificate[0])
+		if err != nil {
+			return tls.Certificate{}, fmt.Errorf("%s: %w", certFile, err)
+		}
+		c.Leaf = leaf
+	}
+	return c, nil
 }

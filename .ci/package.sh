@@ -19,7 +19,7 @@ dpkg --purge outguard >/dev/null 2>&1 || true
 
 dpkg -i "$deb" >/dev/null
 for f in /usr/bin/outguard /usr/bin/outguard-load /etc/outguard/outguard.yaml \
-	/lib/systemd/system/outguard.service /usr/share/man/man8/outguard.8.gz \
+	/lib/systemd/system/outguard.service /lib/systemd/system/outguard.socket /usr/share/man/man8/outguard.8.gz \
 	/usr/share/outguard/prometheus/outguard-rules.yml /usr/share/outguard/grafana/outguard.json \
 	/usr/share/doc/outguard/outguard.example.yaml; do
 	[ -f "$f" ] || fail "$f not installed"
@@ -40,7 +40,7 @@ fi
 grep -q "set users and tokens" <<<"$msg" || fail "check-config said: $msg"
 
 # The unit: syntax, and its exposure score ("OK" or better: at most 2.0).
-systemd-analyze verify /lib/systemd/system/outguard.service
+systemd-analyze verify /lib/systemd/system/outguard.service /lib/systemd/system/outguard.socket
 systemd-analyze security --offline=true --threshold=20 /lib/systemd/system/outguard.service | tail -1
 
 # An upgrade keeps the admin's config edits and the database.

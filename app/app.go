@@ -61,6 +61,11 @@ type Options struct {
 	Version string
 	// Now is the clock seam; default time.Now.
 	Now func() time.Time
+	// Listeners are sockets already listening, passed by systemd's socket
+	// activation (docs/install.md), by SMTP listener name: a listener with
+	// a socket here serves it instead of opening its address. Each must
+	// name a configured listener.
+	Listeners map[string][]net.Listener
 }
 
 // App is a running outguard.
@@ -208,6 +213,20 @@ func (a *App) Start() error {
 	}
 	a.smtp = srv
 	a.certs = servedCerts{smtp: map[string]*tlsutil.Cert{}, dataDir: cfg.DataDir}
+	configured := map[string]bool{}
+	for _, l := range cfg.Listeners {
+		configured[l.Name] = true
+	}
+	for name, socks := range a.opts.Listeners {
+		if !configured[name] {
+			a.closeAll()
+			return fmt.Errorf("systemd passed a socket named %q, but no listener has that name: set FileDescriptorName= in the .socket unit to a listener's name", name)
+		}
+		if len(socks) != 1 {
+			a.closeAll()
+			return fmt.Errorf("systemd passed %d sockets for listener %q: give each listener one socket", len(socks), name)
+		}
+	}
 	for _, l := range cfg.Listeners {
 		lo := smtpd.ListenerOptions{Name: l.Name, Address: l.Address, AllowInsecureAuth: l.AllowInsecureAuth, Feedback: l.Feedback}
 		if l.TLS != "none" {
@@ -218,7 +237,14 @@ func (a *App) Start() error {
 			}
 			lo.TLSConfig, lo.Implicit = tc, l.TLS == "implicit"
 		}
-		addr, err := srv.Listen(lo)
+		var addr net.Addr
+		var err error
+		if socks := a.opts.Listeners[l.Name]; len(socks) == 1 {
+			addr, err = srv.Serve(socks[0], lo)
+			a.log.Info("serving a socket passed by systemd", "listener", l.Name, "address", addr)
+		} else {
+			addr, err = srv.Listen(lo)
+		}
 		if err != nil {
 			a.closeAll()
 			return err

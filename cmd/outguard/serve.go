@@ -36,7 +36,10 @@ token of scope all, does the same as SIGHUP; reloads run one at a time.
 Under systemd (a unit of Type=notify, as the Debian package installs), serve
 reports READY=1 once its listeners are open, RELOADING=1 during a SIGHUP
 reload and STOPPING=1 on the way out, and the outcome of the last reload as
-its status line (systemctl status outguard).
+its status line (systemctl status outguard). With socket activation, a
+socket that systemd passes (LISTEN_FDS) is served by the listener its
+FileDescriptorName= names, instead of opening that listener's address; a
+restart then refuses no connection (docs/install.md).
 
 serve refuses to start when the trial credentials of the example
 configuration are used on a non-loopback address.
@@ -70,7 +73,14 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	log := newLogger(cfg.Log, stderr)
 	slog.SetDefault(log)
-	a, err := app.New(app.Options{Config: cfg, ConfigPath: *path, Logger: log, Version: Version})
+	// Sockets systemd passes (socket activation): served instead of
+	// opening the listeners' addresses.
+	socks, err := sdnotify.Listeners()
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return exitFailed
+	}
+	a, err := app.New(app.Options{Config: cfg, ConfigPath: *path, Logger: log, Version: Version, Listeners: socks})
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return exitFailed

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,6 +17,10 @@ import (
 // OUTGUARD_TEST_RUN_MAIN=1 makes the test binary behave as outguard.
 func TestMain(m *testing.M) {
 	if os.Getenv("OUTGUARD_TEST_RUN_MAIN") == "1" {
+		if os.Getenv("LISTEN_FDS") != "" {
+			// systemd sets LISTEN_PID after fork; the child stands in.
+			os.Setenv("LISTEN_PID", strconv.Itoa(os.Getpid()))
+		}
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
@@ -89,4 +95,96 @@ func TestServeNotifiesSystemd(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("serve exited with %v\nlog:\n%s", err, logs.String())
 	}
+}
+
+// TestServeSocketActivation passes a listening socket to `outguard serve`
+// as systemd's socket activation does, and shows that a restart refuses
+// no connection: a client that connects while no outguard runs is
+// greeted by the next one.
+func TestServeSocketActivation(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	sockFile, err := l.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sockFile.Close()
+	cfg := trialConfig(t)
+	notify := filepath.Join(t.TempDir(), "notify.sock")
+	nc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notify, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	start := func() (*exec.Cmd, *strings.Builder) {
+		cmd := exec.Command(os.Args[0], "serve", "--config", cfg)
+		cmd.ExtraFiles = []*os.File{sockFile}
+		cmd.Env = append(os.Environ(), "OUTGUARD_TEST_RUN_MAIN=1", "NOTIFY_SOCKET="+notify,
+			"LISTEN_FDS=1", "LISTEN_FDNAMES=submission")
+		var logs strings.Builder
+		cmd.Stderr = &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill() })
+		return cmd, &logs
+	}
+	waitFor := func(want string, logs *strings.Builder) {
+		t.Helper()
+		for {
+			nc.SetReadDeadline(time.Now().Add(60 * time.Second))
+			buf := make([]byte, 4096)
+			n, err := nc.Read(buf)
+			if err != nil {
+				t.Fatalf("waiting for %q: %v\nlog:\n%s", want, err, logs.String())
+			}
+			if strings.HasPrefix(string(buf[:n]), want) {
+				return
+			}
+		}
+	}
+	greeting := func(c net.Conn) string {
+		t.Helper()
+		c.SetDeadline(time.Now().Add(60 * time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading the greeting: %v", err)
+		}
+		return line
+	}
+
+	first, logs := start()
+	waitFor("READY=1", logs)
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := greeting(c); !strings.HasPrefix(g, "220 ") {
+		t.Fatalf("greeting %q", g)
+	}
+	c.Close()
+	if !strings.Contains(logs.String(), "serving a socket passed by systemd") {
+		t.Errorf("the log does not say the passed socket is served:\n%s", logs.String())
+	}
+	first.Process.Signal(syscall.SIGTERM)
+	if err := first.Wait(); err != nil {
+		t.Fatalf("first outguard: %v\n%s", err, logs.String())
+	}
+
+	// No outguard runs: the socket, held by "systemd", still takes the
+	// connection, and the next outguard greets it.
+	waiting, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatalf("connecting between restarts: %v", err)
+	}
+	defer waiting.Close()
+	second, logs := start()
+	if g := greeting(waiting); !strings.HasPrefix(g, "220 ") {
+		t.Fatalf("greeting after the restart %q\n%s", g, logs.String())
+	}
+	second.Process.Signal(syscall.SIGTERM)
+	second.Wait()
 }

@@ -187,6 +187,15 @@ func thresholdOverrides(t *config.Thresholds) *identity.ThresholdOverrides {
 	set(identity.CounterMessages, t.Messages, t.MessagesWindow)
 	set(identity.CounterRecipients, t.Recipients, t.RecipientsWindow)
 	set(identity.CounterSuspect, t.Suspect, t.SuspectWindow)
+	set(identity.CounterRefused, t.Refused, t.RefusedWindow)
+	set(identity.CounterRefusedPolicy, t.RefusedPolicy, t.RefusedPolicyWindow)
+	set(identity.CounterRefusedUnknown, t.RefusedUnknown, t.RefusedUnknownWindow)
+	set(identity.CounterRefusedOther, t.RefusedOther, t.RefusedOtherWindow)
+	set(identity.CounterRefusedAfterData, t.RefusedAfterData, t.RefusedAfterDataWindow)
+	if t.RefusedShare != nil {
+		share := *t.RefusedShare / 100
+		o.RefusedShare = &share
+	}
 	return o
 }
 

@@ -21,6 +21,9 @@ const (
 	DefaultIdentityPhishing      = 2
 	DefaultIdentityVirus         = 1
 	DefaultIdentityComplaints    = 3
+	DefaultIdentityRefused       = 20
+	DefaultIdentityRefusedShare  = 30 // percent
+	DefaultIdentityRefusedAfter  = 3
 	DefaultIdentityLockDuration  = time.Hour
 	DefaultIdentityEscalateAfter = 3
 	DefaultIdentityFlushInterval = 5 * time.Second
@@ -158,6 +161,25 @@ type Thresholds struct {
 	// Default 10.
 	Suspect       *int      `yaml:"suspect"`
 	SuspectWindow *Duration `yaml:"suspect_window"`
+	// Refused counts recipients the next hop refused permanently, and
+	// locks when RefusedShare percent of the recipients tried in the
+	// same window were refused too. Default 20 and 30.
+	Refused       *int      `yaml:"refused"`
+	RefusedWindow *Duration `yaml:"refused_window"`
+	RefusedShare  *float64  `yaml:"refused_share"`
+	// RefusedPolicy, RefusedUnknown and RefusedOther count the refused
+	// recipients by class (5.7.x, 5.1.x, other). Default 0 (off: counted
+	// with refused, for the evidence, but not locking on their own).
+	RefusedPolicy        *int      `yaml:"refused_policy"`
+	RefusedPolicyWindow  *Duration `yaml:"refused_policy_window"`
+	RefusedUnknown       *int      `yaml:"refused_unknown"`
+	RefusedUnknownWindow *Duration `yaml:"refused_unknown_window"`
+	RefusedOther         *int      `yaml:"refused_other"`
+	RefusedOtherWindow   *Duration `yaml:"refused_other_window"`
+	// RefusedAfterData counts messages the next hop refused permanently
+	// after DATA. Default 3.
+	RefusedAfterData       *int      `yaml:"refused_after_data"`
+	RefusedAfterDataWindow *Duration `yaml:"refused_after_data_window"`
 }
 
 // thresholdField is one counter of Thresholds, for uniform checks.
@@ -178,6 +200,11 @@ func (t *Thresholds) fields() []thresholdField {
 		{"messages", &t.Messages, &t.MessagesWindow, 0, MaxVolumeThreshold},
 		{"recipients", &t.Recipients, &t.RecipientsWindow, 0, MaxVolumeThreshold},
 		{"suspect", &t.Suspect, &t.SuspectWindow, DefaultIdentitySuspect, MaxEventThreshold},
+		{"refused", &t.Refused, &t.RefusedWindow, DefaultIdentityRefused, MaxVolumeThreshold},
+		{"refused_policy", &t.RefusedPolicy, &t.RefusedPolicyWindow, 0, MaxVolumeThreshold},
+		{"refused_unknown", &t.RefusedUnknown, &t.RefusedUnknownWindow, 0, MaxVolumeThreshold},
+		{"refused_other", &t.RefusedOther, &t.RefusedOtherWindow, 0, MaxVolumeThreshold},
+		{"refused_after_data", &t.RefusedAfterData, &t.RefusedAfterDataWindow, DefaultIdentityRefusedAfter, MaxEventThreshold},
 	}
 }
 
@@ -194,6 +221,9 @@ func (t *Thresholds) check() string {
 		}
 	}
 	checkWindow("window", t.Window)
+	if s := t.RefusedShare; s != nil && (*s < 0 || *s > 100) {
+		msgs = append(msgs, fmt.Sprintf("refused_share %v: use a percentage from 0 (the count alone decides) to 100", *s))
+	}
 	for _, f := range t.fields() {
 		if c := *f.count; c != nil {
 			if *c < 0 {
@@ -221,6 +251,10 @@ func (c *Identity) setDefaults() {
 			v := f.def
 			*f.count = &v
 		}
+	}
+	if t.RefusedShare == nil {
+		v := float64(DefaultIdentityRefusedShare)
+		t.RefusedShare = &v
 	}
 	if c.LockDuration == nil {
 		d := Duration(DefaultIdentityLockDuration)

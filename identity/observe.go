@@ -41,6 +41,57 @@ type Observation struct {
 	// Suspect marks a message the classifier put in the suspect band
 	// (relayed, uncertain); it counts toward the suspect threshold.
 	Suspect bool
+	// Refused is what the next hop refused permanently of this message.
+	Refused Refusals
+	// Tried is how many recipients the next hop was asked to take; 0
+	// means Recipients plus the recipients refused at RCPT.
+	Tried int
+}
+
+// Refusals are the recipients of one message the next hop refused
+// permanently (5xx), by class of the enhanced status code. A message
+// refused after DATA counts every recipient the next hop had accepted at
+// RCPT in its class, and AfterData.
+type Refusals struct {
+	// Policy: 5.7.x, refused by policy (spam, reputation, DMARC).
+	Policy int
+	// Unknown: 5.1.x, no such recipient or bad address.
+	Unknown int
+	// Other: any other permanent refusal.
+	Other int
+	// AfterData: the next hop refused the message after DATA.
+	AfterData bool
+	// AfterDataRecipients is how many of the counts above came from the
+	// refusal after DATA (they were accepted at RCPT).
+	AfterDataRecipients int
+}
+
+// Total is the number of refused recipients.
+func (r Refusals) Total() int { return r.Policy + r.Unknown + r.Other }
+
+// ClassOf sorts a permanent refusal by its enhanced status code (RFC
+// 3463): "policy" for 5.7.x, "unknown" for 5.1.x, else "other".
+func ClassOf(subject int) string {
+	switch subject {
+	case 7:
+		return "policy"
+	case 1:
+		return "unknown"
+	}
+	return "other"
+}
+
+// Add counts n recipients refused with enhanced status code subject (the
+// middle number of 5.x.y, RFC 3463).
+func (r *Refusals) Add(subject, n int) {
+	switch ClassOf(subject) {
+	case "policy":
+		r.Policy += n
+	case "unknown":
+		r.Unknown += n
+	default:
+		r.Other += n
+	}
 }
 
 func (o *Observation) validate() error {
@@ -52,7 +103,7 @@ func (o *Observation) validate() error {
 	if o.Class == "" && !o.Complaint {
 		return fmt.Errorf("%w: an observation without a class must be a complaint", ErrInvalid)
 	}
-	if o.Recipients < 0 {
+	if o.Recipients < 0 || o.Tried < 0 || o.Refused.Policy < 0 || o.Refused.Unknown < 0 || o.Refused.Other < 0 || o.Refused.AfterDataRecipients < 0 {
 		return fmt.Errorf("%w: negative recipient count", ErrInvalid)
 	}
 	if o.Identity != "" {

@@ -386,7 +386,8 @@ func TestUsage(t *testing.T) {
 	for _, c := range u.Counters {
 		got[c.Counter] = [2]int{c.Count, c.Threshold}
 	}
-	want := map[string][2]int{"spam": {2, 5}, "phishing": {0, 2}, "virus": {0, 1}, "complaints": {0, 3}, "messages": {3, 100}, "recipients": {0, 0}, "suspect": {0, 10}}
+	want := map[string][2]int{"spam": {2, 5}, "phishing": {0, 2}, "virus": {0, 1}, "complaints": {0, 3}, "messages": {3, 100}, "recipients": {0, 0}, "suspect": {0, 10},
+		"refused": {0, 20}, "refused_policy": {0, 0}, "refused_unknown": {0, 0}, "refused_other": {0, 0}, "refused_after_data": {0, 3}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %v, want %v", got, want)
 	}
@@ -477,4 +478,66 @@ func bucketKeys(t *testing.T, db *bolt.DB, name []byte) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestRefusals checks the next hop's refusals: a list-washing run (many
+// recipients refused 5.1.1) locks once both the count and the share are
+// reached, with the classes and the share in the evidence; a sender whose
+// few refusals are a small share of a big mailing does not lock; messages
+// refused after DATA lock on their own counter.
+func TestRefusals(t *testing.T) {
+	clock := newClock()
+	m, _ := testManager(t, clock, Options{})
+	p := DefaultPolicy()
+	send := func(id, tx string, accepted, unknown, policy int) Outcome {
+		t.Helper()
+		var r Refusals
+		r.Add(1, unknown)
+		r.Add(7, policy)
+		return observe(t, m, Observation{Domain: dom, User: "web", Identity: id, TxID: tx, Class: ClassClean, Recipients: accepted, Refused: r}, p)
+	}
+	// A big newsletter: 2,000 tried, 25 unknown (1.25%): never locks.
+	for i := range 20 {
+		if out := send("news", fmt.Sprint("n", i), 99, 1, 0); out.Locked != nil {
+			t.Fatalf("newsletter locked at message %d: %+v", i, out.Locked.Evidence)
+		}
+	}
+	// List washing: 5 tried per message, 3 unknown. Locked when 20
+	// refusals are reached (the share, 60%, is above 30% all along).
+	var locked *Lock
+	for i := range 10 {
+		out := send("washer", fmt.Sprint("w", i), 2, 3, 0)
+		if out.Locked != nil {
+			locked = out.Locked
+			if i != 6 {
+				t.Errorf("locked at message %d, want the 7th (21 refused)", i+1)
+			}
+			break
+		}
+	}
+	if locked == nil {
+		t.Fatal("list washing did not lock")
+	}
+	ev := locked.Evidence
+	if ev.Counter != "refused" || ev.Count != 21 || ev.Threshold != 20 || ev.Counts["refused_unknown"] != 21 || ev.Counts["tried"] != 35 {
+		t.Errorf("evidence %+v", ev)
+	}
+	// Enough refusals but under 30%: 40 refused of 200 tried (20%).
+	for i := range 4 {
+		if out := send("mixed", fmt.Sprint("m", i), 40, 5, 5); out.Locked != nil {
+			t.Fatalf("20%% refused locked: %+v", out.Locked.Evidence)
+		}
+	}
+	// Three messages refused after DATA (5.7.1, as spam).
+	for i := range 3 {
+		r := Refusals{AfterData: true, AfterDataRecipients: 1}
+		r.Add(7, 1)
+		out := observe(t, m, Observation{Domain: dom, User: "web", Identity: "spammer", TxID: fmt.Sprint("s", i), Class: ClassClean, Recipients: 1, Refused: r}, p)
+		if (out.Locked != nil) != (i == 2) {
+			t.Fatalf("message %d refused after DATA: locked %v", i+1, out.Locked != nil)
+		}
+		if out.Locked != nil && (out.Locked.Evidence.Counter != "refused_after_data" || len(out.Locked.Evidence.TxIDs) != 3) {
+			t.Errorf("evidence %+v", out.Locked.Evidence)
+		}
+	}
 }

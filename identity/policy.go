@@ -19,10 +19,27 @@ const (
 	// CounterSuspect counts messages in the suspect band: relayed, but
 	// uncertain enough that a burst of them should lock.
 	CounterSuspect
+	// CounterRefused counts recipients the next hop refused permanently
+	// (5xx at RCPT, or every recipient of a message refused after DATA),
+	// whatever the reason. Its threshold also needs the refused share of
+	// the recipients tried in the same window (Limit.Share).
+	CounterRefused
+	// CounterRefusedPolicy, CounterRefusedUnknown and CounterRefusedOther
+	// split CounterRefused by the refusal's class: 5.7.x (policy, spam),
+	// 5.1.x (no such recipient, as a list-washing run meets) and any
+	// other. They are counted whenever CounterRefused is, for the
+	// evidence, and lock on their own threshold when it is set.
+	CounterRefusedPolicy
+	CounterRefusedUnknown
+	CounterRefusedOther
+	// CounterRefusedAfterData counts messages the next hop refused
+	// permanently after DATA: it judged the content.
+	CounterRefusedAfterData
 	numCounters
 )
 
-var counterNames = [numCounters]string{"spam", "phishing", "virus", "complaints", "messages", "recipients", "suspect"}
+var counterNames = [numCounters]string{"spam", "phishing", "virus", "complaints", "messages", "recipients", "suspect",
+	"refused", "refused_policy", "refused_unknown", "refused_other", "refused_after_data"}
 
 // String returns the counter's name as configuration spells it.
 func (c Counter) String() string {
@@ -34,11 +51,26 @@ func (c Counter) String() string {
 
 // volume reports whether c counts volume (messages, recipients) rather than
 // individual events whose transaction ids are kept as evidence.
-func (c Counter) volume() bool { return c == CounterMessages || c == CounterRecipients }
+func (c Counter) volume() bool {
+	switch c {
+	case CounterMessages, CounterRecipients, CounterRefused, CounterRefusedPolicy, CounterRefusedUnknown, CounterRefusedOther:
+		return true
+	}
+	return false
+}
+
+// refusalClass reports whether c is one of CounterRefused's classes.
+func (c Counter) refusalClass() bool {
+	return c == CounterRefusedPolicy || c == CounterRefusedUnknown || c == CounterRefusedOther
+}
 
 // Counters lists every counter.
 func Counters() []Counter {
-	return []Counter{CounterSpam, CounterPhishing, CounterVirus, CounterComplaints, CounterMessages, CounterRecipients, CounterSuspect}
+	out := make([]Counter, numCounters)
+	for c := range numCounters {
+		out[c] = c
+	}
+	return out
 }
 
 // Bounds on thresholds, which keep the memory of one identity's windows
@@ -62,7 +94,14 @@ const (
 	DefaultVirus        = 1
 	DefaultComplaints   = 3
 	DefaultSuspect      = 10
-	DefaultLockDuration = time.Hour
+	// DefaultRefused and DefaultRefusedShare lock an identity when the next
+	// hop refused at least 20 of its recipients and at least 30% of those
+	// it tried, within the window: a list-washing run.
+	DefaultRefused      = 20
+	DefaultRefusedShare = 0.3
+	// DefaultRefusedAfterData locks after 3 messages refused after DATA.
+	DefaultRefusedAfterData = 3
+	DefaultLockDuration     = time.Hour
 	DefaultEscalate     = 3
 )
 
@@ -71,6 +110,10 @@ const (
 type Limit struct {
 	Count  int           `json:"count"`
 	Window time.Duration `json:"window"`
+	// Share, for CounterRefused only, is the fraction (0 to 1) of the
+	// recipients tried in the window that must have been refused too; 0
+	// means the count alone decides.
+	Share float64 `json:"share,omitempty"`
 }
 
 // Thresholds are the resolved limits of automatic locking, one per
@@ -90,6 +133,9 @@ func DefaultThresholds() Thresholds {
 	t[CounterVirus].Count = DefaultVirus
 	t[CounterComplaints].Count = DefaultComplaints
 	t[CounterSuspect].Count = DefaultSuspect
+	t[CounterRefused].Count = DefaultRefused
+	t[CounterRefused].Share = DefaultRefusedShare
+	t[CounterRefusedAfterData].Count = DefaultRefusedAfterData
 	return t
 }
 
@@ -104,6 +150,10 @@ func (t Thresholds) clamped() Thresholds {
 		}
 		l.Count = min(max(l.Count, 0), hi)
 		l.Window = min(max(l.Window, time.Second), MaxWindow)
+		if Counter(c) != CounterRefused {
+			l.Share = 0
+		}
+		l.Share = min(max(l.Share, 0), 1)
 	}
 	return t
 }
@@ -118,6 +168,8 @@ type ThresholdOverrides struct {
 	Count [numCounters]*int
 	// CounterWindow overrides one counter's window, indexed by Counter.
 	CounterWindow [numCounters]*time.Duration
+	// RefusedShare overrides CounterRefused's Limit.Share.
+	RefusedShare *float64
 }
 
 // Resolve applies layers in order, later layers winning (global, then the
@@ -132,6 +184,9 @@ func Resolve(base Thresholds, layers ...*ThresholdOverrides) Thresholds {
 		for c := range t {
 			if l.Count[c] != nil {
 				t[c].Count = *l.Count[c]
+			}
+			if c == int(CounterRefused) && l.RefusedShare != nil {
+				t[c].Share = *l.RefusedShare
 			}
 			switch {
 			case l.CounterWindow[c] != nil:

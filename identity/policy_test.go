@@ -76,7 +76,7 @@ func TestCounterNames(t *testing.T) {
 	for _, c := range Counters() {
 		got = append(got, c.String())
 	}
-	want := "spam phishing virus complaints messages recipients suspect"
+	want := "spam phishing virus complaints messages recipients suspect refused refused_policy refused_unknown refused_other refused_after_data"
 	if s := join(got); s != want {
 		t.Errorf("got %q, want %q", s, want)
 	}

@@ -49,8 +49,12 @@ type window struct {
 	// Recent names the latest message transactions, oldest first, for
 	// the evidence of volume counters.
 	Recent []entry `json:"recent,omitempty"`
+	// Tried counts the recipients the next hop was asked for, in
+	// CounterRefused's window and slots: the denominator of its share.
+	Tried []entry `json:"tried,omitempty"`
 
-	sum [numCounters]int64
+	sum      [numCounters]int64
+	triedSum int64
 }
 
 // amounts returns what an observation adds to each counter.
@@ -74,7 +78,42 @@ func (o *Observation) amounts() [numCounters]int64 {
 	if o.Suspect && o.Class == ClassClean {
 		a[CounterSuspect] = 1
 	}
+	a[CounterRefusedPolicy] = int64(o.Refused.Policy)
+	a[CounterRefusedUnknown] = int64(o.Refused.Unknown)
+	a[CounterRefusedOther] = int64(o.Refused.Other)
+	a[CounterRefused] = int64(o.Refused.Total())
+	if o.Refused.AfterData {
+		a[CounterRefusedAfterData] = 1
+	}
 	return a
+}
+
+// tried returns how many recipients the next hop was asked for.
+func (o *Observation) tried() int64 {
+	if o.Tried > 0 {
+		return int64(o.Tried)
+	}
+	if o.Class == "" {
+		return 0
+	}
+	return int64(o.Recipients + o.Refused.Total() - o.Refused.AfterDataRecipients)
+}
+
+// counted reports whether counter c is kept under limits: when its
+// threshold is set, and for the classes of refusal also when
+// CounterRefused is counted, so its evidence can say which kind it was.
+func counted(c Counter, limits *Thresholds) bool {
+	return limits[c].Count > 0 || (c.refusalClass() && limits[CounterRefused].Count > 0)
+}
+
+// addSlot adds n to the volume series s in the slot of now.
+func addSlot(s []entry, now int64, window time.Duration, n int64) []entry {
+	at := now - now%slotWidth(window)
+	if k := len(s); k > 0 && s[k-1].At == at {
+		s[k-1].N += n
+		return s
+	}
+	return append(s, entry{At: at, N: n})
 }
 
 // slotWidth is the slot length of a volume counter with window w.
@@ -98,7 +137,12 @@ func (w *window) prune(c Counter, now int64) {
 
 // trim drops the oldest entries of c that are not needed to know whether
 // its threshold is reached: they keep memory bounded by the threshold.
+// The refusal counters keep their whole window (at most volumeSlots
+// slots): their share and their evidence need all of it.
 func (w *window) trim(c Counter) {
+	if c == CounterRefused || c.refusalClass() {
+		return
+	}
 	lim := int64(w.Limits[c].Count)
 	s := w.Series[c]
 	i := 0
@@ -122,28 +166,24 @@ func (w *window) observe(now int64, o *Observation, limits Thresholds) Counter {
 	w.User = o.User
 	w.Limits = limits
 	add := o.amounts()
+	w.countTried(now, o.tried(), &limits)
 	crossed := Counter(-1)
 	for c := range numCounters {
-		if limits[c].Count == 0 {
+		if !counted(c, &limits) {
 			w.Series[c], w.sum[c] = nil, 0 // off: not counted
 			continue
 		}
 		w.prune(c, now)
 		if add[c] > 0 {
 			if c.volume() {
-				at := now - now%slotWidth(limits[c].Window)
-				if n := len(w.Series[c]); n > 0 && w.Series[c][n-1].At == at {
-					w.Series[c][n-1].N += add[c]
-				} else {
-					w.Series[c] = append(w.Series[c], entry{At: at, N: add[c]})
-				}
+				w.Series[c] = addSlot(w.Series[c], now, limits[c].Window, add[c])
 			} else {
 				w.Series[c] = append(w.Series[c], entry{At: now, N: add[c], Tx: o.TxID})
 			}
 			w.sum[c] += add[c]
 		}
 		w.trim(c)
-		if crossed < 0 && add[c] > 0 && w.sum[c] >= int64(limits[c].Count) {
+		if crossed < 0 && add[c] > 0 && w.reached(c) {
 			crossed = c
 		}
 	}
@@ -156,6 +196,42 @@ func (w *window) observe(now int64, o *Observation, limits Thresholds) Counter {
 		w.Recent = nil
 	}
 	return crossed
+}
+
+// countTried adds n recipients tried to CounterRefused's denominator, and
+// drops what left its window.
+func (w *window) countTried(now, n int64, limits *Thresholds) {
+	l := limits[CounterRefused]
+	if l.Count == 0 || l.Share == 0 {
+		w.Tried, w.triedSum = nil, 0
+		return
+	}
+	cut := now - int64(l.Window)
+	i := 0
+	for i < len(w.Tried) && w.Tried[i].At <= cut {
+		w.triedSum -= w.Tried[i].N
+		i++
+	}
+	if i > 0 {
+		w.Tried = append(w.Tried[:0], w.Tried[i:]...)
+	}
+	if n > 0 {
+		w.Tried = addSlot(w.Tried, now, l.Window, n)
+		w.triedSum += n
+	}
+}
+
+// reached reports whether counter c is at its threshold: its count, and
+// for CounterRefused also its share of the recipients tried.
+func (w *window) reached(c Counter) bool {
+	l := w.Limits[c]
+	if l.Count == 0 || w.sum[c] < int64(l.Count) {
+		return false
+	}
+	if c == CounterRefused && l.Share > 0 {
+		return float64(w.sum[c]) >= l.Share*float64(w.triedSum)
+	}
+	return true
 }
 
 // evidence describes the crossing of c at now.
@@ -172,6 +248,9 @@ func (w *window) evidence(c Counter, now time.Time) *Evidence {
 	for i := range numCounters {
 		ev.Counts[i.String()] = int(w.sum[i])
 	}
+	if c == CounterRefused && w.Limits[c].Share > 0 {
+		ev.Counts["tried"] = int(w.triedSum)
+	}
 	if c.volume() {
 		cut := now.UnixNano() - int64(w.Limits[c].Window)
 		for _, e := range w.Recent {
@@ -187,9 +266,16 @@ func (w *window) evidence(c Counter, now time.Time) *Evidence {
 	return ev
 }
 
-// reset starts counter c afresh after it crossed its threshold.
+// reset starts counter c afresh after it crossed its threshold; a
+// refusal crossing starts the refusal counters and their share afresh.
 func (w *window) reset(c Counter) {
 	w.Series[c], w.sum[c] = nil, 0
+	if c == CounterRefused || c.refusalClass() {
+		for _, r := range []Counter{CounterRefused, CounterRefusedPolicy, CounterRefusedUnknown, CounterRefusedOther} {
+			w.Series[r], w.sum[r] = nil, 0
+		}
+		w.Tried, w.triedSum = nil, 0
+	}
 }
 
 // counts returns each counter's value in its window at now, without
@@ -215,6 +301,9 @@ func (w *window) idle(now int64) bool {
 			return false
 		}
 	}
+	if n := len(w.Tried); n > 0 && w.Tried[n-1].At > now-int64(w.Limits[CounterRefused].Window) {
+		return false
+	}
 	return true
 }
 
@@ -226,5 +315,9 @@ func (w *window) restore() {
 		for _, e := range w.Series[c] {
 			w.sum[c] += e.N
 		}
+	}
+	w.triedSum = 0
+	for _, e := range w.Tried {
+		w.triedSum += e.N
 	}
 }

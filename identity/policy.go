@@ -88,12 +88,12 @@ const (
 
 // Defaults of DefaultThresholds.
 const (
-	DefaultWindow       = 10 * time.Minute
-	DefaultSpam         = 5
-	DefaultPhishing     = 2
-	DefaultVirus        = 1
-	DefaultComplaints   = 3
-	DefaultSuspect      = 10
+	DefaultWindow     = 10 * time.Minute
+	DefaultSpam       = 5
+	DefaultPhishing   = 2
+	DefaultVirus      = 1
+	DefaultComplaints = 3
+	DefaultSuspect    = 10
 	// DefaultRefused and DefaultRefusedShare lock an identity when the next
 	// hop refused at least 20 of its recipients and at least 30% of those
 	// it tried, within the window: a list-washing run.
@@ -102,7 +102,7 @@ const (
 	// DefaultRefusedAfterData locks after 3 messages refused after DATA.
 	DefaultRefusedAfterData = 3
 	DefaultLockDuration     = time.Hour
-	DefaultEscalate     = 3
+	DefaultEscalate         = 3
 )
 
 // Limit is one counter's threshold: the identity is locked when Count

@@ -101,7 +101,7 @@ type trackedConn struct {
 	idle, idleOut time.Duration
 	session       atomic.Pointer[session] // nil until go-smtp made the session
 	timer         *time.Timer
-	tls   atomic.Bool // TLS (implicit or after STARTTLS) runs above this connection
+	tls           atomic.Bool // TLS (implicit or after STARTTLS) runs above this connection
 
 	wmu  sync.Mutex
 	wbuf []byte

@@ -9,7 +9,9 @@
 #         authenticates and relays; then the median time of a wrong
 #         password and of an unknown user.
 #   rcpt: 120,000 pipelined RCPTs on the feedback listener, all refused
-#         but the first.
+#         but the first, then DATA if the session is still open (so that
+#         the transaction is recorded). FLOOD_PAD sets the length of the
+#         refused addresses' local parts (default 200).
 # It builds outguard from REV (any git revision, e.g. 4829f1a) or, without
 # REV, from the working tree, runs it with a capture next hop, and prints
 # the client's view (JSON from bench/flood) and the server's peak RSS
@@ -73,7 +75,7 @@ RSS0=$(kib VmRSS)
 CPU0=$(cpu)
 case $MODE in
 auth) OUT=$("$WORK/flood" auth --addr "127.0.0.1:$SUB_PORT" -n "${FLOOD_N:-200}") ;;
-rcpt) OUT=$("$WORK/flood" rcpt --addr "127.0.0.1:$FBL_PORT" --to fbl@outguard.localhost -n "${FLOOD_N:-120000}") ;;
+rcpt) OUT=$("$WORK/flood" rcpt --addr "127.0.0.1:$FBL_PORT" --to fbl@outguard.localhost -n "${FLOOD_N:-120000}" --pad "${FLOOD_PAD:-200}") ;;
 *) echo "usage: bench/flood.sh auth|rcpt [REV]" >&2; exit 2 ;;
 esac
 CPU1=$(cpu)

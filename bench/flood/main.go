@@ -9,8 +9,9 @@
 // --other-from) authenticates with the right one and relays a message;
 // then it times sequential wrong passwords for U and for unknown users.
 // rcpt opens one unauthenticated session, sends MAIL and n pipelined
-// RCPTs (all but the first to addresses the server must refuse) and
-// counts the replies until the server closes the connection.
+// RCPTs (all but the first to addresses the server must refuse), then
+// DATA with a small message if the server still listens, and counts the
+// replies until the server closes the connection.
 package main
 
 import (
@@ -40,6 +41,8 @@ func main() {
 	n := fs.Int("n", 0, "parallel AUTHs (auth, default 200) or RCPTs (rcpt, default 120000)")
 	other := fs.String("other-from", "127.0.0.2", "loopback address of the other client (auth)")
 	to := fs.String("to", "fbl@outguard.localhost", "an address the server accepts (rcpt)")
+	pad := fs.Int("pad", 0, "length of the refused recipients' local parts (rcpt; 0: short)")
+	data := fs.Bool("data", true, "end the RCPTs with DATA and a small message, so that the transaction is recorded (rcpt)")
 	fs.Parse(os.Args[2:])
 	var out any
 	switch os.Args[1] {
@@ -52,7 +55,7 @@ func main() {
 		if *n == 0 {
 			*n = 120000
 		}
-		out = rcptFlood(*addr, *to, *n)
+		out = rcptFlood(*addr, *to, *n, *pad, *data)
 	default:
 		fmt.Fprintln(os.Stderr, "usage: flood auth|rcpt [flags]")
 		os.Exit(2)
@@ -203,7 +206,7 @@ type rcptResult struct {
 	Closed  bool           `json:"closed_by_server"`
 }
 
-func rcptFlood(addr, to string, n int) rcptResult {
+func rcptFlood(addr, to string, n, pad int, data bool) rcptResult {
 	res := rcptResult{Replies: map[string]int{}}
 	s, err := dial(addr, "")
 	if err != nil {
@@ -219,8 +222,10 @@ func rcptFlood(addr, to string, n int) rcptResult {
 	// Replies are read as they come while RCPTs are written: pipelining
 	// (RFC 2920) without waiting.
 	done := make(chan struct{})
+	go354 := make(chan bool, 1)
 	go func() {
 		defer close(done)
+		defer close(go354)
 		r := bufio.NewReader(s.c)
 		for {
 			line, err := r.ReadString('\n')
@@ -230,12 +235,19 @@ func rcptFlood(addr, to string, n int) rcptResult {
 			}
 			if len(line) >= 4 && line[3] == ' ' {
 				res.Replies[line[:3]]++
+				if line[:3] == "354" {
+					go354 <- true
+				}
 			}
 		}
 	}()
 	w := bufio.NewWriterSize(s.c, 64<<10)
+	local := "victim"
+	if pad > 0 {
+		local = strings.Repeat("v", pad)
+	}
 	for i := range n {
-		rcpt := fmt.Sprintf("victim%d@example.org", i)
+		rcpt := fmt.Sprintf("%s%d@example.org", local, i)
 		if i == 0 {
 			rcpt = to
 		}
@@ -243,6 +255,13 @@ func rcptFlood(addr, to string, n int) rcptResult {
 			break
 		}
 		res.Sent++
+	}
+	if data {
+		w.WriteString("DATA\r\n")
+		w.Flush()
+		if <-go354 {
+			w.WriteString("From: fbl@provider.example\r\nSubject: complaint\r\n\r\nnot a report\r\n.\r\n")
+		}
 	}
 	w.WriteString("QUIT\r\n")
 	w.Flush()

@@ -186,3 +186,61 @@ func TestDecoyHashMatchesTheUsers(t *testing.T) {
 		})
 	}
 }
+
+// TestFeedbackListenerFloodLeavesSubmissionAlone: a feedback listener has
+// small connection limits of its own by default; flooding it does not
+// refuse the submission listener, and its idle connections are closed
+// before MAIL after its own timeout.
+func TestFeedbackListenerFloodLeavesSubmissionAlone(t *testing.T) {
+	nh := testutil.StartNextHop(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "outguard.yaml")
+	y := fmt.Sprintf(`hostname: outguard.test
+data_dir: %s
+log: {level: warn}
+listeners:
+  - {name: submission, address: "127.0.0.1:0", tls: none, allow_insecure_auth: true}
+  - {name: feedback, address: "127.0.0.1:0", tls: none, feedback: true, idle_timeout_before_mail: 1s}
+limits: {max_connections: 8, max_connections_per_ip: 8}
+next_hop: {type: smtp, address: %q, pool_size: 4}
+domains:
+  - name: out.example.net
+    users:
+      - {name: trial, password_hash: %q}
+arf: {feedback_address: fbl@outguard.test}
+admin: {address: "127.0.0.1:0"}
+`, filepath.Join(dir, "data"), nh.Addr, argonHash("trial-password", 8192, 1))
+	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := startApp(t, path)
+	sub, fbl := a.SMTPAddrs()[0].String(), a.SMTPAddrs()[1].String()
+
+	greetings := map[string]int{}
+	var open []*textproto.Conn
+	for range 12 {
+		c, err := net.Dial("tcp", fbl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		tc := textproto.NewConn(c)
+		code, _, _ := tc.ReadResponse(0)
+		greetings[fmt.Sprint(code)]++
+		if code == 220 {
+			open = append(open, tc)
+		}
+	}
+	if greetings["220"] != config.DefaultFeedbackMaxConnectionsPerIP || greetings["421"] != 12-config.DefaultFeedbackMaxConnectionsPerIP {
+		t.Errorf("feedback listener greetings: %v, want %d × 220 and the rest 421", greetings, config.DefaultFeedbackMaxConnectionsPerIP)
+	}
+	if err := send(t, sub, "trial", "trial-password"); err != nil {
+		t.Errorf("submission while the feedback listener is full: %v", err)
+	}
+	// The idle feedback connections are closed before MAIL.
+	for _, tc := range open {
+		if code, msg, _ := tc.ReadResponse(0); code != 421 {
+			t.Errorf("idle feedback connection got %d %s, want 421 (idle timeout)", code, msg)
+		}
+	}
+}

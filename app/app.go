@@ -130,13 +130,13 @@ func New(o Options) (*App, error) {
 	if err := CheckTrialCredentials(o.Config); err != nil {
 		return nil, err
 	}
-	a.auth = &authenticator{verifier: passwd.NewVerifier(10000)}
-	dummy, err := passwd.HashBcrypt(fmt.Sprintf("%d-unknown-user", time.Now().UnixNano()))
+	a.auth = &authenticator{verifier: passwd.NewVerifierWith(passwd.VerifierOptions{
+		CacheSize: 10000, MemoryBudget: o.Config.Limits.AuthMemoryBytes})}
+	users, err := buildUsers(o.Config, nil)
 	if err != nil {
 		return nil, err
 	}
-	a.auth.dummy = dummy
-	a.auth.table.Store(buildUsers(o.Config))
+	a.auth.table.Store(users)
 	a.metrics = smtpd.NewMetrics(a.reg)
 	a.reloadMetrics = newReloadMetrics(a.reg, o.Now())
 	return a, nil
@@ -181,27 +181,30 @@ func (a *App) Start() error {
 	}
 
 	srv, err := smtpd.New(smtpd.Options{
-		Hostname:            cfg.Hostname,
-		Auth:                a.auth,
-		Policy:              a.pipeline,
-		NextHop:             nh,
-		IsFeedbackAddress:   a.isFeedbackAddress,
-		NewID:               quarantine.NewID,
-		MaxMessageBytes:     cfg.Limits.MaxMessageBytes,
-		MaxRecipients:       cfg.Limits.MaxRecipients,
-		MaxLineLength:       cfg.Limits.MaxLineLength,
-		MaxHeaderBytes:      cfg.Limits.MaxHeaderBytes,
-		IdleTimeout:         cfg.Limits.IdleTimeout.D(),
-		SessionTimeout:      cfg.Limits.SessionTimeout.D(),
-		MaxConnections:      cfg.Limits.MaxConnections,
-		MaxConnectionsPerIP: cfg.Limits.MaxConnectionsPerIP,
-		AuthFailuresMax:     cfg.Limits.AuthFailures.Max,
-		AuthFailuresWindow:  cfg.Limits.AuthFailures.Window.D(),
-		SpoolThreshold:      cfg.Limits.SpoolThreshold,
-		SpoolDir:            filepath.Join(cfg.DataDir, "spool"),
-		Logger:              a.log,
-		Metrics:             a.metrics,
-		Now:                 a.opts.Now,
+		Hostname:              cfg.Hostname,
+		Auth:                  a.auth,
+		Policy:                a.pipeline,
+		NextHop:               nh,
+		IsFeedbackAddress:     a.isFeedbackAddress,
+		NewID:                 quarantine.NewID,
+		MaxMessageBytes:       cfg.Limits.MaxMessageBytes,
+		MaxRecipients:         cfg.Limits.MaxRecipients,
+		MaxRcptRefusals:       cfg.Limits.MaxRefusedRecipients,
+		MaxLineLength:         cfg.Limits.MaxLineLength,
+		MaxHeaderBytes:        cfg.Limits.MaxHeaderBytes,
+		IdleTimeout:           cfg.Limits.IdleTimeout.D(),
+		IdleTimeoutBeforeMail: cfg.Limits.IdleTimeoutBeforeMail.D(),
+		SessionTimeout:        cfg.Limits.SessionTimeout.D(),
+		MaxConnections:        cfg.Limits.MaxConnections,
+		MaxConnectionsPerIP:   cfg.Limits.MaxConnectionsPerIP,
+		IPv6PrefixLength:      cfg.Limits.IPv6PrefixLength,
+		AuthFailuresMax:       cfg.Limits.AuthFailures.Max,
+		AuthFailuresWindow:    cfg.Limits.AuthFailures.Window.D(),
+		SpoolThreshold:        cfg.Limits.SpoolThreshold,
+		SpoolDir:              filepath.Join(cfg.DataDir, "spool"),
+		Logger:                a.log,
+		Metrics:               a.metrics,
+		Now:                   a.opts.Now,
 	})
 	if err != nil {
 		a.closeAll()
@@ -228,7 +231,8 @@ func (a *App) Start() error {
 		}
 	}
 	for _, l := range cfg.Listeners {
-		lo := smtpd.ListenerOptions{Name: l.Name, Address: l.Address, AllowInsecureAuth: l.AllowInsecureAuth, Feedback: l.Feedback}
+		lo := smtpd.ListenerOptions{Name: l.Name, Address: l.Address, AllowInsecureAuth: l.AllowInsecureAuth, Feedback: l.Feedback,
+			MaxConnections: l.MaxConnections, MaxConnectionsPerIP: l.MaxConnectionsPerIP, IdleTimeoutBeforeMail: l.IdleTimeoutBeforeMail.D()}
 		if l.TLS != "none" {
 			tc, err := a.listenerTLS(cfg, l)
 			if err != nil {
@@ -393,7 +397,12 @@ func (a *App) apply(cfg *config.Config) error {
 		a.log.Error("reload failed, keeping the running configuration", "err", err)
 		return err
 	}
-	a.auth.table.Store(buildUsers(cfg))
+	users, err := buildUsers(cfg, a.auth.table.Load())
+	if err != nil {
+		a.log.Error("outgoing users not reloaded, keeping the old ones", "err", err)
+	} else {
+		a.auth.table.Store(users)
+	}
 	if a.api != nil {
 		if err := a.api.SetTokens(adminTokens(cfg)); err != nil {
 			a.log.Error("admin tokens not reloaded, keeping the old ones", "err", err)

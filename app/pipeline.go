@@ -171,7 +171,7 @@ func tag(c filter.Class) string {
 
 // Rcpt applies the user's own recipient limit.
 func (c *check) Rcpt(ctx context.Context, tx *smtpd.Transaction, to string) error {
-	if n := c.up.maxRecipients; n > 0 && len(tx.Accepted()) >= n {
+	if n := c.up.maxRecipients; n > 0 && tx.NumAccepted() >= n {
 		return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: fmt.Sprintf("Too many recipients: at most %d per message for this sender", n)}
 	}
 	return nil

@@ -97,20 +97,45 @@ type Listener struct {
 	// Feedback makes this listener also accept third-party feedback reports
 	// addressed to arf.feedback_address without authentication.
 	Feedback bool `yaml:"feedback"`
+	// MaxConnections and MaxConnectionsPerIP bound this listener's own
+	// connections (each listener counts its own). Defaults: the limits
+	// keys of the same names, or DefaultFeedbackMaxConnections and
+	// DefaultFeedbackMaxConnectionsPerIP for a feedback listener.
+	MaxConnections      int `yaml:"max_connections"`
+	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
+	// IdleTimeoutBeforeMail overrides limits.idle_timeout_before_mail.
+	IdleTimeoutBeforeMail Duration `yaml:"idle_timeout_before_mail"`
 }
 
 // Limits bound what one client may do. Zero values take the defaults.
 type Limits struct {
-	MaxMessageBytes     int64    `yaml:"max_message_bytes"`
-	MaxRecipients       int      `yaml:"max_recipients"`
-	MaxLineLength       int      `yaml:"max_line_length"`
-	MaxHeaderBytes      int      `yaml:"max_header_bytes"`
-	IdleTimeout         Duration `yaml:"idle_timeout"`
-	SessionTimeout      Duration `yaml:"session_timeout"`
-	MaxConnections      int      `yaml:"max_connections"`
-	MaxConnectionsPerIP int      `yaml:"max_connections_per_ip"`
+	MaxMessageBytes int64 `yaml:"max_message_bytes"`
+	MaxRecipients   int   `yaml:"max_recipients"`
+	MaxLineLength   int   `yaml:"max_line_length"`
+	MaxHeaderBytes  int   `yaml:"max_header_bytes"`
+	// MaxRefusedRecipients is how many refused RCPTs a session may
+	// collect before the next RCPT gets 421 4.7.0 and the connection
+	// closes (452 replies are not counted).
+	MaxRefusedRecipients int      `yaml:"max_refused_recipients"`
+	IdleTimeout          Duration `yaml:"idle_timeout"`
+	// IdleTimeoutBeforeMail is the time allowed between reads outside a
+	// transaction (before MAIL), for listeners that set none.
+	IdleTimeoutBeforeMail Duration `yaml:"idle_timeout_before_mail"`
+	SessionTimeout        Duration `yaml:"session_timeout"`
+	// MaxConnections and MaxConnectionsPerIP are the connection limits of
+	// each listener that sets none of its own (feedback listeners have
+	// smaller defaults).
+	MaxConnections      int `yaml:"max_connections"`
+	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
+	// IPv6PrefixLength is how many leading bits of an IPv6 client address
+	// the per-IP limits and the AUTH throttle count by.
+	IPv6PrefixLength int `yaml:"ipv6_prefix_length"`
 	// AuthFailures throttles password guessing per client IP.
 	AuthFailures AuthThrottle `yaml:"auth_failures"`
+	// AuthMemoryBytes is the memory that password verifications running
+	// at once may use together (an argon2id check takes its m parameter,
+	// 64 MiB as outguard hash-password makes them).
+	AuthMemoryBytes int64 `yaml:"auth_memory_bytes"`
 	// SpoolThreshold is how much of a message is kept in memory before the
 	// rest is spooled to a temporary file.
 	SpoolThreshold int64 `yaml:"spool_threshold"`

@@ -95,25 +95,30 @@ func TestMinimalDefaults(t *testing.T) {
 // the error names what is wrong.
 func TestBadCoreFixtures(t *testing.T) {
 	want := map[string]string{
-		"bad-core-unknown-key.yaml":         `line 4: unknown key "alow_insecure_auth"`,
-		"bad-core-unknown-top-key.yaml":     `unknown key "listners"`,
-		"bad-core-no-listeners.yaml":        "listeners: none configured",
-		"bad-core-listener-address.yaml":    `address "2525" is not host:port`,
-		"bad-core-listener-tls.yaml":        `tls "always": use none, starttls or implicit`,
-		"bad-core-cert-without-key.yaml":    "set both cert_file and key_file",
-		"bad-core-next-hop-address.yaml":    "next_hop.address",
-		"bad-core-next-hop-type.yaml":       `next_hop.type "lmtp"`,
-		"bad-core-no-domains.yaml":          "set users and tokens before starting",
-		"bad-core-user-no-credentials.yaml": "set password_hash",
-		"bad-core-plaintext-password.yaml":  "password_hash is not a bcrypt or argon2id hash",
-		"bad-core-network.yaml":             `network "192.0.2.0/33" is not a CIDR prefix`,
-		"bad-core-duplicate-user.yaml":      "user names are global",
-		"bad-core-token-scope.yaml":         `scope "out.example.com" is neither "all" nor a configured domain`,
-		"bad-core-duration.yaml":            `line 6: invalid duration "5 minutes"`,
-		"bad-core-log-level.yaml":           `log.level "verbose"`,
-		"bad-core-two-documents.yaml":       "more than one YAML document",
-		"bad-core-wrong-type.yaml":          "line 6",
-		"bad-core-user-limit.yaml":          "max_recipients 500: use 0 (the global limit) or a number up to limits.max_recipients (50)",
+		"bad-core-unknown-key.yaml":          `line 4: unknown key "alow_insecure_auth"`,
+		"bad-core-unknown-top-key.yaml":      `unknown key "listners"`,
+		"bad-core-no-listeners.yaml":         "listeners: none configured",
+		"bad-core-listener-address.yaml":     `address "2525" is not host:port`,
+		"bad-core-listener-tls.yaml":         `tls "always": use none, starttls or implicit`,
+		"bad-core-cert-without-key.yaml":     "set both cert_file and key_file",
+		"bad-core-next-hop-address.yaml":     "next_hop.address",
+		"bad-core-next-hop-type.yaml":        `next_hop.type "lmtp"`,
+		"bad-core-no-domains.yaml":           "set users and tokens before starting",
+		"bad-core-user-no-credentials.yaml":  "set password_hash",
+		"bad-core-plaintext-password.yaml":   "password_hash is not a bcrypt or argon2id hash",
+		"bad-core-network.yaml":              `network "192.0.2.0/33" is not a CIDR prefix`,
+		"bad-core-duplicate-user.yaml":       "user names are global",
+		"bad-core-token-scope.yaml":          `scope "out.example.com" is neither "all" nor a configured domain`,
+		"bad-core-duration.yaml":             `line 6: invalid duration "5 minutes"`,
+		"bad-core-log-level.yaml":            `log.level "verbose"`,
+		"bad-core-two-documents.yaml":        "more than one YAML document",
+		"bad-core-wrong-type.yaml":           "line 6",
+		"bad-core-user-limit.yaml":           "max_recipients 500: use 0 (the global limit) or a number up to limits.max_recipients (50)",
+		"bad-core-listener-connections.yaml": "listeners[1] (fbl): max_connections_per_ip 40 exceeds max_connections 20",
+		"bad-core-ipv6-prefix.yaml":          "limits.ipv6_prefix_length 129: use 1 to 128",
+		"bad-core-refused-recipients.yaml":   "limits.max_refused_recipients -1: must be at least 1",
+		"bad-core-auth-memory.yaml":          "limits.auth_memory_bytes 65536: use at least 1048576",
+		"bad-core-idle-before-mail.yaml":     "listeners[0] (smtp): idle_timeout_before_mail 100ms: use at least 1s",
 	}
 	cases := make([]badCase, 0, len(want))
 	for file, w := range want {
@@ -223,4 +228,39 @@ func TestExampleConfigHasEveryKey(t *testing.T) {
 		}
 	}
 	walk(reflect.TypeOf(Config{}), "")
+}
+
+func TestListenerConnectionDefaults(t *testing.T) {
+	c, err := Parse([]byte(`
+listeners:
+  - {name: submission, address: "127.0.0.1:2525", allow_insecure_auth: true}
+  - {name: fbl, address: "127.0.0.1:2526", tls: none, feedback: true}
+  - {name: fbl-big, address: "127.0.0.1:2527", tls: none, feedback: true, max_connections: 3, idle_timeout_before_mail: 20s}
+limits: {max_connections: 400, max_connections_per_ip: 40, idle_timeout_before_mail: 45s}
+next_hop: {type: capture}
+domains:
+  - name: out.example.net
+    users: [{name: alice, networks: ["127.0.0.1/32"]}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []struct {
+		max, perIP int
+		idle       time.Duration
+	}{
+		{400, 40, 45 * time.Second},
+		{DefaultFeedbackMaxConnections, DefaultFeedbackMaxConnectionsPerIP, 45 * time.Second},
+		{3, 3, 20 * time.Second},
+	} {
+		l := c.Listeners[i]
+		if l.MaxConnections != want.max || l.MaxConnectionsPerIP != want.perIP || l.IdleTimeoutBeforeMail.D() != want.idle {
+			t.Errorf("listener %s: got max_connections %d, per IP %d, idle before MAIL %s; want %d, %d, %s",
+				l.Name, l.MaxConnections, l.MaxConnectionsPerIP, l.IdleTimeoutBeforeMail.D(), want.max, want.perIP, want.idle)
+		}
+	}
+	if c.Limits.IPv6PrefixLength != 64 || c.Limits.MaxRefusedRecipients != DefaultMaxRefusedRecipients || c.Limits.AuthMemoryBytes != DefaultAuthMemoryBytes {
+		t.Errorf("limits defaults: ipv6_prefix_length %d, max_refused_recipients %d, auth_memory_bytes %d",
+			c.Limits.IPv6PrefixLength, c.Limits.MaxRefusedRecipients, c.Limits.AuthMemoryBytes)
+	}
 }

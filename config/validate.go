@@ -11,25 +11,34 @@ import (
 
 // Defaults for keys left out of the file.
 const (
-	DefaultHostname            = "localhost"
-	DefaultDataDir             = "data"
-	DefaultShutdownTimeout     = 30 * time.Second
-	DefaultMaxMessageBytes     = 25 << 20
-	DefaultMaxRecipients       = 100
-	DefaultMaxLineLength       = 2000
-	DefaultMaxHeaderBytes      = 256 << 10
-	DefaultIdleTimeout         = 5 * time.Minute
-	DefaultSessionTimeout      = 30 * time.Minute
-	DefaultMaxConnections      = 1000
-	DefaultMaxConnectionsPerIP = 100
-	DefaultAuthFailuresMax     = 5
-	DefaultAuthFailuresWindow  = 5 * time.Minute
-	DefaultSpoolThreshold      = 1 << 20
-	DefaultNextHopTimeout      = 30 * time.Second
-	DefaultNextHopDataTimeout  = 5 * time.Minute
-	DefaultPoolSize            = 64
-	DefaultPoolIdleTimeout     = 60 * time.Second
-	DefaultAdminAddress        = "127.0.0.1:8025"
+	DefaultHostname              = "localhost"
+	DefaultDataDir               = "data"
+	DefaultShutdownTimeout       = 30 * time.Second
+	DefaultMaxMessageBytes       = 25 << 20
+	DefaultMaxRecipients         = 100
+	DefaultMaxLineLength         = 2000
+	DefaultMaxHeaderBytes        = 256 << 10
+	DefaultIdleTimeout           = 5 * time.Minute
+	DefaultIdleTimeoutBeforeMail = time.Minute
+	DefaultMaxRefusedRecipients  = 50
+	DefaultIPv6PrefixLength      = 64
+	DefaultAuthMemoryBytes       = 128 << 20
+	// A feedback listener takes reports from a few mailbox providers'
+	// feedback loops: its connection limits default small, so that a
+	// flood there leaves the other listeners alone.
+	DefaultFeedbackMaxConnections      = 50
+	DefaultFeedbackMaxConnectionsPerIP = 5
+	DefaultSessionTimeout              = 30 * time.Minute
+	DefaultMaxConnections              = 1000
+	DefaultMaxConnectionsPerIP         = 100
+	DefaultAuthFailuresMax             = 5
+	DefaultAuthFailuresWindow          = 5 * time.Minute
+	DefaultSpoolThreshold              = 1 << 20
+	DefaultNextHopTimeout              = 30 * time.Second
+	DefaultNextHopDataTimeout          = 5 * time.Minute
+	DefaultPoolSize                    = 64
+	DefaultPoolIdleTimeout             = 60 * time.Second
+	DefaultAdminAddress                = "127.0.0.1:8025"
 )
 
 func (c *Config) setDefaults() {
@@ -48,15 +57,6 @@ func (c *Config) setDefaults() {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = Duration(DefaultShutdownTimeout)
 	}
-	for i := range c.Listeners {
-		l := &c.Listeners[i]
-		if l.TLS == "" {
-			l.TLS = "starttls"
-		}
-		if l.Name == "" {
-			l.Name = fmt.Sprintf("smtp%d", i)
-		}
-	}
 	lim := &c.Limits
 	setInt64(&lim.MaxMessageBytes, DefaultMaxMessageBytes)
 	setInt(&lim.MaxRecipients, DefaultMaxRecipients)
@@ -69,6 +69,28 @@ func (c *Config) setDefaults() {
 	setInt(&lim.AuthFailures.Max, DefaultAuthFailuresMax)
 	setDur(&lim.AuthFailures.Window, DefaultAuthFailuresWindow)
 	setInt64(&lim.SpoolThreshold, DefaultSpoolThreshold)
+	setInt(&lim.MaxRefusedRecipients, DefaultMaxRefusedRecipients)
+	setDur(&lim.IdleTimeoutBeforeMail, DefaultIdleTimeoutBeforeMail)
+	setInt(&lim.IPv6PrefixLength, DefaultIPv6PrefixLength)
+	setInt64(&lim.AuthMemoryBytes, DefaultAuthMemoryBytes)
+	for i := range c.Listeners {
+		l := &c.Listeners[i]
+		if l.TLS == "" {
+			l.TLS = "starttls"
+		}
+		if l.Name == "" {
+			l.Name = fmt.Sprintf("smtp%d", i)
+		}
+		maxConns, perIP := lim.MaxConnections, lim.MaxConnectionsPerIP
+		if l.Feedback {
+			maxConns, perIP = DefaultFeedbackMaxConnections, DefaultFeedbackMaxConnectionsPerIP
+		}
+		setInt(&l.MaxConnections, maxConns)
+		if l.MaxConnectionsPerIP == 0 && l.MaxConnections > 0 {
+			l.MaxConnectionsPerIP = min(perIP, l.MaxConnections)
+		}
+		setDur(&l.IdleTimeoutBeforeMail, lim.IdleTimeoutBeforeMail.D())
+	}
 
 	nh := &c.NextHop
 	if nh.Type == "" {
@@ -164,6 +186,14 @@ func (c *Config) Validate() error {
 		if (l.CertFile == "") != (l.KeyFile == "") {
 			bad("%s: set both cert_file and key_file, or neither (a self-signed certificate is then made)", where)
 		}
+		if l.MaxConnections < 1 || l.MaxConnectionsPerIP < 1 {
+			bad("%s: max_connections and max_connections_per_ip must be positive", where)
+		} else if l.MaxConnectionsPerIP > l.MaxConnections {
+			bad("%s: max_connections_per_ip %d exceeds max_connections %d", where, l.MaxConnectionsPerIP, l.MaxConnections)
+		}
+		if l.IdleTimeoutBeforeMail < Duration(time.Second) {
+			bad("%s: idle_timeout_before_mail %s: use at least 1s", where, l.IdleTimeoutBeforeMail.D())
+		}
 		if l.TLS == "none" && !l.AllowInsecureAuth && !l.Feedback {
 			bad("%s: tls none without allow_insecure_auth leaves no way to authenticate; set tls: starttls or allow_insecure_auth: true (loopback only)", where)
 		}
@@ -187,6 +217,18 @@ func (c *Config) Validate() error {
 	}
 	if lim.MaxConnections < 1 || lim.MaxConnectionsPerIP < 1 || lim.AuthFailures.Max < 1 || lim.SpoolThreshold < 1 {
 		bad("limits: connection, auth failure and spool limits must be positive")
+	}
+	if lim.MaxRefusedRecipients < 1 {
+		bad("limits.max_refused_recipients %d: must be at least 1", lim.MaxRefusedRecipients)
+	}
+	if lim.IdleTimeoutBeforeMail < Duration(time.Second) {
+		bad("limits.idle_timeout_before_mail %s: use at least 1s", lim.IdleTimeoutBeforeMail.D())
+	}
+	if lim.IPv6PrefixLength < 1 || lim.IPv6PrefixLength > 128 {
+		bad("limits.ipv6_prefix_length %d: use 1 to 128 (64: one customer's network)", lim.IPv6PrefixLength)
+	}
+	if lim.AuthMemoryBytes < 1<<20 {
+		bad("limits.auth_memory_bytes %d: use at least 1048576 (1 MiB); an argon2id check with outguard's parameters takes 64 MiB", lim.AuthMemoryBytes)
 	}
 
 	nh := c.NextHop

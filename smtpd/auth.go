@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/netip"
-	"sync"
-	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
@@ -23,7 +21,8 @@ type User struct {
 // Authenticator resolves outgoing users.
 type Authenticator interface {
 	// Authenticate checks a user name and password. It returns an error
-	// wrapping ErrAuthFailed when they do not match.
+	// wrapping ErrAuthFailed when they do not match, and one wrapping
+	// ErrAuthBusy when the check could not run before ctx ended.
 	Authenticate(ctx context.Context, username, password string) (*User, error)
 	// UserForAddress returns the user whose networks cover ip.
 	UserForAddress(ip netip.Addr) (*User, bool)
@@ -77,80 +76,46 @@ func (s *loginServer) Next(response []byte) (challenge []byte, done bool, err er
 	return nil, false, errors.New("unexpected client response")
 }
 
-// authThrottle counts AUTH failures per client IP in a fixed window.
-type authThrottle struct {
-	max    int
-	window time.Duration
-	now    func() time.Time
-
-	mu    sync.Mutex
-	fails map[netip.Addr]*failWindow
-}
-
-type failWindow struct {
-	start time.Time
-	count int
-}
-
-func newAuthThrottle(max int, window time.Duration, now func() time.Time) *authThrottle {
-	return &authThrottle{max: max, window: window, now: now, fails: map[netip.Addr]*failWindow{}}
-}
-
-// blocked reports whether ip has used up its failures.
-func (t *authThrottle) blocked(ip netip.Addr) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	w := t.fails[ip]
-	if w == nil {
-		return false
-	}
-	if t.now().Sub(w.start) > t.window {
-		delete(t.fails, ip)
-		return false
-	}
-	return w.count >= t.max
-}
-
-// fail records a failure and reports whether ip is now blocked.
-func (t *authThrottle) fail(ip netip.Addr) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := t.now()
-	w := t.fails[ip]
-	if w == nil || now.Sub(w.start) > t.window {
-		w = &failWindow{start: now}
-		t.fails[ip] = w
-	}
-	w.count++
-	// Forget old entries now and then so the map stays small under a
-	// scan from many addresses.
-	if len(t.fails) > 10000 {
-		for k, v := range t.fails {
-			if now.Sub(v.start) > t.window {
-				delete(t.fails, k)
-			}
-		}
-	}
-	return w.count >= t.max
-}
-
-// auth returns the SASL server for mech, wired to the session.
+// Auth returns the SASL server for mech, wired to the session.
+//
+// Password checks are bounded twice: per client, the attempts in flight
+// count as failures to come (authThrottle), and over all clients the
+// Authenticator bounds the memory its verifications use and answers
+// ErrAuthBusy when its budget stays full for AuthWait. Either wait ends
+// in 454 4.7.0, which a client retries later.
 func (s *session) Auth(mech string) (sasl.Server, error) {
 	if s.srv.throttle.blocked(s.ip) {
 		s.conn.closeAfterWrite()
 		return nil, s.reply("AUTH", replyAuthThrottled)
 	}
 	check := func(username, password string) error {
-		u, err := s.srv.opts.Auth.Authenticate(context.Background(), username, password)
+		ctx, cancel := context.WithTimeout(context.Background(), s.srv.opts.AuthWait)
+		defer cancel()
+		end, err := s.srv.throttle.begin(ctx, s.ip)
+		switch {
+		case errors.Is(err, errThrottled):
+			s.conn.closeAfterWrite()
+			return s.reply("AUTH", replyAuthThrottled)
+		case err != nil:
+			s.log.Info("authentication deferred", "user", username, "err", err)
+			return s.reply("AUTH", replyAuthBusy)
+		}
+		u, err := s.srv.opts.Auth.Authenticate(ctx, username, password)
+		if errors.Is(err, ErrAuthBusy) {
+			end(false)
+			s.log.Info("authentication deferred", "user", username, "err", err)
+			return s.reply("AUTH", err)
+		}
 		if err != nil {
 			s.srv.metrics.authFailure(s.listener.Name)
 			s.log.Info("authentication failed", "user", username, "err", err)
-			if s.srv.throttle.fail(s.ip) {
+			if end(true) {
 				s.conn.closeAfterWrite()
 				return s.reply("AUTH", replyAuthThrottled)
 			}
 			return s.reply("AUTH", toReply(err, s.log))
 		}
+		end(false)
 		s.user = u
 		s.authName = username
 		s.log = s.log.With("user", u.Name, "domain", u.Domain)

@@ -18,6 +18,9 @@ var (
 	ErrNextHopTimeout = errors.New("next hop timed out")
 	// ErrAuthFailed: wrong user name or password. 535 5.7.8.
 	ErrAuthFailed = errors.New("authentication failed")
+	// ErrAuthBusy: the password could not be checked now (too many
+	// checks in progress). 454 4.7.0.
+	ErrAuthBusy = errors.New("authentication busy")
 	// ErrTempfail: a component asks the client to retry later (a scanner
 	// failed with on_error tempfail). 451 4.7.1.
 	ErrTempfail = errors.New("temporary failure")
@@ -28,6 +31,8 @@ var (
 	replyAuthRequired   = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
 	replyAuthFailed     = &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Authentication credentials invalid"}
 	replyAuthThrottled  = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many authentication failures, try again later"}
+	replyAuthBusy       = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Temporary authentication failure, try again later"}
+	replyRcptRefusals   = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many refused recipients, closing connection"}
 	replyNextHopDown    = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 1}, Message: "Next hop not reachable, try again later"}
 	replyTempfail       = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 1}, Message: "Message could not be checked now, try again later"}
 	replyInternal       = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Internal error, try again later"}
@@ -56,6 +61,8 @@ func toReply(err error, log *slog.Logger) *smtp.SMTPError {
 		return replyNextHopDown
 	case errors.Is(err, ErrAuthFailed):
 		return replyAuthFailed
+	case errors.Is(err, ErrAuthBusy):
+		return replyAuthBusy
 	case errors.Is(err, ErrTempfail):
 		log.Warn("temporary failure", "err", err)
 		return replyTempfail

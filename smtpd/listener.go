@@ -9,49 +9,54 @@ import (
 	"time"
 )
 
-// connLimiter counts open connections in all and per client IP.
+// connLimiter counts one listener's open connections, in all and per
+// client key (see clientKey).
 type connLimiter struct {
 	max, maxPerIP int
+	v6Bits        int
 
 	mu    sync.Mutex
 	total int
-	perIP map[netip.Addr]int
+	perIP map[netip.Prefix]int
 }
 
-func newConnLimiter(max, maxPerIP int) *connLimiter {
-	return &connLimiter{max: max, maxPerIP: maxPerIP, perIP: map[netip.Addr]int{}}
+func newConnLimiter(max, maxPerIP, v6Bits int) *connLimiter {
+	return &connLimiter{max: max, maxPerIP: maxPerIP, v6Bits: v6Bits, perIP: map[netip.Prefix]int{}}
 }
 
 // acquire takes a slot for ip, or says which limit was hit.
 func (l *connLimiter) acquire(ip netip.Addr) (ok bool, limit string) {
+	k := clientKey(ip, l.v6Bits)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.max > 0 && l.total >= l.max {
 		return false, "total"
 	}
-	if l.maxPerIP > 0 && l.perIP[ip] >= l.maxPerIP {
+	if l.maxPerIP > 0 && l.perIP[k] >= l.maxPerIP {
 		return false, "per_ip"
 	}
 	l.total++
-	l.perIP[ip]++
+	l.perIP[k]++
 	return true, ""
 }
 
 func (l *connLimiter) release(ip netip.Addr) {
+	k := clientKey(ip, l.v6Bits)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.total--
-	if l.perIP[ip]--; l.perIP[ip] <= 0 {
-		delete(l.perIP, ip)
+	if l.perIP[k]--; l.perIP[k] <= 0 {
+		delete(l.perIP, k)
 	}
 }
 
-// limitListener refuses connections over the limits with a 421 and wraps
-// the others in trackedConn.
+// limitListener refuses connections over its listener's limits with a
+// 421 and wraps the others in trackedConn.
 type limitListener struct {
 	net.Listener
 	srv         *Server
-	listener    string
+	opts        ListenerOptions
+	limiter     *connLimiter
 	implicitTLS bool
 }
 
@@ -62,14 +67,14 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		ip := addrOf(c.RemoteAddr()).Addr()
-		if ok, limit := l.srv.limiter.acquire(ip); !ok {
-			l.srv.metrics.connRefusedInc(l.listener, limit)
+		if ok, limit := l.limiter.acquire(ip); !ok {
+			l.srv.metrics.connRefusedInc(l.opts.Name, limit)
 			c.SetWriteDeadline(time.Now().Add(time.Second))
 			c.Write([]byte("421 4.7.0 Too many connections, try again later\r\n"))
 			c.Close()
 			continue
 		}
-		tc := newTrackedConn(c, ip, l.srv)
+		tc := newTrackedConn(c, ip, l.srv, l.limiter, l.opts.IdleTimeoutBeforeMail)
 		tc.tls.Store(l.implicitTLS)
 		return tc, nil
 	}
@@ -87,11 +92,16 @@ func (l *limitListener) Accept() (net.Conn, error) {
 // the batch first.
 type trackedConn struct {
 	net.Conn
-	ip    netip.Addr
-	srv   *Server
-	idle  time.Duration
-	timer *time.Timer
-	tls   atomic.Bool // TLS (implicit or after STARTTLS) runs above this connection
+	ip      netip.Addr
+	srv     *Server
+	limiter *connLimiter
+	// idle is the time allowed per read inside a transaction; idleOut
+	// outside one (before MAIL), where a client has nothing to send that
+	// takes long.
+	idle, idleOut time.Duration
+	session       atomic.Pointer[session] // nil until go-smtp made the session
+	timer         *time.Timer
+	tls           atomic.Bool // TLS (implicit or after STARTTLS) runs above this connection
 
 	wmu  sync.Mutex
 	wbuf []byte
@@ -104,8 +114,8 @@ type trackedConn struct {
 // maxHeldReplies is the most reply bytes held back before a write.
 const maxHeldReplies = 4096
 
-func newTrackedConn(c net.Conn, ip netip.Addr, srv *Server) *trackedConn {
-	t := &trackedConn{Conn: c, ip: ip, srv: srv, idle: srv.opts.IdleTimeout}
+func newTrackedConn(c net.Conn, ip netip.Addr, srv *Server, limiter *connLimiter, idleOut time.Duration) *trackedConn {
+	t := &trackedConn{Conn: c, ip: ip, srv: srv, limiter: limiter, idle: srv.opts.IdleTimeout, idleOut: idleOut}
 	srv.mu.Lock()
 	srv.conns[t] = struct{}{}
 	srv.mu.Unlock()
@@ -121,8 +131,12 @@ func (t *trackedConn) Read(b []byte) (int, error) {
 	if err := t.flush(); err != nil {
 		return 0, err
 	}
-	if t.idle > 0 {
-		t.Conn.SetReadDeadline(time.Now().Add(t.idle))
+	d := t.idleOut
+	if ss := t.session.Load(); ss != nil && ss.inTransaction() {
+		d = t.idle
+	}
+	if d > 0 {
+		t.Conn.SetReadDeadline(time.Now().Add(d))
 	}
 	return t.Conn.Read(b)
 }
@@ -186,7 +200,7 @@ func (t *trackedConn) Close() error {
 		t.Conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
 		t.flush()
 		err = t.Conn.Close()
-		t.srv.limiter.release(t.ip)
+		t.limiter.release(t.ip)
 		t.srv.mu.Lock()
 		delete(t.srv.conns, t)
 		t.srv.mu.Unlock()

@@ -28,14 +28,32 @@ type Transaction struct {
 	Feedback bool
 	From     string
 	Opts     MailOptions
-	// Rcpts holds every RCPT attempted, with the reply it got; after DATA
-	// the accepted ones carry the final reply.
+	// Rcpts holds every RCPT attempted up to the recipient limit, with
+	// the reply it got; after DATA the accepted ones carry the final
+	// reply. Only the session appends to it (see AddRcpt).
 	Rcpts []Recipient
+	// RcptsOverLimit counts the RCPTs refused with 452 4.5.3 because
+	// Rcpts had reached the recipient limit; they are not in Rcpts.
+	RcptsOverLimit int
+
+	accepted int // recipients in Rcpts that are not Refused
 }
+
+// AddRcpt records one RCPT and its outcome.
+func (tx *Transaction) AddRcpt(r Recipient) {
+	tx.Rcpts = append(tx.Rcpts, r)
+	if !r.Refused {
+		tx.accepted++
+	}
+}
+
+// NumAccepted returns how many recipients were accepted so far, in
+// constant time.
+func (tx *Transaction) NumAccepted() int { return tx.accepted }
 
 // Accepted returns the recipients the next hop accepted.
 func (tx *Transaction) Accepted() []string {
-	var out []string
+	out := make([]string, 0, tx.accepted)
 	for _, r := range tx.Rcpts {
 		if !r.Refused {
 			out = append(out, r.Addr)

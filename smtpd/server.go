@@ -53,16 +53,38 @@ type Options struct {
 	// authentication (and whose mail the Policy consumes).
 	IsFeedbackAddress func(addr string) bool
 
-	MaxMessageBytes     int64         // default 25 MiB
-	MaxRecipients       int           // default 100
-	MaxLineLength       int           // default 2000
-	MaxHeaderBytes      int           // default 256 KiB
-	IdleTimeout         time.Duration // default 5m; time allowed per read
-	SessionTimeout      time.Duration // default 30m; whole connection
-	MaxConnections      int           // default 1000, over all listeners
-	MaxConnectionsPerIP int           // default 100
-	AuthFailuresMax     int           // default 5
-	AuthFailuresWindow  time.Duration // default 5m
+	MaxMessageBytes int64 // default 25 MiB
+	// MaxRecipients bounds the RCPT attempts of one transaction, whatever
+	// their outcome; later ones get 452 4.5.3 and are counted in
+	// Transaction.RcptsOverLimit, not recorded. Default 100.
+	MaxRecipients int
+	// MaxRcptRefusals is how many refused RCPTs (by the Policy, the next
+	// hop or the feedback listener; 452 replies excepted) a session may
+	// collect; the next RCPT gets 421 4.7.0 and the connection closes.
+	// Default 50.
+	MaxRcptRefusals int
+	MaxLineLength   int           // default 2000
+	MaxHeaderBytes  int           // default 256 KiB
+	IdleTimeout     time.Duration // default 5m; time allowed per read in a transaction
+	// IdleTimeoutBeforeMail is the time allowed per read outside a
+	// transaction (before the first MAIL and between transactions), for
+	// listeners that set none. Default 1m.
+	IdleTimeoutBeforeMail time.Duration
+	SessionTimeout        time.Duration // default 30m; whole connection
+	// MaxConnections and MaxConnectionsPerIP are the connection limits of
+	// listeners that set none; each listener counts its own connections.
+	// Defaults 1000 and 100.
+	MaxConnections      int
+	MaxConnectionsPerIP int
+	// IPv6PrefixLength is how much of an IPv6 client address the per-IP
+	// limits and the AUTH throttle count by. Default 64.
+	IPv6PrefixLength   int
+	AuthFailuresMax    int           // default 5
+	AuthFailuresWindow time.Duration // default 5m
+	// AuthWait is how long an AUTH waits for its turn (attempts of the
+	// same client in flight, or the Authenticator's budget) before 454
+	// 4.7.0. Default 5s.
+	AuthWait time.Duration
 	// SpoolThreshold is the most of a message held in memory; the rest
 	// goes to a temporary file in SpoolDir (default os.TempDir()).
 	SpoolThreshold int64
@@ -89,6 +111,11 @@ type ListenerOptions struct {
 	AllowInsecureAuth bool
 	// Feedback accepts mail for the feedback address without AUTH.
 	Feedback bool
+	// MaxConnections, MaxConnectionsPerIP and IdleTimeoutBeforeMail are
+	// this listener's own; zero takes the Server's Options.
+	MaxConnections        int
+	MaxConnectionsPerIP   int
+	IdleTimeoutBeforeMail time.Duration
 }
 
 // Server is the SMTP side of outguard. Create it with New, add listeners
@@ -97,7 +124,6 @@ type Server struct {
 	opts     Options
 	log      *slog.Logger
 	metrics  *Metrics
-	limiter  *connLimiter
 	throttle *authThrottle
 
 	mu       sync.Mutex
@@ -131,10 +157,17 @@ func New(o Options) (*Server, error) {
 	defInt(&o.MaxHeaderBytes, 256<<10)
 	defDur(&o.IdleTimeout, 5*time.Minute)
 	defDur(&o.SessionTimeout, 30*time.Minute)
+	defDur(&o.IdleTimeoutBeforeMail, time.Minute)
+	defInt(&o.MaxRcptRefusals, 50)
 	defInt(&o.MaxConnections, 1000)
 	defInt(&o.MaxConnectionsPerIP, 100)
+	defInt(&o.IPv6PrefixLength, 64)
+	if o.IPv6PrefixLength < 1 || o.IPv6PrefixLength > 128 {
+		return nil, fmt.Errorf("smtpd: Options.IPv6PrefixLength %d: use 1 to 128", o.IPv6PrefixLength)
+	}
 	defInt(&o.AuthFailuresMax, 5)
 	defDur(&o.AuthFailuresWindow, 5*time.Minute)
+	defDur(&o.AuthWait, 5*time.Second)
 	def64(&o.SpoolThreshold, 1<<20)
 	if o.SpoolDir == "" {
 		o.SpoolDir = os.TempDir()
@@ -152,8 +185,7 @@ func New(o Options) (*Server, error) {
 		opts:     o,
 		log:      o.Logger,
 		metrics:  o.Metrics,
-		limiter:  newConnLimiter(o.MaxConnections, o.MaxConnectionsPerIP),
-		throttle: newAuthThrottle(o.AuthFailuresMax, o.AuthFailuresWindow, o.Now),
+		throttle: newAuthThrottle(o.AuthFailuresMax, o.AuthFailuresWindow, o.IPv6PrefixLength, o.Now),
 		sessions: map[*session]struct{}{},
 		conns:    map[*trackedConn]struct{}{},
 	}, nil
@@ -189,6 +221,9 @@ func (s *Server) Listen(lo ListenerOptions) (net.Addr, error) {
 
 // Serve serves an already open listener in the background.
 func (s *Server) Serve(l net.Listener, lo ListenerOptions) (net.Addr, error) {
+	defInt(&lo.MaxConnections, s.opts.MaxConnections)
+	defInt(&lo.MaxConnectionsPerIP, s.opts.MaxConnectionsPerIP)
+	defDur(&lo.IdleTimeoutBeforeMail, s.opts.IdleTimeoutBeforeMail)
 	s.mu.Lock()
 	if s.draining {
 		s.mu.Unlock()
@@ -209,7 +244,8 @@ func (s *Server) Serve(l net.Listener, lo ListenerOptions) (net.Addr, error) {
 	// cut long DATA transfers.
 	srv.ReadTimeout = 0
 	srv.WriteTimeout = time.Minute
-	var ln net.Listener = &limitListener{Listener: l, srv: s, listener: lo.Name, implicitTLS: lo.TLSConfig != nil && lo.Implicit}
+	var ln net.Listener = &limitListener{Listener: l, srv: s, opts: lo, implicitTLS: lo.TLSConfig != nil && lo.Implicit,
+		limiter: newConnLimiter(lo.MaxConnections, lo.MaxConnectionsPerIP, s.opts.IPv6PrefixLength)}
 	if lo.TLSConfig != nil {
 		if lo.Implicit {
 			ln = tls.NewListener(ln, lo.TLSConfig)

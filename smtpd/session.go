@@ -26,6 +26,8 @@ type session struct {
 
 	user     *User
 	authName string
+	// rcptRefusals counts the session's refused RCPTs (see rcptLimit).
+	rcptRefusals int
 
 	// The current transaction, between MAIL and its end.
 	tx    *Transaction
@@ -57,6 +59,7 @@ func (s *Server) newSession(c *smtp.Conn, lo ListenerOptions) (smtp.Session, err
 		client:   client,
 		log:      s.log.With("listener", lo.Name, "client", client.String()),
 	}
+	tc.session.Store(ss)
 	// A network user is known from the start; SMTP AUTH may still name
 	// another user.
 	if u, ok := s.opts.Auth.UserForAddress(ss.ip); ok {
@@ -151,9 +154,8 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if s.tx == nil {
 		return s.reply("RCPT", replyNoTransaction)
 	}
-	if len(s.tx.Accepted()) >= s.srv.opts.MaxRecipients {
-		s.tx.Rcpts = append(s.tx.Rcpts, Recipient{Addr: to, Refused: true, Code: replyTooManyRcpts.Code, Message: replyTooManyRcpts.Message})
-		return s.reply("RCPT", replyTooManyRcpts)
+	if r := s.rcptLimit(); r != nil {
+		return r
 	}
 	var err error
 	if rc, ok := s.check.(RcptChecker); ok {
@@ -179,7 +181,8 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if errors.As(r, &serr) {
 		rc.Refused, rc.Code, rc.Message = true, serr.Code, serr.Message
 	}
-	s.tx.Rcpts = append(s.tx.Rcpts, rc)
+	s.tx.AddRcpt(rc)
+	s.countRefusal(rc)
 	return r
 }
 
@@ -308,6 +311,9 @@ func (s *session) finish(tx *Transaction, msg *Message, res Result) error {
 	s.srv.metrics.reply("DATA", res.Reply.Code)
 	attrs := []any{"tx", tx.ID, "outcome", res.Outcome, "from", tx.From, "rcpts", len(tx.Accepted()),
 		"size", res.Size, "reply", fmt.Sprintf("%d %s", res.Reply.Code, res.Reply.Message), "duration", res.Duration}
+	if tx.RcptsOverLimit > 0 {
+		attrs = append(attrs, "rcpts_over_limit", tx.RcptsOverLimit)
+	}
 	if res.Err != nil {
 		attrs = append(attrs, "err", res.Err)
 	}

@@ -92,6 +92,7 @@ type trackedConn struct {
 	idle  time.Duration
 	timer *time.Timer
 	tls   atomic.Bool // TLS (implicit or after STARTTLS) runs above this connection
+	guard *lineGuard
 
 	wmu  sync.Mutex
 	wbuf []byte
@@ -105,7 +106,7 @@ type trackedConn struct {
 const maxHeldReplies = 4096
 
 func newTrackedConn(c net.Conn, ip netip.Addr, srv *Server) *trackedConn {
-	t := &trackedConn{Conn: c, ip: ip, srv: srv, idle: srv.opts.IdleTimeout}
+	t := &trackedConn{Conn: c, ip: ip, srv: srv, idle: srv.opts.IdleTimeout, guard: newLineGuard(srv.opts)}
 	srv.mu.Lock()
 	srv.conns[t] = struct{}{}
 	srv.mu.Unlock()
@@ -121,13 +122,19 @@ func (t *trackedConn) Read(b []byte) (int, error) {
 	if err := t.flush(); err != nil {
 		return 0, err
 	}
+	if err := t.guard.beforeRead(); err != nil {
+		return 0, err
+	}
 	if t.idle > 0 {
 		t.Conn.SetReadDeadline(time.Now().Add(t.idle))
 	}
-	return t.Conn.Read(b)
+	n, err := t.Conn.Read(b)
+	t.guard.read(n)
+	return n, err
 }
 
 func (t *trackedConn) Write(b []byte) (int, error) {
+	t.guard.replied()
 	t.wmu.Lock()
 	if t.werr != nil {
 		err := t.werr

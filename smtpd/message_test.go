@@ -18,7 +18,11 @@ func TestWriteDotStuffed(t *testing.T) {
 		{"bare LF", "a\nb\n", "a\r\nb\r\n.\r\n"},
 		{"leading dot", ".hidden\r\n..two\r\n", "..hidden\r\n...two\r\n.\r\n"},
 		{"smuggling LF dot LF", "x\n.\nMAIL FROM:<e@x>\r\n", "x\r\n..\r\nMAIL FROM:<e@x>\r\n.\r\n"},
-		{"bare CR kept", "x\r.\ry\r\n", "x\r.\ry\r\n.\r\n"},
+		{"bare CR dot bare CR", "x\r.\ry\r\n", "x\r\n..\r\ny\r\n.\r\n"},
+		{"bare CR dot CRLF", "x\r.\r\nMAIL FROM:<e@x>\r\n", "x\r\n..\r\nMAIL FROM:<e@x>\r\n.\r\n"},
+		{"CR CR LF", "a\r\r\nb", "a\r\n\r\nb\r\n.\r\n"},
+		{"bare CR at the end", "a\r", "a\r\n.\r\n"},
+		{"CRLF split across reads", "a\r\n.b\r\n", "a\r\n..b\r\n.\r\n"},
 		{"empty", "", ".\r\n"},
 		{"dot at start of message", ".\r\n", "..\r\n.\r\n"},
 	}

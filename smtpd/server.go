@@ -53,9 +53,14 @@ type Options struct {
 	// authentication (and whose mail the Policy consumes).
 	IsFeedbackAddress func(addr string) bool
 
-	MaxMessageBytes     int64         // default 25 MiB
-	MaxRecipients       int           // default 100
-	MaxLineLength       int           // default 2000
+	MaxMessageBytes int64 // default 25 MiB
+	MaxRecipients   int   // default 100
+	// MaxLineLength bounds command lines (default 2000); message lines
+	// are bounded by MaxMessageBytes, and by MaxDataLineLength when set.
+	MaxLineLength int
+	// MaxDataLineLength, when above zero, refuses messages with a longer
+	// line (without its line ending) with 552 5.3.4. Default 0: no limit.
+	MaxDataLineLength   int
 	MaxHeaderBytes      int           // default 256 KiB
 	IdleTimeout         time.Duration // default 5m; time allowed per read
 	SessionTimeout      time.Duration // default 30m; whole connection
@@ -201,7 +206,9 @@ func (s *Server) Serve(l net.Listener, lo ListenerOptions) (net.Addr, error) {
 	srv.Domain = s.opts.Hostname
 	srv.MaxMessageBytes = s.opts.MaxMessageBytes
 	srv.MaxRecipients = s.opts.MaxRecipients
-	srv.MaxLineLength = s.opts.MaxLineLength
+	// Command lines are bounded by trackedConn's lineGuard; go-smtp's
+	// own limit would count message lines too.
+	srv.MaxLineLength = 0
 	srv.AllowInsecureAuth = lo.AllowInsecureAuth
 	srv.EnableSMTPUTF8 = true
 	srv.ErrorLog = slogErrorLog{s.log}

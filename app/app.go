@@ -177,6 +177,7 @@ func (a *App) Start() error {
 		MaxMessageBytes:     cfg.Limits.MaxMessageBytes,
 		MaxRecipients:       cfg.Limits.MaxRecipients,
 		MaxLineLength:       cfg.Limits.MaxLineLength,
+		MaxDataLineLength:   cfg.Limits.MaxDataLineLength,
 		MaxHeaderBytes:      cfg.Limits.MaxHeaderBytes,
 		IdleTimeout:         cfg.Limits.IdleTimeout.D(),
 		SessionTimeout:      cfg.Limits.SessionTimeout.D(),

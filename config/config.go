@@ -101,9 +101,14 @@ type Listener struct {
 
 // Limits bound what one client may do. Zero values take the defaults.
 type Limits struct {
-	MaxMessageBytes     int64    `yaml:"max_message_bytes"`
-	MaxRecipients       int      `yaml:"max_recipients"`
-	MaxLineLength       int      `yaml:"max_line_length"`
+	MaxMessageBytes int64 `yaml:"max_message_bytes"`
+	MaxRecipients   int   `yaml:"max_recipients"`
+	// MaxLineLength bounds SMTP command lines; message lines are bounded
+	// by MaxMessageBytes only, unless MaxDataLineLength is set.
+	MaxLineLength int `yaml:"max_line_length"`
+	// MaxDataLineLength, when above zero, refuses messages that have a
+	// longer line with 552 5.3.4. Default 0: no limit of its own.
+	MaxDataLineLength   int      `yaml:"max_data_line_length"`
 	MaxHeaderBytes      int      `yaml:"max_header_bytes"`
 	IdleTimeout         Duration `yaml:"idle_timeout"`
 	SessionTimeout      Duration `yaml:"session_timeout"`

@@ -136,6 +136,9 @@ func (t *authThrottle) fail(ip netip.Addr) bool {
 
 // auth returns the SASL server for mech, wired to the session.
 func (s *session) Auth(mech string) (sasl.Server, error) {
+	if s.conn.guard.hasTripped() {
+		return nil, s.reply("AUTH", replyLineTooLong)
+	}
 	if s.srv.throttle.blocked(s.ip) {
 		s.conn.closeAfterWrite()
 		return nil, s.reply("AUTH", replyAuthThrottled)

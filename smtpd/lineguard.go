@@ -19,12 +19,20 @@ import (
 // most one command line (plus whatever it pipelined behind it, which
 // go-smtp answers before it reads more). Message content, read while Data
 // runs, is bounded by the message size limit instead, as Postfix's smtpd
-// does (docs/config-smtp.md, limits.max_line_length).
+// does (docs/config-smtp-protocol.md).
 //
-// The guard sits on the network connection, under TLS when TLS runs, so
-// it counts the octets as they arrive; it checks before each read, so a
-// command line passes the limit by at most one read before the session
-// ends with go-smtp's "500 5.4.0 Too long line".
+// The guard sits on the network connection, under TLS when TLS runs. Out
+// of a transfer it hands go-smtp at most one octet past the limit per
+// read and refuses the next read once the limit is passed, so a command
+// line longer than the limit ends the session with go-smtp's "500 5.4.0
+// Too long line". Input that starts with a TLS record (a handshake, or
+// commands under TLS) gets one TLS record's worth more, since a record
+// is read whole before any of it can be answered.
+//
+// A read refused with ErrTooLongLine leaves go-smtp's buffer holding the
+// start of the long line, which go-smtp then takes for a whole command
+// before it finds the error; the session's own commands (MAIL, RCPT,
+// AUTH) therefore check tripped and do nothing once the guard has fired.
 //
 // While a BDAT transfer runs, go-smtp reads the commands between chunks
 // too; there the bound is one whole message plus one command line, since
@@ -35,42 +43,78 @@ type lineGuard struct {
 
 	mu           sync.Mutex
 	unanswered   int64
-	transfers    int // Data calls running
-	chunked      int // of which BDAT transfers
-	ended        int // Data calls returned whose final reply is not written yet
+	tlsInput     bool // the unanswered input starts with a TLS record
+	transfers    int  // Data calls running
+	chunked      int  // of which BDAT transfers
+	ended        int  // Data calls returned whose final reply is not written yet
 	endedChunked int
 	tripped      bool
 }
+
+// tlsRecordAllowance is the largest TLS record on the wire: 2^14 octets
+// of plaintext, 256 of expansion and a 5-octet header (RFC 8446 §5.2).
+const tlsRecordAllowance = 1<<14 + 256 + 5
 
 func newLineGuard(o Options) *lineGuard {
 	return &lineGuard{max: int64(o.MaxLineLength), chunkMax: o.MaxMessageBytes + int64(o.MaxLineLength)}
 }
 
-// beforeRead reports ErrTooLongLine once a command line has passed the
-// limit; the connection is then unusable, as with go-smtp's own limit.
-func (g *lineGuard) beforeRead() error {
+// beforeRead returns how many octets the next read may take (at most
+// n), or ErrTooLongLine once a command line has passed the limit; the
+// connection is then unusable, as with go-smtp's own limit.
+func (g *lineGuard) beforeRead(n int) (int, error) {
 	if g == nil || g.max <= 0 {
-		return nil
+		return n, nil
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	limit := int64(-1)
 	switch {
-	case g.transfers == 0 && g.unanswered > g.max,
-		g.chunked > 0 && g.unanswered > g.chunkMax:
+	case g.transfers == 0:
+		limit = g.max
+		if g.tlsInput {
+			limit += tlsRecordAllowance
+		}
+	case g.chunked > 0:
+		limit = g.chunkMax
+	}
+	if limit >= 0 && g.unanswered > limit {
 		g.tripped = true
 	}
 	if g.tripped {
-		return smtp.ErrTooLongLine
+		return 0, smtp.ErrTooLongLine
 	}
-	return nil
+	if limit >= 0 && g.transfers == 0 {
+		// Past the limit by one octet at most, so that the next read
+		// finds out.
+		if room := limit + 1 - g.unanswered; int64(n) > room {
+			n = int(room)
+		}
+	}
+	return n, nil
 }
 
-func (g *lineGuard) read(n int) {
-	if g == nil || n <= 0 {
+// hasTripped reports whether a command line has passed the limit.
+func (g *lineGuard) hasTripped() bool {
+	if g == nil {
+		return false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.tripped
+}
+
+func (g *lineGuard) read(b []byte) {
+	if g == nil || len(b) == 0 {
 		return
 	}
 	g.mu.Lock()
-	g.unanswered += int64(n)
+	if g.unanswered == 0 {
+		// TLS record content types are 20 to 23 (RFC 8446 §5.1); no
+		// SMTP command starts with such an octet.
+		g.tlsInput = b[0] >= 20 && b[0] <= 23
+	}
+	g.unanswered += int64(len(b))
 	g.mu.Unlock()
 }
 

@@ -122,14 +122,15 @@ func (t *trackedConn) Read(b []byte) (int, error) {
 	if err := t.flush(); err != nil {
 		return 0, err
 	}
-	if err := t.guard.beforeRead(); err != nil {
+	room, err := t.guard.beforeRead(len(b))
+	if err != nil {
 		return 0, err
 	}
 	if t.idle > 0 {
 		t.Conn.SetReadDeadline(time.Now().Add(t.idle))
 	}
-	n, err := t.Conn.Read(b)
-	t.guard.read(n)
+	n, err := t.Conn.Read(b[:room])
+	t.guard.read(b[:n])
 	return n, err
 }
 

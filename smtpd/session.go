@@ -170,6 +170,9 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		s.conn.closeAfterWrite()
 		return s.reply("MAIL", &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Service shutting down, try again later"})
 	}
+	if s.conn.guard.hasTripped() {
+		return s.reply("MAIL", replyLineTooLong)
+	}
 	feedback := false
 	if s.user == nil {
 		if !s.listener.Feedback {
@@ -223,6 +226,9 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 
 // Rcpt forwards one recipient to the next hop and passes its reply back.
 func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+	if s.conn.guard.hasTripped() {
+		return s.reply("RCPT", replyLineTooLong)
+	}
 	st := s.current()
 	if st == nil {
 		return s.reply("RCPT", replyNoTransaction)

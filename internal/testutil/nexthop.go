@@ -93,6 +93,8 @@ func StartNextHopAt(t testing.TB, addr string) *NextHop {
 	s.EnableSMTPUTF8 = true
 	s.MaxMessageBytes = 64 << 20
 	s.MaxRecipients = 10000
+	// Like Postfix, take message lines of any length.
+	s.MaxLineLength = 0
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)

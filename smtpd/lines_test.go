@@ -1,10 +1,14 @@
 package smtpd
 
 import (
+	"bufio"
 	"bytes"
+	"crypto/tls"
+	"encoding/base64"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/outguard/outguard/internal/testutil"
 )
@@ -158,4 +162,47 @@ func TestDataLineLimitConfigured(t *testing.T) {
 	if rejected != 2 {
 		t.Errorf("%d transactions recorded as rejected with 552, want 2", rejected)
 	}
+}
+
+func TestLongLinesUnderTLS(t *testing.T) {
+	h := newHarness(t, func(o *Options, lo *ListenerOptions) {
+		lo.TLSConfig, lo.Implicit, lo.AllowInsecureAuth = testTLSConfig(t), true, false
+	})
+	dial := func(t *testing.T) *rawConn {
+		t.Helper()
+		c, err := tls.Dial("tcp", h.addr, &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		r := &rawConn{t: t, c: c, r: bufio.NewReader(c), w: bufio.NewWriter(c)}
+		if g := r.readReply(); !strings.HasPrefix(g, "220") {
+			t.Fatalf("greeting %q", g)
+		}
+		r.expect("EHLO c.test", 250)
+		r.expect("AUTH PLAIN "+base64.StdEncoding.EncodeToString([]byte("\x00alice\x00secret")), 235)
+		r.expect("MAIL FROM:<alice@example.com>", 250)
+		r.expect("RCPT TO:<bob@example.org>", 250)
+		return r
+	}
+	msg := longLineMsg(100_000)
+	t.Run("DATA", func(t *testing.T) {
+		r := dial(t)
+		r.expect("DATA", 354)
+		r.w.WriteString(msg)
+		r.expect(".", 250)
+		checkLastBody(t, h.nh, msg)
+	})
+	t.Run("BDAT", func(t *testing.T) {
+		r := dial(t)
+		r.sendExpect(bdat(msg, true), 250)
+		checkLastBody(t, h.nh, msg)
+	})
+	t.Run("command line", func(t *testing.T) {
+		r := dial(t)
+		r.w.WriteString("NOOP " + strings.Repeat("x", 40_000) + "\r\n")
+		r.w.Flush()
+		expectTooLong(t, r)
+	})
 }

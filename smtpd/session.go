@@ -173,6 +173,9 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if s.conn.guard.hasTripped() {
 		return s.reply("MAIL", replyLineTooLong)
 	}
+	// A transfer reset before its Data goroutine got going ("BDAT 0",
+	// RSET) is only waited for here, before the next transfer can start.
+	s.waitBDAT()
 	feedback := false
 	if s.user == nil {
 		if !s.listener.Feedback {
@@ -289,9 +292,21 @@ func (s *session) Data(r io.Reader) error {
 	// Whatever happens, the message is read to its end so that the reply
 	// lands after it and the guard sees the transfer finish.
 	defer io.Copy(io.Discard, r)
+	if chunked {
+		// go-smtp calls Data from a goroutine of its own and goes on
+		// reading commands meanwhile. Until the first chunk's octets are
+		// here (go-smtp's copy of them then waits for this goroutine) or
+		// the transfer has ended, the open transaction is not safely
+		// this transfer's: after "BDAT 0", a RSET and a new MAIL may
+		// already have come. A transfer reset before it started was
+		// ended by Reset.
+		if _, err := pr.Read(nil); err != nil && err != io.EOF {
+			return err
+		}
+	}
 	st := s.take()
 	if st == nil {
-		return s.reply("DATA", replyNoTransaction)
+		return s.replyLog(s.srv.log, "DATA", replyNoTransaction)
 	}
 	defer st.mu.Unlock()
 	defer s.endTransaction(st)

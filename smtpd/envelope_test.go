@@ -2,6 +2,7 @@ package smtpd
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"log/slog"
 	"net"
@@ -11,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/outguard/outguard/internal/testutil"
 )
 
 // syncBuffer is a log sink shared by the session goroutines.
@@ -294,5 +297,32 @@ func TestReceivedOverIPv6(t *testing.T) {
 	}
 	if !bytes.HasPrefix(d[0].Data, []byte("Received: from c.test ([IPv6:::1])\r\n")) {
 		t.Errorf("next hop got %q, want a Received header naming [IPv6:::1]", d[0].Data)
+	}
+}
+
+// TestDeliverQuotesAddresses covers the other way addresses reach the
+// wire: releases from the quarantine and reports go through Deliver.
+func TestDeliverQuotesAddresses(t *testing.T) {
+	nh := testutil.StartNextHop(t)
+	hop, err := NewSMTPNextHop(NextHopOptions{Address: nh.Addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hop.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := Deliver(ctx, hop, "a b@example.com", []string{`c"d@example.org`}, []byte(plainMsg)); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{`MAIL FROM:<"a b"@example.com> SIZE=105`, `RCPT TO:<"c\"d"@example.org>`}
+	if got := nh.ReceivedCommands(); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("next hop received %q, want %q", got, want)
+	}
+	err = Deliver(ctx, hop, "a@example.com", []string{"x@example.org> NOTIFY=NEVER"}, []byte(plainMsg))
+	if codeOf(err) != 501 {
+		t.Errorf("unwritable recipient: %v, want 501", err)
+	}
+	if n := len(nh.Received()); n != 1 {
+		t.Errorf("next hop got %d messages, want 1", n)
 	}
 }

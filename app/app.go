@@ -191,6 +191,7 @@ func (a *App) Start() error {
 		MaxRecipients:         cfg.Limits.MaxRecipients,
 		MaxRcptRefusals:       cfg.Limits.MaxRefusedRecipients,
 		MaxLineLength:         cfg.Limits.MaxLineLength,
+		MaxDataLineLength:     cfg.Limits.MaxDataLineLength,
 		MaxHeaderBytes:        cfg.Limits.MaxHeaderBytes,
 		IdleTimeout:           cfg.Limits.IdleTimeout.D(),
 		IdleTimeoutBeforeMail: cfg.Limits.IdleTimeoutBeforeMail.D(),

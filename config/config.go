@@ -111,8 +111,13 @@ type Listener struct {
 type Limits struct {
 	MaxMessageBytes int64 `yaml:"max_message_bytes"`
 	MaxRecipients   int   `yaml:"max_recipients"`
-	MaxLineLength   int   `yaml:"max_line_length"`
-	MaxHeaderBytes  int   `yaml:"max_header_bytes"`
+	// MaxLineLength bounds SMTP command lines; message lines are bounded
+	// by MaxMessageBytes only, unless MaxDataLineLength is set.
+	MaxLineLength int `yaml:"max_line_length"`
+	// MaxDataLineLength, when above zero, refuses messages that have a
+	// longer line with 552 5.3.4. Default 0: no limit of its own.
+	MaxDataLineLength int `yaml:"max_data_line_length"`
+	MaxHeaderBytes    int `yaml:"max_header_bytes"`
 	// MaxRefusedRecipients is how many refused RCPTs a session may
 	// collect before the next RCPT gets 421 4.7.0 and the connection
 	// closes (452 replies are not counted).

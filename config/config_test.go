@@ -110,6 +110,7 @@ func TestBadCoreFixtures(t *testing.T) {
 		"bad-core-duplicate-user.yaml":       "user names are global",
 		"bad-core-token-scope.yaml":          `scope "out.example.com" is neither "all" nor a configured domain`,
 		"bad-core-duration.yaml":             `line 6: invalid duration "5 minutes"`,
+		"bad-core-data-line-length.yaml":     "limits.max_data_line_length 500: must be 0 (no limit) or at least 998",
 		"bad-core-log-level.yaml":            `log.level "verbose"`,
 		"bad-core-two-documents.yaml":        "more than one YAML document",
 		"bad-core-wrong-type.yaml":           "line 6",

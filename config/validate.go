@@ -206,6 +206,9 @@ func (c *Config) Validate() error {
 	if lim.MaxLineLength < 1000 {
 		bad("limits.max_line_length %d: must be at least 1000 (RFC 5321 allows 1000-octet lines)", lim.MaxLineLength)
 	}
+	if lim.MaxDataLineLength != 0 && lim.MaxDataLineLength < 998 {
+		bad("limits.max_data_line_length %d: must be 0 (no limit) or at least 998 (RFC 5322 allows 998-octet lines)", lim.MaxDataLineLength)
+	}
 	if lim.MaxHeaderBytes < 1024 {
 		bad("limits.max_header_bytes %d: must be at least 1024", lim.MaxHeaderBytes)
 	}

@@ -84,6 +84,9 @@ func (s *loginServer) Next(response []byte) (challenge []byte, done bool, err er
 // ErrAuthBusy when its budget stays full for AuthWait. Either wait ends
 // in 454 4.7.0, which a client retries later.
 func (s *session) Auth(mech string) (sasl.Server, error) {
+	if s.conn.guard.hasTripped() {
+		return nil, s.reply("AUTH", replyLineTooLong)
+	}
 	if s.srv.throttle.blocked(s.ip) {
 		s.conn.closeAfterWrite()
 		return nil, s.reply("AUTH", replyAuthThrottled)

@@ -185,9 +185,14 @@ func parseEnhanced(s string) (smtp.EnhancedCode, string, bool) {
 }
 
 // mail sends MAIL FROM with the parameters the next hop supports.
+// The reverse path is written by wirePath, never as it came.
 func (c *clientConn) mail(from string, o MailOptions) error {
+	path, err := wirePath(from)
+	if err != nil {
+		return replyBadSender
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "MAIL FROM:<%s>", from)
+	b.WriteString("MAIL FROM:" + path)
 	if o.Body8Bit && c.has("8BITMIME") {
 		b.WriteString(" BODY=8BITMIME")
 	}
@@ -200,19 +205,25 @@ func (c *clientConn) mail(from string, o MailOptions) error {
 	if o.Size > 0 && c.has("SIZE") {
 		fmt.Fprintf(&b, " SIZE=%d", o.Size)
 	}
-	_, _, err := c.cmd(250, "%s", b.String())
+	_, _, err = c.cmd(250, "%s", b.String())
 	return err
 }
 
+// rcpt sends RCPT TO with the forward path written by wirePath.
 func (c *clientConn) rcpt(to string) error {
-	_, _, err := c.cmd(250, "RCPT TO:<%s>", to)
+	path, err := wirePath(to)
+	if err != nil {
+		return replyBadRcpt
+	}
+	_, _, err = c.cmd(250, "RCPT TO:%s", path)
 	return err
 }
 
 // body sends r, after a DATA command answered 354, dot-stuffed with line
 // endings normalised to CRLF, and returns the final reply's text. Bare LF
-// becomes CRLF so that no "\n.\n" sequence can end the data early at a
-// next hop that accepts bare LF (SMTP smuggling).
+// and bare CR become CRLF so that no "\n.\n" or "\r.\r" sequence can end
+// the data early at a next hop that takes either for a line ending (SMTP
+// smuggling).
 func (c *clientConn) body(r io.Reader) (string, error) {
 	c.conn.SetDeadline(time.Now().Add(c.opts.DataTimeout))
 	if err := writeDotStuffed(c.text.W, r); err != nil {
@@ -234,37 +245,53 @@ func (c *clientConn) body(r io.Reader) (string, error) {
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // writeDotStuffed writes r to w as SMTP DATA content followed by the
-// terminating ".\r\n", and flushes w. Every line ending becomes CRLF
-// (a bare LF gains its CR) and a dot at the start of a line is doubled.
-// It works on whole runs between line feeds rather than byte by byte.
+// terminating ".\r\n", and flushes w. Every line ending becomes CRLF (a
+// bare LF gains its CR, a bare CR its LF) and a dot at the start of a
+// line is doubled. It works on whole runs between line breaks rather than
+// byte by byte.
 func writeDotStuffed(w *bufio.Writer, r io.Reader) error {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
-	bol := true     // at the beginning of a line
-	prevCR := false // the last byte written was CR
+	bol := true // at the beginning of a line
+	cr := false // the last byte read was a CR, not yet written
 	for {
 		n, err := r.Read(buf)
 		b := buf[:n]
 		for len(b) > 0 {
+			if cr {
+				// CR LF, or a bare CR: either way one line ending.
+				w.WriteString("\r\n")
+				cr, bol = false, true
+				if b[0] == '\n' {
+					b = b[1:]
+					continue
+				}
+			}
 			if bol && b[0] == '.' {
 				w.WriteByte('.')
 			}
 			i := bytes.IndexByte(b, '\n')
+			run := b
+			if i >= 0 {
+				run = b[:i]
+			}
+			if j := bytes.IndexByte(run, '\r'); j >= 0 {
+				i = j
+			}
 			if i < 0 {
 				w.Write(b)
-				prevCR = b[len(b)-1] == '\r'
 				bol = false
 				break
 			}
-			line := b[:i]
-			w.Write(line)
-			if !(len(line) > 0 && line[len(line)-1] == '\r' || len(line) == 0 && prevCR) {
-				w.WriteByte('\r')
+			w.Write(b[:i])
+			if b[i] == '\r' {
+				cr = true
+			} else {
+				w.WriteString("\r\n")
+				bol = true
 			}
-			w.WriteByte('\n')
 			b = b[i+1:]
-			bol, prevCR = true, false
 		}
 		if err == io.EOF {
 			break
@@ -273,7 +300,7 @@ func writeDotStuffed(w *bufio.Writer, r io.Reader) error {
 			return err
 		}
 	}
-	if !bol {
+	if cr || !bol {
 		w.WriteString("\r\n")
 	}
 	w.WriteString(".\r\n")

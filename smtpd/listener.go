@@ -102,6 +102,7 @@ type trackedConn struct {
 	session       atomic.Pointer[session] // nil until go-smtp made the session
 	timer         *time.Timer
 	tls           atomic.Bool // TLS (implicit or after STARTTLS) runs above this connection
+	guard         *lineGuard
 
 	wmu  sync.Mutex
 	wbuf []byte
@@ -115,7 +116,7 @@ type trackedConn struct {
 const maxHeldReplies = 4096
 
 func newTrackedConn(c net.Conn, ip netip.Addr, srv *Server, limiter *connLimiter, idleOut time.Duration) *trackedConn {
-	t := &trackedConn{Conn: c, ip: ip, srv: srv, limiter: limiter, idle: srv.opts.IdleTimeout, idleOut: idleOut}
+	t := &trackedConn{Conn: c, ip: ip, srv: srv, limiter: limiter, idle: srv.opts.IdleTimeout, idleOut: idleOut, guard: newLineGuard(srv.opts)}
 	srv.mu.Lock()
 	srv.conns[t] = struct{}{}
 	srv.mu.Unlock()
@@ -131,6 +132,10 @@ func (t *trackedConn) Read(b []byte) (int, error) {
 	if err := t.flush(); err != nil {
 		return 0, err
 	}
+	room, err := t.guard.beforeRead(len(b))
+	if err != nil {
+		return 0, err
+	}
 	d := t.idleOut
 	if ss := t.session.Load(); ss != nil && ss.inTransaction() {
 		d = t.idle
@@ -138,10 +143,13 @@ func (t *trackedConn) Read(b []byte) (int, error) {
 	if d > 0 {
 		t.Conn.SetReadDeadline(time.Now().Add(d))
 	}
-	return t.Conn.Read(b)
+	n, err := t.Conn.Read(b[:room])
+	t.guard.read(b[:n])
+	return n, err
 }
 
 func (t *trackedConn) Write(b []byte) (int, error) {
+	t.guard.replied()
 	t.wmu.Lock()
 	if t.werr != nil {
 		err := t.werr

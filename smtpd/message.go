@@ -102,11 +102,15 @@ func (m *Message) Close() error {
 var (
 	errHeaderLine  = errors.New("header line over 998 octets")
 	errHeaderBlock = errors.New("header block too large")
+	errDataLine    = errors.New("message line over the configured limit")
 )
 
 // readLimits bound what readMessage accepts.
 type readLimits struct {
 	maxHeaderBytes int
+	// maxLineBytes, when above zero, is the longest line (without its
+	// line ending) accepted anywhere in the message.
+	maxLineBytes   int
 	spoolThreshold int64
 	spoolDir       string
 }
@@ -117,6 +121,7 @@ type readLimits struct {
 func readMessage(r io.Reader, lim readLimits) (*Message, error) {
 	m := &Message{}
 	hs := headerScanner{max: lim.maxHeaderBytes}
+	ls := lineScanner{max: lim.maxLineBytes}
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
@@ -129,6 +134,9 @@ func readMessage(r io.Reader, lim readLimits) (*Message, error) {
 			chunk := buf[:n]
 			if violation == nil && !hs.done {
 				violation = hs.scan(chunk)
+			}
+			if violation == nil && ls.max > 0 {
+				violation = ls.scan(chunk)
 			}
 			if violation == nil {
 				if m.file == nil && int64(mem.Len()+n) > lim.spoolThreshold {
@@ -221,6 +229,32 @@ func (h *headerScanner) scan(b []byte) error {
 		if h.max > 0 && h.n > int64(h.max) {
 			return errHeaderBlock
 		}
+	}
+	return nil
+}
+
+// lineScanner checks the length of every line in a stream. CR and LF
+// each end a line: a bare CR goes on to the next hop as a line break.
+type lineScanner struct {
+	max     int
+	lineLen int
+}
+
+func (l *lineScanner) scan(b []byte) error {
+	for len(b) > 0 {
+		i := bytes.IndexAny(b, "\r\n")
+		if i < 0 {
+			l.lineLen += len(b)
+			break
+		}
+		if l.lineLen+i > l.max {
+			return errDataLine
+		}
+		l.lineLen = 0
+		b = b[i+1:]
+	}
+	if l.lineLen > l.max {
+		return errDataLine
 	}
 	return nil
 }

@@ -6,7 +6,7 @@ package smtpd
 // MaxRcptRefusals refused RCPTs in the session the connection closes with
 // 421 4.7.0, as Postfix's smtpd_hard_error_limit does. A nil result lets
 // the RCPT go on.
-func (s *session) rcptLimit() error {
+func (s *session) rcptLimit(tx *Transaction) error {
 	if s.rcptRefusals >= s.srv.opts.MaxRcptRefusals {
 		if s.rcptRefusals == s.srv.opts.MaxRcptRefusals {
 			s.log.Info("too many refused recipients, closing", "refused", s.rcptRefusals)
@@ -14,8 +14,8 @@ func (s *session) rcptLimit() error {
 		s.conn.closeAfterWrite()
 		return s.reply("RCPT", replyRcptRefusals)
 	}
-	if len(s.tx.Rcpts) >= s.srv.opts.MaxRecipients {
-		s.tx.RcptsOverLimit++
+	if len(tx.Rcpts) >= s.srv.opts.MaxRecipients {
+		tx.RcptsOverLimit++
 		return s.reply("RCPT", replyTooManyRcpts)
 	}
 	return nil

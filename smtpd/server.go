@@ -63,9 +63,14 @@ type Options struct {
 	// collect; the next RCPT gets 421 4.7.0 and the connection closes.
 	// Default 50.
 	MaxRcptRefusals int
-	MaxLineLength   int           // default 2000
-	MaxHeaderBytes  int           // default 256 KiB
-	IdleTimeout     time.Duration // default 5m; time allowed per read in a transaction
+	// MaxLineLength bounds command lines (default 2000); message lines
+	// are bounded by MaxMessageBytes, and by MaxDataLineLength when set.
+	MaxLineLength int
+	// MaxDataLineLength, when above zero, refuses messages with a longer
+	// line (without its line ending) with 552 5.3.4. Default 0: no limit.
+	MaxDataLineLength int
+	MaxHeaderBytes    int           // default 256 KiB
+	IdleTimeout       time.Duration // default 5m; time allowed per read in a transaction
 	// IdleTimeoutBeforeMail is the time allowed per read outside a
 	// transaction (before the first MAIL and between transactions), for
 	// listeners that set none. Default 1m.
@@ -236,7 +241,9 @@ func (s *Server) Serve(l net.Listener, lo ListenerOptions) (net.Addr, error) {
 	srv.Domain = s.opts.Hostname
 	srv.MaxMessageBytes = s.opts.MaxMessageBytes
 	srv.MaxRecipients = s.opts.MaxRecipients
-	srv.MaxLineLength = s.opts.MaxLineLength
+	// Command lines are bounded by trackedConn's lineGuard; go-smtp's
+	// own limit would count message lines too.
+	srv.MaxLineLength = 0
 	srv.AllowInsecureAuth = lo.AllowInsecureAuth
 	srv.EnableSMTPUTF8 = true
 	srv.ErrorLog = slogErrorLog{s.log}

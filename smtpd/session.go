@@ -7,14 +7,23 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-smtp"
 )
 
-// session is one SMTP connection. go-smtp calls its methods one at a time.
+// session is one SMTP connection. go-smtp calls its methods one at a
+// time from the connection's goroutine, except Data during BDAT (RFC
+// 3030), which go-smtp runs in a goroutine of its own while the
+// connection goes on reading commands: a pipelined RSET, MAIL or RCPT can
+// then arrive while Data still works on the transaction. The transaction
+// therefore lives in a txState that Data takes over from the session
+// (under mu) and locks while it works on it; Rcpt and Reset only touch a
+// txState they hold the lock of, and never one that has ended.
 type session struct {
 	srv      *Server
 	c        *smtp.Conn
@@ -22,18 +31,37 @@ type session struct {
 	listener ListenerOptions
 	ip       netip.Addr
 	client   netip.AddrPort
-	log      *slog.Logger
 
+	// log, user and authName are used by the connection's goroutine
+	// only; a transaction copies what it needs at MAIL.
+	log      *slog.Logger
 	user     *User
 	authName string
 	// rcptRefusals counts the session's refused RCPTs (see rcptLimit).
 	rcptRefusals int
 
-	// The current transaction, between MAIL and its end.
+	mu  sync.Mutex
+	cur *txState // the transaction between MAIL and DATA (or its end)
+	// bdat is the reader of the BDAT transfer whose Data was started
+	// last, and bdatDone is closed when that Data returns.
+	bdat     *io.PipeReader
+	bdatDone chan struct{}
+
+	// open counts transactions not yet ended: the current one, and one
+	// whose BDAT transfer was reset but whose Data has not returned yet.
+	open atomic.Int32
+}
+
+// txState is one transaction. Its fields are used under mu only.
+type txState struct {
+	mu    sync.Mutex
+	ended bool
 	tx    *Transaction
 	check Check
 	nh    NextHopTx
-	inTx  atomic.Bool
+	log   *slog.Logger
+	// mailFrom is the reverse path exactly as sent to the next hop.
+	mailFrom string
 }
 
 var (
@@ -80,18 +108,57 @@ func (s *Server) newSession(c *smtp.Conn, lo ListenerOptions) (smtp.Session, err
 	return ss, nil
 }
 
-func (s *session) inTransaction() bool { return s.inTx.Load() }
+func (s *session) inTransaction() bool { return s.open.Load() > 0 }
 
 // reply counts err's reply code for command and returns the reply to send.
-// Every reply that outguard itself decides passes through here.
+// Every reply that outguard itself decides passes through here. It is
+// for the connection's goroutine; Data uses replyLog.
 func (s *session) reply(command string, err error) error {
+	return s.replyLog(s.log, command, err)
+}
+
+func (s *session) replyLog(log *slog.Logger, command string, err error) error {
 	if err == nil {
 		s.srv.metrics.reply(command, 250)
 		return nil
 	}
-	r := toReply(err, s.log)
+	r := toReply(err, log)
 	s.srv.metrics.reply(command, r.Code)
 	return r
+}
+
+// current returns the open transaction, locked, or nil.
+func (s *session) current() *txState {
+	s.mu.Lock()
+	st := s.cur
+	s.mu.Unlock()
+	if st == nil {
+		return nil
+	}
+	st.mu.Lock()
+	if st.ended {
+		st.mu.Unlock()
+		return nil
+	}
+	return st
+}
+
+// take detaches the open transaction from the session and returns it
+// locked, or nil. The caller ends it.
+func (s *session) take() *txState {
+	s.mu.Lock()
+	st := s.cur
+	s.cur = nil
+	s.mu.Unlock()
+	if st == nil {
+		return nil
+	}
+	st.mu.Lock()
+	if st.ended {
+		st.mu.Unlock()
+		return nil
+	}
+	return st
 }
 
 func (s *session) tlsActive() bool {
@@ -106,12 +173,23 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		s.conn.closeAfterWrite()
 		return s.reply("MAIL", &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Service shutting down, try again later"})
 	}
+	if s.conn.guard.hasTripped() {
+		return s.reply("MAIL", replyLineTooLong)
+	}
+	// A transfer reset before its Data goroutine got going ("BDAT 0",
+	// RSET) is only waited for here, before the next transfer can start.
+	s.waitBDAT()
 	feedback := false
 	if s.user == nil {
 		if !s.listener.Feedback {
 			return s.reply("MAIL", replyAuthRequired)
 		}
 		feedback = true
+	}
+	path, err := wirePath(from)
+	if err != nil {
+		s.log.Info("sender refused", "from", from, "err", err)
+		return s.reply("MAIL", replyBadSender)
 	}
 	now := s.srv.opts.Now()
 	tx := &Transaction{
@@ -136,43 +214,58 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		s.log.Info("sender refused", "tx", tx.ID, "from", from, "err", err)
 		return s.reply("MAIL", err)
 	}
+	st := &txState{tx: tx, check: check, log: s.log, mailFrom: path}
 	if !feedback {
 		nh, err := s.srv.opts.NextHop.Begin(ctx, from, tx.Opts)
 		if err != nil {
 			check.Close(tx, nil, Result{Err: err, Duration: time.Since(now)})
 			return s.reply("MAIL", err)
 		}
-		s.nh = nh
+		st.nh = nh
 	}
-	s.tx, s.check = tx, check
-	s.inTx.Store(true)
+	s.open.Add(1)
+	s.mu.Lock()
+	s.cur = st
+	s.mu.Unlock()
 	return s.reply("MAIL", nil)
 }
 
 // Rcpt forwards one recipient to the next hop and passes its reply back.
 func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
-	if s.tx == nil {
+	if s.conn.guard.hasTripped() {
+		return s.reply("RCPT", replyLineTooLong)
+	}
+	st := s.current()
+	if st == nil {
 		return s.reply("RCPT", replyNoTransaction)
 	}
-	if r := s.rcptLimit(); r != nil {
+	defer st.mu.Unlock()
+	tx := st.tx
+	if r := s.rcptLimit(tx); r != nil {
+		return r
+	}
+	if err := checkAddress(to); err != nil {
+		st.log.Info("recipient refused", "tx", tx.ID, "to", to, "err", err)
+		r := s.reply("RCPT", replyBadRcpt)
+		s.countRefusal(Recipient{Addr: to, Refused: true, Code: replyBadRcpt.Code})
 		return r
 	}
 	var err error
-	if rc, ok := s.check.(RcptChecker); ok {
+	if rc, ok := st.check.(RcptChecker); ok {
 		ctx, cancel := context.WithTimeout(context.Background(), s.srv.opts.IdleTimeout)
-		err = rc.Rcpt(ctx, s.tx, to)
+		err = rc.Rcpt(ctx, tx, to)
 		cancel()
 	}
 	switch {
 	case err != nil:
 		// Refused by the policy: the next hop never sees it.
-	case s.tx.Feedback:
+	case tx.Feedback:
 		if !s.srv.opts.IsFeedbackAddress(to) {
 			err = replyAuthRequired
 		}
 	default:
 		ctx, cancel := context.WithTimeout(context.Background(), s.srv.opts.IdleTimeout)
-		err = s.nh.Rcpt(ctx, to)
+		err = st.nh.Rcpt(ctx, to)
 		cancel()
 	}
 	r := s.reply("RCPT", err)
@@ -181,25 +274,68 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if errors.As(r, &serr) {
 		rc.Refused, rc.Code, rc.Message = true, serr.Code, serr.Message
 	}
-	s.tx.AddRcpt(rc)
+	tx.AddRcpt(rc)
 	s.countRefusal(rc)
 	return r
 }
 
 // Data reads the message, runs the decision step and relays or refuses.
+// It takes the transaction over from the session first, so a command
+// that go-smtp reads while a BDAT transfer runs finds no transaction to
+// change.
 func (s *session) Data(r io.Reader) error {
-	if s.tx == nil {
-		return s.reply("DATA", replyNoTransaction)
+	pr, chunked := r.(*io.PipeReader) // go-smtp's reader for BDAT
+	if chunked {
+		done := make(chan struct{})
+		defer close(done)
+		s.mu.Lock()
+		s.bdat, s.bdatDone = pr, done
+		s.mu.Unlock()
 	}
-	tx := s.tx
+	s.conn.guard.startTransfer(chunked)
+	defer s.conn.guard.endTransfer(chunked)
+	// Whatever happens, the message is read to its end so that the reply
+	// lands after it and the guard sees the transfer finish.
+	defer io.Copy(io.Discard, r)
+	if chunked {
+		// go-smtp calls Data from a goroutine of its own and goes on
+		// reading commands meanwhile. Until the first chunk's octets are
+		// here (go-smtp's copy of them then waits for this goroutine) or
+		// the transfer has ended, the open transaction is not safely
+		// this transfer's: after "BDAT 0", a RSET and a new MAIL may
+		// already have come. A transfer reset before it started was
+		// ended by Reset.
+		if _, err := pr.Read(nil); err != nil && err != io.EOF {
+			return err
+		}
+	}
+	st := s.take()
+	if st == nil {
+		return s.replyLog(s.srv.log, "DATA", replyNoTransaction)
+	}
+	defer st.mu.Unlock()
+	defer s.endTransaction(st)
+	tx := st.tx
 	res := Result{}
-	defer s.endTransaction()
 
 	msg, err := readMessage(r, readLimits{
 		maxHeaderBytes: s.srv.opts.MaxHeaderBytes,
+		maxLineBytes:   s.srv.opts.MaxDataLineLength,
 		spoolThreshold: s.srv.opts.SpoolThreshold,
 		spoolDir:       s.srv.opts.SpoolDir,
 	})
+	if errors.Is(err, smtp.ErrDataReset) {
+		// The client reset the transaction (or left) during a BDAT
+		// transfer: as after RSET before DATA, nothing was relayed and
+		// nobody waits for a reply.
+		if st.nh != nil {
+			st.nh.Abort()
+			st.nh = nil
+		}
+		st.check.Close(tx, nil, Result{Duration: s.srv.opts.Now().Sub(tx.Start), Err: err})
+		st.log.Info("transaction reset during BDAT", "tx", tx.ID)
+		return err
+	}
 	if err != nil {
 		// Drain whatever the client still sends so the reply lands
 		// after its end-of-data, then refuse.
@@ -211,15 +347,18 @@ func (s *session) Data(r io.Reader) error {
 		case errors.Is(err, errHeaderBlock):
 			res.Reply = replyHeaderTooLarge
 			res.Outcome = OutcomeRejected
+		case errors.Is(err, errDataLine):
+			res.Reply = replyDataLine
+			res.Outcome = OutcomeRejected
 		case errors.Is(err, smtp.ErrDataTooLarge):
 			res.Reply = replyTooLarge
 			res.Outcome = OutcomeRejected
 		default:
-			res.Reply = toReply(err, s.log)
+			res.Reply = toReply(err, st.log)
 			res.Outcome = OutcomeDeferred
 			res.Err = err
 		}
-		return s.finish(tx, nil, res)
+		return s.finish(st, nil, res)
 	}
 	defer msg.Close()
 	res.Size = msg.Size
@@ -227,13 +366,13 @@ func (s *session) Data(r io.Reader) error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), s.srv.opts.IdleTimeout)
 	defer cancel()
-	dec, err := s.check.Data(ctx, tx, msg)
+	dec, err := st.check.Data(ctx, tx, msg)
 	res.Decision = dec
 	if err != nil {
-		res.Reply = withID(toReply(err, s.log), tx.ID)
+		res.Reply = withID(toReply(err, st.log), tx.ID)
 		res.Outcome = OutcomeDeferred
 		res.Err = err
-		return s.finish(tx, msg, res)
+		return s.finish(st, msg, res)
 	}
 	switch dec.Action {
 	case Refuse:
@@ -248,11 +387,11 @@ func (s *session) Data(r io.Reader) error {
 				res.Outcome = OutcomeDeferred
 			}
 		}
-		return s.finish(tx, msg, res)
+		return s.finish(st, msg, res)
 	case Consume:
 		res.Reply = &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Feedback report received (id " + tx.ID + ")"}
 		res.Outcome = OutcomeAccepted
-		return s.finish(tx, msg, res)
+		return s.finish(st, msg, res)
 	}
 
 	body := io.MultiReader(
@@ -261,12 +400,12 @@ func (s *session) Data(r io.Reader) error {
 		msg.Body(),
 	)
 	dctx, dcancel := context.WithTimeout(context.Background(), s.srv.opts.IdleTimeout)
-	text, err := s.nh.Data(dctx, body)
+	text, err := st.nh.Data(dctx, body)
 	dcancel()
-	s.nh = nil
+	st.nh = nil
 	if err != nil {
 		res.Err = err
-		res.Reply = toReply(err, s.log)
+		res.Reply = toReply(err, st.log)
 		res.NextHopReply = res.Reply.Message
 		if res.Reply.Code/100 == 5 {
 			res.Outcome = OutcomeFailed
@@ -274,12 +413,12 @@ func (s *session) Data(r io.Reader) error {
 			res.Outcome = OutcomeDeferred
 		}
 		res.Reply = withID(res.Reply, tx.ID)
-		return s.finish(tx, msg, res)
+		return s.finish(st, msg, res)
 	}
 	res.NextHopReply = text
 	res.Outcome = OutcomeAccepted
 	res.Reply = &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: text + " (id " + tx.ID + ")"}
-	return s.finish(tx, msg, res)
+	return s.finish(st, msg, res)
 }
 
 // withID appends the transaction id to a reply that lacks it.
@@ -293,23 +432,34 @@ func withID(r *smtp.SMTPError, id string) *smtp.SMTPError {
 }
 
 // finish records the outcome with the Check, logs it and returns the
-// reply. The reply code is set on every accepted recipient.
-func (s *session) finish(tx *Transaction, msg *Message, res Result) error {
+// reply. The reply code is set on every accepted recipient. The caller
+// holds st.mu.
+func (s *session) finish(st *txState, msg *Message, res Result) error {
+	tx := st.tx
 	res.Duration = s.srv.opts.Now().Sub(tx.Start)
 	for i := range tx.Rcpts {
 		if !tx.Rcpts[i].Refused {
 			tx.Rcpts[i].Code, tx.Rcpts[i].Message = res.Reply.Code, res.Reply.Message
 		}
 	}
-	if s.nh != nil {
-		s.nh.Abort()
-		s.nh = nil
+	if st.nh != nil {
+		st.nh.Abort()
+		st.nh = nil
 	}
-	s.check.Close(tx, msg, res)
-	s.check = nil
+	st.check.Close(tx, msg, res)
+	st.check = nil
 	s.srv.metrics.transaction(res.Outcome)
 	s.srv.metrics.reply("DATA", res.Reply.Code)
-	attrs := []any{"tx", tx.ID, "outcome", res.Outcome, "from", tx.From, "rcpts", len(tx.Accepted()),
+	accepted := tx.Accepted()
+	// The paths exactly as the next hop got them (wirePath cannot fail
+	// here: MAIL and RCPT refused what it cannot write).
+	paths := make([]string, 0, len(accepted))
+	for _, a := range accepted {
+		p, _ := wirePath(a)
+		paths = append(paths, p)
+	}
+	attrs := []any{"tx", tx.ID, "outcome", res.Outcome, "from", tx.From, "mail_from", st.mailFrom,
+		"rcpts", len(accepted), "rcpt_to", strings.Join(paths, ","),
 		"size", res.Size, "reply", fmt.Sprintf("%d %s", res.Reply.Code, res.Reply.Message), "duration", res.Duration}
 	if tx.RcptsOverLimit > 0 {
 		attrs = append(attrs, "rcpts_over_limit", tx.RcptsOverLimit)
@@ -317,7 +467,7 @@ func (s *session) finish(tx *Transaction, msg *Message, res Result) error {
 	if res.Err != nil {
 		attrs = append(attrs, "err", res.Err)
 	}
-	s.log.Info("transaction", attrs...)
+	st.log.Info("transaction", attrs...)
 	return res.Reply
 }
 
@@ -331,12 +481,24 @@ func (s *session) received(tx *Transaction) string {
 		proto += "A"
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Received: from %s ([%s])\r\n\tby %s (outguard) with %s id %s", sanitizeHelo(tx.Helo), tx.Client.Addr(), s.srv.opts.Hostname, proto, tx.ID)
+	fmt.Fprintf(&b, "Received: from %s (%s)\r\n\tby %s (outguard) with %s id %s", sanitizeHelo(tx.Helo), addressLiteral(tx.Client.Addr()), s.srv.opts.Hostname, proto, tx.ID)
 	if acc := tx.Accepted(); len(acc) == 1 {
-		fmt.Fprintf(&b, "\r\n\tfor <%s>", acc[0])
+		if p, err := wirePath(acc[0]); err == nil {
+			fmt.Fprintf(&b, "\r\n\tfor %s", p)
+		}
 	}
 	fmt.Fprintf(&b, ";\r\n\t%s\r\n", s.srv.opts.Now().Format(time.RFC1123Z))
 	return b.String()
+}
+
+// addressLiteral writes ip as an RFC 5321 §4.1.3 address literal:
+// "[192.0.2.1]" or "[IPv6:2001:db8::1]".
+func addressLiteral(ip netip.Addr) string {
+	ip = ip.Unmap().WithZone("")
+	if ip.Is6() {
+		return "[IPv6:" + ip.String() + "]"
+	}
+	return "[" + ip.String() + "]"
 }
 
 func sanitizeHelo(h string) string {
@@ -351,30 +513,78 @@ func sanitizeHelo(h string) string {
 	}, h)
 }
 
-// endTransaction clears the transaction state after DATA; during a
+// endTransaction marks st ended (the caller holds st.mu); during a
 // graceful shutdown it closes the connection after the final reply.
-func (s *session) endTransaction() {
-	s.tx, s.check, s.nh = nil, nil, nil
-	s.inTx.Store(false)
+func (s *session) endTransaction(st *txState) {
+	st.ended = true
+	st.check, st.nh = nil, nil
+	s.open.Add(-1)
 	if s.srv.isDraining() {
 		s.conn.closeAfterWrite()
 	}
 }
 
-// Reset aborts a transaction that has not reached its end.
+// Reset aborts a transaction that has not reached DATA. A transaction
+// that Data has taken over is Data's to end: go-smtp has already failed
+// its reader.
 func (s *session) Reset() {
-	if s.tx == nil {
+	s.waitBDAT()
+	st := s.take()
+	if st == nil {
 		return
 	}
-	if s.nh != nil {
-		s.nh.Abort()
-		s.nh = nil
+	defer st.mu.Unlock()
+	if st.nh != nil {
+		st.nh.Abort()
 	}
-	if s.check != nil {
-		s.check.Close(s.tx, nil, Result{Duration: s.srv.opts.Now().Sub(s.tx.Start)})
+	if st.check != nil {
+		st.check.Close(st.tx, nil, Result{Duration: s.srv.opts.Now().Sub(st.tx.Start)})
 	}
-	s.endTransaction()
+	s.endTransaction(st)
 }
+
+// waitBDAT waits until go-smtp's goroutine for the last BDAT transfer is
+// done with it. go-smtp calls Reset after it has closed the transfer's
+// pipe (RSET, end of the message, end of the connection); the goroutine
+// then still hands Data's result to a field of the connection that the
+// next BDAT replaces, and closes the pipe's reader last. Without this
+// wait a pipelined "BDAT n, RSET, MAIL, RCPT, BDAT m LAST" could answer
+// the second message with the first one's "transmission aborted" while
+// the second was relayed. When the pipe is still open (STARTTLS during a
+// transfer) the wait gives up after a while rather than block the
+// connection.
+func (s *session) waitBDAT() {
+	s.mu.Lock()
+	pr, done := s.bdat, s.bdatDone
+	s.bdat, s.bdatDone = nil, nil
+	s.mu.Unlock()
+	if pr == nil {
+		return
+	}
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		<-done
+		// Data has returned, having read its pipe to the end; a read
+		// now reports the writer's close until the goroutine closes
+		// the reader, after handing on Data's result.
+		for {
+			if _, err := pr.Read(nil); errors.Is(err, io.ErrClosedPipe) {
+				return
+			}
+			runtime.Gosched()
+		}
+	}()
+	t := time.NewTimer(bdatWait)
+	defer t.Stop()
+	select {
+	case <-closed:
+	case <-t.C:
+	}
+}
+
+// bdatWait bounds waitBDAT.
+const bdatWait = 5 * time.Second
 
 // Logout ends the session.
 func (s *session) Logout() error {

@@ -41,6 +41,10 @@ type NextHop struct {
 	Deliveries []Delivery
 	// Counters.
 	Conns, Mails, Resets int
+	// Commands are the MAIL and RCPT command lines exactly as they
+	// arrived, without CRLF, recorded before go-smtp parses them
+	// (plaintext sessions only: recording stops at STARTTLS).
+	Commands []string
 
 	srv        *smtp.Server
 	ln         net.Listener
@@ -89,12 +93,14 @@ func StartNextHopAt(t testing.TB, addr string) *NextHop {
 	s.EnableSMTPUTF8 = true
 	s.MaxMessageBytes = 64 << 20
 	s.MaxRecipients = 10000
+	// Like Postfix, take message lines of any length.
+	s.MaxLineLength = 0
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.srv, h.ln, h.Addr = s, ln, ln.Addr().String()
-	go s.Serve(ln)
+	go s.Serve(&tapListener{Listener: ln, h: h})
 	t.Cleanup(func() { s.Close() })
 	return h
 }
@@ -263,4 +269,76 @@ func StripReceived(raw []byte) ([]byte, error) {
 // CRLF turns "\n" line endings into "\r\n".
 func CRLF(s string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\n", "\r\n")
+}
+
+// tapListener hands out connections whose reads feed a commandTap.
+type tapListener struct {
+	net.Listener
+	h *NextHop
+}
+
+func (l *tapListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &tapConn{Conn: c, tap: &commandTap{h: l.h}}, nil
+}
+
+type tapConn struct {
+	net.Conn
+	tap *commandTap
+}
+
+func (c *tapConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.tap.feed(b[:n])
+	return n, err
+}
+
+// commandTap splits the client's stream into lines and records MAIL and
+// RCPT commands, skipping DATA content (up to the "." line). The client
+// is outguard's own next-hop client, which sends DATA content only after
+// a 354 and never uses BDAT.
+type commandTap struct {
+	h      *NextHop
+	line   []byte
+	inData bool
+	off    bool
+}
+
+func (t *commandTap) feed(b []byte) {
+	for _, c := range b {
+		if t.off {
+			return
+		}
+		if c != '\n' {
+			if len(t.line) < 1<<16 {
+				t.line = append(t.line, c)
+			}
+			continue
+		}
+		l := strings.TrimSuffix(string(t.line), "\r")
+		t.line = t.line[:0]
+		u := strings.ToUpper(l)
+		switch {
+		case t.inData:
+			t.inData = l != "."
+		case u == "DATA":
+			t.inData = true
+		case u == "STARTTLS":
+			t.off = true
+		case strings.HasPrefix(u, "MAIL ") || strings.HasPrefix(u, "RCPT "):
+			t.h.mu.Lock()
+			t.h.Commands = append(t.h.Commands, l)
+			t.h.mu.Unlock()
+		}
+	}
+}
+
+// ReceivedCommands returns a copy of Commands.
+func (h *NextHop) ReceivedCommands() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.Commands...)
 }

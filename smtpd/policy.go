@@ -72,6 +72,11 @@ type Recipient struct {
 	// the final reply after DATA (250 until then).
 	Code    int
 	Message string
+	// Enhanced is the refusal's enhanced status code (RFC 3463), when
+	// Refused.
+	Enhanced smtp.EnhancedCode
+	// NextHop is set when the next hop gave the refusal (not outguard).
+	NextHop bool
 }
 
 // Action is what happens to a message after the Policy's Data step.

@@ -256,6 +256,7 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		err = rc.Rcpt(ctx, tx, to)
 		cancel()
 	}
+	byNextHop := false
 	switch {
 	case err != nil:
 		// Refused by the policy: the next hop never sees it.
@@ -267,12 +268,14 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		ctx, cancel := context.WithTimeout(context.Background(), s.srv.opts.IdleTimeout)
 		err = st.nh.Rcpt(ctx, to)
 		cancel()
+		byNextHop = err != nil
 	}
 	r := s.reply("RCPT", err)
 	rc := Recipient{Addr: to, Code: 250, Message: "OK"}
 	var serr *smtp.SMTPError
 	if errors.As(r, &serr) {
-		rc.Refused, rc.Code, rc.Message = true, serr.Code, serr.Message
+		rc.Refused, rc.Code, rc.Message, rc.Enhanced = true, serr.Code, serr.Message, serr.EnhancedCode
+		rc.NextHop = byNextHop
 	}
 	tx.AddRcpt(rc)
 	s.countRefusal(rc)

@@ -405,6 +405,7 @@ func (f *feedbackIntake) ingest(ctx context.Context, raw []byte, source string, 
 		counts = true
 	}
 	res.ID = f.newID(now)
+	res.Counted = counts
 
 	// Store first: a report accepted is a report kept. The index entries
 	// go with it, so a second copy finds them.
@@ -432,7 +433,6 @@ func (f *feedbackIntake) ingest(ctx context.Context, raw []byte, source string, 
 	}
 
 	if counts {
-		res.Counted = true
 		if res.TxID != "" {
 			if err := f.p.store.AddComplaint(ctx, res.TxID, quarantine.Complaint{Time: now}); err != nil && !errors.Is(err, quarantine.ErrNotFound) {
 				f.log.Error("recording complaint on the log record failed", "tx", res.TxID, "err", err)

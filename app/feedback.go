@@ -223,28 +223,35 @@ func (f *feedbackIntake) prune(cutoff time.Time) (int, error) {
 				if !ok || kind != "meta" {
 					continue
 				}
-				var r FeedbackResult
-				if err := json.Unmarshal(v, &r); err != nil || r.Received.IsZero() || r.Received.Before(cutoff) {
-					if len(old) == batch {
-						more = true
-						break
-					}
-					old = append(old, id)
-					if err == nil {
-						for _, ik := range []string{r.Digest, r.DedupKey} {
-							if ik != "" {
-								if got := idx.Get([]byte(ik)); string(got) == id {
-									if err := idx.Delete([]byte(ik)); err != nil {
-										return err
-									}
-								}
-							}
-						}
-					}
+				// The id holds the arrival time (reports stored before
+				// Received was recorded have only that).
+				at, err := quarantine.IDTime(id)
+				if err != nil {
 					continue
 				}
-				// Ids sort by arrival: the rest is newer.
-				break
+				if !at.Before(cutoff) {
+					// Ids sort by arrival: the rest is newer.
+					break
+				}
+				if len(old) == batch {
+					more = true
+					break
+				}
+				old = append(old, id)
+				var r FeedbackResult
+				if json.Unmarshal(v, &r) != nil {
+					continue
+				}
+				for _, ik := range []string{r.Digest, r.DedupKey} {
+					if ik == "" {
+						continue
+					}
+					if got := idx.Get([]byte(ik)); string(got) == id {
+						if err := idx.Delete([]byte(ik)); err != nil {
+							return err
+						}
+					}
+				}
 			}
 			for _, id := range old {
 				if err := b.Delete([]byte(id + "/meta")); err != nil {

@@ -603,8 +603,7 @@ type feedbackCheck struct{ p *pipeline }
 var _ smtpd.RcptChecker = (*feedbackCheck)(nil)
 
 // replyTooBig refuses a report over arf.parse_max_bytes: a property of the
-// message, so permanent (RFC 5321 section 4.5.3.1.10, like Postfix's
-// message_size_limit).
+// message, so permanent (RFC 5321 section 4.5.3.1.10; docs/config-arf.md).
 func replyTooBig(max int64) *smtp.SMTPError {
 	return &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4},
 		Message: fmt.Sprintf("Feedback report too large: at most %d bytes", max)}

@@ -82,9 +82,52 @@ type FeedbackResult struct {
 	Domain     string `json:"domain,omitempty"`
 	Identity   string `json:"identity,omitempty"`
 	// Counted is set when the complaint was counted toward automatic
-	// locking; Locked when it triggered a lock.
-	Counted bool `json:"counted"`
-	Locked  bool `json:"locked"`
+	// locking; Locked when it triggered a lock. NotCounted says why it was
+	// not: unlisted-reporter, not-attributed, identity-header-only,
+	// no-identity, feedback-type or duplicate.
+	Counted    bool   `json:"counted"`
+	NotCounted string `json:"not_counted,omitempty"`
+	Locked     bool   `json:"locked"`
+	// Reporter is the arf.reporters entry the report came from, "" for
+	// a report from no allow-listed feedback loop.
+	Reporter string `json:"reporter"`
+	// Duplicate is set when the same report was received before
+	// (DuplicateOf is its id, and nothing was stored or counted), or the
+	// same reporter already complained about the same transaction.
+	Duplicate   bool   `json:"duplicate"`
+	DuplicateOf string `json:"duplicate_of,omitempty"`
+	// Received is when the daemon got the report.
+	Received time.Time `json:"received,omitzero"`
+	// Source is where the report came from: smtp:<client address>, or
+	// the upload's source parameter.
+	Source string `json:"source,omitempty"`
+}
+
+// FeedbackQuery selects stored feedback reports, newest first.
+type FeedbackQuery struct {
+	// Limit is the page size (1 to 1000).
+	Limit int
+	// Before is the id of the last report of the previous page; "" for
+	// the newest.
+	Before string
+	// Counted, when non-nil, keeps only counted (true) or only not
+	// counted (false) reports.
+	Counted *bool
+	// Domain, when set, keeps only reports attributed to that
+	// administrative domain.
+	Domain string
+}
+
+// FeedbackList is one page of stored feedback reports.
+type FeedbackList struct {
+	Reports []FeedbackResult `json:"reports"`
+	// Next is the cursor for the next (older) page, "" at the end.
+	Next string `json:"next"`
+}
+
+// FeedbackLister lists the stored feedback reports for review.
+type FeedbackLister interface {
+	ListFeedback(ctx context.Context, q FeedbackQuery) (FeedbackList, error)
 }
 
 // FeedbackIngester handles an uploaded feedback report: parse, attribute,
@@ -115,6 +158,9 @@ type APIOptions struct {
 	Store MessageStore
 	// Feedback ingests uploaded feedback reports.
 	Feedback FeedbackIngester
+	// FeedbackList lists stored feedback reports (GET /api/v1/feedback);
+	// nil makes that endpoint answer 501.
+	FeedbackList FeedbackLister
 	// Reload re-reads the configuration (POST /api/v1/reload and POST
 	// /-/reload). The caller serialises concurrent reloads.
 	Reload func() error
@@ -254,6 +300,7 @@ func (a *API) routes() {
 	a.handle("DELETE /api/v1/locks/user/{name}", a.unlock)
 	a.handle("DELETE /api/v1/locks/identity/{domain}/{name}", a.unlock)
 	a.handle("GET /api/v1/identities/{domain}/{name}/usage", a.usage)
+	a.handle("GET /api/v1/feedback", a.listFeedback)
 	a.handle("GET /api/v1/would-locks", a.listWouldLocks)
 	a.handle("POST /api/v1/feedback", a.feedback)
 	a.handle("POST /api/v1/reload", a.reload)

@@ -93,6 +93,23 @@ type fakeFeedback struct {
 	calls  int
 	source string
 	raw    []byte
+	list   []FeedbackResult
+	query  FeedbackQuery
+}
+
+// ListFeedback returns the stored list, filtered by domain as the app
+// does, and remembers the query.
+func (f *fakeFeedback) ListFeedback(ctx context.Context, q FeedbackQuery) (FeedbackList, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.query = q
+	out := FeedbackList{}
+	for _, r := range f.list {
+		if q.Domain == "" || r.Domain == q.Domain {
+			out.Reports = append(out.Reports, r)
+		}
+	}
+	return out, f.err
 }
 
 func (f *fakeFeedback) Ingest(ctx context.Context, raw []byte, source string) (FeedbackResult, error) {
@@ -153,7 +170,7 @@ func newEnv(t testing.TB) *env {
 			{Name: "outtok", Hash: h[1], Scope: domOut},
 			{Name: "othertok", Hash: h[2], Scope: domOther},
 		},
-		Locks: e.locks, Store: e.store, DB: db, Feedback: e.feedback,
+		Locks: e.locks, Store: e.store, DB: db, Feedback: e.feedback, FeedbackList: e.feedback,
 		Reload: func() error { e.reloads++; return e.reloadErr },
 		UserDomain: func(u string) (string, bool) {
 			d, ok := users[u]

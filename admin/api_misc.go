@@ -62,7 +62,10 @@ func (a *API) feedback(w http.ResponseWriter, r *http.Request, pr Principal) err
 		return nil
 	}
 	detail := "not attributed"
-	if res.Attributed {
+	switch {
+	case res.Duplicate && res.ID == "":
+		detail = "duplicate of " + res.DuplicateOf
+	case res.Attributed:
 		detail = fmt.Sprintf("%s %s tx %s counted %v locked %v", res.FeedbackType, res.Identity, res.TxID, res.Counted, res.Locked)
 	}
 	a.record(pr, AuditFeedback, AuditTarget{Kind: "feedback", Domain: res.Domain, Name: source}, "", detail)

@@ -30,6 +30,7 @@ func (e *env) routes() []struct{ method, path string } {
 		{"DELETE", "/api/v1/locks/identity/" + domOut + "/alice@customer.example"},
 		{"GET", "/api/v1/identities/" + domOut + "/alice@customer.example/usage"},
 		{"GET", "/api/v1/would-locks"},
+		{"GET", "/api/v1/feedback"},
 		{"POST", "/api/v1/feedback"},
 		{"POST", "/api/v1/reload"},
 		{"GET", "/api/v1/audit"},
@@ -635,5 +636,31 @@ func TestAPIAuditPaging(t *testing.T) {
 	e.doJSON("GET", "/api/v1/audit?limit=3&cursor="+p1.NextCursor, tokAll, nil, &p2)
 	if len(p2.Entries) != 2 || p2.Entries[1].Target.Name != "u0" {
 		t.Errorf("page 2: got %+v", p2)
+	}
+}
+
+func TestAPIFeedbackList(t *testing.T) {
+	e := newEnv(t)
+	e.feedback.list = []FeedbackResult{
+		{ID: "B", Domain: domOut, Identity: "innocent1", Attribution: "identity-header", NotCounted: "unlisted-reporter"},
+		{ID: "A", Domain: domOther, Identity: "bob", Attribution: "message-id", Counted: true, Reporter: "fbl"},
+		{ID: "0", Attribution: "none", NotCounted: "not-attributed"},
+	}
+	var all FeedbackList
+	if code := e.doJSON("GET", "/api/v1/feedback?limit=10&counted=false&cursor=C", tokAll, nil, &all); code != 200 || len(all.Reports) != 3 {
+		t.Fatalf("scope all: got %d %+v, want the 3 reports", code, all)
+	}
+	if q := e.feedback.query; q.Limit != 10 || q.Before != "C" || q.Counted == nil || *q.Counted || q.Domain != "" {
+		t.Errorf("query: got %+v, want limit 10, before C, counted false, no domain", q)
+	}
+	var dom FeedbackList
+	if code := e.doJSON("GET", "/api/v1/feedback?domain="+domOther, tokOut, nil, &dom); code != 200 || len(dom.Reports) != 0 {
+		t.Errorf("a domain token naming another domain: got %d %+v, want none", code, dom)
+	}
+	if code := e.doJSON("GET", "/api/v1/feedback", tokOut, nil, &dom); code != 200 || len(dom.Reports) != 1 || dom.Reports[0].ID != "B" {
+		t.Errorf("a domain token: got %d %+v, want only its domain's report", code, dom)
+	}
+	if code, b := e.do("GET", "/api/v1/feedback?counted=maybe", tokAll, ""); code != 400 || !strings.Contains(string(b), "counted") {
+		t.Errorf("counted=maybe: got %d %s, want 400", code, b)
 	}
 }

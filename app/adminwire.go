@@ -27,13 +27,14 @@ func (a *App) mountAPI(cfg *config.Config) error {
 		teacher = modelTeacher{a: a}
 	}
 	api, err := admin.NewAPI(admin.APIOptions{
-		Teacher:  teacher,
-		Tokens:   adminTokens(cfg),
-		Locks:    a.ids,
-		Store:    a.store,
-		Feedback: admin.FeedbackFunc(a.ingestFeedback),
-		Reload:   a.ReloadFromFile,
-		DB:       a.db,
+		Teacher:      teacher,
+		Tokens:       adminTokens(cfg),
+		Locks:        a.ids,
+		Store:        a.store,
+		Feedback:     admin.FeedbackFunc(a.ingestFeedback),
+		FeedbackList: feedbackListFunc(a.listFeedback),
+		Reload:       a.ReloadFromFile,
+		DB:           a.db,
 		UserDomain: func(user string) (string, bool) {
 			e, ok := a.auth.table.Load().byName[user]
 			if !ok {
@@ -77,9 +78,42 @@ func (a *App) ingestFeedback(ctx context.Context, raw []byte, src string) (admin
 	if err != nil {
 		return admin.FeedbackResult{}, err
 	}
-	att := r.Method != "none"
-	return admin.FeedbackResult{Result: r.Parse, ID: r.ID, Attribution: r.Method, Attributed: att,
-		TxID: r.TxID, User: r.User, Domain: r.Domain, Identity: r.Identity, Counted: att && r.Identity != "", Locked: r.Locked}, nil
+	return feedbackWire(r), nil
+}
+
+// feedbackWire converts intake's result to the API's.
+func feedbackWire(r FeedbackResult) admin.FeedbackResult {
+	return admin.FeedbackResult{Result: r.Parse, ID: r.ID, Attribution: r.Method, Attributed: r.Method != "none",
+		TxID: r.TxID, User: r.User, Domain: r.Domain, Identity: r.Identity, Counted: r.Counted, NotCounted: r.NotCounted,
+		Locked: r.Locked, Reporter: r.Reporter, Duplicate: r.Duplicate, DuplicateOf: r.DuplicateOf, Received: r.Received, Source: r.Source}
+}
+
+// listFeedback serves GET /api/v1/feedback from the intake's store.
+func (a *App) listFeedback(ctx context.Context, q admin.FeedbackQuery) (admin.FeedbackList, error) {
+	out := admin.FeedbackList{Reports: []admin.FeedbackResult{}}
+	before := q.Before
+	// A domain filter may skip many reports: read pages until this one
+	// is full or the store ends.
+	for {
+		page, next, err := a.pipeline.feedback.List(q.Limit, before, q.Counted)
+		if err != nil {
+			return out, err
+		}
+		for _, r := range page {
+			if q.Domain != "" && !strings.EqualFold(r.Domain, q.Domain) {
+				continue
+			}
+			out.Reports = append(out.Reports, feedbackWire(r))
+			if len(out.Reports) == q.Limit {
+				out.Next = r.ID
+				return out, nil
+			}
+		}
+		if next == "" {
+			return out, nil
+		}
+		before = next
+	}
 }
 
 // newNotifier builds the webhook/mail notifier when the configuration
@@ -116,4 +150,11 @@ func (a *App) newNotifier(cfg *config.Config) (*notify.Notifier, error) {
 		}
 	}
 	return notify.New(o)
+}
+
+// feedbackListFunc adapts a function to admin.FeedbackLister.
+type feedbackListFunc func(context.Context, admin.FeedbackQuery) (admin.FeedbackList, error)
+
+func (f feedbackListFunc) ListFeedback(ctx context.Context, q admin.FeedbackQuery) (admin.FeedbackList, error) {
+	return f(ctx, q)
 }

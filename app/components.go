@@ -96,7 +96,11 @@ func (a *App) startComponents(cfg *config.Config) error {
 		return err
 	}
 	p.feedback = fi
-	return a.applyPolicy(cfg)
+	if err := a.applyPolicy(cfg); err != nil {
+		return err
+	}
+	fi.start()
+	return nil
 }
 
 // applyPolicy compiles the parts of cfg that reload swaps in: per-user
@@ -128,11 +132,12 @@ func (a *App) applyPolicy(cfg *config.Config) error {
 	if trace == "" {
 		trace = "X-Outguard-Trace"
 	}
-	var learn *feedbackLearning
-	if cm := cfg.Filter.Engines.Builtin.ContentModel; cm.LearnEnabled() && *cm.LearnFromFeedback {
-		learn = &feedbackLearning{sources: cfg.ARF.FeedbackSourcePrefixes()}
-	}
-	a.pipeline.feedback.configure(cfg.ARF.IdentityHeader, trace, cfg.ARF.ParseMaxBytes, learn)
+	cm := cfg.Filter.Engines.Builtin.ContentModel
+	a.pipeline.feedback.configure(&feedbackSettings{
+		identityHeader: cfg.ARF.IdentityHeader, traceHeader: trace, maxBytes: cfg.ARF.ParseMaxBytes,
+		retention: cfg.ARF.FeedbackRetention.D(), reporters: cfg.ARF.FeedbackReporters(),
+		learn: cm.LearnEnabled() && *cm.LearnFromFeedback,
+	})
 	return nil
 }
 
@@ -183,6 +188,9 @@ func (a *App) isFeedbackAddress(addr string) bool {
 func (a *App) stopComponents() {
 	if a.outbox != nil {
 		a.outbox.Stop()
+	}
+	if a.pipeline != nil && a.pipeline.feedback != nil {
+		a.pipeline.feedback.Stop()
 	}
 	if a.store != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

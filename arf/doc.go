@@ -44,5 +44,13 @@
 //
 // The identity header of a complained-about message is only as trustworthy
 // as the path the copy took; Attribute says which method it used so callers
-// can weigh it.
+// can weigh it. Anyone can write a report: only a trace token or
+// Message-ID found in the message log ties it to mail outguard relayed,
+// and then the identity is the log's, not the report's.
+//
+// The original's header is read leniently where the report's own parts are
+// not: an over-long field of the original is skipped (warning
+// WarnOversizedFieldSkipped) so that a sender cannot pad his mail until
+// complaints about it fail to parse, and an identity header with two
+// different values yields no identity (WarnIdentityAmbiguous).
 package arf

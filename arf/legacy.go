@@ -15,8 +15,11 @@ import (
 //     message/rfc822; the recipient, when given, is in the attached
 //     message's X-HmXmrOriginalRecipient header. Microsoft moved JMRP to
 //     ARF, but old-format reports still arrive from some enrolments.
-//   - AOL before 2 September 2008: from scomp@aol.net, subject "Client TOS
-//     Notification", a multipart with one empty text part and the
+//     The source IP of the complained-about message is given only in the
+//     report's Subject, "complaint about message from <IP>".
+//   - AOL before 2 September 2008 ("scomp", RFC 6449 appendix A.1): from
+//     scomp@aol.net or marked "X-Loop: scomp", subject "Client TOS
+//     Notification", a multipart/mixed with one empty text part and the
 //     complained-about message as message/rfc822, the AOL recipient
 //     redacted.
 //
@@ -38,6 +41,11 @@ func (p *parser) forwarded(top *entity, params map[string]string, depth int) (*F
 	}
 	// A feedback report forwarded as an attachment (by a person or a
 	// ticket system, perhaps more than once) is read from the attachment.
+	// An attachment over the limits is a hostile report, unless it is
+	// the original of a legacy complaint, whose oversized fields are
+	// skipped like those of any original: so the limit error waits for
+	// the legacy check.
+	var limitErr error
 	for _, e := range parts {
 		mt, _ := e.mediaType()
 		var fb *Feedback
@@ -58,11 +66,16 @@ func (p *parser) forwarded(top *entity, params map[string]string, depth int) (*F
 				return fb, nil
 			}
 		case errors.Is(err, ErrLimitExceeded):
-			return nil, err
+			if limitErr == nil {
+				limitErr = err
+			}
 		}
 	}
 	profile := legacyProfile(top, attached, p)
 	if profile == "" {
+		if limitErr != nil {
+			return nil, limitErr
+		}
 		return nil, fmt.Errorf("%w: a multipart message without a message/feedback-report part from no known legacy complaint sender", ErrNotARF)
 	}
 	fb := &Feedback{Profile: profile, FeedbackType: "abuse", Incidents: 1}
@@ -70,6 +83,14 @@ func (p *parser) forwarded(top *entity, params map[string]string, depth int) (*F
 	case ProfileJMRP:
 		fb.warn("legacy Microsoft JMRP complaint (not ARF); feedback type taken as abuse")
 		fb.UserAgent = "Microsoft JMRP (legacy format)"
+		if raw, ok := jmrpSourceIP(top.get("Subject")); ok {
+			fb.SourceIPRaw = raw
+			if a, err := ParseSourceIP(raw); err == nil {
+				fb.SourceIP = a
+			} else {
+				fb.warn("Subject names source %q, which is not an IP address", raw)
+			}
+		}
 	case ProfileAOLSCOMP:
 		fb.warn("legacy AOL feedback loop complaint (not ARF); feedback type taken as abuse")
 		fb.UserAgent = "AOL SCOMP (legacy format)"
@@ -107,14 +128,17 @@ func legacyProfile(top *entity, attached []*entity, p *parser) string {
 	switch {
 	case from == "staff@hotmail.com":
 		return ProfileJMRP
-	case from == "scomp@aol.net":
-		return ProfileAOLSCOMP
+	case from == "scomp@aol.net", hasLoop(top, "scomp"):
+		if mt, _ := top.mediaType(); mt == "multipart/mixed" {
+			return ProfileAOLSCOMP
+		}
+		return ""
 	}
 	// Without the documented sender, only the JMRP marker header in the
 	// attached message identifies the format.
 	body, _ := attached[0].decodedBody()
 	h, _ := splitHeader(body)
-	fs, _, err := parseFields(h, p.lim)
+	fs, _, _, err := parseFieldsSkipping(h, p.lim)
 	if err == nil {
 		e := entity{fields: fs}
 		if e.get("X-HmXmrOriginalRecipient") != "" {
@@ -122,4 +146,34 @@ func legacyProfile(top *entity, attached []*entity, p *parser) string {
 		}
 	}
 	return ""
+}
+
+// hasLoop reports whether e carries an X-Loop field with the value want
+// (any case).
+func hasLoop(e *entity, want string) bool {
+	for _, f := range e.fields {
+		if strings.EqualFold(f.name, "X-Loop") && strings.EqualFold(strings.TrimSpace(f.value), want) {
+			return true
+		}
+	}
+	return false
+}
+
+// jmrpSourceIP returns what follows "complaint about message from" in a
+// JMRP Subject, the only place the legacy format names the source.
+func jmrpSourceIP(subject string) (string, bool) {
+	const marker = "complaint about message from"
+	s := strings.Join(strings.Fields(subject), " ")
+	i := strings.Index(strings.ToLower(s), marker)
+	if i < 0 {
+		return "", false
+	}
+	rest := strings.TrimSpace(s[i+len(marker):])
+	if rest == "" {
+		return "", false
+	}
+	if j := strings.IndexAny(rest, " \t"); j >= 0 {
+		rest = rest[:j]
+	}
+	return rest, true
 }

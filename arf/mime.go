@@ -83,7 +83,31 @@ func splitHeader(b []byte) (header, body []byte) {
 // error). It fails only on the limits; lines without a colon are skipped,
 // and reported through bad so callers can tell a header from prose.
 func parseFields(h []byte, lim *limits) (fs []field, bad int, err error) {
+	fs, bad, _, err = scanFields(h, lim, false)
+	return fs, bad, err
+}
+
+// parseFieldsSkipping is parseFields for a header block that outguard only
+// reads from (the complained-about original): a field longer than
+// lim.maxFieldBytes is dropped and counted in skipped instead of failing the
+// whole parse, so padding one field cannot make a message unattributable.
+// The field count limit still applies.
+func parseFieldsSkipping(h []byte, lim *limits) (fs []field, bad, skipped int, err error) {
+	return scanFields(h, lim, true)
+}
+
+func scanFields(h []byte, lim *limits, skipOversized bool) (fs []field, bad, skipped int, err error) {
+	// cur is nil while the continuation lines of a skipped field go by,
+	// which drops them.
 	var cur []byte
+	tooLong := func() error {
+		if !skipOversized {
+			return fmt.Errorf("%w: a header field longer than %d bytes", ErrLimitExceeded, lim.maxFieldBytes)
+		}
+		skipped++
+		cur = nil
+		return nil
+	}
 	flush := func() error {
 		if cur == nil {
 			return nil
@@ -119,27 +143,33 @@ func parseFields(h []byte, lim *limits) (fs []field, bad int, err error) {
 				continue
 			}
 			if len(cur)+len(line)+1 > lim.maxFieldBytes {
-				return nil, bad, fmt.Errorf("%w: a header field longer than %d bytes", ErrLimitExceeded, lim.maxFieldBytes)
+				if err := tooLong(); err != nil {
+					return nil, bad, skipped, err
+				}
+				continue
 			}
 			cur = append(cur, ' ')
 			cur = append(cur, line...)
 			continue
 		}
 		if err := flush(); err != nil {
-			return nil, bad, err
+			return nil, bad, skipped, err
 		}
 		if len(line) == 0 {
 			continue
 		}
 		if len(line) > lim.maxFieldBytes {
-			return nil, bad, fmt.Errorf("%w: a header field longer than %d bytes", ErrLimitExceeded, lim.maxFieldBytes)
+			if err := tooLong(); err != nil {
+				return nil, bad, skipped, err
+			}
+			continue
 		}
 		cur = append([]byte(nil), line...)
 	}
 	if err := flush(); err != nil {
-		return nil, bad, err
+		return nil, bad, skipped, err
 	}
-	return fs, bad, nil
+	return fs, bad, skipped, nil
 }
 
 func unfold(v []byte) string {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net/mail"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -28,10 +29,10 @@ const (
 
 // Profiles name the format a Feedback was read from.
 const (
-	ProfileARF      = "arf"       // RFC 5965 multipart/report
-	ProfileBare     = "arf-bare"  // a lone message/feedback-report entity
-	ProfileJMRP     = "jmrp"      // Microsoft JMRP "RFC822 Attachment" format
-	ProfileAOLSCOMP = "aol-scomp" // AOL's feedback loop format before ARF (2008)
+	ProfileARF      = "arf"              // RFC 5965 multipart/report
+	ProfileBare     = "arf-bare"         // a lone message/feedback-report entity
+	ProfileJMRP     = "jmrp"             // Microsoft JMRP "RFC822 Attachment" format
+	ProfileAOLSCOMP = "legacy-aol-scomp" // AOL's feedback loop format before ARF (RFC 6449 appendix A.1)
 )
 
 // ParseOptions bound and configure Parse. The zero value is usable.
@@ -134,17 +135,36 @@ type Feedback struct {
 	Header textproto.Header
 	// MessageID is the original's Message-ID without angle brackets.
 	MessageID string
-	// Identity is the topmost ParseOptions.IdentityHeader value of the
-	// original's top-level header, "" when missing or a redaction
-	// placeholder.
+	// Identity is the ParseOptions.IdentityHeader value of the original's
+	// top-level header; "" when missing, a redaction placeholder, or
+	// ambiguous (two different values: warning WarnIdentityAmbiguous).
 	Identity string
 	// TraceToken is the topmost ParseOptions.TraceHeader value of the
 	// original's top-level header.
 	TraceToken string
 
-	// Warnings list the deviations from RFC 5965 that were tolerated.
+	// Warnings list the deviations from RFC 5965 that were tolerated, in
+	// words, and the conditions that affect attribution as the codes
+	// WarnOversizedFieldSkipped and WarnIdentityAmbiguous.
 	Warnings []string
+
+	// From is the address in the report's own From field (the outermost
+	// message's), lower case; "" when missing or unreadable. Callers use
+	// it to tell which feedback loop sent an uploaded report.
+	From string
 }
+
+// Warnings that are codes rather than sentences, because they change what
+// a complaint can be attributed to.
+const (
+	// WarnOversizedFieldSkipped: a header field of the original longer
+	// than ParseOptions.MaxFieldBytes was left out; the other fields were
+	// read.
+	WarnOversizedFieldSkipped = "oversized-field-skipped"
+	// WarnIdentityAmbiguous: the original carries the identity header
+	// with two different values, so Identity is "".
+	WarnIdentityAmbiguous = "identity-ambiguous"
+)
 
 func (f *Feedback) warn(format string, args ...any) {
 	f.Warnings = append(f.Warnings, fmt.Sprintf(format, args...))
@@ -164,7 +184,28 @@ func Parse(r io.Reader, opts ParseOptions) (*Feedback, error) {
 	}
 	lim := &limits{maxFields: opts.MaxFields, maxFieldBytes: opts.MaxFieldBytes, maxParts: opts.MaxParts, maxDepth: opts.MaxDepth}
 	p := &parser{opts: opts, lim: lim}
-	return p.message(b, 0)
+	fb, err := p.message(b, 0)
+	if err != nil {
+		return nil, err
+	}
+	h, _ := splitHeader(b)
+	if fs, _, _, err := parseFieldsSkipping(h, lim); err == nil {
+		fb.From = addressOf((&entity{fields: fs}).get("From"))
+	}
+	return fb, nil
+}
+
+// addressOf returns the lower-case address of a From field, "" when it
+// does not parse.
+func addressOf(v string) string {
+	if v == "" {
+		return ""
+	}
+	a, err := mail.ParseAddress(v)
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(a.Address)
 }
 
 type parser struct {
@@ -345,9 +386,12 @@ func (p *parser) original(fb *Feedback, e *entity, depth int) (bool, error) {
 		return false, fmt.Errorf("%w: nested deeper than %d", ErrLimitExceeded, p.lim.maxDepth)
 	}
 	h, _ := splitHeader(body)
-	fs, bad, err := parseFields(h, p.lim)
+	fs, bad, skipped, err := parseFieldsSkipping(h, p.lim)
 	if err != nil {
 		return false, err
+	}
+	if skipped > 0 {
+		fb.Warnings = append(fb.Warnings, WarnOversizedFieldSkipped)
 	}
 	if len(fs) == 0 {
 		fb.warn("original part holds no header")
@@ -367,11 +411,39 @@ func (p *parser) original(fb *Feedback, e *entity, depth int) (bool, error) {
 	}
 	orig := &entity{fields: fs}
 	fb.MessageID = stripAngles(orig.get("Message-ID"))
-	if id := orig.get(p.opts.IdentityHeader); id != "" && !IsRedacted(id) {
-		fb.Identity = id
+	switch ids := identities(fs, p.opts.IdentityHeader); len(ids) {
+	case 0:
+	case 1:
+		fb.Identity = ids[0]
+	default:
+		// Whoever wrote the second value, the complaint cannot say which
+		// end user it is about.
+		fb.Warnings = append(fb.Warnings, WarnIdentityAmbiguous)
 	}
 	fb.TraceToken = orig.get(p.opts.TraceHeader)
 	return true, nil
+}
+
+// identities returns the distinct values (compared without regard to case)
+// of the field named name in fs, in order, without redaction placeholders.
+func identities(fs []field, name string) []string {
+	var out []string
+	for _, f := range fs {
+		if !strings.EqualFold(f.name, name) || f.value == "" || IsRedacted(f.value) {
+			continue
+		}
+		dup := false
+		for _, v := range out {
+			if strings.EqualFold(v, f.value) {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, f.value)
+		}
+	}
+	return out
 }
 
 // headerForReader rebuilds a clean header block for go-message's reader,

@@ -57,11 +57,15 @@ func TestParseTolerates(t *testing.T) {
 		{file: "arf-gmt-comment.eml"},
 		{file: "arf-redacted-addresses.eml", rcpt: []string{"redacted"}, identity: "-"},
 		{file: "arf-identity-in-body-only.eml", identity: "-", trace: "-"},
-		{file: "arf-identity-topmost.eml"},
+		{file: "arf-identity-ambiguous.eml", identity: "-", warning: WarnIdentityAmbiguous},
+		{file: "arf-identity-repeated-equal.eml", warning: ""},
+		{file: "arf-original-oversized-field.eml", warning: WarnOversizedFieldSkipped},
 		{file: "arf-no-report-type.eml", warning: "without report-type"},
 		{file: "arf-forwarded-attachment.eml", headersOnly: true, warning: "forwarded as an attachment"},
-		{file: "legacy-jmrp.eml", profile: ProfileJMRP, version: "-", sourceIP: "-", arrival: time.Time{}, rcpt: []string{"victim@hotmail.example"}, warning: "JMRP"},
+		{file: "legacy-jmrp.eml", profile: ProfileJMRP, version: "-", arrival: time.Time{}, rcpt: []string{"victim@hotmail.example"}, warning: "JMRP"},
 		{file: "legacy-aol-scomp.eml", profile: ProfileAOLSCOMP, version: "-", sourceIP: "-", arrival: time.Time{}, rcpt: []string{}, warning: "AOL"},
+		{file: "legacy-aol-scomp-xloop.eml", profile: ProfileAOLSCOMP, version: "-", sourceIP: "-", arrival: time.Time{}, rcpt: []string{}, warning: "AOL"},
+		{file: "legacy-aol-scomp-oversized.eml", profile: ProfileAOLSCOMP, version: "-", sourceIP: "-", arrival: time.Time{}, rcpt: []string{}, warning: WarnOversizedFieldSkipped},
 	}
 	orDefault := func(got, want, def string) string {
 		switch want {
@@ -188,6 +192,8 @@ func TestParseRefuses(t *testing.T) {
 		{"refuse-missing-feedback-type.eml", ErrMissingFeedbackType},
 		{"refuse-conflicting-dates.eml", ErrConflictingDates},
 		{"refuse-no-boundary.eml", ErrUnreadable},
+		{"refuse-report-oversized-field.eml", ErrLimitExceeded},
+		{"refuse-xloop-scomp-not-mixed.eml", ErrNotARF},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -202,6 +208,136 @@ func TestParseRefuses(t *testing.T) {
 				t.Errorf("ErrorCode: got %q, want %q", got, tt.want.Error())
 			}
 		})
+	}
+}
+
+// TestParseAttributionWarnings checks the warnings that change what a
+// complaint can be attributed to: they are codes, exactly.
+func TestParseAttributionWarnings(t *testing.T) {
+	tests := []struct {
+		file     string
+		identity string
+		want     []string // codes that must be among the warnings
+		wantNot  []string // codes that must not
+	}{
+		{"arf-standard.eml", "alice@customer.example", nil, []string{WarnOversizedFieldSkipped, WarnIdentityAmbiguous}},
+		{"arf-identity-ambiguous.eml", "", []string{WarnIdentityAmbiguous}, []string{WarnOversizedFieldSkipped}},
+		{"arf-identity-repeated-equal.eml", "alice@customer.example", nil, []string{WarnIdentityAmbiguous}},
+		{"arf-original-oversized-field.eml", "alice@customer.example", []string{WarnOversizedFieldSkipped}, []string{WarnIdentityAmbiguous}},
+		{"legacy-aol-scomp-oversized.eml", "alice@customer.example", []string{WarnOversizedFieldSkipped}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			fb, err := parseFile(t, tt.file, ParseOptions{})
+			if err != nil {
+				t.Fatalf("Parse: got error %v, want none", err)
+			}
+			if fb.Identity != tt.identity {
+				t.Errorf("identity: got %q, want %q", fb.Identity, tt.identity)
+			}
+			for _, w := range tt.want {
+				if !slices.Contains(fb.Warnings, w) {
+					t.Errorf("warnings: got %q, want %q among them", fb.Warnings, w)
+				}
+			}
+			for _, w := range tt.wantNot {
+				if slices.Contains(fb.Warnings, w) {
+					t.Errorf("warnings: got %q, want no %q", fb.Warnings, w)
+				}
+			}
+			// Attribution goes on past a skipped field: the trace token
+			// and Message-ID below the padding are read.
+			if fb.TraceToken != "tr-7f3a9c0d5e" || fb.MessageID != "20261103091401.4411@shop.example.org" {
+				t.Errorf("trace %q, message id %q: want both read", fb.TraceToken, fb.MessageID)
+			}
+		})
+	}
+}
+
+// TestParseOversizedFieldPlace puts one field of 3 KiB (over a MaxFieldBytes
+// of 2 KiB) in each place of a report: only the original's is skipped.
+func TestParseOversizedFieldPlace(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "arf-standard.eml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := "X-Big: " + strings.Repeat("b", 3<<10) + "\r\n"
+	tests := []struct {
+		name   string
+		anchor string // big goes just before this text
+		want   error
+	}{
+		{"report header", "Subject: Abuse report", ErrLimitExceeded},
+		{"text part header", "Content-Type: text/plain; charset=\"US-ASCII\"", ErrLimitExceeded},
+		{"feedback-report part", "User-Agent: MailboxFBL/2.4", ErrLimitExceeded},
+		{"original header", "X-AuthUser: alice@customer.example", nil},
+		{"original header, last field", "\r\nBuy now", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := string(raw)
+			i := strings.Index(in, tt.anchor)
+			if i < 0 {
+				t.Fatalf("anchor %q not in the report", tt.anchor)
+			}
+			in = in[:i] + big + in[i:]
+			fb, err := Parse(strings.NewReader(in), ParseOptions{MaxFieldBytes: 2 << 10})
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("got error %v, want %v", err, tt.want)
+			}
+			if tt.want != nil {
+				return
+			}
+			if !slices.Contains(fb.Warnings, WarnOversizedFieldSkipped) {
+				t.Errorf("warnings: got %q, want %q", fb.Warnings, WarnOversizedFieldSkipped)
+			}
+			if fb.Identity != "alice@customer.example" {
+				t.Errorf("identity: got %q, want alice@customer.example", fb.Identity)
+			}
+		})
+	}
+}
+
+func TestParseJMRPSubjectIP(t *testing.T) {
+	fb, err := parseFile(t, "legacy-jmrp.eml", ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fb.SourceIP.String(); got != "198.51.100.25" {
+		t.Errorf("source ip: got %s, want 198.51.100.25 from the Subject", got)
+	}
+	tests := []struct {
+		subject string
+		raw     string
+		ok      bool
+	}{
+		{"complaint about message from 198.51.100.25", "198.51.100.25", true},
+		{"Complaint About Message From [2001:db8::7]", "[2001:db8::7]", true},
+		{"FW: complaint about message from  192.0.2.9 (hotmail)", "192.0.2.9", true},
+		{"complaint about message from", "", false},
+		{"your newsletter", "", false},
+	}
+	for _, tt := range tests {
+		raw, ok := jmrpSourceIP(tt.subject)
+		if raw != tt.raw || ok != tt.ok {
+			t.Errorf("jmrpSourceIP(%q): got %q %v, want %q %v", tt.subject, raw, ok, tt.raw, tt.ok)
+		}
+	}
+}
+
+func TestParseReportFrom(t *testing.T) {
+	for file, want := range map[string]string{
+		"arf-standard.eml":           "fbl@feedback.mailbox.example",
+		"legacy-jmrp.eml":            "staff@hotmail.com",
+		"legacy-aol-scomp-xloop.eml": "tos-notify@complaints.portal.example",
+	} {
+		fb, err := parseFile(t, file, ParseOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fb.From != want {
+			t.Errorf("%s: From: got %q, want %q", file, fb.From, want)
+		}
 	}
 }
 
@@ -369,7 +505,74 @@ func FuzzParse(f *testing.F) {
 		if fb.SourceIP.IsValid() && fb.SourceIP.String() != fb.SourceIP.Unmap().String() {
 			t.Fatalf("source ip %s not canonical", fb.SourceIP)
 		}
+		if fb.Identity != "" && slices.Contains(fb.Warnings, WarnIdentityAmbiguous) {
+			t.Fatalf("identity %q despite %s", fb.Identity, WarnIdentityAmbiguous)
+		}
 		_ = NewResult("fuzz", fb, nil)
+	})
+}
+
+// FuzzParseOriginal puts fuzzed bytes as the complained-about original into
+// an RFC 5965 report, an AOL scomp complaint and a JMRP complaint (whose
+// Subject is fuzzed too). An original cannot make a report unreadable:
+// its oversized fields are skipped, so the RFC 5965 report is accepted
+// whenever the original leaves the MIME structure alone; and the identity
+// is one of the identity header's values, or none when they differ.
+func FuzzParseOriginal(f *testing.F) {
+	for _, name := range []string{"arf-standard.eml", "arf-identity-ambiguous.eml", "legacy-aol-scomp-xloop.eml"} {
+		b, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		i := bytes.Index(b, []byte("Return-Path: <newsletter"))
+		f.Add(b[i:], "complaint about message from 198.51.100.25")
+	}
+	f.Add([]byte("X-AuthUser: a\r\nX-AuthUser: A\r\nX-Long: "+strings.Repeat("x", 600)+"\r\n\r\nbody"), "complaint about message from [::1]")
+	f.Add([]byte("X-AuthUser: a\nX-AuthUser: b\n\tfolded\n"), "Complaint about message from x")
+	const boundary = "fuzz-b0undary"
+	opts := ParseOptions{MaxBytes: 1 << 20, MaxFieldBytes: 256}
+	f.Fuzz(func(t *testing.T, orig []byte, subject string) {
+		if len(orig) > 256<<10 || strings.ContainsAny(subject, "\r\n") {
+			return
+		}
+		wrappers := []struct {
+			name, head string
+		}{
+			{"arf", "From: fbl@mailbox.example\r\nContent-Type: multipart/report; report-type=feedback-report; boundary=" + boundary + "\r\n\r\n" +
+				"--" + boundary + "\r\nContent-Type: text/plain\r\n\r\ncomplaint\r\n" +
+				"--" + boundary + "\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\nUser-Agent: F/1\r\nVersion: 1\r\n\r\n"},
+			{"scomp", "From: tos@portal.example\r\nX-Loop: scomp\r\nContent-Type: multipart/mixed; boundary=" + boundary + "\r\n\r\n" +
+				"--" + boundary + "\r\nContent-Type: text/plain\r\n\r\n\r\n"},
+			{"jmrp", "From: staff@hotmail.com\r\nSubject: " + subject + "\r\nContent-Type: multipart/mixed; boundary=" + boundary + "\r\n\r\n" +
+				"--" + boundary + "\r\nContent-Type: text/plain\r\n\r\njunk mail complaint\r\n"},
+		}
+		for _, w := range wrappers {
+			in := w.head + "--" + boundary + "\r\nContent-Type: message/rfc822\r\n\r\n" + string(orig) + "\r\n--" + boundary + "--\r\n"
+			fb, err := Parse(strings.NewReader(in), opts)
+			if err != nil {
+				if fb != nil {
+					t.Fatalf("%s: got feedback and error %v", w.name, err)
+				}
+				structural := bytes.Contains(orig, []byte(boundary)) || bytes.Count(orig, []byte("\n")) >= DefaultMaxFields
+				if w.name == "arf" && !structural {
+					t.Fatalf("%s: an original that leaves the MIME structure alone made the report fail: %v", w.name, err)
+				}
+				continue
+			}
+			if fb.Identity != "" {
+				if slices.Contains(fb.Warnings, WarnIdentityAmbiguous) {
+					t.Fatalf("%s: identity %q despite %s", w.name, fb.Identity, WarnIdentityAmbiguous)
+				}
+				flat := strings.ToLower(strings.Join(strings.Fields(string(orig)), " "))
+				if !strings.Contains(flat, strings.ToLower(fb.Identity)) {
+					t.Fatalf("%s: identity %q not in the original", w.name, fb.Identity)
+				}
+			}
+			if w.name == "jmrp" && fb.Profile == ProfileJMRP && fb.SourceIP.IsValid() && !strings.Contains(strings.ToLower(subject), "complaint about message from") {
+				t.Fatalf("jmrp: source ip %s without the Subject naming one", fb.SourceIP)
+			}
+			_ = NewResult("fuzz", fb, nil)
+		}
 	})
 }
 

@@ -18,6 +18,10 @@ const (
 	DefaultARFParseMaxBytes    = 10 << 20
 	DefaultARFIdentityHeader   = "X-AuthUser"
 	DefaultARFRelayTimeout     = 2 * time.Minute
+	DefaultFeedbackRetention   = 90 * 24 * time.Hour
+	// LegacyFeedbackSourcesReporter names the reporter that
+	// arf.feedback_sources (the older key) stands for.
+	LegacyFeedbackSourcesReporter = "feedback_sources"
 )
 
 // ARF configures abuse reports out (one RFC 5965 report per quarantined
@@ -56,18 +60,48 @@ type ARF struct {
 	// names the identity when neither the trace header nor the Message-ID
 	// finds the transaction. Default X-AuthUser.
 	IdentityHeader string `yaml:"identity_header"`
-	// FeedbackSources are the networks (CIDR) of the feedback loops whose
-	// SMTP reports are trusted to teach the content model: an attributed
-	// abuse or fraud complaint from one of them that carries the whole
-	// original is learnt as spam. Reports from elsewhere still count as
-	// complaints but teach nothing. Default: none.
+	// Reporters are the feedback loops whose complaints count toward
+	// automatic locking and teach the content model. A report from no
+	// listed reporter is stored and shown, never counted. Default: none.
+	Reporters []ARFReporter `yaml:"reporters"`
+	// FeedbackSources is the older form of Reporters: networks (CIDR or
+	// addresses) of trusted feedback loops. It stands for one more
+	// reporter, named "feedback_sources", with these networks.
 	FeedbackSources []string `yaml:"feedback_sources"`
+	// FeedbackRetention is how long received feedback reports (and what
+	// de-duplicates them) are kept. Default 90d.
+	FeedbackRetention Duration `yaml:"feedback_retention"`
 
-	feedbackPrefixes []netip.Prefix
+	reporters []Reporter
 }
 
-// FeedbackSourcePrefixes returns FeedbackSources parsed by validation.
-func (c *ARF) FeedbackSourcePrefixes() []netip.Prefix { return c.feedbackPrefixes }
+// ARFReporter is one feedback loop allowed to complain (docs/config-arf.md).
+type ARFReporter struct {
+	// Name labels the reporter in stored reports, logs and the API.
+	Name string `yaml:"name"`
+	// Domains match the domain of the report's envelope sender or of its
+	// From address (either); subdomains do not match.
+	Domains []string `yaml:"domains"`
+	// Networks match the SMTP client that delivered the report (CIDR or
+	// addresses). Set with Domains, both must match.
+	Networks []string `yaml:"networks"`
+	// CountIdentityHeader makes this reporter's complaints count when they
+	// are attributed only by the identity header of the original (not
+	// found in the message log). Default false: recorded for review only.
+	CountIdentityHeader bool `yaml:"count_identity_header"`
+}
+
+// Reporter is a validated ARFReporter.
+type Reporter struct {
+	Name                string
+	Domains             []string // lower case, no trailing dot
+	Networks            []netip.Prefix
+	CountIdentityHeader bool
+}
+
+// FeedbackReporters returns the reporters, arf.feedback_sources included,
+// as validation parsed them.
+func (c *ARF) FeedbackReporters() []Reporter { return c.reporters }
 
 // ARFRelay is the SMTP server reports are handed to.
 type ARFRelay struct {
@@ -112,6 +146,75 @@ func (c *ARF) setDefaults() {
 		c.IdentityHeader = DefaultARFIdentityHeader
 	}
 	setDur(&c.Relay.Timeout, DefaultARFRelayTimeout)
+	setDur(&c.FeedbackRetention, DefaultFeedbackRetention)
+}
+
+// parseNetwork reads a CIDR or a single address.
+func parseNetwork(s string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		if a, aerr := netip.ParseAddr(s); aerr == nil {
+			p, err = a.Prefix(a.BitLen())
+		}
+	}
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return p.Masked(), nil
+}
+
+// validateReporters fills c.reporters from Reporters and FeedbackSources.
+func (c *ARF) validateReporters(bad func(string, ...any)) {
+	c.reporters = nil
+	names := map[string]bool{}
+	for i, r := range c.Reporters {
+		where := fmt.Sprintf("arf.reporters[%d]", i)
+		if r.Name != "" {
+			where = fmt.Sprintf("arf.reporters %q", r.Name)
+		}
+		v := Reporter{Name: r.Name, CountIdentityHeader: r.CountIdentityHeader}
+		switch {
+		case r.Name == "":
+			bad("%s: give it a name, e.g. name: mailbox-example", where)
+		case r.Name == LegacyFeedbackSourcesReporter:
+			bad("%s: the name %q stands for arf.feedback_sources; choose another", where, r.Name)
+		case names[strings.ToLower(r.Name)]:
+			bad("%s: the name is used twice; give each reporter its own", where)
+		}
+		names[strings.ToLower(r.Name)] = true
+		if len(r.Domains) == 0 && len(r.Networks) == 0 {
+			bad("%s: set domains (of the report's envelope sender or From) or networks (of the SMTP client), or both", where)
+		}
+		for _, d := range r.Domains {
+			d = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(d), "."))
+			if d == "" || strings.ContainsAny(d, "@ <>\t") || !strings.Contains(d, ".") {
+				bad("%s: domains: %q is not a domain; write it like \"fbl.mailbox.example\", without user@", where, d)
+				continue
+			}
+			v.Domains = append(v.Domains, d)
+		}
+		for _, n := range r.Networks {
+			p, err := parseNetwork(n)
+			if err != nil {
+				bad("%s: networks: %q is not a network; use CIDR like \"192.0.2.0/24\" or an address", where, n)
+				continue
+			}
+			v.Networks = append(v.Networks, p)
+		}
+		c.reporters = append(c.reporters, v)
+	}
+	if len(c.FeedbackSources) > 0 {
+		v := Reporter{Name: LegacyFeedbackSourcesReporter}
+		for _, s := range c.FeedbackSources {
+			p, err := parseNetwork(s)
+			if err != nil {
+				bad("arf.feedback_sources: %q is not a network; use CIDR like \"192.0.2.0/24\" or an address", s)
+				continue
+			}
+			v.Networks = append(v.Networks, p)
+		}
+		c.reporters = append(c.reporters, v)
+	}
 }
 
 // validate returns nil or an error wrapping ErrInvalid that says how to fix
@@ -128,19 +231,9 @@ func (c *ARF) validate(cfg *Config) error {
 	if !looksLikeAddress(c.From) {
 		bad("arf.from %q is not an email address; use e.g. \"outguard@mta.example.net\"", c.From)
 	}
-	c.feedbackPrefixes = nil
-	for _, s := range c.FeedbackSources {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			if a, aerr := netip.ParseAddr(s); aerr == nil {
-				p, err = a.Prefix(a.BitLen())
-			}
-		}
-		if err != nil {
-			bad("arf.feedback_sources: %q is not a network; use CIDR like \"192.0.2.0/24\" or an address", s)
-			continue
-		}
-		c.feedbackPrefixes = append(c.feedbackPrefixes, p.Masked())
+	c.validateReporters(bad)
+	if c.FeedbackRetention < Duration(time.Hour) {
+		bad("arf.feedback_retention %s: must be at least 1h; received reports are kept this long (default 90d)", c.FeedbackRetention)
 	}
 	if c.AbuseAddress != "" && !looksLikeAddress(c.AbuseAddress) {
 		bad("arf.abuse_address %q is not an email address, e.g. \"abuse@example.net\"", c.AbuseAddress)

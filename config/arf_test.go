@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -27,6 +28,8 @@ func TestARFDefaults(t *testing.T) {
 		{"identity_header", a.IdentityHeader, "X-AuthUser"},
 		{"relay.address", a.Relay.Address, ""},
 		{"relay.timeout", a.Relay.Timeout.D(), DefaultARFRelayTimeout},
+		{"feedback_retention", a.FeedbackRetention.D(), 90 * 24 * time.Hour},
+		{"reporters", len(a.FeedbackReporters()), 0},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s: got %v, want %v", tc.name, tc.got, tc.want)
@@ -83,6 +86,14 @@ func TestARFBad(t *testing.T) {
 		{"bad-arf-relay-without-address.yaml", "need arf.relay.address"},
 		{"bad-arf-relay-timeout.yaml", "arf.relay.timeout"},
 		{"bad-arf-unknown-key.yaml", "abuse_adress"},
+		{"bad-arf-reporter-no-name.yaml", "give it a name"},
+		{"bad-arf-reporter-no-match.yaml", "set domains"},
+		{"bad-arf-reporter-network.yaml", "192.0.2.0/33"},
+		{"bad-arf-reporter-domain.yaml", "without user@"},
+		{"bad-arf-reporter-duplicate.yaml", "used twice"},
+		{"bad-arf-reporter-reserved-name.yaml", "choose another"},
+		{"bad-arf-feedback-sources.yaml", "arf.feedback_sources"},
+		{"bad-arf-feedback-retention.yaml", "arf.feedback_retention"},
 	}
 	cases := make([]badCase, 0, len(tests))
 	for _, tt := range tests {
@@ -90,3 +101,41 @@ func TestARFBad(t *testing.T) {
 	}
 	checkBadFixtures(t, "bad-arf-", sectionBase, cases)
 }
+
+// TestARFReporters checks the reporter list and that the older
+// feedback_sources key becomes one more reporter.
+func TestARFReporters(t *testing.T) {
+	c, err := Parse([]byte(sectionBase + `arf:
+  reporters:
+    - name: mailbox
+      domains: [FBL.Mailbox.Example.]
+      networks: [192.0.2.0/24, "2001:db8::1"]
+      count_identity_header: true
+    - name: portal
+      domains: [complaints.portal.example]
+  feedback_sources: [203.0.113.9]
+`))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	got := c.ARF.FeedbackReporters()
+	if len(got) != 3 {
+		t.Fatalf("got %d reporters, want 3: %+v", len(got), got)
+	}
+	check := func(what string, got, want any) {
+		t.Helper()
+		if fmtAny(got) != fmtAny(want) {
+			t.Errorf("%s: got %v, want %v", what, got, want)
+		}
+	}
+	check("first name", got[0].Name, "mailbox")
+	check("first domains", got[0].Domains, []string{"fbl.mailbox.example"})
+	check("first networks", got[0].Networks, "[192.0.2.0/24 2001:db8::1/128]")
+	check("first counts identity header", got[0].CountIdentityHeader, true)
+	check("second counts identity header", got[1].CountIdentityHeader, false)
+	check("legacy name", got[2].Name, LegacyFeedbackSourcesReporter)
+	check("legacy networks", got[2].Networks, "[203.0.113.9/32]")
+	check("legacy domains", len(got[2].Domains), 0)
+}
+
+func fmtAny(v any) string { return fmt.Sprint(v) }

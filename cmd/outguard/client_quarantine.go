@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/outguard/outguard/admin"
 )
@@ -259,7 +260,7 @@ func printMessage(w io.Writer, d admin.MessageDetail) {
 }
 
 var feedbackHelp = helpText(
-	"outguard feedback ingest [--json] FILE...",
+	"outguard feedback ingest [--json] FILE...\n       outguard feedback list [--counted true|false] [--limit N] [--json]",
 	`Uploads third-party feedback reports (ARF, RFC 5965, or the legacy formats
 of large mailbox providers) to the daemon, which parses each, attributes it
 to an outgoing user and identity (by outguard's trace header, the
@@ -269,20 +270,33 @@ input. Each file is at most the daemon's arf.parse_max_bytes. Needs a token
 of scope all. To only parse a report, without a daemon, use
 'outguard arf parse'.
 
-For each file one line tells whether it was accepted and to whom it was
-attributed; a file that is not a feedback report is named with the reason
-(not-arf, no-feedback-report, ...). With --json, one object per file and
-line: the keys of 'outguard arf parse --json' plus attributed, tx_id, user,
-domain, identity, counted and locked. The exit status is 1 if any file was
+A complaint counts only when it comes from a reporter listed in
+arf.reporters (an upload matches reporters that name domains and no
+networks, by the report's From domain) and names mail outguard relayed
+(trace header or Message-ID found in the log); the others are stored for
+review with the reason they did not count. A file uploaded again is a
+duplicate: nothing is stored or counted.
+
+For each file one line tells whether it was accepted, to whom it was
+attributed, and whether it counted; a file that is not a feedback report is
+named with the reason (not-arf, no-feedback-report, ...). With --json, one
+object per file and line: the keys of 'outguard arf parse --json' plus id,
+attributed, tx_id, user, domain, identity, reporter, counted, not_counted,
+duplicate, duplicate_of and locked. The exit status is 1 if any file was
 refused.
+
+'feedback list' shows the stored reports, newest first, with their
+reporter, attribution and whether they counted (and why not).
 `+clientHelp,
 	`  outguard feedback ingest complaint.eml
   outguard feedback ingest --json /var/spool/fbl/*.eml
   fetchmail-output | outguard feedback ingest -`)
 
 func runFeedback(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("feedback ingest", feedbackHelp, stderr)
-	cf := addClientFlags(fs, "feedback ingest")
+	fs := newFlags("feedback", feedbackHelp, stderr)
+	cf := addClientFlags(fs, "feedback")
+	limit := fs.Int("limit", 100, "list at most `N` reports (1 to 1000)")
+	counted := fs.String("counted", "", "list only counted (true) or only not counted (false) reports")
 	if c := parseFlags(fs, args, stdout); c >= 0 {
 		return c
 	}
@@ -290,10 +304,24 @@ func runFeedback(args []string, stdout, stderr io.Writer) int {
 	case "help":
 		return parseFlags(fs, []string{"--help"}, stdout)
 	case "ingest":
+	case "list":
+		if fs.NArg() > 1 {
+			return usageError(stderr, "feedback list", "takes no arguments, only --limit and --counted")
+		}
+		switch *counted {
+		case "", "true", "false":
+		default:
+			return usageError(stderr, "feedback list", "--counted %q: use true or false", *counted)
+		}
+		cl, code := cf.client(stderr)
+		if cl == nil {
+			return code
+		}
+		return listFeedback(cl, cf, *limit, *counted, stdout, stderr)
 	case "":
-		return usageError(stderr, "feedback", "say what to do: feedback ingest FILE...")
+		return usageError(stderr, "feedback", "say what to do: feedback ingest FILE... or feedback list")
 	default:
-		return usageError(stderr, "feedback", "unknown action %q: use feedback ingest FILE...", fs.Arg(0))
+		return usageError(stderr, "feedback", "unknown action %q: use feedback ingest FILE... or feedback list", fs.Arg(0))
 	}
 	files := fs.Args()[1:]
 	if len(files) == 0 {
@@ -324,15 +352,60 @@ func runFeedback(args []string, stdout, stderr io.Writer) int {
 		switch {
 		case !res.OK:
 			fmt.Fprintf(stdout, "%s: refused: %s (%s)\n", name, res.Error, clean(res.Detail, 300))
+		case res.Duplicate && res.ID == "":
+			fmt.Fprintf(stdout, "%s: duplicate: already received as %s; nothing stored or counted\n", name, clean(res.DuplicateOf, 40))
 		case !res.Attributed:
-			fmt.Fprintf(stdout, "%s: accepted %s report, not attributed to any user\n", name, clean(res.FeedbackType, 40))
+			fmt.Fprintf(stdout, "%s: accepted %s report (id %s), not attributed to any user%s\n", name, clean(res.FeedbackType, 40), clean(res.ID, 40), notCounted(res))
 		default:
-			fmt.Fprintf(stdout, "%s: accepted %s report about %s, user %s, identity %s (%s)%s%s\n", name, clean(res.FeedbackType, 40),
-				orDash(res.TxID), orDash(res.User), clean(orDash(res.Identity), 200), res.Domain,
-				map[bool]string{true: ", complaint counted"}[res.Counted], map[bool]string{true: ", identity locked"}[res.Locked])
+			fmt.Fprintf(stdout, "%s: accepted %s report (id %s) about %s, user %s, identity %s (%s), by %s%s%s\n", name, clean(res.FeedbackType, 40),
+				clean(res.ID, 40), orDash(res.TxID), orDash(res.User), clean(orDash(res.Identity), 200), res.Domain, res.Attribution,
+				notCounted(res), map[bool]string{true: ", identity locked"}[res.Locked])
 		}
 	}
 	return status
+}
+
+// notCounted says whether a complaint counted toward automatic locking,
+// and why not.
+func notCounted(res admin.FeedbackResult) string {
+	switch {
+	case res.Counted:
+		return ", complaint counted"
+	case res.Duplicate:
+		return ", not counted: duplicate of " + clean(res.DuplicateOf, 40)
+	case res.NotCounted != "":
+		return ", not counted: " + clean(res.NotCounted, 40)
+	}
+	return ""
+}
+
+// listFeedback prints stored reports, newest first.
+func listFeedback(cl *apiClient, cf *clientFlags, limit int, counted string, stdout, stderr io.Writer) int {
+	q := url.Values{"limit": {strconv.Itoa(limit)}}
+	if counted != "" {
+		q.Set("counted", counted)
+	}
+	resp, err := cl.request("GET", "/feedback", q, nil, "")
+	if err != nil {
+		fmt.Fprintf(stderr, "outguard feedback list: %v\n", err)
+		return exitFailed
+	}
+	defer resp.Body.Close()
+	var list admin.FeedbackList
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxAnswerBytes)).Decode(&list); err != nil {
+		fmt.Fprintf(stderr, "outguard feedback list: %v\n", err)
+		return exitFailed
+	}
+	if cf.json {
+		writeJSON(stdout, list)
+		return exitOK
+	}
+	for _, r := range list.Reports {
+		fmt.Fprintf(stdout, "%s %s %s from %s (%s): %s %s, identity %s%s\n", clean(r.ID, 40), r.Received.UTC().Format(time.RFC3339),
+			clean(r.FeedbackType, 40), clean(orDash(r.Reporter), 60), clean(r.Source, 200), clean(r.Attribution, 20),
+			orDash(r.TxID), clean(orDash(r.Identity), 200), notCounted(r))
+	}
+	return exitOK
 }
 
 // ingestFile uploads one report. A report refused by the parser is a

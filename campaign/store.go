@@ -153,8 +153,8 @@ type campaign struct {
 	confirmed   bool
 	confirmedAt int64
 	confirmedBy string
-	refs        int32 // entries in the recent ring
-	pins        int32 // entries in the confirmed ring
+	refs        int32             // entries in the recent ring
+	pins        int32             // entries in the confirmed ring
 	lastSeqs    [Exemplars]uint64 // recent-ring sequence numbers + 1; 0 = none
 	users       lru[userRec]
 	idents      lru[identRec]

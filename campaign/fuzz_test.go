@@ -16,9 +16,9 @@ func FuzzNormalise(f *testing.F) {
 		if len(words) > len(text) {
 			t.Fatalf("%d words from %d bytes", len(words), len(text))
 		}
-		var skip wordSet
 		var sc scanner
-		sc.splitWords(per, func(w []byte) { skip.add(hashBytes(w)) })
+		sc.setPerRecipient([]string{per})
+		skip := sc.skip
 		lower := strings.ToLower(text)
 		noLinks := !strings.Contains(lower, "http") && !strings.Contains(lower, "www.")
 		for _, w := range words {

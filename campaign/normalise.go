@@ -169,6 +169,9 @@ func linkParts(tok string) (host, rest string, ok bool) {
 	if at := strings.LastIndexByte(host, '@'); at >= 0 {
 		host = host[at+1:]
 	}
+	if i := strings.LastIndexByte(host, ':'); i >= 0 {
+		host = host[:i]
+	}
 	if host == "" {
 		return "", "", false
 	}
@@ -185,9 +188,6 @@ func hasPrefixFold(s, prefix string) bool {
 // "#", so per-recipient subdomains fold together.
 func (sc *scanner) link(host, rest string, emit func(word []byte)) {
 	b := sc.buf[:0]
-	if i := strings.LastIndexByte(host, ':'); i >= 0 {
-		host = host[:i]
-	}
 	for k, label := range strings.Split(host, ".") {
 		if k > 0 {
 			b = append(b, '.')
@@ -238,7 +238,7 @@ func (sc *scanner) splitWords(s string, fn func(word []byte)) {
 	}
 	for _, r := range s {
 		switch {
-		case unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Thai):
+		case (unicode.IsLetter(r) || unicode.IsMark(r)) && unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Thai):
 			flush()
 			b = utf8.AppendRune(b, r)
 			flush()

@@ -96,8 +96,8 @@ func (sc *scanner) scan(text string, emit func(word []byte)) {
 		// Skip white space, then take one white-space separated token.
 		i := 0
 		for i < len(text) {
-			r, n := utf8.DecodeRuneInString(text[i:])
-			if !unicode.IsSpace(r) {
+			r, n := decodeRune(text[i:])
+			if !isSpace(r) {
 				break
 			}
 			i += n
@@ -105,8 +105,8 @@ func (sc *scanner) scan(text string, emit func(word []byte)) {
 		text = text[i:]
 		j := 0
 		for j < len(text) {
-			r, n := utf8.DecodeRuneInString(text[j:])
-			if unicode.IsSpace(r) {
+			r, n := decodeRune(text[j:])
+			if isSpace(r) {
 				break
 			}
 			j += n
@@ -118,6 +118,20 @@ func (sc *scanner) scan(text string, emit func(word []byte)) {
 		}
 		sc.token(tok, emit)
 	}
+}
+
+func decodeRune(s string) (rune, int) {
+	if s[0] < utf8.RuneSelf {
+		return rune(s[0]), 1
+	}
+	return utf8.DecodeRuneInString(s)
+}
+
+func isSpace(r rune) bool {
+	if r < utf8.RuneSelf {
+		return r == ' ' || '\t' <= r && r <= '\r'
+	}
+	return unicode.IsSpace(r)
 }
 
 // token handles one white-space separated token.
@@ -237,6 +251,24 @@ func (sc *scanner) splitWords(s string, fn func(word []byte)) {
 		digit = false
 	}
 	for _, r := range s {
+		if r < utf8.RuneSelf {
+			// ASCII fast path: the common case needs no table look-ups.
+			switch {
+			case 'a' <= r && r <= 'z':
+				if len(b) < maxWordBytes {
+					b = append(b, byte(r))
+				}
+			case 'A' <= r && r <= 'Z':
+				if len(b) < maxWordBytes {
+					b = append(b, byte(r)+'a'-'A')
+				}
+			case '0' <= r && r <= '9':
+				digit = true
+			default:
+				flush()
+			}
+			continue
+		}
 		switch {
 		case (unicode.IsLetter(r) || unicode.IsMark(r)) && unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Thai):
 			flush()

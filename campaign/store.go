@@ -78,8 +78,9 @@ type Options struct {
 	// must exceed UserThreshold.
 	MaxUsers      int
 	MaxIdentities int
-	// MaxEvidence bounds the transactions listed in a signal. Default 50;
-	// at least UserThreshold+1.
+	// MaxEvidence bounds the transactions listed in a signal, and so the
+	// users counted for SignalUsers and the work of each message of a
+	// campaign past UserThreshold. Default 25; at least UserThreshold+1.
 	MaxEvidence int
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
@@ -115,7 +116,7 @@ func (o *Options) setDefaults() error {
 	def(&o.RecipientThreshold, 1000)
 	def(&o.MaxUsers, 1000)
 	def(&o.MaxIdentities, 1000)
-	def(&o.MaxEvidence, 50)
+	def(&o.MaxEvidence, max(25, o.UserThreshold+1))
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -548,7 +549,7 @@ func (s *Store) recordUser(c *campaign, m Message, now int64) (Signal, bool) {
 	}
 	// Walk from the most recent user back to the window's edge, at most
 	// MaxEvidence users: the count is exact up to there.
-	var ev []Evidence
+	ev := make([]Evidence, 0, min(c.users.n, s.opt.MaxEvidence))
 	for e := c.users.tail; e != nil && e.v.last >= cut; e = e.prev {
 		if len(ev) == s.opt.MaxEvidence {
 			break
@@ -565,8 +566,15 @@ func (s *Store) recordUser(c *campaign, m Message, now int64) (Signal, bool) {
 		Crossed:  !wasIn && len(ev) == k+1,
 		Evidence: ev,
 		Reason: fmt.Sprintf("campaign %s sent by identities of %s%d distinct users within %s (threshold %d)",
-			c.id, map[bool]string{true: "at least ", false: ""}[sat], len(ev), s.opt.UserWindow, k),
+			c.id, atLeast(sat), len(ev), s.opt.UserWindow, k),
 	}, true
+}
+
+func atLeast(saturated bool) string {
+	if saturated {
+		return "at least "
+	}
+	return ""
 }
 
 // recordIdentity notes m's identity for c and returns the recipient

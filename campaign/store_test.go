@@ -137,10 +137,12 @@ func TestTemplatedCampaignIsOneCampaign(t *testing.T) {
 		case i >= 10 && !ok:
 			t.Fatalf("copy %d (%d users): no user signal", i, i+1)
 		case ok:
-			if sig.Action != Lock || sig.Count != i+1 || sig.Threshold != 10 || sig.Crossed != (i == 10) {
-				t.Errorf("copy %d: signal %+v, want lock with count %d, threshold 10, crossed %v", i, sig, i+1, i == 10)
+			// The count is exact up to MaxEvidence (default 25).
+			want := min(i+1, 25)
+			if sig.Action != Lock || sig.Count != want || sig.Saturated != (i+1 >= 25) || sig.Threshold != 10 || sig.Crossed != (i == 10) {
+				t.Errorf("copy %d: signal %+v, want lock with count %d, threshold 10, crossed %v", i, sig, want, i == 10)
 			}
-			if len(sig.Evidence) != i+1 || sig.Evidence[0].TxID != fmt.Sprintf("tx%02d", i) {
+			if len(sig.Evidence) != want || sig.Evidence[0].TxID != fmt.Sprintf("tx%02d", i) {
 				t.Errorf("copy %d: %d evidence, newest %+v", i, len(sig.Evidence), sig.Evidence[0])
 			}
 			if !strings.Contains(sig.Reason, id) {
@@ -420,7 +422,7 @@ func TestOptionsValidation(t *testing.T) {
 		{MaxEntries: -1},
 		{Similarity: 1.5},
 		{UserThreshold: 10, MaxUsers: 5},
-		{UserThreshold: 60},
+		{UserThreshold: 10, MaxEvidence: 5},
 		{Window: -time.Second},
 	}
 	for i, o := range bad {

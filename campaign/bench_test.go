@@ -139,14 +139,14 @@ func BenchmarkMemory(b *testing.B) {
 				fps[i].HasSig = true
 				if i%tc.perCamp == 0 {
 					for k := range fps[i].Sig {
-						fps[i].Sig[k] = r.Uint32()
+						fps[i].Sig[k] = uint16(r.Uint32())
 					}
 				} else {
 					// A near-duplicate: 8 of 64 values differ from the
 					// campaign's first fingerprint.
 					fps[i].Sig = fps[i-i%tc.perCamp].Sig
 					for range 8 {
-						fps[i].Sig[r.IntN(NumHashes)] = r.Uint32()
+						fps[i].Sig[r.IntN(NumHashes)] = uint16(r.Uint32())
 					}
 				}
 			}

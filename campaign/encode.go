@@ -16,7 +16,7 @@ import (
 //	  uvarint identities, each (least recent first): identity, user,
 //	    messages, recipients, last, tx
 //	uvarint recent entries, then uvarint confirmed entries, each (oldest
-//	first): campaign index, at, kind(1 byte), [64 x uint32 LE signature],
+//	first): campaign index, at, kind(1 byte), [64 x uint16 LE signature],
 //	[uint64 LE exact hash], uvarint attachments, 32 bytes each
 //
 // Strings are a uvarint length and bytes; times are varint Unix
@@ -30,7 +30,7 @@ const (
 // Encode returns the store's state for Decode, for example to keep it in
 // bbolt across restarts. It holds the store's lock while it copies
 // everything: O(entries + campaigns + tracked members). Its size is bounded
-// by the options: about 270 bytes per recent or confirmed fingerprint,
+// by the options: about 140 bytes per recent or confirmed fingerprint,
 // plus the campaigns and their tracked members.
 func (s *Store) Encode() []byte {
 	s.mu.Lock()
@@ -84,7 +84,7 @@ func (s *Store) Encode() []byte {
 			b = append(b, e.kind)
 			if e.kind&kindSig != 0 {
 				for _, v := range e.sig {
-					b = binary.LittleEndian.AppendUint32(b, v)
+					b = binary.LittleEndian.AppendUint16(b, v)
 				}
 			}
 			if e.kind&kindExact != 0 {
@@ -268,10 +268,10 @@ func (s *Store) decode(data []byte) error {
 			}
 			e.c = list[i]
 			if e.kind&kindSig != 0 {
-				raw := d.bytes(NumHashes * 4)
+				raw := d.bytes(NumHashes * 2)
 				for j := range e.sig {
 					if raw != nil {
-						e.sig[j] = binary.LittleEndian.Uint32(raw[4*j:])
+						e.sig[j] = binary.LittleEndian.Uint16(raw[2*j:])
 					}
 				}
 			}

@@ -54,9 +54,11 @@ type Input struct {
 // Fingerprint is the fingerprint of one message. The zero value is an empty
 // fingerprint, which Store.Observe records nowhere.
 type Fingerprint struct {
-	// Sig is the MinHash signature of the text's shingles; valid when
-	// HasSig.
-	Sig    [NumHashes]uint32
+	// Sig is the MinHash signature of the text's shingles, 16 bits per
+	// value (b-bit MinHash: two unrelated values agree with probability
+	// 1/65536, which adds nothing measurable to the similarity estimate);
+	// valid when HasSig.
+	Sig    [NumHashes]uint16
 	HasSig bool
 	// Exact is a 64-bit hash of the normalised word sequence of a short
 	// text (fewer than MinShingles shingles) that holds at least one link;
@@ -90,7 +92,7 @@ func Similarity(a, b *Fingerprint) float64 {
 	return float64(agree(&a.Sig, &b.Sig)) / NumHashes
 }
 
-func agree(a, b *[NumHashes]uint32) int {
+func agree(a, b *[NumHashes]uint16) int {
 	n := 0
 	for i := range a {
 		if a[i] == b[i] {
@@ -176,7 +178,8 @@ func Compute(in Input) Fingerprint {
 	case shingles >= MinShingles:
 		f.HasSig = true
 		for i, v := range c.sig {
-			f.Sig[i] = uint32(v)
+			// The low bits: the high bits of a minimum are biased to zero.
+			f.Sig[i] = uint16(v)
 		}
 	case c.n > 0 && c.sc.links > 0:
 		f.HasExact = true
@@ -219,7 +222,7 @@ func (c *computer) word(w []byte) {
 // band's number and its Rows values. Keys of different bands differ by
 // construction only with high probability; a collision costs one extra
 // candidate, which the full comparison then rejects.
-func bandKeys(sig *[NumHashes]uint32) (keys [Bands]uint32) {
+func bandKeys(sig *[NumHashes]uint16) (keys [Bands]uint32) {
 	for b := range Bands {
 		h := uint64(b+1) * 0x9e3779b97f4a7c15
 		for r := range Rows {

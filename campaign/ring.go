@@ -2,7 +2,7 @@ package campaign
 
 // entry is one stored fingerprint.
 type entry struct {
-	sig    [NumHashes]uint32
+	sig    [NumHashes]uint16
 	exact  uint64
 	at     int64 // Unix nanoseconds: when observed, or when confirmed
 	c      *campaign
@@ -121,7 +121,7 @@ type match struct {
 // probeSig returns the entry whose signature agrees most with sig among
 // the LSH candidates, if it agrees in at least minAgree values and accept
 // takes its campaign.
-func (r *ring) probeSig(sig *[NumHashes]uint32, minAgree int, accept func(*campaign) bool) match {
+func (r *ring) probeSig(sig *[NumHashes]uint16, minAgree int, accept func(*campaign) bool) match {
 	var best match
 	var seen [Bands]uint32
 	n := 0

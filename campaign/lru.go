@@ -1,13 +1,13 @@
 package campaign
 
 // lru is a bounded set of per-campaign records keyed by a string (an
-// identity or a user), in least-recently-touched order. It is a slice with
-// linear search while small and a map past that, so that the many
-// single-message campaigns of ordinary mail cost a few words each.
+// identity or a user), in least-recently-touched order. While it holds at
+// most lruSmall records a lookup walks the list; past that a map indexes
+// it. So the many single-message campaigns of ordinary mail cost one node
+// and four words per set.
 type lru[T any] struct {
 	head, tail *node[T] // head: least recently touched
 	n          int
-	small      []*node[T]
 	m          map[string]*node[T]
 }
 
@@ -23,7 +23,7 @@ func (l *lru[T]) get(key string) *node[T] {
 	if l.m != nil {
 		return l.m[key]
 	}
-	for _, e := range l.small {
+	for e := l.tail; e != nil; e = e.prev {
 		if e.key == key {
 			return e
 		}
@@ -78,15 +78,11 @@ func (l *lru[T]) add(key string, max int) (added, dropped *node[T]) {
 	switch {
 	case l.m != nil:
 		l.m[key] = e
-	case len(l.small) < lruSmall:
-		l.small = append(l.small, e)
-	default:
+	case l.n > lruSmall:
 		l.m = make(map[string]*node[T], 2*lruSmall)
-		for _, s := range l.small {
+		for s := l.head; s != nil; s = s.next {
 			l.m[s.key] = s
 		}
-		l.m[key] = e
-		l.small = nil
 	}
 	return e, dropped
 }
@@ -96,12 +92,5 @@ func (l *lru[T]) remove(e *node[T]) {
 	l.n--
 	if l.m != nil {
 		delete(l.m, e.key)
-		return
-	}
-	for i, s := range l.small {
-		if s == e {
-			l.small = append(l.small[:i], l.small[i+1:]...)
-			break
-		}
 	}
 }

@@ -230,6 +230,9 @@ func bandKeys(sig *[NumHashes]uint16) (keys [Bands]uint32) {
 			h = bits.RotateLeft64(h, 29)
 		}
 		keys[b] = uint32(mix64(h))
+		if keys[b] == 0 {
+			keys[b] = 1 // 0 marks an empty cell of bandIndex
+		}
 	}
 	return keys
 }

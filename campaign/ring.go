@@ -27,7 +27,7 @@ type ring struct {
 	max        int
 	chunks     [][]entry // allocated on demand, chunkEntries each
 	head, tail uint64    // sequence numbers: oldest live, next to push
-	bands      map[uint32]uint32
+	bands      bandIndex
 	exact      map[uint64]uint32
 	attach     map[Digest]uint32
 }
@@ -35,7 +35,6 @@ type ring struct {
 func newRing(max int) ring {
 	return ring{
 		max:    max,
-		bands:  make(map[uint32]uint32),
 		exact:  make(map[uint64]uint32),
 		attach: make(map[Digest]uint32),
 	}
@@ -73,7 +72,7 @@ func (r *ring) push(e entry) uint64 {
 	r.tail++
 	if e.kind&kindSig != 0 {
 		for _, k := range bandKeys(&p.sig) {
-			r.bands[k] = s
+			r.bands.put(k, s)
 		}
 	}
 	if e.kind&kindExact != 0 {
@@ -91,9 +90,7 @@ func (r *ring) pop() *campaign {
 	p := r.at(s)
 	if p.kind&kindSig != 0 {
 		for _, k := range bandKeys(&p.sig) {
-			if v, ok := r.bands[k]; ok && v == s {
-				delete(r.bands, k)
-			}
+			r.bands.delIf(k, s)
 		}
 	}
 	if p.kind&kindExact != 0 {
@@ -127,7 +124,7 @@ func (r *ring) probeSig(sig *[NumHashes]uint16, minAgree int, accept func(*campa
 	n := 0
 next:
 	for _, k := range bandKeys(sig) {
-		s, ok := r.bands[k]
+		s, ok := r.bands.get(k)
 		if !ok {
 			continue
 		}

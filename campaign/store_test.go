@@ -260,7 +260,7 @@ func TestEvictionBounds(t *testing.T) {
 		if st.Entries > max || st.Campaigns > max {
 			t.Fatalf("after %d messages: %+v, want at most %d entries and campaigns", i+1, st, max)
 		}
-		if n := len(s.recent.bands); n > max*Bands {
+		if n := s.recent.bands.len(); n > max*Bands {
 			t.Fatalf("band index holds %d keys, want at most %d", n, max*Bands)
 		}
 	}
@@ -274,7 +274,7 @@ func TestEvictionBounds(t *testing.T) {
 	if st := s.Stats(); st.Entries != 1 || st.Campaigns != 1 {
 		t.Errorf("after the window: %+v, want 1 entry and 1 campaign", st)
 	}
-	if n := len(s.recent.bands); n > Bands {
+	if n := s.recent.bands.len(); n > Bands {
 		t.Errorf("band index holds %d keys after the window, want at most %d", n, Bands)
 	}
 }

@@ -35,14 +35,15 @@ const (
 func (s *Store) Encode() []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b := make([]byte, 0, 64+s.recent.len()*(NumHashes*4+16)+len(s.byID)*64)
+	b := make([]byte, 0, 64+(s.recent.len()+s.confirmed.len())*(NumHashes*2+16)+len(s.byID)*160)
 	b = append(b, magic...)
 	b = append(b, formatVersion)
 
-	index := make(map[*campaign]uint64, len(s.byID))
 	b = binary.AppendUvarint(b, uint64(len(s.byID)))
+	n := uint32(0)
 	for c := s.head; c != nil; c = c.next {
-		index[c] = uint64(len(index))
+		c.enc = n
+		n++
 		b = appendString(b, c.id)
 		b = binary.AppendVarint(b, c.first)
 		b = binary.AppendVarint(b, c.last)
@@ -79,7 +80,7 @@ func (s *Store) Encode() []byte {
 		b = binary.AppendUvarint(b, uint64(r.len()))
 		for q := r.head; q < r.tail; q++ {
 			e := r.at(r.slot(q))
-			b = binary.AppendUvarint(b, index[e.c])
+			b = binary.AppendUvarint(b, uint64(e.c.enc))
 			b = binary.AppendVarint(b, e.at)
 			b = append(b, e.kind)
 			if e.kind&kindSig != 0 {

@@ -4,22 +4,38 @@ package campaign
 // table with linear probing and backward-shift deletion, so the constant
 // churn of a full store (16 keys in and 16 out per message) leaves no
 // tombstones behind: lookups of absent keys, the common case, stay a probe
-// or two long. Each cell holds key<<32 | slot, one cache line access per
+// or two long. Each cell holds key<<32 | slot, one memory access per
 // probe; key 0 marks an empty cell (bandKeys never returns 0). The table
-// doubles when three quarters full and never shrinks, so its size follows
-// the most keys ever held (at most Bands*MaxEntries).
+// doubles when three quarters full, up to limit cells, and never shrinks.
+// limit is sized for the most keys the ring can hold (Bands*max) at a load
+// of 0.7, so a full store needs no more, whatever power of two that is
+// near; any size works because a key's home cell is found by
+// multiplication, not masking.
 type bandIndex struct {
 	cells []uint64
 	n     int
-	mask  uint32
+	limit int
 }
 
 const bandIndexMin = 1024
 
-func (t *bandIndex) home(k uint32) uint32 {
+func newBandIndex(maxKeys int) bandIndex {
+	return bandIndex{limit: max(bandIndexMin, maxKeys*10/7+1)}
+}
+
+func (t *bandIndex) home(k uint32) int {
 	// Keys are already uniform hashes; the multiply spreads them anyway,
-	// should a caller ever feed structured keys.
-	return uint32((uint64(k)*0x9e3779b97f4a7c15)>>32) & t.mask
+	// should a caller ever feed structured keys, and maps the result onto
+	// [0, len(cells)).
+	h := uint32((uint64(k) * 0x9e3779b97f4a7c15) >> 32)
+	return int((uint64(h) * uint64(len(t.cells))) >> 32)
+}
+
+func (t *bandIndex) next(i int) int {
+	if i++; i == len(t.cells) {
+		return 0
+	}
+	return i
 }
 
 func cellKey(c uint64) uint32 { return uint32(c >> 32) }
@@ -30,7 +46,7 @@ func (t *bandIndex) get(k uint32) (uint32, bool) {
 	if t.n == 0 {
 		return 0, false
 	}
-	for i := t.home(k); ; i = (i + 1) & t.mask {
+	for i := t.home(k); ; i = t.next(i) {
 		c := t.cells[i]
 		switch cellKey(c) {
 		case k:
@@ -43,10 +59,10 @@ func (t *bandIndex) get(k uint32) (uint32, bool) {
 
 // put sets k to v, replacing any value k had.
 func (t *bandIndex) put(k, v uint32) {
-	if (t.n+1)*4 > len(t.cells)*3 {
+	if (t.n+1)*4 > len(t.cells)*3 && len(t.cells) < t.limit {
 		t.grow()
 	}
-	for i := t.home(k); ; i = (i + 1) & t.mask {
+	for i := t.home(k); ; i = t.next(i) {
 		switch cellKey(t.cells[i]) {
 		case k:
 			t.cells[i] = uint64(k)<<32 | uint64(v)
@@ -65,7 +81,7 @@ func (t *bandIndex) delIf(k, v uint32) {
 		return
 	}
 	i := t.home(k)
-	for ; cellKey(t.cells[i]) != k; i = (i + 1) & t.mask {
+	for ; cellKey(t.cells[i]) != k; i = t.next(i) {
 		if t.cells[i] == 0 {
 			return
 		}
@@ -79,7 +95,7 @@ func (t *bandIndex) delIf(k, v uint32) {
 	for j := i; ; {
 		t.cells[i] = 0
 		for {
-			j = (j + 1) & t.mask
+			j = t.next(j)
 			if t.cells[j] == 0 {
 				return
 			}
@@ -101,10 +117,9 @@ func (t *bandIndex) delIf(k, v uint32) {
 }
 
 func (t *bandIndex) grow() {
-	size := max(bandIndexMin, 2*len(t.cells))
+	size := min(max(bandIndexMin, 2*len(t.cells)), t.limit)
 	old := t.cells
 	t.cells = make([]uint64, size)
-	t.mask = uint32(size - 1)
 	t.n = 0
 	for _, c := range old {
 		if c != 0 {

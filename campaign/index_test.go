@@ -10,7 +10,7 @@ import (
 // replace, conditional deletes that hit and miss.
 func TestBandIndexMatchesMap(t *testing.T) {
 	r := rand.New(rand.NewPCG(51, 52))
-	var idx bandIndex
+	idx := newBandIndex(3000)
 	ref := map[uint32]uint32{}
 	for i := range 200000 {
 		k := 1 + r.Uint32N(3000)
@@ -46,7 +46,20 @@ func TestBandIndexMatchesMap(t *testing.T) {
 			}
 		}
 	}
-	if len(idx.cells) > 8192 {
-		t.Errorf("table grew to %d cells for at most 3000 keys", len(idx.cells))
+	if len(idx.cells) > idx.limit {
+		t.Errorf("table has %d cells, past its limit %d", len(idx.cells), idx.limit)
+	}
+	// Filled to the most keys it is sized for, it stays at its limit.
+	full := newBandIndex(5000)
+	for k := range uint32(5000) {
+		full.put(k+1, k)
+	}
+	for k := range uint32(5000) {
+		if v, ok := full.get(k + 1); !ok || v != k {
+			t.Fatalf("full table: get(%d) = %d, %v", k+1, v, ok)
+		}
+	}
+	if len(full.cells) != full.limit {
+		t.Errorf("full table has %d cells, want its limit %d", len(full.cells), full.limit)
 	}
 }

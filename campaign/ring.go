@@ -35,6 +35,7 @@ type ring struct {
 func newRing(max int) ring {
 	return ring{
 		max:    max,
+		bands:  newBandIndex(Bands * max),
 		exact:  make(map[uint64]uint32),
 		attach: make(map[Digest]uint32),
 	}

@@ -162,6 +162,7 @@ type campaign struct {
 	usersSeen   uint64
 	identsSeen  uint64
 	prev, next  *campaign // by last seen; the store's tail is the most recent
+	enc         uint32    // the campaign's index in the encoding, set by Encode
 }
 
 type userRec struct {

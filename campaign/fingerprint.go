@@ -195,8 +195,7 @@ func Compute(in Input) Fingerprint {
 // word takes the next normalised word: it feeds the exact hash and, once
 // ShingleWords words are in the window, hashes the shingle they form into
 // the signature.
-func (c *computer) word(w []byte) {
-	h := hashBytes(w)
+func (c *computer) word(_ []byte, h uint64) {
 	c.exact = (c.exact ^ h) * 0x100000001b3
 	c.window[c.n%ShingleWords] = h
 	c.n++

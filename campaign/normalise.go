@@ -86,9 +86,9 @@ func (sc *scanner) setPerRecipient(words []string) {
 	}
 }
 
-// scan normalises text and calls emit with each kept word. The slice passed
-// to emit is only valid during the call.
-func (sc *scanner) scan(text string, emit func(word []byte)) {
+// scan normalises text and calls emit with each kept word and its
+// hashBytes hash. The slice passed to emit is only valid during the call.
+func (sc *scanner) scan(text string, emit func(word []byte, h uint64)) {
 	if len(text) > MaxTextBytes {
 		text = text[:MaxTextBytes]
 	}
@@ -135,7 +135,7 @@ func isSpace(r rune) bool {
 }
 
 // token handles one white-space separated token.
-func (sc *scanner) token(tok string, emit func(word []byte)) {
+func (sc *scanner) token(tok string, emit func(word []byte, h uint64)) {
 	tok = strings.TrimFunc(tok, func(r rune) bool {
 		return r == '<' || r == '>' || r == '(' || r == ')' || r == '[' || r == ']' ||
 			r == '"' || r == '\'' || r == ',' || r == ';' || r == '.' || r == ':' || r == '!' || r == '?'
@@ -154,10 +154,11 @@ func (sc *scanner) token(tok string, emit func(word []byte)) {
 		return
 	}
 	sc.splitWords(tok, func(w []byte) {
-		if sc.skip.has(hashBytes(w)) {
+		h := hashBytes(w)
+		if sc.skip.has(h) {
 			return
 		}
-		emit(w)
+		emit(w, h)
 	})
 }
 
@@ -200,7 +201,7 @@ func hasPrefixFold(s, prefix string) bool {
 // the fragment, the port, and every path segment that holds a digit or is
 // longer than maxPathSegment left out. Host labels with a digit become
 // "#", so per-recipient subdomains fold together.
-func (sc *scanner) link(host, rest string, emit func(word []byte)) {
+func (sc *scanner) link(host, rest string, emit func(word []byte, h uint64)) {
 	b := sc.buf[:0]
 	for k, label := range strings.Split(host, ".") {
 		if k > 0 {
@@ -226,7 +227,7 @@ func (sc *scanner) link(host, rest string, emit func(word []byte)) {
 		b = b[:4*maxWordBytes]
 	}
 	sc.buf = b
-	emit(b)
+	emit(b, hashBytes(b))
 }
 
 func appendLower(b []byte, s string) []byte {
@@ -296,6 +297,6 @@ func Normalise(text string, perRecipient []string) []string {
 	var sc scanner
 	sc.setPerRecipient(perRecipient)
 	var out []string
-	sc.scan(text, func(w []byte) { out = append(out, string(w)) })
+	sc.scan(text, func(w []byte, _ uint64) { out = append(out, string(w)) })
 	return out
 }

@@ -107,7 +107,8 @@ type Filter struct {
 	Identity string
 }
 
-// List returns campaigns by last seen, most recent first. It holds the
+// List returns campaigns by last seen, most recent first, after dropping
+// what has expired. It holds the
 // store's lock while it walks the campaigns from the most recently seen,
 // and stops at Limit matches or at Since; a filter that rejects most
 // campaigns walks more of them (at most the number of campaigns, which
@@ -125,8 +126,10 @@ func (s *Store) List(f Filter) []Campaign {
 	if !f.Since.IsZero() {
 		since = f.Since.UnixNano()
 	}
+	now := s.now(time.Time{})
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.expire(now)
 	var out []Campaign
 	for c := s.tail; c != nil && len(out) < limit; c = c.prev {
 		if since != 0 && c.last < since {
@@ -151,8 +154,10 @@ func (s *Store) List(f Filter) []Campaign {
 
 // Get returns one campaign with its members.
 func (s *Store) Get(id string) (Campaign, error) {
+	now := s.now(time.Time{})
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.expire(now)
 	c := s.byID[id]
 	if c == nil {
 		return Campaign{}, ErrNotFound

@@ -267,8 +267,16 @@ func TestEvictionBounds(t *testing.T) {
 	if _, err := s.Get(first); !errors.Is(err, ErrNotFound) {
 		t.Errorf("oldest campaign still there: err %v", err)
 	}
-	// The window: everything leaves an hour after it was seen.
+	// The window: everything leaves an hour after it was seen, without
+	// waiting for the next message.
+	last := s.List(Filter{Limit: 1})[0].ID
 	clk.add(time.Hour + time.Second)
+	if _, err := s.Get(last); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get after the window: err %v, want ErrNotFound", err)
+	}
+	if got := s.List(Filter{}); len(got) != 0 {
+		t.Errorf("List after the window: %d campaigns, want 0", len(got))
+	}
 	fp := Compute(Input{Text: "a wholly different message that starts the only campaign left in the store after the window"})
 	s.Observe(&fp, Message{TxID: "last", Identity: "b", User: "b"})
 	if st := s.Stats(); st.Entries != 1 || st.Campaigns != 1 {

@@ -19,6 +19,10 @@ const (
 	// maxPathSegment is the longest URL path segment kept; longer ones are
 	// per-recipient tokens far more often than words.
 	maxPathSegment = 24
+	// maxPerRecipientBytes bounds the per-recipient words read (each
+	// string is cut to 1 KiB as well): a message to thousands of
+	// recipients still costs bounded work before its text is read.
+	maxPerRecipientBytes = 64 << 10
 )
 
 // scanner turns text into the normalised word sequence of docs/campaigns.md:
@@ -78,9 +82,13 @@ func (s *wordSet) has(h uint64) bool {
 // "john.smith" drops both "john" and "smith".
 func (sc *scanner) setPerRecipient(words []string) {
 	sc.skip = wordSet{small: sc.skip.small[:0]}
+	budget := maxPerRecipientBytes
 	for _, w := range words {
 		if len(w) > 1024 {
 			w = w[:1024]
+		}
+		if budget -= len(w); budget < 0 {
+			break
 		}
 		sc.splitWords(w, func(word []byte) { sc.skip.add(hashBytes(word)) })
 	}

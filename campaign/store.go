@@ -374,7 +374,7 @@ func (s *Store) Observe(fp *Fingerprint, m Message) Result {
 	s.expire(now)
 
 	var res Result
-	c, mt, fromConfirmed := s.find(fp)
+	c, mt := s.find(fp)
 	if c == nil {
 		c = s.newCampaign(now, fp)
 		res.New = true
@@ -405,15 +405,11 @@ func (s *Store) Observe(fp *Fingerprint, m Message) Result {
 	s.addEntry(c, fp, now)
 
 	if blocked {
-		how := "near-duplicate"
-		if fromConfirmed {
-			how = fmt.Sprintf("near-duplicate (similarity %.2f)", res.Similarity)
-		}
 		res.Signals = append(res.Signals, Signal{
 			Kind: SignalConfirmed, Action: Block, Campaign: c.id,
 			Count: 1, Threshold: 1, Similarity: res.Similarity, Crossed: true,
 			Evidence: []Evidence{{TxID: m.TxID, Identity: m.Identity, User: m.User, Time: time.Unix(0, now)}},
-			Reason:   fmt.Sprintf("%s of confirmed spam campaign %s", how, c.id),
+			Reason:   fmt.Sprintf("near-duplicate (similarity %.2f) of confirmed spam campaign %s", res.Similarity, c.id),
 		})
 	}
 	if sig, ok := s.recordUser(c, m, now); ok {
@@ -431,9 +427,9 @@ func (s *Store) Observe(fp *Fingerprint, m Message) Result {
 // fingerprints, then among recent ones (by signature, else by exact text
 // hash, else, for a message without a text fingerprint, by attachment
 // digest). A confirmed campaign also matches by any attachment digest.
-func (s *Store) find(fp *Fingerprint) (c *campaign, mt match, fromConfirmed bool) {
+func (s *Store) find(fp *Fingerprint) (c *campaign, mt match) {
 	isConfirmed := func(c *campaign) bool { return c.confirmed }
-	any := func(*campaign) bool { return true }
+	all := func(*campaign) bool { return true }
 	if fp.HasSig {
 		mt = s.confirmed.probeSig(&fp.Sig, s.minAgree, isConfirmed)
 	} else if fp.HasExact {
@@ -446,20 +442,20 @@ func (s *Store) find(fp *Fingerprint) (c *campaign, mt match, fromConfirmed bool
 		mt = s.recent.probeAttach(fp.Attachments, isConfirmed)
 	}
 	if mt.e != nil {
-		return mt.e.c, mt, true
+		return mt.e.c, mt
 	}
 	switch {
 	case fp.HasSig:
-		mt = s.recent.probeSig(&fp.Sig, s.minAgree, any)
+		mt = s.recent.probeSig(&fp.Sig, s.minAgree, all)
 	case fp.HasExact:
-		mt = s.recent.probeExact(fp.Exact, any)
+		mt = s.recent.probeExact(fp.Exact, all)
 	default:
-		mt = s.recent.probeAttach(fp.Attachments, any)
+		mt = s.recent.probeAttach(fp.Attachments, all)
 	}
 	if mt.e != nil {
-		return mt.e.c, mt, false
+		return mt.e.c, mt
 	}
-	return nil, match{}, false
+	return nil, match{}
 }
 
 // expire drops recent fingerprints older than Window and confirmed ones
@@ -660,7 +656,7 @@ func (s *Store) ConfirmMessage(fp *Fingerprint, by string) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.expire(now)
-	c, _, _ := s.find(fp)
+	c, _ := s.find(fp)
 	if c == nil {
 		c = s.newCampaign(now, fp)
 		c.last = now

@@ -54,7 +54,7 @@
 // campaign tracks at most Options.MaxUsers users and Options.MaxIdentities
 // identities (least recently seen forgotten first). Identities, users and
 // transaction ids are cut to 512 bytes. Compute reads at most MaxTextBytes
-// of text and MaxAttachments digests.
+// of text, 64 KiB of per-recipient words and MaxAttachments digests.
 //
 // # Caveats
 //

@@ -67,6 +67,8 @@ func TestNormalise(t *testing.T) {
 		{"www link", "visit www.shop.example/sale?ref=me", nil, "visit www.shop.example/sale"},
 		{"per recipient words", "Dear John Smith, hi jsmith", []string{"John Smith", "jsmith"}, "dear hi"},
 		{"local part split", "Hi John, welcome Smith", []string{"john.smith"}, "hi welcome"},
+		{"docs/campaigns.md example", "Dear John Smith, your parcel DE123456789 costs EUR 2.99: https://track.example/confirm/8f3a?uid=42&utm_source=mail",
+			[]string{"John Smith"}, "dear your parcel costs eur track.example/confirm"},
 		{"cjk runes", "会議は明日です", nil, "会 議 は 明 日 で す"},
 		{"cyrillic lowered", "Ваш ЗАКАЗ отправлен", nil, "ваш заказ отправлен"},
 	}

@@ -72,6 +72,12 @@ type Fingerprint struct {
 	Attachments []Digest
 	// Words is the number of normalised words the text gave.
 	Words int
+	// Quoted reports that the text fingerprint covers quoted text: the
+	// message's own text was too short for a signature. Such a message
+	// joins campaigns and is blocked by confirmed ones, but its user does
+	// not count towards SignalUsers (many people replying to one post,
+	// quoting it, are not a botnet).
+	Quoted bool
 }
 
 // MaxAttachments is the most attachment digests a fingerprint keeps.
@@ -154,21 +160,44 @@ var computers = sync.Pool{New: func() any { return new(computer) }}
 // Compute fingerprints a message. It reads at most MaxTextBytes of subject
 // and text together, allocates nothing per word, and is safe for
 // concurrent use; call it outside any lock.
+//
+// Quoted text (lines starting with '>', and everything after a reply
+// attribution such as "On ... wrote:" or an "-----Original Message-----"
+// line) is left out when the rest of the text is long enough for a
+// signature: replies that quote one post are not a campaign. When it is
+// not, the whole text is fingerprinted and the result is marked Quoted.
 func Compute(in Input) Fingerprint {
 	c := computers.Get().(*computer)
 	defer computers.Put(c)
 	c.sc.setPerRecipient(in.PerRecipient)
+	text := in.Text
+	if room := MaxTextBytes - min(len(in.Subject), MaxTextBytes); len(text) > room {
+		text = text[:room]
+	}
+	own, quoted := ownText(text)
+	f := c.run(in.Subject, own)
+	if quoted && !f.HasSig {
+		if g := c.run(in.Subject, text); g.HasSig || g.HasExact {
+			f = g
+			f.Quoted = true
+		}
+	}
+	if len(in.Attachments) > 0 {
+		n := min(len(in.Attachments), MaxAttachments)
+		f.Attachments = append([]Digest(nil), in.Attachments[:n]...)
+	}
+	return f
+}
+
+// run fingerprints subject and text.
+func (c *computer) run(subject, text string) Fingerprint {
 	c.sc.links = 0
 	c.n = 0
 	c.exact = 0xcbf29ce484222325
 	for i := range c.sig {
 		c.sig[i] = ^uint64(0)
 	}
-	c.sc.scan(in.Subject, c.word)
-	text := in.Text
-	if room := MaxTextBytes - min(len(in.Subject), MaxTextBytes); len(text) > room {
-		text = text[:room]
-	}
+	c.sc.scan(subject, c.word)
 	c.sc.scan(text, c.word)
 
 	var f Fingerprint
@@ -184,10 +213,6 @@ func Compute(in Input) Fingerprint {
 	case c.n > 0 && c.sc.links > 0:
 		f.HasExact = true
 		f.Exact = mix64(c.exact ^ uint64(c.n))
-	}
-	if len(in.Attachments) > 0 {
-		n := min(len(in.Attachments), MaxAttachments)
-		f.Attachments = append([]Digest(nil), in.Attachments[:n]...)
 	}
 	return f
 }

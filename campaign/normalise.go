@@ -308,3 +308,72 @@ func Normalise(text string, perRecipient []string) []string {
 	sc.scan(text, func(w []byte, _ uint64) { out = append(out, string(w)) })
 	return out
 }
+
+// ownText returns text without its quoted part: lines whose first
+// non-blank character is '>', and everything from a reply attribution or
+// an original-message separator on. quoted reports that something was
+// left out; text without quotes is returned as it is, without copying.
+func ownText(text string) (own string, quoted bool) {
+	var b strings.Builder
+	pos := 0
+	for rest := text; len(rest) > 0; {
+		line, after, _ := strings.Cut(rest, "\n")
+		t := strings.TrimLeft(line, " \t")
+		switch {
+		case strings.HasPrefix(t, ">"):
+			if !quoted {
+				quoted = true
+				b.WriteString(text[:pos])
+			}
+		case isReplySeparator(t):
+			if !quoted {
+				b.WriteString(text[:pos])
+			}
+			return b.String(), true
+		case quoted:
+			b.WriteString(line)
+			b.WriteByte('\n')
+		}
+		pos += len(line) + 1
+		rest = after
+	}
+	if !quoted {
+		return text, false
+	}
+	return b.String(), true
+}
+
+// replyEndings end the attribution line mail programs put above a quoted
+// message, in the languages of testdata/modern/ham and a few more.
+var replyEndings = []string{
+	"wrote:", "writes:", "schrieb:", "a écrit :", "a écrit:", "escribió:", "ha scritto:",
+	"schreef:", "napisał(a):", "написал:", "написала:", "написал(а):", "escreveu:", "skrev:",
+	"kirjoitti:", "yazdı:", "napsal(a):",
+}
+
+// isReplySeparator recognises "On ... wrote:" attribution lines and
+// "-----Original Message-----" separators (t has no leading blanks).
+func isReplySeparator(t string) bool {
+	t = strings.TrimRight(t, " \t\r")
+	if len(t) > 300 {
+		return false
+	}
+	if strings.HasPrefix(t, "-----") {
+		l := strings.ToLower(t)
+		return strings.Contains(l, "original message") || strings.Contains(l, "ursprüngliche nachricht") ||
+			strings.Contains(l, "message d'origine") || strings.Contains(l, "mensaje original")
+	}
+	if !strings.HasSuffix(t, ":") {
+		return false
+	}
+	l := strings.ToLower(t)
+	for _, e := range replyEndings {
+		if strings.HasSuffix(l, e) {
+			return true
+		}
+	}
+	// German and Dutch name the writer after the verb: "Am ... schrieb
+	// Anna Weber:", "Op ... schreef Anna:".
+	return strings.HasPrefix(l, "am ") && strings.Contains(l, " schrieb ") ||
+		strings.HasPrefix(l, "op ") && strings.Contains(l, " schreef ")
+}

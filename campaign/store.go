@@ -412,9 +412,11 @@ func (s *Store) Observe(fp *Fingerprint, m Message) Result {
 			Reason:   fmt.Sprintf("near-duplicate (similarity %.2f) of confirmed spam campaign %s", res.Similarity, c.id),
 		})
 	}
-	if sig, ok := s.recordUser(c, m, now); ok {
-		sig.Similarity = res.Similarity
-		res.Signals = append(res.Signals, sig)
+	if !fp.Quoted {
+		if sig, ok := s.recordUser(c, m, now); ok {
+			sig.Similarity = res.Similarity
+			res.Signals = append(res.Signals, sig)
+		}
 	}
 	if sig, ok := s.recordIdentity(c, m, now); ok {
 		sig.Similarity = res.Similarity

@@ -52,8 +52,12 @@ func TestRepliesQuotingOnePostAreNotLocked(t *testing.T) {
 	orig := s.Observe(&fp, Message{TxID: "post", Identity: "list@allotments.example", User: "list", Recipients: 300})
 	short := []string{"Count me in.", "Thanks, see you there!", "I will bring a cake.", "Can't make it, sorry.", "+1"}
 	quoteStyles := []func(string) string{
-		func(p string) string { return "On Mon, 30 Nov 2026 at 09:00, Anna Weber wrote:\n" + prefixLines(p, "> ") },
-		func(p string) string { return "-----Original Message-----\nFrom: Anna Weber\nSubject: AGM on Saturday\n\n" + p },
+		func(p string) string {
+			return "On Mon, 30 Nov 2026 at 09:00, Anna Weber wrote:\n" + prefixLines(p, "> ")
+		},
+		func(p string) string {
+			return "-----Original Message-----\nFrom: Anna Weber\nSubject: AGM on Saturday\n\n" + p
+		},
 		func(p string) string { return prefixLines(p, ">") },
 	}
 	for i := range 30 {

@@ -58,6 +58,13 @@
 //
 // # Caveats
 //
+// Quoted text (lines starting with '>', everything after a reply
+// attribution or an original-message separator) is left out of the
+// fingerprint when the message's own text suffices; otherwise the
+// fingerprint is marked Quoted and its user does not count towards
+// SignalUsers, so list members replying to one post are not a campaign of
+// users. Forwarded messages are not quoted text.
+//
 // Messages join the campaign of the most similar earlier fingerprint; two
 // campaigns are never merged afterwards, so a template that drifts far
 // enough starts a new campaign. Short texts (fewer than MinShingles

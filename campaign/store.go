@@ -374,7 +374,7 @@ func (s *Store) Observe(fp *Fingerprint, m Message) Result {
 	s.expire(now)
 
 	var res Result
-	c, mt := s.find(fp)
+	c, mt, _ := s.find(fp)
 	if c == nil {
 		c = s.newCampaign(now, fp)
 		res.New = true
@@ -429,7 +429,8 @@ func (s *Store) Observe(fp *Fingerprint, m Message) Result {
 // fingerprints, then among recent ones (by signature, else by exact text
 // hash, else, for a message without a text fingerprint, by attachment
 // digest). A confirmed campaign also matches by any attachment digest.
-func (s *Store) find(fp *Fingerprint) (c *campaign, mt match) {
+// covered reports a match in the confirmed set itself.
+func (s *Store) find(fp *Fingerprint) (c *campaign, mt match, covered bool) {
 	isConfirmed := func(c *campaign) bool { return c.confirmed }
 	all := func(*campaign) bool { return true }
 	if fp.HasSig {
@@ -440,11 +441,11 @@ func (s *Store) find(fp *Fingerprint) (c *campaign, mt match) {
 	if mt.e == nil {
 		mt = s.confirmed.probeAttach(fp.Attachments, isConfirmed)
 	}
-	if mt.e == nil {
-		mt = s.recent.probeAttach(fp.Attachments, isConfirmed)
-	}
 	if mt.e != nil {
-		return mt.e.c, mt
+		return mt.e.c, mt, true
+	}
+	if mt = s.recent.probeAttach(fp.Attachments, isConfirmed); mt.e != nil {
+		return mt.e.c, mt, false
 	}
 	switch {
 	case fp.HasSig:
@@ -455,9 +456,9 @@ func (s *Store) find(fp *Fingerprint) (c *campaign, mt match) {
 		mt = s.recent.probeAttach(fp.Attachments, all)
 	}
 	if mt.e != nil {
-		return mt.e.c, mt
+		return mt.e.c, mt, false
 	}
-	return nil, match{}
+	return nil, match{}, false
 }
 
 // expire drops recent fingerprints older than Window and confirmed ones
@@ -648,7 +649,8 @@ func (s *Store) confirm(c *campaign, by string, now int64) {
 // ConfirmMessage confirms the campaign of a message known to be spam or
 // phishing (a scanner's verdict, an operator's report on a quarantined
 // message): the campaign it matches, or a new campaign holding only it.
-// The message's own fingerprint is kept in the confirmed set too. It
+// The message's own fingerprint is kept in the confirmed set too, unless
+// that set already matches it. It
 // returns the campaign id, or ErrEmpty.
 func (s *Store) ConfirmMessage(fp *Fingerprint, by string) (string, error) {
 	if fp.Empty() {
@@ -658,13 +660,18 @@ func (s *Store) ConfirmMessage(fp *Fingerprint, by string) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.expire(now)
-	c, _ := s.find(fp)
+	c, _, covered := s.find(fp)
 	if c == nil {
 		c = s.newCampaign(now, fp)
 		c.last = now
 		s.touch(c)
 	}
-	s.pin(c, entryOf(c, fp, now))
+	// A message the confirmed set already matches adds nothing to it: a
+	// scanner confirming every copy of one big campaign must not push the
+	// other confirmed campaigns out.
+	if !covered {
+		s.pin(c, entryOf(c, fp, now))
+	}
 	s.confirm(c, clip(by), now)
 	return c.id, nil
 }

@@ -492,3 +492,28 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("campaigns hold %d messages, want %d", total, sessions*each)
 	}
 }
+
+// A scanner confirming every copy of one big campaign does not push the
+// other confirmed campaigns out of the bounded confirmed set.
+func TestConfirmMessageCopiesDoNotFloodConfirmedSet(t *testing.T) {
+	s, _ := newStore(t, Options{MaxConfirmed: 10})
+	other := Compute(Input{Subject: "Win a prize", Text: "Dear friend, you have been selected for a cash prize; claim it today by replying with your bank details and full name"})
+	otherID, err := s.ConfirmMessage(&other, "scanner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(61, 62))
+	for range 100 {
+		fp := Compute(phishCopy(r, newRecipient(r)))
+		if _, err := s.ConfirmMessage(&fp, "scanner"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := s.Stats(); st.Confirmed > 2 || st.Campaigns != 2 {
+		t.Errorf("Stats = %+v, want at most 2 confirmed fingerprints in 2 campaigns", st)
+	}
+	again := Compute(Input{Subject: "Win a prize", Text: "Dear Anna, you have been selected for a cash prize; claim it today by replying with your bank details and full name", PerRecipient: []string{"Anna"}})
+	if res := s.Observe(&again, Message{TxID: "t", Identity: "i", User: "u"}); res.Campaign != otherID || len(res.Signals) == 0 {
+		t.Errorf("first confirmed campaign: %+v, want a block by %s", res, otherID)
+	}
+}

@@ -102,4 +102,3 @@ func (o *Options) setDefaults() error {
 	}
 	return nil
 }
-

@@ -135,4 +135,3 @@ func (r Result) Strongest() (Signal, bool) {
 	}
 	return r.Signals[0], true
 }
-

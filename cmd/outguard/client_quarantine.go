@@ -283,7 +283,8 @@ named with the reason (not-arf, no-feedback-report, ...). With --json, one
 object per file and line: the keys of 'outguard arf parse --json' plus id,
 attributed, tx_id, user, domain, identity, reporter, counted, not_counted,
 duplicate, duplicate_of and locked. The exit status is 1 if any file was
-refused.
+refused. With more than one file, a progress bar runs on standard error
+while it is a terminal, and a summary line ends the run there.
 
 'feedback list' shows the stored reports, newest first, with their
 reporter, attribution and whether they counted (and why not).
@@ -332,37 +333,54 @@ func runFeedback(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	status := exitOK
+	prog := newProgress(stderr, "outguard feedback ingest", "reports", len(files))
+	defer prog.finish()
 	for _, name := range files {
 		res, err := ingestFile(cl, name)
-		if err != nil {
-			status = exitFailed
-			if cf.json {
-				writeJSON(stdout, map[string]any{"file": name, "ok": false, "error": "request-failed", "detail": err.Error()})
-			}
-			fmt.Fprintf(stderr, "outguard feedback ingest: %s: %v\n", name, err)
-			continue
-		}
-		if !res.OK {
+		prog.clear()
+		outcome := printIngested(stdout, stderr, cf.json, name, res, err)
+		if outcome != "accepted" && outcome != "duplicates" {
 			status = exitFailed
 		}
-		if cf.json {
-			writeJSON(stdout, res)
-			continue
-		}
-		switch {
-		case !res.OK:
-			fmt.Fprintf(stdout, "%s: refused: %s (%s)\n", name, res.Error, clean(res.Detail, 300))
-		case res.Duplicate && res.ID == "":
-			fmt.Fprintf(stdout, "%s: duplicate: already received as %s; nothing stored or counted\n", name, clean(res.DuplicateOf, 40))
-		case !res.Attributed:
-			fmt.Fprintf(stdout, "%s: accepted %s report (id %s), not attributed to any user%s\n", name, clean(res.FeedbackType, 40), clean(res.ID, 40), notCounted(res))
-		default:
-			fmt.Fprintf(stdout, "%s: accepted %s report (id %s) about %s, user %s, identity %s (%s), by %s%s%s\n", name, clean(res.FeedbackType, 40),
-				clean(res.ID, 40), orDash(res.TxID), orDash(res.User), clean(orDash(res.Identity), 200), res.Domain, res.Attribution,
-				notCounted(res), map[bool]string{true: ", identity locked"}[res.Locked])
-		}
+		prog.step(outcome)
 	}
 	return status
+}
+
+// printIngested prints the outcome of one uploaded report and names it
+// for the summary line: accepted, duplicates, refused or errors.
+func printIngested(stdout, stderr io.Writer, asJSON bool, name string, res admin.FeedbackResult, err error) string {
+	if err != nil {
+		if asJSON {
+			writeJSON(stdout, map[string]any{"file": name, "ok": false, "error": "request-failed", "detail": err.Error()})
+		}
+		fmt.Fprintf(stderr, "outguard feedback ingest: %s: %v\n", name, err)
+		return "errors"
+	}
+	outcome := "accepted"
+	switch {
+	case !res.OK:
+		outcome = "refused"
+	case res.Duplicate && res.ID == "":
+		outcome = "duplicates"
+	}
+	if asJSON {
+		writeJSON(stdout, res)
+		return outcome
+	}
+	switch {
+	case !res.OK:
+		fmt.Fprintf(stdout, "%s: refused: %s (%s)\n", name, res.Error, clean(res.Detail, 300))
+	case res.Duplicate && res.ID == "":
+		fmt.Fprintf(stdout, "%s: duplicate: already received as %s; nothing stored or counted\n", name, clean(res.DuplicateOf, 40))
+	case !res.Attributed:
+		fmt.Fprintf(stdout, "%s: accepted %s report (id %s), not attributed to any user%s\n", name, clean(res.FeedbackType, 40), clean(res.ID, 40), notCounted(res))
+	default:
+		fmt.Fprintf(stdout, "%s: accepted %s report (id %s) about %s, user %s, identity %s (%s), by %s%s%s\n", name, clean(res.FeedbackType, 40),
+			clean(res.ID, 40), orDash(res.TxID), orDash(res.User), clean(orDash(res.Identity), 200), res.Domain, res.Attribution,
+			notCounted(res), map[bool]string{true: ", identity locked"}[res.Locked])
+	}
+	return outcome
 }
 
 // notCounted says whether a complaint counted toward automatic locking,

@@ -35,6 +35,7 @@ import (
 
 	"github.com/outguard/outguard/admin"
 	"github.com/outguard/outguard/arf"
+	"github.com/outguard/outguard/campaign"
 	"github.com/outguard/outguard/config"
 	"github.com/outguard/outguard/filter"
 	"github.com/outguard/outguard/filter/content"
@@ -102,6 +103,9 @@ type App struct {
 	// outlives reloads. Nil when the model is disabled at start.
 	learner *content.Learner
 	api     *admin.API
+	// campaigns groups near-duplicate content across identities
+	// (docs/campaigns.md); nil when campaign detection is off.
+	campaigns *campaign.Store
 
 	stopOnce sync.Once
 	stopErr  error

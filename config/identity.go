@@ -70,6 +70,12 @@ type Identity struct {
 	// the database (and expired locks settled); a crash loses at most this
 	// much counting. Default 5s.
 	FlushInterval Duration `yaml:"flush_interval"`
+	// Baseline compares each identity's sending with its own history
+	// (docs/baseline.md).
+	Baseline Baseline `yaml:"baseline"`
+	// Campaigns finds the same content sent by many identities
+	// (docs/campaigns.md).
+	Campaigns Campaigns `yaml:"campaigns"`
 }
 
 // IdentityRule is one step of identity extraction: exactly one of Header,
@@ -238,6 +244,8 @@ func (t *Thresholds) check() string {
 }
 
 func (c *Identity) setDefaults() {
+	c.Baseline.setDefaults()
+	c.Campaigns.setDefaults()
 	if c.MaxLength == 0 {
 		c.MaxLength = DefaultIdentityMaxLength
 	}
@@ -291,6 +299,12 @@ func (c *Identity) validate(cfg *Config) error {
 	}
 	if msg := c.Thresholds.check(); msg != "" {
 		bad("thresholds: %s", msg)
+	}
+	for _, msg := range c.Baseline.check() {
+		bad("baseline.%s", msg)
+	}
+	for _, msg := range c.Campaigns.check() {
+		bad("campaigns.%s", msg)
 	}
 	if c.LockDuration != nil && *c.LockDuration < 0 {
 		bad("lock_duration %s is negative; use \"0\" for permanent automatic locks", c.LockDuration)

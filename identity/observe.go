@@ -169,7 +169,30 @@ func (m *Manager) Observe(ctx context.Context, o Observation, p Policy) (Outcome
 	if ev == nil {
 		return Outcome{}, nil
 	}
-	t := IdentityTarget(o.Domain, o.Identity)
+	return m.crossed(ctx, IdentityTarget(o.Domain, o.Identity), ev, "", p)
+}
+
+// Signal locks an identity for a signal found outside its counters (the
+// baseline detector, a campaign: docs/baseline.md, docs/campaigns.md),
+// as a crossing of its thresholds would under p: automatically, or as a
+// WouldLock in monitor mode; with neither it does nothing. ev says what
+// fired; reason is the lock's reason ("" derives one from ev).
+func (m *Manager) Signal(ctx context.Context, domain, ident string, ev *Evidence, reason string, p Policy) (Outcome, error) {
+	if ident == "" || (!p.Auto && !p.Monitor) {
+		return Outcome{}, nil
+	}
+	if m.closed.Load() {
+		return Outcome{}, ErrClosed
+	}
+	t := IdentityTarget(domain, ident)
+	if err := t.validate(); err != nil {
+		return Outcome{}, err
+	}
+	return m.crossed(ctx, t, ev, reason, p)
+}
+
+// crossed locks t for the crossing ev, or records a WouldLock.
+func (m *Manager) crossed(ctx context.Context, t Target, ev *Evidence, reason string, p Policy) (Outcome, error) {
 	if p.Monitor {
 		wl, err := m.recordWouldLock(t, ev)
 		if err != nil {
@@ -181,9 +204,12 @@ func (m *Manager) Observe(ctx context.Context, o Observation, p Policy) (Outcome
 	if ev.Counter == CounterComplaints.String() {
 		actor = ActorFeedback
 	}
+	if reason == "" {
+		reason = fmt.Sprintf("%d %s in %s", ev.Count, ev.Counter, ev.Window)
+	}
 	l := &Lock{
 		Target:    t,
-		Reason:    fmt.Sprintf("%d %s in %s", ev.Count, ev.Counter, ev.Window),
+		Reason:    reason,
 		Actor:     actor,
 		Automatic: true,
 		Evidence:  ev,

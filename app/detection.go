@@ -1,0 +1,402 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"strings"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/outguard/outguard/baseline"
+	"github.com/outguard/outguard/campaign"
+	"github.com/outguard/outguard/config"
+	"github.com/outguard/outguard/filter"
+	"github.com/outguard/outguard/identity"
+)
+
+// Buckets of the behaviour detectors: one value per identity profile, and
+// the campaign store's state under one key.
+var (
+	bucketBaseline  = []byte("baseline_profiles")
+	bucketCampaigns = []byte("campaigns")
+	keyCampaigns    = []byte("state")
+)
+
+// campaignSaveEvery is how often the campaign store is written to the
+// database (and at stop); a crash loses at most this much of it.
+const campaignSaveEvery = time.Minute
+
+// detection runs the signals of docs/baseline.md and docs/campaigns.md
+// beside the counters of automatic locking, and keeps their state in the
+// database across restarts. Its settings are read at start.
+type detection struct {
+	log *slog.Logger
+	db  *bolt.DB
+	now func() time.Time
+
+	base     *baseline.Detector // nil when off
+	baseLock bool               // the lock level locks (action: lock)
+
+	camp           *campaign.Store // nil when off
+	blockConfirmed bool
+
+	// evicted holds profiles pushed out of memory and not yet written;
+	// fetch reads it before the database.
+	mu      sync.Mutex
+	evicted map[string][]byte
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+func newDetection(cfg *config.Config, db *bolt.DB, log *slog.Logger, now func() time.Time) (*detection, error) {
+	d := &detection{log: log, db: db, now: now, evicted: map[string][]byte{},
+		stop: make(chan struct{}), done: make(chan struct{})}
+	err := db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketBaseline, bucketCampaigns} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("detection: %w", err)
+	}
+	bc := cfg.Identity.Baseline
+	if *bc.Enabled {
+		d.baseLock = bc.Action == "lock"
+		d.base, err = baseline.New(baseline.Options{
+			MaxProfiles:   bc.MaxProfiles,
+			Warmup:        bc.Warmup.D(),
+			SuspectFactor: bc.SuspectFactor,
+			LockFactor:    bc.LockFactor,
+			VolumeFloor:   baseline.Limits{Suspect: bc.MessagesFloor.Suspect, Lock: bc.MessagesFloor.Lock},
+			WarmupVolume:  baseline.Limits{Suspect: bc.NewIdentityMessages.Suspect, Lock: bc.NewIdentityMessages.Lock},
+			OnEvict:       d.onEvict,
+			Fetch:         d.fetch,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("identity.baseline: %w", err)
+		}
+	}
+	cc := cfg.Identity.Campaigns
+	if *cc.Enabled {
+		d.blockConfirmed = *cc.BlockConfirmed
+		d.camp, err = campaign.New(campaign.Options{
+			MaxEntries:         cc.MaxFingerprints,
+			Window:             cc.Retention.D(),
+			UserThreshold:      cc.Users,
+			UserWindow:         cc.Window.D(),
+			RecipientThreshold: cc.Recipients,
+			Now:                now,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("identity.campaigns: %w", err)
+		}
+		var state []byte
+		db.View(func(tx *bolt.Tx) error {
+			if v := tx.Bucket(bucketCampaigns).Get(keyCampaigns); v != nil {
+				state = append([]byte(nil), v...)
+			}
+			return nil
+		})
+		if state != nil {
+			if err := d.camp.Decode(state); err != nil {
+				// A damaged snapshot costs the recent history, not the start.
+				log.Warn("campaign state unreadable, starting afresh", "err", err)
+			}
+		}
+	}
+	go d.loop(cfg.Identity.FlushInterval.D())
+	return d, nil
+}
+
+// onEvict keeps a profile pushed out of memory until the next save. It
+// runs under a shard lock of the detector: no database work here.
+func (d *detection) onEvict(key string, p baseline.Profile) {
+	b, err := p.MarshalBinary()
+	if err != nil {
+		return
+	}
+	d.mu.Lock()
+	d.evicted[key] = b
+	d.mu.Unlock()
+}
+
+// fetch reads a profile that is not in memory.
+func (d *detection) fetch(key string) (baseline.Profile, bool) {
+	d.mu.Lock()
+	b, ok := d.evicted[key]
+	d.mu.Unlock()
+	if !ok {
+		d.db.View(func(tx *bolt.Tx) error {
+			if v := tx.Bucket(bucketBaseline).Get([]byte(key)); v != nil {
+				b, ok = append([]byte(nil), v...), true
+			}
+			return nil
+		})
+	}
+	var p baseline.Profile
+	if !ok || p.UnmarshalBinary(b) != nil {
+		return baseline.Profile{}, false
+	}
+	return p, true
+}
+
+func (d *detection) loop(every time.Duration) {
+	defer close(d.done)
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	lastCampaigns := d.now()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-t.C:
+			d.saveProfiles()
+			if d.now().Sub(lastCampaigns) >= campaignSaveEvery {
+				d.saveCampaigns()
+				lastCampaigns = d.now()
+			}
+		}
+	}
+}
+
+// saveProfiles writes the profiles changed since the last save and those
+// evicted from memory, in one transaction.
+func (d *detection) saveProfiles() {
+	if d.base == nil {
+		return
+	}
+	batch := map[string][]byte{}
+	d.base.Snapshot(true, func(key string, p *baseline.Profile) error {
+		b, err := p.MarshalBinary()
+		if err == nil {
+			batch[key] = b
+		}
+		return err
+	})
+	d.mu.Lock()
+	evicted := d.evicted
+	d.evicted = map[string][]byte{}
+	d.mu.Unlock()
+	for k, v := range evicted {
+		if _, newer := batch[k]; !newer {
+			batch[k] = v
+		}
+	}
+	if len(batch) == 0 {
+		return
+	}
+	err := d.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketBaseline)
+		for k, v := range batch {
+			if err := b.Put([]byte(k), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		d.log.Error("saving baseline profiles failed", "profiles", len(batch), "err", err)
+		// Keep the evicted ones for the next round; the others are
+		// marked changed again by their next message.
+		d.mu.Lock()
+		for k, v := range evicted {
+			if _, ok := d.evicted[k]; !ok {
+				d.evicted[k] = v
+			}
+		}
+		d.mu.Unlock()
+	}
+}
+
+func (d *detection) saveCampaigns() {
+	if d.camp == nil {
+		return
+	}
+	state := d.camp.Encode()
+	err := d.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketCampaigns).Put(keyCampaigns, state)
+	})
+	if err != nil {
+		d.log.Error("saving the campaign store failed", "bytes", len(state), "err", err)
+	}
+}
+
+// Close saves everything and stops the saving loop.
+func (d *detection) Close() {
+	select {
+	case <-d.stop:
+		return
+	default:
+	}
+	close(d.stop)
+	<-d.done
+	d.saveProfiles()
+	d.saveCampaigns()
+}
+
+// judgement is what the behaviour signals say of one message.
+type judgement struct {
+	// Campaign is the id of the message's campaign ("" without one).
+	Campaign string
+	// Block is a confirmed campaign's signal: refuse the message.
+	Block *campaign.Signal
+	// LockAll is the crossing of the campaign's user threshold: lock
+	// every identity behind it.
+	LockAll *campaign.Signal
+	// Report is a report-only campaign signal, for the log.
+	Report *campaign.Signal
+	// Base is the baseline verdict of the identity's hour.
+	Base baseline.Verdict
+}
+
+// judge runs the campaign and baseline signals on a classified message.
+func (d *detection) judge(domain, user, ident, txID string, rcpts []string, fm *filter.Message, v filter.Verdict) judgement {
+	var j judgement
+	if d == nil {
+		return j
+	}
+	if d.camp != nil && fm != nil {
+		fp := campaign.Compute(campaignInput(fm, rcpts))
+		verdict := campaign.Clean
+		switch {
+		case v.Class != filter.Clean:
+			verdict = campaign.Spam
+		case v.Band == filter.BandSuspect:
+			verdict = campaign.Suspect
+		}
+		res := d.camp.Observe(&fp, campaign.Message{TxID: txID, Identity: ident, User: user, Recipients: len(rcpts), Verdict: verdict})
+		j.Campaign = res.Campaign
+		for i := range res.Signals {
+			s := &res.Signals[i]
+			switch s.Action {
+			case campaign.Block:
+				if d.blockConfirmed && j.Block == nil {
+					j.Block = s
+				}
+			case campaign.Lock:
+				if s.Crossed && j.LockAll == nil {
+					j.LockAll = s
+				}
+			case campaign.Report:
+				if s.Crossed && j.Report == nil {
+					j.Report = s
+				}
+			}
+		}
+		// A scanner's spam or phishing verdict confirms the message's
+		// campaign: its near-duplicates are refused from any identity.
+		if (v.Class == filter.Spam || v.Class == filter.Phishing) && res.Campaign != "" && d.blockConfirmed {
+			d.camp.ConfirmMessage(&fp, "scanner:"+v.Class.String())
+		}
+	}
+	if d.base != nil && ident != "" {
+		j.Base = d.base.Observe(strings.ToLower(domain)+"\x00"+strings.ToLower(ident), d.now(), len(rcpts), recipientDomains(rcpts))
+	}
+	return j
+}
+
+// campaignInput is what the fingerprint reads of a message: its subject
+// and text, the words that vary per recipient (envelope local parts and
+// the To and Cc display names), and its real attachments.
+func campaignInput(fm *filter.Message, rcpts []string) campaign.Input {
+	in := campaign.Input{Text: fm.BodyText}
+	in.Subject, _ = fm.Header.Subject()
+	for _, r := range rcpts {
+		if at := strings.LastIndexByte(r, '@'); at > 0 {
+			in.PerRecipient = append(in.PerRecipient, r[:at])
+		}
+	}
+	for _, key := range []string{"To", "Cc"} {
+		if list, err := fm.Header.AddressList(key); err == nil {
+			for _, a := range list {
+				in.PerRecipient = append(in.PerRecipient, a.Name, localPart(a))
+			}
+		}
+	}
+	for _, p := range fm.Parts {
+		if p.IsAttachment() && !strings.HasPrefix(p.ContentType, "image/") {
+			in.Attachments = append(in.Attachments, campaign.AttachmentDigest(p.Data))
+		}
+	}
+	return in
+}
+
+func localPart(a *mail.Address) string {
+	if at := strings.LastIndexByte(a.Address, '@'); at > 0 {
+		return a.Address[:at]
+	}
+	return a.Address
+}
+
+func recipientDomains(rcpts []string) []string {
+	out := make([]string, 0, len(rcpts))
+	for _, r := range rcpts {
+		if at := strings.LastIndexByte(r, '@'); at >= 0 && at < len(r)-1 {
+			out = append(out, strings.ToLower(r[at+1:]))
+		}
+	}
+	return out
+}
+
+// baselineEvidence is the evidence of a baseline lock: the signal, the
+// hour's count against the threshold, and the numbers behind them.
+func baselineEvidence(v baseline.Verdict, user, txID string) *identity.Evidence {
+	return &identity.Evidence{
+		User:      user,
+		Counter:   "baseline:" + string(v.Signal),
+		Count:     int(v.Value),
+		Threshold: int(lockThreshold(v)),
+		Window:    time.Hour,
+		TxIDs:     []string{txID},
+		Counts:    map[string]int{"usual": int(v.Baseline + 0.5), "peak": int(v.Peak + 0.5)},
+		At:        v.Hour,
+	}
+}
+
+// lockThreshold is the count from which the hour reached the lock level:
+// the floor, or the factors times the usual and peak counts.
+func lockThreshold(v baseline.Verdict) float64 {
+	t := v.LockAt.Floor
+	if !v.Warmup {
+		t = max(t, v.LockAt.Factor*max(v.Baseline, 1), v.LockAt.PeakFactor*max(v.Peak, 1))
+	}
+	return t
+}
+
+// lockCampaign locks every identity behind a campaign's user signal, each
+// under its own user's policy (monitor mode records it instead).
+func (p *pipeline) lockCampaign(ctx context.Context, s *campaign.Signal) {
+	st := p.state.Load()
+	seen := map[string]bool{}
+	for _, e := range s.Evidence {
+		up := st.user(e.User)
+		if up == fallbackUser || e.Identity == "" || seen[up.domain+"\x00"+e.Identity] {
+			continue
+		}
+		domain := up.domain
+		seen[domain+"\x00"+e.Identity] = true
+		ev := &identity.Evidence{User: e.User, Counter: s.Kind.String(), Count: s.Count, Threshold: s.Threshold,
+			Window: s.Window, TxIDs: []string{e.TxID}, Counts: map[string]int{"users": s.Count}, At: p.now()}
+		out, err := p.ids.Signal(ctx, domain, e.Identity, ev, s.Reason, up.policy)
+		switch {
+		case err != nil && !errors.Is(err, identity.ErrAlreadyLocked):
+			p.log.Error("locking a campaign's identity failed", "campaign", s.Campaign, "identity", e.Identity, "err", err)
+		case out.Locked != nil:
+			p.log.Warn("identity locked automatically", "signal", s.Kind.String(), "campaign", s.Campaign, "domain", domain, "identity", e.Identity, "reason", s.Reason)
+		case out.WouldLock != nil:
+			p.log.Warn("identity would have been locked (monitor mode)", "signal", s.Kind.String(), "campaign", s.Campaign, "domain", domain, "identity", e.Identity)
+		}
+	}
+}

@@ -106,6 +106,8 @@ type App struct {
 	// campaigns groups near-duplicate content across identities
 	// (docs/campaigns.md); nil when campaign detection is off.
 	campaigns *campaign.Store
+	// detect runs the baseline and campaign signals.
+	detect *detection
 
 	stopOnce sync.Once
 	stopErr  error

@@ -69,7 +69,17 @@ func (a *App) startComponents(cfg *config.Config) error {
 	if err := a.openLearner(cfg); err != nil {
 		return err
 	}
-	p := &pipeline{log: a.log, ids: ids, store: store, now: a.opts.Now, learner: a.learner}
+	now := a.opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	det, err := newDetection(cfg, a.db, a.log.With("component", "detection"), now)
+	if err != nil {
+		return err
+	}
+	a.detect, a.campaigns = det, det.camp
+	p := &pipeline{log: a.log, ids: ids, store: store, now: a.opts.Now, learner: a.learner, detect: det,
+		learnRefusals: cfg.Filter.Engines.Builtin.ContentModel.LearnFromRefusals}
 	a.pipeline = p
 	if cfg.ARF.IsEnabled() {
 		ob, err := arf.NewOutbox(arf.OutboxOptions{
@@ -197,6 +207,9 @@ func (a *App) stopComponents() {
 		a.store.Flush(ctx)
 		cancel()
 		a.store.Stop()
+	}
+	if a.detect != nil {
+		a.detect.Close()
 	}
 	if a.ids != nil {
 		a.ids.Close()

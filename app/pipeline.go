@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/outguard/outguard/arf"
+	"github.com/outguard/outguard/baseline"
 	"github.com/outguard/outguard/filter"
 	"github.com/outguard/outguard/filter/content"
 	"github.com/outguard/outguard/identity"
@@ -45,6 +46,11 @@ type pipeline struct {
 	now        func() time.Time
 	// learner is the content model operators teach; nil when disabled.
 	learner *content.Learner
+	// detect runs the behaviour signals (baseline, campaigns).
+	detect *detection
+	// learnRefusals teaches the content model spam from messages the next
+	// hop refused after DATA as 5.7.x.
+	learnRefusals bool
 
 	// noLog skips the message-log write of relayed mail; set only by the
 	// benchmark that measures what logging costs.
@@ -75,6 +81,7 @@ type check struct {
 	identity   string
 	verdict    filter.Verdict
 	classified bool
+	campaign   string // the message's campaign id
 	trace      string
 	header     headerSummary
 	stored     bool // Quarantine already wrote the record
@@ -201,17 +208,48 @@ func (c *check) Data(ctx context.Context, tx *smtpd.Transaction, msg *smtpd.Mess
 		}
 	}
 
-	v, err := c.classify(ctx, tx, msg)
+	v, fm, err := c.classify(ctx, tx, msg)
 	if err != nil {
 		return smtpd.Decision{}, err
 	}
+	j := p.detect.judge(tx.User.Domain, tx.User.Name, c.identity, tx.ID, tx.Accepted(), fm, v)
+	c.campaign = j.Campaign
+	if j.Block != nil && v.Class == filter.Clean {
+		// A near-duplicate of a confirmed campaign, from any identity.
+		v.Class = filter.Spam
+		v.Band = filter.BandSpam
+		v.Reasons = append(v.Reasons, "campaign:CONFIRMED("+j.Block.Campaign+")")
+		p.log.Info("message matches a confirmed campaign", "tx", tx.ID, "reason", j.Block.Reason)
+	}
 	c.verdict, c.classified = v, true
+	if j.Report != nil {
+		p.log.Info("campaign signal", "tx", tx.ID, "signal", j.Report.Kind.String(), "reason", j.Report.Reason)
+	}
+	if j.LockAll != nil {
+		p.lockCampaign(ctx, j.LockAll)
+	}
+	if c.identity != "" && j.Base.Level >= baseline.Suspect {
+		p.log.Info("baseline departure", "tx", tx.ID, "identity", c.identity, "verdict", j.Base.String())
+		if j.Base.Level == baseline.Lock && j.Base.Escalated && p.detect.baseLock {
+			out, err := p.ids.Signal(ctx, tx.User.Domain, c.identity, baselineEvidence(j.Base, tx.User.Name, tx.ID), j.Base.String(), up.policy)
+			switch {
+			case err != nil && !errors.Is(err, identity.ErrAlreadyLocked):
+				p.log.Error("baseline lock failed", "tx", tx.ID, "err", err)
+			case out.Locked != nil:
+				p.log.Warn("identity locked automatically", "tx", tx.ID, "domain", tx.User.Domain, "identity", c.identity, "reason", out.Locked.Reason)
+			case out.WouldLock != nil:
+				p.log.Warn("identity would have been locked (monitor mode)", "tx", tx.ID, "domain", tx.User.Domain, "identity", c.identity)
+			}
+		}
+	}
 
 	if c.identity != "" {
+		refused, tried := nextHopRefusals(tx)
 		out, err := p.ids.Observe(ctx, identity.Observation{
 			Domain: tx.User.Domain, User: tx.User.Name, Identity: c.identity, TxID: tx.ID,
 			Class: v.Class.String(), Recipients: len(tx.Accepted()),
-			Suspect: v.Band == filter.BandSuspect,
+			Suspect: v.Band == filter.BandSuspect || j.Base.Level >= baseline.Suspect,
+			Refused: refused, Tried: tried,
 		}, up.policy)
 		if err != nil {
 			p.log.Error("counting toward automatic locking failed", "tx", tx.ID, "err", err)
@@ -246,14 +284,14 @@ func (c *check) Data(ctx context.Context, tx *smtpd.Transaction, msg *smtpd.Mess
 
 // classify runs the engines; a failed engine with on_error tempfail comes
 // back as smtpd.ErrTempfail (451 4.7.1).
-func (c *check) classify(ctx context.Context, tx *smtpd.Transaction, msg *smtpd.Message) (filter.Verdict, error) {
+func (c *check) classify(ctx context.Context, tx *smtpd.Transaction, msg *smtpd.Message) (filter.Verdict, *filter.Message, error) {
 	cl := c.p.classifier.Load()
 	if cl == nil {
-		return filter.Verdict{Class: filter.Clean}, nil
+		return filter.Verdict{Class: filter.Clean}, nil, nil
 	}
 	fm, err := filter.ParseMessage(msg.ReaderAt(), msg.Size, cl.Limits())
 	if err != nil {
-		return filter.Verdict{}, fmt.Errorf("%w: parsing message: %v", smtpd.ErrTempfail, err)
+		return filter.Verdict{}, nil, fmt.Errorf("%w: parsing message: %v", smtpd.ErrTempfail, err)
 	}
 	fm.Envelope = filter.Envelope{
 		MailFrom: tx.From, Rcpts: tx.Accepted(), ClientIP: tx.Client.Addr(), Helo: tx.Helo,
@@ -264,11 +302,75 @@ func (c *check) classify(ctx context.Context, tx *smtpd.Transaction, msg *smtpd.
 	v, err := cl.Classify(ctx, fm)
 	if err != nil {
 		if errors.Is(err, filter.ErrTempfail) {
-			return v, fmt.Errorf("%w: %v", smtpd.ErrTempfail, err)
+			return v, nil, fmt.Errorf("%w: %v", smtpd.ErrTempfail, err)
 		}
-		return v, err
+		return v, nil, err
 	}
-	return v, nil
+	return v, fm, nil
+}
+
+// refusedAfterData counts a message the next hop refused permanently
+// after DATA against its identity (every recipient it had accepted, in
+// the class of the refusal), and with learn_from_refusals teaches the
+// content model a 5.7.x refusal as spam.
+func (c *check) refusedAfterData(tx *smtpd.Transaction, msg *smtpd.Message, res smtpd.Result) {
+	p := c.p
+	if res.Reply == nil || res.Reply.Code/100 != 5 {
+		return
+	}
+	subject := res.Reply.EnhancedCode[1]
+	if c.identity != "" {
+		n := tx.NumAccepted()
+		r := identity.Refusals{AfterData: true, AfterDataRecipients: n}
+		r.Add(subject, n)
+		out, err := p.ids.Observe(context.Background(), identity.Observation{
+			Domain: tx.User.Domain, User: tx.User.Name, Identity: c.identity, TxID: tx.ID, Refused: r,
+		}, c.up.policy)
+		switch {
+		case err != nil:
+			p.log.Error("counting a refusal after DATA failed", "tx", tx.ID, "err", err)
+		case out.Locked != nil:
+			p.log.Warn("identity locked automatically", "tx", tx.ID, "domain", tx.User.Domain, "identity", c.identity, "reason", out.Locked.Reason)
+		case out.WouldLock != nil:
+			p.log.Warn("identity would have been locked (monitor mode)", "tx", tx.ID, "domain", tx.User.Domain, "identity", c.identity)
+		}
+	}
+	if !p.learnRefusals || subject != 7 || p.learner == nil || msg == nil {
+		return
+	}
+	raw, err := msg.Bytes()
+	if err != nil {
+		return
+	}
+	m, err := filter.ParseBytes(raw, filter.DefaultLimits())
+	if err != nil {
+		return
+	}
+	before, after, err := filter.LearnMessage(p.learner, m, true)
+	if err != nil {
+		p.log.Warn("learning from a refusal after DATA failed", "tx", tx.ID, "err", err)
+		return
+	}
+	p.log.Info("content model learnt a message the next hop refused as spam", "tx", tx.ID, "reply", res.Reply.Message, "before", before, "after", after)
+}
+
+// nextHopRefusals counts the recipients the next hop refused permanently
+// at RCPT, by class, and the recipients it was asked for.
+func nextHopRefusals(tx *smtpd.Transaction) (identity.Refusals, int) {
+	var r identity.Refusals
+	tried := 0
+	for _, rc := range tx.Rcpts {
+		switch {
+		case !rc.Refused:
+			tried++
+		case rc.NextHop:
+			tried++
+			if rc.Code/100 == 5 {
+				r.Add(rc.Enhanced[1], 1)
+			}
+		}
+	}
+	return r, tried
 }
 
 // quarantine stores the message with its log record and enqueues its ARF
@@ -288,6 +390,9 @@ func (c *check) quarantine(ctx context.Context, tx *smtpd.Transaction, msg *smtp
 
 // Close writes the log record of a transaction that reached DATA.
 func (c *check) Close(tx *smtpd.Transaction, msg *smtpd.Message, res smtpd.Result) {
+	if res.Outcome == smtpd.OutcomeFailed {
+		c.refusedAfterData(tx, msg, res)
+	}
 	if res.Outcome == "" || c.stored || c.p.noLog {
 		return
 	}

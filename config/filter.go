@@ -84,6 +84,10 @@ type ContentModel struct {
 	// carry the original message and come from an allow-listed feedback
 	// source (arf.feedback_sources); default true.
 	LearnFromFeedback *bool `yaml:"learn_from_feedback"`
+	// LearnFromRefusals learns spam from messages the next hop refused
+	// permanently after DATA with 5.7.x; default false (a 5.7.x is not
+	// always about the content).
+	LearnFromRefusals bool `yaml:"learn_from_refusals"`
 	// MaxOverlayFeatures bounds the learnt adjustments (8 bytes each in
 	// the database, about 24 in memory); default 200000.
 	MaxOverlayFeatures int `yaml:"max_overlay_features"`

@@ -31,8 +31,9 @@ type Observation struct {
 	// TxID is the transaction's log id, named in the evidence.
 	TxID string
 	// Class is the verdict of a message: clean, spam, phishing or virus.
-	// Empty for a complaint that is not a message of its own: it then
-	// counts neither as a message nor toward recipients.
+	// Empty for a complaint, or the next hop's refusal after DATA, about
+	// a message already counted: it then counts neither as a message nor
+	// toward recipients.
 	Class string
 	// Recipients is the message's recipient count.
 	Recipients int
@@ -100,8 +101,8 @@ func (o *Observation) validate() error {
 	default:
 		return fmt.Errorf("%w: class %q: use clean, spam, phishing or virus", ErrInvalid, o.Class)
 	}
-	if o.Class == "" && !o.Complaint {
-		return fmt.Errorf("%w: an observation without a class must be a complaint", ErrInvalid)
+	if o.Class == "" && !o.Complaint && !o.Refused.AfterData {
+		return fmt.Errorf("%w: an observation without a class must be a complaint or a refusal after DATA", ErrInvalid)
 	}
 	if o.Recipients < 0 || o.Tried < 0 || o.Refused.Policy < 0 || o.Refused.Unknown < 0 || o.Refused.Other < 0 || o.Refused.AfterDataRecipients < 0 {
 		return fmt.Errorf("%w: negative recipient count", ErrInvalid)

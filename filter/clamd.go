@@ -30,7 +30,8 @@ type OverLimit int
 
 const (
 	// OverLimitSkip leaves the message unscanned by clamd (noted in the
-	// reasons as "clamd:SKIPPED_TOO_LARGE(0)").
+	// reasons as "clamd:SKIPPED_TOO_LARGE(0)" and as a gap of kind
+	// GapFile, limit LimitClamdStream, for the unscannable policy).
 	OverLimitSkip OverLimit = iota
 	// OverLimitTempfail defers the message with ErrTempfail, whatever the
 	// engine's OnError says.
@@ -195,7 +196,8 @@ func (c *Clamd) overLimit(size int64) (Verdict, error) {
 	if c.opts.OverLimit == OverLimitTempfail {
 		return Verdict{}, fmt.Errorf("%w: message of %d bytes is over clamd's stream limit (%d)", ErrTempfail, size, c.opts.MaxStreamBytes)
 	}
-	return Verdict{Reasons: []string{Reason(ClamdName, "SKIPPED_TOO_LARGE", 0)}}, nil
+	return Verdict{Reasons: []string{Reason(ClamdName, "SKIPPED_TOO_LARGE", 0)},
+		Gaps: []Gap{{Limit: LimitClamdStream, Kind: GapFile}}}, nil
 }
 
 func (c *Clamd) stream(conn net.Conn, r io.Reader) error {

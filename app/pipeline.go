@@ -206,6 +206,10 @@ func (c *check) Data(ctx context.Context, tx *smtpd.Transaction, msg *smtpd.Mess
 		return smtpd.Decision{}, err
 	}
 	c.verdict, c.classified = v, true
+	act, reply := c.unscannable(tx, v)
+	if act == filter.ActTempfail {
+		return smtpd.Decision{Action: smtpd.Refuse, Outcome: smtpd.OutcomeDeferred, Reply: reply}, nil
+	}
 
 	if c.identity != "" {
 		out, err := p.ids.Observe(ctx, identity.Observation{
@@ -223,8 +227,10 @@ func (c *check) Data(ctx context.Context, tx *smtpd.Transaction, msg *smtpd.Mess
 	}
 
 	if v.Class != filter.Clean && !monitor {
-		reply := refusal(550, smtp.EnhancedCode{5, 7, 1},
+		act, reply = filter.ActBlock, refusal(550, smtp.EnhancedCode{5, 7, 1},
 			fmt.Sprintf("[%s] message refused as %s", tag(v.Class), v.Class), tx.ID)
+	}
+	if act == filter.ActBlock {
 		if err := c.quarantine(ctx, tx, msg, reply); err != nil {
 			// Not stored means not refused for good: the client retries.
 			return smtpd.Decision{}, err
@@ -326,6 +332,7 @@ func (c *check) record(tx *smtpd.Transaction, size int64, status quarantine.Stat
 		rec.Reasons = c.verdict.Reasons
 		rec.Band = bandOf(c.verdict.Band)
 		rec.Model = c.verdict.ModelVersion
+		rec.Partial = filter.PartialLimits(c.verdict.Gaps)
 	}
 	for _, r := range tx.Rcpts {
 		rc := quarantine.Recipient{Address: r.Addr, Code: r.Code, Text: r.Message, Refused: r.Refused}

@@ -32,7 +32,9 @@ take RFC 3339 times or UTC dates (2026-03-01, 2026-03-01T12:00). At most
 --limit records are printed (default 50, at most 1000); when there are more,
 the cursor to continue with is printed on standard error.
 
-The table shows the time (UTC), the log id, status, verdict, score, band
+The table shows the time (UTC), the log id, status, verdict (followed by
+"(partial: LIMITS)" when content past a scanning limit went unscanned, e.g.
+"clean (partial: max_depth)"), score, band
 (clean, suspect or spam; "-" for mail refused before classification),
 outgoing user, identity, envelope sender, the first recipient (+N more) and
 the subject. With --json, one object per record and line, with the keys id,
@@ -40,7 +42,8 @@ time, listener, client_ip, client_port, user, domain, identity, sender,
 recipients (address, code, text, refused), header_from, subject,
 message_id, size, status, verdict, score, reasons, band, model (the content
 model version that judged the message), learned (spam or ham, once the
-model was taught with the message), next_hop_reply, duration_ms,
+model was taught with the message), partially_scanned (the limits that
+left content unscanned; absent when all was scanned), next_hop_reply, duration_ms,
 complaints and, for quarantined messages, quarantine (raw_size,
 stored_size, has_content, released_at, released_by, deleted_at, deleted_by,
 expired).
@@ -146,7 +149,12 @@ func printMessages(w io.Writer, msgs []admin.MessageJSON) {
 		if m.Verdict == "none" {
 			score, band = "-", "-"
 		}
-		row(tw, fmtTime(m.Time), m.ID, m.Status, m.Verdict, score, band, orDash(m.User), orDash(m.Identity), sender, rcpt, clean(m.Subject, 50))
+		verdict := m.Verdict
+		if len(m.PartiallyScanned) > 0 {
+			// Clean as far as the engines could see: say what they could not.
+			verdict += " (partial: " + strings.Join(m.PartiallyScanned, ",") + ")"
+		}
+		row(tw, fmtTime(m.Time), m.ID, m.Status, verdict, score, band, orDash(m.User), orDash(m.Identity), sender, rcpt, clean(m.Subject, 50))
 	}
 	tw.Flush()
 }

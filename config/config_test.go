@@ -76,6 +76,7 @@ func TestBadCoreFixtures(t *testing.T) {
 		"bad-core-two-documents.yaml":       "more than one YAML document",
 		"bad-core-wrong-type.yaml":          "line 6",
 		"bad-core-user-limit.yaml":          "max_recipients 500: use 0 (the global limit) or a number up to limits.max_recipients (50)",
+		"bad-core-unscannable.yaml":         `unscannable "reject": use accept`,
 	}
 	cases := make([]badCase, 0, len(want))
 	for file, w := range want {

@@ -38,8 +38,8 @@ type MessageJSON struct {
 	// the whole message.
 	PartiallyScanned []string `json:"partially_scanned,omitempty"`
 	NextHopReply     string   `json:"next_hop_reply,omitempty"`
-	DurationMS   int64  `json:"duration_ms"`
-	Complaints   int    `json:"complaints,omitempty"`
+	DurationMS       int64    `json:"duration_ms"`
+	Complaints       int      `json:"complaints,omitempty"`
 	// Quarantine is set for quarantined transactions.
 	Quarantine *QuarantineJSON `json:"quarantine,omitempty"`
 }

@@ -23,7 +23,9 @@ func hdr(ident, subject string) string {
 var (
 	exeLeaf = testutil.Leaf{Type: "application/octet-stream", Name: "invoice.exe", Body: []byte("MZ\x90\x00 an executable")}
 	gtLeaf  = testutil.Leaf{Body: []byte("hello " + gtube)}
-	zipLeaf = func(z []byte) testutil.Leaf { return testutil.Leaf{Type: "application/zip", Name: "files.zip", Body: z} }
+	zipLeaf = func(z []byte) testutil.Leaf {
+		return testutil.Leaf{Type: "application/zip", Name: "files.zip", Body: z}
+	}
 )
 
 // longText is GTUBE after more than n bytes of ordinary text lines.

@@ -141,6 +141,11 @@ func TestClamdOverLimit(t *testing.T) {
 			if !slices.Equal(v.Reasons, tc.reasons) {
 				t.Errorf("got reasons %q, want %q", v.Reasons, tc.reasons)
 			}
+			// Skipped is partially scanned, never silently clean.
+			if wantPartial := tc.over == OverLimitSkip; v.Partial() != wantPartial ||
+				(wantPartial && !slices.Equal(PartialLimits(v.Gaps), []string{LimitClamdStream})) {
+				t.Errorf("got gaps %v, want partially scanned: %v", v.Gaps, wantPartial)
+			}
 			if len(f.got) != 0 {
 				t.Errorf("got %d streams sent, want none for an oversized message", len(f.got))
 			}

@@ -37,7 +37,7 @@ func TestScannersSeePastBuiltinLimits(t *testing.T) {
 	for _, tc := range []struct {
 		name, msg, word, reason, limit string
 	}{
-		// rspamd reads MIME nested 25 deep; the built-in engine stops at 20.
+		// rspamd reads MIME nested 25 deep; the built-in engine stops at 16.
 		{"GTUBE at depth 25 via rspamd", string(testutil.NestedMessage(hdr("s1", "deep25"), 25, gtLeaf)), "[OG-SPAM]", "rspamd:GTUBE(", "max_depth"},
 		// clamd opens archives nested 10 deep; the built-in engine stops at 8.
 		{"EICAR in a zip nested 10 deep via clamd", string(testutil.ManyParts(hdr("s2", "zip10"), 1, zipLeaf(testutil.NestedZip(10, "eicar.com", []byte(eicar))))), "[OG-VIRUS]", "clamd:", "max_archive_depth"},

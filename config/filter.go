@@ -165,7 +165,7 @@ type ClamdEngine struct {
 // Content past a limit is not silently clean: the verdict is flagged
 // partially scanned and the domain's unscannable policy applies.
 type FilterLimits struct {
-	// MaxDepth bounds multipart and attached-message nesting; default 20.
+	// MaxDepth bounds multipart and attached-message nesting; default 16.
 	MaxDepth int `yaml:"max_depth"`
 	// MaxParts bounds the leaf parts walked; default 1000.
 	MaxParts int `yaml:"max_parts"`
@@ -199,7 +199,7 @@ const (
 	DefaultPhishingThreshold     = 5.0
 	DefaultMassRecipients        = 50
 	DefaultMaxOverlayFeatures    = 200_000
-	DefaultFilterMaxDepth        = 20
+	DefaultFilterMaxDepth        = 16
 	DefaultFilterMaxParts        = 1000
 	DefaultFilterMaxDecodedBytes = 50 << 20
 	DefaultFilterMaxArchiveEnts  = 5000

@@ -19,7 +19,7 @@ import (
 // fields take the defaults below.
 type Limits struct {
 	// MaxDepth bounds the nesting of multiparts and attached messages.
-	// Default 20.
+	// Default 16.
 	MaxDepth int
 	// MaxParts bounds the number of leaf parts walked. Default 1000.
 	MaxParts int
@@ -49,7 +49,7 @@ type Limits struct {
 // DefaultLimits returns the limits used for zero fields.
 func DefaultLimits() Limits {
 	return Limits{
-		MaxDepth:          20,
+		MaxDepth:          16,
 		MaxParts:          1000,
 		MaxHeaderBytes:    1 << 20,
 		MaxPartBytes:      25 << 20,
@@ -162,14 +162,20 @@ type walker struct {
 	gaps    []Gap
 	// skipped counts the entities walked past a limit without reading.
 	skipped int
+	// abort ends the walk: the input went past the bounds of the walk past
+	// a limit, so what follows is hostile and of unknown kind.
+	abort bool
 }
 
 // Bounds of the walk past a limit: it reads part headers only, to tell
-// what was left unscanned, and gives up (recording content of unknown
-// kind) this far past MaxDepth or after this many entities.
+// what was left unscanned, and gives up this far past MaxDepth or after
+// this many entities, recording content of unknown kind and ending the
+// walk. Every level of nesting costs a pass of go-message's boundary
+// search over the rest of the message, so the depth bound is what bounds
+// the parsing time of a large message.
 const (
-	skipExtraDepth = 16
-	skipMaxParts   = 20000
+	skipExtraDepth = 4
+	skipMaxParts   = 2000
 )
 
 // gap records content left unscanned.
@@ -184,6 +190,7 @@ func (w *walker) skip(e *message.Entity, depth int, path, limit string) {
 	w.skipped++
 	if depth > w.lim.MaxDepth+skipExtraDepth || w.skipped > skipMaxParts {
 		w.gap(limit, GapExecutable, path)
+		w.abort = true
 		return
 	}
 	if mr := e.MultipartReader(); mr != nil {
@@ -196,6 +203,9 @@ func (w *walker) skip(e *message.Entity, depth int, path, limit string) {
 				return
 			}
 			w.skip(p, depth+1, childPath(path, i), limit)
+			if w.abort {
+				return
+			}
 		}
 	}
 	mt, _, _ := e.Header.ContentType()
@@ -263,9 +273,12 @@ func (w *walker) entity(e *message.Entity, depth int, path string) {
 			if len(w.m.Parts) >= w.lim.MaxParts {
 				w.defect(fmt.Sprintf("more than %d parts: rest skipped", w.lim.MaxParts))
 				w.skip(p, depth+1, childPath(path, i), LimitParts)
-				continue
+			} else {
+				w.entity(p, depth+1, childPath(path, i))
 			}
-			w.entity(p, depth+1, childPath(path, i))
+			if w.abort {
+				return
+			}
 		}
 	}
 	mt, _, _ := e.Header.ContentType()

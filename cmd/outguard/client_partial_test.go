@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/outguard/outguard/admin"
+	"github.com/outguard/outguard/internal/testutil"
 	"github.com/outguard/outguard/quarantine"
 )
 
@@ -47,5 +51,34 @@ func TestClientLogsPartial(t *testing.T) {
 	code, out, _ = e.cli(cliTokAll, "quarantine", "show", r.ID)
 	if code != exitOK || !regexpLine(out, `scanned\s+partially: max_parts reached`) {
 		t.Errorf("show: exit %d\n%s", code, out)
+	}
+}
+
+// TestClassifyPartial: `outguard classify` says when content lay past a
+// limit, in text and in JSON.
+func TestClassifyPartial(t *testing.T) {
+	dir := t.TempDir()
+	deep := filepath.Join(dir, "deep.eml")
+	if err := os.WriteFile(deep, testutil.NestedMessage("Subject: deep", 30, testutil.Leaf{Body: []byte("hello")}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code := runCLI(t, "classify", deep)
+	if code != 0 || !strings.Contains(out, "  partially scanned: max_depth reached\n") {
+		t.Errorf("exit %d, got\n%s", code, out)
+	}
+	out, _, code = runCLI(t, "classify", "--json", deep, "../../testdata/ham/"+firstHam(t))
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 2 {
+		t.Fatalf("exit %d, got\n%s", code, out)
+	}
+	var r [2]map[string]any
+	for i := range lines {
+		json.Unmarshal([]byte(lines[i]), &r[i])
+	}
+	if p, _ := r[0]["partially_scanned"].([]any); len(p) != 1 || p[0] != "max_depth" {
+		t.Errorf("deep: partially_scanned %v, want [max_depth]", r[0]["partially_scanned"])
+	}
+	if _, ok := r[1]["partially_scanned"]; ok {
+		t.Errorf("ham: partially_scanned present: %v", r[1])
 	}
 }

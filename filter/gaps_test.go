@@ -8,6 +8,9 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/outguard/outguard/internal/testutil"
 )
 
@@ -188,7 +191,8 @@ func TestClassifyReportsGaps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := New(Options{Engines: []EngineSpec{{Engine: b}}, Limits: Limits{MaxDepth: 5}})
+	reg := prometheus.NewPedanticRegistry()
+	c, err := New(Options{Engines: []EngineSpec{{Engine: b}}, Limits: Limits{MaxDepth: 5}, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,6 +206,12 @@ func TestClassifyReportsGaps(t *testing.T) {
 	}
 	if v.Class != Clean || !slices.Equal(PartialLimits(v.Gaps), []string{LimitDepth}) {
 		t.Errorf("got %v, partial %v; want clean, partially scanned (max_depth)", v.Class, PartialLimits(v.Gaps))
+	}
+	if got := promtest.ToFloat64(c.metrics.gaps.WithLabelValues(LimitDepth)); got != 1 {
+		t.Errorf("outguard_unscanned_total{limit=max_depth} = %v, want 1", got)
+	}
+	if n := promtest.CollectAndCount(c.metrics.gaps); n != len(gapLimits) {
+		t.Errorf("outguard_unscanned_total has %d series, want one per limit from the start (%d)", n, len(gapLimits))
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -238,5 +239,48 @@ func TestHamHitsNoLimit(t *testing.T) {
 		if len(m.Gaps) > 0 {
 			t.Errorf("%s: got gaps %v at the default limits", filepath.Base(f), m.Gaps)
 		}
+	}
+}
+
+// TestExternalEnginesPastBuiltinLimits: content past the built-in
+// engine's limits is judged by the real rspamd and clamd when they can see
+// it, and the verdict keeps the built-in engine's gaps.
+func TestExternalEnginesPastBuiltinLimits(t *testing.T) {
+	r := realRspamd(t, RspamdOptions{})
+	k := realClamd(t, ClamdOptions{})
+	b, err := NewBuiltin(BuiltinOptions{Content: ContentOptions{Disabled: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(Options{Engines: []EngineSpec{{Engine: b}, {Engine: r}, {Engine: k}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		raw    []byte
+		class  Class
+		engine string
+		limit  string
+	}{
+		{"GTUBE at depth 25", testutil.NestedMessage(gapHeader, 25, testutil.Leaf{Body: gtube}), Spam, RspamdName, LimitDepth},
+		{"EICAR in a zip nested 10 deep", testutil.ManyParts(gapHeader, 1, zipLeaf(testutil.NestedZip(10, "eicar.com", eicar))), Virus, ClamdName, LimitArchiveDepth},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := ParseBytes(tc.raw, c.Limits())
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, err := c.Classify(context.Background(), m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.Class != tc.class || !slices.ContainsFunc(v.Reasons, func(s string) bool { return strings.HasPrefix(s, tc.engine+":") }) {
+				t.Errorf("got %v %q, want %v from %s", v.Class, v.Reasons, tc.class, tc.engine)
+			}
+			if !slices.Equal(PartialLimits(v.Gaps), []string{tc.limit}) {
+				t.Errorf("got gaps %v, want the built-in engine's %s", v.Gaps, tc.limit)
+			}
+		})
 	}
 }

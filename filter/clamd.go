@@ -266,6 +266,16 @@ func parseClamdReply(reply string) (Verdict, error) {
 		if name == "" {
 			name = "UNKNOWN"
 		}
+		// With AlertExceedsMax or AlertEncrypted, clamd names what it
+		// could not look into as if it were a signature: that is content
+		// left unscanned, for the unscannable policy, not a virus (an
+		// innocent password-protected archive must not count as one).
+		switch {
+		case strings.HasPrefix(name, "Heuristics.Limits.Exceeded"):
+			return Verdict{Reasons: []string{Reason(ClamdName, name, 0)}, Gaps: []Gap{{Limit: LimitClamdLimits, Kind: GapExecutable}}}, nil
+		case strings.HasPrefix(name, "Heuristics.Encrypted."):
+			return Verdict{Reasons: []string{Reason(ClamdName, name, 0)}, Gaps: []Gap{{Limit: LimitArchiveEncrypted, Kind: GapExecutable}}}, nil
+		}
 		return Verdict{Class: Virus, Score: 100, Reasons: []string{Reason(ClamdName, name, 100)}}, nil
 	case strings.Contains(reply, "size limit exceeded"):
 		return Verdict{}, fmt.Errorf("%w: %s", ErrClamdSizeLimit, reply)

@@ -91,6 +91,8 @@ func TestClamdProtocol(t *testing.T) {
 		{"virus", "stream: Win.Test.EICAR_HDB-1 FOUND", Virus, nil, []string{"clamd:Win.Test.EICAR_HDB-1(100)"}},
 		{"error reply", "stream: Can't allocate memory ERROR", Clean, ErrUnavailable, nil},
 		{"size limit, skip", "INSTREAM size limit exceeded. ERROR", Clean, nil, []string{"clamd:SKIPPED_TOO_LARGE(0)"}},
+		{"own limit reached", "stream: Heuristics.Limits.Exceeded.MaxRecursion FOUND", Clean, nil, []string{"clamd:Heuristics.Limits.Exceeded.MaxRecursion(0)"}},
+		{"encrypted archive", "stream: Heuristics.Encrypted.Zip FOUND", Clean, nil, []string{"clamd:Heuristics.Encrypted.Zip(0)"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := &fakeClamd{reply: tc.reply}
@@ -104,6 +106,12 @@ func TestClamdProtocol(t *testing.T) {
 			}
 			if v.Class != tc.wantClass || !slices.Equal(v.Reasons, tc.reasons) {
 				t.Errorf("got %v %q, want %v %q", v.Class, v.Reasons, tc.wantClass, tc.reasons)
+			}
+			// What clamd could not look into is a gap, not a virus.
+			wantGap := map[string]string{"own limit reached": LimitClamdLimits, "encrypted archive": LimitArchiveEncrypted,
+				"size limit, skip": LimitClamdStream}[tc.name]
+			if got := strings.Join(PartialLimits(v.Gaps), ","); got != wantGap {
+				t.Errorf("got gaps %q, want %q", got, wantGap)
 			}
 			f.mu.Lock()
 			defer f.mu.Unlock()

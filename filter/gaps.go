@@ -24,6 +24,9 @@ const (
 	// LimitClamdStream: the message was larger than clamd takes and
 	// clamd.over_limit is skip.
 	LimitClamdStream = "clamd_max_stream_bytes"
+	// LimitClamdLimits: clamd reached one of its own scan limits and says
+	// so (Heuristics.Limits.Exceeded, with AlertExceedsMax).
+	LimitClamdLimits = "clamd_limits"
 )
 
 // GapKind says what a Gap left unscanned. It decides what the default

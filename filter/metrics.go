@@ -18,7 +18,7 @@ type Metrics struct {
 
 // gapLimits are the label values of outguard_unscanned_total.
 var gapLimits = []string{LimitDepth, LimitParts, LimitPartBytes, LimitDecodedBytes, LimitArchiveDepth,
-	LimitArchiveEntries, LimitArchiveBytes, LimitArchiveEncrypted, LimitArchiveUnreadable, LimitClamdStream}
+	LimitArchiveEntries, LimitArchiveBytes, LimitArchiveEncrypted, LimitArchiveUnreadable, LimitClamdStream, LimitClamdLimits}
 
 // verdictTempfail is the verdicts_total label of a classification that
 // ended in ErrTempfail.

@@ -38,9 +38,21 @@ func TestPartiallyScannedShown(t *testing.T) {
 		t.Errorf("whole scan: got %d %s, want no partially_scanned key", code, raw)
 	}
 
+	var page SearchResponse
+	if code := e.doJSON("GET", "/api/v1/messages?partial=true", tokAll, nil, &page); code != http.StatusOK || len(page.Messages) != 1 || page.Messages[0].ID != partial.ID {
+		t.Errorf("search partial=true: %d, got %d messages, want only %s", code, len(page.Messages), partial.ID)
+	}
+	if code, _ := e.do("GET", "/api/v1/messages?partial=maybe", tokAll, nil); code != http.StatusBadRequest {
+		t.Errorf("partial=maybe: got %d, want 400", code)
+	}
+
 	b := e.browser()
 	b.signIn(tokAll)
-	code, body, _ := b.get("/log/" + partial.ID)
+	_, body, _ := b.get("/log?partial=true")
+	if !strings.Contains(body, ">Deep message<") || strings.Contains(body, ">Flat message<") || !strings.Contains(body, `name="partial" value="true" checked`) {
+		t.Errorf("console search for partially scanned messages: got\n%s", body)
+	}
+	code, body, _ = b.get("/log/" + partial.ID)
 	if code != http.StatusOK || !strings.Contains(body, `<span class="badge partial">partially</span>`) ||
 		!strings.Contains(body, `<span class="mono">archive_encrypted</span>, <span class="mono">max_depth</span> reached`) {
 		t.Errorf("message view of a partial scan: got %d\n%s", code, body)

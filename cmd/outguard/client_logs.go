@@ -17,7 +17,7 @@ func init() {
 
 var logsHelp = helpText(
 	"outguard logs [--status S,...] [--verdict V,...] [--user U] [--domain D] [--identity I]\n"+
-		"               [--sender S] [--recipient R] [--subject S] [--message-id ID] [--client-ip IP]\n"+
+		"               [--sender S] [--recipient R] [--subject S] [--message-id ID] [--client-ip IP] [--partial]\n"+
 		"               [--since 24h | --from T --to T] [--limit N] [--cursor C] [--json]",
 	`Searches the message log: one record per SMTP transaction that reached
 DATA, newest first. Every given rule must match. --status and --verdict take
@@ -25,7 +25,9 @@ a comma-separated list, any of which may match: statuses are accepted,
 quarantined, rejected, deferred and failed; verdicts are clean, spam,
 phishing, virus and none (refused before classification). --user, --domain,
 --identity and --message-id match exactly; --sender, --recipient and
---subject match when the field contains the text, ignoring case.
+--subject match when the field contains the text, ignoring case. --partial
+keeps the messages whose content was partially scanned (content past a
+scanning limit; see docs/config-filter.md).
 
 --since takes a duration back from now (90m, 24h, 7d, 2w); --from and --to
 take RFC 3339 times or UTC dates (2026-03-01, 2026-03-01T12:00). At most
@@ -77,6 +79,7 @@ func runLogs(args []string, stdout, stderr io.Writer) int {
 		q[f.param] = fs.String(f.flag, "", f.usage)
 	}
 	limit := fs.Int("limit", 50, "print at most `N` records (1 to 1000)")
+	partial := fs.Bool("partial", false, "only messages whose content was partially scanned")
 	if c := parseFlags(fs, args, stdout); c >= 0 {
 		return c
 	}
@@ -102,6 +105,9 @@ func runLogs(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	query := url.Values{"limit": {strconv.Itoa(*limit)}}
+	if *partial {
+		query.Set("partial", "true")
+	}
 	for k, v := range q {
 		if *v != "" {
 			query.Set(k, *v)

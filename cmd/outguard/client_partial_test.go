@@ -48,6 +48,10 @@ func TestClientLogsPartial(t *testing.T) {
 	if code != exitOK || !found {
 		t.Errorf("--json: exit %d, partially_scanned of %s missing:\n%s", code, r.ID, out)
 	}
+	code, out, _ = e.cli(cliTokAll, "logs", "--partial", "--json")
+	if got := jsonLines[admin.MessageJSON](t, out); code != exitOK || len(got) != 1 || got[0].ID != r.ID {
+		t.Errorf("--partial: exit %d, got %+v, want only %s", code, got, r.ID)
+	}
 	code, out, _ = e.cli(cliTokAll, "quarantine", "show", r.ID)
 	if code != exitOK || !regexpLine(out, `scanned\s+partially: max_parts reached`) {
 		t.Errorf("show: exit %d\n%s", code, out)

@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/outguard/outguard/config"
+	"github.com/outguard/outguard/filter"
 	"github.com/outguard/outguard/identity"
 	"github.com/outguard/outguard/internal/testutil"
 	"github.com/outguard/outguard/quarantine"
@@ -247,4 +251,40 @@ func TestMonitorRelaysUnscannable(t *testing.T) {
 	if err != nil || len(page.Records) != 1 || !slices.Equal(page.Records[0].Partial, []string{"max_depth"}) {
 		t.Fatalf("record: %v %+v, want flagged max_depth", err, page.Records)
 	}
+}
+
+// TestHamWithinShippedLimits: with the limits of the shipped example
+// configuration (the config package's defaults), no legitimate message of
+// the corpora is partially scanned.
+func TestHamWithinShippedLimits(t *testing.T) {
+	cfg, err := config.Load("../testdata/outguard.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := NewClassifier(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	for _, dir := range []string{"ham", "modern/ham"} {
+		files, err := filepath.Glob(filepath.Join("..", "testdata", dir, "*.eml"))
+		if err != nil || len(files) == 0 {
+			t.Fatalf("no corpus in testdata/%s", dir)
+		}
+		for _, f := range files {
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := filter.ParseBytes(raw, cl.Limits())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(m.Gaps) > 0 {
+				t.Errorf("%s: partially scanned: %v", f, m.Gaps)
+			}
+			n++
+		}
+	}
+	t.Logf("%d legitimate messages scanned whole", n)
 }

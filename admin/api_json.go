@@ -32,10 +32,14 @@ type MessageJSON struct {
 	Model string `json:"model,omitempty"`
 	// Learned is spam or ham once an operator taught the model with the
 	// message.
-	Learned      string `json:"learned,omitempty"`
-	NextHopReply string `json:"next_hop_reply,omitempty"`
-	DurationMS   int64  `json:"duration_ms"`
-	Complaints   int    `json:"complaints,omitempty"`
+	Learned string `json:"learned,omitempty"`
+	// PartiallyScanned names the limits that left content unscanned
+	// (e.g. max_depth, archive_encrypted); absent when the engines saw
+	// the whole message.
+	PartiallyScanned []string `json:"partially_scanned,omitempty"`
+	NextHopReply     string   `json:"next_hop_reply,omitempty"`
+	DurationMS       int64    `json:"duration_ms"`
+	Complaints       int      `json:"complaints,omitempty"`
 	// Quarantine is set for quarantined transactions.
 	Quarantine *QuarantineJSON `json:"quarantine,omitempty"`
 }
@@ -69,6 +73,7 @@ func messageJSON(r *quarantine.Record) MessageJSON {
 		Reasons: append([]string{}, r.Reasons...), NextHopReply: r.NextHopReply,
 		DurationMS: r.Duration.Milliseconds(), Complaints: r.Complaints,
 		Band: r.Band.String(), Model: r.Model, Learned: r.Learned,
+		PartiallyScanned: append([]string(nil), r.Partial...),
 	}
 	if r.ClientIP.IsValid() {
 		m.ClientIP = r.ClientIP.String()

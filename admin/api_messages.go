@@ -162,7 +162,7 @@ func ParseTime(s string) (time.Time, error) {
 }
 
 var searchParams = []string{"status", "verdict", "user", "domain", "identity", "sender", "recipient",
-	"subject", "message_id", "client_ip", "since", "from", "to", "limit", "cursor"}
+	"subject", "message_id", "client_ip", "partial", "since", "from", "to", "limit", "cursor"}
 
 func (a *API) searchMessages(w http.ResponseWriter, r *http.Request, pr Principal) error {
 	p := newParams(r, searchParams...)
@@ -170,6 +170,7 @@ func (a *API) searchMessages(w http.ResponseWriter, r *http.Request, pr Principa
 		User: p.str("user"), Domain: p.str("domain"), Identity: p.str("identity"),
 		Sender: p.str("sender"), Recipient: p.str("recipient"), Subject: p.str("subject"),
 		MessageID: p.str("message_id"), Cursor: p.str("cursor"), Scope: pr.Domain,
+		Partial: p.bool("partial"),
 	}
 	for _, s := range p.list("status") {
 		st, err := quarantine.ParseStatus(s)

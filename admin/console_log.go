@@ -13,6 +13,8 @@ import (
 
 // logFilter is the log page's query-rule builder, as submitted.
 type logFilter struct {
+	// Partial keeps only partially scanned messages.
+	Partial   bool
 	Statuses  map[string]bool
 	Verdicts  map[string]bool
 	User      string
@@ -41,6 +43,8 @@ func (c *Console) parseLogFilter(v url.Values, pr Principal) (logFilter, quarant
 		Since: clip(v.Get("since")), From: clip(v.Get("from")), To: clip(v.Get("to")), Limit: 50}
 	q := quarantine.Query{User: f.User, Domain: f.Domain, Identity: f.Identity, Sender: f.Sender,
 		Recipient: f.Recipient, Subject: f.Subject, Scope: pr.Domain, Cursor: clip(v.Get("cursor"))}
+	f.Partial = v.Get("partial") == "true"
+	q.Partial = f.Partial
 	var errs []string
 	for _, s := range v["status"] {
 		st, err := quarantine.ParseStatus(s)

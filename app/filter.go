@@ -120,7 +120,8 @@ func buildClassifier(cfg *config.Config, m *filter.Metrics, learner *content.Lea
 	o := filter.Options{
 		Engines: specs,
 		Limits: filter.Limits{MaxDepth: l.MaxDepth, MaxParts: l.MaxParts, MaxPartBytes: l.MaxPartBytes,
-			MaxDecodedBytes: l.MaxDecodedBytes, MaxArchiveEntries: l.MaxArchiveEntries, MaxArchiveBytes: l.MaxArchiveBytes, MaxURLs: l.MaxURLs},
+			MaxDecodedBytes: l.MaxDecodedBytes, MaxArchiveEntries: l.MaxArchiveEntries, MaxArchiveBytes: l.MaxArchiveBytes,
+			MaxArchiveDepth: l.MaxArchiveDepth, MaxURLs: l.MaxURLs},
 		Logger:  log.With("component", "filter"),
 		Metrics: m,
 	}

@@ -212,6 +212,12 @@ func (c *check) Data(ctx context.Context, tx *smtpd.Transaction, msg *smtpd.Mess
 	if err != nil {
 		return smtpd.Decision{}, err
 	}
+	act, reply := c.unscannable(tx, v)
+	if act == filter.ActTempfail {
+		// Deferred: nothing is counted or remembered of it.
+		c.verdict, c.classified = v, true
+		return smtpd.Decision{Action: smtpd.Refuse, Outcome: smtpd.OutcomeDeferred, Reply: reply}, nil
+	}
 	j := p.detect.judge(tx.User.Domain, tx.User.Name, c.identity, tx.ID, tx.Accepted(), fm, v)
 	c.campaign = j.Campaign
 	if j.Block != nil && v.Class == filter.Clean {
@@ -261,8 +267,10 @@ func (c *check) Data(ctx context.Context, tx *smtpd.Transaction, msg *smtpd.Mess
 	}
 
 	if v.Class != filter.Clean && !monitor {
-		reply := refusal(550, smtp.EnhancedCode{5, 7, 1},
+		act, reply = filter.ActBlock, refusal(550, smtp.EnhancedCode{5, 7, 1},
 			fmt.Sprintf("[%s] message refused as %s", tag(v.Class), v.Class), tx.ID)
+	}
+	if act == filter.ActBlock {
 		if err := c.quarantine(ctx, tx, msg, reply); err != nil {
 			// Not stored means not refused for good: the client retries.
 			return smtpd.Decision{}, err
@@ -431,6 +439,7 @@ func (c *check) record(tx *smtpd.Transaction, size int64, status quarantine.Stat
 		rec.Reasons = c.verdict.Reasons
 		rec.Band = bandOf(c.verdict.Band)
 		rec.Model = c.verdict.ModelVersion
+		rec.Partial = filter.PartialLimits(c.verdict.Gaps)
 	}
 	for _, r := range tx.Rcpts {
 		rc := quarantine.Recipient{Address: r.Addr, Code: r.Code, Text: r.Message, Refused: r.Refused}

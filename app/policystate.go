@@ -38,6 +38,9 @@ type userPolicy struct {
 	// thresholds are the built-in engine's score thresholds for this
 	// user's mail (zero fields: the engine's).
 	thresholds filter.Thresholds
+	// unscannable says what happens to clean mail with content the
+	// engines could not see.
+	unscannable filter.UnscannablePolicy
 }
 
 // fallbackUser applies to a user the configuration no longer has (removed
@@ -123,6 +126,11 @@ func buildPolicyState(cfg *config.Config) (*policyState, error) {
 					up.thresholds.Suspect = c.SuspectThreshold
 				}
 			}
+			un, err := filter.ParseUnscannablePolicy(firstNonEmpty(u.Unscannable, d.Unscannable))
+			if err != nil {
+				return nil, fmt.Errorf("user %s: %w", u.Name, err)
+			}
+			up.unscannable = un
 			if len(up.allowedSenderDomains) == 0 {
 				up.allowedSenderDomains = d.AllowedSenderDomains
 			}

@@ -26,6 +26,11 @@ func (p *pipeline) report(ctx context.Context, tx *smtpd.Transaction, c *check, 
 	if p.outbox == nil || gen == nil {
 		return nil
 	}
+	if arf.FeedbackType(c.verdict.Class.String()) == "" {
+		// Refused as unscannable, not as abuse: nothing for an abuse desk.
+		p.log.Info("no ARF report: refused as unscannable, not classified as abuse", "tx", tx.ID)
+		return nil
+	}
 	to := c.up.abuseAddress
 	if to == "" {
 		p.log.Info("no ARF report: no abuse address configured for the user, its domain or globally", "tx", tx.ID)

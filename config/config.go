@@ -233,6 +233,14 @@ type Policy struct {
 	// Classification overrides the built-in engine's score thresholds for
 	// these users' mail.
 	Classification *Classification `yaml:"classification"`
+	// Unscannable says what happens to mail the engines found clean but
+	// could not scan whole (a parsing limit, an encrypted or damaged
+	// archive): accept (relay, flagged as partially scanned), tempfail
+	// (451; only because the operator chose it) or block (550, quarantined
+	// first). Empty inherits; the default blocks executables and archives
+	// that could not be opened and relays the rest flagged. See
+	// docs/config-filter.md.
+	Unscannable string `yaml:"unscannable"`
 	// AllowedSenderDomains lists the header From domains this user may
 	// send as; empty: any.
 	AllowedSenderDomains []string `yaml:"allowed_sender_domains"`

@@ -120,6 +120,7 @@ func TestBadCoreFixtures(t *testing.T) {
 		"bad-core-refused-recipients.yaml":   "limits.max_refused_recipients -1: must be at least 1",
 		"bad-core-auth-memory.yaml":          "limits.auth_memory_bytes 65536: use at least 1048576",
 		"bad-core-idle-before-mail.yaml":     "listeners[0] (smtp): idle_timeout_before_mail 100ms: use at least 1s",
+		"bad-core-unscannable.yaml":          `unscannable "reject": use accept`,
 	}
 	cases := make([]badCase, 0, len(want))
 	for file, w := range want {

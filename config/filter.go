@@ -166,22 +166,27 @@ type ClamdEngine struct {
 }
 
 // FilterLimits bound the parsing of one message. Zero takes the default.
+// Content past a limit is not silently clean: the verdict is flagged
+// partially scanned and the domain's unscannable policy applies.
 type FilterLimits struct {
-	// MaxDepth bounds multipart and attached-message nesting; default 10.
+	// MaxDepth bounds multipart and attached-message nesting; default 16.
 	MaxDepth int `yaml:"max_depth"`
-	// MaxParts bounds the leaf parts walked; default 500.
+	// MaxParts bounds the leaf parts walked; default 1000.
 	MaxParts int `yaml:"max_parts"`
-	// MaxPartBytes bounds the decoded bytes kept per part; default 10 MiB.
+	// MaxPartBytes bounds the decoded bytes kept per part; default
+	// limits.max_message_bytes (no part of an accepted message is cut).
 	MaxPartBytes int64 `yaml:"max_part_bytes"`
 	// MaxDecodedBytes bounds the decoded bytes kept per message; default
-	// 50 MiB.
+	// twice limits.max_message_bytes, at least 50 MiB.
 	MaxDecodedBytes int64 `yaml:"max_decoded_bytes"`
 	// MaxArchiveEntries bounds the entries listed per archive; default
-	// 1000.
+	// 5000.
 	MaxArchiveEntries int `yaml:"max_archive_entries"`
 	// MaxArchiveBytes bounds the uncompressed bytes read per archive;
-	// default 10 MiB.
+	// default 25 MiB.
 	MaxArchiveBytes int64 `yaml:"max_archive_bytes"`
+	// MaxArchiveDepth bounds archives nested in archives; default 8.
+	MaxArchiveDepth int `yaml:"max_archive_depth"`
 	// MaxURLs bounds the distinct URLs collected; default 1000.
 	MaxURLs int `yaml:"max_urls"`
 }
@@ -198,12 +203,12 @@ const (
 	DefaultPhishingThreshold     = 5.0
 	DefaultMassRecipients        = 50
 	DefaultMaxOverlayFeatures    = 200_000
-	DefaultFilterMaxDepth        = 10
-	DefaultFilterMaxParts        = 500
-	DefaultFilterMaxPartBytes    = 10 << 20
+	DefaultFilterMaxDepth        = 16
+	DefaultFilterMaxParts        = 1000
 	DefaultFilterMaxDecodedBytes = 50 << 20
-	DefaultFilterMaxArchiveEnts  = 1000
-	DefaultFilterMaxArchiveBytes = 10 << 20
+	DefaultFilterMaxArchiveEnts  = 5000
+	DefaultFilterMaxArchiveBytes = 25 << 20
+	DefaultFilterMaxArchiveDepth = 8
 	DefaultFilterMaxURLs         = 1000
 )
 
@@ -218,7 +223,9 @@ var BuiltinSignals = []string{
 	"ENVELOPE_FROM_MISMATCH", "MASS_RECIPIENTS", "OBFUSCATED_WORDS",
 }
 
-func (c *Filter) setDefaults() {
+// setDefaults fills in defaults; maxMessage is limits.max_message_bytes,
+// from which the part and message decoding limits follow.
+func (c *Filter) setDefaults(maxMessage int64) {
 	b := &c.Engines.Builtin
 	if b.Enabled == nil {
 		on := true
@@ -291,10 +298,14 @@ func (c *Filter) setDefaults() {
 	l := &c.Limits
 	setInt(&l.MaxDepth, DefaultFilterMaxDepth)
 	setInt(&l.MaxParts, DefaultFilterMaxParts)
-	setInt64(&l.MaxPartBytes, DefaultFilterMaxPartBytes)
-	setInt64(&l.MaxDecodedBytes, DefaultFilterMaxDecodedBytes)
+	// No transfer encoding makes a part larger decoded, so with these no
+	// part of a message the listeners accept is cut (charset conversion
+	// of text aside).
+	setInt64(&l.MaxPartBytes, maxMessage)
+	setInt64(&l.MaxDecodedBytes, max(2*maxMessage, DefaultFilterMaxDecodedBytes))
 	setInt(&l.MaxArchiveEntries, DefaultFilterMaxArchiveEnts)
 	setInt64(&l.MaxArchiveBytes, DefaultFilterMaxArchiveBytes)
+	setInt(&l.MaxArchiveDepth, DefaultFilterMaxArchiveDepth)
 	setInt(&l.MaxURLs, DefaultFilterMaxURLs)
 }
 
@@ -447,7 +458,7 @@ func (c *Filter) validate(cfg *Config) error {
 	l := c.Limits
 	const lk = "filter.limits"
 	if l.MaxDepth < 1 || l.MaxParts < 1 || l.MaxPartBytes < 1 || l.MaxDecodedBytes < 1 ||
-		l.MaxArchiveEntries < 1 || l.MaxArchiveBytes < 1 || l.MaxURLs < 1 {
+		l.MaxArchiveEntries < 1 || l.MaxArchiveBytes < 1 || l.MaxArchiveDepth < 1 || l.MaxURLs < 1 {
 		bad("%s: every limit must be positive (leave a key out for its default)", lk)
 	}
 	if l.MaxPartBytes > l.MaxDecodedBytes {

@@ -55,10 +55,24 @@ func TestFilterDefaults(t *testing.T) {
 		{"clamd.max_stream_bytes", f.Engines.Clamd.MaxStreamBytes, int64(DefaultClamdMaxStreamBytes)},
 		{"limits.max_parts", f.Limits.MaxParts, DefaultFilterMaxParts},
 		{"limits.max_decoded_bytes", f.Limits.MaxDecodedBytes, int64(DefaultFilterMaxDecodedBytes)},
+		{"limits.max_part_bytes", f.Limits.MaxPartBytes, c.Limits.MaxMessageBytes},
+		{"limits.max_archive_depth", f.Limits.MaxArchiveDepth, DefaultFilterMaxArchiveDepth},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s: got %v, want %v", tc.name, tc.got, tc.want)
 		}
+	}
+}
+
+// TestFilterLimitsFollowMessageSize: no part of a message the listeners
+// accept is cut by the default part limits.
+func TestFilterLimitsFollowMessageSize(t *testing.T) {
+	c, err := Parse([]byte(filterBase + "limits: {max_message_bytes: 104857600}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := c.Filter.Limits; l.MaxPartBytes != 100<<20 || l.MaxDecodedBytes != 200<<20 {
+		t.Errorf("got max_part_bytes %d, max_decoded_bytes %d; want 100 MiB and 200 MiB", l.MaxPartBytes, l.MaxDecodedBytes)
 	}
 }
 

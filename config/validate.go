@@ -117,7 +117,7 @@ func (c *Config) setDefaults() {
 			c.Admin.Tokens[i].Scope = "all"
 		}
 	}
-	c.Filter.setDefaults()
+	c.Filter.setDefaults(c.Limits.MaxMessageBytes)
 	c.Identity.setDefaults()
 	c.Store.setDefaults()
 	c.ARF.setDefaults()
@@ -392,6 +392,11 @@ func (p *Policy) validate(c *Config, where string) []string {
 	}
 	if p.MaxMessageBytes < 0 || (c.Limits.MaxMessageBytes > 0 && p.MaxMessageBytes > c.Limits.MaxMessageBytes) {
 		out = append(out, fmt.Sprintf("%s.max_message_bytes %d: use 0 (the global limit) or a size up to limits.max_message_bytes (%d)", where, p.MaxMessageBytes, c.Limits.MaxMessageBytes))
+	}
+	switch p.Unscannable {
+	case "", "accept", "tempfail", "block":
+	default:
+		out = append(out, fmt.Sprintf("%s.unscannable %q: use accept (relay, flagged), tempfail (451: defer) or block (550, quarantined); leave it out for the default (block executables and archives that could not be opened, relay the rest flagged)", where, p.Unscannable))
 	}
 	for _, d := range p.AllowedSenderDomains {
 		if d == "" || strings.ContainsAny(d, "@ \t") {

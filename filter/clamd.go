@@ -30,7 +30,8 @@ type OverLimit int
 
 const (
 	// OverLimitSkip leaves the message unscanned by clamd (noted in the
-	// reasons as "clamd:SKIPPED_TOO_LARGE(0)").
+	// reasons as "clamd:SKIPPED_TOO_LARGE(0)" and as a gap of kind
+	// GapFile, limit LimitClamdStream, for the unscannable policy).
 	OverLimitSkip OverLimit = iota
 	// OverLimitTempfail defers the message with ErrTempfail, whatever the
 	// engine's OnError says.
@@ -195,7 +196,8 @@ func (c *Clamd) overLimit(size int64) (Verdict, error) {
 	if c.opts.OverLimit == OverLimitTempfail {
 		return Verdict{}, fmt.Errorf("%w: message of %d bytes is over clamd's stream limit (%d)", ErrTempfail, size, c.opts.MaxStreamBytes)
 	}
-	return Verdict{Reasons: []string{Reason(ClamdName, "SKIPPED_TOO_LARGE", 0)}}, nil
+	return Verdict{Reasons: []string{Reason(ClamdName, "SKIPPED_TOO_LARGE", 0)},
+		Gaps: []Gap{{Limit: LimitClamdStream, Kind: GapFile}}}, nil
 }
 
 func (c *Clamd) stream(conn net.Conn, r io.Reader) error {
@@ -263,6 +265,16 @@ func parseClamdReply(reply string) (Verdict, error) {
 		name := strings.TrimSpace(strings.TrimSuffix(body, " FOUND"))
 		if name == "" {
 			name = "UNKNOWN"
+		}
+		// With AlertExceedsMax or AlertEncrypted, clamd names what it
+		// could not look into as if it were a signature: that is content
+		// left unscanned, for the unscannable policy, not a virus (an
+		// innocent password-protected archive must not count as one).
+		switch {
+		case strings.HasPrefix(name, "Heuristics.Limits.Exceeded"):
+			return Verdict{Reasons: []string{Reason(ClamdName, name, 0)}, Gaps: []Gap{{Limit: LimitClamdLimits, Kind: GapExecutable}}}, nil
+		case strings.HasPrefix(name, "Heuristics.Encrypted."):
+			return Verdict{Reasons: []string{Reason(ClamdName, name, 0)}, Gaps: []Gap{{Limit: LimitArchiveEncrypted, Kind: GapExecutable}}}, nil
 		}
 		return Verdict{Class: Virus, Score: 100, Reasons: []string{Reason(ClamdName, name, 100)}}, nil
 	case strings.Contains(reply, "size limit exceeded"):

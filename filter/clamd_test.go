@@ -91,6 +91,8 @@ func TestClamdProtocol(t *testing.T) {
 		{"virus", "stream: Win.Test.EICAR_HDB-1 FOUND", Virus, nil, []string{"clamd:Win.Test.EICAR_HDB-1(100)"}},
 		{"error reply", "stream: Can't allocate memory ERROR", Clean, ErrUnavailable, nil},
 		{"size limit, skip", "INSTREAM size limit exceeded. ERROR", Clean, nil, []string{"clamd:SKIPPED_TOO_LARGE(0)"}},
+		{"own limit reached", "stream: Heuristics.Limits.Exceeded.MaxRecursion FOUND", Clean, nil, []string{"clamd:Heuristics.Limits.Exceeded.MaxRecursion(0)"}},
+		{"encrypted archive", "stream: Heuristics.Encrypted.Zip FOUND", Clean, nil, []string{"clamd:Heuristics.Encrypted.Zip(0)"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := &fakeClamd{reply: tc.reply}
@@ -104,6 +106,12 @@ func TestClamdProtocol(t *testing.T) {
 			}
 			if v.Class != tc.wantClass || !slices.Equal(v.Reasons, tc.reasons) {
 				t.Errorf("got %v %q, want %v %q", v.Class, v.Reasons, tc.wantClass, tc.reasons)
+			}
+			// What clamd could not look into is a gap, not a virus.
+			wantGap := map[string]string{"own limit reached": LimitClamdLimits, "encrypted archive": LimitArchiveEncrypted,
+				"size limit, skip": LimitClamdStream}[tc.name]
+			if got := strings.Join(PartialLimits(v.Gaps), ","); got != wantGap {
+				t.Errorf("got gaps %q, want %q", got, wantGap)
 			}
 			f.mu.Lock()
 			defer f.mu.Unlock()
@@ -140,6 +148,11 @@ func TestClamdOverLimit(t *testing.T) {
 			}
 			if !slices.Equal(v.Reasons, tc.reasons) {
 				t.Errorf("got reasons %q, want %q", v.Reasons, tc.reasons)
+			}
+			// Skipped is partially scanned, never silently clean.
+			if wantPartial := tc.over == OverLimitSkip; v.Partial() != wantPartial ||
+				(wantPartial && !slices.Equal(PartialLimits(v.Gaps), []string{LimitClamdStream})) {
+				t.Errorf("got gaps %v, want partially scanned: %v", v.Gaps, wantPartial)
 			}
 			if len(f.got) != 0 {
 				t.Errorf("got %d streams sent, want none for an oversized message", len(f.got))

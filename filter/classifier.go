@@ -175,6 +175,9 @@ type engineResult struct {
 
 // Classify runs every engine on m at once and returns the merged verdict:
 // the most severe class wins and the reasons of all engines are kept.
+// Verdict.Gaps holds m.Gaps and the gaps engines reported: a clean verdict
+// with gaps means "clean as far as the engines could see", and the caller
+// applies its UnscannablePolicy.
 //
 // When an engine fails, its OnError decides: with OnErrorAccept the failure
 // is logged, counted and noted in the reasons as "engine:UNAVAILABLE(0)";
@@ -214,6 +217,12 @@ func (c *Classifier) Classify(ctx context.Context, m *Message) (Verdict, error) 
 		failed = append(failed, fmt.Errorf("%s: %w", name, r.err))
 	}
 	v := merge(verdicts)
+	for _, g := range m.Gaps {
+		v.Gaps = addGap(v.Gaps, g)
+	}
+	for _, l := range PartialLimits(v.Gaps) {
+		c.metrics.gaps.WithLabelValues(l).Inc()
+	}
 	c.metrics.duration.WithLabelValues("all").Observe(c.now().Sub(start).Seconds())
 	if len(failed) > 0 && v.Class == Clean {
 		c.metrics.verdicts.WithLabelValues(verdictTempfail).Inc()

@@ -43,13 +43,19 @@
 // outguard_classification_duration_seconds{engine} (engine="all" for the
 // whole classification), outguard_scanner_errors_total{engine} and
 // outguard_verdicts_total{verdict} (clean, spam, phishing, virus,
-// tempfail).
+// tempfail) and outguard_unscanned_total{limit} (partially scanned
+// messages, per limit reached).
 //
 // # Caveats
 //
 // ParseMessage is lenient: spammers send broken MIME on purpose, so a
 // malformed part or an exceeded limit is recorded in Message.Defects and
-// the walk goes on with what could be read, instead of failing. The limits
+// the walk goes on with what could be read, instead of failing. What a
+// limit kept from the engines is never silently clean: it is recorded in
+// Message.Gaps (which limit, and whether text, an inert file or an
+// executable or archive was left unscanned), Classify carries the gaps
+// into Verdict.Gaps, and the caller applies an UnscannablePolicy to a
+// clean verdict with gaps (docs/config-filter.md). The limits
 // bound the decoded bytes kept in memory; the undecoded message itself is
 // read through an io.ReaderAt and is never copied whole.
 //

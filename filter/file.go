@@ -22,6 +22,9 @@ type FileResult struct {
 	Band string `json:"band"`
 	// ModelVersion names the content model that judged the message.
 	ModelVersion string `json:"model_version,omitempty"`
+	// PartiallyScanned names the limits that left content unscanned;
+	// absent when the engines saw the whole message.
+	PartiallyScanned []string `json:"partially_scanned,omitempty"`
 	// Error says why the file could not be classified; "" on success.
 	Error string `json:"error"`
 	// Defects lists what was malformed in the message (not in the JSON
@@ -69,5 +72,6 @@ func ClassifyFile(ctx context.Context, c *Classifier, path string) FileResult {
 	res.Score = v.Score
 	res.Band = v.Band.String()
 	res.ModelVersion = v.ModelVersion
+	res.PartiallyScanned = PartialLimits(v.Gaps)
 	return res
 }

@@ -64,6 +64,10 @@ type Message struct {
 	BodyText string
 	// Defects lists what was malformed or cut by a limit, in plain words.
 	Defects []string
+	// Gaps is the content the engines cannot see whole because a parsing
+	// limit was reached or an archive could not be opened, at most one
+	// per limit and kind. Classify copies it into Verdict.Gaps.
+	Gaps []Gap
 
 	raw  io.ReaderAt
 	size int64

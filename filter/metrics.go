@@ -13,7 +13,12 @@ type Metrics struct {
 	duration *prometheus.HistogramVec
 	errors   *prometheus.CounterVec
 	verdicts *prometheus.CounterVec
+	gaps     *prometheus.CounterVec
 }
+
+// gapLimits are the label values of outguard_unscanned_total.
+var gapLimits = []string{LimitDepth, LimitParts, LimitPartBytes, LimitDecodedBytes, LimitArchiveDepth,
+	LimitArchiveEntries, LimitArchiveBytes, LimitArchiveEncrypted, LimitArchiveUnreadable, LimitClamdStream, LimitClamdLimits}
 
 // verdictTempfail is the verdicts_total label of a classification that
 // ended in ErrTempfail.
@@ -36,6 +41,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "outguard_verdicts_total",
 			Help: "Classifications by outcome: clean, spam, phishing, virus, or tempfail when a failed engine deferred the message.",
 		}, []string{"verdict"}),
+		gaps: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "outguard_unscanned_total",
+			Help: "Messages classified with content left unscanned (partially scanned), per limit that was reached.",
+		}, []string{"limit"}),
+	}
+	for _, l := range gapLimits {
+		m.gaps.WithLabelValues(l)
 	}
 	m.duration.WithLabelValues("all")
 	for _, c := range classNames {

@@ -19,25 +19,28 @@ import (
 // fields take the defaults below.
 type Limits struct {
 	// MaxDepth bounds the nesting of multiparts and attached messages.
-	// Default 10.
+	// Default 16.
 	MaxDepth int
-	// MaxParts bounds the number of leaf parts walked. Default 500.
+	// MaxParts bounds the number of leaf parts walked. Default 1000.
 	MaxParts int
 	// MaxHeaderBytes bounds the top-level header. Default 1 MiB.
 	MaxHeaderBytes int64
 	// MaxPartBytes bounds the decoded bytes kept for one part. Default
-	// 10 MiB.
+	// 25 MiB (the default message size limit: no transfer encoding makes
+	// a part larger when decoded, so no part of a message within that
+	// limit is cut, except text converted to UTF-8).
 	MaxPartBytes int64
 	// MaxDecodedBytes bounds the decoded bytes kept for the whole message.
 	// Default 50 MiB.
 	MaxDecodedBytes int64
 	// MaxArchiveEntries bounds the entries listed per archive. Default
-	// 1000.
+	// 5000.
 	MaxArchiveEntries int
 	// MaxArchiveBytes bounds the uncompressed bytes read from the entries
-	// of one attached archive, nested archives included. Default 10 MiB.
+	// of one attached archive, nested archives included. Entries past it
+	// still have their first ArchiveHeadBytes read. Default 25 MiB.
 	MaxArchiveBytes int64
-	// MaxArchiveDepth bounds the nesting of archives in archives. Default 3.
+	// MaxArchiveDepth bounds the nesting of archives in archives. Default 8.
 	MaxArchiveDepth int
 	// MaxURLs bounds the distinct URLs collected. Default 1000.
 	MaxURLs int
@@ -46,14 +49,14 @@ type Limits struct {
 // DefaultLimits returns the limits used for zero fields.
 func DefaultLimits() Limits {
 	return Limits{
-		MaxDepth:          10,
-		MaxParts:          500,
+		MaxDepth:          16,
+		MaxParts:          1000,
 		MaxHeaderBytes:    1 << 20,
-		MaxPartBytes:      10 << 20,
+		MaxPartBytes:      25 << 20,
 		MaxDecodedBytes:   50 << 20,
-		MaxArchiveEntries: 1000,
-		MaxArchiveBytes:   10 << 20,
-		MaxArchiveDepth:   3,
+		MaxArchiveEntries: 5000,
+		MaxArchiveBytes:   25 << 20,
+		MaxArchiveDepth:   8,
 		MaxURLs:           1000,
 	}
 }
@@ -130,6 +133,7 @@ func ParseMessage(r io.ReaderAt, size int64, lim Limits) (*Message, error) {
 		return nil, fmt.Errorf("filter: reading message: %w", src.err)
 	}
 	m.BodyText = w.text.String()
+	m.Gaps = w.gaps
 	return m, nil
 }
 
@@ -155,6 +159,66 @@ type walker struct {
 	text    strings.Builder
 	seen    map[string]bool
 	flagged map[string]bool
+	gaps    []Gap
+	// skipped counts the entities walked past a limit without reading.
+	skipped int
+	// abort ends the walk: the input went past the bounds of the walk past
+	// a limit, so what follows is hostile and of unknown kind.
+	abort bool
+}
+
+// Bounds of the walk past a limit: it reads part headers only, to tell
+// what was left unscanned, and gives up this far past MaxDepth or after
+// this many entities, recording content of unknown kind and ending the
+// walk. Every level of nesting costs a pass of go-message's boundary
+// search over the rest of the message, so the depth bound is what bounds
+// the parsing time of a large message.
+const (
+	skipExtraDepth = 4
+	skipMaxParts   = 2000
+)
+
+// gap records content left unscanned.
+func (w *walker) gap(limit string, kind GapKind, path string) {
+	w.gaps = addGap(w.gaps, Gap{Limit: limit, Kind: kind, Path: displayPath(path)})
+}
+
+// skip walks an entity past a limit without decoding it, recording a gap
+// of the kind of every leaf found (from its header), so that what the
+// engines did not see is known.
+func (w *walker) skip(e *message.Entity, depth int, path, limit string) {
+	w.skipped++
+	if depth > w.lim.MaxDepth+skipExtraDepth || w.skipped > skipMaxParts {
+		w.gap(limit, GapExecutable, path)
+		w.abort = true
+		return
+	}
+	if mr := e.MultipartReader(); mr != nil {
+		for i := 1; ; i++ {
+			p, err := mr.NextPart()
+			if p == nil || err == io.EOF {
+				if err != nil && err != io.EOF {
+					w.gap(limit, GapExecutable, path)
+				}
+				return
+			}
+			w.skip(p, depth+1, childPath(path, i), limit)
+			if w.abort {
+				return
+			}
+		}
+	}
+	mt, _, _ := e.Header.ContentType()
+	if strings.EqualFold(mt, "message/rfc822") || strings.EqualFold(mt, "message/global") {
+		inner, _ := message.ReadWithOptions(e.Body, &message.ReadOptions{MaxHeaderBytes: w.lim.MaxHeaderBytes})
+		if inner == nil {
+			w.gap(limit, GapExecutable, path)
+			return
+		}
+		w.skip(inner, depth+1, childPath(path, 1), limit)
+		return
+	}
+	w.gap(limit, gapKindOf(e.Header), path)
 }
 
 // maxDefects bounds Message.Defects.
@@ -190,6 +254,7 @@ func childPath(parent string, i int) string {
 func (w *walker) entity(e *message.Entity, depth int, path string) {
 	if depth > w.lim.MaxDepth {
 		w.defect(fmt.Sprintf("MIME nesting deeper than %d: rest skipped", w.lim.MaxDepth))
+		w.skip(e, depth, path, LimitDepth)
 		return
 	}
 	if mr := e.MultipartReader(); mr != nil {
@@ -207,9 +272,13 @@ func (w *walker) entity(e *message.Entity, depth int, path string) {
 			}
 			if len(w.m.Parts) >= w.lim.MaxParts {
 				w.defect(fmt.Sprintf("more than %d parts: rest skipped", w.lim.MaxParts))
+				w.skip(p, depth+1, childPath(path, i), LimitParts)
+			} else {
+				w.entity(p, depth+1, childPath(path, i))
+			}
+			if w.abort {
 				return
 			}
-			w.entity(p, depth+1, childPath(path, i))
 		}
 	}
 	mt, _, _ := e.Header.ContentType()
@@ -227,6 +296,7 @@ func (w *walker) entity(e *message.Entity, depth int, path string) {
 	}
 	if len(w.m.Parts) >= w.lim.MaxParts {
 		w.defect(fmt.Sprintf("more than %d parts: rest skipped", w.lim.MaxParts))
+		w.skip(e, depth, path, LimitParts)
 		return
 	}
 	w.leaf(e, path)
@@ -258,8 +328,10 @@ func (w *walker) leaf(e *message.Entity, path string) {
 			p.Truncated = true
 			if budget < w.lim.MaxPartBytes {
 				w.defect(fmt.Sprintf("message decodes to more than %d bytes: parts truncated", w.lim.MaxDecodedBytes))
+				w.gap(LimitDecodedBytes, gapKind(p.ContentType, p.Filename), path)
 			} else {
 				w.defect(fmt.Sprintf("part %s decodes to more than %d bytes: truncated", displayPath(path), w.lim.MaxPartBytes))
+				w.gap(LimitPartBytes, gapKind(p.ContentType, p.Filename), path)
 			}
 		}
 	}
@@ -288,7 +360,9 @@ func (w *walker) leaf(e *message.Entity, path string) {
 		w.text.WriteString(t)
 	}
 	if isZip(p) {
-		p.Archive = listZip(p.Data, w.lim, w.defect)
+		p.Archive = listZip(p.Data, w.lim, w.defect, func(limit, entry string) {
+			w.gap(limit, GapExecutable, joinEntry(displayPath(path), entry))
+		})
 	}
 }
 

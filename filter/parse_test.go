@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/outguard/outguard/internal/testutil"
 )
 
 func TestParseMessage(t *testing.T) {
@@ -274,20 +276,25 @@ func TestZipLimits(t *testing.T) {
 		files = append(files, fmt.Sprintf("f%02d.txt", i), strings.Repeat("a", 1000))
 	}
 	z := makeZip(t, files...)
-	var defects []string
-	entries := listZip(z, Limits{MaxArchiveEntries: 10, MaxArchiveBytes: 2500, MaxArchiveDepth: 1}, func(s string) { defects = append(defects, s) })
+	var defects, gaps []string
+	entries := listZip(z, Limits{MaxArchiveEntries: 10, MaxArchiveBytes: 2500, MaxArchiveDepth: 1}, func(s string) { defects = append(defects, s) },
+		func(l, e string) { gaps = append(gaps, l+" "+e) })
 	if len(entries) != 10 {
 		t.Errorf("got %d entries, want 10", len(entries))
 	}
+	// Each entry is 1000 bytes, less than the head read past the budget.
 	var read int
 	for _, e := range entries {
 		read += len(e.Data)
 	}
-	if read != 2500 {
-		t.Errorf("got %d bytes read, want the 2500 budget", read)
+	if read != 10*1000 {
+		t.Errorf("got %d bytes read, want every entry's 1000", read)
 	}
 	if len(defects) != 1 {
 		t.Errorf("got defects %q, want one about the entry limit", defects)
+	}
+	if !slices.Equal(gaps, []string{"max_archive_entries f10.txt"}) {
+		t.Errorf("got gaps %q, want the entry limit at f10.txt", gaps)
 	}
 }
 
@@ -331,6 +338,8 @@ func FuzzParseMessage(f *testing.F) {
 	f.Add([]byte("From: a\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: message/rfc822\r\n\r\nSubject: y\r\n\r\nz\r\n--x--\r\n"))
 	f.Add([]byte("Content-Type: text/plain; charset=utf-7\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n=ZZ=\r\n"))
 	f.Add([]byte("From x\n\n"))
+	f.Add(testutil.NestedMessage("Subject: deep", 9, testutil.Leaf{Type: "application/zip", Name: "a.zip", Body: testutil.EncryptedZip("b.exe", []byte("MZ"))}))
+	f.Add(testutil.ManyParts("Subject: many", 25, testutil.Leaf{Type: "application/zip", Name: "n.zip", Body: testutil.NestedZip(5, "c.txt", []byte("c"))}))
 	for _, dir := range []string{"ham", "spam"} {
 		files, _ := filepath.Glob(filepath.Join("..", "testdata", dir, "*.eml"))
 		for _, file := range files {
@@ -363,6 +372,15 @@ func FuzzParseMessage(f *testing.F) {
 		}
 		if len(m.URLs) > lim.MaxURLs {
 			t.Fatalf("got %d URLs, limit %d", len(m.URLs), lim.MaxURLs)
+		}
+		// One gap at most per limit and kind.
+		if n := len(gapLimits) * len(gapKindNames); len(m.Gaps) > n {
+			t.Fatalf("got %d gaps, at most %d expected", len(m.Gaps), n)
+		}
+		for _, d := range m.Defects {
+			if strings.Contains(d, "rest skipped") && len(m.Gaps) == 0 {
+				t.Fatalf("defect %q without a gap: content passed unscanned unflagged", d)
+			}
 		}
 		b, _ := NewBuiltin(BuiltinOptions{ProtectedDomains: []string{"paypal.com"}})
 		if _, err := b.Scan(t.Context(), m); err != nil {

@@ -35,7 +35,8 @@ func FuzzRspamdVerdict(f *testing.F) {
 }
 
 func FuzzClamdReply(f *testing.F) {
-	for _, s := range []string{"stream: OK", "stream: Eicar-Test-Signature FOUND", "INSTREAM size limit exceeded. ERROR", "stream:  FOUND", "PONG", ""} {
+	for _, s := range []string{"stream: OK", "stream: Eicar-Test-Signature FOUND", "INSTREAM size limit exceeded. ERROR", "stream:  FOUND", "PONG", "",
+		"stream: Heuristics.Encrypted.Zip FOUND", "stream: Heuristics.Limits.Exceeded.MaxFileSize FOUND"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, reply string) {
@@ -51,6 +52,9 @@ func FuzzClamdReply(f *testing.F) {
 		}
 		if v.Class != Virus && v.Class != Clean {
 			t.Fatalf("got class %v", v.Class)
+		}
+		if v.Partial() && (v.Class != Clean || len(v.Gaps) != 1 || v.Gaps[0].Kind != GapExecutable) {
+			t.Fatalf("got class %v with gaps %v", v.Class, v.Gaps)
 		}
 	})
 }

@@ -69,7 +69,15 @@ type Verdict struct {
 	// ModelVersion names the content model that judged the message, ""
 	// when none did.
 	ModelVersion string
+	// Gaps is the content the engines could not see whole: the message's
+	// parsing gaps plus those an engine reports (clamd skipping a message
+	// over its stream limit). A verdict with gaps is "partially scanned";
+	// PartialLimits names the limits for the log.
+	Gaps []Gap
 }
+
+// Partial reports whether some content was left unscanned.
+func (v Verdict) Partial() bool { return len(v.Gaps) > 0 }
 
 // Band groups verdicts by what follows from them.
 type Band int
@@ -129,6 +137,9 @@ func merge(vs []Verdict) Verdict {
 		out.Band = max(out.Band, v.Band)
 		if v.ModelVersion != "" {
 			out.ModelVersion = v.ModelVersion
+		}
+		for _, g := range v.Gaps {
+			out.Gaps = addGap(out.Gaps, g)
 		}
 	}
 	if out.Class > Clean {

@@ -17,8 +17,9 @@ import (
 // transaction for weeks.
 
 // codecVersion 2 appended the band, the model version and the learnt
-// label; version 1 records decode with those empty.
-const codecVersion = 2
+// label; version 3 the partially-scanned limits. Older records decode with
+// those empty.
+const codecVersion = 3
 
 // Bounds applied when decoding, so that a corrupt record cannot make the
 // decoder allocate without limit.
@@ -122,6 +123,10 @@ func encodeRecord(b []byte, r *Record) []byte {
 	e.b = append(e.b, byte(r.Band))
 	e.str(r.Model)
 	e.str(r.Learned)
+	e.uvarint(uint64(len(r.Partial)))
+	for _, s := range r.Partial {
+		e.str(s)
+	}
 	return e.b
 }
 
@@ -221,7 +226,7 @@ func decodeRecord(id string, b []byte) (*Record, error) {
 	}
 	d := dec{b: b}
 	v := d.byte()
-	if v != codecVersion && v != 1 {
+	if v < 1 || v > codecVersion {
 		return nil, fmt.Errorf("%w: %s: unknown version %d", errCorrupt, id, v)
 	}
 	r := &Record{ID: id}
@@ -293,6 +298,14 @@ func decodeRecord(id string, b []byte) (*Record, error) {
 		r.Band = Band(d.byte())
 		r.Model = d.str()
 		r.Learned = d.str()
+	}
+	if v >= 3 {
+		if n := d.list(); n > 0 {
+			r.Partial = make([]string, n)
+			for i := range r.Partial {
+				r.Partial[i] = d.str()
+			}
+		}
 	}
 	if d.err != nil {
 		return nil, fmt.Errorf("%w: %s: truncated or malformed", errCorrupt, id)

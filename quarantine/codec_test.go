@@ -1,6 +1,7 @@
 package quarantine
 
 import (
+	"encoding/hex"
 	"errors"
 	"math"
 	"net/netip"
@@ -16,6 +17,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	full.Complaints = 3
 	full.LastComplaint = testBase.Add(time.Hour)
 	full.Quarantine = &QuarantineInfo{RawSize: 100, StoredSize: 60, ReleasedAt: testBase.Add(2 * time.Hour), ReleasedBy: "ops", Expired: true}
+	full.Partial = []string{"archive_encrypted", "max_depth"}
 	v6 := sampleRecord(testBase, StatusFailed, VerdictClean)
 	v6.ClientIP = netip.MustParseAddr("2001:db8::1")
 	cases := []struct {
@@ -51,6 +53,30 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 }
 
+// v2Record is a record as codec version 2 (before Partial) wrote it.
+const v2Record = "02a0d1e0c4e3a4f76f0a7375626d697373696f6e04c000020abbb90208776562686f7374310f6f75742e6578616d706c652e6e657416616c69636540637573746f6d65722e6578616d706c6516616c69636540637573746f6d65722e6578616d706c65020f626f62406578616d706c652e6f7267f40308322e302e30204f6b116361726f6c406578616d706c652e6f7267cd0812352e312e31206e6f207375636820757365721e416c696365203c616c69636540637573746f6d65722e6578616d706c653e11517561727465726c79206e756d62657273283c313739353836303030303030303030303030302e3240637573746f6d65722e6578616d706c653ec2430204b81702156275696c74696e3a55524c5f53484f5254454e455211727370616d643a42415945535f5350414d1c32353020322e302e30204f6b3a20717565756564206173203458797a8096acdb011674742d313739353836303030303030303030303030300000000206736565642d31047370616d"
+
+// TestDecodeVersion2: records written before the partially-scanned flag
+// stay readable, without the flag.
+func TestDecodeVersion2(t *testing.T) {
+	b, err := hex.DecodeString(v2Record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := decodeRecord("01KB5V1W00000000000000000A", b)
+	if err != nil {
+		t.Fatalf("decoding a version 2 record: %v", err)
+	}
+	if r.Partial != nil || r.Band != BandSpam || r.Model != "seed-1" || r.Learned != "spam" || r.Verdict != VerdictVirus || r.Subject != "Quarterly numbers" {
+		t.Errorf("got %+v", r)
+	}
+	// Written again, it is a current record with the same fields.
+	again, err := decodeRecord(r.ID, encodeRecord(nil, r))
+	if err != nil || !reflect.DeepEqual(again, r) {
+		t.Errorf("re-encoded: %v\n got %+v\nwant %+v", err, again, r)
+	}
+}
+
 func TestDecodeRecordRejectsCorruption(t *testing.T) {
 	id := NewID(testBase)
 	good := encodeRecord(nil, func() *Record { r := sampleRecord(testBase, StatusAccepted, VerdictClean); r.ID = id; return r }())
@@ -79,6 +105,7 @@ func FuzzDecodeRecord(f *testing.F) {
 	for _, r := range []*Record{
 		sampleRecord(testBase, StatusQuarantined, VerdictSpam),
 		{ID: id, Status: StatusAccepted},
+		{ID: id, Status: StatusAccepted, Partial: []string{"max_parts"}},
 	} {
 		r.ID = id
 		_ = r.validate()

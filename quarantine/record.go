@@ -167,6 +167,10 @@ type Record struct {
 	// Learned is "spam" or "ham" once an operator taught the content
 	// model with this message, else "".
 	Learned string
+	// Partial names the limits that left content unscanned (e.g.
+	// max_depth, archive_encrypted), sorted; empty when the engines saw
+	// the whole message. A record with Partial set is "partially scanned".
+	Partial []string
 	// NextHopReply is the next hop's final reply, e.g. "250 2.0.0 queued as X".
 	NextHopReply string
 	// Duration is how long the transaction took from DATA to the reply.

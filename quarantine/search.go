@@ -32,6 +32,9 @@ type Query struct {
 	MessageID string
 	// TraceToken matches exactly.
 	TraceToken string
+	// Partial keeps only records whose content was partially scanned
+	// (Record.Partial set).
+	Partial bool
 	// ClientIP matches the client's address (IPv4-mapped IPv6 addresses
 	// match their IPv4 form).
 	ClientIP netip.Addr
@@ -312,6 +315,8 @@ func (m *matcher) match(r *Record) bool {
 	case q.MessageID != "" && normMessageID(r.MessageID) != normMessageID(q.MessageID):
 		return false
 	case q.TraceToken != "" && r.TraceToken != q.TraceToken:
+		return false
+	case q.Partial && len(r.Partial) == 0:
 		return false
 	case q.ClientIP.IsValid() && r.ClientIP.Unmap() != q.ClientIP.Unmap():
 		return false

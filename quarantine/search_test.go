@@ -43,6 +43,9 @@ func searchData(t testing.TB, s *Store, n int, seed uint64) []*Record {
 		if i%10 == 0 {
 			r.Identity = "" // no identity found
 		}
+		if i%9 == 0 {
+			r.Partial = []string{"max_depth"}
+		}
 		if st == StatusQuarantined {
 			if err := s.Quarantine(ctx, r, []byte(sampleRaw)); err != nil {
 				t.Fatal(err)
@@ -97,6 +100,8 @@ func TestSearch(t *testing.T) {
 		{"everything combined", Query{Statuses: []Status{StatusQuarantined, StatusRejected}, Verdicts: []Verdict{VerdictSpam}, User: "user1", Domain: "out.example.net", Sender: "sender", Subject: "e"}, func(r *Record) bool {
 			return (r.Status == StatusQuarantined || r.Status == StatusRejected) && r.Verdict == VerdictSpam && r.User == "user1" && r.Domain == "out.example.net" && has(r.Sender, "sender") && has(r.Subject, "e")
 		}},
+		{"partially scanned", Query{Partial: true}, func(r *Record) bool { return len(r.Partial) > 0 }},
+		{"partially scanned with status", Query{Partial: true, Statuses: []Status{StatusAccepted}}, func(r *Record) bool { return len(r.Partial) > 0 && r.Status == StatusAccepted }},
 		{"no match", Query{Identity: "nobody"}, func(r *Record) bool { return false }},
 	}
 	for _, tc := range cases {

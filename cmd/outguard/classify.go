@@ -44,7 +44,8 @@ builtin:CONTENT[w:invoice](0.41).
 
 With --json, one JSON object per line and file, with the keys file, class,
 score, reasons (a list of strings), band, model_version (when the content
-model judged) and error (set when the file could not be read or a scanner
+model judged), partially_scanned (the limits past which content went
+unscanned, when any; the text output says "partially scanned: ...") and error (set when the file could not be read or a scanner
 failed). With --explain, tokens is added: a list of {"name", "value"},
 sorted by value, the tokens toward spam first; empty when the content model
 is off.
@@ -159,6 +160,9 @@ func printClassified(stdout io.Writer, f string, res filter.FileResult, ex expla
 	}
 	if len(res.Defects) > 0 {
 		fmt.Fprintf(stdout, "  defects: %s\n", strings.Join(res.Defects, "; "))
+	}
+	if len(res.PartiallyScanned) > 0 {
+		fmt.Fprintf(stdout, "  partially scanned: %s reached\n", strings.Join(res.PartiallyScanned, ", "))
 	}
 	if explain {
 		ex.print(stdout)

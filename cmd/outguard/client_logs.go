@@ -17,7 +17,7 @@ func init() {
 
 var logsHelp = helpText(
 	"outguard logs [--status S,...] [--verdict V,...] [--user U] [--domain D] [--identity I]\n"+
-		"               [--sender S] [--recipient R] [--subject S] [--message-id ID] [--client-ip IP]\n"+
+		"               [--sender S] [--recipient R] [--subject S] [--message-id ID] [--client-ip IP] [--partial]\n"+
 		"               [--since 24h | --from T --to T] [--limit N] [--cursor C] [--json]",
 	`Searches the message log: one record per SMTP transaction that reached
 DATA, newest first. Every given rule must match. --status and --verdict take
@@ -25,14 +25,18 @@ a comma-separated list, any of which may match: statuses are accepted,
 quarantined, rejected, deferred and failed; verdicts are clean, spam,
 phishing, virus and none (refused before classification). --user, --domain,
 --identity and --message-id match exactly; --sender, --recipient and
---subject match when the field contains the text, ignoring case.
+--subject match when the field contains the text, ignoring case. --partial
+keeps the messages whose content was partially scanned (content past a
+scanning limit; see docs/config-filter.md).
 
 --since takes a duration back from now (90m, 24h, 7d, 2w); --from and --to
 take RFC 3339 times or UTC dates (2026-03-01, 2026-03-01T12:00). At most
 --limit records are printed (default 50, at most 1000); when there are more,
 the cursor to continue with is printed on standard error.
 
-The table shows the time (UTC), the log id, status, verdict, score, band
+The table shows the time (UTC), the log id, status, verdict (followed by
+"(partial: LIMITS)" when content past a scanning limit went unscanned, e.g.
+"clean (partial: max_depth)"), score, band
 (clean, suspect or spam; "-" for mail refused before classification),
 outgoing user, identity, envelope sender, the first recipient (+N more) and
 the subject. With --json, one object per record and line, with the keys id,
@@ -40,7 +44,8 @@ time, listener, client_ip, client_port, user, domain, identity, sender,
 recipients (address, code, text, refused), header_from, subject,
 message_id, size, status, verdict, score, reasons, band, model (the content
 model version that judged the message), learned (spam or ham, once the
-model was taught with the message), next_hop_reply, duration_ms,
+model was taught with the message), partially_scanned (the limits that
+left content unscanned; absent when all was scanned), next_hop_reply, duration_ms,
 complaints and, for quarantined messages, quarantine (raw_size,
 stored_size, has_content, released_at, released_by, deleted_at, deleted_by,
 expired).
@@ -74,6 +79,7 @@ func runLogs(args []string, stdout, stderr io.Writer) int {
 		q[f.param] = fs.String(f.flag, "", f.usage)
 	}
 	limit := fs.Int("limit", 50, "print at most `N` records (1 to 1000)")
+	partial := fs.Bool("partial", false, "only messages whose content was partially scanned")
 	if c := parseFlags(fs, args, stdout); c >= 0 {
 		return c
 	}
@@ -99,6 +105,9 @@ func runLogs(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	query := url.Values{"limit": {strconv.Itoa(*limit)}}
+	if *partial {
+		query.Set("partial", "true")
+	}
 	for k, v := range q {
 		if *v != "" {
 			query.Set(k, *v)
@@ -146,7 +155,12 @@ func printMessages(w io.Writer, msgs []admin.MessageJSON) {
 		if m.Verdict == "none" {
 			score, band = "-", "-"
 		}
-		row(tw, fmtTime(m.Time), m.ID, m.Status, m.Verdict, score, band, orDash(m.User), orDash(m.Identity), sender, rcpt, clean(m.Subject, 50))
+		verdict := m.Verdict
+		if len(m.PartiallyScanned) > 0 {
+			// Clean as far as the engines could see: say what they could not.
+			verdict += " (partial: " + strings.Join(m.PartiallyScanned, ",") + ")"
+		}
+		row(tw, fmtTime(m.Time), m.ID, m.Status, verdict, score, band, orDash(m.User), orDash(m.Identity), sender, rcpt, clean(m.Subject, 50))
 	}
 	tw.Flush()
 }

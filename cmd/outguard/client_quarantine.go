@@ -185,6 +185,9 @@ func printMessage(w io.Writer, d admin.MessageDetail) {
 	if m.Verdict != "none" && m.Band != "" {
 		field("band", m.Band)
 	}
+	if len(m.PartiallyScanned) > 0 {
+		field("scanned", "partially: "+strings.Join(m.PartiallyScanned, ", ")+" reached")
+	}
 	if m.Model != "" {
 		field("model", m.Model)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/emersion/go-message/charset"
 	"github.com/emersion/go-smtp"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/outguard/outguard/arf"
 	"github.com/outguard/outguard/filter"
@@ -28,11 +29,14 @@ import (
 // quarantine and ARF reports come together.
 //
 // At MAIL it refuses locked outgoing users. After DATA it finds the
-// identity, refuses a locked identity, classifies the message, counts the
-// verdict toward automatic locking, and for a blocked verdict stores the
-// message in the quarantine and its ARF report in the outbox (both synced)
-// before the client hears 550. Every transaction that reached DATA ends
-// in one message-log record, written by Close.
+// identity, refuses a locked identity, classifies the message, and for a
+// blocked verdict stores the message in the quarantine and its ARF report
+// in the outbox (in one synced transaction) before the client hears 550.
+// A verdict counts toward automatic locking once the message's fate is
+// final, never for a reply the client will retry (4xx). Every transaction
+// that reached DATA ends in one message-log record: the record of relayed
+// mail is on disk before the client hears 250 (Commit), the others are
+// written by Close.
 type pipeline struct {
 	log        *slog.Logger
 	ids        *identity.Manager
@@ -51,7 +55,10 @@ type pipeline struct {
 	noLog bool
 }
 
-var _ smtpd.Policy = (*pipeline)(nil)
+var (
+	_ smtpd.Policy    = (*pipeline)(nil)
+	_ smtpd.Committer = (*check)(nil)
+)
 
 func (p *pipeline) Begin(ctx context.Context, tx *smtpd.Transaction) (smtpd.Check, error) {
 	if tx.Feedback {
@@ -77,7 +84,8 @@ type check struct {
 	classified bool
 	trace      string
 	header     headerSummary
-	stored     bool // Quarantine already wrote the record
+	stored     bool // Quarantine or Commit already wrote the record
+	counted    bool // the verdict was counted toward automatic locking
 }
 
 // headerSummary is what the log keeps of the message header.
@@ -207,28 +215,15 @@ func (c *check) Data(ctx context.Context, tx *smtpd.Transaction, msg *smtpd.Mess
 	}
 	c.verdict, c.classified = v, true
 
-	if c.identity != "" {
-		out, err := p.ids.Observe(ctx, identity.Observation{
-			Domain: tx.User.Domain, User: tx.User.Name, Identity: c.identity, TxID: tx.ID,
-			Class: v.Class.String(), Recipients: len(tx.Accepted()),
-			Suspect: v.Band == filter.BandSuspect,
-		}, up.policy)
-		if err != nil {
-			p.log.Error("counting toward automatic locking failed", "tx", tx.ID, "err", err)
-		} else if out.Locked != nil {
-			p.log.Warn("identity locked automatically", "tx", tx.ID, "domain", tx.User.Domain, "identity", c.identity, "reason", out.Locked.Reason)
-		} else if out.WouldLock != nil {
-			p.log.Warn("identity would have been locked (monitor mode)", "tx", tx.ID, "domain", tx.User.Domain, "identity", c.identity)
-		}
-	}
-
 	if v.Class != filter.Clean && !monitor {
 		reply := refusal(550, smtp.EnhancedCode{5, 7, 1},
 			fmt.Sprintf("[%s] message refused as %s", tag(v.Class), v.Class), tx.ID)
 		if err := c.quarantine(ctx, tx, msg, reply); err != nil {
-			// Not stored means not refused for good: the client retries.
+			// Not stored means not refused for good: the client retries,
+			// and nothing of this attempt was kept or counted.
 			return smtpd.Decision{}, err
 		}
+		c.count(ctx, tx)
 		return smtpd.Decision{Action: smtpd.Refuse, Outcome: smtpd.OutcomeQuarantined, Reply: reply}, nil
 	}
 
@@ -271,24 +266,89 @@ func (c *check) classify(ctx context.Context, tx *smtpd.Transaction, msg *smtpd.
 	return v, nil
 }
 
-// quarantine stores the message with its log record and enqueues its ARF
-// report; both are synced before it returns.
+// count counts the verdict toward automatic locking, once per message:
+// the callers run it when the message's fate is final (quarantined,
+// relayed and recorded, refused for good), never for a 4xx the client
+// retries.
+func (c *check) count(ctx context.Context, tx *smtpd.Transaction) {
+	p := c.p
+	if c.counted || !c.classified || c.identity == "" {
+		return
+	}
+	c.counted = true
+	v := c.verdict
+	out, err := p.ids.Observe(ctx, identity.Observation{
+		Domain: tx.User.Domain, User: tx.User.Name, Identity: c.identity, TxID: tx.ID,
+		Class: v.Class.String(), Recipients: len(tx.Accepted()),
+		Suspect: v.Band == filter.BandSuspect,
+	}, c.up.policy)
+	switch {
+	case err != nil:
+		p.log.Error("counting toward automatic locking failed", "tx", tx.ID, "err", err)
+	case out.Locked != nil:
+		p.log.Warn("identity locked automatically", "tx", tx.ID, "domain", tx.User.Domain, "identity", c.identity, "reason", out.Locked.Reason)
+	case out.WouldLock != nil:
+		p.log.Warn("identity would have been locked (monitor mode)", "tx", tx.ID, "domain", tx.User.Domain, "identity", c.identity)
+	}
+}
+
+// quarantine stores the message with its log record and its ARF report in
+// one synced transaction: an error means none of them was kept.
 func (c *check) quarantine(ctx context.Context, tx *smtpd.Transaction, msg *smtpd.Message, reply *smtp.SMTPError) error {
 	raw, err := msg.Bytes()
 	if err != nil {
 		return err
 	}
+	rep, err := c.p.report(tx, c, raw)
+	if err != nil {
+		return err
+	}
+	var also func(*bolt.Tx) error
+	if rep != nil {
+		also = rep.Put
+	}
 	rec := c.record(tx, msg.Size, quarantine.StatusQuarantined, reply, "", c.p.now().Sub(tx.Start))
-	if err := c.p.store.Quarantine(ctx, rec, raw); err != nil {
+	if err := c.p.store.QuarantineWith(ctx, rec, raw, also); err != nil {
 		return fmt.Errorf("quarantining %s: %w", tx.ID, err)
 	}
 	c.stored = true
-	return c.p.report(ctx, tx, c, raw)
+	if rep != nil {
+		rep.Committed()
+	}
+	return nil
 }
 
-// Close writes the log record of a transaction that reached DATA.
+// Commit writes the record of a message the next hop accepted and returns
+// once it is on disk, before the client hears 250 (smtpd.Committer). It
+// shares its commit with other records (quarantine.Store.AppendCoalesced).
+func (c *check) Commit(ctx context.Context, tx *smtpd.Transaction, msg *smtpd.Message, res smtpd.Result) error {
+	if !c.p.noLog {
+		if msg != nil && c.header == (headerSummary{}) {
+			c.header = summarize(msg.Header)
+		}
+		rec := c.record(tx, res.Size, quarantine.StatusAccepted, res.Reply, res.NextHopReply, res.Duration)
+		if err := c.p.store.AppendCoalesced(ctx, rec); err != nil {
+			return fmt.Errorf("recording relayed message %s: %w", tx.ID, err)
+		}
+		c.stored = true
+	}
+	c.count(ctx, tx)
+	return nil
+}
+
+// Close writes the log record of a transaction that reached DATA, unless
+// Quarantine or Commit already did, and counts a final verdict that was
+// not counted yet.
 func (c *check) Close(tx *smtpd.Transaction, msg *smtpd.Message, res smtpd.Result) {
-	if res.Outcome == "" || c.stored || c.p.noLog {
+	if res.Outcome == "" {
+		return
+	}
+	if res.Outcome != smtpd.OutcomeDeferred && res.Outcome != smtpd.OutcomeQuarantined {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c.count(ctx, tx)
+		cancel()
+	}
+	if c.stored || c.p.noLog {
 		return
 	}
 	status := map[string]quarantine.Status{

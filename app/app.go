@@ -374,7 +374,10 @@ func restartOnly(old, cfg *config.Config) []string {
 	if fmt.Sprint(old.Notify) != fmt.Sprint(cfg.Notify) {
 		out = append(out, "notify")
 	}
-	if fmt.Sprint(old.Store) != fmt.Sprint(cfg.Store) {
+	// min_free_space applies on reload; the rest of store needs a restart.
+	oldStore, newStore := old.Store, cfg.Store
+	oldStore.MinFreeSpace, newStore.MinFreeSpace = config.FreeSpace{}, config.FreeSpace{}
+	if fmt.Sprint(oldStore) != fmt.Sprint(newStore) {
 		out = append(out, "store")
 	}
 	return out

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -69,7 +70,8 @@ func (a *App) startComponents(cfg *config.Config) error {
 	if err := a.openLearner(cfg); err != nil {
 		return err
 	}
-	p := &pipeline{log: a.log, ids: ids, store: store, now: a.opts.Now, learner: a.learner}
+	disk := newDataDisk(filepath.Dir(cfg.StorePath()), cfg.Store.MinFreeSpace, a.reg, a.log.With("component", "store"))
+	p := &pipeline{log: a.log, ids: ids, store: store, now: a.opts.Now, learner: a.learner, disk: disk}
 	a.pipeline = p
 	if cfg.ARF.IsEnabled() {
 		ob, err := arf.NewOutbox(arf.OutboxOptions{
@@ -121,6 +123,7 @@ func (a *App) applyPolicy(cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("ARF generator: %w", err)
 	}
+	a.pipeline.disk.reserve.Store(&cfg.Store.MinFreeSpace)
 	a.pipeline.state.Store(st)
 	a.pipeline.classifier.Store(cl)
 	a.pipeline.generator.Store(gen)

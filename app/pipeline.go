@@ -49,6 +49,8 @@ type pipeline struct {
 	now        func() time.Time
 	// learner is the content model operators teach; nil when disabled.
 	learner *content.Learner
+	// disk keeps the free-space reserve; nil skips the storage checks.
+	disk *dataDisk
 
 	// noLog skips the message-log write of relayed mail; set only by the
 	// benchmark that measures what logging costs.
@@ -61,6 +63,9 @@ var (
 )
 
 func (p *pipeline) Begin(ctx context.Context, tx *smtpd.Transaction) (smtpd.Check, error) {
+	if err := p.storage(); err != nil {
+		return nil, err
+	}
 	if tx.Feedback {
 		return &feedbackCheck{p: p}, nil
 	}
@@ -227,6 +232,13 @@ func (c *check) Data(ctx context.Context, tx *smtpd.Transaction, msg *smtpd.Mess
 		return smtpd.Decision{Action: smtpd.Refuse, Outcome: smtpd.OutcomeQuarantined, Reply: reply}, nil
 	}
 
+	if err := p.storage(); err != nil {
+		// The disk failed since MAIL: no relaying without a record.
+		var serr *smtp.SMTPError
+		errors.As(err, &serr)
+		return smtpd.Decision{Action: smtpd.Refuse, Outcome: smtpd.OutcomeDeferred,
+			Reply: refusal(serr.Code, serr.EnhancedCode, serr.Message, tx.ID)}, nil
+	}
 	dec := smtpd.Decision{Action: smtpd.Relay}
 	if up.stripIdentity {
 		dec.StripHeaders = up.rules.HeaderNames()

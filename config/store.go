@@ -48,6 +48,10 @@ type Store struct {
 	// MaxBatch bounds the writes committed together in one transaction
 	// (one fsync). Default 2048.
 	MaxBatch int `yaml:"max_batch"`
+	// MinFreeSpace is the free space kept on the filesystem of the
+	// database: below it, MAIL is answered 452 4.3.1. Default the smaller
+	// of 2% and 256 MiB; "0" turns it off.
+	MinFreeSpace FreeSpace `yaml:"min_free_space"`
 }
 
 func (c *Store) setDefaults() {

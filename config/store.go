@@ -41,9 +41,9 @@ type Store struct {
 	QuarantineRetention Duration `yaml:"quarantine_retention"`
 	// SweepInterval is how often retention runs. Default 1h.
 	SweepInterval Duration `yaml:"sweep_interval"`
-	// QueueSize bounds the log records of relayed mail waiting to be
-	// written; when it is full, replies to clients wait (backpressure),
-	// nothing is dropped. Default 4096.
+	// QueueSize bounds the log records waiting to be written; when it is
+	// full, replies to clients wait (backpressure), nothing is dropped.
+	// Default 4096.
 	QueueSize int `yaml:"queue_size"`
 	// MaxBatch bounds the writes committed together in one transaction
 	// (one fsync). Default 2048.

@@ -82,9 +82,11 @@ func (e errAlso) Unwrap() error { return e.err }
 // MaxBatch) and writes it in one transaction, so one fsync covers every
 // record and quarantined message that arrived while the previous round
 // was being written. A writer waiting for its sync gets its round at
-// once; a round of fire-and-forget log records waits up to CoalesceDelay
-// for company, since nobody waits for it and every commit costs the same
-// page writes and fsync whatever its size.
+// once; a round of queued log records (fire-and-forget, or waiters that
+// asked to share, AppendCoalesced) waits up to CoalesceDelay for company,
+// since every commit costs the same page writes and fsync whatever its
+// size. A failed round fails every waiter in it (each op is then tried
+// alone, so one bad op fails only itself).
 func (s *Store) commitLoop() {
 	defer close(s.done)
 	batch := make([]*op, 0, s.opts.MaxBatch)

@@ -60,6 +60,10 @@ type Options struct {
 	Version string
 	// Now is the clock seam; default time.Now.
 	Now func() time.Time
+	// Statfs returns the bytes available and the size of the filesystem
+	// holding dir, for store.min_free_space; default statfs(2). A test
+	// seam.
+	Statfs func(dir string) (free, total uint64, err error)
 }
 
 // App is a running outguard.
@@ -113,6 +117,9 @@ func New(o Options) (*App, error) {
 	}
 	if o.Version == "" {
 		o.Version = "dev"
+	}
+	if o.Statfs == nil {
+		o.Statfs = statfs
 	}
 	a := &App{opts: o, log: o.Logger, reg: o.Registry, cfg: o.Config}
 	if err := CheckTrialCredentials(o.Config); err != nil {

@@ -70,7 +70,7 @@ func (a *App) startComponents(cfg *config.Config) error {
 	if err := a.openLearner(cfg); err != nil {
 		return err
 	}
-	disk := newDataDisk(filepath.Dir(cfg.StorePath()), cfg.Store.MinFreeSpace, a.reg, a.log.With("component", "store"))
+	disk := newDataDisk(filepath.Dir(cfg.StorePath()), cfg.Store.MinFreeSpace, a.opts.Statfs, a.reg, a.log.With("component", "store"))
 	p := &pipeline{log: a.log, ids: ids, store: store, now: a.opts.Now, learner: a.learner, disk: disk}
 	a.pipeline = p
 	if cfg.ARF.IsEnabled() {

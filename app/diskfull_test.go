@@ -11,11 +11,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-smtp"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/outguard/outguard/config"
 	"github.com/outguard/outguard/internal/testutil"
@@ -279,4 +281,48 @@ func sendPlain(addr, msg string) error {
 	}
 	defer c.Close()
 	return c.SendMail("web@out.example.net", []string{"r@example.org"}, strings.NewReader(msg))
+}
+
+// TestLowSpaceRefusedAtMail: below store.min_free_space MAIL is answered
+// 452 4.3.1 and nothing is relayed; once space is back, mail flows. The
+// free space comes from a fake statfs, so this runs without root.
+func TestLowSpaceRefusedAtMail(t *testing.T) {
+	nh := testutil.StartNextHop(t)
+	path := testConfig(t, nh.Addr, "store: {min_free_space: 100MiB}\n")
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var free atomic.Uint64
+	free.Store(50 << 20)
+	a, err := New(Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Statfs: func(string) (uint64, uint64, error) { return free.Load(), 10 << 30, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Stop() })
+	addr := a.SMTPAddrs()[1].String()
+
+	err = send(t, addr, "trial", "trial-password")
+	if r := replyOf(err); r == nil || r.Code != 452 || r.EnhancedCode != (smtp.EnhancedCode{4, 3, 1}) || r.Message != "Insufficient system storage" {
+		t.Fatalf("MAIL with 50 MiB free and a 100 MiB reserve: %v, want 452 4.3.1 Insufficient system storage", err)
+	}
+	if n := len(nh.Received()); n != 0 {
+		t.Fatalf("next hop got %d messages while space was low", n)
+	}
+	free.Store(200 << 20)
+	if err := send(t, addr, "trial", "trial-password"); err != nil {
+		t.Fatalf("with space back: %v", err)
+	}
+	want := `# HELP outguard_storage_refusals_total Transactions refused for storage: low_space (452 4.3.1 at MAIL, below store.min_free_space), log_unwritable (451 4.3.0, the message log cannot be written).
+# TYPE outguard_storage_refusals_total counter
+outguard_storage_refusals_total{reason="log_unwritable"} 0
+outguard_storage_refusals_total{reason="low_space"} 1
+`
+	if err := promtestutil.GatherAndCompare(a.reg, strings.NewReader(want), "outguard_storage_refusals_total"); err != nil {
+		t.Error(err)
+	}
 }

@@ -37,7 +37,7 @@ type dataDisk struct {
 	refusals *prometheus.CounterVec
 }
 
-func newDataDisk(dir string, reserve config.FreeSpace, reg prometheus.Registerer, log *slog.Logger) *dataDisk {
+func newDataDisk(dir string, reserve config.FreeSpace, statfs func(string) (uint64, uint64, error), reg prometheus.Registerer, log *slog.Logger) *dataDisk {
 	d := &dataDisk{dir: dir, statfs: statfs, log: log}
 	d.reserve.Store(&reserve)
 	f := promauto.With(reg)

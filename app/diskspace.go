@@ -63,7 +63,7 @@ func newDataDisk(dir string, reserve config.FreeSpace, statfs func(string) (uint
 
 // check returns replyLowSpace while the free space is below the reserve,
 // and logs the changes between the two states.
-func (d *dataDisk) check() error {
+func (d *dataDisk) check() *smtp.SMTPError {
 	free, total, err := d.statfs(d.dir)
 	if err != nil {
 		if d.warned.CompareAndSwap(false, true) {
@@ -88,12 +88,12 @@ func (d *dataDisk) check() error {
 // storage refuses a transaction that could not be recorded: 452 4.3.1
 // below the free-space reserve, 451 4.3.0 while the message log cannot be
 // written (quarantine.Store.Writable).
-func (p *pipeline) storage() error {
+func (p *pipeline) storage() *smtp.SMTPError {
 	if p.disk == nil {
 		return nil
 	}
-	if err := p.disk.check(); err != nil {
-		return err
+	if r := p.disk.check(); r != nil {
+		return r
 	}
 	if err := p.store.Writable(); err != nil {
 		p.disk.refusals.WithLabelValues("log_unwritable").Inc()

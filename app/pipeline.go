@@ -63,8 +63,8 @@ var (
 )
 
 func (p *pipeline) Begin(ctx context.Context, tx *smtpd.Transaction) (smtpd.Check, error) {
-	if err := p.storage(); err != nil {
-		return nil, err
+	if r := p.storage(); r != nil {
+		return nil, r
 	}
 	if tx.Feedback {
 		return &feedbackCheck{p: p}, nil
@@ -232,12 +232,11 @@ func (c *check) Data(ctx context.Context, tx *smtpd.Transaction, msg *smtpd.Mess
 		return smtpd.Decision{Action: smtpd.Refuse, Outcome: smtpd.OutcomeQuarantined, Reply: reply}, nil
 	}
 
-	if err := p.storage(); err != nil {
-		// The disk failed since MAIL: no relaying without a record.
-		var serr *smtp.SMTPError
-		errors.As(err, &serr)
+	if r := p.storage(); r != nil {
+		// The disk filled or failed since MAIL: no relaying without a
+		// record.
 		return smtpd.Decision{Action: smtpd.Refuse, Outcome: smtpd.OutcomeDeferred,
-			Reply: refusal(serr.Code, serr.EnhancedCode, serr.Message, tx.ID)}, nil
+			Reply: refusal(r.Code, r.EnhancedCode, r.Message, tx.ID)}, nil
 	}
 	dec := smtpd.Decision{Action: smtpd.Relay}
 	if up.stripIdentity {

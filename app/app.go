@@ -67,6 +67,10 @@ type Options struct {
 	// a socket here serves it instead of opening its address. Each must
 	// name a configured listener.
 	Listeners map[string][]net.Listener
+	// Statfs returns the bytes available and the size of the filesystem
+	// holding dir, for store.min_free_space; default statfs(2). A test
+	// seam.
+	Statfs func(dir string) (free, total uint64, err error)
 }
 
 // App is a running outguard.
@@ -131,6 +135,9 @@ func New(o Options) (*App, error) {
 	}
 	if o.Version == "" {
 		o.Version = "dev"
+	}
+	if o.Statfs == nil {
+		o.Statfs = statfs
 	}
 	a := &App{opts: o, log: o.Logger, reg: o.Registry, cfg: o.Config}
 	if err := CheckTrialCredentials(o.Config); err != nil {
@@ -451,7 +458,10 @@ func restartOnly(old, cfg *config.Config) []string {
 	if fmt.Sprint(old.Notify) != fmt.Sprint(cfg.Notify) {
 		out = append(out, "notify")
 	}
-	if fmt.Sprint(old.Store) != fmt.Sprint(cfg.Store) {
+	// min_free_space applies on reload; the rest of store needs a restart.
+	oldStore, newStore := old.Store, cfg.Store
+	oldStore.MinFreeSpace, newStore.MinFreeSpace = config.FreeSpace{}, config.FreeSpace{}
+	if fmt.Sprint(oldStore) != fmt.Sprint(newStore) {
 		out = append(out, "store")
 	}
 	return out

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -69,6 +70,7 @@ func (a *App) startComponents(cfg *config.Config) error {
 	if err := a.openLearner(cfg); err != nil {
 		return err
 	}
+	disk := newDataDisk(filepath.Dir(cfg.StorePath()), cfg.Store.MinFreeSpace, a.opts.Statfs, a.reg, a.log.With("component", "store"))
 	now := a.opts.Now
 	if now == nil {
 		now = time.Now
@@ -79,7 +81,7 @@ func (a *App) startComponents(cfg *config.Config) error {
 	}
 	a.detect, a.campaigns = det, det.camp
 	p := &pipeline{log: a.log, ids: ids, store: store, now: a.opts.Now, learner: a.learner, detect: det,
-		learnRefusals: cfg.Filter.Engines.Builtin.ContentModel.LearnFromRefusals}
+		learnRefusals: cfg.Filter.Engines.Builtin.ContentModel.LearnFromRefusals, disk: disk}
 	a.pipeline = p
 	if cfg.ARF.IsEnabled() {
 		ob, err := arf.NewOutbox(arf.OutboxOptions{
@@ -135,6 +137,7 @@ func (a *App) applyPolicy(cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("ARF generator: %w", err)
 	}
+	a.pipeline.disk.reserve.Store(&cfg.Store.MinFreeSpace)
 	a.pipeline.state.Store(st)
 	a.pipeline.classifier.Store(cl)
 	a.pipeline.generator.Store(gen)

@@ -246,65 +246,61 @@ func (d *detection) Close() {
 	d.saveCampaigns()
 }
 
-// judgement is what the behaviour signals say of one message.
-type judgement struct {
+// campaignJudgement is what the campaign store says of one message.
+type campaignJudgement struct {
 	// Campaign is the id of the message's campaign ("" without one).
 	Campaign string
 	// Block is a confirmed campaign's signal: refuse the message.
 	Block *campaign.Signal
-	// LockAll is the crossing of the campaign's user threshold: lock
-	// every identity behind it.
-	LockAll *campaign.Signal
+	// Lock is the campaign's user signal: lock the identities behind it
+	// (all of them when it has just crossed, else the sender's).
+	Lock *campaign.Signal
 	// Report is a report-only campaign signal, for the log.
 	Report *campaign.Signal
-	// Base is the baseline verdict of the identity's hour.
-	Base baseline.Verdict
 }
 
-// judge runs the campaign and baseline signals on a classified message.
-func (d *detection) judge(domain, user, ident, txID string, rcpts []string, fm *filter.Message, v filter.Verdict) judgement {
-	var j judgement
-	if d == nil {
+// judgeCampaign fingerprints a classified message and records it with its
+// campaign. A scanner's spam or phishing verdict confirms the campaign:
+// its near-duplicates are then refused from any identity.
+func (d *detection) judgeCampaign(user, ident, txID string, rcpts []string, fm *filter.Message, v filter.Verdict) campaignJudgement {
+	var j campaignJudgement
+	if d == nil || d.camp == nil || fm == nil {
 		return j
 	}
-	if d.camp != nil && fm != nil {
-		fp := campaign.Compute(campaignInput(fm, rcpts))
-		verdict := campaign.Clean
+	fp := campaign.Compute(campaignInput(fm, rcpts))
+	verdict := campaign.Clean
+	switch {
+	case v.Class != filter.Clean:
+		verdict = campaign.Spam
+	case v.Band == filter.BandSuspect:
+		verdict = campaign.Suspect
+	}
+	res := d.camp.Observe(&fp, campaign.Message{TxID: txID, Identity: ident, User: user, Recipients: len(rcpts), Verdict: verdict})
+	j.Campaign = res.Campaign
+	for i := range res.Signals {
+		s := &res.Signals[i]
 		switch {
-		case v.Class != filter.Clean:
-			verdict = campaign.Spam
-		case v.Band == filter.BandSuspect:
-			verdict = campaign.Suspect
-		}
-		res := d.camp.Observe(&fp, campaign.Message{TxID: txID, Identity: ident, User: user, Recipients: len(rcpts), Verdict: verdict})
-		j.Campaign = res.Campaign
-		for i := range res.Signals {
-			s := &res.Signals[i]
-			switch s.Action {
-			case campaign.Block:
-				if d.blockConfirmed && j.Block == nil {
-					j.Block = s
-				}
-			case campaign.Lock:
-				if s.Crossed && j.LockAll == nil {
-					j.LockAll = s
-				}
-			case campaign.Report:
-				if s.Crossed && j.Report == nil {
-					j.Report = s
-				}
-			}
-		}
-		// A scanner's spam or phishing verdict confirms the message's
-		// campaign: its near-duplicates are refused from any identity.
-		if (v.Class == filter.Spam || v.Class == filter.Phishing) && res.Campaign != "" && d.blockConfirmed {
-			d.camp.ConfirmMessage(&fp, "scanner:"+v.Class.String())
+		case s.Action == campaign.Block && d.blockConfirmed && j.Block == nil:
+			j.Block = s
+		case s.Action == campaign.Lock && j.Lock == nil:
+			j.Lock = s
+		case s.Action == campaign.Report && s.Crossed && j.Report == nil:
+			j.Report = s
 		}
 	}
-	if d.base != nil && ident != "" {
-		j.Base = d.base.Observe(strings.ToLower(domain)+"\x00"+strings.ToLower(ident), d.now(), len(rcpts), recipientDomains(rcpts))
+	if (v.Class == filter.Spam || v.Class == filter.Phishing) && res.Campaign != "" && d.blockConfirmed {
+		d.camp.ConfirmMessage(&fp, "scanner:"+v.Class.String())
 	}
 	return j
+}
+
+// observeBaseline counts a message in its identity's profile and returns
+// the hour's verdict.
+func (d *detection) observeBaseline(domain, ident string, rcpts []string) baseline.Verdict {
+	if d == nil || d.base == nil || ident == "" {
+		return baseline.Verdict{}
+	}
+	return d.base.Observe(strings.ToLower(domain)+"\x00"+strings.ToLower(ident), d.now(), len(rcpts), recipientDomains(rcpts))
 }
 
 // campaignInput is what the fingerprint reads of a message: its subject
@@ -375,28 +371,42 @@ func lockThreshold(v baseline.Verdict) float64 {
 	return t
 }
 
-// lockCampaign locks every identity behind a campaign's user signal, each
-// under its own user's policy (monitor mode records it instead).
-func (p *pipeline) lockCampaign(ctx context.Context, s *campaign.Signal) {
+// lockCampaign acts on a campaign's user signal: when it has just crossed,
+// every identity behind it is locked, each under its own user's policy
+// (monitor mode records it instead); afterwards each further sender of
+// the campaign (domain, ident) is.
+func (p *pipeline) lockCampaign(ctx context.Context, s *campaign.Signal, domain, ident string) {
 	st := p.state.Load()
-	seen := map[string]bool{}
-	for _, e := range s.Evidence {
-		up := st.user(e.User)
-		if up == fallbackUser || e.Identity == "" || seen[up.domain+"\x00"+e.Identity] {
+	type target struct{ user, domain, ident, tx string }
+	var targets []target
+	if s.Crossed {
+		seen := map[string]bool{}
+		for _, e := range s.Evidence {
+			up := st.user(e.User)
+			if up == fallbackUser || e.Identity == "" || seen[up.domain+"\x00"+e.Identity] {
+				continue
+			}
+			seen[up.domain+"\x00"+e.Identity] = true
+			targets = append(targets, target{e.User, up.domain, e.Identity, e.TxID})
+		}
+	} else if len(s.Evidence) > 0 {
+		e := s.Evidence[0] // this message
+		targets = append(targets, target{e.User, domain, ident, e.TxID})
+	}
+	for _, t := range targets {
+		if _, locked := p.ids.CheckIdentity(t.domain, t.ident); locked {
 			continue
 		}
-		domain := up.domain
-		seen[domain+"\x00"+e.Identity] = true
-		ev := &identity.Evidence{User: e.User, Counter: s.Kind.String(), Count: s.Count, Threshold: s.Threshold,
-			Window: s.Window, TxIDs: []string{e.TxID}, Counts: map[string]int{"users": s.Count}, At: p.now()}
-		out, err := p.ids.Signal(ctx, domain, e.Identity, ev, s.Reason, up.policy)
+		ev := &identity.Evidence{User: t.user, Counter: s.Kind.String(), Count: s.Count, Threshold: s.Threshold,
+			Window: s.Window, TxIDs: []string{t.tx}, Counts: map[string]int{"users": s.Count}, At: p.now()}
+		out, err := p.ids.Signal(ctx, t.domain, t.ident, ev, s.Reason, st.user(t.user).policy)
 		switch {
 		case err != nil && !errors.Is(err, identity.ErrAlreadyLocked):
-			p.log.Error("locking a campaign's identity failed", "campaign", s.Campaign, "identity", e.Identity, "err", err)
+			p.log.Error("locking a campaign's identity failed", "campaign", s.Campaign, "identity", t.ident, "err", err)
 		case out.Locked != nil:
-			p.log.Warn("identity locked automatically", "signal", s.Kind.String(), "campaign", s.Campaign, "domain", domain, "identity", e.Identity, "reason", s.Reason)
+			p.log.Warn("identity locked automatically", "by", s.Kind.String(), "campaign", s.Campaign, "domain", t.domain, "identity", t.ident, "reason", s.Reason)
 		case out.WouldLock != nil:
-			p.log.Warn("identity would have been locked (monitor mode)", "signal", s.Kind.String(), "campaign", s.Campaign, "domain", domain, "identity", e.Identity)
+			p.log.Warn("identity would have been locked (monitor mode)", "by", s.Kind.String(), "campaign", s.Campaign, "domain", t.domain, "identity", t.ident)
 		}
 	}
 }

@@ -14,9 +14,11 @@ import (
 
 	"github.com/emersion/go-message/charset"
 	"github.com/emersion/go-smtp"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/outguard/outguard/arf"
 	"github.com/outguard/outguard/baseline"
+	"github.com/outguard/outguard/campaign"
 	"github.com/outguard/outguard/filter"
 	"github.com/outguard/outguard/filter/content"
 	"github.com/outguard/outguard/identity"
@@ -29,11 +31,14 @@ import (
 // quarantine and ARF reports come together.
 //
 // At MAIL it refuses locked outgoing users. After DATA it finds the
-// identity, refuses a locked identity, classifies the message, counts the
-// verdict toward automatic locking, and for a blocked verdict stores the
-// message in the quarantine and its ARF report in the outbox (both synced)
-// before the client hears 550. Every transaction that reached DATA ends
-// in one message-log record, written by Close.
+// identity, refuses a locked identity, classifies the message, and for a
+// blocked verdict stores the message in the quarantine and its ARF report
+// in the outbox (in one synced transaction) before the client hears 550.
+// A verdict counts toward automatic locking once the message's fate is
+// final, never for a reply the client will retry (4xx). Every transaction
+// that reached DATA ends in one message-log record: the record of relayed
+// mail is on disk before the client hears 250 (Commit), the others are
+// written by Close.
 type pipeline struct {
 	log        *slog.Logger
 	ids        *identity.Manager
@@ -51,15 +56,23 @@ type pipeline struct {
 	// learnRefusals teaches the content model spam from messages the next
 	// hop refused after DATA as 5.7.x.
 	learnRefusals bool
+	// disk keeps the free-space reserve; nil skips the storage checks.
+	disk *dataDisk
 
 	// noLog skips the message-log write of relayed mail; set only by the
 	// benchmark that measures what logging costs.
 	noLog bool
 }
 
-var _ smtpd.Policy = (*pipeline)(nil)
+var (
+	_ smtpd.Policy    = (*pipeline)(nil)
+	_ smtpd.Committer = (*check)(nil)
+)
 
 func (p *pipeline) Begin(ctx context.Context, tx *smtpd.Transaction) (smtpd.Check, error) {
+	if r := p.storage(); r != nil {
+		return nil, r
+	}
 	if tx.Feedback {
 		return &feedbackCheck{p: p}, nil
 	}
@@ -82,9 +95,13 @@ type check struct {
 	verdict    filter.Verdict
 	classified bool
 	campaign   string // the message's campaign id
-	trace      string
-	header     headerSummary
-	stored     bool // Quarantine already wrote the record
+	// campaignLock is the campaign's user signal, acted on when the
+	// message is counted.
+	campaignLock *campaign.Signal
+	trace        string
+	header       headerSummary
+	stored       bool // Quarantine or Commit already wrote the record
+	counted      bool // the verdict was counted toward automatic locking
 }
 
 // headerSummary is what the log keeps of the message header.
@@ -218,8 +235,8 @@ func (c *check) Data(ctx context.Context, tx *smtpd.Transaction, msg *smtpd.Mess
 		c.verdict, c.classified = v, true
 		return smtpd.Decision{Action: smtpd.Refuse, Outcome: smtpd.OutcomeDeferred, Reply: reply}, nil
 	}
-	j := p.detect.judge(tx.User.Domain, tx.User.Name, c.identity, tx.ID, tx.Accepted(), fm, v)
-	c.campaign = j.Campaign
+	j := p.detect.judgeCampaign(tx.User.Name, c.identity, tx.ID, tx.Accepted(), fm, v)
+	c.campaign, c.campaignLock = j.Campaign, j.Lock
 	if j.Block != nil && v.Class == filter.Clean {
 		// A near-duplicate of a confirmed campaign, from any identity.
 		v.Class = filter.Spam
@@ -231,40 +248,6 @@ func (c *check) Data(ctx context.Context, tx *smtpd.Transaction, msg *smtpd.Mess
 	if j.Report != nil {
 		p.log.Info("campaign signal", "tx", tx.ID, "signal", j.Report.Kind.String(), "reason", j.Report.Reason)
 	}
-	if j.LockAll != nil {
-		p.lockCampaign(ctx, j.LockAll)
-	}
-	if c.identity != "" && j.Base.Level >= baseline.Suspect {
-		p.log.Info("baseline departure", "tx", tx.ID, "identity", c.identity, "verdict", j.Base.String())
-		if j.Base.Level == baseline.Lock && j.Base.Escalated && p.detect.baseLock {
-			out, err := p.ids.Signal(ctx, tx.User.Domain, c.identity, baselineEvidence(j.Base, tx.User.Name, tx.ID), j.Base.String(), up.policy)
-			switch {
-			case err != nil && !errors.Is(err, identity.ErrAlreadyLocked):
-				p.log.Error("baseline lock failed", "tx", tx.ID, "err", err)
-			case out.Locked != nil:
-				p.log.Warn("identity locked automatically", "tx", tx.ID, "domain", tx.User.Domain, "identity", c.identity, "reason", out.Locked.Reason)
-			case out.WouldLock != nil:
-				p.log.Warn("identity would have been locked (monitor mode)", "tx", tx.ID, "domain", tx.User.Domain, "identity", c.identity)
-			}
-		}
-	}
-
-	if c.identity != "" {
-		refused, tried := nextHopRefusals(tx)
-		out, err := p.ids.Observe(ctx, identity.Observation{
-			Domain: tx.User.Domain, User: tx.User.Name, Identity: c.identity, TxID: tx.ID,
-			Class: v.Class.String(), Recipients: len(tx.Accepted()),
-			Suspect: v.Band == filter.BandSuspect || j.Base.Level >= baseline.Suspect,
-			Refused: refused, Tried: tried,
-		}, up.policy)
-		if err != nil {
-			p.log.Error("counting toward automatic locking failed", "tx", tx.ID, "err", err)
-		} else if out.Locked != nil {
-			p.log.Warn("identity locked automatically", "tx", tx.ID, "domain", tx.User.Domain, "identity", c.identity, "reason", out.Locked.Reason)
-		} else if out.WouldLock != nil {
-			p.log.Warn("identity would have been locked (monitor mode)", "tx", tx.ID, "domain", tx.User.Domain, "identity", c.identity)
-		}
-	}
 
 	if v.Class != filter.Clean && !monitor {
 		act, reply = filter.ActBlock, refusal(550, smtp.EnhancedCode{5, 7, 1},
@@ -272,12 +255,20 @@ func (c *check) Data(ctx context.Context, tx *smtpd.Transaction, msg *smtpd.Mess
 	}
 	if act == filter.ActBlock {
 		if err := c.quarantine(ctx, tx, msg, reply); err != nil {
-			// Not stored means not refused for good: the client retries.
+			// Not stored means not refused for good: the client retries,
+			// and nothing of this attempt was kept or counted.
 			return smtpd.Decision{}, err
 		}
+		c.count(ctx, tx)
 		return smtpd.Decision{Action: smtpd.Refuse, Outcome: smtpd.OutcomeQuarantined, Reply: reply}, nil
 	}
 
+	if r := p.storage(); r != nil {
+		// The disk filled or failed since MAIL: no relaying without a
+		// record.
+		return smtpd.Decision{Action: smtpd.Refuse, Outcome: smtpd.OutcomeDeferred,
+			Reply: refusal(r.Code, r.EnhancedCode, r.Message, tx.ID)}, nil
+	}
 	dec := smtpd.Decision{Action: smtpd.Relay}
 	if up.stripIdentity {
 		dec.StripHeaders = up.rules.HeaderNames()
@@ -381,27 +372,110 @@ func nextHopRefusals(tx *smtpd.Transaction) (identity.Refusals, int) {
 	return r, tried
 }
 
-// quarantine stores the message with its log record and enqueues its ARF
-// report; both are synced before it returns.
+// count counts the verdict toward automatic locking, once per message:
+// the callers run it when the message's fate is final (quarantined,
+// relayed and recorded, refused for good), never for a 4xx the client
+// retries.
+func (c *check) count(ctx context.Context, tx *smtpd.Transaction) {
+	p := c.p
+	if c.counted || !c.classified || c.identity == "" {
+		return
+	}
+	c.counted = true
+	v := c.verdict
+	if c.campaignLock != nil {
+		p.lockCampaign(ctx, c.campaignLock, tx.User.Domain, c.identity)
+	}
+	base := p.detect.observeBaseline(tx.User.Domain, c.identity, tx.Accepted())
+	if base.Level >= baseline.Suspect {
+		p.log.Info("baseline departure", "tx", tx.ID, "identity", c.identity, "verdict", base.String())
+		if base.Level == baseline.Lock && base.Escalated && p.detect.baseLock {
+			out, err := p.ids.Signal(ctx, tx.User.Domain, c.identity, baselineEvidence(base, tx.User.Name, tx.ID), base.String(), c.up.policy)
+			logLockOutcome(p.log, tx, c.identity, "baseline", out, err)
+		}
+	}
+	refused, tried := nextHopRefusals(tx)
+	out, err := p.ids.Observe(ctx, identity.Observation{
+		Domain: tx.User.Domain, User: tx.User.Name, Identity: c.identity, TxID: tx.ID,
+		Class: v.Class.String(), Recipients: len(tx.Accepted()),
+		Suspect: v.Band == filter.BandSuspect || base.Level >= baseline.Suspect,
+		Refused: refused, Tried: tried,
+	}, c.up.policy)
+	logLockOutcome(p.log, tx, c.identity, "thresholds", out, err)
+}
+
+// logLockOutcome logs what counting or a signal did to an identity.
+func logLockOutcome(log *slog.Logger, tx *smtpd.Transaction, ident, by string, out identity.Outcome, err error) {
+	switch {
+	case err != nil && !errors.Is(err, identity.ErrAlreadyLocked):
+		log.Error("counting toward automatic locking failed", "tx", tx.ID, "by", by, "err", err)
+	case out.Locked != nil:
+		log.Warn("identity locked automatically", "tx", tx.ID, "by", by, "domain", tx.User.Domain, "identity", ident, "reason", out.Locked.Reason)
+	case out.WouldLock != nil:
+		log.Warn("identity would have been locked (monitor mode)", "tx", tx.ID, "by", by, "domain", tx.User.Domain, "identity", ident)
+	}
+}
+
+// quarantine stores the message with its log record and its ARF report in
+// one synced transaction: an error means none of them was kept.
 func (c *check) quarantine(ctx context.Context, tx *smtpd.Transaction, msg *smtpd.Message, reply *smtp.SMTPError) error {
 	raw, err := msg.Bytes()
 	if err != nil {
 		return err
 	}
+	rep, err := c.p.report(tx, c, raw)
+	if err != nil {
+		return err
+	}
+	var also func(*bolt.Tx) error
+	if rep != nil {
+		also = rep.Put
+	}
 	rec := c.record(tx, msg.Size, quarantine.StatusQuarantined, reply, "", c.p.now().Sub(tx.Start))
-	if err := c.p.store.Quarantine(ctx, rec, raw); err != nil {
+	if err := c.p.store.QuarantineWith(ctx, rec, raw, also); err != nil {
 		return fmt.Errorf("quarantining %s: %w", tx.ID, err)
 	}
 	c.stored = true
-	return c.p.report(ctx, tx, c, raw)
+	if rep != nil {
+		rep.Committed()
+	}
+	return nil
 }
 
-// Close writes the log record of a transaction that reached DATA.
+// Commit writes the record of a message the next hop accepted and returns
+// once it is on disk, before the client hears 250 (smtpd.Committer). It
+// shares its commit with other records (quarantine.Store.AppendCoalesced).
+func (c *check) Commit(ctx context.Context, tx *smtpd.Transaction, msg *smtpd.Message, res smtpd.Result) error {
+	if !c.p.noLog {
+		if msg != nil && c.header == (headerSummary{}) {
+			c.header = summarize(msg.Header)
+		}
+		rec := c.record(tx, res.Size, quarantine.StatusAccepted, res.Reply, res.NextHopReply, res.Duration)
+		if err := c.p.store.AppendCoalesced(ctx, rec); err != nil {
+			return fmt.Errorf("recording relayed message %s: %w", tx.ID, err)
+		}
+		c.stored = true
+	}
+	c.count(ctx, tx)
+	return nil
+}
+
+// Close writes the log record of a transaction that reached DATA, unless
+// Quarantine or Commit already did, and counts a final verdict that was
+// not counted yet.
 func (c *check) Close(tx *smtpd.Transaction, msg *smtpd.Message, res smtpd.Result) {
+	if res.Outcome == "" {
+		return
+	}
 	if res.Outcome == smtpd.OutcomeFailed {
 		c.refusedAfterData(tx, msg, res)
 	}
-	if res.Outcome == "" || c.stored || c.p.noLog {
+	if res.Outcome != smtpd.OutcomeDeferred && res.Outcome != smtpd.OutcomeQuarantined {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c.count(ctx, tx)
+		cancel()
+	}
+	if c.stored || c.p.noLog {
 		return
 	}
 	status := map[string]quarantine.Status{

@@ -3,7 +3,6 @@ package app
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 
 	"github.com/emersion/go-message/textproto"
@@ -17,24 +16,25 @@ func readHeader(raw []byte) (textproto.Header, error) {
 	return textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw)))
 }
 
-// report builds the ARF report of a quarantined message and stores it in
-// the outbox; it returns once the report is synced. A user without any
-// abuse address, and mail that must never be reported (reports, bounces,
-// mail to the feedback address), are skipped and logged.
-func (p *pipeline) report(ctx context.Context, tx *smtpd.Transaction, c *check, raw []byte) error {
+// report builds the ARF report of a message about to be quarantined,
+// staged for the outbox: the quarantine writes it in the same transaction
+// as the message. It returns nil, nil for a user without any abuse
+// address and for mail that must never be reported (reports, bounces,
+// mail to the feedback address), which are logged.
+func (p *pipeline) report(tx *smtpd.Transaction, c *check, raw []byte) (*arf.Staged, error) {
 	gen := p.generator.Load()
 	if p.outbox == nil || gen == nil {
-		return nil
+		return nil, nil
 	}
 	if arf.FeedbackType(c.verdict.Class.String()) == "" {
 		// Refused as unscannable, not as abuse: nothing for an abuse desk.
 		p.log.Info("no ARF report: refused as unscannable, not classified as abuse", "tx", tx.ID)
-		return nil
+		return nil, nil
 	}
 	to := c.up.abuseAddress
 	if to == "" {
 		p.log.Info("no ARF report: no abuse address configured for the user, its domain or globally", "tx", tx.ID)
-		return nil
+		return nil, nil
 	}
 	h, err := readHeader(raw)
 	if err != nil {
@@ -42,7 +42,7 @@ func (p *pipeline) report(ctx context.Context, tx *smtpd.Transaction, c *check, 
 	}
 	if why := arf.SkipReason(tx.From, tx.Accepted(), &h, c.st.feedbackAddrs); why != "" {
 		p.log.Info("no ARF report", "tx", tx.ID, "why", why)
-		return nil
+		return nil, nil
 	}
 	rep, err := gen.Generate(arf.Incident{
 		TxID: tx.ID, User: tx.User.Name, Domain: tx.User.Domain, Identity: c.identity,
@@ -52,10 +52,11 @@ func (p *pipeline) report(ctx context.Context, tx *smtpd.Transaction, c *check, 
 		Original: raw, To: []string{to},
 	})
 	if err != nil {
-		return fmt.Errorf("building ARF report for %s: %w", tx.ID, err)
+		return nil, fmt.Errorf("building ARF report for %s: %w", tx.ID, err)
 	}
-	if err := p.outbox.Enqueue(ctx, arf.Report{ID: tx.ID, To: []string{to}, Raw: rep}); err != nil {
-		return fmt.Errorf("storing ARF report for %s: %w", tx.ID, err)
+	st, err := p.outbox.Stage(arf.Report{ID: tx.ID, To: []string{to}, Raw: rep})
+	if err != nil {
+		return nil, fmt.Errorf("staging ARF report for %s: %w", tx.ID, err)
 	}
-	return nil
+	return st, nil
 }

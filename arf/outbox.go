@@ -169,11 +169,37 @@ func NewOutbox(opts OutboxOptions) (*Outbox, error) {
 // committed (and bbolt has synced it). Concurrent calls share transactions
 // (bbolt's DB.Batch), so a burst of reports costs few syncs.
 func (o *Outbox) Enqueue(ctx context.Context, r Report) error {
-	if r.ID == "" || len(r.To) == 0 || len(r.Raw) == 0 {
-		return fmt.Errorf("%w: ID, To and Raw are required", ErrInvalidReport)
+	st, err := o.Stage(r)
+	if err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if err := o.opts.DB.Batch(st.Put); err != nil {
+		return fmt.Errorf("arf: enqueue %s: %w", r.ID, err)
+	}
+	st.Committed()
+	return nil
+}
+
+// Staged is a report ready to be stored in a bbolt transaction that the
+// caller runs and commits, together with its own writes (the quarantine
+// stores a blocked message and its report in one transaction). Call Put
+// inside the transaction, and Committed once it has committed; if it
+// did not, drop the Staged.
+type Staged struct {
+	o     *Outbox
+	key   []byte
+	raw   []byte
+	val   []byte
+	added bool
+}
+
+// Stage checks and encodes r for Put.
+func (o *Outbox) Stage(r Report) (*Staged, error) {
+	if r.ID == "" || len(r.To) == 0 || len(r.Raw) == 0 {
+		return nil, fmt.Errorf("%w: ID, To and Raw are required", ErrInvalidReport)
 	}
 	now := o.opts.Now()
 	if r.Created.IsZero() {
@@ -181,33 +207,43 @@ func (o *Outbox) Enqueue(ctx context.Context, r Report) error {
 	}
 	val, err := json.Marshal(Entry{Report: r, NextAttempt: now})
 	if err != nil {
+		return nil, err
+	}
+	return &Staged{o: o, key: []byte(r.ID), raw: r.Raw, val: val}, nil
+}
+
+// Put writes the report in tx, unless its ID is already pending, sent or
+// expired. It may run more than once (a retried transaction).
+func (st *Staged) Put(tx *bolt.Tx) error {
+	st.added = false
+	p, sent, exp, raw := tx.Bucket(bucketPending), tx.Bucket(bucketSent), tx.Bucket(bucketExpired), tx.Bucket(bucketRaw)
+	if p == nil || sent == nil || exp == nil || raw == nil {
+		return errors.New("arf: outbox buckets missing")
+	}
+	if p.Get(st.key) != nil || sent.Get(st.key) != nil || exp.Get(st.key) != nil {
+		return nil
+	}
+	if err := raw.Put(st.key, st.raw); err != nil {
 		return err
 	}
-	key := []byte(r.ID)
-	var added bool
-	err = o.opts.DB.Batch(func(tx *bolt.Tx) error {
-		added = false // Batch may run this function again
-		p := tx.Bucket(bucketPending)
-		if p.Get(key) != nil || tx.Bucket(bucketSent).Get(key) != nil || tx.Bucket(bucketExpired).Get(key) != nil {
-			return nil
-		}
-		added = true
-		if err := tx.Bucket(bucketRaw).Put(key, r.Raw); err != nil {
-			return err
-		}
-		return p.Put(key, val)
-	})
-	if err != nil {
-		return fmt.Errorf("arf: enqueue %s: %w", r.ID, err)
+	if err := p.Put(st.key, st.val); err != nil {
+		return err
 	}
-	if added {
-		o.metrics.depth.Inc()
-		select {
-		case o.wake <- struct{}{}:
-		default:
-		}
-	}
+	st.added = true
 	return nil
+}
+
+// Committed counts the report and wakes the sender; call it once the
+// transaction that ran Put has committed.
+func (st *Staged) Committed() {
+	if !st.added {
+		return
+	}
+	st.o.metrics.depth.Inc()
+	select {
+	case st.o.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Start runs the sender in the background until Stop.

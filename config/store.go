@@ -41,13 +41,17 @@ type Store struct {
 	QuarantineRetention Duration `yaml:"quarantine_retention"`
 	// SweepInterval is how often retention runs. Default 1h.
 	SweepInterval Duration `yaml:"sweep_interval"`
-	// QueueSize bounds the log records of relayed mail waiting to be
-	// written; when it is full, replies to clients wait (backpressure),
-	// nothing is dropped. Default 4096.
+	// QueueSize bounds the log records waiting to be written; when it is
+	// full, replies to clients wait (backpressure), nothing is dropped.
+	// Default 4096.
 	QueueSize int `yaml:"queue_size"`
 	// MaxBatch bounds the writes committed together in one transaction
 	// (one fsync). Default 2048.
 	MaxBatch int `yaml:"max_batch"`
+	// MinFreeSpace is the free space kept on the filesystem of the
+	// database: below it, MAIL is answered 452 4.3.1. Default the smaller
+	// of 2% and 256 MiB; "0" turns it off.
+	MinFreeSpace FreeSpace `yaml:"min_free_space"`
 }
 
 func (c *Store) setDefaults() {

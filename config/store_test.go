@@ -119,6 +119,7 @@ func TestStoreBad(t *testing.T) {
 		{"bad-store-max-batch.yaml", "store.max_batch"},
 		{"bad-store-path-directory.yaml", "store.path"},
 		{"bad-store-duration-syntax.yaml", "forever"},
+		{"bad-store-min-free-space.yaml", "80%"},
 		{"bad-store-unknown-key.yaml", "retention"},
 	}
 	cases := make([]badCase, 0, len(tests))
@@ -126,4 +127,72 @@ func TestStoreBad(t *testing.T) {
 		cases = append(cases, badCase{tt.file, []string{tt.want}})
 	}
 	checkBadFixtures(t, "bad-store-", sectionBase, cases)
+}
+
+func TestParseFreeSpace(t *testing.T) {
+	const gib = 1 << 30
+	cases := []struct {
+		in string
+		ok bool
+		// of is the reserve on a 100 GiB and on a 1 GiB filesystem.
+		big, small uint64
+	}{
+		{"", true, DefaultMinFreeBytes, gib / 100 * 2},
+		{"0", true, 0, 0},
+		{"256MiB", true, 256 << 20, 256 << 20},
+		{"1 GiB", true, gib, gib},
+		{"500MB", true, 500e6, 500e6},
+		{"1.5KiB", true, 1536, 1536},
+		{"4096", true, 4096, 4096},
+		{"5%", true, 5 * gib, gib / 20},
+		{"0.5%", true, gib / 2, gib / 200},
+		{"0%", false, 0, 0},
+		{"51%", false, 0, 0},
+		{"-1MiB", false, 0, 0},
+		{"lots", false, 0, 0},
+		{"2PiB", false, 0, 0},
+		{"Inf", false, 0, 0},
+		{"NaN%", false, 0, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.in, func(t *testing.T) {
+			f, err := ParseFreeSpace(tc.in)
+			if (err == nil) != tc.ok {
+				t.Fatalf("ParseFreeSpace(%q) = %+v, %v; want ok %v", tc.in, f, err, tc.ok)
+			}
+			if !tc.ok {
+				return
+			}
+			if got := f.Of(100 * gib); got != tc.big {
+				t.Errorf("on 100 GiB: got %d, want %d", got, tc.big)
+			}
+			if got := f.Of(gib); got != tc.small {
+				t.Errorf("on 1 GiB: got %d, want %d", got, tc.small)
+			}
+			if tc.in != "" {
+				back, err := ParseFreeSpace(f.String())
+				if err != nil || back != f {
+					t.Errorf("String %q parses back as %+v, %v", f.String(), back, err)
+				}
+			}
+		})
+	}
+}
+
+func FuzzParseFreeSpace(f *testing.F) {
+	for _, s := range []string{"", "0", "2%", "256MiB", "1.5 GiB", "1e3KB", "-0", "1e309"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := ParseFreeSpace(s)
+		if err != nil {
+			return
+		}
+		if v.Bytes < 0 || v.Bytes > MaxMinFreeBytes || v.Percent < 0 || v.Percent > MaxMinFreePercent {
+			t.Fatalf("ParseFreeSpace(%q) = %+v: out of bounds", s, v)
+		}
+		if v.Of(1<<40) > 1<<40 && v.Percent > 0 {
+			t.Fatalf("ParseFreeSpace(%q) = %+v: share above the filesystem", s, v)
+		}
+	})
 }

@@ -2,8 +2,10 @@ package quarantine
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -31,18 +33,60 @@ type op struct {
 	update      func(*Record) error
 	dropContent bool
 
+	// also runs in the same bbolt transaction as the record (the ARF
+	// report of a quarantined message): an error from it fails the op
+	// and writes nothing of it.
+	also func(*bbolt.Tx) error
+
+	// probe is a health check of the disk (see probeLoop); it writes a
+	// fixed-size value to the meta bucket.
+	probe bool
+
 	// done, when set, receives the op's outcome once its round is
 	// committed; ops without it are fire-and-forget (Append).
 	done chan error
+	// lazy marks a waiter that does not end the coalescing wait: the
+	// record of relayed mail, whose 250 waits for it but which should
+	// share its fsync with others (Options.CoalesceDelay).
+	lazy bool
+	// claim decides between the committer and a waiter whose context
+	// ended: the first to swap it from opPending wins. A waiter that
+	// wins abandons the op, which is then never written; an op the
+	// committer has claimed is waited for to the end, so that a
+	// caller's error always means "not written".
+	claim atomic.Int32
 }
+
+// States of op.claim.
+const (
+	opPending int32 = iota
+	opClaimed
+	opAbandoned
+)
+
+// take claims o for writing; false means its waiter gave up on it first.
+func (o *op) take() bool {
+	if o.done == nil {
+		return true
+	}
+	return o.claim.CompareAndSwap(opPending, opClaimed) || o.claim.Load() == opClaimed
+}
+
+// errAlso marks an error of op.also: the op's own failure, not the disk's.
+type errAlso struct{ err error }
+
+func (e errAlso) Error() string { return e.err.Error() }
+func (e errAlso) Unwrap() error { return e.err }
 
 // commitLoop is the group committer: it takes whatever is queued (up to
 // MaxBatch) and writes it in one transaction, so one fsync covers every
 // record and quarantined message that arrived while the previous round
 // was being written. A writer waiting for its sync gets its round at
-// once; a round of fire-and-forget log records waits up to CoalesceDelay
-// for company, since nobody waits for it and every commit costs the same
-// page writes and fsync whatever its size.
+// once; a round of queued log records (fire-and-forget, or waiters that
+// asked to share, AppendCoalesced) waits up to CoalesceDelay for company,
+// since every commit costs the same page writes and fsync whatever its
+// size. A failed round fails every waiter in it (each op is then tried
+// alone, so one bad op fails only itself).
 func (s *Store) commitLoop() {
 	defer close(s.done)
 	batch := make([]*op, 0, s.opts.MaxBatch)
@@ -77,7 +121,7 @@ func (s *Store) coalesce(batch *[]*op) {
 		return
 	}
 	for _, o := range *batch {
-		if o.done != nil {
+		if o.done != nil && !o.lazy {
 			return
 		}
 	}
@@ -90,7 +134,7 @@ func (s *Store) coalesce(batch *[]*op) {
 				return
 			}
 			*batch = append(*batch, o)
-			if o.done != nil {
+			if o.done != nil && !o.lazy {
 				return
 			}
 		case <-t.C:
@@ -120,6 +164,13 @@ func (s *Store) commitRound(batch []*op) {
 	}
 	s.m.commitDuration.Observe(time.Since(start).Seconds())
 	s.m.batchSize.Observe(float64(len(batch)))
+	var ae errAlso
+	switch {
+	case err == nil:
+		s.setWritable(nil)
+	case !errors.As(err, &ae):
+		s.setWritable(err)
+	}
 	if err == nil {
 		s.qMessages.Add(delta.msgs)
 		s.qBytes.Add(delta.bytes)
@@ -168,7 +219,15 @@ func (s *Store) apply(tx *bbolt.Tx, batch []*op, errs []error, delta *qDelta) er
 	tx.Bucket(bucketRollup).FillPercent = 0.9
 	agg := make(map[string]uint64)
 	for i, o := range batch {
+		if !o.take() {
+			errs[i] = errAbandoned
+			continue
+		}
 		switch {
+		case o.probe:
+			if err := tx.Bucket(bucketMeta).Put(metaProbe, probeValue); err != nil {
+				return err
+			}
 		case o.val != nil:
 			key := idKey(o.id)
 			if logB.Get(key) != nil {
@@ -192,6 +251,11 @@ func (s *Store) apply(tx *bbolt.Tx, batch []*op, errs []error, delta *qDelta) er
 			}
 			for _, k := range o.rollups {
 				agg[k]++
+			}
+			if o.also != nil {
+				if err := o.also(tx); err != nil {
+					return errAlso{err}
+				}
 			}
 		case o.update != nil:
 			opErr, err := applyUpdate(logB, msgB, o, delta)

@@ -15,8 +15,18 @@
 //     queue of Options.QueueSize records is full: backpressure, never
 //     loss). Use it for transactions whose reply does not depend on the
 //     log.
+//   - AppendCoalesced queues a record and returns once it is on disk; it
+//     shares the coalescing wait of queued records, so the relay's 250
+//     waits for its record without costing an fsync per message.
 //   - Quarantine writes a record with the compressed raw message and
 //     returns once both are on disk: answer 550 after it returns.
+//     QuarantineWith adds the caller's own writes (the ARF report) to the
+//     same transaction. An error from a synced write means nothing of it
+//     was written, also when the caller's context ended first.
+//   - Writable reports whether the database can be written: from a failed
+//     commit until a later one succeeds (a probe is written every
+//     Options.ProbeInterval meanwhile) it returns ErrUnwritable, and the
+//     relay refuses mail that would need a record.
 //   - Search, Get, ByMessageID and ByTraceToken read the log through
 //     secondary indexes; Report and Series read rollup counters kept up to
 //     date in the same transaction as the records.

@@ -24,4 +24,11 @@ var (
 	ErrNoDeliver = errors.New("quarantine: no delivery function configured")
 	// ErrDeliver wraps the error of a failed release delivery.
 	ErrDeliver = errors.New("quarantine: release delivery failed")
+	// ErrUnwritable: the last write to the database failed (a full disk,
+	// an I/O error) and none has succeeded since; see Store.Writable.
+	ErrUnwritable = errors.New("quarantine: message log cannot be written")
 )
+
+// errAbandoned is what the committer reports for an op whose waiter gave
+// up before the op was written; nobody reads it.
+var errAbandoned = errors.New("quarantine: write abandoned by its caller")

@@ -20,6 +20,9 @@ var (
 var (
 	metaQMessages = []byte("quarantine.messages")
 	metaQBytes    = []byte("quarantine.bytes")
+	// metaProbe is rewritten by the write probe while the log is
+	// unwritable; its value's size stands for a small commit round.
+	metaProbe = []byte("probe")
 )
 
 // Index kinds: the first byte of an index key.

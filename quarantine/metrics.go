@@ -10,6 +10,8 @@ type metrics struct {
 	batchSize      prometheus.Histogram
 	records        *prometheus.CounterVec
 	writeErrors    prometheus.Counter
+	commitFailures prometheus.Counter
+	writable       prometheus.Gauge
 	qMessages      prometheus.Gauge
 	qBytes         prometheus.Gauge
 	swept          *prometheus.CounterVec
@@ -42,6 +44,14 @@ func newMetrics(reg prometheus.Registerer, queueDepth func() float64) *metrics {
 			Name: "outguard_store_write_errors_total",
 			Help: "Operations the store failed to write (their records are lost).",
 		}),
+		commitFailures: f.NewCounter(prometheus.CounterOpts{
+			Name: "outguard_store_commit_failures_total",
+			Help: "Commit rounds the database refused (a full disk, an I/O error); the writes of a failed round are tried again one by one.",
+		}),
+		writable: f.NewGauge(prometheus.GaugeOpts{
+			Name: "outguard_store_writable",
+			Help: "1 while the message log can be written; 0 from a failed commit until one succeeds (mail that needs a record is refused meanwhile).",
+		}),
 		qMessages: f.NewGauge(prometheus.GaugeOpts{
 			Name: "outguard_quarantine_messages",
 			Help: "Quarantined messages whose content is stored.",
@@ -59,6 +69,7 @@ func newMetrics(reg prometheus.Registerer, queueDepth func() float64) *metrics {
 		Name: "outguard_store_queue_depth",
 		Help: "Log writes waiting for the group committer.",
 	}, queueDepth)
+	m.writable.Set(1)
 	for s := StatusAccepted; s < statusEnd; s++ {
 		m.records.WithLabelValues(s.String())
 	}

@@ -30,9 +30,20 @@ func (a Actor) allows(r *Record) bool { return r.InDomain(a.Domain) }
 // caller may then refuse the message, knowing it can be released later.
 // The write joins the committer's current round, so concurrent
 // quarantines and queued log records share one fsync. rec.Status must not
-// be StatusAccepted. If ctx ends first the write may still complete; the
-// caller should then answer with a temporary failure.
+// be StatusAccepted. An error means nothing was written, also when ctx
+// ended first: the caller answers with a temporary failure and the retry
+// starts afresh.
 func (s *Store) Quarantine(ctx context.Context, rec *Record, raw []byte) error {
+	return s.QuarantineWith(ctx, rec, raw, nil)
+}
+
+// QuarantineWith is Quarantine that also runs also in the same bbolt
+// transaction, after the record and content are in place: the pipeline
+// stores the message's ARF report there, so that the message, its record
+// and its report are written together or not at all. also may run more
+// than once (a failed round is retried op by op) and must not commit or
+// keep tx. An error from it is returned and nothing is written.
+func (s *Store) QuarantineWith(ctx context.Context, rec *Record, raw []byte, also func(*bbolt.Tx) error) error {
 	if rec == nil {
 		return fmt.Errorf("%w: nil", ErrBadRecord)
 	}
@@ -50,6 +61,7 @@ func (s *Store) Quarantine(ctx context.Context, rec *Record, raw []byte) error {
 	r.Quarantine = &QuarantineInfo{RawSize: int64(len(raw)), StoredSize: int64(len(content))}
 	o := newRecordOp(&r)
 	o.content = content
+	o.also = also
 	return s.submit(ctx, o)
 }
 

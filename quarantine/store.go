@@ -25,6 +25,7 @@ const (
 	DefaultMaxBatch            = 2048
 	DefaultMaxScan             = 200000
 	DefaultRenderLimit         = 64 << 10
+	DefaultProbeInterval       = time.Second
 )
 
 // DeliverFunc hands a released message to the next hop with its original
@@ -61,6 +62,10 @@ type Options struct {
 	// (Quarantine, AppendWait, ...) ends the wait at once. Default 25ms;
 	// negative disables it.
 	CoalesceDelay time.Duration
+	// ProbeInterval is how often, while the message log cannot be
+	// written (Writable returns an error), the store tries a small write
+	// to find out whether it can again. Default one second.
+	ProbeInterval time.Duration
 	// MaxScan bounds the entries one Search call examines; a search that
 	// reaches it returns what it found with a cursor to go on. Default
 	// 200,000.
@@ -106,6 +111,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.MaxScan == 0 {
 		o.MaxScan = DefaultMaxScan
+	}
+	if o.ProbeInterval <= 0 {
+		o.ProbeInterval = DefaultProbeInterval
 	}
 	if o.RenderLimit == 0 {
 		o.RenderLimit = DefaultRenderLimit
@@ -155,6 +163,11 @@ type Store struct {
 
 	qMessages atomic.Int64
 	qBytes    atomic.Int64
+
+	// unwritable holds the error of the last failed commit round, nil
+	// once a round succeeds; probing is set while probeLoop runs.
+	unwritable atomic.Pointer[error]
+	probing    atomic.Bool
 
 	// beforeRound, when set by a test, runs in the committer before each
 	// round.
@@ -272,7 +285,10 @@ func (s *Store) enqueue(o *op) error {
 	return nil
 }
 
-// submit enqueues o and waits until its round is committed.
+// submit enqueues o and waits until its round is committed. If ctx ends
+// before the committer took o, o is dropped and ctx's error returned; once
+// the committer has it, submit waits for the commit whatever ctx says, so
+// an error always means nothing of o was written.
 func (s *Store) submit(ctx context.Context, o *op) error {
 	o.done = make(chan error, 1)
 	if err := s.enqueue(o); err != nil {
@@ -282,7 +298,65 @@ func (s *Store) submit(ctx context.Context, o *op) error {
 	case err := <-o.done:
 		return err
 	case <-ctx.Done():
-		return ctx.Err()
+		if o.claim.CompareAndSwap(opPending, opAbandoned) {
+			return ctx.Err()
+		}
+		return <-o.done
+	}
+}
+
+// Writable returns nil while the database can be written, and an error
+// wrapping ErrUnwritable, with the cause, from a failed commit round until
+// a later round (or the probe the store then runs every
+// Options.ProbeInterval) succeeds. Callers refuse work that needs a record
+// while it fails: see docs/config-store.md.
+func (s *Store) Writable() error {
+	if p := s.unwritable.Load(); p != nil {
+		return fmt.Errorf("%w: %w", ErrUnwritable, *p)
+	}
+	return nil
+}
+
+// setWritable records the outcome of a commit round; it logs and counts
+// the changes between writable and not, and starts the probe on a failure.
+func (s *Store) setWritable(err error) {
+	if err == nil {
+		if s.unwritable.Swap(nil) != nil {
+			s.m.writable.Set(1)
+			s.log.Warn("quarantine: message log writable again; accepting mail")
+		}
+		return
+	}
+	s.m.commitFailures.Inc()
+	if s.unwritable.Swap(&err) == nil {
+		s.m.writable.Set(0)
+		s.log.Error("quarantine: message log cannot be written; mail that needs a record is refused until it can", "err", err)
+	}
+	if s.probing.CompareAndSwap(false, true) {
+		go s.probeLoop()
+	}
+}
+
+// probeValue is what a probe writes: about what a small round of log
+// records needs, so that a probe that fits says records fit too.
+var probeValue = make([]byte, 16<<10)
+
+// probeLoop writes a probe every ProbeInterval until the log is writable
+// again or the store stops: with mail refused at MAIL there may be no
+// other write to find out.
+func (s *Store) probeLoop() {
+	defer s.probing.Store(false)
+	t := time.NewTicker(s.opts.ProbeInterval)
+	defer t.Stop()
+	for s.unwritable.Load() != nil {
+		select {
+		case <-t.C:
+		case <-s.stopSweep:
+			return
+		}
+		if err := s.submit(context.Background(), &op{probe: true}); errors.Is(err, ErrClosed) {
+			return
+		}
 	}
 }
 
@@ -302,11 +376,27 @@ func (s *Store) Append(rec *Record) error {
 }
 
 // AppendWait is Append that returns once the record is durably written.
+// An error means the record was not written.
 func (s *Store) AppendWait(ctx context.Context, rec *Record) error {
 	o, err := s.recordOp(rec)
 	if err != nil {
 		return err
 	}
+	return s.submit(ctx, o)
+}
+
+// AppendCoalesced is AppendWait for records written at a high rate whose
+// caller can wait a little: the record joins a round of queued records
+// and waits, as they do, up to Options.CoalesceDelay for company before
+// the round commits. The relay uses it for mail the next hop accepted, so
+// that it answers 250 only once the record is on disk while many records
+// still share one fsync. An error means the record was not written.
+func (s *Store) AppendCoalesced(ctx context.Context, rec *Record) error {
+	o, err := s.recordOp(rec)
+	if err != nil {
+		return err
+	}
+	o.lazy = true
 	return s.submit(ctx, o)
 }
 

@@ -14,6 +14,12 @@ import (
 // (dot-unstuffed, line endings as sent). Small messages stay in memory;
 // past the spool threshold the content lives in a temporary file that
 // Close removes. The session closes every Message it creates.
+//
+// The readers a Message hands out may outlive the transaction: a scanner
+// past its timeout, or net/http still sending a request body, keeps
+// reading after the session has answered and closed the Message. Such a
+// late read fails with ErrMessageClosed; it never sees the storage after
+// it went back to the pool for another message.
 type Message struct {
 	// Header is the raw header block, up to and including the empty line
 	// that ends it (or the whole message when it has no body).
@@ -21,10 +27,19 @@ type Message struct {
 	// Size is the total size in bytes.
 	Size int64
 
-	mem  []byte        // whole message, when not spooled
-	file *os.File      // spool file, when spooled
-	buf  *bytes.Buffer // pooled storage behind mem, returned by Close
+	// mu is held shared by every read of mem and exclusively by Close,
+	// so the pooled storage is recycled only once no read is in progress
+	// and no later read can reach it.
+	mu     sync.RWMutex
+	closed bool
+	mem    []byte        // whole message, when not spooled
+	file   *os.File      // spool file, when spooled
+	buf    *bytes.Buffer // pooled storage behind mem, returned by Close
 }
+
+// ErrMessageClosed is returned by reads of a Message's readers after the
+// Message was closed.
+var ErrMessageClosed = errors.New("smtpd: message closed")
 
 // memBufs recycles the in-memory storage of messages: most messages are
 // small, and growing a fresh buffer for each was a visible share of the
@@ -48,12 +63,36 @@ func (m *Message) Reader() io.Reader {
 	return io.NewSectionReader(m.ReaderAt(), 0, m.Size)
 }
 
-// ReaderAt gives random access to the raw message.
+// ReaderAt gives random access to the raw message. Reads after Close fail
+// (ErrMessageClosed, or os.ErrClosed for a spooled message).
 func (m *Message) ReaderAt() io.ReaderAt {
 	if m.file != nil {
 		return m.file
 	}
-	return bytes.NewReader(m.mem)
+	return memReader{m}
+}
+
+// memReader reads an in-memory Message under its lock.
+type memReader struct{ m *Message }
+
+func (r memReader) ReadAt(p []byte, off int64) (int, error) {
+	m := r.m
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return 0, ErrMessageClosed
+	}
+	if off < 0 {
+		return 0, errors.New("smtpd: negative offset")
+	}
+	if off >= int64(len(m.mem)) {
+		return 0, io.EOF
+	}
+	n := copy(p, m.mem[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
 }
 
 // Body returns a reader of everything after the header block.
@@ -63,9 +102,16 @@ func (m *Message) Body() io.Reader {
 }
 
 // Bytes returns the whole message, reading it from the spool file when it
-// was spooled.
+// was spooled. The slice of an in-memory message is its pooled storage:
+// it is valid only until Close, so it must not be handed to anything that
+// may outlive the transaction (use ReaderAt for that).
 func (m *Message) Bytes() ([]byte, error) {
 	if m.file == nil {
+		m.mu.RLock()
+		defer m.mu.RUnlock()
+		if m.closed {
+			return nil, ErrMessageClosed
+		}
 		return m.mem, nil
 	}
 	b := make([]byte, m.Size)
@@ -77,8 +123,13 @@ func (m *Message) Bytes() ([]byte, error) {
 func (m *Message) Spooled() bool { return m.file != nil }
 
 // Close removes the spool file, if any, and releases the memory of an
-// in-memory message: slices returned by Bytes must not be used after it.
+// in-memory message: slices returned by Bytes must not be used after it,
+// and reads through ReaderAt, Reader and Body fail from then on. Close
+// waits for reads in progress to finish. Calling it again does nothing.
 func (m *Message) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
 	if m.buf != nil {
 		if m.buf.Cap() <= maxPooledBuf {
 			m.buf.Reset()

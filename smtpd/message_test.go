@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -282,4 +283,65 @@ func FuzzLineScanner(f *testing.F) {
 			t.Fatalf("scan(%q, max %d) = %v, want a refusal: %v", b, max, err, want)
 		}
 	})
+}
+
+// TestReaderAfterClose: a reader handed out before Close (as a scanner past
+// its timeout holds one) must not read the storage once it went back to
+// the pool, where the next message is written into it.
+func TestReaderAfterClose(t *testing.T) {
+	raw := "Subject: first\r\n\r\nthe first message\r\n"
+	m, err := readMessage(strings.NewReader(raw), readLimits{maxHeaderBytes: 1024, spoolThreshold: 1 << 20, spoolDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra, r := m.ReaderAt(), m.Reader()
+	m.Close()
+	if err := m.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	// Take the pooled buffers, as the next transactions would.
+	for range 4 {
+		n, err := readMessage(strings.NewReader("Subject: other\r\n\r\nXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX\r\n"), readLimits{maxHeaderBytes: 1024, spoolThreshold: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer n.Close()
+	}
+	buf := make([]byte, len(raw))
+	if n, err := ra.ReadAt(buf, 0); !errors.Is(err, ErrMessageClosed) {
+		t.Errorf("ReadAt after Close: got %d bytes %q, err %v; want ErrMessageClosed", n, buf[:n], err)
+	}
+	if b, err := io.ReadAll(r); !errors.Is(err, ErrMessageClosed) {
+		t.Errorf("Reader after Close: got %q, err %v; want ErrMessageClosed", b, err)
+	}
+	if _, err := m.Bytes(); !errors.Is(err, ErrMessageClosed) {
+		t.Errorf("Bytes after Close: err %v, want ErrMessageClosed", err)
+	}
+}
+
+// TestReaderConcurrentWithClose reads while the message is closed and its
+// storage reused; run with -race.
+func TestReaderConcurrentWithClose(t *testing.T) {
+	for i := range 50 {
+		raw := fmt.Sprintf("Subject: m%d\r\n\r\n%s\r\n", i, strings.Repeat("a", 4000))
+		m, err := readMessage(strings.NewReader(raw), readLimits{maxHeaderBytes: 1024, spoolThreshold: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := m.Reader()
+		done := make(chan []byte)
+		go func() {
+			b, _ := io.ReadAll(r)
+			done <- b
+		}()
+		m.Close()
+		n, err := readMessage(strings.NewReader("Subject: z\r\n\r\n"+strings.Repeat("Z", 4100)), readLimits{maxHeaderBytes: 8192, spoolThreshold: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b := <-done; !strings.HasPrefix(raw, string(b)) {
+			t.Fatalf("a reader of message %d read bytes of another message: %.40q", i, b)
+		}
+		n.Close()
+	}
 }

@@ -141,6 +141,16 @@ type Check interface {
 	Close(tx *Transaction, msg *Message, res Result)
 }
 
+// Committer is an optional extra of a Check. When the next hop has
+// accepted a relayed message, the session calls Commit before it answers
+// 250, and then Close: Commit makes the transaction's record durable and
+// returns once it is. An error means the record could not be written: the
+// client then gets 451 4.3.0 instead of 250, and Close sees the outcome
+// deferred. So no client hears 250 for mail that left no record.
+type Committer interface {
+	Commit(ctx context.Context, tx *Transaction, msg *Message, res Result) error
+}
+
 // RcptChecker is an optional extra of a Check: Rcpt runs for each RCPT
 // before it is forwarded to the next hop; an error (an *smtp.SMTPError)
 // refuses that recipient only.

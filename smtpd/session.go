@@ -421,6 +421,23 @@ func (s *session) Data(r io.Reader) error {
 	res.NextHopReply = text
 	res.Outcome = OutcomeAccepted
 	res.Reply = &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: text + " (id " + tx.ID + ")"}
+	if cm, ok := st.check.(Committer); ok {
+		res.Duration = s.srv.opts.Now().Sub(tx.Start)
+		cctx, ccancel := context.WithTimeout(context.Background(), s.srv.opts.IdleTimeout)
+		err := cm.Commit(cctx, tx, msg, res)
+		ccancel()
+		if err != nil {
+			// The next hop has the message, but it left no record: no
+			// 250. The client's retry may deliver it twice, which the
+			// free-space reserve and the refusals while the log cannot
+			// be written keep to the transactions in flight when the
+			// disk failed (docs/config-store.md).
+			st.log.Error("relayed but not recorded; answering 451 (a retry may deliver the message twice)", "tx", tx.ID, "err", err)
+			res.Err = err
+			res.Outcome = OutcomeDeferred
+			res.Reply = withID(replyNotRecorded, tx.ID)
+		}
+	}
 	return s.finish(st, msg, res)
 }
 

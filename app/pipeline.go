@@ -398,7 +398,8 @@ func (c *check) count(ctx context.Context, tx *smtpd.Transaction) {
 	out, err := p.ids.Observe(ctx, identity.Observation{
 		Domain: tx.User.Domain, User: tx.User.Name, Identity: c.identity, TxID: tx.ID,
 		Class: v.Class.String(), Recipients: len(tx.Accepted()),
-		Suspect: v.Band == filter.BandSuspect || base.Level >= baseline.Suspect,
+		// A baseline departure counts once, in the hour it begins.
+		Suspect: v.Band == filter.BandSuspect || (base.Level >= baseline.Suspect && base.Escalated),
 		Refused: refused, Tried: tried,
 	}, c.up.policy)
 	logLockOutcome(p.log, tx, c.identity, "thresholds", out, err)

@@ -13,7 +13,7 @@ type Baseline struct {
 	// Action is what the lock level does: "lock" locks the identity
 	// automatically (as the thresholds do, monitor mode recording it
 	// instead); "suspect" only counts the message as suspect. The suspect
-	// level always counts the message as suspect. Default "lock".
+	// level counts as suspect once per hour. Default "lock".
 	Action string `yaml:"action"`
 	// MaxProfiles bounds the profiles kept in memory (about 500 bytes
 	// each); the others wait in the database. Default 200000.

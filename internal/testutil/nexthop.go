@@ -35,6 +35,12 @@ type NextHop struct {
 	mu sync.Mutex
 	// RefuseRcpt maps a recipient to the error its RCPT gets.
 	RefuseRcpt map[string]*smtp.SMTPError
+	// RcptRule, when set, decides each RCPT not in RefuseRcpt: a non-nil
+	// error refuses it, as a receiving MTA's recipient checks do.
+	RcptRule func(to string) *smtp.SMTPError
+	// DataRule, when set, decides each message after DATA: a non-nil
+	// error refuses it, as a receiver's content filter does.
+	DataRule func(data []byte) *smtp.SMTPError
 	// MailErr, DataErr fail MAIL and the final DATA reply.
 	MailErr, DataErr *smtp.SMTPError
 	// Deliveries are the accepted messages, in order.
@@ -215,6 +221,11 @@ func (s *nhSession) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if e, ok := s.h.RefuseRcpt[to]; ok {
 		return e
 	}
+	if s.h.RcptRule != nil {
+		if e := s.h.RcptRule(to); e != nil {
+			return e
+		}
+	}
 	s.rcpts = append(s.rcpts, to)
 	return nil
 }
@@ -228,6 +239,11 @@ func (s *nhSession) Data(r io.Reader) error {
 	defer s.h.mu.Unlock()
 	if s.h.DataErr != nil {
 		return s.h.DataErr
+	}
+	if s.h.DataRule != nil {
+		if e := s.h.DataRule(b); e != nil {
+			return e
+		}
 	}
 	s.h.Deliveries = append(s.h.Deliveries, Delivery{From: s.from, Rcpts: append([]string(nil), s.rcpts...), Data: b, Opts: s.opts})
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as NH" + itoa(len(s.h.Deliveries))}

@@ -37,9 +37,12 @@ type MessageJSON struct {
 	// (e.g. max_depth, archive_encrypted); absent when the engines saw
 	// the whole message.
 	PartiallyScanned []string `json:"partially_scanned,omitempty"`
-	NextHopReply     string   `json:"next_hop_reply,omitempty"`
-	DurationMS       int64    `json:"duration_ms"`
-	Complaints       int      `json:"complaints,omitempty"`
+	// Campaign is the id of the message's campaign (the same content
+	// from many identities, docs/campaigns.md).
+	Campaign     string `json:"campaign,omitempty"`
+	NextHopReply string `json:"next_hop_reply,omitempty"`
+	DurationMS   int64  `json:"duration_ms"`
+	Complaints   int    `json:"complaints,omitempty"`
 	// Quarantine is set for quarantined transactions.
 	Quarantine *QuarantineJSON `json:"quarantine,omitempty"`
 }
@@ -74,6 +77,7 @@ func messageJSON(r *quarantine.Record) MessageJSON {
 		DurationMS: r.Duration.Milliseconds(), Complaints: r.Complaints,
 		Band: r.Band.String(), Model: r.Model, Learned: r.Learned,
 		PartiallyScanned: append([]string(nil), r.Partial...),
+		Campaign:         r.Campaign,
 	}
 	if r.ClientIP.IsValid() {
 		m.ClientIP = r.ClientIP.String()

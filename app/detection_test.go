@@ -190,6 +190,9 @@ func TestConfirmedCampaignBlocksNearDuplicates(t *testing.T) {
 		if !slices.ContainsFunc(rec.Reasons, func(s string) bool { return strings.HasPrefix(s, "campaign:CONFIRMED(") }) {
 			t.Errorf("near-duplicate %d refused for %q, want the confirmed campaign", i, rec.Reasons)
 		}
+		if rec.Campaign == "" || !slices.Contains(rec.Reasons, "campaign:CONFIRMED("+rec.Campaign+")") {
+			t.Errorf("near-duplicate %d: log record's campaign %q, reasons %q", i, rec.Campaign, rec.Reasons)
+		}
 	}
 	if err := e.send("shop@out.example.net", testMessage("carol", "Minutes", "Minutes of Tuesday's board meeting are attached to the wiki page; please add your comments by Friday.")); err != nil {
 		t.Fatalf("different mail from another identity: %v", err)

@@ -514,6 +514,7 @@ func (c *check) record(tx *smtpd.Transaction, size int64, status quarantine.Stat
 		rec.Reasons = c.verdict.Reasons
 		rec.Band = bandOf(c.verdict.Band)
 		rec.Model = c.verdict.ModelVersion
+		rec.Campaign = c.campaign
 		rec.Partial = filter.PartialLimits(c.verdict.Gaps)
 	}
 	for _, r := range tx.Rcpts {

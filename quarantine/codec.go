@@ -17,9 +17,10 @@ import (
 // transaction for weeks.
 
 // codecVersion 2 appended the band, the model version and the learnt
-// label; version 3 the partially-scanned limits. Older records decode with
+// label; version 3 the partially-scanned limits; version 4 the campaign
+// id. Older records decode with
 // those empty.
-const codecVersion = 3
+const codecVersion = 4
 
 // Bounds applied when decoding, so that a corrupt record cannot make the
 // decoder allocate without limit.
@@ -127,6 +128,7 @@ func encodeRecord(b []byte, r *Record) []byte {
 	for _, s := range r.Partial {
 		e.str(s)
 	}
+	e.str(r.Campaign)
 	return e.b
 }
 
@@ -306,6 +308,9 @@ func decodeRecord(id string, b []byte) (*Record, error) {
 				r.Partial[i] = d.str()
 			}
 		}
+	}
+	if v >= 4 {
+		r.Campaign = d.str()
 	}
 	if d.err != nil {
 		return nil, fmt.Errorf("%w: %s: truncated or malformed", errCorrupt, id)

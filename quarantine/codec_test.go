@@ -18,6 +18,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	full.LastComplaint = testBase.Add(time.Hour)
 	full.Quarantine = &QuarantineInfo{RawSize: 100, StoredSize: 60, ReleasedAt: testBase.Add(2 * time.Hour), ReleasedBy: "ops", Expired: true}
 	full.Partial = []string{"archive_encrypted", "max_depth"}
+	full.Campaign = "0C8ZK2M4Q7R9T1VW"
 	v6 := sampleRecord(testBase, StatusFailed, VerdictClean)
 	v6.ClientIP = netip.MustParseAddr("2001:db8::1")
 	cases := []struct {

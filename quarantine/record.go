@@ -171,6 +171,9 @@ type Record struct {
 	// max_depth, archive_encrypted), sorted; empty when the engines saw
 	// the whole message. A record with Partial set is "partially scanned".
 	Partial []string
+	// Campaign is the id of the campaign the message belongs to (the same
+	// content from many identities, docs/campaigns.md); "" for none.
+	Campaign string
 	// NextHopReply is the next hop's final reply, e.g. "250 2.0.0 queued as X".
 	NextHopReply string
 	// Duration is how long the transaction took from DATA to the reply.

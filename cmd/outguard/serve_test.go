@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -67,7 +68,7 @@ func TestServeNotifiesSystemd(t *testing.T) {
 	defer c.Close()
 	cmd := exec.Command(os.Args[0], "serve", "--config", trialConfig(t))
 	cmd.Env = append(os.Environ(), "OUTGUARD_TEST_RUN_MAIN=1", "NOTIFY_SOCKET="+sock)
-	var logs strings.Builder
+	var logs lockedBuffer
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -119,12 +120,12 @@ func TestServeSocketActivation(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	start := func() (*exec.Cmd, *strings.Builder) {
+	start := func() (*exec.Cmd, *lockedBuffer) {
 		cmd := exec.Command(os.Args[0], "serve", "--config", cfg)
 		cmd.ExtraFiles = []*os.File{sockFile}
 		cmd.Env = append(os.Environ(), "OUTGUARD_TEST_RUN_MAIN=1", "NOTIFY_SOCKET="+notify,
 			"LISTEN_FDS=1", "LISTEN_FDNAMES=submission")
-		var logs strings.Builder
+		var logs lockedBuffer
 		cmd.Stderr = &logs
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -132,7 +133,7 @@ func TestServeSocketActivation(t *testing.T) {
 		t.Cleanup(func() { cmd.Process.Kill() })
 		return cmd, &logs
 	}
-	waitFor := func(want string, logs *strings.Builder) {
+	waitFor := func(want string, logs *lockedBuffer) {
 		t.Helper()
 		for {
 			nc.SetReadDeadline(time.Now().Add(60 * time.Second))
@@ -187,4 +188,22 @@ func TestServeSocketActivation(t *testing.T) {
 	}
 	second.Process.Signal(syscall.SIGTERM)
 	second.Wait()
+}
+
+// lockedBuffer collects a child's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

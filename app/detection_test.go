@@ -410,3 +410,27 @@ func newEnvIdentity(t *testing.T, identityExtra string) *env {
 	e.start()
 	return e
 }
+
+// TestDetectionSurvivesRestart: the campaigns and the identities'
+// profiles are in the database after a stop and back after a start.
+func TestDetectionSurvivesRestart(t *testing.T) {
+	e := newEnv(t, "", "")
+	for i := 1; i <= 3; i++ {
+		if err := e.send("shop@out.example.net", testMessage(fmt.Sprint("shop", i), "Your seasonal gift", campaignText(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := e.app.campaigns.List(campaign.Filter{MinMessages: 3})
+	if len(before) != 1 {
+		t.Fatalf("campaigns before the restart: %+v", before)
+	}
+	e.restart()
+	after := e.app.campaigns.List(campaign.Filter{MinMessages: 3})
+	if len(after) != 1 || after[0].ID != before[0].ID || after[0].Identities != 3 {
+		t.Errorf("campaigns after the restart: %+v, want %s with 3 identities", after, before[0].ID)
+	}
+	p, ok := e.app.detect.fetch("out.example.net\x00shop2")
+	if !ok || p.Stats().Messages == 0 {
+		t.Errorf("shop2's profile after the restart: found %v, %+v", ok, p.Stats())
+	}
+}

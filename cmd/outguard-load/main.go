@@ -41,6 +41,7 @@ Examples:
 type options struct {
 	addr, user, password, from, rcpt string
 	sessions, messages, size         int
+	identities                       int
 	newConn, noPipelining, startTLS  bool
 	asJSON                           bool
 	timeout                          time.Duration
@@ -64,6 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.sessions, "c", 10, "concurrent sessions")
 	fs.IntVar(&o.messages, "m", 1000, "messages in all")
 	fs.IntVar(&o.size, "s", 5120, "message size in bytes")
+	fs.IntVar(&o.identities, "identities", 1000, "distinct end users (X-AuthUser loader-N) the messages take turns with, as on a shared relay; 1 sends every message as one identity, which outguard's baseline detector locks once it sends far more than a new identity may (docs/baseline.md)")
 	fs.BoolVar(&o.newConn, "new-conn", false, "open a new connection for every message")
 	fs.BoolVar(&o.noPipelining, "no-pipelining", false, "wait for each reply before the next command")
 	fs.BoolVar(&o.startTLS, "starttls", false, "use STARTTLS (certificate not verified)")
@@ -130,7 +132,11 @@ func load(o options) result {
 		go func() {
 			defer wg.Done()
 			var c *client
-			for next.Add(1) <= int64(o.messages) {
+			for {
+				n := next.Add(1)
+				if n > int64(o.messages) {
+					break
+				}
 				if c == nil {
 					var err error
 					if c, err = dial(o); err != nil {
@@ -138,7 +144,7 @@ func load(o options) result {
 						continue
 					}
 				}
-				d, err := c.send(o, body)
+				d, err := c.send(o, body, int(n%int64(max(o.identities, 1))))
 				if err != nil {
 					fail(err)
 					c.close()
@@ -176,7 +182,7 @@ func load(o options) result {
 // makeMessage returns a plain message of about size bytes with CRLF lines.
 func makeMessage(size int) []byte {
 	var b strings.Builder
-	b.WriteString("From: load@out.example.net\r\nTo: sink@example.org\r\nSubject: load test\r\nMessage-ID: <load@outguard-load>\r\nX-AuthUser: loader\r\n\r\n")
+	b.WriteString("From: load@out.example.net\r\nTo: sink@example.org\r\nSubject: load test\r\nMessage-ID: <load@outguard-load>\r\n\r\n")
 	line := "The quick brown fox jumps over the lazy dog 0123456789 abcdefghij.\r\n"
 	for b.Len()+len(line) <= size {
 		b.WriteString(line)
@@ -243,7 +249,7 @@ func (c *client) cmd(code int, line string) error {
 
 // send sends one message and returns the time from MAIL to the final
 // reply.
-func (c *client) send(o options, body []byte) (time.Duration, error) {
+func (c *client) send(o options, body []byte, ident int) (time.Duration, error) {
 	c.conn.SetDeadline(time.Now().Add(o.timeout))
 	start := time.Now()
 	mail := "MAIL FROM:<" + o.from + ">"
@@ -268,6 +274,9 @@ func (c *client) send(o options, body []byte) (time.Duration, error) {
 		}
 	}
 	w := c.text.DotWriter()
+	if _, err := fmt.Fprintf(w, "X-AuthUser: loader-%d\r\n", ident); err != nil {
+		return 0, err
+	}
 	if _, err := w.Write(body); err != nil {
 		return 0, err
 	}

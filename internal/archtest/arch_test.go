@@ -1,0 +1,93 @@
+// Package archtest checks the layering rule of docs/architecture.md: which
+// outguard package may import which.
+package archtest
+
+import (
+	"os/exec"
+	"path"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/outguard/outguard"
+
+// allowed lists, for each package, the outguard packages it may import.
+// "internal/*" allows every internal package. A package missing here
+// fails the test: say where it belongs in docs/architecture.md first.
+var allowed = map[string][]string{
+	// Leaves: the domain packages import no other outguard package except
+	// internal helpers.
+	"arf":            {"internal/*"},
+	"baseline":       {"internal/*"},
+	"campaign":       {"internal/*"},
+	"config":         {"internal/*"},
+	"identity":       {"internal/*"},
+	"quarantine":     {"internal/*"},
+	"filter/content": {"internal/*"},
+	"filter":         {"filter/content", "internal/*"},
+	// The feedback intake builds on the ARF parser and the identities.
+	"feedback": {"arf", "identity", "filter", "filter/content", "internal/*"},
+	// The SMTP server knows nothing of policies' implementations.
+	"smtpd": {"internal/*"},
+	// The admin front ends see the domain packages, never app or smtpd.
+	"admin": {"arf", "campaign", "config", "feedback", "filter", "filter/content", "identity", "quarantine", "internal/*"},
+	// Wiring: app may import every package but cmd.
+	"app": {"admin", "arf", "baseline", "campaign", "config", "feedback", "filter", "filter/content", "identity", "quarantine", "smtpd", "internal/*"},
+	// Commands.
+	"cmd/outguard":      {"*"},
+	"cmd/outguard-load": {"*"},
+	"filter/train":      {"filter", "filter/content"},
+	"contrib":           {},
+	"internal/archtest": {},
+	// Internal helpers: leaves, except the notifier, which sends lock
+	// events (identity) by mail (arf's sender).
+	"internal/notify":   {"arf", "identity", "internal/*"},
+	"internal/passwd":   {"internal/*"},
+	"internal/sdnotify": {"internal/*"},
+	"internal/testutil": {"internal/*"},
+	"internal/tlsutil":  {"internal/*"},
+	"internal/txid":     {"internal/*"},
+}
+
+func TestImportLayering(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", module+"/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		pkg := strings.TrimPrefix(strings.TrimPrefix(f[0], module), "/")
+		if strings.HasPrefix(pkg, "bench") {
+			continue
+		}
+		rules, ok := allowed[pkg]
+		if !ok && strings.HasPrefix(pkg, "internal/") {
+			rules, ok = []string{"internal/*"}, true
+		}
+		if !ok {
+			t.Errorf("package %s is not in the layering rule (docs/architecture.md, internal/archtest)", pkg)
+			continue
+		}
+		for _, imp := range f[1:] {
+			if !strings.HasPrefix(imp, module+"/") {
+				continue
+			}
+			dep := strings.TrimPrefix(imp, module+"/")
+			if !permitted(rules, dep) {
+				t.Errorf("%s imports %s, which docs/architecture.md does not allow", pkg, dep)
+			}
+		}
+	}
+}
+
+func permitted(rules []string, dep string) bool {
+	for _, r := range rules {
+		if r == "*" || r == dep {
+			return true
+		}
+		if ok, _ := path.Match(r, dep); ok && strings.HasSuffix(r, "/*") && strings.HasPrefix(dep, "internal/") {
+			return true
+		}
+	}
+	return false
+}

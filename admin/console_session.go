@@ -34,7 +34,6 @@ type sessionStore struct {
 	max     int
 	rand    io.Reader
 	lastGC  time.Time
-	created int
 }
 
 func newSessionStore(idle, maxAge time.Duration, max int, rnd io.Reader) *sessionStore {

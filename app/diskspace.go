@@ -1,7 +1,6 @@
 package app
 
 import (
-	"errors"
 	"log/slog"
 	"sync/atomic"
 
@@ -11,10 +10,6 @@ import (
 
 	"github.com/outguard/outguard/config"
 )
-
-// errStatfsUnsupported: this platform cannot tell the free space; the
-// reserve is then not enforced.
-var errStatfsUnsupported = errors.New("free space unknown on this platform")
 
 // Replies of the storage checks (docs/config-store.md).
 var (

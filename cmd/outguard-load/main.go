@@ -4,7 +4,6 @@
 package main
 
 import (
-	"bufio"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
@@ -197,7 +196,6 @@ func makeMessage(size int) []byte {
 type client struct {
 	conn net.Conn
 	text *textproto.Conn
-	w    *bufio.Writer
 }
 
 func dial(o options) (*client, error) {

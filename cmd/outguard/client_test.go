@@ -205,6 +205,9 @@ func TestClientLogs(t *testing.T) {
 		t.Errorf("--limit 1: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 	code, out, _ = e.cli(cliTokOut, "logs", "--json")
+	if code != exitOK {
+		t.Errorf("logs --json with a domain token: exit %d", code)
+	}
 	for _, m := range jsonLines[admin.MessageJSON](t, out) {
 		if m.Domain != cliDomOut {
 			t.Errorf("domain token saw a message of %s", m.Domain)

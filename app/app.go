@@ -502,7 +502,7 @@ func (a *App) closeAll() {
 }
 
 // trialPassword and trialToken are the credentials of the shipped example
-// configuration (SPEC §6).
+// configuration (README, "Try it").
 const (
 	trialPassword = "trial-password"
 	trialToken    = "trial-token"

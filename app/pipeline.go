@@ -180,7 +180,7 @@ func refusal(code int, ec smtp.EnhancedCode, text, id string) *smtp.SMTPError {
 	return &smtp.SMTPError{Code: code, EnhancedCode: ec, Message: text + " (id " + id + ")"}
 }
 
-// tag is the verdict word of SPEC §1's replies.
+// tag is the verdict word of the refusal replies (docs/replies.md).
 func tag(c filter.Class) string {
 	switch c {
 	case filter.Spam:

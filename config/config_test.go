@@ -17,7 +17,7 @@ func TestExampleConfigIsValid(t *testing.T) {
 		t.Fatalf("example config: %v", err)
 	}
 	if got := c.Listeners[0].Address; got != "127.0.0.1:2525" {
-		t.Errorf("listener address = %q, want 127.0.0.1:2525 (SPEC §6)", got)
+		t.Errorf("listener address = %q, want 127.0.0.1:2525 (the README's trial)", got)
 	}
 	if c.Admin.Address != "127.0.0.1:8025" || c.NextHop.Type != "capture" {
 		t.Errorf("admin %q next hop %q, want the trial setup", c.Admin.Address, c.NextHop.Type)

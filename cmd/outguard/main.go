@@ -13,7 +13,7 @@ import (
 // Version is set at build time with -ldflags "-X main.Version=...".
 var Version = "dev"
 
-// Exit codes every verb keeps to (SPEC §6).
+// Exit codes every verb keeps to (outguard help, "Exit status").
 const (
 	exitOK      = 0
 	exitFailed  = 1 // a refused or failed request, an invalid file

@@ -37,16 +37,6 @@ func (a *App) openLearner(cfg *config.Config) error {
 	return nil
 }
 
-func bandOf(b filter.Band) quarantine.Band {
-	switch b {
-	case filter.BandSuspect:
-		return quarantine.BandSuspect
-	case filter.BandSpam:
-		return quarantine.BandSpam
-	}
-	return quarantine.BandClean
-}
-
 // modelTeacher is the admin layer's view of the content model: learning
 // from stored and uploaded messages, and the overlay's management.
 type modelTeacher struct {

@@ -194,10 +194,3 @@ func (c apiClient) post(t *testing.T, path, body string, want int, out any) {
 
 // TestBandOf converts every filter band, and checks that the names agree
 // on both sides of the boundary.
-func TestBandOf(t *testing.T) {
-	for b := filter.BandClean; b <= filter.BandSpam; b++ {
-		if got := bandOf(b).String(); got != b.String() {
-			t.Errorf("bandOf(%s) = %s", b, got)
-		}
-	}
-}

@@ -397,7 +397,7 @@ func (c *check) count(ctx context.Context, tx *smtpd.Transaction) {
 	refused, tried := nextHopRefusals(tx)
 	out, err := p.ids.Observe(ctx, identity.Observation{
 		Domain: tx.User.Domain, User: tx.User.Name, Identity: c.identity, TxID: tx.ID,
-		Class: v.Class.String(), Recipients: len(tx.Accepted()),
+		Class: observedClass(v.Class), Recipients: len(tx.Accepted()),
 		// A baseline departure counts once, in the hour it begins.
 		Suspect: v.Band == filter.BandSuspect || (base.Level >= baseline.Suspect && base.Escalated),
 		Refused: refused, Tried: tried,
@@ -509,7 +509,7 @@ func (c *check) record(tx *smtpd.Transaction, size int64, status quarantine.Stat
 		rec.User, rec.Domain = tx.User.Name, tx.User.Domain
 	}
 	if c.classified {
-		rec.Verdict = quarantine.Verdict(int(c.verdict.Class) + int(quarantine.VerdictClean))
+		rec.Verdict = verdictOf(c.verdict.Class)
 		rec.Score = c.verdict.Score
 		rec.Reasons = c.verdict.Reasons
 		rec.Band = bandOf(c.verdict.Band)

@@ -24,15 +24,6 @@ type Metrics struct {
 	messageBytes   prometheus.Histogram
 }
 
-// Outcomes of a transaction that reached DATA, as counted and logged.
-const (
-	OutcomeAccepted    = "accepted"
-	OutcomeQuarantined = "quarantined"
-	OutcomeRejected    = "rejected"
-	OutcomeDeferred    = "deferred"
-	OutcomeFailed      = "failed"
-)
-
 // NewMetrics registers the relay's metrics with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	f := promauto.With(reg)

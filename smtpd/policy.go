@@ -106,6 +106,15 @@ type Decision struct {
 	StripHeaders []string
 }
 
+// Outcomes (Result.Outcome) of a transaction that reached DATA, as counted and logged.
+const (
+	OutcomeAccepted    = "accepted"
+	OutcomeQuarantined = "quarantined"
+	OutcomeRejected    = "rejected"
+	OutcomeDeferred    = "deferred"
+	OutcomeFailed      = "failed"
+)
+
 // Result is the final state of a transaction, given to Check.Close.
 type Result struct {
 	// Outcome is one of the Outcome constants, or "" when the client

@@ -33,8 +33,12 @@ func (e *env) waitFor(d time.Duration, cond func() bool) bool {
 }
 
 func TestARFReportForEveryBlock(t *testing.T) {
-	relayAddr := testutil.FreeAddr(t)
-	e := newEnv(t, "", "  relay: {address: \""+relayAddr+"\"}\n")
+	// The report relay answers 421 to MAIL until it "comes back".
+	relay := testutil.StartNextHop(t)
+	relay.Lock()
+	relay.MailErr = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Service not available"}
+	relay.Unlock()
+	e := newEnv(t, "", "  relay: {address: \""+relay.Addr+"\"}\n")
 	// The report relay is down: blocked mail is still refused (the report
 	// waits in the outbox).
 	var originals []string
@@ -50,7 +54,9 @@ func TestARFReportForEveryBlock(t *testing.T) {
 		n := len(p)
 		t.Fatalf("outbox holds %d reports, want 3 while the relay is down", n)
 	}
-	relay := testutil.StartNextHopAt(t, relayAddr)
+	relay.Lock()
+	relay.MailErr = nil
+	relay.Unlock()
 	// Once the outbox holds nothing, nothing more can be sent: the count
 	// is final.
 	if !e.waitFor(20*time.Second, func() bool {

@@ -91,7 +91,7 @@ func TestScannersOverSMTP(t *testing.T) {
 }
 
 func TestDeadScannerTempfailOrAccept(t *testing.T) {
-	dead := testutil.FreeAddr(t)
+	dead := testutil.DeadAddr(t)
 	for _, tc := range []struct {
 		onError string
 		want    int

@@ -66,7 +66,7 @@ func TestScannersSeePastBuiltinLimits(t *testing.T) {
 // is partially scanned, and the policy applies to it. clamd is never
 // dialled for it, so no running clamd is needed.
 func TestClamdSkipIsPartial(t *testing.T) {
-	dead := testutil.FreeAddr(t)
+	dead := testutil.DeadAddr(t)
 	for _, tc := range []struct {
 		policy string
 		code   int

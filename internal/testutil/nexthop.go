@@ -111,17 +111,26 @@ func StartNextHopAt(t testing.TB, addr string) *NextHop {
 	return h
 }
 
-// FreeAddr returns a loopback address nothing listens on (a port that was
-// just free).
-func FreeAddr(t testing.TB) string {
+// DeadAddr returns the address of a listener that closes every
+// connection at once, as a crashed service behind a live port does. It
+// keeps its port for the whole test, so no other process can take it.
+func DeadAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return ln.Addr().String()
 }
 
 // Stop closes the next hop, so that new connections are refused.

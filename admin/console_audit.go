@@ -6,7 +6,7 @@ import (
 	"strconv"
 )
 
-var auditActions = []string{AuditLock, AuditUnlock, AuditRelease, AuditDelete, AuditLearn, AuditModel, AuditFeedback, AuditReload}
+var auditActions = []string{AuditLock, AuditUnlock, AuditRelease, AuditDelete, AuditLearn, AuditModel, AuditFeedback, AuditReload, AuditConfirm, AuditUnconfirm}
 
 func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, s *session) error {
 	v := r.URL.Query()

@@ -15,7 +15,7 @@ import (
 
 // Campaign ids of the fake: campA has identities of both test domains
 // and one of an unconfigured domain, campB only of out.example.net, campC
-// only of other.example.org.
+// only of other.example.org (one with markup in its name).
 const (
 	campA = "01KB2X7ZQ0AAAAAA"
 	campB = "01KB2X7ZQ0BBBBBB"
@@ -49,7 +49,7 @@ func newFakeCampaigns(e *env) *fakeCampaigns {
 		m(domOther, "mallory@other.example", "otheruser"),
 		m("gone.example", "zed@gone.example", "olduser"))
 	add(campB, now.Add(-2*time.Minute), m(domOut, "dave@customer.example", "webhost1"))
-	add(campC, now.Add(-3*time.Minute), m(domOther, "trent@other.example", "otheruser"))
+	add(campC, now.Add(-3*time.Minute), m(domOther, "trent@other.example", "otheruser"), m(domOther, `<img src=x onerror=alert(1)>@other.example`, "otheruser"))
 	return f
 }
 
@@ -113,9 +113,11 @@ func (f *fakeCampaigns) ConfirmCampaign(ctx context.Context, id, by string, conf
 
 // newCampaignEnv is newEnv with the fake campaigns.
 func newCampaignEnv(t *testing.T) (*env, *fakeCampaigns) {
-	e := newEnv(t)
-	f := newFakeCampaigns(e)
-	e.api.opts.Campaigns = f
+	var f *fakeCampaigns
+	e := newEnvWith(t, func(e *env) {
+		f = newFakeCampaigns(e)
+		e.api.opts.Campaigns = f
+	})
 	return e, f
 }
 
@@ -158,7 +160,7 @@ func TestAPICampaignList(t *testing.T) {
 	if code := e.doJSON("GET", "/api/v1/campaigns?limit=2&before="+l.Next, tokAll, nil, &p2); code != http.StatusOK || len(p2.Campaigns) != 1 || p2.Campaigns[0].ID != campC {
 		t.Fatalf("page 2: got %d %+v", code, p2)
 	}
-	if code := e.doJSON("GET", "/api/v1/campaigns?min_identities=2", tokAll, nil, &l); code != http.StatusOK || len(l.Campaigns) != 1 || l.Campaigns[0].ID != campA {
+	if code := e.doJSON("GET", "/api/v1/campaigns?min_identities=3", tokAll, nil, &l); code != http.StatusOK || len(l.Campaigns) != 1 || l.Campaigns[0].ID != campA {
 		t.Errorf("min_identities: got %d %+v", code, l)
 	}
 	// A domain-scoped token lists the campaigns with an identity of its

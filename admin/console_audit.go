@@ -46,6 +46,8 @@ func auditTargetURL(t AuditTarget) string {
 	switch t.Kind {
 	case "message":
 		return "/log/" + url.PathEscape(t.Name)
+	case "campaign":
+		return campaignURL(t.Name)
 	case "user", "identity":
 		if t.Domain != "" && t.Name != "" {
 			return lockURL(t.Kind, t.Domain, t.Name)

@@ -100,7 +100,7 @@ func (c *Console) showCampaign(w http.ResponseWriter, r *http.Request, s *sessio
 			row.UsageURL = row.LockURL
 			row.LogURL = "/log?" + url.Values{"domain": {m.Domain}, "identity": {m.Identity}}.Encode()
 		}
-		if !m.Locked {
+		if !m.Locked && m.Domain != "" {
 			unlocked++
 		}
 		rows = append(rows, row)

@@ -329,13 +329,9 @@ func (a *API) lockCampaign(ctx context.Context, pr Principal, id, reason, durati
 	if len(full)+len(c.ID)+12 <= maxReasonLength {
 		full += " (campaign " + c.ID + ")"
 	}
-	detail := "permanent"
-	if d > 0 {
-		detail = "for " + d.String()
-	}
-	detail += "; campaign " + c.ID
+	suffix := "; campaign " + c.ID
 	if via != "" {
-		detail += "; " + via
+		suffix += "; " + via
 	}
 	// Members come most recently seen first; lock in a stable order.
 	members := append([]CampaignMember(nil), c.Members...)
@@ -368,7 +364,11 @@ func (a *API) lockCampaign(ctx context.Context, pr Principal, id, reason, durati
 			// the error and can repeat: what is locked is then skipped.
 			return res, err
 		}
-		a.record(pr, AuditLock, AuditTarget{Kind: string(t.Kind), Domain: t.Domain, Name: t.Name}, full, detail)
+		detail := "permanent"
+		if d > 0 {
+			detail = "for " + d.String() + " until " + l.Expires.UTC().Format(time.RFC3339)
+		}
+		a.record(pr, AuditLock, AuditTarget{Kind: string(t.Kind), Domain: t.Domain, Name: t.Name}, full, detail+suffix)
 		res.Locked = append(res.Locked, a.lockJSON(l))
 	}
 	return res, nil

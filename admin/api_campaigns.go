@@ -161,7 +161,8 @@ func campaignID(r *http.Request) (string, error) {
 }
 
 // campaignFor loads a campaign and keeps the identities the principal
-// may see.
+// may see; a domain-scoped principal may not see a campaign without an
+// identity of its domain (403), as the list leaves it out.
 func (a *API) campaignFor(ctx context.Context, id string, pr Principal) (CampaignDetail, error) {
 	cs, err := a.campaigns()
 	if err != nil {
@@ -182,6 +183,9 @@ func (a *API) campaignFor(ctx context.Context, id string, pr Principal) (Campaig
 		if pr.Allows(m.Domain) {
 			mine = append(mine, m)
 		}
+	}
+	if len(mine) == 0 && len(d.Members) > 0 {
+		return CampaignDetail{}, errorf(ErrForbidden, "campaign %s has no identity of your token's domain (%s)", d.ID, pr.Domain)
 	}
 	d.HiddenIdentities = len(d.Members) - len(mine)
 	d.Members = mine

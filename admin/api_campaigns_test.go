@@ -201,6 +201,15 @@ func TestAPICampaignDetail(t *testing.T) {
 	if code := e.doJSON("GET", "/api/v1/campaigns/"+campA, tokOut, nil, &d); code != http.StatusOK || len(d.Members) != 2 || d.HiddenIdentities != 2 {
 		t.Errorf("scoped: got %+v, want 2 identities and 2 hidden", d)
 	}
+	for _, path := range []string{"/api/v1/campaigns/" + campC, "/api/v1/campaigns/" + campC + "/lock"} {
+		method, body := "GET", any(nil)
+		if strings.HasSuffix(path, "/lock") {
+			method, body = "POST", CampaignLockRequest{Reason: "x"}
+		}
+		if code, b := e.do(method, path, tokOut, body); code != http.StatusForbidden || errorOf(t, b).Code != "forbidden" {
+			t.Errorf("scoped %s %s (no identity of its domain): got %d %s, want 403", method, path, code, b)
+		}
+	}
 	for _, id := range []string{"01KB2X7ZQ0ZZZZZZ", strings.Repeat("A", 65)} {
 		code, b := e.do("GET", "/api/v1/campaigns/"+id, tokAll, nil)
 		if code != http.StatusNotFound || errorOf(t, b).Code != "not_found" {

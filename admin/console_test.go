@@ -564,8 +564,8 @@ func TestConsoleCampaignsScoped(t *testing.T) {
 	if code, _, _ := b.post("/campaigns/"+campA+"/confirm", url.Values{"csrf": {b.csrf}}); code != http.StatusForbidden || f.byID[campA].Confirmed {
 		t.Errorf("scoped confirm: got %d, want 403", code)
 	}
-	if code, _, _ := b.get("/campaigns/" + campC); code != http.StatusOK {
-		t.Errorf("scoped detail of a campaign without its identities: got %d", code)
+	if code, _, _ := b.get("/campaigns/" + campC); code != http.StatusForbidden {
+		t.Errorf("scoped detail of a campaign without its identities: got %d, want 403", code)
 	}
 	code, _, _ := b.post("/campaigns/"+campA+"/lock", url.Values{"csrf": {b.csrf}, "reason": {"botnet"}})
 	if code != http.StatusSeeOther || !e.isLocked(identity.KindIdentity, domOut, "alice@customer.example") || !e.isLocked(identity.KindIdentity, domOut, "carol@customer.example") ||

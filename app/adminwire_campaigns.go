@@ -83,10 +83,13 @@ func (w campaignWire) members(c campaign.Campaign) []admin.CampaignMember {
 	return out
 }
 
-// inDomain reports whether one of the campaign's identities belongs to
-// domain.
-func (w campaignWire) inDomain(c campaign.Campaign, domain string) bool {
+// inDomain reports whether one of the campaign's identities (ident, if
+// not "") belongs to domain.
+func (w campaignWire) inDomain(c campaign.Campaign, domain, ident string) bool {
 	for _, m := range c.Members {
+		if ident != "" && m.Identity != ident {
+			continue
+		}
 		if d, ok := w.domainOf(m.User); ok && strings.EqualFold(d, domain) {
 			return true
 		}
@@ -122,7 +125,7 @@ func (w campaignWire) ListCampaigns(ctx context.Context, q admin.CampaignQuery) 
 			if err != nil {
 				continue // expired meanwhile
 			}
-			if w.inDomain(full, q.Domain) {
+			if w.inDomain(full, q.Domain, q.Identity) {
 				out = append(out, campaignJSON(c))
 				if len(out) == q.Limit {
 					return out, nil

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/outguard/outguard/admin"
 	"github.com/outguard/outguard/campaign"
 	"github.com/outguard/outguard/identity"
@@ -248,5 +250,68 @@ func TestCampaignsAPIAndCLI(t *testing.T) {
 		if code != 0 || !strings.Contains(out, want) {
 			t.Errorf("audit lacks %s", want)
 		}
+	}
+}
+
+// TestCampaignsScopedListing: a token scoped to out.example.net lists and
+// opens only the campaigns with an identity of its domain, and its
+// identity filter matches its own domain's identities only.
+func TestCampaignsScopedListing(t *testing.T) {
+	e := newEnv(t, "", "")
+	s, err := campaign.New(campaign.Options{Now: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.app.campaigns = s
+	h, err := bcrypt.GenerateFromPassword([]byte("scoped-token"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Also orders the assignment above before the handlers' reads.
+	if err := e.app.api.SetTokens([]admin.Token{{Name: "outadmin", Hash: string(h), Scope: "out.example.net"}}); err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + e.app.AdminAddr().String()
+	observe := func(n int, ident, user string) string {
+		subj, text := campaignText(n)
+		if n >= 50 {
+			text = strings.Repeat(fmt.Sprintf("A different newsletter number %c about gardening, roses, tulips and the spring season. ", 'a'+n%26), 3)
+		}
+		fp := campaign.Compute(campaign.Input{Subject: subj, Text: text})
+		return s.Observe(&fp, campaign.Message{TxID: "t", Identity: ident, User: user, Recipients: 1}).Campaign
+	}
+	mine := observe(1, "bot1", "trial")
+	observe(2, "ghost", "removed-user")
+	theirs := observe(50, "stranger", "removed-user")
+	get := func(path string, v any) int {
+		t.Helper()
+		req, _ := http.NewRequest("GET", base+"/api/v1"+path, nil)
+		req.Header.Set("Authorization", "Bearer scoped-token")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if v != nil {
+			json.NewDecoder(resp.Body).Decode(v)
+		}
+		return resp.StatusCode
+	}
+	var l admin.CampaignList
+	if code := get("/campaigns", &l); code != 200 || len(l.Campaigns) != 1 || l.Campaigns[0].ID != mine {
+		t.Errorf("scoped list: got %d %+v, want only %s", code, l, mine)
+	}
+	if code := get("/campaigns?identity=ghost", &l); code != 200 || len(l.Campaigns) != 0 {
+		t.Errorf("identity of no domain: got %+v, want none", l)
+	}
+	if code := get("/campaigns?identity=bot1", &l); code != 200 || len(l.Campaigns) != 1 {
+		t.Errorf("own identity: got %+v", l)
+	}
+	var d admin.CampaignDetail
+	if code := get("/campaigns/"+mine, &d); code != 200 || len(d.Members) != 1 || d.Members[0].Identity != "bot1" || d.HiddenIdentities != 1 {
+		t.Errorf("scoped detail: got %d %+v", code, d)
+	}
+	if code := get("/campaigns/"+theirs, nil); code != http.StatusForbidden {
+		t.Errorf("a campaign without the domain's identities: got %d, want 403", code)
 	}
 }

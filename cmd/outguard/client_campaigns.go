@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/outguard/outguard/admin"
 )
@@ -130,6 +131,11 @@ func runCampaigns(args []string, stdout, stderr io.Writer) int {
 		}
 		if *limit < 1 || *limit > 1000 {
 			return usageError(stderr, "campaigns", "--limit %d: use 1 to 1000", *limit)
+		}
+		if *before != "" {
+			if _, err := time.Parse(time.RFC3339Nano, *before); err != nil {
+				return usageError(stderr, "campaigns", "--before %q: pass the value printed after the previous page (an RFC 3339 time)", *before)
+			}
 		}
 		if *minIdents < 0 || *minUsers < 0 {
 			return usageError(stderr, "campaigns", "--min-identities and --min-users count: use 0 or more")

@@ -437,6 +437,7 @@ func TestClientUsageErrors(t *testing.T) {
 		{"campaigns bad limit", cliTokAll, []string{"campaigns", "--limit", "1001"}, "--limit"},
 		{"campaigns negative count", cliTokAll, []string{"campaigns", "--min-users", "-1"}, "0 or more"},
 		{"campaigns no token", "", []string{"campaigns"}, "no admin token"},
+		{"campaigns bad before", cliTokAll, []string{"campaigns", "--before", "yesterday"}, "--before"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, errs := e.cli(tc.token, tc.args...)

@@ -214,16 +214,24 @@ func TestIDSegments(t *testing.T) {
 	if got := idSegments("x" + id); len(got) != 1 || got[0].Link != "" {
 		t.Errorf("got %+v, want no link inside a longer word", got)
 	}
+	got = idSegments("botnet (campaign 06H2367D02KXHQP1), message " + id)
+	if len(got) != 4 || got[0].Text != "botnet (campaign " || got[1].Link != "/campaigns/06H2367D02KXHQP1" || got[3].Link != "/log/"+id {
+		t.Errorf("campaign: got %+v", got)
+	}
+	if got := idSegments("campaign 06H2367D02KXHQP1X"); len(got) != 1 || got[0].Link != "" {
+		t.Errorf("got %+v, want no link for a longer word", got)
+	}
 }
 
 func FuzzIDSegments(f *testing.F) {
 	f.Add("spam run (message 01KQ0000000000000000000000)")
 	f.Add("")
 	f.Add("<script>01KQ0000000000000000000000</script>")
+	f.Add("botnet (campaign 06H2367D02KXHQP1)")
 	f.Fuzz(func(t *testing.T, s string) {
 		var b strings.Builder
 		for _, seg := range idSegments(s) {
-			if seg.Link != "" && seg.Link != "/log/"+seg.Text {
+			if seg.Link != "" && seg.Link != "/log/"+seg.Text && seg.Link != "/campaigns/"+seg.Text {
 				t.Fatalf("link %q for %q", seg.Link, seg.Text)
 			}
 			b.WriteString(seg.Text)

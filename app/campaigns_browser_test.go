@@ -123,4 +123,9 @@ func TestCampaignsInBrowser(t *testing.T) {
 	if body := text("main"); !strings.Contains(body, "parcel phish botnet") {
 		t.Errorf("bot1's lock page lacks the campaign lock's reason")
 	}
+	links, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('main a[href="/campaigns/`+id+`"]').length`))
+	if err != nil || links == 0 {
+		t.Errorf("bot1's lock page does not link the campaign (%v)", err)
+	}
+	do("lock page shot", shot(dir, "campaign-member-lock"))
 }

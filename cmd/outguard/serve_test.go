@@ -8,10 +8,30 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
+
+// syncBuffer is a child's standard error, read while the child writes
+// it: os/exec copies into it from its own goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
 
 // TestMain lets a test run the command itself in a child process:
 // OUTGUARD_TEST_RUN_MAIN=1 makes the test binary behave as outguard.
@@ -67,8 +87,8 @@ func TestServeNotifiesSystemd(t *testing.T) {
 	defer c.Close()
 	cmd := exec.Command(os.Args[0], "serve", "--config", trialConfig(t))
 	cmd.Env = append(os.Environ(), "OUTGUARD_TEST_RUN_MAIN=1", "NOTIFY_SOCKET="+sock)
-	var logs strings.Builder
-	cmd.Stderr = &logs
+	logs := &syncBuffer{}
+	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -119,20 +139,20 @@ func TestServeSocketActivation(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	start := func() (*exec.Cmd, *strings.Builder) {
+	start := func() (*exec.Cmd, *syncBuffer) {
 		cmd := exec.Command(os.Args[0], "serve", "--config", cfg)
 		cmd.ExtraFiles = []*os.File{sockFile}
 		cmd.Env = append(os.Environ(), "OUTGUARD_TEST_RUN_MAIN=1", "NOTIFY_SOCKET="+notify,
 			"LISTEN_FDS=1", "LISTEN_FDNAMES=submission")
-		var logs strings.Builder
-		cmd.Stderr = &logs
+		logs := &syncBuffer{}
+		cmd.Stderr = logs
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { cmd.Process.Kill() })
-		return cmd, &logs
+		return cmd, logs
 	}
-	waitFor := func(want string, logs *strings.Builder) {
+	waitFor := func(want string, logs *syncBuffer) {
 		t.Helper()
 		for {
 			nc.SetReadDeadline(time.Now().Add(60 * time.Second))

@@ -8,30 +8,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
-
-// syncBuffer is a child's standard error, read while the child writes
-// it: os/exec copies into it from its own goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestMain lets a test run the command itself in a child process:
 // OUTGUARD_TEST_RUN_MAIN=1 makes the test binary behave as outguard.
@@ -87,8 +67,8 @@ func TestServeNotifiesSystemd(t *testing.T) {
 	defer c.Close()
 	cmd := exec.Command(os.Args[0], "serve", "--config", trialConfig(t))
 	cmd.Env = append(os.Environ(), "OUTGUARD_TEST_RUN_MAIN=1", "NOTIFY_SOCKET="+sock)
-	logs := &syncBuffer{}
-	cmd.Stderr = logs
+	var logs strings.Builder
+	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -139,20 +119,20 @@ func TestServeSocketActivation(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	start := func() (*exec.Cmd, *syncBuffer) {
+	start := func() (*exec.Cmd, *strings.Builder) {
 		cmd := exec.Command(os.Args[0], "serve", "--config", cfg)
 		cmd.ExtraFiles = []*os.File{sockFile}
 		cmd.Env = append(os.Environ(), "OUTGUARD_TEST_RUN_MAIN=1", "NOTIFY_SOCKET="+notify,
 			"LISTEN_FDS=1", "LISTEN_FDNAMES=submission")
-		logs := &syncBuffer{}
-		cmd.Stderr = logs
+		var logs strings.Builder
+		cmd.Stderr = &logs
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { cmd.Process.Kill() })
-		return cmd, logs
+		return cmd, &logs
 	}
-	waitFor := func(want string, logs *syncBuffer) {
+	waitFor := func(want string, logs *strings.Builder) {
 		t.Helper()
 		for {
 			nc.SetReadDeadline(time.Now().Add(60 * time.Second))

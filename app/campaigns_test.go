@@ -36,8 +36,8 @@ func useCampaigns(t *testing.T, e *env) *campaign.Store {
 	return s
 }
 
-// campaignText is one templated phish, dressed up for recipient n.
-func campaignText(n int) (subject, text string) {
+// parcelPhish is one templated phish, dressed up for recipient n.
+func parcelPhish(n int) (subject, text string) {
 	names := []string{"Anna", "Boris", "Chloe", "Dmitri", "Eva", "Farid", "Greta", "Hugo"}
 	name := names[n%len(names)]
 	return fmt.Sprintf("Parcel DE%09d held at customs", 100000+n*7919),
@@ -55,7 +55,7 @@ func sendCampaign(t *testing.T, e *env, s *campaign.Store, n int) string {
 	id := ""
 	for i := 1; i <= n; i++ {
 		ident := fmt.Sprintf("bot%d", i)
-		subj, text := campaignText(i)
+		subj, text := parcelPhish(i)
 		// The content filter may refuse the phish: the log keeps it either
 		// way, with the identity.
 		if err := e.send("shop@out.example.net", testMessage(ident, subj, strings.ReplaceAll(text, "\n", "\r\n"))); err != nil && replyOf(err) == nil {
@@ -81,7 +81,7 @@ func sendCampaign(t *testing.T, e *env, s *campaign.Store, n int) string {
 	}
 	// A copy from an outgoing user no longer configured: its identity has
 	// no domain to lock it in.
-	subj, text := campaignText(99)
+	subj, text := parcelPhish(99)
 	fp := campaign.Compute(campaign.Input{Subject: subj, Text: text})
 	if res := s.Observe(&fp, campaign.Message{TxID: "x", Identity: "ghost", User: "removed-user", Recipients: 3}); res.Campaign != id {
 		t.Fatalf("ghost: joined %q, want %q", res.Campaign, id)
@@ -238,7 +238,7 @@ func TestCampaignsAPIAndCLI(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "confirmed as spam by ops") {
 		t.Fatalf("confirm: exit %d %s", code, out)
 	}
-	subj, text := campaignText(42)
+	subj, text := parcelPhish(42)
 	fp := campaign.Compute(campaign.Input{Subject: subj, Text: text})
 	r := s.Observe(&fp, campaign.Message{TxID: "z", Identity: "fresh", User: "trial", Recipients: 1})
 	if sig, ok := r.Strongest(); !ok || sig.Kind != campaign.SignalConfirmed || !strings.Contains(sig.Reason, id) {
@@ -279,7 +279,7 @@ func TestCampaignsScopedListing(t *testing.T) {
 	}
 	base := "http://" + e.app.AdminAddr().String()
 	observe := func(n int, ident, user string) string {
-		subj, text := campaignText(n)
+		subj, text := parcelPhish(n)
 		if n >= 50 {
 			text = strings.Repeat(fmt.Sprintf("A different newsletter number %c about gardening, roses, tulips and the spring season. ", 'a'+n%26), 3)
 		}

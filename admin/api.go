@@ -167,6 +167,9 @@ type APIOptions struct {
 	// Teacher is the content model operators teach; nil makes the
 	// learning and model endpoints answer 501 and releases teach nothing.
 	Teacher ModelTeacher
+	// Campaigns is campaign detection (docs/campaigns.md); nil makes the
+	// campaign endpoints answer 501.
+	Campaigns Campaigns
 	// DB is the shared database; the API keeps its audit trail in the
 	// bucket admin_audit.
 	DB *bolt.DB
@@ -306,6 +309,11 @@ func (a *API) routes() {
 	a.handle("POST /api/v1/reload", a.reload)
 	a.handle("POST "+ReloadPath, a.reload)
 	a.handle("GET /api/v1/audit", a.listAudit)
+	a.handle("GET /api/v1/campaigns", a.listCampaigns)
+	a.handle("GET /api/v1/campaigns/{id}", a.getCampaign)
+	a.handle("POST /api/v1/campaigns/{id}/confirm", a.confirmCampaign)
+	a.handle("POST /api/v1/campaigns/{id}/unconfirm", a.unconfirmCampaign)
+	a.handle("POST /api/v1/campaigns/{id}/lock", a.lockCampaignEndpoint)
 	// Everything else under the prefix: a JSON 404 (or 405) rather than
 	// the mux's plain text.
 	a.handle("/api/v1/", func(w http.ResponseWriter, r *http.Request, p Principal) error {

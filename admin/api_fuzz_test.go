@@ -10,8 +10,9 @@ import (
 
 // FuzzAPIRequest sends arbitrary query strings and JSON bodies to the
 // endpoints that parse them: the answer is never a 5xx and always JSON.
+// Campaign detection is on (the fake campaigns of api_campaigns_test.go).
 func FuzzAPIRequest(f *testing.F) {
-	e := newEnv(f)
+	e := newEnvWith(f, func(e *env) { e.api.opts.Campaigns = newFakeCampaigns(e) })
 	for _, seed := range []struct{ method, path, query, body string }{
 		{"GET", "/api/v1/messages", "status=quarantined,accepted&since=7d&limit=10", ""},
 		{"GET", "/api/v1/messages", "from=2026-03-01&to=2026-03-02T10:00&client_ip=::ffff:192.0.2.1", ""},
@@ -22,6 +23,11 @@ func FuzzAPIRequest(f *testing.F) {
 		{"POST", "/api/v1/locks", "", `{"kind":"identity","domain":"out.example.net","name":"x","reason":"r","duration":"1e3h"}`},
 		{"POST", "/api/v1/locks", "", `{"kind":"user","name":"webhost1","reason":"r","duration":"-0s"}`},
 		{"DELETE", "/api/v1/locks/user/webhost1", "reason=%00", `{"reason":"\u0000"}`},
+		{"GET", "/api/v1/campaigns", "since=1h&min_identities=2&min_users=1&confirmed=true&identity=a&limit=2&before=2026-03-01T11:59:00Z", ""},
+		{"GET", "/api/v1/campaigns/" + campA, "", ""},
+		{"POST", "/api/v1/campaigns/" + campA + "/lock", "", `{"reason":"botnet","duration":"7d"}`},
+		{"POST", "/api/v1/campaigns/" + campB + "/confirm", "", ""},
+		{"POST", "/api/v1/campaigns/%2F/unconfirm", "", "{}"},
 	} {
 		f.Add(seed.method, seed.path, seed.query, seed.body)
 	}

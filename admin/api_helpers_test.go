@@ -146,6 +146,13 @@ var users = map[string]string{"webhost1": domOut, "webhost2": domOut, "otheruser
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
+	return newEnvWith(t, nil)
+}
+
+// newEnvWith is newEnv with setup run after seeding and before the
+// server starts (its handlers read what setup sets).
+func newEnvWith(t testing.TB, setup func(*env)) *env {
+	t.Helper()
 	e := &env{t: t, clock: &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}, deliver: &fakeDeliver{}, feedback: &fakeFeedback{}, reg: prometheus.NewRegistry()}
 	db, err := bolt.Open(filepath.Join(t.TempDir(), "outguard.db"), 0o600, &bolt.Options{Timeout: time.Second, NoSync: true})
 	if err != nil {
@@ -182,9 +189,12 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.seed()
+	if setup != nil {
+		setup(e)
+	}
 	e.srv = httptest.NewServer(e.api)
 	t.Cleanup(e.srv.Close)
-	e.seed()
 	return e
 }
 

@@ -34,6 +34,11 @@ func (e *env) routes() []struct{ method, path string } {
 		{"POST", "/api/v1/feedback"},
 		{"POST", "/api/v1/reload"},
 		{"GET", "/api/v1/audit"},
+		{"GET", "/api/v1/campaigns"},
+		{"GET", "/api/v1/campaigns/" + campA},
+		{"POST", "/api/v1/campaigns/" + campA + "/confirm"},
+		{"POST", "/api/v1/campaigns/" + campA + "/unconfirm"},
+		{"POST", "/api/v1/campaigns/" + campA + "/lock"},
 		{"GET", "/api/v1/nonexistent"},
 	}
 }

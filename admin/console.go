@@ -72,7 +72,10 @@ type ConsoleOptions struct {
 // release as not spam, confirm spam, delete, lock from a row, which
 // teaches the row's message as spam), the
 // reports (with an in-place lock toggle), the locks (history, evidence,
-// usage against thresholds, unlock) and the audit trail.
+// usage against thresholds, unlock), the campaigns (near-duplicate
+// content across identities, docs/campaigns.md: list, detail with the
+// identities and the sample message, confirm, lock every identity) and
+// the audit trail.
 //
 // Security: sign-in takes an API token, checked like a bearer token, and
 // starts an in-memory session (random id in an HttpOnly, SameSite=Strict
@@ -187,6 +190,11 @@ func (c *Console) routes() {
 	c.handle("GET /locks/{kind}/{domain}/{name}", c.lockDetail)
 	c.handle("POST /unlock", c.unlockSubmit)
 	c.handle("GET /audit", c.auditPage)
+	c.handle("GET /campaigns", c.campaignsPage)
+	c.handle("GET /campaigns/{id}", c.campaignPage)
+	c.handle("POST /campaigns/{id}/confirm", c.campaignConfirm)
+	c.handle("POST /campaigns/{id}/unconfirm", c.campaignUnconfirm)
+	c.handle("POST /campaigns/{id}/lock", c.campaignLock)
 	c.handle("/", func(w http.ResponseWriter, r *http.Request, s *session) error {
 		return errorf(ErrNotFound, "no page %s", r.URL.Path)
 	})

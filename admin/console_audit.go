@@ -6,7 +6,7 @@ import (
 	"strconv"
 )
 
-var auditActions = []string{AuditLock, AuditUnlock, AuditRelease, AuditDelete, AuditLearn, AuditModel, AuditFeedback, AuditReload}
+var auditActions = []string{AuditLock, AuditUnlock, AuditRelease, AuditDelete, AuditLearn, AuditModel, AuditFeedback, AuditReload, AuditConfirm, AuditUnconfirm}
 
 func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, s *session) error {
 	v := r.URL.Query()
@@ -46,6 +46,8 @@ func auditTargetURL(t AuditTarget) string {
 	switch t.Kind {
 	case "message":
 		return "/log/" + url.PathEscape(t.Name)
+	case "campaign":
+		return campaignURL(t.Name)
 	case "user", "identity":
 		if t.Domain != "" && t.Name != "" {
 			return lockURL(t.Kind, t.Domain, t.Name)

@@ -102,12 +102,29 @@ type segment struct {
 	Text, Link string
 }
 
+// campaignIDLen is the length of a campaign id (docs/campaigns.md).
+const campaignIDLen = 16
+
 // idSegments splits s so that the log ids in it (26 characters of
-// Crockford base32) can be rendered as links to the messages.
+// Crockford base32) can be rendered as links to the messages, and the
+// campaign ids named as "campaign ID" (a campaign lock's reason) as links
+// to the campaigns.
 func idSegments(s string) []segment {
 	var out []segment
 	start := 0
-	for i := 0; i+quarantine.IDLen <= len(s); {
+	for i := 0; i < len(s); {
+		if j := i + len("campaign "); strings.HasPrefix(s[i:], "campaign ") && (i == 0 || !isB32(s[i-1])) &&
+			j+campaignIDLen <= len(s) && allB32(s[j:j+campaignIDLen]) && (j+campaignIDLen == len(s) || !isB32(s[j+campaignIDLen])) {
+			out = append(out, segment{Text: s[start:j]})
+			out = append(out, segment{Text: s[j : j+campaignIDLen], Link: campaignURL(s[j : j+campaignIDLen])})
+			i = j + campaignIDLen
+			start = i
+			continue
+		}
+		if i+quarantine.IDLen > len(s) {
+			i++
+			continue
+		}
 		if (i == 0 || !isB32(s[i-1])) && allB32(s[i:i+quarantine.IDLen]) && (i+quarantine.IDLen == len(s) || !isB32(s[i+quarantine.IDLen])) {
 			if id, err := quarantine.ParseID(s[i : i+quarantine.IDLen]); err == nil {
 				if start < i {

@@ -30,18 +30,29 @@ type consoleEnv struct {
 
 func newConsoleEnv(t *testing.T) *consoleEnv {
 	t.Helper()
-	return newConsoleEnvWith(t, nil)
+	return newConsoleEnvWith(t, nil, nil)
+}
+
+// newConsoleEnvCampaigns is newConsoleEnv with the fake campaigns.
+func newConsoleEnvCampaigns(t *testing.T) (*consoleEnv, *fakeCampaigns) {
+	t.Helper()
+	var f *fakeCampaigns
+	e := newConsoleEnvWith(t, nil, func(e *env) {
+		f = newFakeCampaigns(e)
+		e.api.opts.Campaigns = f
+	})
+	return e, f
 }
 
 // newConsoleEnvTeacher is newConsoleEnv with a content model to teach.
 func newConsoleEnvTeacher(t *testing.T) *consoleEnv {
 	t.Helper()
-	return newConsoleEnvWith(t, &fakeTeacher{})
+	return newConsoleEnvWith(t, &fakeTeacher{}, nil)
 }
 
-func newConsoleEnvWith(t *testing.T, teacher *fakeTeacher) *consoleEnv {
+func newConsoleEnvWith(t *testing.T, teacher *fakeTeacher, setup func(*env)) *consoleEnv {
 	t.Helper()
-	e := newEnv(t)
+	e := newEnvWith(t, setup)
 	if teacher != nil {
 		// Set before the console's server starts: its handlers read it.
 		teacher.store = e.store

@@ -16,11 +16,12 @@ import (
 )
 
 func TestConsoleRequiresSession(t *testing.T) {
-	e := newConsoleEnv(t)
+	e, _ := newConsoleEnvCampaigns(t)
 	b := e.browser()
 	pages := []string{"/", "/log", "/log?status=quarantined", "/log/" + e.spamOut, "/log/" + e.spamOut + "/raw",
 		"/reports", "/locks", "/locks/identity/" + domOut + "/alice@customer.example", "/audit",
-		"/lock?kind=identity&domain=" + domOut + "&name=alice@customer.example", "/no-such-page"}
+		"/lock?kind=identity&domain=" + domOut + "&name=alice@customer.example", "/no-such-page",
+		"/campaigns", "/campaigns/" + campA}
 	for _, p := range pages {
 		t.Run("GET "+p, func(t *testing.T) {
 			code, body, resp := b.get(p)
@@ -42,6 +43,9 @@ func TestConsoleRequiresSession(t *testing.T) {
 		{"/log/" + e.spamOut + "/release", nil},
 		{"/log/" + e.spamOut + "/delete", nil},
 		{"/log/" + e.spamOut + "/confirm-spam", nil},
+		{"/campaigns/" + campA + "/lock", url.Values{"reason": {"x"}}},
+		{"/campaigns/" + campA + "/confirm", nil},
+		{"/campaigns/" + campA + "/unconfirm", nil},
 		{"/logout", nil},
 	}
 	for _, a := range actions {
@@ -161,7 +165,7 @@ func TestConsoleSessionEnds(t *testing.T) {
 }
 
 func TestConsoleCSRF(t *testing.T) {
-	e := newConsoleEnv(t)
+	e, f := newConsoleEnvCampaigns(t)
 	b := e.browser()
 	b.signIn(tokAll)
 	lock := func(csrf string) url.Values {
@@ -188,6 +192,10 @@ func TestConsoleCSRF(t *testing.T) {
 		{"delete with a wrong token", "/log/" + e.spamOut + "/delete", url.Values{"csrf": {"x"}}, nil},
 		{"confirm spam without token", "/log/" + e.spamOut + "/confirm-spam", url.Values{}, nil},
 		{"confirm spam from another origin", "/log/" + e.spamOut + "/confirm-spam", url.Values{"csrf": {b.csrf}}, []string{"Origin: https://evil.example"}},
+		{"lock a campaign without token", "/campaigns/" + campA + "/lock", url.Values{"reason": {"x"}}, nil},
+		{"lock a campaign from another origin", "/campaigns/" + campA + "/lock", url.Values{"reason": {"x"}, "csrf": {b.csrf}}, []string{"Origin: https://evil.example"}},
+		{"confirm a campaign with a wrong token", "/campaigns/" + campA + "/confirm", url.Values{"csrf": {"x"}}, nil},
+		{"unconfirm a campaign without token", "/campaigns/" + campA + "/unconfirm", url.Values{}, nil},
 		{"logout without token", "/logout", url.Values{}, nil},
 	}
 	for _, tc := range cases {
@@ -208,6 +216,9 @@ func TestConsoleCSRF(t *testing.T) {
 	}
 	if _, err := e.store.Raw(e.spamOut, quarantineAll); err != nil {
 		t.Errorf("quarantined content gone after a refused delete: %v", err)
+	}
+	if f.byID[campA].Confirmed {
+		t.Errorf("campaign confirmed by a refused post")
 	}
 	// Still signed in (the refused logout did nothing), and the right
 	// token with a same-origin Origin works.
@@ -319,10 +330,11 @@ func TestConsoleEscapesMarkup(t *testing.T) {
 var reInline = regexp.MustCompile(`(?i)<script(\s[^>]*)?>[^<]|<script>|\son[a-z]+\s*=|javascript:`)
 
 func TestConsoleHeadersAndNoInlineScript(t *testing.T) {
-	e := newConsoleEnv(t)
+	e, _ := newConsoleEnvCampaigns(t)
 	b := e.browser()
 	b.signIn(tokAll)
-	for _, p := range []string{"/login", "/", "/log", "/log/" + e.spamOut, "/reports", "/locks", "/audit", "/locks/identity/" + domOut + "/alice@customer.example"} {
+	for _, p := range []string{"/login", "/", "/log", "/log/" + e.spamOut, "/reports", "/locks", "/audit", "/locks/identity/" + domOut + "/alice@customer.example",
+		"/campaigns", "/campaigns/" + campA} {
 		t.Run(p, func(t *testing.T) {
 			code, body, resp := b.get(p)
 			if code != http.StatusOK && !(p == "/login" && code == http.StatusSeeOther) {

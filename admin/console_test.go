@@ -214,16 +214,24 @@ func TestIDSegments(t *testing.T) {
 	if got := idSegments("x" + id); len(got) != 1 || got[0].Link != "" {
 		t.Errorf("got %+v, want no link inside a longer word", got)
 	}
+	got = idSegments("botnet (campaign 06H2367D02KXHQP1), message " + id)
+	if len(got) != 4 || got[0].Text != "botnet (campaign " || got[1].Link != "/campaigns/06H2367D02KXHQP1" || got[3].Link != "/log/"+id {
+		t.Errorf("campaign: got %+v", got)
+	}
+	if got := idSegments("campaign 06H2367D02KXHQP1X"); len(got) != 1 || got[0].Link != "" {
+		t.Errorf("got %+v, want no link for a longer word", got)
+	}
 }
 
 func FuzzIDSegments(f *testing.F) {
 	f.Add("spam run (message 01KQ0000000000000000000000)")
 	f.Add("")
 	f.Add("<script>01KQ0000000000000000000000</script>")
+	f.Add("botnet (campaign 06H2367D02KXHQP1)")
 	f.Fuzz(func(t *testing.T, s string) {
 		var b strings.Builder
 		for _, seg := range idSegments(s) {
-			if seg.Link != "" && seg.Link != "/log/"+seg.Text {
+			if seg.Link != "" && seg.Link != "/log/"+seg.Text && seg.Link != "/campaigns/"+seg.Text {
 				t.Fatalf("link %q for %q", seg.Link, seg.Text)
 			}
 			b.WriteString(seg.Text)
@@ -456,5 +464,133 @@ func TestConsoleLockFromRowTeachesSpam(t *testing.T) {
 	toggle := url.Values{"csrf": {b.csrf}, "action": {"lock"}, "kind": {"user"}, "domain": {domOut}, "name": {"webhost2"}, "reason": {"x"}}
 	if code, _, _ := b.post("/reports/toggle", toggle); code != http.StatusSeeOther || len(e.teacher.taught()) != 1 {
 		t.Errorf("toggle: got %d and %d lessons, want 303 and still 1", code, len(e.teacher.taught()))
+	}
+}
+
+func TestConsoleCampaigns(t *testing.T) {
+	e, f := newConsoleEnvCampaigns(t)
+	ctx := context.Background()
+	if _, err := e.locks.Lock(ctx, identity.LockRequest{Target: identity.IdentityTarget(domOut, "carol@customer.example"), Reason: "earlier", Actor: "root"}); err != nil {
+		t.Fatal(err)
+	}
+	b := e.browser()
+	b.signIn(tokAll)
+	code, body, _ := b.get("/campaigns")
+	if code != http.StatusOK || !strings.Contains(body, `href="/campaigns">Campaigns</a>`) && !strings.Contains(body, `aria-current="page">Campaigns`) {
+		t.Fatalf("list: got %d, want 200 with the navigation entry", code)
+	}
+	ia, ic := strings.Index(body, campA), strings.Index(body, campC)
+	if ia < 0 || ic < 0 || ia > ic || !strings.Contains(body, "3 campaigns on this page") {
+		t.Errorf("list: want the three campaigns, most recently seen first")
+	}
+	if _, body, _ := b.get("/campaigns?min_identities=3&since=&identity="); !strings.Contains(body, campA) || strings.Contains(body, campB) {
+		t.Errorf("filter min_identities=3: want campA only")
+	}
+	if code, _, _ := b.get("/campaigns?min_identities=many"); code != http.StatusBadRequest {
+		t.Errorf("bad filter: got %d, want 400", code)
+	}
+	code, body, _ = b.get("/campaigns/" + campA)
+	for _, want := range []string{"alice@customer.example", "mallory@other.example", "zed@gone.example", "Cheap pills", `href="/log/` + e.spamOut + `"`,
+		`href="/locks/identity/` + domOut + `/alice@customer.example"`, "Lock every identity", "Confirm as spam", "3 now"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("detail lacks %q", want)
+		}
+	}
+	if code != http.StatusOK {
+		t.Fatalf("detail: got %d", code)
+	}
+	// Markup in an identity is text.
+	if _, body, _ := b.get("/campaigns/" + campC); strings.Contains(body, "<img src=x") || !strings.Contains(body, "&lt;img src=x") {
+		t.Errorf("an identity's markup is not escaped")
+	}
+	if code, _, _ := b.get("/campaigns/01KB2X7ZQ0ZZZZZZ"); code != http.StatusNotFound {
+		t.Errorf("unknown campaign: got %d, want 404", code)
+	}
+
+	// Lock every identity: CSRF and reason first.
+	if code, _, _ := b.post("/campaigns/"+campA+"/lock", url.Values{"reason": {"botnet"}}); code != http.StatusForbidden || e.lockCount() != 1 {
+		t.Errorf("without CSRF: got %d and %d locks, want 403 and no new lock", code, e.lockCount())
+	}
+	code, body, _ = b.post("/campaigns/"+campA+"/lock", url.Values{"csrf": {b.csrf}, "duration": {"3h"}})
+	if code != http.StatusBadRequest || !strings.Contains(body, "reason is required") || !strings.Contains(body, `value="3h"`) || e.lockCount() != 1 {
+		t.Errorf("without reason: got %d, want 400 with the form refilled and no lock", code)
+	}
+	code, _, resp := b.post("/campaigns/"+campA+"/lock", url.Values{"csrf": {b.csrf}, "reason": {"botnet run"}, "duration": {"3h"}})
+	if code != http.StatusSeeOther || resp.Header.Get("Location") != "/campaigns/"+campA {
+		t.Fatalf("lock all: got %d to %q", code, resp.Header.Get("Location"))
+	}
+	for _, id := range []identity.Target{identity.IdentityTarget(domOut, "alice@customer.example"), identity.IdentityTarget(domOther, "mallory@other.example")} {
+		l, err := e.locks.Get(ctx, id)
+		if err != nil || !l.Active(e.clock.Now()) || l.Actor != "root" || !strings.Contains(l.Reason, "botnet run (campaign "+campA+")") || l.Expires.Sub(l.Start) != 3*time.Hour {
+			t.Errorf("%s: got %+v (%v), want root's 3h lock naming the campaign", id.Name, l, err)
+		}
+	}
+	_, body, _ = b.get("/campaigns/" + campA)
+	if !strings.Contains(body, "Locked 2 identities of campaign "+campA) || !strings.Contains(body, "1 already locked") || !strings.Contains(body, "1 skipped") || !strings.Contains(body, "(1 now)") {
+		t.Errorf("no summary of the lock after the redirect: %s", body)
+	}
+
+	// Confirm and withdraw.
+	if code, _, _ := b.post("/campaigns/"+campA+"/confirm", url.Values{"csrf": {b.csrf}}); code != http.StatusSeeOther || !f.byID[campA].Confirmed {
+		t.Fatalf("confirm: got %d", code)
+	}
+	_, body, _ = b.get("/campaigns/" + campA)
+	if !strings.Contains(body, "Confirmed campaign "+campA) || !strings.Contains(body, "Withdraw confirmation") {
+		t.Errorf("detail after confirm lacks the notice or the withdraw button")
+	}
+	code, body, _ = b.post("/campaigns/"+campA+"/unconfirm", url.Values{"csrf": {b.csrf}}, "Accept: application/json")
+	var cj CampaignJSON
+	if err := json.Unmarshal([]byte(body), &cj); code != http.StatusOK || err != nil || cj.Confirmed || f.byID[campA].Confirmed {
+		t.Errorf("unconfirm (script): got %d %s", code, body)
+	}
+	entries, _ := e.api.Audit().List(ctx, AuditFilter{})
+	var actions []string
+	for _, x := range entries {
+		actions = append(actions, x.Action+" "+x.Target.Name)
+	}
+	if got := strings.Join(actions, ", "); got != "unconfirm "+campA+", confirm "+campA+", lock alice@customer.example, lock mallory@other.example" {
+		t.Errorf("got audit %s", got)
+	}
+	if _, body, _ := b.get("/audit"); !strings.Contains(body, `href="/campaigns/`+campA+`"`) {
+		t.Errorf("audit page does not link the campaign")
+	}
+}
+
+func TestConsoleCampaignsScoped(t *testing.T) {
+	e, f := newConsoleEnvCampaigns(t)
+	b := e.browser()
+	b.signIn(tokOut)
+	_, body, _ := b.get("/campaigns")
+	if !strings.Contains(body, campA) || !strings.Contains(body, campB) || strings.Contains(body, campC) {
+		t.Errorf("scoped list: want campA and campB only")
+	}
+	_, body, _ = b.get("/campaigns/" + campA)
+	if strings.Contains(body, "mallory") || strings.Contains(body, "gone.example") || !strings.Contains(body, "2 identities of other administrative domains not shown") ||
+		strings.Contains(body, "Confirm as spam") {
+		t.Errorf("scoped detail shows other domains' identities or the confirm button")
+	}
+	if code, _, _ := b.post("/campaigns/"+campA+"/confirm", url.Values{"csrf": {b.csrf}}); code != http.StatusForbidden || f.byID[campA].Confirmed {
+		t.Errorf("scoped confirm: got %d, want 403", code)
+	}
+	if code, _, _ := b.get("/campaigns/" + campC); code != http.StatusForbidden {
+		t.Errorf("scoped detail of a campaign without its identities: got %d, want 403", code)
+	}
+	code, _, _ := b.post("/campaigns/"+campA+"/lock", url.Values{"csrf": {b.csrf}, "reason": {"botnet"}})
+	if code != http.StatusSeeOther || !e.isLocked(identity.KindIdentity, domOut, "alice@customer.example") || !e.isLocked(identity.KindIdentity, domOut, "carol@customer.example") ||
+		e.isLocked(identity.KindIdentity, domOther, "mallory@other.example") {
+		t.Errorf("scoped lock all: got %d; want its domain's identities locked, not the others", code)
+	}
+	_, body, _ = b.get("/campaigns/" + campA)
+	if !strings.Contains(body, "Locked 2 identities") || !strings.Contains(body, "2 of other domains left alone") {
+		t.Errorf("scoped lock summary missing")
+	}
+}
+
+func TestConsoleCampaignsOff(t *testing.T) {
+	e := newConsoleEnv(t)
+	b := e.browser()
+	b.signIn(tokAll)
+	if code, body, _ := b.get("/campaigns"); code != http.StatusNotImplemented || !strings.Contains(body, "campaign detection is off") {
+		t.Errorf("got %d, want 501 saying campaign detection is off", code)
 	}
 }

@@ -32,6 +32,7 @@ func (a *App) mountAPI(cfg *config.Config) error {
 		Store:        a.store,
 		Feedback:     admin.FeedbackFunc(a.ingestFeedback),
 		FeedbackList: feedbackListFunc(a.listFeedback),
+		Campaigns:    a.campaignsWire(),
 		Reload:       a.ReloadFromFile,
 		DB:           a.db,
 		UserDomain: func(user string) (string, bool) {

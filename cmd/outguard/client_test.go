@@ -428,6 +428,19 @@ func TestClientUsageErrors(t *testing.T) {
 		{"model info argument", cliTokAll, []string{"model", "info", "x"}, "unexpected argument"},
 		{"model yes on info", cliTokAll, []string{"model", "info", "--yes"}, "--yes is for reset only"},
 		{"model export json to stdout", cliTokAll, []string{"model", "export", "-", "--json"}, "the overlay is the output"},
+		{"campaigns bad action", cliTokAll, []string{"campaigns", "merge", "x"}, "unknown action"},
+		{"campaigns list argument", cliTokAll, []string{"campaigns", "list", "x"}, "unexpected argument"},
+		{"campaigns show no id", cliTokAll, []string{"campaigns", "show"}, "exactly one campaign ID"},
+		{"campaigns confirm two ids", cliTokAll, []string{"campaigns", "confirm", "a", "b"}, "exactly one campaign ID"},
+		{"campaigns lock no reason", cliTokAll, []string{"campaigns", "lock", "01KB2X7ZQ0V4M8K2"}, "--reason TEXT is required"},
+		{"campaigns lock bad duration", cliTokAll, []string{"campaigns", "lock", "01KB2X7ZQ0V4M8K2", "--reason", "r", "--duration", "forever"}, "--duration"},
+		{"campaigns reason on show", cliTokAll, []string{"campaigns", "show", "01KB2X7ZQ0V4M8K2", "--reason", "r"}, "are for lock"},
+		{"campaigns filter on show", cliTokAll, []string{"campaigns", "show", "01KB2X7ZQ0V4M8K2", "--confirmed"}, "are for list"},
+		{"campaigns bad since", cliTokAll, []string{"campaigns", "--since", "lately"}, "--since"},
+		{"campaigns bad limit", cliTokAll, []string{"campaigns", "--limit", "1001"}, "--limit"},
+		{"campaigns negative count", cliTokAll, []string{"campaigns", "--min-users", "-1"}, "0 or more"},
+		{"campaigns no token", "", []string{"campaigns"}, "no admin token"},
+		{"campaigns bad before", cliTokAll, []string{"campaigns", "--before", "yesterday"}, "--before"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, errs := e.cli(tc.token, tc.args...)
@@ -438,6 +451,21 @@ func TestClientUsageErrors(t *testing.T) {
 				t.Errorf("stderr %q, want it to mention %q", errs, tc.want)
 			}
 		})
+	}
+}
+
+// TestClientCampaignsOff: a daemon without campaign detection refuses
+// every campaigns action with status 1 and says why.
+func TestClientCampaignsOff(t *testing.T) {
+	e := newCLIEnv(t)
+	for _, args := range [][]string{
+		{"campaigns"}, {"campaigns", "show", "01KB2X7ZQ0V4M8K2"}, {"campaigns", "confirm", "01KB2X7ZQ0V4M8K2"},
+		{"campaigns", "lock", "01KB2X7ZQ0V4M8K2", "--reason", "botnet"},
+	} {
+		code, out, errs := e.cli(cliTokAll, args...)
+		if code != exitFailed || !strings.Contains(errs, "campaign detection is off") || out != "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 1 saying campaign detection is off", args, code, out, errs)
+		}
 	}
 }
 
@@ -479,6 +507,7 @@ func TestClientHelp(t *testing.T) {
 		{"usage", "--help"}, {"quarantine", "--help"}, {"quarantine", "show", "--help"}, {"feedback", "--help"},
 		{"feedback", "ingest", "--help"}, {"audit", "--help"}, {"help", "lock"},
 		{"learn", "--help"}, {"learn", "spam", "--help"}, {"model", "--help"}, {"help", "model"},
+		{"campaigns", "--help"}, {"campaigns", "lock", "--help"}, {"help", "campaigns"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			var out, errb bytes.Buffer

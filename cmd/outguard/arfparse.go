@@ -9,10 +9,6 @@ import (
 	"github.com/outguard/outguard/arf"
 )
 
-func init() {
-	register("arf", "offline ARF tools: arf parse FILE...", runARF)
-}
-
 const arfHelp = `Usage:
   outguard arf parse [--identity-header NAME] [--trace-header NAME] [--json] FILE...
 

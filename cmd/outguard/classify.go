@@ -15,10 +15,6 @@ import (
 	"github.com/outguard/outguard/filter/content"
 )
 
-func init() {
-	register("classify", "run the configured engines on message files, offline", runClassify)
-}
-
 const classifyHelp = `Usage:
   outguard classify [--config FILE] [--json] [--explain [--top N]] MESSAGE.eml...
 

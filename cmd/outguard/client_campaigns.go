@@ -11,10 +11,6 @@ import (
 	"github.com/outguard/outguard/admin"
 )
 
-func init() {
-	register("campaigns", "list campaigns (one content sent by many identities), show, confirm or lock one", runCampaigns)
-}
-
 var campaignsHelp = helpText(
 	"outguard campaigns [list] [--since D] [--min-identities N] [--min-users N] [--confirmed] [--identity I] [--limit N] [--before T] [--json]\n"+
 		"  outguard campaigns show ID [--json]\n"+

@@ -11,13 +11,6 @@ import (
 	"github.com/outguard/outguard/identity"
 )
 
-func init() {
-	register("lock", "lock an outgoing user or an identity", runLock)
-	register("unlock", "lift the lock on an outgoing user or an identity", runUnlock)
-	register("locks", "list locks", runLocks)
-	register("usage", "an identity's counts against its automatic-lock thresholds", runUsage)
-}
-
 var lockHelp = helpText(
 	"outguard lock identity IDENTITY --domain D --reason TEXT [--for DURATION] [--json]\n"+
 		"  outguard lock user NAME --reason TEXT [--for DURATION] [--json]",

@@ -10,11 +10,6 @@ import (
 	"github.com/outguard/outguard/admin"
 )
 
-func init() {
-	register("logs", "search the message log", runLogs)
-	register("report", "top identities, users, domains or senders over a period", runReport)
-}
-
 var logsHelp = helpText(
 	"outguard logs [--status S,...] [--verdict V,...] [--user U] [--domain D] [--identity I]\n"+
 		"               [--sender S] [--recipient R] [--subject S] [--message-id ID] [--client-ip IP] [--partial]\n"+

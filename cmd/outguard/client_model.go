@@ -16,11 +16,6 @@ import (
 	"github.com/outguard/outguard/admin"
 )
 
-func init() {
-	register("learn", "teach the content model that messages are spam or ham", runLearn)
-	register("model", "show, export, import or reset what the content model learnt", runModel)
-}
-
 var learnHelp = helpText(
 	"outguard learn spam|ham [--json] FILE...\n"+
 		"  outguard learn spam|ham --id [--reason TEXT] [--json] LOGID...",

@@ -15,12 +15,6 @@ import (
 	"github.com/outguard/outguard/admin"
 )
 
-func init() {
-	register("quarantine", "show, download, release or delete a quarantined message", runQuarantine)
-	register("feedback", "upload feedback reports (ARF) to the daemon: feedback ingest FILE...", runFeedback)
-	register("audit", "list the audit trail of administrative actions", runAudit)
-}
-
 var quarantineHelp = helpText(
 	"outguard quarantine show ID [--json]\n"+
 		"  outguard quarantine raw ID [--output FILE]\n"+

@@ -13,10 +13,6 @@ import (
 	"github.com/outguard/outguard/internal/passwd"
 )
 
-func init() {
-	register("hash-password", "hash a password or admin token for the configuration", runHashPassword)
-}
-
 const hashHelp = `Usage:
   outguard hash-password [--bcrypt] [--json] < PASSWORD
 

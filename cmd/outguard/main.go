@@ -27,10 +27,33 @@ type verb struct {
 	run     func(args []string, stdout, stderr io.Writer) int
 }
 
-var verbs = map[string]verb{}
+// verbs is every verb, with the one-line summary 'outguard help' lists.
+// It is filled in init rather than declared with its value because the
+// manpage verb reads it.
+var verbs map[string]verb
 
-func register(name, summary string, run func(args []string, stdout, stderr io.Writer) int) {
-	verbs[name] = verb{summary: summary, run: run}
+func init() {
+	verbs = map[string]verb{
+		"arf":           {"offline ARF tools: arf parse FILE...", runARF},
+		"audit":         {"list the audit trail of administrative actions", runAudit},
+		"campaigns":     {"list campaigns (one content sent by many identities), show, confirm or lock one", runCampaigns},
+		"check-config":  {"validate a configuration file", runCheckConfig},
+		"classify":      {"run the configured engines on message files, offline", runClassify},
+		"feedback":      {"upload feedback reports (ARF) to the daemon: feedback ingest FILE...", runFeedback},
+		"hash-password": {"hash a password or admin token for the configuration", runHashPassword},
+		"learn":         {"teach the content model that messages are spam or ham", runLearn},
+		"lock":          {"lock an outgoing user or an identity", runLock},
+		"locks":         {"list locks", runLocks},
+		"logs":          {"search the message log", runLogs},
+		"manpage":       {"print this manual as a man page (roff, section 8)", runManpage},
+		"model":         {"show, export, import or reset what the content model learnt", runModel},
+		"quarantine":    {"show, download, release or delete a quarantined message", runQuarantine},
+		"report":        {"top identities, users, domains or senders over a period", runReport},
+		"serve":         {"run the daemon", runServe},
+		"unlock":        {"lift the lock on an outgoing user or an identity", runUnlock},
+		"usage":         {"an identity's counts against its automatic-lock thresholds", runUsage},
+		"version":       {"print the version", runVersion},
+	}
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }

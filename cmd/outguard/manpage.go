@@ -9,10 +9,6 @@ import (
 	"time"
 )
 
-func init() {
-	register("manpage", "print this manual as a man page (roff, section 8)", runManpage)
-}
-
 const manpageHelp = `Usage:
   outguard manpage [--date YYYY-MM-DD]
 

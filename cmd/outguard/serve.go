@@ -15,12 +15,6 @@ import (
 	"github.com/outguard/outguard/internal/sdnotify"
 )
 
-func init() {
-	register("serve", "run the daemon", runServe)
-	register("check-config", "validate a configuration file", runCheckConfig)
-	register("version", "print the version", runVersion)
-}
-
 const serveHelp = `Usage:
   outguard serve [--config FILE] [--json]
 

@@ -179,7 +179,7 @@ type ReportRowJSON struct {
 	Domain string `json:"domain"`
 	Key    string `json:"key"`
 	Count  int64  `json:"count"`
-	// Locked is set, for identity and user groups, when the group's
-	// identity or user is locked now.
-	Locked bool `json:"locked,omitempty"`
+	// Locked is true, for identity and user groups, when the group's
+	// identity or user is locked now; always present.
+	Locked bool `json:"locked"`
 }

@@ -371,6 +371,23 @@ func TestAPIReports(t *testing.T) {
 	}
 }
 
+// TestAPIReportKeepsLocked: every row carries "locked", false included
+// (JSON output keeps every documented key).
+func TestAPIReportKeepsLocked(t *testing.T) {
+	e := newEnv(t)
+	var rows struct {
+		Rows []map[string]any `json:"rows"`
+	}
+	if code := e.doJSON("GET", "/api/v1/reports?group_by=identity", tokAll, nil, &rows); code != 200 || len(rows.Rows) == 0 {
+		t.Fatalf("got %d, %d rows", code, len(rows.Rows))
+	}
+	for _, r := range rows.Rows {
+		if v, ok := r["locked"]; !ok || v != false {
+			t.Errorf("row %v: locked %v (present %v), want false", r, v, ok)
+		}
+	}
+}
+
 func itoa(n int64) string { return strconvI(n) }
 
 func TestAPILocks(t *testing.T) {

@@ -437,6 +437,10 @@ func TestAPILocks(t *testing.T) {
 	if code != http.StatusConflict || errorOf(t, b).Code != "not_locked" {
 		t.Errorf("second unlock: got %d %s, want 409 not_locked", code, b)
 	}
+	// The message reads as a sentence, without a Go package prefix.
+	if m := errorOf(t, b).Message; m != "user webhost2 (out.example.net) is not locked" {
+		t.Errorf("second unlock says %q", m)
+	}
 	var d LockDetail
 	if code := e.doJSON("GET", "/api/v1/locks/user/webhost2", tokOut, nil, &d); code != 200 || len(d.History) != 2 || d.History[1].Reason != "password changed" {
 		t.Errorf("detail: got %d %+v", code, d)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/outguard/outguard/identity"
 	"github.com/outguard/outguard/quarantine"
@@ -99,7 +100,7 @@ func errorf(sentinel error, format string, args ...any) error {
 // logged and answered with a generic message, never their text.
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, code := classify(err)
-	msg := err.Error()
+	msg := clientMessage(err)
 	if status == http.StatusInternalServerError {
 		a.log.Error("admin api: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		msg = "internal error; see outguard's log"
@@ -108,6 +109,25 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="outguard"`)
 	}
 	writeJSONStatus(w, status, ErrorBody{Error: ErrorDetail{Code: code, Message: msg}})
+}
+
+// clientMessage is err's text for an operator: without the Go package
+// prefixes of the sentinels ("identity: not locked: user trial (d)" reads
+// "user trial (d) is not locked").
+func clientMessage(err error) string {
+	msg := err.Error()
+	for _, s := range []struct {
+		sentinel error
+		suffix   string
+	}{{identity.ErrNotLocked, " is not locked"}, {identity.ErrAlreadyLocked, " is already locked"}} {
+		if rest, ok := strings.CutPrefix(msg, s.sentinel.Error()+": "); ok && errors.Is(err, s.sentinel) {
+			return rest + s.suffix
+		}
+	}
+	for _, prefix := range []string{"identity: ", "quarantine: "} {
+		msg = strings.TrimPrefix(msg, prefix)
+	}
+	return msg
 }
 
 func writeJSONStatus(w http.ResponseWriter, status int, v any) {

@@ -170,8 +170,8 @@ func TestAPICampaignList(t *testing.T) {
 	}
 	for _, bad := range []string{"limit=0", "limit=1001", "since=yesterday", "before=x", "min_users=-1", "confirmed=maybe", "colour=red"} {
 		code, b := e.do("GET", "/api/v1/campaigns?"+bad, tokAll, nil)
-		if code != http.StatusBadRequest || errorOf(t, b).Code != "bad_request" {
-			t.Errorf("%s: got %d %s, want 400", bad, code, b)
+		if code != http.StatusBadRequest || errorOf(t, b).Code != "bad_parameter" {
+			t.Errorf("%s: got %d %s, want 400 bad_parameter", bad, code, b)
 		}
 	}
 }

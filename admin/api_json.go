@@ -162,6 +162,12 @@ type ReleaseResponse struct {
 type DeleteResponse struct {
 	ID      string `json:"id"`
 	Deleted bool   `json:"deleted"`
+	// Already is true when the content had been deleted before: the
+	// request changed nothing (DeletedAt and DeletedBy say when and by
+	// whom), as a second release does.
+	Already   bool      `json:"already"`
+	DeletedAt time.Time `json:"deleted_at,omitzero"`
+	DeletedBy string    `json:"deleted_by,omitempty"`
 }
 
 // ReportResponse is the answer of GET /api/v1/reports.

@@ -93,14 +93,14 @@ func (a *API) target(kind, domain, name string, pr Principal) (identity.Target, 
 			domain = pr.Domain
 		}
 		if domain == "" {
-			return identity.Target{}, errorf(ErrBadRequest, "domain is required for user %s", name)
+			return identity.Target{}, errorf(ErrBadParameter, "domain is required for user %s", name)
 		}
 	case identity.KindIdentity:
 		if domain == "" {
 			domain = pr.Domain
 		}
 		if domain == "" {
-			return identity.Target{}, errorf(ErrBadRequest, "domain is required: identities belong to an administrative domain")
+			return identity.Target{}, errorf(ErrBadParameter, "domain is required: identities belong to an administrative domain")
 		}
 	default:
 		return identity.Target{}, errorf(ErrBadRequest, "kind %q: use user or identity", kind)

@@ -49,7 +49,7 @@ func newParams(r *http.Request, allowed ...string) *params {
 
 func (p *params) fail(format string, args ...any) {
 	if p.err == nil {
-		p.err = errorf(ErrBadRequest, format, args...)
+		p.err = errorf(ErrBadParameter, format, args...)
 	}
 }
 
@@ -318,6 +318,11 @@ func (a *API) deleteMessage(w http.ResponseWriter, r *http.Request, pr Principal
 	rec, actor, err := a.message(r, pr)
 	if err != nil {
 		return err
+	}
+	if q := rec.Quarantine; q != nil && !q.DeletedAt.IsZero() {
+		// Deleted before: nothing to do, as for a second release.
+		writeJSON(w, DeleteResponse{ID: rec.ID, Deleted: true, Already: true, DeletedAt: q.DeletedAt.UTC(), DeletedBy: q.DeletedBy})
+		return nil
 	}
 	if err := a.opts.Store.Delete(r.Context(), rec.ID, actor); err != nil {
 		return err

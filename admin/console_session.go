@@ -27,13 +27,13 @@ type session struct {
 // absolute expiry, and a bound on the number of sessions (the oldest is
 // evicted), so a flood of sign-ins cannot grow memory without end.
 type sessionStore struct {
-	mu      sync.Mutex
-	byID    map[string]*session
-	idle    time.Duration
-	maxAge  time.Duration
-	max     int
-	rand    io.Reader
-	lastGC  time.Time
+	mu     sync.Mutex
+	byID   map[string]*session
+	idle   time.Duration
+	maxAge time.Duration
+	max    int
+	rand   io.Reader
+	lastGC time.Time
 }
 
 func newSessionStore(idle, maxAge time.Duration, max int, rnd io.Reader) *sessionStore {

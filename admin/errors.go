@@ -17,6 +17,11 @@ import (
 var (
 	// ErrBadRequest: malformed JSON, a missing or invalid field. 400.
 	ErrBadRequest = errors.New("bad request")
+	// ErrBadParameter: a query parameter or a required choice of the
+	// request is missing or invalid, the API's counterpart of a usage
+	// error (the CLI exits 2 on it). 400, code bad_parameter; it is an
+	// ErrBadRequest.
+	ErrBadParameter = fmt.Errorf("%w: bad parameter", ErrBadRequest)
 	// ErrUnauthorized: no bearer token, or one that matches no configured
 	// token. 401.
 	ErrUnauthorized = errors.New("unauthorized")
@@ -57,7 +62,9 @@ type ErrorDetail struct {
 // errors of identity and quarantine.
 func classify(err error) (int, string) {
 	switch {
-	case errors.Is(err, ErrBadRequest), errors.Is(err, identity.ErrInvalid), errors.Is(err, quarantine.ErrBadQuery):
+	case errors.Is(err, ErrBadParameter), errors.Is(err, quarantine.ErrBadQuery):
+		return http.StatusBadRequest, "bad_parameter"
+	case errors.Is(err, ErrBadRequest), errors.Is(err, identity.ErrInvalid):
 		return http.StatusBadRequest, "bad_request"
 	case errors.Is(err, ErrUnauthorized):
 		return http.StatusUnauthorized, "unauthorized"
@@ -127,7 +134,7 @@ func clientMessage(err error) string {
 	for _, prefix := range []string{"identity: ", "quarantine: "} {
 		msg = strings.TrimPrefix(msg, prefix)
 	}
-	return msg
+	return strings.Replace(msg, ErrBadParameter.Error()+": ", ErrBadRequest.Error()+": ", 1)
 }
 
 func writeJSONStatus(w http.ResponseWriter, status int, v any) {

@@ -236,9 +236,16 @@ func readArg(name string) ([]byte, error) {
 	return os.ReadFile(name)
 }
 
-// fail prints a failed request and returns exitFailed.
+// fail prints a failed request and returns its exit status: exitUsage
+// when the daemon refused a parameter (HTTP 400 bad_parameter: a usage
+// error it caught, such as a missing --domain or a bad --status), else
+// exitFailed.
 func (c *apiClient) fail(err error) int {
 	fmt.Fprintf(c.stderr, "outguard %s: %v\n", c.verb, err)
+	var ae *apiError
+	if errors.As(err, &ae) && ae.code == "bad_parameter" {
+		return exitUsage
+	}
 	return exitFailed
 }
 

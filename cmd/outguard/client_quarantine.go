@@ -124,9 +124,12 @@ func runQuarantine(args []string, stdout, stderr io.Writer) int {
 		if err := cl.call("DELETE", path, nil, body, &r); err != nil {
 			return cl.fail(err)
 		}
-		if cf.json {
+		switch {
+		case cf.json:
 			writeJSON(stdout, r)
-		} else {
+		case r.Already:
+			fmt.Fprintf(stdout, "%s was already deleted by %s at %s UTC; nothing to do\n", r.ID, orDash(r.DeletedBy), fmtTime(r.DeletedAt))
+		default:
 			fmt.Fprintf(stdout, "deleted the quarantined content of %s; the log record stays\n", r.ID)
 		}
 	}

@@ -350,6 +350,14 @@ func TestClientQuarantine(t *testing.T) {
 	if code, _, errs := e.cli(cliTokOut, "quarantine", "raw", e.spam); code != 1 || !strings.Contains(errs, "410") {
 		t.Errorf("raw after delete: exit %d %q", code, errs)
 	}
+	// A second delete is a success that says "already", as a second release.
+	if code, out, _ := e.cli(cliTokOut, "quarantine", "delete", e.spam); code != 0 || !strings.Contains(out, "already deleted") {
+		t.Errorf("second delete: exit %d %q, want 0 and already", code, out)
+	}
+	// A bad filter the daemon catches is a usage error: exit 2.
+	if code, _, errs := e.cli(cliTokAll, "logs", "--status", "bogus"); code != 2 || !strings.Contains(errs, "bad_parameter") {
+		t.Errorf("logs --status bogus: exit %d %q, want 2", code, errs)
+	}
 	if code, _, errs := e.cli(cliTokOut, "quarantine", "raw", e.clean); code != 1 || !strings.Contains(errs, "not_quarantined") {
 		t.Errorf("raw of accepted: exit %d %q", code, errs)
 	}

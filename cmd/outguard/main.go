@@ -109,7 +109,10 @@ Verbs:
 	fmt.Fprint(w, `
 Run 'outguard VERB --help' for a verb's flags and examples.
 
-Exit status: 0 success, 1 a refused or failed request, 2 bad usage.
+Exit status: 0 success, 1 a refused or failed request, 2 bad usage. An
+action that was already done (a second release, unlock or delete) is a
+success that says "already". A request the daemon refuses as malformed
+(HTTP 400, e.g. a missing --domain) is bad usage too.
 `)
 }
 

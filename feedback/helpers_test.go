@@ -119,9 +119,11 @@ type env struct {
 	reg     *prometheus.Registry
 }
 
-func newEnv(t *testing.T, s Settings) *env {
+func newEnv(t testing.TB, s Settings) *env {
 	t.Helper()
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "outguard.db"), 0o600, nil)
+	// NoSync: these tests never crash the process, and fuzzing runs many
+	// ingests.
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "outguard.db"), 0o600, &bolt.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +146,7 @@ func newEnv(t *testing.T, s Settings) *env {
 }
 
 // open builds an intake over e's database and fakes.
-func (e *env) open(t *testing.T) *Intake {
+func (e *env) open(t testing.TB) *Intake {
 	t.Helper()
 	in, err := New(Options{DB: e.db, Log: e.log, Locks: e.locks, Learner: e.learner, Now: e.clock.Now,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: e.reg})

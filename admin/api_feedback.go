@@ -3,7 +3,20 @@ package admin
 import (
 	"net/http"
 	"strconv"
+
+	"github.com/outguard/outguard/feedback"
 )
+
+// FeedbackResultOf is the API's form of what the intake made of a report.
+// A refused report (not feedback) shows only its parse result.
+func FeedbackResultOf(r feedback.Result) FeedbackResult {
+	if !r.Parse.OK {
+		return FeedbackResult{Result: r.Parse}
+	}
+	return FeedbackResult{Result: r.Parse, ID: r.ID, Attribution: r.Method, Attributed: r.Attributed(),
+		TxID: r.TxID, User: r.User, Domain: r.Domain, Identity: r.Identity, Counted: r.Counted, NotCounted: r.NotCounted,
+		Locked: r.Locked, Reporter: r.Reporter, Duplicate: r.Duplicate, DuplicateOf: r.DuplicateOf, Received: r.Received, Source: r.Source}
+}
 
 // listFeedback lists stored feedback reports, newest first, for review:
 // what each was attributed to, whether it counted and why not. A token of

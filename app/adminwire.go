@@ -8,6 +8,7 @@ import (
 
 	"github.com/outguard/outguard/admin"
 	"github.com/outguard/outguard/config"
+	"github.com/outguard/outguard/feedback"
 )
 
 func adminTokens(cfg *config.Config) []admin.Token {
@@ -72,20 +73,10 @@ func (a *App) mountAPI(cfg *config.Config) error {
 // not feedback is a result (422), not an error.
 func (a *App) ingestFeedback(ctx context.Context, raw []byte, src string) (admin.FeedbackResult, error) {
 	r, err := a.pipeline.feedback.Ingest(ctx, raw, src)
-	if errors.Is(err, ErrNotFeedback) {
-		return admin.FeedbackResult{Result: r.Parse}, nil
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, feedback.ErrNotFeedback) {
 		return admin.FeedbackResult{}, err
 	}
-	return feedbackWire(r), nil
-}
-
-// feedbackWire converts intake's result to the API's.
-func feedbackWire(r FeedbackResult) admin.FeedbackResult {
-	return admin.FeedbackResult{Result: r.Parse, ID: r.ID, Attribution: r.Method, Attributed: r.Method != "none",
-		TxID: r.TxID, User: r.User, Domain: r.Domain, Identity: r.Identity, Counted: r.Counted, NotCounted: r.NotCounted,
-		Locked: r.Locked, Reporter: r.Reporter, Duplicate: r.Duplicate, DuplicateOf: r.DuplicateOf, Received: r.Received, Source: r.Source}
+	return admin.FeedbackResultOf(r), nil
 }
 
 // listFeedback serves GET /api/v1/feedback from the intake's store.
@@ -103,7 +94,7 @@ func (a *App) listFeedback(ctx context.Context, q admin.FeedbackQuery) (admin.Fe
 			if q.Domain != "" && !strings.EqualFold(r.Domain, q.Domain) {
 				continue
 			}
-			out.Reports = append(out.Reports, feedbackWire(r))
+			out.Reports = append(out.Reports, admin.FeedbackResultOf(r))
 			if len(out.Reports) == q.Limit {
 				out.Next = r.ID
 				return out, nil

@@ -14,6 +14,7 @@ import (
 
 	"github.com/outguard/outguard/arf"
 	"github.com/outguard/outguard/config"
+	"github.com/outguard/outguard/feedback"
 	"github.com/outguard/outguard/filter"
 	"github.com/outguard/outguard/identity"
 	"github.com/outguard/outguard/quarantine"
@@ -103,7 +104,7 @@ func (a *App) startComponents(cfg *config.Config) error {
 		a.outbox = ob
 		p.outbox = ob
 	}
-	fi, err := newFeedbackIntake(p, a.db, a.reg, a.log.With("component", "feedback"))
+	fi, err := a.newFeedbackIntake(p)
 	if err != nil {
 		return err
 	}
@@ -111,7 +112,7 @@ func (a *App) startComponents(cfg *config.Config) error {
 	if err := a.applyPolicy(cfg); err != nil {
 		return err
 	}
-	fi.start()
+	fi.Start()
 	return nil
 }
 
@@ -146,10 +147,10 @@ func (a *App) applyPolicy(cfg *config.Config) error {
 		trace = "X-Outguard-Trace"
 	}
 	cm := cfg.Filter.Engines.Builtin.ContentModel
-	a.pipeline.feedback.configure(&feedbackSettings{
-		identityHeader: cfg.ARF.IdentityHeader, traceHeader: trace, maxBytes: cfg.ARF.ParseMaxBytes,
-		retention: cfg.ARF.FeedbackRetention.D(), reporters: cfg.ARF.FeedbackReporters(),
-		learn: cm.LearnEnabled() && *cm.LearnFromFeedback,
+	a.pipeline.feedback.Configure(feedback.Settings{
+		IdentityHeader: cfg.ARF.IdentityHeader, TraceHeader: trace, MaxBytes: cfg.ARF.ParseMaxBytes,
+		Retention: cfg.ARF.FeedbackRetention.D(), Reporters: cfg.ARF.FeedbackReporters(),
+		Learn: cm.LearnEnabled() && *cm.LearnFromFeedback,
 	})
 	return nil
 }

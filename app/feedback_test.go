@@ -397,12 +397,12 @@ func TestFeedbackRetention(t *testing.T) {
 	if err := e.sendReport("fbl@mailbox.example", fblReport("fbl@mailbox.example", 2, forgedOriginal("innocent1", 2))); err != nil {
 		t.Fatal(err)
 	}
-	e.app.pipeline.feedback.pruneLogged()
+	e.app.pipeline.feedback.PruneNow()
 	if n := len(e.feedbackList(t, "")); n != 2 {
 		t.Fatalf("within retention: %d reports, want 2", n)
 	}
 	e.clock.Advance(2 * 24 * time.Hour)
-	e.app.pipeline.feedback.pruneLogged()
+	e.app.pipeline.feedback.PruneNow()
 	list := e.feedbackList(t, "")
 	if len(list) != 1 || !strings.Contains(list[0].Result.File, "smtp:") {
 		t.Fatalf("after 31 days: %+v, want only the newer report", list)

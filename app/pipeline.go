@@ -19,6 +19,7 @@ import (
 	"github.com/outguard/outguard/arf"
 	"github.com/outguard/outguard/baseline"
 	"github.com/outguard/outguard/campaign"
+	"github.com/outguard/outguard/feedback"
 	"github.com/outguard/outguard/filter"
 	"github.com/outguard/outguard/filter/content"
 	"github.com/outguard/outguard/identity"
@@ -46,7 +47,7 @@ type pipeline struct {
 	classifier atomic.Pointer[filter.Classifier]
 	outbox     *arf.Outbox
 	generator  atomic.Pointer[arf.Generator]
-	feedback   *feedbackIntake
+	feedback   *feedback.Intake
 	state      atomic.Pointer[policyState]
 	now        func() time.Time
 	// learner is the content model operators teach; nil when disabled.
@@ -74,7 +75,7 @@ func (p *pipeline) Begin(ctx context.Context, tx *smtpd.Transaction) (smtpd.Chec
 		return nil, r
 	}
 	if tx.Feedback {
-		return &feedbackCheck{p: p}, nil
+		return &feedbackCheck{in: p.feedback}, nil
 	}
 	st := p.state.Load()
 	up := st.user(tx.User.Name)

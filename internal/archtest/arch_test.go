@@ -25,8 +25,9 @@ var allowed = map[string][]string{
 	"quarantine":     {"internal/*"},
 	"filter/content": {"internal/*"},
 	"filter":         {"filter/content", "internal/*"},
-	// The feedback intake builds on the ARF parser and the identities.
-	"feedback": {"arf", "identity", "filter", "filter/content", "internal/*"},
+	// The feedback intake builds on the ARF parser, reads its settings'
+	// types from config and takes log ids from quarantine.
+	"feedback": {"arf", "config", "quarantine", "internal/*"},
 	// The SMTP server knows nothing of policies' implementations.
 	"smtpd": {"internal/*"},
 	// The admin front ends see the domain packages, never app or smtpd.

@@ -59,6 +59,7 @@ func benchRelay(b *testing.B, a *App, logging bool) {
 		c.Close()
 	}
 	b.SetBytes(int64(len(msg)))
+	b.ReportAllocs()
 	cpu0 := processCPU()
 	b.StartTimer()
 	for i := 0; i < sessions; i++ {

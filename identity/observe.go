@@ -353,6 +353,16 @@ func (m *Manager) Usage(ctx context.Context, domain, ident string) (Usage, error
 	w := sh.windows[key]
 	if w == nil {
 		sh.mu.Unlock()
+		// A locked identity sends nothing that is counted, so its windows
+		// empty and are forgotten; its lock keeps the counts that led to
+		// it (Lock.Evidence), and the current ones are zero.
+		if l, ok := m.Lookup(IdentityTarget(domain, ident)); ok {
+			u := Usage{Domain: domain, Identity: ident, Lock: &l, Counters: []CounterUsage{}}
+			if l.Evidence != nil {
+				u.User = l.Evidence.User
+			}
+			return u, nil
+		}
 		return Usage{}, fmt.Errorf("%w: no counts for identity %s (%s)", ErrNotFound, ident, domain)
 	}
 	counts := w.counts(now.UnixNano())

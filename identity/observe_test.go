@@ -541,3 +541,37 @@ func TestRefusals(t *testing.T) {
 		}
 	}
 }
+
+// TestUsageOfLockedIdentity: once an identity's windows are forgotten
+// (it sends nothing that is counted while locked), Usage still answers,
+// with its lock and the counts that led to it.
+func TestUsageOfLockedIdentity(t *testing.T) {
+	clock := newClock()
+	m, _ := testManager(t, clock, Options{})
+	p := DefaultPolicy()
+	var locked bool
+	for i := range 5 {
+		out := observe(t, m, spam("frank", fmt.Sprint(i)), p)
+		locked = locked || out.Locked != nil
+	}
+	if !locked {
+		t.Fatal("5 spam did not lock")
+	}
+	clock.Advance(30 * time.Minute) // past every window, within the 1h lock
+	m.tick()
+	key := windowKey(dom, "frank")
+	sh := m.shardOf(key)
+	sh.mu.Lock()
+	_, kept := sh.windows[key]
+	sh.mu.Unlock()
+	if kept {
+		t.Fatal("the idle window was not forgotten; the test would prove nothing")
+	}
+	u, err := m.Usage(context.Background(), dom, "frank")
+	if err != nil {
+		t.Fatalf("Usage of a locked identity: %v", err)
+	}
+	if u.Lock == nil || u.Lock.Evidence == nil || u.Lock.Evidence.Counts["spam"] != 5 {
+		t.Errorf("usage %+v, want the lock with its evidence", u)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"sort"
 	"strings"
 	"time"
 
@@ -268,6 +269,25 @@ func runUsage(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "locked     no")
 	}
 	fmt.Fprintln(stdout)
+	if len(u.Counters) == 0 && u.Lock != nil && u.Lock.Evidence != nil {
+		// Nothing counted since the lock: show what led to it.
+		ev := u.Lock.Evidence
+		fmt.Fprintf(stdout, "nothing counted since the lock; it was taken at %d %s of %d in %s\n", ev.Count, ev.Counter, ev.Threshold, shortDuration(ev.Window))
+		tw := table(stdout)
+		row(tw, "COUNTER", "COUNT AT THE LOCK")
+		names := make([]string, 0, len(ev.Counts))
+		for n := range ev.Counts {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			if ev.Counts[n] > 0 {
+				row(tw, n, fmt.Sprint(ev.Counts[n]))
+			}
+		}
+		tw.Flush()
+		return exitOK
+	}
 	tw := table(stdout)
 	row(tw, "COUNTER", "COUNT", "THRESHOLD", "WINDOW")
 	for _, c := range u.Counters {

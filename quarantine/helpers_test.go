@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/outguard/outguard/internal/txid"
 )
 
 // openDB opens a fresh bbolt file in t.TempDir, closed at cleanup.
@@ -74,7 +76,7 @@ var testBase = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 // sampleRecord returns a fully populated record at t.
 func sampleRecord(t time.Time, st Status, v Verdict) *Record {
 	return &Record{
-		ID:         NewID(t),
+		ID:         testID(t),
 		Time:       t.Add(1234 * time.Microsecond),
 		Listener:   "submission",
 		ClientIP:   netip.MustParseAddr("192.0.2.10"),
@@ -108,4 +110,24 @@ func flush(t testing.TB, s *Store) {
 	if err := s.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// testIDs makes the ids of records the tests date: each id holds the
+// time it is made for, as records made at that time would have. NewID
+// cannot, being process-wide and monotonic. A time before the last one
+// starts a fresh generator.
+var testIDs struct {
+	sync.Mutex
+	g    *txid.Generator
+	last time.Time
+}
+
+func testID(t time.Time) string {
+	testIDs.Lock()
+	defer testIDs.Unlock()
+	if testIDs.g == nil || t.Before(testIDs.last) {
+		testIDs.g = new(txid.Generator)
+	}
+	testIDs.last = t
+	return testIDs.g.New(t)
 }

@@ -12,6 +12,9 @@ import (
 
 const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
+// maxMS is the last millisecond the 48-bit time holds.
+const maxMS = 1<<48 - 1
+
 // Generator makes monotonic ids. The zero value is ready to use.
 type Generator struct {
 	mu     sync.Mutex
@@ -28,7 +31,7 @@ func New(t time.Time) string { return std.New(t) }
 // New returns an id for t, greater than every id this generator returned
 // before (when the clock goes back, it keeps counting from the last one).
 func (g *Generator) New(t time.Time) string {
-	ms := uint64(t.UnixMilli())
+	ms := uint64(min(max(t.UnixMilli(), 0), maxMS))
 	g.mu.Lock()
 	if ms > g.lastMS {
 		var b [10]byte

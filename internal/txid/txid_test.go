@@ -30,3 +30,14 @@ func TestMonotonicAndTime(t *testing.T) {
 		t.Errorf("later id %q <= %q", later, prev)
 	}
 }
+
+// TestOutOfRange checks that times outside the 48-bit range give ids in
+// the ULID range, at its ends.
+func TestOutOfRange(t *testing.T) {
+	if id := new(Generator).New(time.UnixMilli(-5)); id[:10] != "0000000000" {
+		t.Errorf("before the epoch: got %s", id)
+	}
+	if id := new(Generator).New(time.UnixMilli(1 << 50)); id[:10] != "7ZZZZZZZZZ" {
+		t.Errorf("past the last millisecond: got %s", id)
+	}
+}

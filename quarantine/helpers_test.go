@@ -11,7 +11,7 @@ import (
 
 	"go.etcd.io/bbolt"
 
-	"github.com/outguard/outguard/internal/txid"
+	"github.com/outguard/outguard/internal/testutil"
 )
 
 // openDB opens a fresh bbolt file in t.TempDir, closed at cleanup.
@@ -112,22 +112,5 @@ func flush(t testing.TB, s *Store) {
 	}
 }
 
-// testIDs makes the ids of records the tests date: each id holds the
-// time it is made for, as records made at that time would have. NewID
-// cannot, being process-wide and monotonic. A time before the last one
-// starts a fresh generator.
-var testIDs struct {
-	sync.Mutex
-	g    *txid.Generator
-	last time.Time
-}
-
-func testID(t time.Time) string {
-	testIDs.Lock()
-	defer testIDs.Unlock()
-	if testIDs.g == nil || t.Before(testIDs.last) {
-		testIDs.g = new(txid.Generator)
-	}
-	testIDs.last = t
-	return testIDs.g.New(t)
-}
+// testID dates a record's id (testutil.DatedID).
+func testID(t time.Time) string { return testutil.DatedID(t) }

@@ -48,7 +48,7 @@ func Example() {
 
 	// Blocked mail: stored and synced before the 550 is sent.
 	spam := base
-	spam.ID, spam.Status, spam.Verdict, spam.Subject = quarantine.NewID(at.Add(time.Minute)), quarantine.StatusQuarantined, quarantine.VerdictSpam, "Cheap pills"
+	spam.ID, spam.Status, spam.Verdict, spam.Subject = quarantine.NewID(at.Add(time.Second)), quarantine.StatusQuarantined, quarantine.VerdictSpam, "Cheap pills"
 	raw := []byte("From: alice@shop.example\r\nSubject: Cheap pills\r\n\r\nBuy now.\r\n")
 	if err := s.Quarantine(ctx, &spam, raw); err != nil {
 		log.Fatal(err)
@@ -101,7 +101,7 @@ func ExampleNewID() {
 	t, _ := quarantine.IDTime(id)
 	fmt.Println(len(id), !t.Before(now.Truncate(time.Millisecond)))
 	fmt.Println(quarantine.NewID(now) > id)                   // later ids sort after
-	fmt.Println(quarantine.NewID(now.Add(-time.Minute)) > id) // even when the clock goes back
+	fmt.Println(quarantine.NewID(now.Add(-time.Second)) > id) // even when the clock goes back
 	// Output:
 	// 26 true
 	// true

@@ -21,8 +21,9 @@ const maxIDTime = 1<<48 - 1
 // NewID returns a 26-character, time-ordered id for a transaction at t, in
 // the ULID layout: 48 bits of Unix milliseconds then 80 random bits, in
 // Crockford base32. It is internal/txid's: the ids one process makes are
-// strictly increasing, within a millisecond and when the clock goes back,
-// so sorting ids sorts records by creation order.
+// strictly increasing, within a millisecond and when the clock goes back
+// (by up to txid.MaxStepBack), so sorting ids sorts records by creation
+// order.
 func NewID(t time.Time) string { return txid.New(t) }
 
 func encodeID(b [16]byte) string {

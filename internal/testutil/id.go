@@ -15,8 +15,9 @@ var datedIDs struct {
 }
 
 // DatedID returns a transaction id that holds t, for tests that date
-// records themselves: quarantine.NewID is process-wide and never goes
-// back, so after an id for a later time it would not hold t. Ids for
+// records themselves: quarantine.NewID is process-wide and does not go
+// back by up to txid.MaxStepBack, so after an id for a later time it may
+// not hold t. Ids for
 // times in increasing order increase; a time before the last one starts
 // a fresh generator.
 func DatedID(t time.Time) string {

@@ -90,8 +90,8 @@ func (s *Scanner) Next() bool {
 	}
 	rest := s.block[s.off:]
 	first, n := nextLine(rest)
-	if len(trimEOL(first)) == 0 {
-		s.done = true
+	if len(first) == 0 || first[0] == '\n' || (first[0] == '\r' && (len(first) == 1 || first[1] == '\n')) {
+		s.done = true // the empty line, or the end of the input
 		return false
 	}
 	for n < len(rest) && (rest[n] == ' ' || rest[n] == '\t') {
@@ -101,8 +101,11 @@ func (s *Scanner) Next() bool {
 	s.f = Field{Raw: rest[:n:n]}
 	if first[0] != ' ' && first[0] != '\t' {
 		if colon := bytes.IndexByte(first, ':'); colon > 0 {
-			name := bytes.TrimRight(first[:colon], " \t")
-			if ValidName(name) {
+			end := colon
+			for end > 0 && (first[end-1] == ' ' || first[end-1] == '\t') {
+				end--
+			}
+			if name := first[:end]; ValidName(name) {
 				s.f.Name, s.f.colon = name, colon
 			}
 		}

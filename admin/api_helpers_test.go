@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/outguard/outguard/identity"
+	"github.com/outguard/outguard/internal/testutil"
 	"github.com/outguard/outguard/quarantine"
 	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
@@ -202,7 +203,7 @@ const sampleRaw = "From: Alice <alice@customer.example>\r\nTo: bob@example.org\r
 
 func record(at time.Time, domain, user, ident string, st quarantine.Status, v quarantine.Verdict, subject string) *quarantine.Record {
 	return &quarantine.Record{
-		ID: quarantine.NewID(at), Listener: "submission",
+		ID: testutil.DatedID(at), Listener: "submission",
 		ClientIP: netip.MustParseAddr("192.0.2.10"), ClientPort: 40000,
 		User: user, Domain: domain, Identity: ident, Sender: ident,
 		Recipients: []quarantine.Recipient{{Address: "bob@example.org", Code: 550, Text: "5.7.1 refused"}},

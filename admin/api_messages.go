@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/outguard/outguard/identity"
+	"github.com/outguard/outguard/internal/duration"
 	"github.com/outguard/outguard/quarantine"
 )
 
@@ -129,23 +130,8 @@ func (p *params) period(now time.Time) (from, to time.Time) {
 }
 
 // ParseDuration parses Go durations plus day and week suffixes ("7d",
-// "2w").
-func ParseDuration(s string) (time.Duration, error) {
-	for suffix, unit := range map[string]time.Duration{"d": 24 * time.Hour, "w": 7 * 24 * time.Hour} {
-		if n, ok := strings.CutSuffix(s, suffix); ok {
-			v, err := strconv.ParseFloat(n, 64)
-			if err != nil || v < 0 || v > 36500 {
-				return 0, fmt.Errorf("invalid duration %q", s)
-			}
-			return time.Duration(v * float64(unit)), nil
-		}
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		return 0, fmt.Errorf("invalid duration %q", s)
-	}
-	return d, nil
-}
+// "2w"), as the configuration does (internal/duration).
+func ParseDuration(s string) (time.Duration, error) { return duration.Parse(s) }
 
 // ParseTime parses RFC 3339, or a UTC date and time without zone
 // ("2026-03-01T12:00", "2026-03-01 12:00"), or a UTC date.

@@ -17,7 +17,7 @@ func ExampleParseDuration() {
 	// 90m 1h30m0s <nil>
 	// 7d 168h0m0s <nil>
 	// 2w 336h0m0s <nil>
-	// soon 0s invalid duration "soon"
+	// soon 0s invalid duration "soon": use forms like "90s", "10m", "2h", "30d"
 }
 
 func ExamplePrincipal_Allows() {

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +22,7 @@ import (
 	"github.com/outguard/outguard/filter"
 	"github.com/outguard/outguard/filter/content"
 	"github.com/outguard/outguard/identity"
+	"github.com/outguard/outguard/internal/header"
 	"github.com/outguard/outguard/quarantine"
 	"github.com/outguard/outguard/smtpd"
 )
@@ -138,41 +138,31 @@ var wordDecoder = &mime.WordDecoder{CharsetReader: charset.Reader}
 // a light scan, not a full header parse, because it runs for every
 // message.
 func topFields(raw []byte) (from, subject, msgid string) {
-	var cur *string
 	var seen [3]bool
-	for len(raw) > 0 {
-		i := bytes.IndexByte(raw, '\n')
-		line := raw
-		if i >= 0 {
-			line = raw[:i]
-			raw = raw[i+1:]
-		} else {
-			raw = nil
-		}
-		line = bytes.TrimRight(line, "\r")
-		if len(line) == 0 {
-			break
-		}
-		if line[0] == ' ' || line[0] == '\t' {
-			if cur != nil {
-				*cur += " " + strings.TrimSpace(string(line))
-			}
-			continue
-		}
-		cur = nil
-		name, value, ok := bytes.Cut(line, []byte(":"))
-		if !ok {
-			continue
-		}
-		v := strings.TrimSpace(string(value))
+	out := [3]*string{&from, &subject, &msgid}
+	s := header.NewScanner(raw)
+	for s.Next() && !(seen[0] && seen[1] && seen[2]) {
+		f := s.Field()
+		i := -1
 		switch {
-		case !seen[0] && bytes.EqualFold(name, []byte("From")):
-			seen[0], from, cur = true, v, &from
-		case !seen[1] && bytes.EqualFold(name, []byte("Subject")):
-			seen[1], subject, cur = true, v, &subject
-		case !seen[2] && bytes.EqualFold(name, []byte("Message-ID")):
-			seen[2], msgid, cur = true, v, &msgid
+		case f.Is("From"):
+			i = 0
+		case f.Is("Subject"):
+			i = 1
+		case f.Is("Message-ID"):
+			i = 2
 		}
+		if i < 0 || seen[i] {
+			continue
+		}
+		seen[i] = true
+		// Each line trimmed, joined with one space.
+		lines := f.Lines()
+		v := strings.TrimSpace(string(lines[0][f.Colon()+1:]))
+		for _, l := range lines[1:] {
+			v += " " + strings.TrimSpace(string(l))
+		}
+		*out[i] = v
 	}
 	return from, subject, msgid
 }

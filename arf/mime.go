@@ -8,6 +8,8 @@ import (
 	"mime"
 	"mime/quotedprintable"
 	"strings"
+
+	"github.com/outguard/outguard/internal/header"
 )
 
 // field is one header field as found: its name as written and its value
@@ -97,79 +99,61 @@ func parseFieldsSkipping(h []byte, lim *limits) (fs []field, bad, skipped int, e
 }
 
 func scanFields(h []byte, lim *limits, skipOversized bool) (fs []field, bad, skipped int, err error) {
-	// cur is nil while the continuation lines of a skipped field go by,
-	// which drops them.
-	var cur []byte
-	tooLong := func() error {
-		if !skipOversized {
-			return fmt.Errorf("%w: a header field longer than %d bytes", ErrLimitExceeded, lim.maxFieldBytes)
-		}
-		skipped++
-		cur = nil
-		return nil
-	}
-	flush := func() error {
-		if cur == nil {
-			return nil
-		}
-		line := cur
-		cur = nil
-		i := bytes.IndexByte(line, ':')
-		if i <= 0 {
-			bad++
-			return nil
-		}
-		name := strings.TrimRight(string(line[:i]), " \t")
-		if name == "" || strings.ContainsAny(name, " \t") || !isPrintableASCII(name) {
-			bad++
-			return nil
-		}
-		if len(fs) >= lim.maxFields {
-			return fmt.Errorf("%w: more than %d header fields", ErrLimitExceeded, lim.maxFields)
-		}
-		fs = append(fs, field{name: name, value: unfold(line[i+1:])})
-		return nil
-	}
+	// Empty lines are skipped: a header scan ends at one, so scanning
+	// starts again after it.
 	for len(h) > 0 {
-		var line []byte
-		if j := bytes.IndexByte(h, '\n'); j >= 0 {
-			line, h = h[:j], h[j+1:]
-		} else {
-			line, h = h, nil
-		}
-		line = bytes.TrimSuffix(line, []byte("\r"))
-		if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
-			if cur == nil {
-				continue
+		s := header.NewScanner(h)
+		for s.Next() {
+			f := s.Field()
+			if f.Orphan() {
+				continue // continuation lines with no field: dropped
 			}
-			if len(cur)+len(line)+1 > lim.maxFieldBytes {
-				if err := tooLong(); err != nil {
-					return nil, bad, skipped, err
+			if unfoldedLen(f.Raw) > lim.maxFieldBytes {
+				if !skipOversized {
+					return nil, bad, skipped, fmt.Errorf("%w: a header field longer than %d bytes", ErrLimitExceeded, lim.maxFieldBytes)
 				}
+				skipped++
 				continue
 			}
-			cur = append(cur, ' ')
-			cur = append(cur, line...)
-			continue
-		}
-		if err := flush(); err != nil {
-			return nil, bad, skipped, err
-		}
-		if len(line) == 0 {
-			continue
-		}
-		if len(line) > lim.maxFieldBytes {
-			if err := tooLong(); err != nil {
-				return nil, bad, skipped, err
+			if f.Name == nil {
+				bad++
+				continue
 			}
-			continue
+			if len(fs) >= lim.maxFields {
+				return nil, bad, skipped, fmt.Errorf("%w: more than %d header fields", ErrLimitExceeded, lim.maxFields)
+			}
+			fs = append(fs, field{name: string(f.Name), value: unfold(f.Value())})
 		}
-		cur = append([]byte(nil), line...)
-	}
-	if err := flush(); err != nil {
-		return nil, bad, skipped, err
+		h = h[s.Offset():]
+		_, n := nextLine(h)
+		h = h[n:]
 	}
 	return fs, bad, skipped, nil
+}
+
+// unfoldedLen is the length of a field's lines without their line endings,
+// joined by one space each.
+func unfoldedLen(raw []byte) int {
+	n, lines := 0, 0
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		n += len(bytes.TrimSuffix(line, []byte("\r")))
+		lines++
+	}
+	return n + lines - 1
+}
+
+// nextLine returns the first line of b, its LF included, and its length.
+func nextLine(b []byte) ([]byte, int) {
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		return b[:i+1], i + 1
+	}
+	return b, len(b)
 }
 
 func unfold(v []byte) string {
@@ -177,15 +161,6 @@ func unfold(v []byte) string {
 	// space so values compare plainly.
 	s := strings.Join(strings.Fields(string(v)), " ")
 	return s
-}
-
-func isPrintableASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 33 || s[i] > 126 {
-			return false
-		}
-	}
-	return true
 }
 
 // parseEntity splits b into header fields and body.

@@ -7,11 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/outguard/outguard/internal/outbox"
 )
 
 // Bucket names of the outbox in the shared database.
@@ -81,7 +82,8 @@ type OutboxOptions struct {
 	// Send delivers a report; see SendFunc and SMTPSender.
 	Send SendFunc
 	// RetryInitial is the wait after the first failure, doubled after each
-	// further one up to RetryMax. Defaults 30s and 30m.
+	// further one up to RetryMax, each wait then jittered to between half
+	// and all of it (internal/outbox). Defaults 30s and 30m.
 	RetryInitial time.Duration
 	RetryMax     time.Duration
 	// MaxAge is how long a report is retried before it expires. Default 5
@@ -109,13 +111,8 @@ type OutboxOptions struct {
 type Outbox struct {
 	opts    OutboxOptions
 	metrics *metrics
-
-	wake     chan struct{}
-	stopOnce sync.Once
-	startMu  sync.Mutex
-	started  bool
-	cancel   context.CancelFunc
-	done     chan struct{}
+	runner  *outbox.Runner
+	retry   outbox.Backoff
 }
 
 // NewOutbox creates the outbox's buckets and counts what is pending.
@@ -147,7 +144,11 @@ func NewOutbox(opts OutboxOptions) (*Outbox, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	o := &Outbox{opts: opts, metrics: newMetrics(opts.Registerer), wake: make(chan struct{}, 1), done: make(chan struct{})}
+	o := &Outbox{opts: opts, metrics: newMetrics(opts.Registerer), retry: outbox.Backoff{Initial: opts.RetryInitial, Max: opts.RetryMax}}
+	o.runner = outbox.NewRunner(outbox.RunnerOptions{
+		Round: o.Round, Now: opts.Now, Idle: opts.RetryInitial, Retry: opts.RetryInitial,
+		OnError: func(err error) { opts.Logger.Error("arf outbox round failed", "err", err) },
+	})
 	var depth int
 	err := opts.DB.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketPending, bucketExpired, bucketSent, bucketRaw} {
@@ -240,78 +241,16 @@ func (st *Staged) Committed() {
 		return
 	}
 	st.o.metrics.depth.Inc()
-	select {
-	case st.o.wake <- struct{}{}:
-	default:
-	}
+	st.o.runner.Wake()
 }
 
 // Start runs the sender in the background until Stop.
-func (o *Outbox) Start() {
-	o.startMu.Lock()
-	defer o.startMu.Unlock()
-	if o.started {
-		return
-	}
-	o.started = true
-	ctx, cancel := context.WithCancel(context.Background())
-	o.cancel = cancel
-	go o.run(ctx)
-}
+func (o *Outbox) Start() { o.runner.Start() }
 
 // Stop ends the sender and waits for it; a delivery in flight is cancelled
 // and retried after the next Start. Stop is idempotent and safe without
 // Start.
-func (o *Outbox) Stop() {
-	o.stopOnce.Do(func() {
-		o.startMu.Lock()
-		started := o.started
-		o.started = true // a Start after Stop does nothing
-		o.startMu.Unlock()
-		if !started {
-			close(o.done)
-			return
-		}
-		o.cancel()
-		<-o.done
-	})
-}
-
-func (o *Outbox) run(ctx context.Context) {
-	defer close(o.done)
-	for {
-		next, err := o.safeRound(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		wait := o.opts.RetryInitial
-		if err != nil {
-			o.opts.Logger.Error("arf outbox round failed", "err", err)
-		} else if !next.IsZero() {
-			wait = max(next.Sub(o.opts.Now()), 0)
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-o.wake:
-		case <-t.C:
-		}
-		t.Stop()
-	}
-}
-
-// safeRound runs one round, turning a panic into an error so the sender
-// goroutine survives.
-func (o *Outbox) safeRound(ctx context.Context) (next time.Time, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("panic: %v", p)
-		}
-	}()
-	return o.Round(ctx)
-}
+func (o *Outbox) Stop() { o.runner.Stop() }
 
 // Round delivers every due report once, expires the old ones, and returns
 // when the next one is due (zero when none is pending). The background
@@ -335,18 +274,14 @@ func (o *Outbox) Round(ctx context.Context) (time.Time, error) {
 			continue
 		}
 		if e.NextAttempt.After(now) {
-			if next.IsZero() || e.NextAttempt.Before(next) {
-				next = e.NextAttempt
-			}
+			next = outbox.Earliest(next, e.NextAttempt)
 			continue
 		}
 		n, err := o.attempt(ctx, e)
 		if err != nil {
 			return next, err
 		}
-		if !n.IsZero() && (next.IsZero() || n.Before(next)) {
-			next = n
-		}
+		next = outbox.Earliest(next, n)
 	}
 	return next, nil
 }
@@ -390,21 +325,13 @@ func (o *Outbox) attempt(ctx context.Context, e Entry) (time.Time, error) {
 	}
 	e.Attempts++
 	e.LastError = err.Error()
-	e.NextAttempt = o.opts.Now().Add(o.backoff(e.Attempts))
+	e.NextAttempt = o.opts.Now().Add(o.retry.Delay(e.Attempts))
 	o.metrics.retried.Inc()
 	o.opts.Logger.Warn("arf report delivery failed; will retry", "report_id", e.ID, "attempts", e.Attempts, "next_attempt", e.NextAttempt, "err", err)
 	if err := o.put(bucketPending, e); err != nil {
 		return time.Time{}, err
 	}
 	return e.NextAttempt, nil
-}
-
-func (o *Outbox) backoff(attempts int) time.Duration {
-	d := o.opts.RetryInitial
-	for i := 1; i < attempts && d < o.opts.RetryMax; i++ {
-		d *= 2
-	}
-	return min(d, o.opts.RetryMax)
 }
 
 func (o *Outbox) put(bucket []byte, e Entry) error {
@@ -506,10 +433,7 @@ func (o *Outbox) Requeue(id string) error {
 		return fmt.Errorf("arf: no expired report %q", id)
 	}
 	o.metrics.depth.Inc()
-	select {
-	case o.wake <- struct{}{}:
-	default:
-	}
+	o.runner.Wake()
 	return nil
 }
 

@@ -118,6 +118,9 @@ func newOutboxEnv(t *testing.T, db *bolt.DB, send *fakeSender) *outboxEnv {
 		t.Fatal(err)
 	}
 	env.ob = ob
+	// The schedule tests read exact waits; TestOutboxJitter covers the
+	// jitter.
+	ob.retry.Rand = func() float64 { return 0 }
 	t.Cleanup(ob.Stop)
 	return env
 }
@@ -415,4 +418,37 @@ func BenchmarkOutboxEnqueue(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestOutboxJitter checks that reports failing in the same round come back
+// at different times, each between half and all of the backoff.
+func TestOutboxJitter(t *testing.T) {
+	down := errors.New("dial tcp: connection refused")
+	send := &fakeSender{errs: []error{down, down, down, down, down, down, down, down}}
+	env := newOutboxEnv(t, nil, send)
+	env.ob.retry.Rand = nil // the real jitter
+	ctx := context.Background()
+	for i := range 8 {
+		if err := env.ob.Enqueue(ctx, rep(fmt.Sprint("r", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := env.ob.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := env.ob.Pending()
+	if err != nil || len(entries) != 8 {
+		t.Fatalf("pending: %d, %v", len(entries), err)
+	}
+	seen := map[time.Time]bool{}
+	for _, e := range entries {
+		wait := e.NextAttempt.Sub(env.clock.Now())
+		if wait < 15*time.Second || wait > 30*time.Second {
+			t.Errorf("%s: next attempt in %v, want 15s to 30s", e.ID, wait)
+		}
+		seen[e.NextAttempt] = true
+	}
+	if len(seen) < 2 {
+		t.Errorf("8 reports failing together all come back at %v", entries[0].NextAttempt)
+	}
 }

@@ -2,11 +2,11 @@ package config
 
 import (
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/outguard/outguard/internal/duration"
 )
 
 // Duration is a time.Duration written as Go writes durations ("90s",
@@ -16,30 +16,8 @@ type Duration time.Duration
 // D returns d as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
-// ParseDuration parses the forms Duration accepts.
-func ParseDuration(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	if s == "0" {
-		return 0, nil
-	}
-	for suffix, unit := range map[string]time.Duration{"d": 24 * time.Hour, "w": 7 * 24 * time.Hour} {
-		if n, ok := strings.CutSuffix(s, suffix); ok {
-			v, err := strconv.ParseFloat(n, 64)
-			if err != nil || v < 0 || v > 36500 {
-				return 0, fmt.Errorf("invalid duration %q: use a number of days or weeks like \"30d\" or \"2w\"", s)
-			}
-			return time.Duration(v * float64(unit)), nil
-		}
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("invalid duration %q: use forms like \"90s\", \"10m\", \"2h\", \"30d\"", s)
-	}
-	if v < 0 {
-		return 0, fmt.Errorf("invalid duration %q: must not be negative", s)
-	}
-	return v, nil
-}
+// ParseDuration parses the forms Duration accepts (internal/duration).
+func ParseDuration(s string) (time.Duration, error) { return duration.Parse(s) }
 
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {

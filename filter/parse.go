@@ -13,6 +13,8 @@ import (
 	"github.com/emersion/go-message"
 	_ "github.com/emersion/go-message/charset" // registers charset decoders for text parts
 	"github.com/emersion/go-message/mail"
+
+	"github.com/outguard/outguard/internal/htmltext"
 )
 
 // Limits bound the work and memory of ParseMessage on hostile input. Zero
@@ -340,11 +342,11 @@ func (w *walker) leaf(e *message.Entity, path string) {
 	switch {
 	case p.ContentType == "text/html" || hasAnySuffix(lowerName, ".html", ".htm", ".shtml", ".xhtml"):
 		p.HTML = true
-		doc := parseHTML(p.Data)
-		p.Text = doc.text
-		p.PasswordForm = doc.passwordForm
-		for _, l := range doc.links {
-			w.addURL(l.href, l.text, true)
+		doc := htmltext.Parse(p.Data)
+		p.Text = doc.Text
+		p.PasswordForm = doc.PasswordForm
+		for _, l := range doc.Links {
+			w.addURL(l.Href, l.Text, true)
 		}
 		w.urlsInText(p.Text)
 	case strings.HasPrefix(p.ContentType, "text/") && p.ContentType != "text/calendar":

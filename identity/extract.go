@@ -1,13 +1,14 @@
 package identity
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"regexp"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/outguard/outguard/internal/header"
 )
 
 // DefaultMaxLength bounds the length in bytes of an identity when
@@ -334,123 +335,30 @@ func findField(fields []field, name string) *field {
 // each wanted (lower-case) field name.
 func topmostFields(block []byte, wanted []string) []field {
 	var out []field
-	cur := -1 // index in out of the field being continued, or -1
-	for len(block) > 0 {
-		line := block
-		if i := bytes.IndexByte(block, '\n'); i >= 0 {
-			line, block = block[:i], block[i+1:]
-		} else {
-			block = nil
-		}
-		line = bytes.TrimSuffix(line, []byte{'\r'})
-		if len(line) == 0 {
-			break // end of the header block
-		}
-		if line[0] == ' ' || line[0] == '\t' {
-			if cur >= 0 {
-				out[cur].lines = append(out[cur].lines, line)
-			}
-			continue
-		}
-		cur = -1
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
-			continue // not a field: ignore the line
-		}
-		// Obsolete syntax allows whitespace before the colon.
-		name := bytes.TrimRight(line[:colon], " \t")
-		if !validFieldNameBytes(name) {
+	s := header.NewScanner(block)
+	for len(out) < len(wanted) && s.Next() {
+		f := s.Field()
+		if f.Name == nil {
 			continue
 		}
 		for _, w := range wanted {
-			if !equalFold(name, w) {
+			if !f.Is(w) {
 				continue
 			}
 			if findField(out, w) == nil {
-				out = append(out, field{name: w, lines: [][]byte{line}, colon: colon})
-				cur = len(out) - 1
+				out = append(out, field{name: w, lines: f.Lines(), colon: f.Colon()})
 			}
 			break
 		}
-		if len(out) == len(wanted) && cur < 0 {
-			break // every wanted field found and complete
-		}
 	}
 	return out
-}
-
-// equalFold compares an ASCII field name without regard to case.
-func equalFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := 0; i < len(b); i++ {
-		x, y := b[i], s[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
-}
-
-func validFieldNameBytes(b []byte) bool {
-	if len(b) == 0 {
-		return false
-	}
-	for _, c := range b {
-		if c < 33 || c > 126 {
-			return false
-		}
-	}
-	return true
 }
 
 // RemoveFields returns the header block without every occurrence of the
-// named fields (case-insensitive), continuation lines included. Other
-// bytes, line endings and anything after the header block are kept as
-// they are. The input is not modified.
+// named fields (case-insensitive), continuation lines included: exactly
+// the fields topmostFields reads (both use internal/header). Other bytes,
+// line endings and anything after the header block are kept as they are.
+// The input is not modified.
 func RemoveFields(block []byte, names ...string) []byte {
-	out := make([]byte, 0, len(block))
-	skipping := false
-	rest := block
-	for len(rest) > 0 {
-		line := rest
-		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
-			line, rest = rest[:i+1], rest[i+1:]
-		} else {
-			rest = nil
-		}
-		bare := bytes.TrimSuffix(bytes.TrimSuffix(line, []byte{'\n'}), []byte{'\r'})
-		if len(bare) == 0 {
-			out = append(out, line...)
-			out = append(out, rest...)
-			return out
-		}
-		if bare[0] == ' ' || bare[0] == '\t' {
-			if !skipping {
-				out = append(out, line...)
-			}
-			continue
-		}
-		skipping = false
-		if colon := bytes.IndexByte(bare, ':'); colon > 0 {
-			name := bytes.TrimRight(bare[:colon], " \t")
-			for _, n := range names {
-				if equalFold(name, n) {
-					skipping = true
-					break
-				}
-			}
-		}
-		if !skipping {
-			out = append(out, line...)
-		}
-	}
-	return out
+	return header.Remove(block, names...)
 }

@@ -48,7 +48,7 @@ func benchRecord(rng *rand.Rand, i int, t time.Time, identities int) *Record {
 		st = StatusFailed
 	}
 	r := &Record{
-		ID:         NewID(t),
+		ID:         testID(t),
 		Time:       t,
 		Listener:   "submission",
 		ClientIP:   netip.AddrFrom4([4]byte{198, 51, 100, byte(d*10 + rng.IntN(10))}),

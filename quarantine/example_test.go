@@ -32,7 +32,7 @@ func Example() {
 	defer s.Stop()
 
 	ctx := context.Background()
-	at := time.Date(2026, 3, 1, 9, 30, 0, 0, time.UTC)
+	at := time.Now()
 	base := quarantine.Record{
 		User: "webhost1", Domain: "out.example.net", Identity: "alice",
 		Sender:     "alice@shop.example",
@@ -48,7 +48,7 @@ func Example() {
 
 	// Blocked mail: stored and synced before the 550 is sent.
 	spam := base
-	spam.ID, spam.Status, spam.Verdict, spam.Subject = quarantine.NewID(at.Add(time.Minute)), quarantine.StatusQuarantined, quarantine.VerdictSpam, "Cheap pills"
+	spam.ID, spam.Status, spam.Verdict, spam.Subject = quarantine.NewID(at.Add(time.Second)), quarantine.StatusQuarantined, quarantine.VerdictSpam, "Cheap pills"
 	raw := []byte("From: alice@shop.example\r\nSubject: Cheap pills\r\n\r\nBuy now.\r\n")
 	if err := s.Quarantine(ctx, &spam, raw); err != nil {
 		log.Fatal(err)
@@ -96,12 +96,14 @@ func Example() {
 }
 
 func ExampleNewID() {
-	at := time.Date(2026, 3, 1, 9, 30, 0, 0, time.UTC)
-	id := quarantine.NewID(at)
+	now := time.Now()
+	id := quarantine.NewID(now)
 	t, _ := quarantine.IDTime(id)
-	fmt.Println(len(id), t)
-	fmt.Println(quarantine.NewID(at) > id) // later ids sort after
+	fmt.Println(len(id), !t.Before(now.Truncate(time.Millisecond)))
+	fmt.Println(quarantine.NewID(now) > id)                   // later ids sort after
+	fmt.Println(quarantine.NewID(now.Add(-time.Second)) > id) // even when the clock goes back
 	// Output:
-	// 26 2026-03-01 09:30:00 +0000 UTC
+	// 26 true
+	// true
 	// true
 }

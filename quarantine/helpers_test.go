@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/outguard/outguard/internal/testutil"
 )
 
 // openDB opens a fresh bbolt file in t.TempDir, closed at cleanup.
@@ -74,7 +76,7 @@ var testBase = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 // sampleRecord returns a fully populated record at t.
 func sampleRecord(t time.Time, st Status, v Verdict) *Record {
 	return &Record{
-		ID:         NewID(t),
+		ID:         testID(t),
 		Time:       t.Add(1234 * time.Microsecond),
 		Listener:   "submission",
 		ClientIP:   netip.MustParseAddr("192.0.2.10"),
@@ -109,3 +111,6 @@ func flush(t testing.TB, s *Store) {
 		t.Fatal(err)
 	}
 }
+
+// testID dates a record's id (testutil.DatedID).
+func testID(t time.Time) string { return testutil.DatedID(t) }

@@ -1,11 +1,11 @@
 package quarantine
 
 import (
-	"crypto/rand"
 	"encoding/binary"
 	"fmt"
-	"sync"
 	"time"
+
+	"github.com/outguard/outguard/internal/txid"
 )
 
 // IDLen is the length of a record id made by NewID.
@@ -18,55 +18,13 @@ const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 // maxIDTime is the last millisecond a 48-bit timestamp can hold.
 const maxIDTime = 1<<48 - 1
 
-var idGen struct {
-	mu   sync.Mutex
-	ms   uint64
-	rand [10]byte
-}
-
 // NewID returns a 26-character, time-ordered id for a transaction at t, in
 // the ULID layout: 48 bits of Unix milliseconds then 80 random bits, in
-// Crockford base32. Ids made for the same millisecond by one process are
-// strictly increasing (the random part is incremented), so sorting ids
-// sorts records by time and, within a millisecond, by creation order.
-func NewID(t time.Time) string {
-	ms := uint64(t.UnixMilli())
-	if t.UnixMilli() < 0 {
-		ms = 0
-	}
-	if ms > maxIDTime {
-		ms = maxIDTime
-	}
-	idGen.mu.Lock()
-	if ms == idGen.ms && !incr(idGen.rand[:]) {
-		// The random part is exhausted for this millisecond (2^80 ids):
-		// start a fresh one. Never happens in practice.
-		_, _ = rand.Read(idGen.rand[:])
-	} else if ms != idGen.ms {
-		_, _ = rand.Read(idGen.rand[:])
-		// Keep the top bit clear so increments within a millisecond
-		// cannot overflow in practice.
-		idGen.rand[0] &= 0x7f
-		idGen.ms = ms
-	}
-	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], ms<<16)
-	copy(b[6:], idGen.rand[:])
-	idGen.mu.Unlock()
-	return encodeID(b)
-}
-
-// incr adds one to the big-endian number in b and reports whether it did
-// not overflow.
-func incr(b []byte) bool {
-	for i := len(b) - 1; i >= 0; i-- {
-		b[i]++
-		if b[i] != 0 {
-			return true
-		}
-	}
-	return false
-}
+// Crockford base32. It is internal/txid's: the ids one process makes are
+// strictly increasing, within a millisecond and when the clock goes back
+// (by up to txid.MaxStepBack), so sorting ids sorts records by creation
+// order.
+func NewID(t time.Time) string { return txid.New(t) }
 
 func encodeID(b [16]byte) string {
 	var out [IDLen]byte

@@ -129,7 +129,7 @@ func TestQuarantineOperationErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	other := Actor{Name: "scoped", Domain: "other.example"}
-	unknown := NewID(testBase.Add(time.Hour))
+	unknown := testID(testBase.Add(time.Hour))
 	cases := []struct {
 		name string
 		call func() error

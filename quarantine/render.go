@@ -11,7 +11,8 @@ import (
 
 	"github.com/emersion/go-message"
 	_ "github.com/emersion/go-message/charset" // decode non-UTF-8 charsets
-	"golang.org/x/net/html"
+
+	"github.com/outguard/outguard/internal/htmltext"
 )
 
 // Bounds of the rendering, so a hostile message costs bounded time and
@@ -54,7 +55,7 @@ func render(raw []byte, limit int) *View {
 			s := string(body)
 			plain = &s
 		case typ == "text/html" && htmlText == nil:
-			s := htmlToText(body)
+			s := htmltext.Text(body)
 			htmlText = &s
 		}
 	})
@@ -118,71 +119,6 @@ func walkParts(ent *message.Entity, depth int, v *View, text func(typ string, bo
 	if isText {
 		text(typ, body)
 	}
-}
-
-// htmlToText keeps the text of an HTML document: tags dropped, script and
-// style contents skipped, block elements and <br> as line breaks,
-// entities decoded.
-func htmlToText(b []byte) string {
-	z := html.NewTokenizer(bytes.NewReader(b))
-	var out strings.Builder
-	skip := 0
-	for {
-		tt := z.Next()
-		switch tt {
-		case html.ErrorToken:
-			return collapseBlankLines(out.String())
-		case html.TextToken:
-			if skip == 0 {
-				t := strings.Join(strings.Fields(string(z.Text())), " ")
-				if t != "" {
-					if out.Len() > 0 && !strings.HasSuffix(out.String(), "\n") {
-						out.WriteByte(' ')
-					}
-					out.WriteString(t)
-				}
-			}
-		case html.StartTagToken, html.SelfClosingTagToken:
-			name, _ := z.TagName()
-			switch string(name) {
-			case "script", "style", "head", "title":
-				if tt != html.SelfClosingTagToken {
-					skip++
-				}
-			case "br", "p", "div", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "blockquote":
-				out.WriteByte('\n')
-			}
-		case html.EndTagToken:
-			name, _ := z.TagName()
-			switch string(name) {
-			case "script", "style", "head", "title":
-				if skip > 0 {
-					skip--
-				}
-			case "p", "div", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "blockquote":
-				out.WriteByte('\n')
-			}
-		}
-	}
-}
-
-func collapseBlankLines(s string) string {
-	lines := strings.Split(s, "\n")
-	out := lines[:0]
-	blank := 0
-	for _, l := range lines {
-		l = strings.TrimSpace(l)
-		if l == "" {
-			blank++
-			if blank > 1 {
-				continue
-			}
-		} else {
-			blank = 0
-		}
-		out = append(out, l)
-	}
-	return strings.TrimSpace(strings.Join(out, "\n"))
 }
 
 // safeText makes s safe to show: line ends normalised to \n, control and

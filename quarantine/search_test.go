@@ -25,7 +25,7 @@ func searchData(t testing.TB, s *Store, n int, seed uint64) []*Record {
 		v := Verdict(rng.IntN(int(verdictEnd)))
 		d := domains[rng.IntN(len(domains))]
 		r := &Record{
-			ID:         NewID(at),
+			ID:         testID(at),
 			Listener:   "smtp0",
 			ClientIP:   netip.AddrFrom4([4]byte{192, 0, 2, byte(rng.IntN(4))}),
 			ClientPort: uint16(1024 + i),
@@ -215,7 +215,7 @@ func TestSearchBadQuery(t *testing.T) {
 }
 
 func FuzzParseCursor(f *testing.F) {
-	f.Add(encodeCursor(NewID(testBase)))
+	f.Add(encodeCursor(testID(testBase)))
 	f.Add("")
 	f.Add("YzEu")
 	f.Add("!!")

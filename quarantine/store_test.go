@@ -213,7 +213,7 @@ func TestLookups(t *testing.T) {
 	}{
 		{"Get", func() (*Record, error) { return s.Get(older.ID) }, older.ID, nil},
 		{"Get lower case", func() (*Record, error) { return s.Get(strings.ToLower(older.ID)) }, older.ID, nil},
-		{"Get unknown", func() (*Record, error) { return s.Get(NewID(testBase.Add(time.Hour))) }, "", ErrNotFound},
+		{"Get unknown", func() (*Record, error) { return s.Get(testID(testBase.Add(time.Hour))) }, "", ErrNotFound},
 		{"Get malformed", func() (*Record, error) { return s.Get("nope") }, "", ErrNotFound},
 		{"ByMessageID latest", func() (*Record, error) { return s.ByMessageID(older.MessageID) }, newer.ID, nil},
 		{"ByMessageID without brackets", func() (*Record, error) { return s.ByMessageID(strings.Trim(older.MessageID, "<>")) }, newer.ID, nil},
@@ -262,7 +262,7 @@ func TestAddComplaint(t *testing.T) {
 	if got.Complaints != 2 || !got.LastComplaint.Equal(t2) {
 		t.Errorf("got %d complaints, last %v; want 2, last %v", got.Complaints, got.LastComplaint, t2)
 	}
-	if err := s.AddComplaint(ctx, NewID(testBase.Add(time.Hour)), Complaint{}); !errors.Is(err, ErrNotFound) {
+	if err := s.AddComplaint(ctx, testID(testBase.Add(time.Hour)), Complaint{}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("complaint for an unknown id: got %v, want ErrNotFound", err)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"sync"
+
+	"github.com/outguard/outguard/internal/header"
 )
 
 // Message is the content received at DATA, exactly as the client sent it
@@ -321,9 +323,11 @@ func headerEnd(raw []byte) int {
 	return len(raw)
 }
 
-// rewriteHeader returns header with every field named in strip removed
-// (with its continuation lines) and the lines of add prepended.
-func rewriteHeader(header []byte, add []string, strip []string) []byte {
+// rewriteHeader returns the header block with every field named in strip removed
+// (with its continuation lines) and the lines of add prepended. What it
+// removes is what the readers of header fields read: it uses the same
+// scanner (internal/header).
+func rewriteHeader(block []byte, add []string, strip []string) []byte {
 	var out bytes.Buffer
 	for _, l := range add {
 		out.WriteString(l)
@@ -332,33 +336,8 @@ func rewriteHeader(header []byte, add []string, strip []string) []byte {
 		}
 	}
 	if len(strip) == 0 {
-		out.Write(header)
+		out.Write(block)
 		return out.Bytes()
 	}
-	skipping := false
-	for len(header) > 0 {
-		i := bytes.IndexByte(header, '\n')
-		line := header
-		if i >= 0 {
-			line = header[:i+1]
-		}
-		header = header[len(line):]
-		continuation := len(line) > 0 && (line[0] == ' ' || line[0] == '\t')
-		if !continuation {
-			skipping = false
-			if name, _, ok := bytes.Cut(line, []byte(":")); ok {
-				n := strings.TrimSpace(string(name))
-				for _, s := range strip {
-					if strings.EqualFold(n, s) {
-						skipping = true
-						break
-					}
-				}
-			}
-		}
-		if !skipping {
-			out.Write(line)
-		}
-	}
-	return out.Bytes()
+	return header.AppendRemove(out.Bytes(), block, strip...)
 }

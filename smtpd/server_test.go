@@ -446,7 +446,10 @@ func TestPolicyDecisions(t *testing.T) {
 	if codeOf(err) != 451 || !strings.Contains(err.Error(), "4.7.1") && err.(*smtp.SMTPError).EnhancedCode != (smtp.EnhancedCode{4, 7, 1}) {
 		t.Fatalf("deferred message: %v, want 451 4.7.1", err)
 	}
-	msg = "X-AuthUser: web42\r\n X-folded\r\nSubject: STRIP\r\n\r\nbody\r\n"
+	// Stripped: the fields the identity reader reads (internal/header),
+	// white space before the colon included (RFC 5322 section 4.5.8);
+	// kept: a line whose name is not a field name, which no reader reads.
+	msg = "X-AuthUser: web42\r\n X-folded\r\nX-AuthUser : web43\r\nX-AuthUser\v: not a field\r\nSubject: STRIP\r\n\r\nbody\r\n"
 	if err := c.SendMail("alice@example.com", []string{"bob@example.org"}, strings.NewReader(msg)); err != nil {
 		t.Fatal(err)
 	}
@@ -455,7 +458,7 @@ func TestPolicyDecisions(t *testing.T) {
 		t.Fatalf("next hop got %d messages, want only the stripped one", len(d))
 	}
 	body, _ := testutil.StripReceived(d[0].Data)
-	if want := "X-Trace: abc\r\nSubject: STRIP\r\n\r\nbody\r\n"; string(body) != want {
+	if want := "X-Trace: abc\r\nX-AuthUser\v: not a field\r\nSubject: STRIP\r\n\r\nbody\r\n"; string(body) != want {
 		t.Errorf("relayed %q, want %q", body, want)
 	}
 	h.nh.Lock()

@@ -11,13 +11,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/outguard/outguard/internal/outbox"
 )
 
 // Defaults of Options.
@@ -70,7 +71,8 @@ type Options struct {
 	// Timeout bounds one webhook request; default DefaultTimeout.
 	Timeout time.Duration
 	// RetryInitial is the wait after the first failed attempt, doubled
-	// after each further one up to RetryMax. Defaults DefaultRetryInitial
+	// after each further one up to RetryMax, each wait then jittered to
+	// between half and all of it (internal/outbox). Defaults DefaultRetryInitial
 	// and DefaultRetryMax.
 	RetryInitial time.Duration
 	RetryMax     time.Duration
@@ -119,13 +121,10 @@ type Notifier struct {
 	metrics *metrics
 	log     *slog.Logger
 
-	wake      chan struct{}
-	startOnce sync.Once
-	stopOnce  sync.Once
-	cancel    context.CancelFunc
-	done      chan struct{}
-	mu        sync.Mutex // guards stopped
-	stopped   bool
+	runner  *outbox.Runner
+	retry   outbox.Backoff
+	mu      sync.Mutex // guards stopped
+	stopped bool
 }
 
 // New checks the options, creates the bucket and counts what is pending.
@@ -167,7 +166,12 @@ func New(o Options) (*Notifier, error) {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 	}
-	n := &Notifier{opts: o, log: o.Logger, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	n := &Notifier{opts: o, log: o.Logger, retry: outbox.Backoff{Initial: o.RetryInitial, Max: o.RetryMax}}
+	n.runner = outbox.NewRunner(outbox.RunnerOptions{
+		Round: n.Round, Now: o.Now, Retry: o.RetryInitial,
+		Idle:    time.Hour, // nothing pending: Notify wakes the runner
+		OnError: func(err error) { n.log.Error("notify: delivery round failed", "err", err) },
+	})
 	if o.Events != nil {
 		n.events = map[EventType]bool{}
 		for _, e := range o.Events {
@@ -264,10 +268,7 @@ func (n *Notifier) Notify(ctx context.Context, ev Event) error {
 		return fmt.Errorf("notify: storing event %s: %w", ev.ID, err)
 	}
 	n.metrics.depth.Add(float64(len(items)))
-	select {
-	case n.wake <- struct{}{}:
-	default:
-	}
+	n.runner.Wake()
 	return nil
 }
 
@@ -278,68 +279,16 @@ func seqKey(seq uint64) []byte {
 }
 
 // Start runs the delivery goroutine. Later calls do nothing.
-func (n *Notifier) Start() {
-	n.startOnce.Do(func() {
-		ctx, cancel := context.WithCancel(context.Background())
-		n.cancel = cancel
-		go n.run(ctx)
-	})
-}
+func (n *Notifier) Start() { n.runner.Start() }
 
 // Stop ends the delivery goroutine, interrupting a delivery in progress
 // (it is retried after the next start), and makes Notify fail with
 // ErrStopped. It is idempotent.
 func (n *Notifier) Stop() {
-	n.stopOnce.Do(func() {
-		n.mu.Lock()
-		n.stopped = true
-		n.mu.Unlock()
-		started := false
-		n.startOnce.Do(func() {}) // a later Start must not run
-		if n.cancel != nil {
-			n.cancel()
-			started = true
-		}
-		if started {
-			<-n.done
-		}
-	})
-}
-
-func (n *Notifier) run(ctx context.Context) {
-	defer close(n.done)
-	for {
-		next, err := n.safeRound(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		wait := n.opts.RetryInitial
-		if err != nil {
-			n.log.Error("notify: delivery round failed", "err", err)
-		} else if !next.IsZero() {
-			wait = max(next.Sub(n.opts.Now()), 0)
-		} else {
-			wait = time.Hour // nothing pending: Notify wakes us
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-n.wake:
-		case <-t.C:
-		}
-		t.Stop()
-	}
-}
-
-func (n *Notifier) safeRound(ctx context.Context) (next time.Time, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
-		}
-	}()
-	return n.Round(ctx)
+	n.mu.Lock()
+	n.stopped = true
+	n.mu.Unlock()
+	n.runner.Stop()
 }
 
 // Round attempts every due item once, expires the old ones and returns
@@ -392,15 +341,11 @@ func (n *Notifier) Round(ctx context.Context) (time.Time, error) {
 			continue
 		}
 		if e.it.NextAttempt.After(now) {
-			if next.IsZero() || e.it.NextAttempt.Before(next) {
-				next = e.it.NextAttempt
-			}
+			next = outbox.Earliest(next, e.it.NextAttempt)
 			continue
 		}
 		if retry, ok := down[e.it.Channel]; ok {
-			if next.IsZero() || retry.Before(next) {
-				next = retry
-			}
+			next = outbox.Earliest(next, retry)
 			continue
 		}
 		err := n.deliver(ctx, e.it)
@@ -416,7 +361,7 @@ func (n *Notifier) Round(ctx context.Context) (time.Time, error) {
 		}
 		e.it.Attempts++
 		e.it.LastError = err.Error()
-		e.it.NextAttempt = n.opts.Now().Add(n.backoff(e.it.Attempts))
+		e.it.NextAttempt = n.opts.Now().Add(n.retry.Delay(e.it.Attempts))
 		down[e.it.Channel] = e.it.NextAttempt
 		n.metrics.failures.WithLabelValues(e.it.Channel).Inc()
 		n.log.Warn("notify: delivery failed; will retry", "event_id", e.it.Event.ID, "channel", e.it.Channel,
@@ -429,9 +374,7 @@ func (n *Notifier) Round(ctx context.Context) (time.Time, error) {
 		if err != nil {
 			return next, err
 		}
-		if next.IsZero() || e.it.NextAttempt.Before(next) {
-			next = e.it.NextAttempt
-		}
+		next = outbox.Earliest(next, e.it.NextAttempt)
 	}
 	return next, nil
 }
@@ -442,14 +385,6 @@ func (n *Notifier) remove(key []byte) error {
 		n.metrics.depth.Dec()
 	}
 	return err
-}
-
-func (n *Notifier) backoff(attempts int) time.Duration {
-	d := n.opts.RetryInitial
-	for i := 1; i < attempts && d < n.opts.RetryMax; i++ {
-		d *= 2
-	}
-	return min(d, n.opts.RetryMax)
 }
 
 // Pending returns the number of items waiting in the outbox.

@@ -26,6 +26,9 @@ func newNotifier(t *testing.T, o Options) *Notifier {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The schedule tests read exact waits; TestNotifierJitter covers the
+	// jitter.
+	n.retry.Rand = func() float64 { return 0 }
 	t.Cleanup(n.Stop)
 	return n
 }
@@ -430,5 +433,39 @@ func TestRoundStopsAtADeadReceiver(t *testing.T) {
 	}
 	if strings.Join(ids, ",") != "a,b,c" {
 		t.Errorf("after recovery: got %v, want a,b,c in order", ids)
+	}
+}
+
+// TestNotifierJitter checks that each failed delivery comes back between
+// half and all of its backoff (1m, 2m, 4m, ... up to 10m), not always at
+// the full backoff.
+func TestNotifierJitter(t *testing.T) {
+	clock := newClock()
+	rcv := newReceiver(t, clock.Now)
+	rcv.down.Store(true)
+	n := newNotifier(t, Options{DB: testDB(t), URL: rcv.srv.URL, Secret: testSecret, Now: clock.Now,
+		RetryInitial: time.Minute, RetryMax: 10 * time.Minute, MaxAge: 24 * time.Hour})
+	n.retry.Rand = nil // the real jitter
+	if err := n.Notify(context.Background(), Event{Type: EventUnlock, Domain: "d", User: "u"}); err != nil {
+		t.Fatal(err)
+	}
+	full := 0
+	for i, backoff := range []time.Duration{1, 2, 4, 8, 10, 10, 10, 10} {
+		backoff *= time.Minute
+		next, err := n.Round(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		wait := next.Sub(clock.Now())
+		if wait < backoff/2 || wait > backoff {
+			t.Errorf("attempt %d: next in %v, want %v to %v", i+1, wait, backoff/2, backoff)
+		}
+		if wait == backoff {
+			full++
+		}
+		clock.Advance(wait)
+	}
+	if full == 8 {
+		t.Error("every retry waited its full backoff: no jitter")
 	}
 }

@@ -12,6 +12,9 @@ import (
 
 const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
+// maxMS is the last millisecond the 48-bit time holds.
+const maxMS = 1<<48 - 1
+
 // Generator makes monotonic ids. The zero value is ready to use.
 type Generator struct {
 	mu     sync.Mutex
@@ -25,12 +28,19 @@ var std Generator
 // New returns an id for t from the process-wide generator.
 func New(t time.Time) string { return std.New(t) }
 
+// MaxStepBack is how far back the clock may go with ids still increasing.
+// A step back within it (a time server's correction) keeps counting from
+// the last id, so ids keep sorting in the order they were made; a larger
+// one is a new time line, and the ids made on it hold its time (a clock
+// set right after it was far ahead, or a test's clock).
+const MaxStepBack = time.Minute
+
 // New returns an id for t, greater than every id this generator returned
-// before (when the clock goes back, it keeps counting from the last one).
+// before unless the clock went back by more than MaxStepBack.
 func (g *Generator) New(t time.Time) string {
-	ms := uint64(t.UnixMilli())
+	ms := uint64(min(max(t.UnixMilli(), 0), maxMS))
 	g.mu.Lock()
-	if ms > g.lastMS {
+	if ms > g.lastMS || g.lastMS-ms > uint64(MaxStepBack.Milliseconds()) {
 		var b [10]byte
 		rand.Read(b[:])
 		g.lastMS = ms

@@ -1,4 +1,7 @@
-package filter
+// Package htmltext turns HTML into the text a reader sees, for the filter
+// (which also takes the links and password fields) and for the quarantine
+// view. It is the one HTML-to-text converter in outguard.
+package htmltext
 
 import (
 	"bytes"
@@ -11,14 +14,22 @@ import (
 // maxLinkText bounds the visible text kept per HTML link.
 const maxLinkText = 512
 
-type htmlLink struct {
-	href, text string
+// Link is one link target and its visible text (empty for area and form
+// targets).
+type Link struct {
+	Href, Text string
 }
 
-type htmlDoc struct {
-	text         string
-	links        []htmlLink
-	passwordForm bool
+// Doc is what Parse finds in an HTML document.
+type Doc struct {
+	// Text is the document as text: tags dropped, script, style and
+	// template contents skipped, block elements as line breaks, runs of
+	// white space collapsed, entities decoded, image alt text kept.
+	Text string
+	// Links are the targets of a, area and form elements, in order.
+	Links []Link
+	// PasswordForm reports a password input.
+	PasswordForm bool
 }
 
 // blockTags end a line of text when they open or close.
@@ -29,11 +40,14 @@ var blockTags = map[string]bool{
 	"article": true, "header": true, "footer": true,
 }
 
-// parseHTML converts HTML to text and collects links and password fields.
+// Text returns the text of an HTML document (Doc.Text).
+func Text(b []byte) string { return Parse(b).Text }
+
+// Parse converts HTML to text and collects links and password fields.
 // It uses the tokenizer rather than the tree builder: it is linear in the
 // input and keeps no tree, and malformed markup still yields text.
-func parseHTML(b []byte) htmlDoc {
-	var doc htmlDoc
+func Parse(b []byte) Doc {
+	var doc Doc
 	var out textWriter
 	z := html.NewTokenizer(bytes.NewReader(b))
 	skip := 0 // inside script or style
@@ -42,7 +56,7 @@ func parseHTML(b []byte) htmlDoc {
 	var linkText textWriter
 	endLink := func() {
 		if inLink {
-			doc.links = append(doc.links, htmlLink{href: href, text: strings.TrimSpace(linkText.String())})
+			doc.Links = append(doc.Links, Link{Href: href, Text: strings.TrimSpace(linkText.String())})
 		}
 		inLink = false
 		linkText.Reset()
@@ -52,7 +66,7 @@ func parseHTML(b []byte) htmlDoc {
 		switch tt {
 		case html.ErrorToken:
 			endLink()
-			doc.text = strings.TrimSpace(out.String())
+			doc.Text = strings.TrimSpace(out.String())
 			return doc
 		case html.TextToken:
 			if skip > 0 {
@@ -102,16 +116,16 @@ func parseHTML(b []byte) htmlDoc {
 					if name == "a" && tt == html.StartTagToken {
 						inLink, href = true, h
 					} else {
-						doc.links = append(doc.links, htmlLink{href: h})
+						doc.Links = append(doc.Links, Link{Href: h})
 					}
 				}
 			case "form":
 				if a := strings.TrimSpace(attrs["action"]); a != "" {
-					doc.links = append(doc.links, htmlLink{href: a})
+					doc.Links = append(doc.Links, Link{Href: a})
 				}
 			case "input":
 				if strings.EqualFold(strings.TrimSpace(attrs["type"]), "password") {
-					doc.passwordForm = true
+					doc.PasswordForm = true
 				}
 			case "img":
 				// Alt text stands in for the image in the text version.

@@ -436,3 +436,19 @@ func TestDetectionSurvivesRestart(t *testing.T) {
 		t.Errorf("shop2's profile after the restart: found %v, %+v", ok, p.Stats())
 	}
 }
+
+// TestBareCRInHeaderRefused: a bare CR in the header would let a script
+// put an identity header past outguard (the next hop reads the CR as a
+// line break, outguard's identity rules did not): refused with 550 5.6.0,
+// nothing relayed.
+func TestBareCRInHeaderRefused(t *testing.T) {
+	e := newEnv(t, "", "")
+	msg := "X-AuthUser: real-user\r\nSubject: hi\rX-AuthUser: innocent-neighbour\r\nFrom: shop@out.example.net\r\n\r\nbody\r\n"
+	err := e.send("shop@out.example.net", msg)
+	if r := replyOf(err); r == nil || r.Code != 550 || r.EnhancedCode != (smtp.EnhancedCode{5, 6, 0}) {
+		t.Fatalf("a bare CR in the header: %v, want 550 5.6.0", err)
+	}
+	if n := len(e.mail()); n != 0 {
+		t.Errorf("%d messages relayed, want none", n)
+	}
+}

@@ -153,7 +153,13 @@ func (m *Message) Close() error {
 
 // errHeaderLine and errHeaderBlock are the header checks' findings.
 var (
-	errHeaderLine  = errors.New("header line over 998 octets")
+	errHeaderLine = errors.New("header line over 998 octets")
+	// errHeaderCR: a CR not followed by LF in the header. The next hop
+	// sees it as a line break (bare CR is relayed as CRLF), so a field
+	// after it would be read by the next hop but not by outguard's
+	// identity rules and header stripping (RFC 5322 §2.2 allows CR only
+	// in CRLF).
+	errHeaderCR    = errors.New("bare CR in the header")
 	errHeaderBlock = errors.New("header block too large")
 	errDataLine    = errors.New("message line over the configured limit")
 )
@@ -259,8 +265,7 @@ func (h *headerScanner) scan(b []byte) error {
 		}
 		h.n++
 		if h.cr && c != '\n' {
-			// A CR not followed by LF is an ordinary (if odd) octet.
-			h.lineLen++
+			return errHeaderCR
 		}
 		h.cr = false
 		switch c {

@@ -107,6 +107,11 @@ func TestHeaderScanner(t *testing.T) {
 		{"999 too long", "S: " + strings.Repeat("x", 996) + "\r\n\r\n", 0, 0, errHeaderLine},
 		{"long body line fine", "A: 1\r\n\r\n" + strings.Repeat("x", 5000), 0, 8, nil},
 		{"block too large", strings.Repeat("A: 1\r\n", 100) + "\r\n", 300, 0, errHeaderBlock},
+		// The next hop would see the bare CR as a line break and read a
+		// field outguard did not.
+		{"bare CR hides a field", "Subject: a\rX-AuthUser: b\r\n\r\nbody", 0, 0, errHeaderCR},
+		{"bare CR at a line's end", "Subject: a\r\rX: b\r\n\r\n", 0, 0, errHeaderCR},
+		{"bare CR in the body is fine", "A: 1\r\n\r\nx\ry", 0, 8, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

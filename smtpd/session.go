@@ -347,6 +347,9 @@ func (s *session) Data(r io.Reader) error {
 		case errors.Is(err, errHeaderLine):
 			res.Reply = replyHeaderLine
 			res.Outcome = OutcomeRejected
+		case errors.Is(err, errHeaderCR):
+			res.Reply = replyHeaderCR
+			res.Outcome = OutcomeRejected
 		case errors.Is(err, errHeaderBlock):
 			res.Reply = replyHeaderTooLarge
 			res.Outcome = OutcomeRejected

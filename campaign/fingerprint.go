@@ -12,7 +12,8 @@ const (
 	// ShingleWords is the number of consecutive normalised words in one
 	// shingle.
 	ShingleWords = 5
-	// NumHashes is the length of a MinHash signature.
+	// NumHashes is the length of a signature: the bins of one
+	// permutation hashing (docs/campaigns.md).
 	NumHashes = 64
 	// Bands and Rows split the signature for locality-sensitive hashing:
 	// two texts become candidates when all Rows values of at least one of
@@ -108,19 +109,6 @@ func agree(a, b *[NumHashes]uint16) int {
 	return n
 }
 
-// MinHash permutations: h_i(x) = high 32 bits of (a_i*x + b_i) mod 2^64 over
-// a well-mixed 64-bit shingle hash x, a_i odd. The constants come from a
-// fixed seed, so signatures are the same across restarts and builds.
-var mhA, mhB [NumHashes]uint64
-
-func init() {
-	s := uint64(0x6f75746775617264) // "outguard"
-	for i := range NumHashes {
-		mhA[i] = splitmix(&s) | 1
-		mhB[i] = splitmix(&s)
-	}
-}
-
 func splitmix(s *uint64) uint64 {
 	*s += 0x9e3779b97f4a7c15
 	z := *s
@@ -204,7 +192,7 @@ func (c *computer) run(subject, text string) Fingerprint {
 	f.Words = c.n
 	shingles := c.n - ShingleWords + 1
 	switch {
-	case shingles >= MinShingles:
+	case shingles >= MinShingles && c.densify():
 		f.HasSig = true
 		for i, v := range c.sig {
 			// The low bits: the high bits of a minimum are biased to zero.
@@ -233,13 +221,41 @@ func (c *computer) word(_ []byte, h uint64) {
 		x = bits.RotateLeft64(x, 23) ^ c.window[(c.n+k)%ShingleWords]
 		x *= 0x9e3779b97f4a7c15
 	}
+	// One permutation hashing: the shingle's hash picks one of the
+	// NumHashes bins and keeps its minimum there, one comparison per
+	// shingle instead of NumHashes; run fills the bins no shingle fell in.
 	x = mix64(x)
-	for i := range c.sig {
-		v := (mhA[i]*x + mhB[i]) >> 32
-		if v < c.sig[i] {
-			c.sig[i] = v
+	b := x % NumHashes
+	if v := x / NumHashes; v < c.sig[b] {
+		c.sig[b] = v
+	}
+}
+
+// densify fills the bins no shingle fell in from the nearest filled bin to
+// their right, each with a value of its own (rotation densification), so
+// that two texts sharing most shingles still agree on most bins. It
+// reports false when every bin is empty.
+func (c *computer) densify() bool {
+	for i := range NumHashes {
+		if c.sig[i] != ^uint64(0) {
+			break
+		}
+		if i == NumHashes-1 {
+			return false
 		}
 	}
+	for i := range NumHashes {
+		if c.sig[i] != ^uint64(0) {
+			continue
+		}
+		for k := 1; k < NumHashes; k++ {
+			if v := c.sig[(i+k)%NumHashes]; v != ^uint64(0) && v < 1<<58 {
+				c.sig[i] = 1<<58 + mix64(v+uint64(k)*0x9e3779b97f4a7c15)%(1<<58)
+				break
+			}
+		}
+	}
+	return true
 }
 
 // bandKeys returns the LSH key of each band of sig: a 32-bit hash of the

@@ -362,12 +362,20 @@ func (s *Server) closeIdle() {
 		}
 	}
 	s.mu.Unlock()
+	const bye = "421 4.3.2 Service shutting down, try again later\r\n"
 	for _, c := range idle {
-		// At idle nothing else writes. Under implicit TLS the raw
-		// connection cannot carry a plain reply: it is just closed.
+		// At idle nothing else writes. Under TLS (implicit or after
+		// STARTTLS) the reply goes through the session's TLS connection,
+		// which go-smtp set before the session was made (the atomic
+		// session pointer orders the two).
 		if !c.tls.Load() {
 			c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-			c.Write([]byte("421 4.3.2 Service shutting down, try again later\r\n"))
+			c.Write([]byte(bye))
+		} else if ss := c.session.Load(); ss != nil {
+			if tc, ok := ss.c.Conn().(*tls.Conn); ok {
+				tc.SetWriteDeadline(time.Now().Add(time.Second))
+				tc.Write([]byte(bye))
+			}
 		}
 		c.Close()
 	}

@@ -1,13 +1,10 @@
 package app
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -125,18 +122,7 @@ func TestCampaignsAPIAndCLI(t *testing.T) {
 	base := e.withAdminToken(t)
 	run := func(args ...string) (string, string, int) {
 		t.Helper()
-		cmd := exec.Command(bin, args...)
-		cmd.Env = append(os.Environ(), "OUTGUARD_SERVER="+base, "OUTGUARD_TOKEN=trial-token")
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return out.String(), errb.String(), code
+		return runCLIBinary(t, bin, base, args...)
 	}
 
 	// Off: 501 and exit 1. (Set explicitly: the configuration may turn

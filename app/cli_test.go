@@ -54,18 +54,8 @@ func TestCLILockUnlockAudit(t *testing.T) {
 	server := e.withAdminToken(t)
 	run := func(args ...string) (string, int) {
 		t.Helper()
-		cmd := exec.Command(bin, args...)
-		cmd.Env = append(os.Environ(), "OUTGUARD_SERVER="+server, "OUTGUARD_TOKEN=trial-token")
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return out.String() + errb.String(), code
+		out, errs, code := runCLIBinary(t, bin, server, args...)
+		return out + errs, code
 	}
 
 	if out, code := run("lock", "identity", "cli-user", "--domain", "out.example.net", "--reason", "spam run reported", "--for", "2h"); code != 0 {
@@ -105,4 +95,21 @@ func TestCLILockUnlockAudit(t *testing.T) {
 	if code != 0 || strings.Count(out, "\n") != 2 {
 		t.Errorf("logs --identity: exit %d, want 2 lines\n%s", code, out)
 	}
+}
+
+// runCLIBinary runs the built CLI against the admin API at server with the
+// trial token and returns its output and exit status.
+func runCLIBinary(t *testing.T, bin, server string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "OUTGUARD_SERVER="+server, "OUTGUARD_TOKEN=trial-token")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
 }

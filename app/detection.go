@@ -374,8 +374,8 @@ func lockThreshold(v baseline.Verdict) float64 {
 // lockCampaign acts on a campaign's user signal: when it has just crossed,
 // every identity behind it is locked, each under its own user's policy
 // (monitor mode records it instead); afterwards each further sender of
-// the campaign (domain, ident) is.
-func (p *pipeline) lockCampaign(ctx context.Context, s *campaign.Signal, domain, ident string) {
+// the campaign (user, domain, ident, with the transaction txID) is.
+func (p *pipeline) lockCampaign(ctx context.Context, s *campaign.Signal, user, domain, ident, txID string) {
 	st := p.state.Load()
 	type target struct{ user, domain, ident, tx string }
 	var targets []target
@@ -389,9 +389,8 @@ func (p *pipeline) lockCampaign(ctx context.Context, s *campaign.Signal, domain,
 			seen[up.domain+"\x00"+e.Identity] = true
 			targets = append(targets, target{e.User, up.domain, e.Identity, e.TxID})
 		}
-	} else if len(s.Evidence) > 0 {
-		e := s.Evidence[0] // this message
-		targets = append(targets, target{e.User, domain, ident, e.TxID})
+	} else {
+		targets = append(targets, target{user, domain, ident, txID})
 	}
 	for _, t := range targets {
 		if _, locked := p.ids.CheckIdentity(t.domain, t.ident); locked {

@@ -1,13 +1,11 @@
 package app
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -286,18 +284,8 @@ func TestFeedbackCLIDuplicate(t *testing.T) {
 	}
 	run := func(args ...string) (string, int) {
 		t.Helper()
-		cmd := exec.Command(bin, args...)
-		cmd.Env = append(os.Environ(), "OUTGUARD_SERVER=http://"+e.app.AdminAddr().String(), "OUTGUARD_TOKEN=trial-token")
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return out.String() + errb.String(), code
+		out, errs, code := runCLIBinary(t, bin, "http://"+e.app.AdminAddr().String(), args...)
+		return out + errs, code
 	}
 	out, code := run("feedback", "ingest", file)
 	if code != 0 || !strings.Contains(out, "complaint counted") {

@@ -375,7 +375,7 @@ func (c *check) count(ctx context.Context, tx *smtpd.Transaction) {
 	c.counted = true
 	v := c.verdict
 	if c.campaignLock != nil {
-		p.lockCampaign(ctx, c.campaignLock, tx.User.Domain, c.identity)
+		p.lockCampaign(ctx, c.campaignLock, tx.User.Name, tx.User.Domain, c.identity, tx.ID)
 	}
 	base := p.detect.observeBaseline(tx.User.Domain, c.identity, tx.Accepted())
 	if base.Level >= baseline.Suspect {

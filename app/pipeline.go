@@ -101,8 +101,11 @@ type check struct {
 	campaignLock *campaign.Signal
 	trace        string
 	header       headerSummary
-	stored       bool // Quarantine or Commit already wrote the record
-	counted      bool // the verdict was counted toward automatic locking
+	// identitySource names the rule that found identity; identityReason
+	// says why a value found was not taken (for the message log).
+	identitySource, identityReason string
+	stored                         bool // Quarantine or Commit already wrote the record
+	counted                        bool // the verdict was counted toward automatic locking
 }
 
 // headerSummary is what the log keeps of the message header.
@@ -200,8 +203,14 @@ func (c *check) Data(ctx context.Context, tx *smtpd.Transaction, msg *smtpd.Mess
 	}
 	c.header = summarize(msg.Header)
 	ext := up.rules.Extract(identity.Input{Header: msg.Header, AuthUser: tx.AuthName, EnvelopeSender: tx.From})
-	c.identity = ext.Identity
-	if len(ext.Refused) > 0 {
+	c.identity, c.identitySource, c.identityReason = ext.Identity, ext.Source, ext.Reason()
+	switch {
+	case ext.Ambiguous:
+		// Two different values of a header read with occurrence: only:
+		// someone wrote the identity header besides the sending MTA
+		// (docs/identity-recipes.md).
+		p.log.Warn("identity header ambiguous, no identity", "tx", tx.ID, "user", tx.User.Name, "reason", c.identityReason)
+	case len(ext.Refused) > 0:
 		p.log.Info("identity value refused", "tx", tx.ID, "refused", fmt.Sprint(ext.Refused))
 	}
 	monitor := up.policy.Monitor
@@ -492,7 +501,7 @@ func (c *check) record(tx *smtpd.Transaction, size int64, status quarantine.Stat
 	rec := &quarantine.Record{
 		ID: tx.ID, Time: tx.Start, Listener: tx.Listener,
 		ClientIP: tx.Client.Addr(), ClientPort: tx.Client.Port(),
-		Identity: c.identity, Sender: tx.From,
+		Identity: c.identity, IdentitySource: c.identitySource, IdentityReason: c.identityReason, Sender: tx.From,
 		HeaderFrom: c.header.from, Subject: c.header.subject, MessageID: c.header.messageID,
 		Size: size, Status: status, NextHopReply: nextHop, Duration: d, TraceToken: c.trace,
 	}

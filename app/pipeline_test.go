@@ -190,7 +190,8 @@ func TestIdentityByEachRuleKind(t *testing.T) {
 	}{
 		{"header", "x@out.example.net", testMessage("web42", "a", "hello"), "web42"},
 		{"envelope sender when no header", "bob@out.example.net", testMessage("", "b", "hello"), "bob@out.example.net"},
-		{"second header below the real one ignored", "x@out.example.net", "X-AuthUser: real\r\nSubject: c\r\nX-AuthUser: spoofed\r\n\r\nbody\r\n", "real"},
+		{"two different values give none (occurrence: only, the default)", "x@out.example.net", "X-AuthUser: real\r\nSubject: c\r\nX-AuthUser: spoofed\r\n\r\nbody\r\n", ""},
+		{"the same value twice", "x@out.example.net", "X-AuthUser: real\r\nSubject: c\r\nX-AuthUser: real\r\n\r\nbody\r\n", "real"},
 		{"comma-joined value falls through to envelope", "env@out.example.net", "X-AuthUser: a, b\r\nSubject: d\r\n\r\nbody\r\n", "env@out.example.net"},
 		{"folded value unfolded", "x@out.example.net", "X-AuthUser: web\r\n 7\r\nSubject: e\r\n\r\nbody\r\n", "web 7"},
 		{"oversized value falls through", "env2@out.example.net", "X-AuthUser: " + strings.Repeat("x", 300) + "\r\nSubject: f\r\n\r\nbody\r\n", "env2@out.example.net"},
@@ -209,6 +210,36 @@ func TestIdentityByEachRuleKind(t *testing.T) {
 				t.Errorf("identity = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestIdentityAmbiguousRecorded: with occurrence only (the default), a
+// second, different X-AuthUser gives no identity, and neither the
+// envelope sender (which the writer of the second header chooses too) nor
+// anything else takes its place; the message log says why.
+func TestIdentityAmbiguousRecorded(t *testing.T) {
+	e := newEnv(t, "", "")
+	msg := "X-AuthUser: innocent-neighbour\r\nSubject: c\r\nX-AuthUser: real\r\n\r\nbody\r\n"
+	if err := e.send("innocent-neighbour@out.example.net", msg); err != nil {
+		t.Fatal(err)
+	}
+	e.flush()
+	page, err := e.app.store.Search(quarantine.Query{Limit: 1})
+	if err != nil || len(page.Records) != 1 {
+		t.Fatalf("search: %v (%d records)", err, len(page.Records))
+	}
+	r := page.Records[0]
+	want := "header X-AuthUser: 2 occurrences with different values (occurrence: only)"
+	if r.Identity != "" || r.IdentitySource != "" || r.IdentityReason != want {
+		t.Errorf("record identity %q source %q reason %q; want none, with reason %q", r.Identity, r.IdentitySource, r.IdentityReason, want)
+	}
+	if err := e.send("x@out.example.net", testMessage("web42", "ok", "hello")); err != nil {
+		t.Fatal(err)
+	}
+	e.flush()
+	page, _ = e.app.store.Search(quarantine.Query{Limit: 1})
+	if r := page.Records[0]; r.Identity != "web42" || r.IdentitySource != "header X-AuthUser" || r.IdentityReason != "" {
+		t.Errorf("record identity %q source %q reason %q; want web42 from header X-AuthUser", r.Identity, r.IdentitySource, r.IdentityReason)
 	}
 }
 

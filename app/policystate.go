@@ -92,7 +92,11 @@ func buildPolicyState(cfg *config.Config) (*policyState, error) {
 			}
 			specs := make([]identity.RuleSpec, 0, len(rules))
 			for _, r := range rules {
-				specs = append(specs, ruleSpec(r))
+				spec, err := ruleSpec(r)
+				if err != nil {
+					return nil, fmt.Errorf("user %s: %w", u.Name, err)
+				}
+				specs = append(specs, spec)
 			}
 			compiled, err := identity.NewRules(specs, identity.RulesOptions{MaxLength: cfg.Identity.MaxLength})
 			if err != nil {
@@ -140,14 +144,15 @@ func buildPolicyState(cfg *config.Config) (*policyState, error) {
 	return st, nil
 }
 
-func ruleSpec(r config.IdentityRule) identity.RuleSpec {
+func ruleSpec(r config.IdentityRule) (identity.RuleSpec, error) {
 	switch {
 	case r.Header != "":
-		return identity.RuleSpec{Kind: identity.RuleHeader, Header: r.Header, Regex: r.Regex}
+		occ, err := identity.ParseOccurrence(r.Occurrence)
+		return identity.RuleSpec{Kind: identity.RuleHeader, Header: r.Header, Occurrence: occ, Regex: r.Regex}, err
 	case r.AuthUser:
-		return identity.RuleSpec{Kind: identity.RuleAuthUser, Regex: r.Regex}
+		return identity.RuleSpec{Kind: identity.RuleAuthUser, Regex: r.Regex}, nil
 	}
-	return identity.RuleSpec{Kind: identity.RuleEnvelopeSender, Regex: r.Regex}
+	return identity.RuleSpec{Kind: identity.RuleEnvelopeSender, Regex: r.Regex}, nil
 }
 
 func pick(user, domain *bool, def bool) bool {

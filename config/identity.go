@@ -81,8 +81,13 @@ type Identity struct {
 // IdentityRule is one step of identity extraction: exactly one of Header,
 // AuthUser or EnvelopeSender is set.
 type IdentityRule struct {
-	// Header takes the topmost occurrence of this header field.
+	// Header takes this header field's value.
 	Header string `yaml:"header"`
+	// Occurrence says which occurrence of Header counts when the header
+	// block holds several: "first" (topmost), "last" (bottommost) or
+	// "only" (every occurrence must carry the same value, else no
+	// identity). Default "only". See docs/config-identity.md.
+	Occurrence string `yaml:"occurrence"`
 	// Regex, optional, must have exactly one capture group: the identity
 	// is what it captures from the value (RE2 syntax, unanchored).
 	Regex string `yaml:"regex"`
@@ -109,6 +114,14 @@ func (r IdentityRule) check() string {
 	}
 	if r.Header != "" && !validFieldName(r.Header) {
 		return fmt.Sprintf("header %q is not a header field name (printable ASCII without spaces or colon, e.g. X-AuthUser)", r.Header)
+	}
+	switch r.Occurrence {
+	case "", "first", "last", "only":
+	default:
+		return fmt.Sprintf("occurrence %q: use first (the MTA adds its header at the top), last (at the bottom) or only (default: different values give no identity)", r.Occurrence)
+	}
+	if r.Occurrence != "" && r.Header == "" {
+		return "occurrence applies to header rules only; remove it from this rule"
 	}
 	if r.Regex != "" {
 		re, err := regexp.Compile(r.Regex)

@@ -124,6 +124,8 @@ func TestIdentityBadFixtures(t *testing.T) {
 		{"bad-identity-rule-regex.yaml", []string{"identity_rules[0]", "does not compile"}},
 		{"bad-identity-rule-regex-groups.yaml", []string{"identity_rules[0]", "2 capture groups"}},
 		{"bad-identity-rule-header-name.yaml", []string{"identity_rules[0]", "not a header field name"}},
+		{"bad-identity-rule-occurrence.yaml", []string{"identity_rules[0]", `occurrence "bottom"`, "first", "last", "only"}},
+		{"bad-identity-rule-occurrence-kind.yaml", []string{"identity_rules[0]", "occurrence applies to header rules only"}},
 		{"bad-identity-user-thresholds.yaml", []string{"users[0] (web1).thresholds", "window must be a positive duration", "spam -2 is negative"}},
 		{"bad-identity-trace-without-key.yaml", []string{"identity.trace_header", "trace_key"}},
 		{"bad-identity-trace-key-short.yaml", []string{"identity.trace_key", "at least 16"}},
@@ -158,6 +160,12 @@ func TestIdentityRuleCheck(t *testing.T) {
 		{"none", IdentityRule{}, false},
 		{"two", IdentityRule{AuthUser: true, EnvelopeSender: true}, false},
 		{"no group", IdentityRule{Header: "X-A", Regex: `\d+`}, false},
+		{"occurrence first", IdentityRule{Header: "X-A", Occurrence: "first"}, true},
+		{"occurrence last", IdentityRule{Header: "X-A", Occurrence: "last"}, true},
+		{"occurrence only", IdentityRule{Header: "X-A", Occurrence: "only"}, true},
+		{"occurrence unknown", IdentityRule{Header: "X-A", Occurrence: "top"}, false},
+		{"occurrence upper case", IdentityRule{Header: "X-A", Occurrence: "Last"}, false},
+		{"occurrence on auth_user", IdentityRule{AuthUser: true, Occurrence: "last"}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

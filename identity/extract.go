@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -30,7 +31,8 @@ var ErrBadRule = errors.New("identity: bad rule")
 type RuleKind int
 
 const (
-	// RuleHeader takes the topmost occurrence of a header field.
+	// RuleHeader takes a header field's value; which occurrence is
+	// RuleSpec.Occurrence.
 	RuleHeader RuleKind = iota + 1
 	// RuleAuthUser takes the SMTP AUTH name.
 	RuleAuthUser
@@ -51,12 +53,59 @@ func (k RuleKind) String() string {
 	return fmt.Sprintf("RuleKind(%d)", int(k))
 }
 
+// Occurrence says which occurrence of its header field a header rule
+// reads when the header block holds several (docs/config-identity.md).
+type Occurrence int
+
+const (
+	// OccurrenceOnly, the default, takes the value only if every
+	// occurrence carries the same value; two different values yield no
+	// identity at all, whatever the later rules would give.
+	OccurrenceOnly Occurrence = iota
+	// OccurrenceFirst takes the topmost occurrence: for a sending MTA that
+	// adds its header at the top of the header block.
+	OccurrenceFirst
+	// OccurrenceLast takes the bottommost occurrence: for a sending MTA
+	// that appends its header at the end of the header block.
+	OccurrenceLast
+)
+
+// String names the occurrence as the configuration does.
+func (o Occurrence) String() string {
+	switch o {
+	case OccurrenceOnly:
+		return "only"
+	case OccurrenceFirst:
+		return "first"
+	case OccurrenceLast:
+		return "last"
+	}
+	return fmt.Sprintf("Occurrence(%d)", int(o))
+}
+
+// ParseOccurrence parses "first", "last" or "only"; "" is the default,
+// OccurrenceOnly.
+func ParseOccurrence(s string) (Occurrence, error) {
+	switch s {
+	case "", "only":
+		return OccurrenceOnly, nil
+	case "first":
+		return OccurrenceFirst, nil
+	case "last":
+		return OccurrenceLast, nil
+	}
+	return 0, fmt.Errorf("%w: occurrence %q: use first, last or only", ErrBadRule, s)
+}
+
 // RuleSpec is one identity rule as configured.
 type RuleSpec struct {
 	// Kind is where the value comes from.
 	Kind RuleKind
 	// Header is the field name for RuleHeader, e.g. "X-AuthUser".
 	Header string
+	// Occurrence chooses among several occurrences of Header; the zero
+	// value is OccurrenceOnly. Only for RuleHeader.
+	Occurrence Occurrence
 	// Regex, if set, must have exactly one capture group; the identity is
 	// what it captures from the value. Unanchored, it matches anywhere.
 	Regex string
@@ -73,6 +122,7 @@ type RulesOptions struct {
 type rule struct {
 	kind   RuleKind
 	header string // canonical spelling, for messages
+	occ    Occurrence
 	re     *regexp.Regexp
 	source string
 }
@@ -82,6 +132,7 @@ type rule struct {
 type Rules struct {
 	rules   []rule
 	headers []string // distinct header names, lower case
+	only    []bool   // per headers entry: some rule reads it with OccurrenceOnly
 	maxLen  int
 }
 
@@ -96,25 +147,31 @@ func NewRules(specs []RuleSpec, opts RulesOptions) (*Rules, error) {
 		rs.maxLen = DefaultMaxLength
 	}
 	for i, s := range specs {
-		r := rule{kind: s.Kind}
+		r := rule{kind: s.Kind, occ: s.Occurrence}
 		switch s.Kind {
 		case RuleHeader:
 			if !ValidFieldName(s.Header) {
 				return nil, fmt.Errorf("%w: rule %d: %q is not a header field name", ErrBadRule, i, s.Header)
 			}
+			if s.Occurrence < OccurrenceOnly || s.Occurrence > OccurrenceLast {
+				return nil, fmt.Errorf("%w: rule %d: unknown occurrence %d", ErrBadRule, i, int(s.Occurrence))
+			}
 			r.header = s.Header
 			r.source = "header " + s.Header
 			lower := strings.ToLower(s.Header)
-			found := false
-			for _, h := range rs.headers {
-				found = found || h == lower
-			}
-			if !found {
+			j := slices.Index(rs.headers, lower)
+			if j < 0 {
+				j = len(rs.headers)
 				rs.headers = append(rs.headers, lower)
+				rs.only = append(rs.only, false)
 			}
+			rs.only[j] = rs.only[j] || s.Occurrence == OccurrenceOnly
 		case RuleAuthUser, RuleEnvelopeSender:
 			if s.Header != "" {
 				return nil, fmt.Errorf("%w: rule %d: %s takes no header name", ErrBadRule, i, s.Kind)
+			}
+			if s.Occurrence != OccurrenceOnly {
+				return nil, fmt.Errorf("%w: rule %d: %s takes no occurrence", ErrBadRule, i, s.Kind)
 			}
 			r.source = s.Kind.String()
 		default:
@@ -195,6 +252,10 @@ type Result struct {
 	// Refused lists the rules whose value was present but refused (too
 	// long, control characters, several values...), for the log.
 	Refused []Refusal
+	// Ambiguous is set when a header rule with OccurrenceOnly found
+	// different values: extraction stopped there, without an identity,
+	// and the last entry of Refused says why.
+	Ambiguous bool
 }
 
 // Refusal says why a rule's value was not taken as the identity.
@@ -204,13 +265,35 @@ type Refusal struct {
 	Reason string
 }
 
+// String is the refusal as the log shows it: "header X-AuthUser: reason".
+func (r Refusal) String() string { return r.Source + ": " + r.Reason }
+
+// Reason summarizes why res has no identity, for the log and the message
+// log: "" when it has one or when no rule found a value at all.
+func (res Result) Reason() string {
+	if res.Identity != "" || len(res.Refused) == 0 {
+		return ""
+	}
+	if res.Ambiguous {
+		return res.Refused[len(res.Refused)-1].String()
+	}
+	parts := make([]string, len(res.Refused))
+	for i, r := range res.Refused {
+		parts[i] = r.String()
+	}
+	return strings.Join(parts, "; ")
+}
+
 // Extract applies the rules in order and returns the first valid, non-empty
-// value. Its cost is one pass over the header block.
+// value. A header rule reads the occurrence its Occurrence names; with
+// OccurrenceOnly, occurrences with different values end extraction without
+// an identity, so that no later rule (the envelope sender, say) decides
+// instead. Its cost is one pass over the header block.
 func (rs *Rules) Extract(in Input) Result {
 	res := Result{Rule: -1}
-	var fields []field
+	var fields []fieldSet
 	if len(rs.headers) > 0 {
-		fields = topmostFields(in.Header, rs.headers)
+		fields = rs.scan(in.Header)
 	}
 	for i, r := range rs.rules {
 		var (
@@ -219,9 +302,19 @@ func (rs *Rules) Extract(in Input) Result {
 		)
 		switch r.kind {
 		case RuleHeader:
-			f := findField(fields, r.header)
-			if f == nil {
+			fs := &fields[slices.Index(rs.headers, strings.ToLower(r.header))]
+			if fs.count == 0 {
 				continue
+			}
+			if r.occ == OccurrenceOnly && fs.differ {
+				res.Refused = append(res.Refused, Refusal{Rule: i, Source: r.source,
+					Reason: fmt.Sprintf("%d occurrences with different values (occurrence: only)", fs.count)})
+				res.Ambiguous = true
+				return res
+			}
+			f := &fs.first
+			if r.occ == OccurrenceLast {
+				f = &fs.last
 			}
 			raw, reason = f.value()
 		case RuleAuthUser:
@@ -322,31 +415,51 @@ func (f *field) value() (string, string) {
 	return b.String(), ""
 }
 
-func findField(fields []field, name string) *field {
-	for i := range fields {
-		if strings.EqualFold(fields[i].name, name) {
-			return &fields[i]
-		}
-	}
-	return nil
+// fieldSet is what one scan learns of one wanted header field.
+type fieldSet struct {
+	count       int
+	first, last field
+	// firstValue is the first occurrence's trimmed value, kept while
+	// later occurrences are compared with it (only for names read with
+	// OccurrenceOnly).
+	firstValue string
+	// differ is set once an occurrence's value differs from the first's,
+	// or an occurrence cannot be read at all.
+	differ bool
 }
 
-// topmostFields scans the header block and returns the first occurrence of
-// each wanted (lower-case) field name.
-func topmostFields(block []byte, wanted []string) []field {
-	var out []field
+// scan walks the header block once and returns, for each of rs.headers in
+// order, its first and last occurrences and whether their values differ.
+func (rs *Rules) scan(block []byte) []fieldSet {
+	out := make([]fieldSet, len(rs.headers))
 	s := header.NewScanner(block)
-	for len(out) < len(wanted) && s.Next() {
+	for s.Next() {
 		f := s.Field()
 		if f.Name == nil {
 			continue
 		}
-		for _, w := range wanted {
+		for j, w := range rs.headers {
 			if !f.Is(w) {
 				continue
 			}
-			if findField(out, w) == nil {
-				out = append(out, field{name: w, lines: f.Lines(), colon: f.Colon()})
+			fs := &out[j]
+			cur := field{name: w, lines: f.Lines(), colon: f.Colon()}
+			fs.count++
+			fs.last = cur
+			if fs.count == 1 {
+				fs.first = cur
+			}
+			if rs.only[j] && !fs.differ {
+				v, reason := cur.value()
+				v = trimSpace(v)
+				switch {
+				case reason != "":
+					fs.differ = true
+				case fs.count == 1:
+					fs.firstValue = v
+				case v != fs.firstValue:
+					fs.differ = true
+				}
 			}
 			break
 		}
@@ -356,7 +469,7 @@ func topmostFields(block []byte, wanted []string) []field {
 
 // RemoveFields returns the header block without every occurrence of the
 // named fields (case-insensitive), continuation lines included: exactly
-// the fields topmostFields reads (both use internal/header). Other bytes,
+// the fields Extract reads (both use internal/header). Other bytes,
 // line endings and anything after the header block are kept as they are.
 // The input is not modified.
 func RemoveFields(block []byte, names ...string) []byte {

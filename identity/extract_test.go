@@ -67,8 +67,10 @@ func TestExtractRuleKinds(t *testing.T) {
 	}
 }
 
+// TestExtractSpoofing reads the topmost occurrence (occurrence: first), as
+// for an MTA that adds its header at the top.
 func TestExtractSpoofing(t *testing.T) {
-	rules := []RuleSpec{{Kind: RuleHeader, Header: "X-AuthUser"}, {Kind: RuleEnvelopeSender}}
+	rules := []RuleSpec{{Kind: RuleHeader, Header: "X-AuthUser", Occurrence: OccurrenceFirst}, {Kind: RuleEnvelopeSender}}
 	long := strings.Repeat("a", 1000)
 	tests := []struct {
 		name        string
@@ -141,6 +143,9 @@ func TestNewRulesErrors(t *testing.T) {
 		{"regex without group", RuleSpec{Kind: RuleHeader, Header: "X-A", Regex: "abc"}},
 		{"regex with two groups", RuleSpec{Kind: RuleHeader, Header: "X-A", Regex: "(a)(b)"}},
 		{"auth_user with header", RuleSpec{Kind: RuleAuthUser, Header: "X-A"}},
+		{"auth_user with occurrence", RuleSpec{Kind: RuleAuthUser, Occurrence: OccurrenceLast}},
+		{"envelope_sender with occurrence", RuleSpec{Kind: RuleEnvelopeSender, Occurrence: OccurrenceFirst}},
+		{"unknown occurrence", RuleSpec{Kind: RuleHeader, Header: "X-A", Occurrence: 7}},
 		{"unknown kind", RuleSpec{Kind: 9}},
 	}
 	for _, tc := range tests {
@@ -198,8 +203,8 @@ func FuzzExtract(f *testing.F) {
 	f.Add([]byte("X-AuthUser: "+strings.Repeat("z", 1200)+"\r\n"), "", "")
 	f.Add([]byte("\r\nX-AuthUser: body\r\n"), "", "")
 	rs := mustRules(f,
-		RuleSpec{Kind: RuleHeader, Header: "X-Sender", Regex: `uid=(\d+)`},
-		RuleSpec{Kind: RuleHeader, Header: "X-AuthUser"},
+		RuleSpec{Kind: RuleHeader, Header: "X-Sender", Regex: `uid=(\d+)`, Occurrence: OccurrenceFirst},
+		RuleSpec{Kind: RuleHeader, Header: "X-AuthUser", Occurrence: OccurrenceFirst},
 		RuleSpec{Kind: RuleAuthUser},
 		RuleSpec{Kind: RuleEnvelopeSender},
 	)

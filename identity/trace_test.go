@@ -67,15 +67,16 @@ func ExampleTraceToken() {
 
 func ExampleRules_Extract() {
 	rules, err := NewRules([]RuleSpec{
-		{Kind: RuleHeader, Header: "X-AuthUser"},
+		// The sending MTA appends X-AuthUser at the bottom of the header.
+		{Kind: RuleHeader, Header: "X-AuthUser", Occurrence: OccurrenceLast},
 		{Kind: RuleEnvelopeSender},
 	}, RulesOptions{})
 	if err != nil {
 		panic(err)
 	}
-	header := []byte("X-AuthUser: alice@customer.example\r\n" +
+	header := []byte("X-AuthUser: forged@elsewhere.example\r\n" +
 		"Subject: hello\r\n" +
-		"X-AuthUser: forged@elsewhere.example\r\n\r\n")
+		"X-AuthUser: alice@customer.example\r\n\r\n")
 	res := rules.Extract(Input{Header: header, EnvelopeSender: "www-data@web1.example"})
 	fmt.Println(res.Identity, "from", res.Source)
 	// Output: alice@customer.example from header X-AuthUser

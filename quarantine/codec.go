@@ -18,9 +18,9 @@ import (
 
 // codecVersion 2 appended the band, the model version and the learnt
 // label; version 3 the partially-scanned limits; version 4 the campaign
-// id. Older records decode with
-// those empty.
-const codecVersion = 4
+// id; version 5 the identity's source and reason. Older records decode
+// with those empty.
+const codecVersion = 5
 
 // Bounds applied when decoding, so that a corrupt record cannot make the
 // decoder allocate without limit.
@@ -129,6 +129,8 @@ func encodeRecord(b []byte, r *Record) []byte {
 		e.str(s)
 	}
 	e.str(r.Campaign)
+	e.str(r.IdentitySource)
+	e.str(r.IdentityReason)
 	return e.b
 }
 
@@ -311,6 +313,10 @@ func decodeRecord(id string, b []byte) (*Record, error) {
 	}
 	if v >= 4 {
 		r.Campaign = d.str()
+	}
+	if v >= 5 {
+		r.IdentitySource = d.str()
+		r.IdentityReason = d.str()
 	}
 	if d.err != nil {
 		return nil, fmt.Errorf("%w: %s: truncated or malformed", errCorrupt, id)

@@ -19,6 +19,8 @@ func TestRecordRoundTrip(t *testing.T) {
 	full.Quarantine = &QuarantineInfo{RawSize: 100, StoredSize: 60, ReleasedAt: testBase.Add(2 * time.Hour), ReleasedBy: "ops", Expired: true}
 	full.Partial = []string{"archive_encrypted", "max_depth"}
 	full.Campaign = "0C8ZK2M4Q7R9T1VW"
+	full.IdentitySource = "header X-AuthUser"
+	full.IdentityReason = "header X-AuthUser: 2 occurrences with different values (occurrence: only)"
 	v6 := sampleRecord(testBase, StatusFailed, VerdictClean)
 	v6.ClientIP = netip.MustParseAddr("2001:db8::1")
 	cases := []struct {

@@ -144,6 +144,14 @@ type Record struct {
 	Domain string
 	// Identity is the end user found by the identity rules, or "".
 	Identity string
+	// IdentitySource names the rule that found Identity, e.g. "header
+	// X-AuthUser" or "envelope_sender"; "" when there is none.
+	IdentitySource string
+	// IdentityReason says why a value the rules found was not taken, e.g.
+	// "header X-AuthUser: 2 occurrences with different values
+	// (occurrence: only)" (docs/config-identity.md); "" when there is
+	// nothing to say.
+	IdentityReason string
 	// Sender is the envelope sender (MAIL FROM), "" for the null sender.
 	Sender     string
 	Recipients []Recipient

@@ -1,0 +1,410 @@
+package app
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// End-to-end checks of the plain Postfix and plain Exim recipes of
+// docs/identity-recipes.md with the real MTA: a "script" running as the
+// unprivileged user nobody submits a message carrying a forged identity
+// header; the MTA adds the real one as the recipe says and relays to a
+// running outguard; the message log must show the real identity.
+//
+// They need root (a private Postfix instance, a private mount namespace for
+// the MTA's default configuration path, submission as another user) and
+// the MTA. Postfix is a package; Exim conflicts with it as a package, so
+// .ci/exim.sh unpacks Debian's exim4-daemon-light and exports OUTGUARD_EXIM.
+
+// scriptUID is the uid the "script" runs as: nobody.
+const scriptUID = 65534
+
+// missing skips, or fails when OUTGUARD_REQUIRE_EXTERNAL is set.
+func missing(t *testing.T, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if os.Getenv("OUTGUARD_REQUIRE_EXTERNAL") != "" {
+		t.Fatalf("%s and OUTGUARD_REQUIRE_EXTERNAL is set", msg)
+	}
+	t.Skipf("%s; set OUTGUARD_REQUIRE_EXTERNAL to make this fail", msg)
+}
+
+// needRootTools checks what every MTA test needs besides the MTA.
+func needRootTools(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		missing(t, "real-MTA test needs root (private MTA instance, submission as user nobody)")
+	}
+	for _, c := range []string{"unshare", "setpriv", "mount"} {
+		if _, err := exec.LookPath(c); err != nil {
+			missing(t, "%s not found (package util-linux/mount)", c)
+		}
+	}
+	if out, err := exec.Command("unshare", "-m", "true").CombinedOutput(); err != nil {
+		missing(t, "cannot create a mount namespace (unshare -m: %v %s)", err, out)
+	}
+}
+
+// mtaTempDir is a directory the MTA's unprivileged processes can traverse.
+func mtaTempDir(t *testing.T, prefix string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func mustWrite(t *testing.T, path, data string, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitRecord waits for the next hop to hold n messages (the MTA relays in
+// the background) and returns the newest message log record; diag is shown
+// when nothing arrives.
+func (e *env) waitRecord(n int, diag func() string) {
+	e.t.Helper()
+	if got := e.nh.WaitDeliveries(n, 60*time.Second); len(got) < n {
+		e.t.Fatalf("next hop got %d messages, want %d; MTA log:\n%s", len(got), n, diag())
+	}
+}
+
+// outguardSMTP is the address of the env's listener without TLS.
+func (e *env) outguardSMTP() (string, string) {
+	host, port, err := net.SplitHostPort(e.addr)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return host, port
+}
+
+// ---- Postfix ----
+
+type postfixMTA struct {
+	dir, conf string
+}
+
+// startPostfix starts a private Postfix instance (own config_directory,
+// queue and data directories, no listeners) relaying to relay host:port.
+func startPostfix(t *testing.T, host, port string) *postfixMTA {
+	t.Helper()
+	if _, err := exec.LookPath("postfix"); err != nil {
+		missing(t, "postfix not installed (apt-get install postfix)")
+	}
+	needRootTools(t)
+	postconf := func(name string) string {
+		out, err := exec.Command("postconf", "-h", name).Output()
+		if err != nil {
+			t.Fatalf("postconf %s: %v", name, err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	cmdDir, daemonDir := postconf("command_directory"), postconf("daemon_directory")
+	p := &postfixMTA{dir: mtaTempDir(t, "outguard-postfix-")}
+	p.conf = filepath.Join(p.dir, "conf")
+	bin := filepath.Join(p.dir, "bin")
+	for _, d := range []string{p.conf, bin, filepath.Join(p.dir, "queue"), filepath.Join(p.dir, "data")} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The command directory: Postfix's commands, but a postdrop without
+	// set-gid, so that a maildrop open to all (mode 1733, Postfix's
+	// set-gid-less layout) takes the unprivileged user's mail.
+	entries, err := os.ReadDir(cmdDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasPrefix(name, "post") && name != "sendmail" {
+			continue
+		}
+		if name == "postdrop" {
+			b, err := os.ReadFile(filepath.Join(cmdDir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustWrite(t, filepath.Join(bin, name), string(b), 0o755)
+			continue
+		}
+		if err := os.Symlink(filepath.Join(cmdDir, name), filepath.Join(bin, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := exec.Command("chown", "postfix", filepath.Join(p.dir, "data")).CombinedOutput(); err != nil {
+		t.Fatalf("chown: %v %s", err, out)
+	}
+	mustWrite(t, filepath.Join(p.conf, "main.cf"), fmt.Sprintf(`compatibility_level = 3.6
+queue_directory = %[1]s/queue
+data_directory = %[1]s/data
+command_directory = %[1]s/bin
+daemon_directory = %[2]s
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = web1.hosting.test
+mydestination =
+relayhost = [%[3]s]:%[4]s
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+maillog_file = %[1]s/maillog
+maillog_file_prefixes = %[1]s
+smtputf8_enable = no
+alias_maps =
+alias_database =
+local_transport = error:no local delivery here
+`, p.dir, daemonDir, host, port), 0o644)
+	// No smtpd: the instance listens nowhere.
+	mustWrite(t, filepath.Join(p.conf, "master.cf"), `pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+`, 0o644)
+	if out, err := exec.Command("postfix", "-c", p.conf, "start").CombinedOutput(); err != nil {
+		t.Fatalf("postfix start: %v\n%s\n%s", err, out, p.log())
+	}
+	t.Cleanup(func() { exec.Command("postfix", "-c", p.conf, "stop").Run() })
+	for d, mode := range map[string]os.FileMode{"maildrop": 0o1733, "public": 0o711} {
+		if err := os.Chmod(filepath.Join(p.dir, "queue", d), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p
+}
+
+func (p *postfixMTA) log() string {
+	b, _ := os.ReadFile(filepath.Join(p.dir, "maillog"))
+	return string(b)
+}
+
+// sendmail submits msg as uid with Postfix's sendmail, as PHP's mail()
+// does. sendmail only reads the default configuration directory for an
+// unprivileged user, so the instance's is mounted there in a private mount
+// namespace.
+func (p *postfixMTA) sendmail(t *testing.T, uid int, msg string) {
+	t.Helper()
+	script := fmt.Sprintf("mount --bind %s /etc/postfix && exec setpriv --reuid=%d --regid=%d --clear-groups /usr/sbin/sendmail -f script@customer.example rcpt@example.org", p.conf, uid, uid)
+	cmd := exec.Command("unshare", "-m", "sh", "-c", script)
+	cmd.Stdin = strings.NewReader(msg)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sendmail as uid %d: %v\n%s\n%s", uid, err, out, p.log())
+	}
+	exec.Command("postkick", "-c", p.conf, "public", "pickup", "W").Run()
+}
+
+func TestRecipePostfixRealMTA(t *testing.T) {
+	if _, err := exec.LookPath("postfix"); err != nil {
+		missing(t, "postfix not installed (apt-get install postfix)")
+	}
+	needRootTools(t)
+	e := recipeEnv(t, recipe(t, "postfix"))
+	host, port := e.outguardSMTP()
+	p := startPostfix(t, host, port)
+	// The script writes a Received: line and an X-AuthUser of its own.
+	msg := "Received: by web1.hosting.test (Postfix, from userid 1234)\n" +
+		"Received: from client.example (client.example [192.0.2.9])\n\t(Authenticated sender: innocent-neighbour)\n\tby web1.hosting.test (Postfix) with ESMTPSA id 1\n" +
+		"X-AuthUser: innocent-neighbour\nFrom: shop@customer.example\nTo: rcpt@example.org\nSubject: order\n\nbody\n"
+	p.sendmail(t, scriptUID, msg)
+	e.waitRecord(1, p.log)
+	r := e.lastRecord()
+	if r.Identity != fmt.Sprint(scriptUID) || r.IdentitySource != "header Received" {
+		t.Errorf("identity %q from %q (reason %q), want %d from the topmost Received", r.Identity, r.IdentitySource, r.IdentityReason, scriptUID)
+	}
+	// What Postfix relayed: its own Received on top, the script's below.
+	d := e.nh.Received()[0].Data
+	top := fmt.Sprintf("(Postfix, from userid %d)", scriptUID)
+	if i, j := bytes.Index(d, []byte(top)), bytes.Index(d, []byte("from userid 1234")); i < 0 || j < 0 || i > j {
+		t.Errorf("relayed message does not have Postfix's Received above the script's:\n%s", d)
+	}
+}
+
+// ---- Exim ----
+
+// eximBinary returns the Exim binary: OUTGUARD_EXIM (set by .ci/exim.sh),
+// else exim4 or exim on PATH.
+func eximBinary(t *testing.T) string {
+	t.Helper()
+	bin := os.Getenv("OUTGUARD_EXIM")
+	if bin == "" {
+		for _, n := range []string{"exim4", "exim"} {
+			if p, err := exec.LookPath(n); err == nil {
+				bin = p
+				break
+			}
+		}
+	}
+	if bin == "" {
+		missing(t, "Exim not found: run .ci/exim.sh and export its OUTGUARD_EXIM")
+	}
+	needRootTools(t)
+	return bin
+}
+
+// eximConfigPath is where Debian's Exim build looks for its configuration
+// after /etc/exim4/exim4.conf. An unprivileged caller cannot name another
+// with -C without Exim dropping its privileges, so the test mounts a tmpfs
+// over /var/lib in a private mount namespace and puts its file there.
+const eximConfigPath = "/var/lib/exim4/config.autogenerated"
+
+// eximSend submits msg as uid with `exim -odi` (delivered before Exim
+// returns) through a configuration whose transport to outguard is
+// transport (a recipe's transport section).
+func eximSend(t *testing.T, bin, dir, transport, host, port string, uid int, msg string) {
+	t.Helper()
+	spool := filepath.Join(dir, "spool")
+	if err := os.MkdirAll(spool, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("chown", "Debian-exim:Debian-exim", spool).CombinedOutput(); err != nil {
+		t.Fatalf("chown spool (does user Debian-exim exist? .ci/exim.sh makes it): %v %s", err, out)
+	}
+	tr := filepath.Join(dir, "transport.conf")
+	mustWrite(t, tr, transport, 0o644)
+	conf := filepath.Join(dir, "exim.conf")
+	mustWrite(t, conf, fmt.Sprintf(`exim_path = %s
+spool_directory = %s
+log_file_path = %s/%%slog
+primary_hostname = web2.hosting.test
+domainlist local_domains = @
+host_lookup =
+rfc1413_hosts =
+keep_environment =
+
+begin routers
+outbound:
+  driver = manualroute
+  domains = ! +local_domains
+  transport = outguard_smtp
+  route_list = * %s::%s byname
+  self = send
+
+begin transports
+.include %s
+  allow_localhost
+`, bin, spool, spool, host, port, tr), 0o644)
+	if out, err := exec.Command(bin, "-C", conf, "-bV").CombinedOutput(); err != nil {
+		t.Fatalf("exim -bV: %v\n%s", err, out)
+	}
+	script := fmt.Sprintf("mount -t tmpfs tmpfs /var/lib && mkdir -p %s && cp %s %s && exec setpriv --reuid=%d --regid=%d --clear-groups %s -odi -f script@customer.example rcpt@example.org",
+		filepath.Dir(eximConfigPath), conf, eximConfigPath, uid, uid, bin)
+	cmd := exec.Command("unshare", "-m", "sh", "-c", script)
+	cmd.Stdin = strings.NewReader(msg)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		log, _ := os.ReadFile(filepath.Join(spool, "mainlog"))
+		t.Fatalf("exim as uid %d: %v\n%s\n%s", uid, err, out, log)
+	}
+}
+
+func eximLog(dir string) func() string {
+	return func() string {
+		a, _ := os.ReadFile(filepath.Join(dir, "spool", "mainlog"))
+		b, _ := os.ReadFile(filepath.Join(dir, "spool", "paniclog"))
+		return string(a) + string(b)
+	}
+}
+
+// forgedX is what the script writes: the identity header naming someone
+// else, above the rest of its header.
+const forgedX = "X-AuthUser: innocent-neighbour\nFrom: shop@customer.example\nTo: rcpt@example.org\nSubject: order\n\nbody\n"
+
+func TestRecipeEximRealMTA(t *testing.T) {
+	bin := eximBinary(t)
+	transport, err := os.ReadFile(filepath.Join(recipesDir, "exim-transport.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := recipe(t, "exim")
+	noRemove := strings.Replace(string(transport), "  headers_remove = X-AuthUser\n", "", 1)
+	if noRemove == string(transport) {
+		t.Fatal("exim-transport.conf has no headers_remove line to take out")
+	}
+	ruleFor := func(occ string) string {
+		return strings.Replace(rules, "    occurrence: last\n", "    occurrence: "+occ+"\n", 1)
+	}
+	cases := []struct {
+		name, transport, rules string
+		want, wantReason       string
+		wantNot                string // what the relayed message must not carry
+	}{
+		// The recipe: Exim removes the script's copy and appends its own;
+		// outguard strips it before relaying.
+		{"recipe", string(transport), rules, "nobody", "", "X-AuthUser"},
+		// Without headers_remove the script's copy stays above Exim's.
+		{"without headers_remove, last", noRemove, ruleFor("last"), "nobody", "", ""},
+		{"without headers_remove, only", noRemove, ruleFor("only"), "", "different values", ""},
+		// The wrong setting for an MTA that appends: the forgery wins.
+		{"without headers_remove, first (wrong setting)", noRemove, ruleFor("first"), "innocent-neighbour", "", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := recipeEnv(t, strings.Replace(tc.rules, "strip_identity_header: true\n", "strip_identity_header: "+fmt.Sprint(tc.wantNot != "")+"\n", 1))
+			dir := mtaTempDir(t, "outguard-exim-")
+			host, port := e.outguardSMTP()
+			eximSend(t, bin, dir, tc.transport, host, port, scriptUID, forgedX)
+			e.waitRecord(1, eximLog(dir))
+			r := e.lastRecord()
+			if r.Identity != tc.want || !strings.Contains(r.IdentityReason, tc.wantReason) {
+				t.Errorf("identity %q (source %q, reason %q), want %q (reason containing %q)", r.Identity, r.IdentitySource, r.IdentityReason, tc.want, tc.wantReason)
+			}
+			d := e.nh.Received()[0].Data
+			if tc.wantNot != "" && bytes.Contains(d, []byte(tc.wantNot)) {
+				t.Errorf("relayed message carries %q:\n%s", tc.wantNot, d)
+			}
+			if tc.wantNot == "" {
+				// Exim's copy is the bottom one, below the script's.
+				i, j := bytes.Index(d, []byte("X-AuthUser: innocent-neighbour")), bytes.Index(d, []byte("X-AuthUser: nobody"))
+				if i < 0 || j < 0 || j < i {
+					t.Errorf("relayed message does not have Exim's X-AuthUser below the script's:\n%s", d)
+				}
+			}
+		})
+	}
+}
+
+func TestRecipeDirectAdminRealMTA(t *testing.T) {
+	bin := eximBinary(t)
+	transport, err := os.ReadFile(filepath.Join(recipesDir, "directadmin-transport.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := recipeEnv(t, recipe(t, "directadmin"))
+	dir := mtaTempDir(t, "outguard-exim-")
+	host, port := e.outguardSMTP()
+	eximSend(t, bin, dir, string(transport), host, port, scriptUID, strings.Replace(forgedX, "X-AuthUser", "X-Authenticated-Id", 1))
+	e.waitRecord(1, eximLog(dir))
+	if r := e.lastRecord(); r.Identity != "nobody" || r.IdentitySource != "header X-Authenticated-Id" {
+		t.Errorf("identity %q from %q (reason %q), want nobody from header X-Authenticated-Id", r.Identity, r.IdentitySource, r.IdentityReason)
+	}
+	if d := e.nh.Received()[0].Data; bytes.Contains(d, []byte("X-Authenticated-Id")) {
+		t.Errorf("relayed message still carries X-Authenticated-Id:\n%s", d)
+	}
+}

@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
 )
 
 // End-to-end checks of the plain Postfix and plain Exim recipes of
@@ -96,11 +99,18 @@ func (e *env) outguardSMTP() (string, string) {
 
 type postfixMTA struct {
 	dir, conf string
+	// smtpd is the address of the instance's SMTP server, "" for none.
+	smtpd string
 }
 
 // startPostfix starts a private Postfix instance (own config_directory,
-// queue and data directories, no listeners) relaying to relay host:port.
-func startPostfix(t *testing.T, host, port string) *postfixMTA {
+// queue and data directories) relaying to host:port. With sasl it also
+// runs an SMTP server on a free loopback port, where that login (user
+// "alice@web1.hosting.test", password "secret") may relay with SMTP AUTH
+// and 127.0.0.1 may relay without, and which reports the login in its
+// Received: header (smtpd_sasl_authenticated_header); else it listens
+// nowhere.
+func startPostfix(t *testing.T, host, port string, sasl bool) *postfixMTA {
 	t.Helper()
 	if _, err := exec.LookPath("postfix"); err != nil {
 		missing(t, "postfix not installed (apt-get install postfix)")
@@ -168,8 +178,49 @@ alias_maps =
 alias_database =
 local_transport = error:no local delivery here
 `, p.dir, daemonDir, host, port), 0o644)
-	// No smtpd: the instance listens nowhere.
-	mustWrite(t, filepath.Join(p.conf, "master.cf"), `pickup    unix  n       -       n       60      1       pickup
+	master := ""
+	if sasl {
+		saslpasswd, err := exec.LookPath("saslpasswd2")
+		if err != nil {
+			missing(t, "saslpasswd2 not found (apt-get install sasl2-bin)")
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.smtpd = ln.Addr().String()
+		ln.Close()
+		db := filepath.Join(p.dir, "sasldb2")
+		cmd := exec.Command(saslpasswd, "-p", "-c", "-f", db, "-u", "web1.hosting.test", "alice")
+		cmd.Stdin = strings.NewReader("secret")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("saslpasswd2: %v %s", err, out)
+		}
+		if out, err := exec.Command("chown", "postfix", db).CombinedOutput(); err != nil {
+			t.Fatalf("chown: %v %s", err, out)
+		}
+		// Debian's Postfix reads $config_directory/sasl/smtpd.conf.
+		if err := os.Mkdir(filepath.Join(p.conf, "sasl"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		mustWrite(t, filepath.Join(p.conf, "sasl", "smtpd.conf"), "pwcheck_method: auxprop\nauxprop_plugin: sasldb\nsasldb_path: "+db+"\nmech_list: PLAIN LOGIN\n", 0o644)
+		f, err := os.OpenFile(filepath.Join(p.conf, "main.cf"), os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(f, `smtpd_sasl_auth_enable = yes
+smtpd_sasl_type = cyrus
+smtpd_sasl_path = smtpd
+cyrus_sasl_config_path = %s/sasl
+smtpd_sasl_security_options = noanonymous
+smtpd_sasl_authenticated_header = yes
+mynetworks = 127.0.0.1/32
+smtpd_relay_restrictions = permit_sasl_authenticated, permit_mynetworks, reject
+`, p.conf)
+		f.Close()
+		master = p.smtpd + " inet n - n - - smtpd\n"
+	}
+	mustWrite(t, filepath.Join(p.conf, "master.cf"), master+`pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
 rewrite   unix  -       -       n       -       -       trivial-rewrite
@@ -228,7 +279,7 @@ func TestRecipePostfixRealMTA(t *testing.T) {
 	needRootTools(t)
 	e := recipeEnv(t, recipe(t, "postfix"))
 	host, port := e.outguardSMTP()
-	p := startPostfix(t, host, port)
+	p := startPostfix(t, host, port, false)
 	// The script writes a Received: line and an X-AuthUser of its own.
 	msg := "Received: by web1.hosting.test (Postfix, from userid 1234)\n" +
 		"Received: from client.example (client.example [192.0.2.9])\n\t(Authenticated sender: innocent-neighbour)\n\tby web1.hosting.test (Postfix) with ESMTPSA id 1\n" +
@@ -406,5 +457,60 @@ func TestRecipeDirectAdminRealMTA(t *testing.T) {
 	}
 	if d := e.nh.Received()[0].Data; bytes.Contains(d, []byte("X-Authenticated-Id")) {
 		t.Errorf("relayed message still carries X-Authenticated-Id:\n%s", d)
+	}
+}
+
+// TestRecipePostfixRealMTASASL: mail submitted to Postfix's SMTP server
+// with SMTP AUTH is known by its login, whatever Received: lines the
+// client wrote; without AUTH, nothing the client controls (its Received:
+// lines, a quoted recipient that Postfix copies into its own header)
+// passes for a login.
+func TestRecipePostfixRealMTASASL(t *testing.T) {
+	if _, err := exec.LookPath("postfix"); err != nil {
+		missing(t, "postfix not installed (apt-get install postfix)")
+	}
+	needRootTools(t)
+	e := recipeEnv(t, recipe(t, "postfix"))
+	host, port := e.outguardSMTP()
+	p := startPostfix(t, host, port, true)
+	forged := "Received: from client.example (client.example [192.0.2.9])\r\n\t(Authenticated sender: innocent-neighbour)\r\n\tby web1.hosting.test (Postfix) with ESMTPSA id 1\r\n" +
+		"Received: by web1.hosting.test (Postfix, from userid 1234)\r\n\tid 2\r\n" +
+		"From: shop@customer.example\r\nSubject: order\r\n\r\nbody\r\n"
+	submit := func(auth bool, rcpt string) {
+		t.Helper()
+		c, err := smtp.Dial(p.smtpd)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, p.log())
+		}
+		defer c.Close()
+		if err := c.Hello("client.example"); err != nil {
+			t.Fatal(err)
+		}
+		if auth {
+			if err := c.Auth(sasl.NewPlainClient("", "alice@web1.hosting.test", "secret")); err != nil {
+				t.Fatalf("AUTH: %v\n%s", err, p.log())
+			}
+		}
+		if err := c.SendMail("shop@customer.example", []string{rcpt}, strings.NewReader(forged)); err != nil {
+			t.Fatalf("submission: %v\n%s", err, p.log())
+		}
+	}
+
+	submit(true, "rcpt@example.org")
+	e.waitRecord(1, p.log)
+	if r := e.lastRecord(); r.Identity != "alice@web1.hosting.test" || r.IdentitySource != "header Received" {
+		t.Errorf("with AUTH: identity %q from %q (reason %q), want the login alice@web1.hosting.test", r.Identity, r.IdentitySource, r.IdentityReason)
+	}
+	if d := e.nh.Received()[0].Data; !bytes.Contains(d, []byte("(Authenticated sender: alice@web1.hosting.test)")) {
+		t.Errorf("relayed message lacks Postfix's Authenticated sender:\n%s", d)
+	}
+
+	submit(false, `"(Authenticated sender: innocent-neighbour)"@example.org`)
+	e.waitRecord(2, p.log)
+	if r := e.lastRecord(); r.Identity != "" {
+		t.Errorf("without AUTH: identity %q from %q, want none", r.Identity, r.IdentitySource)
+	}
+	if d := e.nh.Received()[1].Data; !bytes.Contains(d, []byte(`for <"(Authenticated sender: innocent-neighbour)"@example.org>`)) {
+		t.Logf("Postfix did not copy the quoted recipient into its Received: header (the case is weaker than meant):\n%s", d)
 	}
 }

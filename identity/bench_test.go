@@ -80,13 +80,19 @@ func BenchmarkPerMessage(b *testing.B) {
 	}
 }
 
+// BenchmarkExtract per occurrence: first may stop at the header, last and
+// only read the whole header block.
 func BenchmarkExtract(b *testing.B) {
-	rules := mustRules(b, RuleSpec{Kind: RuleHeader, Header: "X-AuthUser"}, RuleSpec{Kind: RuleEnvelopeSender})
 	h := []byte(fmt.Sprintf(string(benchHeader), 7))
-	b.ReportAllocs()
-	for b.Loop() {
-		if rules.Extract(Input{Header: h}).Identity == "" {
-			b.Fatal("no identity")
-		}
+	for _, occ := range []Occurrence{OccurrenceFirst, OccurrenceLast, OccurrenceOnly} {
+		b.Run(occ.String(), func(b *testing.B) {
+			rules := mustRules(b, RuleSpec{Kind: RuleHeader, Header: "X-AuthUser", Occurrence: occ}, RuleSpec{Kind: RuleEnvelopeSender})
+			b.ReportAllocs()
+			for b.Loop() {
+				if rules.Extract(Input{Header: h}).Identity == "" {
+					b.Fatal("no identity")
+				}
+			}
+		})
 	}
 }

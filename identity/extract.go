@@ -122,6 +122,7 @@ type RulesOptions struct {
 type rule struct {
 	kind   RuleKind
 	header string // canonical spelling, for messages
+	hidx   int    // index of header in Rules.headers
 	occ    Occurrence
 	re     *regexp.Regexp
 	source string
@@ -133,7 +134,10 @@ type Rules struct {
 	rules   []rule
 	headers []string // distinct header names, lower case
 	only    []bool   // per headers entry: some rule reads it with OccurrenceOnly
-	maxLen  int
+	// firstOnly: every header rule reads the topmost occurrence, so a scan
+	// may stop once it has seen each header.
+	firstOnly bool
+	maxLen    int
 }
 
 // NewRules compiles specs in order. An empty list is valid and never yields
@@ -142,7 +146,7 @@ func NewRules(specs []RuleSpec, opts RulesOptions) (*Rules, error) {
 	if opts.MaxLength < 0 {
 		return nil, fmt.Errorf("%w: max length %d is negative", ErrBadRule, opts.MaxLength)
 	}
-	rs := &Rules{maxLen: opts.MaxLength}
+	rs := &Rules{maxLen: opts.MaxLength, firstOnly: true}
 	if rs.maxLen == 0 {
 		rs.maxLen = DefaultMaxLength
 	}
@@ -166,6 +170,8 @@ func NewRules(specs []RuleSpec, opts RulesOptions) (*Rules, error) {
 				rs.only = append(rs.only, false)
 			}
 			rs.only[j] = rs.only[j] || s.Occurrence == OccurrenceOnly
+			rs.firstOnly = rs.firstOnly && s.Occurrence == OccurrenceFirst
+			r.hidx = j
 		case RuleAuthUser, RuleEnvelopeSender:
 			if s.Header != "" {
 				return nil, fmt.Errorf("%w: rule %d: %s takes no header name", ErrBadRule, i, s.Kind)
@@ -302,7 +308,7 @@ func (rs *Rules) Extract(in Input) Result {
 		)
 		switch r.kind {
 		case RuleHeader:
-			fs := &fields[slices.Index(rs.headers, strings.ToLower(r.header))]
+			fs := &fields[r.hidx]
 			if fs.count == 0 {
 				continue
 			}
@@ -421,17 +427,21 @@ type fieldSet struct {
 	first, last field
 	// firstValue is the first occurrence's trimmed value, kept while
 	// later occurrences are compared with it (only for names read with
-	// OccurrenceOnly).
+	// OccurrenceOnly); firstBad is set when it could not be read.
 	firstValue string
-	// differ is set once an occurrence's value differs from the first's,
-	// or an occurrence cannot be read at all.
+	firstBad   bool
+	// differ is set once a later occurrence's value differs from the
+	// first's, or either cannot be read.
 	differ bool
 }
 
-// scan walks the header block once and returns, for each of rs.headers in
+// scan walks the header block and returns, for each of rs.headers in
 // order, its first and last occurrences and whether their values differ.
+// When every rule reads the topmost occurrence it stops once it has seen
+// each header.
 func (rs *Rules) scan(block []byte) []fieldSet {
 	out := make([]fieldSet, len(rs.headers))
+	seen := 0
 	s := header.NewScanner(block)
 	for s.Next() {
 		f := s.Field()
@@ -443,24 +453,28 @@ func (rs *Rules) scan(block []byte) []fieldSet {
 				continue
 			}
 			fs := &out[j]
+			if rs.firstOnly && fs.count > 0 {
+				break
+			}
 			cur := field{name: w, lines: f.Lines(), colon: f.Colon()}
 			fs.count++
 			fs.last = cur
 			if fs.count == 1 {
 				fs.first = cur
+				seen++
 			}
 			if rs.only[j] && !fs.differ {
 				v, reason := cur.value()
 				v = trimSpace(v)
-				switch {
-				case reason != "":
-					fs.differ = true
-				case fs.count == 1:
-					fs.firstValue = v
-				case v != fs.firstValue:
+				if fs.count == 1 {
+					fs.firstValue, fs.firstBad = v, reason != ""
+				} else if reason != "" || fs.firstBad || v != fs.firstValue {
 					fs.differ = true
 				}
 			}
+			break
+		}
+		if rs.firstOnly && seen == len(rs.headers) {
 			break
 		}
 	}

@@ -30,6 +30,8 @@ func TestExtractOccurrence(t *testing.T) {
 		{"only: forged above", OccurrenceOnly, hdr("X-AuthUser: innocent-neighbour", "Subject: x", "X-AuthUser: alice"), "", true},
 		{"only: forged below", OccurrenceOnly, hdr("X-AuthUser: alice", "Subject: x", "X-AuthUser: innocent-neighbour"), "", true},
 		{"only: forged copy unreadable (over 998 octets)", OccurrenceOnly, hdr("X-AuthUser: "+long, "X-AuthUser: alice"), "", true},
+		{"only: forged copy unreadable, below", OccurrenceOnly, hdr("X-AuthUser: alice", "X-AuthUser: "+long), "", true},
+		{"only: a single unreadable copy is refused, not ambiguous", OccurrenceOnly, hdr("X-AuthUser: " + long), "env@example.com", false},
 		{"only: forged empty copy", OccurrenceOnly, hdr("X-AuthUser:", "X-AuthUser: alice"), "", true},
 		{"only: third copy differs", OccurrenceOnly, hdr("X-AuthUser: alice", "X-AuthUser: alice", "X-AuthUser: bob"), "", true},
 		{"only: no header falls through", OccurrenceOnly, hdr("Subject: x"), "env@example.com", false},

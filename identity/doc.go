@@ -7,10 +7,12 @@
 // Extraction is pure: compile an outgoing user's ordered rules once with
 // NewRules, then call Rules.Extract for every message with the raw header
 // block, the SMTP AUTH name and the envelope sender. The first rule that
-// yields a valid value wins; only the topmost occurrence of a header counts,
-// so a header an end user adds below the one the sending MTA prepended
-// cannot change the identity. TraceToken makes the opaque value of the trace
-// header.
+// yields a valid value wins. A header rule reads the occurrence its
+// Occurrence names: the topmost for an MTA that prepends its header, the
+// bottommost for one that appends it, or, by default, the value only if
+// every occurrence agrees; so a copy an end user writes on the other side
+// of the MTA's cannot change the identity (docs/identity-recipes.md).
+// TraceToken makes the opaque value of the trace header.
 //
 // A Manager owns three buckets (prefixed "identity_") on a *bbolt.DB that
 // the caller opens and closes. Open loads the locks that are in force into

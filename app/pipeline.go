@@ -195,6 +195,23 @@ func (c *check) Rcpt(ctx context.Context, tx *smtpd.Transaction, to string) erro
 	return nil
 }
 
+// lockedIdentity says whether the identity found is locked or, when the
+// identity header was ambiguous, whether either end's copy names a locked
+// identity: the sending MTA's copy is at one end of the header block, so
+// a second copy written by the locked end user does not lift the lock.
+func (c *check) lockedIdentity(domain string, ext identity.Result) bool {
+	if c.identity != "" {
+		_, locked := c.p.ids.CheckIdentity(domain, c.identity)
+		return locked
+	}
+	for _, v := range ext.Candidates {
+		if _, locked := c.p.ids.CheckIdentity(domain, v); locked {
+			return true
+		}
+	}
+	return false
+}
+
 func (c *check) Data(ctx context.Context, tx *smtpd.Transaction, msg *smtpd.Message) (smtpd.Decision, error) {
 	p, up := c.p, c.up
 	if n := up.maxMessageBytes; n > 0 && msg.Size > n {
@@ -218,8 +235,8 @@ func (c *check) Data(ctx context.Context, tx *smtpd.Transaction, msg *smtpd.Mess
 		return smtpd.Decision{Action: smtpd.Refuse, Outcome: smtpd.OutcomeRejected,
 			Reply: refusal(550, smtp.EnhancedCode{5, 7, 1}, "[OG-NOIDENTITY] message refused: the end user behind it could not be identified", tx.ID)}, nil
 	}
-	if c.identity != "" {
-		if _, locked := p.ids.CheckIdentity(tx.User.Domain, c.identity); locked {
+	if c.identity != "" || len(ext.Candidates) > 0 {
+		if c.lockedIdentity(tx.User.Domain, ext) {
 			return smtpd.Decision{Action: smtpd.Refuse, Outcome: smtpd.OutcomeRejected,
 				Reply: refusal(550, smtp.EnhancedCode{5, 7, 1}, "[OG-LOCKED] sender identity is locked; contact your provider's abuse desk", tx.ID)}, nil
 		}

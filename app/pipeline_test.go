@@ -597,3 +597,25 @@ func TestPerUserLimits(t *testing.T) {
 		t.Errorf("relayed %d, want 0", n)
 	}
 }
+
+// A locked identity does not escape its lock by writing a second, different
+// copy of the identity header: with occurrence only there is no identity,
+// but either end's copy naming a locked identity refuses the message.
+func TestAmbiguousIdentityKeepsLock(t *testing.T) {
+	e := newEnv(t, "", "")
+	if _, err := e.app.ids.Lock(t.Context(), identity.LockRequest{Target: identity.IdentityTarget("out.example.net", "spammer"), Reason: "spam run", Actor: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, msg := range []string{
+		"X-AuthUser: innocent-neighbour\r\nSubject: a\r\nX-AuthUser: spammer\r\n\r\nbody\r\n",
+		"X-AuthUser: spammer\r\nSubject: b\r\nX-AuthUser: innocent-neighbour\r\n\r\nbody\r\n",
+	} {
+		err := e.send("x@out.example.net", msg)
+		if r := replyOf(err); r == nil || r.Code != 550 || !strings.Contains(r.Message, "OG-LOCKED") {
+			t.Errorf("ambiguous copy naming a locked identity: %v, want 550 [OG-LOCKED]", err)
+		}
+	}
+	if err := e.send("x@out.example.net", "X-AuthUser: innocent-neighbour\r\nSubject: c\r\nX-AuthUser: someone\r\n\r\nbody\r\n"); err != nil {
+		t.Errorf("ambiguous copies naming no locked identity: %v, want relayed without identity", err)
+	}
+}

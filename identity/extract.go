@@ -262,6 +262,12 @@ type Result struct {
 	// different values: extraction stopped there, without an identity,
 	// and the last entry of Refused says why.
 	Ambiguous bool
+	// Candidates, when Ambiguous, are the valid values of the header's
+	// topmost and bottommost copies. The sending MTA writes its copy at
+	// one end of the header block, so the real identity is one of them:
+	// a locked identity must not escape its lock by adding a second copy
+	// (docs/config-identity.md).
+	Candidates []string
 }
 
 // Refusal says why a rule's value was not taken as the identity.
@@ -316,6 +322,15 @@ func (rs *Rules) Extract(in Input) Result {
 				res.Refused = append(res.Refused, Refusal{Rule: i, Source: r.source,
 					Reason: fmt.Sprintf("%d occurrences with different values (occurrence: only)", fs.count)})
 				res.Ambiguous = true
+				for _, f := range []*field{&fs.first, &fs.last} {
+					raw, reason := f.value()
+					if reason != "" {
+						continue
+					}
+					if v, reason := rs.check(r, trimSpace(raw)); reason == "" && v != "" && !slices.Contains(res.Candidates, v) {
+						res.Candidates = append(res.Candidates, v)
+					}
+				}
 				return res
 			}
 			f := &fs.first

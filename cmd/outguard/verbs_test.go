@@ -3,9 +3,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"os"
 	"os/exec"
-	"maps"
 	"path/filepath"
 	"regexp"
 	"slices"

@@ -66,6 +66,8 @@ type Config struct {
 	Store    Store    `yaml:"store"`
 	ARF      ARF      `yaml:"arf"`
 	Notify   Notify   `yaml:"notify"`
+	// Replies are the texts of outguard's refusals (docs/replies.md).
+	Replies Replies `yaml:"replies"`
 
 	// path is the file the configuration was loaded from, used to resolve
 	// relative paths.
@@ -194,6 +196,9 @@ type Domain struct {
 	// Policy holds the defaults for the domain's users.
 	Policy `yaml:",inline"`
 	Users  []User `yaml:"users"`
+	// Replies override the global refusal texts for this domain's users,
+	// key by key.
+	Replies *Replies `yaml:"replies"`
 }
 
 // User is an outgoing user: a sender allowed to relay.

@@ -67,8 +67,9 @@ type pipeline struct {
 }
 
 var (
-	_ smtpd.Policy    = (*pipeline)(nil)
-	_ smtpd.Committer = (*check)(nil)
+	_ smtpd.Policy     = (*pipeline)(nil)
+	_ smtpd.Committer  = (*check)(nil)
+	_ smtpd.LogAttrser = (*check)(nil)
 )
 
 func (p *pipeline) Begin(ctx context.Context, tx *smtpd.Transaction) (smtpd.Check, error) {
@@ -519,4 +520,18 @@ func (c *check) record(tx *smtpd.Transaction, size int64, status quarantine.Stat
 		rec.Recipients = append(rec.Recipients, rc)
 	}
 	return rec
+}
+
+// LogAttrs adds what the check learnt to the transaction's log line
+// (smtpd.LogAttrser): the identity, and the verdict with its score once
+// the message was classified.
+func (c *check) LogAttrs() []slog.Attr {
+	attrs := []slog.Attr{slog.String("identity", c.identity)}
+	if c.classified {
+		attrs = append(attrs, slog.String("verdict", c.verdict.Class.String()), slog.Float64("score", c.verdict.Score))
+		if c.verdict.Band == filter.BandSuspect {
+			attrs = append(attrs, slog.String("band", "suspect"))
+		}
+	}
+	return attrs
 }

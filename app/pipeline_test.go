@@ -66,6 +66,9 @@ type env struct {
 	path  string
 	clock *clock
 	addr  string
+	// logOut receives the daemon's log as JSON lines when set (before
+	// a restart); nil discards it.
+	logOut io.Writer
 }
 
 const pipelineExtra = `identity:
@@ -99,7 +102,11 @@ func (e *env) start() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	a, err := New(Options{Config: cfg, ConfigPath: e.path, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: e.clock.Now})
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if e.logOut != nil {
+		logger = slog.New(slog.NewJSONHandler(e.logOut, nil))
+	}
+	a, err := New(Options{Config: cfg, ConfigPath: e.path, Logger: logger, Now: e.clock.Now})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -38,8 +38,10 @@ restart then refuses no connection (docs/install.md).
 serve refuses to start when the trial credentials of the example
 configuration are used on a non-loopback address.
 
-Logs go to standard error (log/slog), one line per transaction with its log
-id; --json writes them as JSON whatever log.format says.
+Logs go to standard error (log/slog), one line per transaction ("transaction")
+with its log id, outcome, user, identity, verdict and score, the reply the
+client heard and the next hop's reply; --json writes them as JSON whatever
+log.format says.
 
 Examples:
   outguard serve --config testdata/outguard.example.yaml

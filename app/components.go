@@ -179,6 +179,10 @@ func (a *App) arfSend(cfg *config.Config) arf.SendFunc {
 		return s.Send
 	}
 	return func(ctx context.Context, from string, to []string, raw []byte) error {
+		if id := arf.ReportID(ctx); id != "" {
+			// The capture next hop files it as <log id>.arf.eml.
+			ctx = smtpd.WithDeliveryName(ctx, id+".arf")
+		}
 		err := smtpd.Deliver(ctx, a.nextHop, from, to, raw)
 		var serr *smtp.SMTPError
 		if errors.As(err, &serr) && serr.Code/100 == 5 {

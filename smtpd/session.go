@@ -216,7 +216,9 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	}
 	st := &txState{tx: tx, check: check, log: s.log, mailFrom: path}
 	if !feedback {
-		nh, err := s.srv.opts.NextHop.Begin(ctx, from, tx.Opts)
+		opts := tx.Opts
+		opts.Name = tx.ID
+		nh, err := s.srv.opts.NextHop.Begin(ctx, from, opts)
 		if err != nil {
 			check.Close(tx, nil, Result{Err: err, Duration: time.Since(now)})
 			return s.reply("MAIL", err)

@@ -55,7 +55,14 @@ func (a *App) startComponents(cfg *config.Config) error {
 		QueueSize:           cfg.Store.QueueSize,
 		MaxBatch:            cfg.Store.MaxBatch,
 		Deliver: func(ctx context.Context, from string, rcpts []string, raw []byte) error {
+			if id := quarantine.Releasing(ctx); id != "" {
+				// The capture next hop files it as <log id>.released.eml.
+				ctx = smtpd.WithDeliveryName(ctx, id+".released")
+			}
 			return smtpd.Deliver(ctx, a.nextHop, from, rcpts, raw)
+		},
+		ReleaseTrace: func(rec *quarantine.Record, at time.Time) string {
+			return releaseReceived(cfg.Hostname, rec, at)
 		},
 		Registerer: a.reg,
 		Logger:     a.log.With("component", "store"),

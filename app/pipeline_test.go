@@ -469,7 +469,8 @@ func TestQuarantinedBeforeReplyAndRelease(t *testing.T) {
 	if len(d) != 1 {
 		t.Fatalf("release delivered %d times, want once", len(d))
 	}
-	if string(d[0].Data) != msg || d[0].From != "a@out.example.net" || strings.Join(d[0].Rcpts, ",") != "r1@example.org,r2@example.org" {
+	body, err := testutil.StripReceived(d[0].Data)
+	if err != nil || string(body) != msg || d[0].From != "a@out.example.net" || strings.Join(d[0].Rcpts, ",") != "r1@example.org,r2@example.org" {
 		t.Errorf("released delivery differs: from %s rcpts %v", d[0].From, d[0].Rcpts)
 	}
 }

@@ -531,6 +531,10 @@ func (s *session) received(tx *Transaction) string {
 	return b.String()
 }
 
+// AddressLiteral writes ip as an RFC 5321 §4.1.3 address literal, as the
+// Received field of relayed mail does.
+func AddressLiteral(ip netip.Addr) string { return addressLiteral(ip) }
+
 // addressLiteral writes ip as an RFC 5321 §4.1.3 address literal:
 // "[192.0.2.1]" or "[IPv6:2001:db8::1]".
 func addressLiteral(ip netip.Addr) string {

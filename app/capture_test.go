@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/outguard/outguard/config"
+	"github.com/outguard/outguard/quarantine"
 )
 
 // startTrial starts the shipped example configuration (the trial: capture
@@ -129,6 +131,15 @@ func TestTrialCaptureNamesFilesByLogID(t *testing.T) {
 	}
 	if fileExistsT(filepath.Join(dir, bid+".eml")) {
 		t.Error("the blocked message itself is in the capture folder")
+	}
+	// Released, it lands there as <log id>.released, below outguard's
+	// Received field.
+	if _, err := a.store.Release(context.Background(), bid, quarantine.Actor{Name: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	rel, relEnv := readCaptured(t, dir, bid+".released")
+	if !strings.HasPrefix(rel, "Received: from [127.0.0.1]") || !strings.Contains(rel, "id "+bid+" (released from quarantine)") || relEnv.MailFrom != "web@out.example.net" {
+		t.Errorf("released copy: envelope %+v, starts %q", relEnv, rel[:min(len(rel), 120)])
 	}
 }
 

@@ -161,7 +161,7 @@ func (a *API) searchMessages(w http.ResponseWriter, r *http.Request, pr Principa
 	for _, s := range p.list("status") {
 		st, err := quarantine.ParseStatus(s)
 		if err != nil {
-			p.fail("status %q: use accepted, quarantined, rejected, deferred or failed", s)
+			p.fail("status %q: use accepted, quarantined, released, rejected, deferred or failed", s)
 		}
 		q.Statuses = append(q.Statuses, st)
 	}

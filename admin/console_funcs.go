@@ -165,6 +165,8 @@ func statusIcon(s quarantine.Status) string {
 		return "✓"
 	case quarantine.StatusQuarantined:
 		return "⊘"
+	case quarantine.StatusReleased:
+		return "↗"
 	case quarantine.StatusRejected:
 		return "✗"
 	case quarantine.StatusDeferred:

@@ -30,7 +30,7 @@ type logFilter struct {
 
 // logStatuses and logVerdicts are the builder's choices.
 var (
-	logStatuses = []string{"accepted", "quarantined", "rejected", "deferred", "failed"}
+	logStatuses = []string{"accepted", "quarantined", "released", "rejected", "deferred", "failed"}
 	logVerdicts = []string{"clean", "spam", "phishing", "virus", "none"}
 	logPeriods  = []struct{ Value, Label string }{{"1h", "last hour"}, {"24h", "last 24 hours"}, {"7d", "last 7 days"}, {"30d", "last 30 days"}, {"", "any time"}}
 	pageSizes   = []int{25, 50, 100, 200}

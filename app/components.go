@@ -55,7 +55,14 @@ func (a *App) startComponents(cfg *config.Config) error {
 		QueueSize:           cfg.Store.QueueSize,
 		MaxBatch:            cfg.Store.MaxBatch,
 		Deliver: func(ctx context.Context, from string, rcpts []string, raw []byte) error {
+			if id := quarantine.Releasing(ctx); id != "" {
+				// The capture next hop files it as <log id>.released.eml.
+				ctx = smtpd.WithDeliveryName(ctx, id+".released")
+			}
 			return smtpd.Deliver(ctx, a.nextHop, from, rcpts, raw)
+		},
+		ReleaseTrace: func(rec *quarantine.Record, at time.Time) string {
+			return releaseReceived(cfg.Hostname, rec, at)
 		},
 		Registerer: a.reg,
 		Logger:     a.log.With("component", "store"),
@@ -179,6 +186,10 @@ func (a *App) arfSend(cfg *config.Config) arf.SendFunc {
 		return s.Send
 	}
 	return func(ctx context.Context, from string, to []string, raw []byte) error {
+		if id := arf.ReportID(ctx); id != "" {
+			// The capture next hop files it as <log id>.arf.eml.
+			ctx = smtpd.WithDeliveryName(ctx, id+".arf")
+		}
 		err := smtpd.Deliver(ctx, a.nextHop, from, to, raw)
 		var serr *smtp.SMTPError
 		if errors.As(err, &serr) && serr.Code/100 == 5 {

@@ -33,7 +33,9 @@ func ref(r *quarantine.Record) arf.TxRef {
 // relayed reports whether a log record is of mail outguard handed on: a
 // complaint can only be about such mail (a refused message never reached
 // the complainant).
-func relayed(r *quarantine.Record) bool { return r.Status == quarantine.StatusAccepted }
+func relayed(r *quarantine.Record) bool {
+	return r.Status == quarantine.StatusAccepted || r.Status == quarantine.StatusReleased
+}
 
 func (l storeLookup) ByTraceToken(ctx context.Context, token string) (arf.TxRef, bool, error) {
 	tok, ok := identity.ParseTraceToken(token)

@@ -18,6 +18,7 @@ import (
 	"github.com/outguard/outguard/arf"
 	"github.com/outguard/outguard/baseline"
 	"github.com/outguard/outguard/campaign"
+	"github.com/outguard/outguard/config"
 	"github.com/outguard/outguard/feedback"
 	"github.com/outguard/outguard/filter"
 	"github.com/outguard/outguard/filter/content"
@@ -66,8 +67,9 @@ type pipeline struct {
 }
 
 var (
-	_ smtpd.Policy    = (*pipeline)(nil)
-	_ smtpd.Committer = (*check)(nil)
+	_ smtpd.Policy     = (*pipeline)(nil)
+	_ smtpd.Committer  = (*check)(nil)
+	_ smtpd.LogAttrser = (*check)(nil)
 )
 
 func (p *pipeline) Begin(ctx context.Context, tx *smtpd.Transaction) (smtpd.Check, error) {
@@ -80,8 +82,10 @@ func (p *pipeline) Begin(ctx context.Context, tx *smtpd.Transaction) (smtpd.Chec
 	st := p.state.Load()
 	up := st.user(tx.User.Name)
 	if _, locked := p.ids.CheckUser(tx.User.Domain, tx.User.Name); locked {
-		return nil, &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
-			Message: fmt.Sprintf("[OG-LOCKED] sender %s is locked; contact your provider's abuse desk", tx.User.Name)}
+		// No message-log record follows a refusal at MAIL: the id goes
+		// in only where the template places {txid} (the daemon's log
+		// line of the refusal carries it).
+		return nil, up.replies.refusal(config.ReplyLockedUser, 550, smtp.EnhancedCode{5, 7, 1}, "OG-LOCKED", tx.ID, false, nil)
 	}
 	return &check{p: p, st: st, up: up}, nil
 }
@@ -233,12 +237,12 @@ func (c *check) Data(ctx context.Context, tx *smtpd.Transaction, msg *smtpd.Mess
 	monitor := up.policy.Monitor
 	if c.identity == "" && up.requireIdentity && !monitor {
 		return smtpd.Decision{Action: smtpd.Refuse, Outcome: smtpd.OutcomeRejected,
-			Reply: refusal(550, smtp.EnhancedCode{5, 7, 1}, "[OG-NOIDENTITY] message refused: the end user behind it could not be identified", tx.ID)}, nil
+			Reply: up.replies.refusal(config.ReplyNoIdentity, 550, smtp.EnhancedCode{5, 7, 1}, "OG-NOIDENTITY", tx.ID, true, nil)}, nil
 	}
 	if c.identity != "" || len(ext.Candidates) > 0 {
 		if c.lockedIdentity(tx.User.Domain, ext) {
 			return smtpd.Decision{Action: smtpd.Refuse, Outcome: smtpd.OutcomeRejected,
-				Reply: refusal(550, smtp.EnhancedCode{5, 7, 1}, "[OG-LOCKED] sender identity is locked; contact your provider's abuse desk", tx.ID)}, nil
+				Reply: up.replies.refusal(config.ReplyLockedIdentity, 550, smtp.EnhancedCode{5, 7, 1}, "OG-LOCKED", tx.ID, true, nil)}, nil
 		}
 	}
 
@@ -267,8 +271,8 @@ func (c *check) Data(ctx context.Context, tx *smtpd.Transaction, msg *smtpd.Mess
 	}
 
 	if v.Class != filter.Clean && !monitor {
-		act, reply = filter.ActBlock, refusal(550, smtp.EnhancedCode{5, 7, 1},
-			fmt.Sprintf("[%s] message refused as %s", tag(v.Class), v.Class), tx.ID)
+		act, reply = filter.ActBlock, up.replies.refusal(config.ReplyBlocked, 550, smtp.EnhancedCode{5, 7, 1},
+			tag(v.Class), tx.ID, true, map[string]string{"class": v.Class.String()})
 	}
 	if act == filter.ActBlock {
 		if err := c.quarantine(ctx, tx, msg, reply); err != nil {
@@ -542,4 +546,18 @@ func (c *check) record(tx *smtpd.Transaction, size int64, status quarantine.Stat
 		rec.Recipients = append(rec.Recipients, rc)
 	}
 	return rec
+}
+
+// LogAttrs adds what the check learnt to the transaction's log line
+// (smtpd.LogAttrser): the identity, and the verdict with its score once
+// the message was classified.
+func (c *check) LogAttrs() []slog.Attr {
+	attrs := []slog.Attr{slog.String("identity", c.identity)}
+	if c.classified {
+		attrs = append(attrs, slog.String("verdict", c.verdict.Class.String()), slog.Float64("score", c.verdict.Score))
+		if c.verdict.Band == filter.BandSuspect {
+			attrs = append(attrs, slog.String("band", "suspect"))
+		}
+	}
+	return attrs
 }

@@ -66,6 +66,9 @@ type env struct {
 	path  string
 	clock *clock
 	addr  string
+	// logOut receives the daemon's log as JSON lines when set (before
+	// a restart); nil discards it.
+	logOut io.Writer
 }
 
 const pipelineExtra = `identity:
@@ -99,7 +102,11 @@ func (e *env) start() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	a, err := New(Options{Config: cfg, ConfigPath: e.path, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: e.clock.Now})
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if e.logOut != nil {
+		logger = slog.New(slog.NewJSONHandler(e.logOut, nil))
+	}
+	a, err := New(Options{Config: cfg, ConfigPath: e.path, Logger: logger, Now: e.clock.Now})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -493,7 +500,8 @@ func TestQuarantinedBeforeReplyAndRelease(t *testing.T) {
 	if len(d) != 1 {
 		t.Fatalf("release delivered %d times, want once", len(d))
 	}
-	if string(d[0].Data) != msg || d[0].From != "a@out.example.net" || strings.Join(d[0].Rcpts, ",") != "r1@example.org,r2@example.org" {
+	body, err := testutil.StripReceived(d[0].Data)
+	if err != nil || string(body) != msg || d[0].From != "a@out.example.net" || strings.Join(d[0].Rcpts, ",") != "r1@example.org,r2@example.org" {
 		t.Errorf("released delivery differs: from %s rcpts %v", d[0].From, d[0].Rcpts)
 	}
 }

@@ -41,6 +41,8 @@ type userPolicy struct {
 	// unscannable says what happens to clean mail with content the
 	// engines could not see.
 	unscannable filter.UnscannablePolicy
+	// replies are the refusal texts of the user's domain.
+	replies *replyTexts
 }
 
 // fallbackUser applies to a user the configuration no longer has (removed
@@ -48,7 +50,7 @@ type userPolicy struct {
 // nothing automatic.
 var fallbackUser = func() *userPolicy {
 	r, _ := identity.NewRules([]identity.RuleSpec{{Kind: identity.RuleEnvelopeSender}}, identity.RulesOptions{})
-	return &userPolicy{rules: r, policy: identity.DefaultPolicy()}
+	return &userPolicy{rules: r, policy: identity.DefaultPolicy(), replies: defaultReplies}
 }()
 
 func (s *policyState) user(name string) *userPolicy {
@@ -81,6 +83,10 @@ func buildPolicyState(cfg *config.Config) (*policyState, error) {
 	}
 	for i := range cfg.Domains {
 		d := &cfg.Domains[i]
+		replies, err := newReplyTexts(cfg.Replies.Merge(d.Replies), d.Name, cfg.Hostname)
+		if err != nil {
+			return nil, fmt.Errorf("domain %s: %w", d.Name, err)
+		}
 		for j := range d.Users {
 			u := &d.Users[j]
 			rules := u.IdentityRules
@@ -118,6 +124,7 @@ func buildPolicyState(cfg *config.Config) (*policyState, error) {
 				maxRecipients:        firstPositive(u.MaxRecipients, d.MaxRecipients),
 				maxMessageBytes:      int64(firstPositive(int(u.MaxMessageBytes), int(d.MaxMessageBytes))),
 				abuseAddress:         firstNonEmpty(u.AbuseAddress, d.AbuseAddress, cfg.ARF.AbuseAddress),
+				replies:              replies,
 			}
 			for _, c := range []*config.Classification{d.Classification, u.Classification} {
 				if c == nil {

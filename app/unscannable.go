@@ -1,11 +1,11 @@
 package app
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/outguard/outguard/config"
 	"github.com/outguard/outguard/filter"
 	"github.com/outguard/outguard/smtpd"
 )
@@ -30,11 +30,9 @@ func (c *check) unscannable(tx *smtpd.Transaction, v filter.Verdict) (filter.Uns
 	case filter.ActTempfail:
 		// Deferring for a property of the message that a retry cannot
 		// change is wrong in general; the operator chose it here.
-		return act, refusal(451, smtp.EnhancedCode{4, 7, 1},
-			fmt.Sprintf("[OG-UNSCANNABLE] message deferred: content could not be scanned (%s)", limits), tx.ID)
+		return act, c.up.replies.refusal(config.ReplyUnscannable, 451, smtp.EnhancedCode{4, 7, 1}, "OG-UNSCANNABLE", tx.ID, true, map[string]string{"limits": limits})
 	case filter.ActBlock:
-		return act, refusal(550, smtp.EnhancedCode{5, 7, 1},
-			fmt.Sprintf("[OG-UNSCANNABLE] message refused: content could not be scanned (%s)", limits), tx.ID)
+		return act, c.up.replies.refusal(config.ReplyUnscannable, 550, smtp.EnhancedCode{5, 7, 1}, "OG-UNSCANNABLE", tx.ID, true, map[string]string{"limits": limits})
 	}
 	return act, nil
 }

@@ -41,6 +41,15 @@ var (
 	ErrInvalidReport = errors.New("arf: invalid report")
 )
 
+type reportIDKey struct{}
+
+// ReportID returns the id of the report a SendFunc is sending (Report.ID:
+// the log id of the transaction it reports), or "" outside a send.
+func ReportID(ctx context.Context) string {
+	id, _ := ctx.Value(reportIDKey{}).(string)
+	return id
+}
+
 // SendFunc delivers one report to the report relay with the given envelope
 // sender ("" for MAIL FROM:<>). An error wrapping ErrPermanent, or an
 // *smtp.SMTPError with a 5xx code from the default SMTPSender, ends retries.
@@ -293,7 +302,7 @@ func (o *Outbox) attempt(ctx context.Context, e Entry) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
-	sctx, cancel := context.WithTimeout(ctx, o.opts.SendTimeout)
+	sctx, cancel := context.WithTimeout(context.WithValue(ctx, reportIDKey{}, e.ID), o.opts.SendTimeout)
 	err = o.opts.Send(sctx, "", e.To, raw)
 	cancel()
 	if err == nil {

@@ -27,6 +27,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -65,6 +66,8 @@ type Config struct {
 	Store    Store    `yaml:"store"`
 	ARF      ARF      `yaml:"arf"`
 	Notify   Notify   `yaml:"notify"`
+	// Replies are the texts of outguard's refusals (docs/replies.md).
+	Replies Replies `yaml:"replies"`
 
 	// path is the file the configuration was loaded from, used to resolve
 	// relative paths.
@@ -193,6 +196,9 @@ type Domain struct {
 	// Policy holds the defaults for the domain's users.
 	Policy `yaml:",inline"`
 	Users  []User `yaml:"users"`
+	// Replies override the global refusal texts for this domain's users,
+	// key by key.
+	Replies *Replies `yaml:"replies"`
 }
 
 // User is an outgoing user: a sender allowed to relay.
@@ -306,26 +312,72 @@ func Load(path string) (*Config, error) {
 }
 
 // Parse decodes a YAML document strictly, fills in defaults and validates.
-// Relative paths stay relative to the working directory.
+// Relative paths stay relative to the working directory. A configuration
+// that cannot be used returns Problems: every value of the wrong type,
+// every unknown key and every validation failure, each with its line and
+// key path, in one pass.
 func Parse(b []byte) (*Config, error) {
-	c := &Config{}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil {
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%w: the file is empty", ErrInvalid)
+			return nil, Problems{{Message: "the file is empty", Fix: "start from the example configuration (testdata/outguard.example.yaml)"}}
 		}
-		return nil, fmt.Errorf("%w: %s", ErrInvalid, yamlError(err))
+		return nil, Problems{syntaxProblem(err)}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: more than one YAML document; keep the whole configuration in one", ErrInvalid)
+		line := extra.Line
+		if err != nil {
+			line = 0
+		}
+		return nil, Problems{{Line: line, Message: "more than one YAML document", Fix: "keep the whole configuration in one document: remove the \"---\" line"}}
+	}
+	if len(doc.Content) == 0 || isNull(doc.Content[0]) {
+		return nil, Problems{{Message: "the file is empty", Fix: "start from the example configuration (testdata/outguard.example.yaml)"}}
+	}
+	root := doc.Content[0]
+	w := &schemaWalk{lines: map[string]int{}}
+	c := &Config{}
+	var decodeErrs []Problem
+	if !w.walk(root, reflect.TypeFor[Config](), "") {
+		return nil, Problems(w.problems)
+	}
+	decodeErrs = w.problems
+	if len(decodeErrs) == 0 {
+		// Decode strictly as well: the walk's checks and the
+		// decoder's are the same, and the decoder has the last word.
+		strict := yaml.NewDecoder(bytes.NewReader(b))
+		strict.KnownFields(true)
+		if err := strict.Decode(c); err != nil {
+			ps := Problems(decodeProblems(err))
+			sortByLine(ps)
+			return nil, ps
+		}
+	} else if err := root.Decode(c); err != nil {
+		ps := Problems(append(decodeErrs, decodeProblems(err)...))
+		sortByLine(ps)
+		return nil, ps
 	}
 	c.setDefaults()
-	if err := c.Validate(); err != nil {
-		return nil, err
+	err := c.Validate()
+	if err == nil && len(decodeErrs) == 0 {
+		return c, nil
 	}
-	return c, nil
+	all := Problems(decodeErrs)
+	if err != nil {
+	next:
+		for _, v := range validationProblems(err, w.lines) {
+			for _, d := range decodeErrs {
+				if consequence(v, d) {
+					continue next
+				}
+			}
+			all = append(all, v)
+		}
+	}
+	sortByLine(all)
+	return nil, all
 }
 
 // yamlError rewords the decoder's messages so they name the key plainly.

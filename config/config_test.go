@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -95,7 +96,7 @@ func TestMinimalDefaults(t *testing.T) {
 // the error names what is wrong.
 func TestBadCoreFixtures(t *testing.T) {
 	want := map[string]string{
-		"bad-core-unknown-key.yaml":          `line 4: unknown key "alow_insecure_auth"`,
+		"bad-core-unknown-key.yaml":          `line 4: listeners[0].alow_insecure_auth: unknown key "alow_insecure_auth"`,
 		"bad-core-unknown-top-key.yaml":      `unknown key "listners"`,
 		"bad-core-no-listeners.yaml":         "listeners: none configured",
 		"bad-core-listener-address.yaml":     `address "2525" is not host:port`,
@@ -109,7 +110,7 @@ func TestBadCoreFixtures(t *testing.T) {
 		"bad-core-network.yaml":              `network "192.0.2.0/33" is not a CIDR prefix`,
 		"bad-core-duplicate-user.yaml":       "user names are global",
 		"bad-core-token-scope.yaml":          `scope "out.example.com" is neither "all" nor a configured domain`,
-		"bad-core-duration.yaml":             `line 6: invalid duration "5 minutes"`,
+		"bad-core-duration.yaml":             `line 6: limits.idle_timeout: invalid duration "5 minutes"`,
 		"bad-core-data-line-length.yaml":     "limits.max_data_line_length 500: must be 0 (no limit) or at least 998",
 		"bad-core-log-level.yaml":            `log.level "verbose"`,
 		"bad-core-two-documents.yaml":        "more than one YAML document",
@@ -181,7 +182,11 @@ func FuzzParse(f *testing.F) {
 			f.Add(b)
 		}
 	}
+	if b, err := os.ReadFile("testdata/several-problems.yaml"); err == nil {
+		f.Add(b)
+	}
 	f.Add([]byte("a: &a [*a, *a]\nb: *a\n"))
+	f.Add([]byte("limits: &l {max_recipients: x}\nidentity: {thresholds: *l}\nlisteners: [1, [2], {a: b}]\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := Parse(b)
 		if err == nil && c == nil {
@@ -189,6 +194,27 @@ func FuzzParse(f *testing.F) {
 		}
 		if err != nil && c != nil {
 			t.Fatal("config returned with an error")
+		}
+		if err == nil {
+			return
+		}
+		// Every problem says what is wrong, one a line, in the
+		// order of the file.
+		ps := ProblemsOf(err)
+		if len(ps) == 0 || !errors.Is(err, ErrInvalid) {
+			t.Fatalf("error %q carries no problems", err)
+		}
+		last := 0
+		for _, p := range ps {
+			if p.Message == "" || strings.Contains(p.String(), "\n") {
+				t.Fatalf("bad problem %+v", p)
+			}
+			if p.Line > 0 && p.Line < last {
+				t.Fatalf("problems out of line order: %v", err)
+			}
+			if p.Line > 0 {
+				last = p.Line
+			}
 		}
 	})
 }

@@ -281,6 +281,11 @@ func (c *Config) Validate() error {
 		for _, e := range d.Policy.validate(c, where) {
 			bad("%s", e)
 		}
+		if d.Replies != nil {
+			for _, e := range d.Replies.validate(where+".replies", c.Replies.Merge(d.Replies)) {
+				bad("%s", e)
+			}
+		}
 		for j := range d.Users {
 			u := &d.Users[j]
 			uw := fmt.Sprintf("%s.users[%d] (%s)", where, j, u.Name)
@@ -317,6 +322,10 @@ func (c *Config) Validate() error {
 				bad("%s", e)
 			}
 		}
+	}
+
+	for _, e := range c.Replies.validate("replies", c.Replies) {
+		bad("%s", e)
 	}
 
 	if _, _, err := net.SplitHostPort(c.Admin.Address); err != nil {

@@ -1,6 +1,7 @@
 package quarantine
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -258,7 +259,7 @@ func (s *Store) apply(tx *bbolt.Tx, batch []*op, errs []error, delta *qDelta) er
 				}
 			}
 		case o.update != nil:
-			opErr, err := applyUpdate(logB, msgB, o, delta)
+			opErr, err := applyUpdate(logB, idxB, msgB, o, delta)
 			if err != nil {
 				return err
 			}
@@ -280,7 +281,7 @@ func (s *Store) apply(tx *bbolt.Tx, batch []*op, errs []error, delta *qDelta) er
 // applyUpdate runs o.update on its record. opErr is a refusal that fails
 // only this op (no such record, the update said no) and leaves the
 // transaction untouched; err is a write error that fails the round.
-func applyUpdate(logB, msgB *bbolt.Bucket, o *op, delta *qDelta) (opErr, err error) {
+func applyUpdate(logB, idxB, msgB *bbolt.Bucket, o *op, delta *qDelta) (opErr, err error) {
 	key := idKey(o.id)
 	v := logB.Get(key)
 	if v == nil {
@@ -290,8 +291,23 @@ func applyUpdate(logB, msgB *bbolt.Bucket, o *op, delta *qDelta) (opErr, err err
 	if err != nil {
 		return err, nil
 	}
+	oldKeys, oldVal := indexKeys(r), idxVal(r)
 	if err := o.update(r); err != nil {
 		return err, nil
+	}
+	// An update that changes what the index holds (the status on
+	// release) moves the record's index entries.
+	if newKeys, newVal := indexKeys(r), idxVal(r); !bytes.Equal(oldVal, newVal) || !slices.EqualFunc(oldKeys, newKeys, bytes.Equal) {
+		for _, k := range oldKeys {
+			if err := idxB.Delete(k); err != nil {
+				return nil, err
+			}
+		}
+		for _, k := range newKeys {
+			if err := idxB.Put(k, newVal); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if o.dropContent {
 		if c := msgB.Get(key); c != nil {

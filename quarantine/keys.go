@@ -201,7 +201,7 @@ func rollupKeys(r *Record) []string {
 	switch r.Status {
 	case StatusAccepted:
 		keyed = append(keyed, ClassAccepted)
-	case StatusQuarantined, StatusRejected:
+	case StatusQuarantined, StatusRejected, StatusReleased:
 		keyed = append(keyed, ClassRejected)
 	default:
 		keyed = append(keyed, classOther)

@@ -70,7 +70,9 @@ func newMetrics(reg prometheus.Registerer, queueDepth func() float64) *metrics {
 		Help: "Log writes waiting for the group committer.",
 	}, queueDepth)
 	m.writable.Set(1)
-	for s := StatusAccepted; s < statusEnd; s++ {
+	// Records are written with their outcome; released is reached only
+	// later, by an update.
+	for s := StatusAccepted; s < StatusReleased; s++ {
 		m.records.WithLabelValues(s.String())
 	}
 	for _, k := range []string{"record", "content", "rollup"} {

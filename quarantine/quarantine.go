@@ -192,6 +192,15 @@ func (s *Store) Show(id string, actor Actor) (*View, error) {
 	return v, nil
 }
 
+type releaseKey struct{}
+
+// Releasing returns the log id of the message a DeliverFunc is releasing,
+// or "" outside a release.
+func Releasing(ctx context.Context) string {
+	id, _ := ctx.Value(releaseKey{}).(string)
+	return id
+}
+
 // ReleaseResult tells what Release did.
 type ReleaseResult struct {
 	// At and By are when and by whom the message was released.
@@ -204,7 +213,9 @@ type ReleaseResult struct {
 
 // Release delivers a quarantined message to the next hop with its
 // original envelope (the sender and the recipients not refused at RCPT)
-// through Options.Deliver, then records the release on the record.
+// through Options.Deliver, below Options.ReleaseTrace's header field,
+// then records the release on the record and sets its status to
+// StatusReleased.
 // Release is idempotent: a released message is never delivered again,
 // also when Release is called concurrently for the same id; later calls
 // return the first release with Already set. A failed delivery is
@@ -255,16 +266,21 @@ func (s *Store) Release(ctx context.Context, id string, actor Actor) (ReleaseRes
 	if len(rcpts) == 0 {
 		return ReleaseResult{}, fmt.Errorf("%w: %s has no recipient to deliver to", ErrDeliver, cid)
 	}
-	if err := s.opts.Deliver(ctx, rec.Sender, rcpts, raw); err != nil {
+	now := s.opts.Now().UTC()
+	if s.opts.ReleaseTrace != nil {
+		raw = append([]byte(s.opts.ReleaseTrace(rec, now)), raw...)
+	}
+	if err := s.opts.Deliver(context.WithValue(ctx, releaseKey{}, cid), rec.Sender, rcpts, raw); err != nil {
 		return ReleaseResult{}, fmt.Errorf("%w: %s: %w", ErrDeliver, cid, err)
 	}
-	res := ReleaseResult{At: s.opts.Now().UTC(), By: actor.Name}
+	res := ReleaseResult{At: now, By: actor.Name}
 	err = s.submit(context.WithoutCancel(ctx), &op{id: cid, update: func(r *Record) error {
 		if r.Quarantine == nil {
 			return fmt.Errorf("%w: %s", ErrNotQuarantined, cid)
 		}
 		r.Quarantine.ReleasedAt = res.At
 		r.Quarantine.ReleasedBy = res.By
+		r.Status = StatusReleased
 		return nil
 	}})
 	if err != nil {

@@ -24,10 +24,14 @@ const (
 	StatusDeferred
 	// StatusFailed: the next hop refused or could not take the message.
 	StatusFailed
+	// StatusReleased: quarantined (the client heard 550), then released
+	// by an admin and delivered to the next hop. Release sets it; reports
+	// count the message as refused, as it was when it arrived.
+	StatusReleased
 	statusEnd
 )
 
-var statusNames = [...]string{"", "accepted", "quarantined", "rejected", "deferred", "failed"}
+var statusNames = [...]string{"", "accepted", "quarantined", "rejected", "deferred", "failed", "released"}
 
 // String returns the status's lower-case name.
 func (s Status) String() string {
@@ -232,7 +236,7 @@ func (r *Record) classes(buf []Class) []Class {
 	switch r.Status {
 	case StatusAccepted:
 		buf = append(buf, ClassAccepted)
-	case StatusQuarantined, StatusRejected:
+	case StatusQuarantined, StatusRejected, StatusReleased:
 		buf = append(buf, ClassRejected)
 	}
 	switch r.Verdict {

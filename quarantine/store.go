@@ -78,6 +78,10 @@ type Options struct {
 	// Deliver releases a quarantined message; nil makes Release fail with
 	// ErrNoDeliver.
 	Deliver DeliverFunc
+	// ReleaseTrace returns the trace header field (outguard's Received
+	// field, RFC 5321 4.4) prepended to a released copy, with its CRLF;
+	// nil prepends none.
+	ReleaseTrace func(rec *Record, at time.Time) string
 	// Registerer receives the store's metrics; nil registers them nowhere.
 	Registerer prometheus.Registerer
 	// Logger receives errors of background work; default slog.Default().

@@ -15,8 +15,12 @@ import (
 
 // CaptureNextHop is the trial next hop: it writes each relayed message to
 // a folder instead of sending it on, as NAME.eml plus NAME.json holding
-// the envelope. It is for trying outguard out, never for production:
-// nothing leaves the machine.
+// the envelope. NAME is the transaction's log id (MailOptions.Name), so
+// `outguard logs` and the folder name the same message; a report or a
+// released copy handed to Deliver is named as its caller said
+// (WithDeliveryName), and anything unnamed gets a fresh log id. It is
+// for trying outguard out, never for production: nothing leaves the
+// machine.
 type CaptureNextHop struct {
 	Dir string
 	// MaxBytes bounds one captured message; default 64 MiB.
@@ -30,13 +34,28 @@ func (h *CaptureNextHop) Begin(ctx context.Context, from string, opts MailOption
 	if err := os.MkdirAll(h.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("%w: capture folder: %v", ErrNextHopUnavailable, err)
 	}
-	return &captureTx{h: h, from: from}, nil
+	return &captureTx{h: h, from: from, name: opts.Name}, nil
 }
 
 type captureTx struct {
 	h     *CaptureNextHop
 	from  string
+	name  string
 	rcpts []string
+}
+
+// safeName reports whether name can be a file name in the capture folder
+// as it is: letters, digits, '.', '-' and '_', not starting with '.'.
+func safeName(name string) bool {
+	if name == "" || len(name) > 100 || name[0] == '.' {
+		return false
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func (t *captureTx) Rcpt(ctx context.Context, to string) error {
@@ -56,7 +75,16 @@ func (t *captureTx) Data(ctx context.Context, r io.Reader) (string, error) {
 	if int64(buf.Len()) > max {
 		return "", replyTooLarge
 	}
-	name := txid.New(time.Now())
+	name := t.name
+	if !safeName(name) {
+		name = txid.New(time.Now())
+	}
+	// A name used before (a report sent again after a lost reply) gets a
+	// counter rather than replacing the earlier file.
+	base := name
+	for i := 2; fileExists(filepath.Join(t.h.Dir, name+".eml")) && i < 1000; i++ {
+		name = fmt.Sprintf("%s-%d", base, i)
+	}
 	env, _ := json.MarshalIndent(struct {
 		MailFrom string   `json:"mail_from"`
 		RcptTo   []string `json:"rcpt_to"`
@@ -95,4 +123,9 @@ func writeFileAtomic(path string, b []byte) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+func fileExists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }

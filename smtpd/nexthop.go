@@ -38,6 +38,20 @@ type MailOptions struct {
 	Body8Bit bool
 	UTF8     bool
 	Size     int64
+	// Name names the message at the next hop, not on the wire: the
+	// transaction's log id for relayed mail, or what WithDeliveryName
+	// gave Deliver. The capture next hop names its files by it; the SMTP
+	// next hop ignores it.
+	Name string
+}
+
+type deliveryNameKey struct{}
+
+// WithDeliveryName returns ctx carrying the name Deliver gives the message
+// at the next hop (MailOptions.Name), e.g. "<log id>.arf" for the report
+// about a blocked transaction.
+func WithDeliveryName(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, deliveryNameKey{}, name)
 }
 
 // Dialer opens network connections; *net.Dialer is one.
@@ -271,7 +285,8 @@ func (t *smtpTx) Abort() {
 // Deliver relays one whole message through h: the path used to release
 // quarantined mail and to send reports. Every recipient must be accepted.
 func Deliver(ctx context.Context, h NextHop, from string, rcpts []string, raw []byte) error {
-	tx, err := h.Begin(ctx, from, MailOptions{Body8Bit: has8bit(raw), Size: int64(len(raw))})
+	name, _ := ctx.Value(deliveryNameKey{}).(string)
+	tx, err := h.Begin(ctx, from, MailOptions{Body8Bit: has8bit(raw), Size: int64(len(raw)), Name: name})
 	if err != nil {
 		return err
 	}

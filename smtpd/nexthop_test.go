@@ -116,3 +116,33 @@ func TestCaptureNextHop(t *testing.T) {
 		t.Errorf("a message over the bound: %v, want too large", err)
 	}
 }
+
+// TestCaptureNames: the capture next hop files a message under the name
+// it is given, adds a counter to a name used before, and makes a fresh
+// log id of a name that is not a plain file name.
+func TestCaptureNames(t *testing.T) {
+	dir := t.TempDir()
+	h := &CaptureNextHop{Dir: dir}
+	send := func(name string) {
+		t.Helper()
+		ctx := WithDeliveryName(context.Background(), name)
+		if err := Deliver(ctx, h, "", []string{"b@example.org"}, []byte("Subject: r\r\n\r\nx\r\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("01JABC.arf")
+	send("01JABC.arf")
+	send("../escape")
+	for _, f := range []string{"01JABC.arf.eml", "01JABC.arf.json", "01JABC.arf-2.eml", "01JABC.arf-2.json"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	emls, _ := filepath.Glob(filepath.Join(dir, "*.eml"))
+	if len(emls) != 3 {
+		t.Errorf("%d files, want 3: %v", len(emls), emls)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(dir), "escape.eml")); err == nil {
+		t.Error("a name with a path left the capture folder")
+	}
+}

@@ -2,6 +2,7 @@ package smtpd
 
 import (
 	"context"
+	"log/slog"
 	"net/netip"
 	"time"
 
@@ -122,8 +123,10 @@ type Result struct {
 	Outcome string
 	// Reply is what the client was told after DATA.
 	Reply *smtp.SMTPError
-	// NextHopReply is the next hop's final reply text, when it gave one.
+	// NextHopReply is the next hop's final reply text, when it gave one,
+	// and NextHopCode its code.
 	NextHopReply string
+	NextHopCode  int
 	// Decision is what the Check decided (zero when it never ran).
 	Decision Decision
 	// Size is the message size; Duration runs from MAIL to the reply.
@@ -165,6 +168,13 @@ type Committer interface {
 // refuses that recipient only.
 type RcptChecker interface {
 	Rcpt(ctx context.Context, tx *Transaction, to string) error
+}
+
+// LogAttrser is an optional extra of a Check: LogAttrs returns what the
+// Check learnt of the transaction (the identity, the verdict and its
+// score), for the transaction's log line. It is called once, after Close.
+type LogAttrser interface {
+	LogAttrs() []slog.Attr
 }
 
 // PolicyFunc adapts a function to Policy.

@@ -216,7 +216,9 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	}
 	st := &txState{tx: tx, check: check, log: s.log, mailFrom: path}
 	if !feedback {
-		nh, err := s.srv.opts.NextHop.Begin(ctx, from, tx.Opts)
+		opts := tx.Opts
+		opts.Name = tx.ID
+		nh, err := s.srv.opts.NextHop.Begin(ctx, from, opts)
 		if err != nil {
 			check.Close(tx, nil, Result{Err: err, Duration: time.Since(now)})
 			return s.reply("MAIL", err)
@@ -412,7 +414,7 @@ func (s *session) Data(r io.Reader) error {
 	if err != nil {
 		res.Err = err
 		res.Reply = toReply(err, st.log)
-		res.NextHopReply = res.Reply.Message
+		res.NextHopReply, res.NextHopCode = res.Reply.Message, res.Reply.Code
 		if res.Reply.Code/100 == 5 {
 			res.Outcome = OutcomeFailed
 		} else {
@@ -421,7 +423,7 @@ func (s *session) Data(r io.Reader) error {
 		res.Reply = withID(res.Reply, tx.ID)
 		return s.finish(st, msg, res)
 	}
-	res.NextHopReply = text
+	res.NextHopReply, res.NextHopCode = text, 250
 	res.Outcome = OutcomeAccepted
 	res.Reply = &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: text + " (id " + tx.ID + ")"}
 	if cm, ok := st.check.(Committer); ok {
@@ -470,6 +472,10 @@ func (s *session) finish(st *txState, msg *Message, res Result) error {
 		st.nh = nil
 	}
 	st.check.Close(tx, msg, res)
+	var learnt []slog.Attr
+	if la, ok := st.check.(LogAttrser); ok {
+		learnt = la.LogAttrs()
+	}
 	st.check = nil
 	s.srv.metrics.transaction(res.Outcome)
 	s.srv.metrics.reply("DATA", res.Reply.Code)
@@ -481,9 +487,20 @@ func (s *session) finish(st *txState, msg *Message, res Result) error {
 		p, _ := wirePath(a)
 		paths = append(paths, p)
 	}
-	attrs := []any{"tx", tx.ID, "outcome", res.Outcome, "from", tx.From, "mail_from", st.mailFrom,
+	attrs := []any{"tx", tx.ID, "outcome", res.Outcome}
+	if tx.User != nil {
+		attrs = append(attrs, "user", tx.User.Name, "domain", tx.User.Domain)
+	}
+	for _, a := range learnt {
+		attrs = append(attrs, a)
+	}
+	attrs = append(attrs, "from", tx.From, "mail_from", st.mailFrom,
 		"rcpts", len(accepted), "rcpt_to", strings.Join(paths, ","),
-		"size", res.Size, "reply", fmt.Sprintf("%d %s", res.Reply.Code, res.Reply.Message), "duration", res.Duration}
+		"size", res.Size, "reply", fmt.Sprintf("%d %s", res.Reply.Code, res.Reply.Message))
+	if res.NextHopReply != "" {
+		attrs = append(attrs, "next_hop_reply", fmt.Sprintf("%d %s", res.NextHopCode, res.NextHopReply))
+	}
+	attrs = append(attrs, "duration", res.Duration)
 	if tx.RcptsOverLimit > 0 {
 		attrs = append(attrs, "rcpts_over_limit", tx.RcptsOverLimit)
 	}
@@ -513,6 +530,10 @@ func (s *session) received(tx *Transaction) string {
 	fmt.Fprintf(&b, ";\r\n\t%s\r\n", s.srv.opts.Now().Format(time.RFC1123Z))
 	return b.String()
 }
+
+// AddressLiteral writes ip as an RFC 5321 §4.1.3 address literal, as the
+// Received field of relayed mail does.
+func AddressLiteral(ip netip.Addr) string { return addressLiteral(ip) }
 
 // addressLiteral writes ip as an RFC 5321 §4.1.3 address literal:
 // "[192.0.2.1]" or "[IPv6:2001:db8::1]".

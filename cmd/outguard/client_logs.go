@@ -17,7 +17,8 @@ var logsHelp = helpText(
 	`Searches the message log: one record per SMTP transaction that reached
 DATA, newest first. Every given rule must match. --status and --verdict take
 a comma-separated list, any of which may match: statuses are accepted,
-quarantined, rejected, deferred and failed; verdicts are clean, spam,
+quarantined, released (quarantined, then released), rejected, deferred and
+failed; verdicts are clean, spam,
 phishing, virus and none (refused before classification). --user, --domain,
 --identity and --message-id match exactly; --sender, --recipient and
 --subject match when the field contains the text, ignoring case. --partial
@@ -56,7 +57,7 @@ func runLogs(args []string, stdout, stderr io.Writer) int {
 	cf := addClientFlags(fs, "logs")
 	q := map[string]*string{}
 	for _, f := range []struct{ flag, param, usage string }{
-		{"status", "status", "comma-separated `STATUSES`: accepted,quarantined,rejected,deferred,failed"},
+		{"status", "status", "comma-separated `STATUSES`: accepted,quarantined,released,rejected,deferred,failed"},
 		{"verdict", "verdict", "comma-separated `VERDICTS`: clean,spam,phishing,virus,none"},
 		{"user", "user", "outgoing `USER`"},
 		{"domain", "domain", "administrative `DOMAIN`"},

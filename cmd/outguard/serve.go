@@ -38,8 +38,10 @@ restart then refuses no connection (docs/install.md).
 serve refuses to start when the trial credentials of the example
 configuration are used on a non-loopback address.
 
-Logs go to standard error (log/slog), one line per transaction with its log
-id; --json writes them as JSON whatever log.format says.
+Logs go to standard error (log/slog), one line per transaction ("transaction")
+with its log id, outcome, user, identity, verdict and score, the reply the
+client heard and the next hop's reply; --json writes them as JSON whatever
+log.format says.
 
 Examples:
   outguard serve --config testdata/outguard.example.yaml
@@ -59,7 +61,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
-		fmt.Fprintf(stderr, "outguard serve: %v\n", err)
+		fmt.Fprintf(stderr, "outguard serve: %s: the configuration cannot be used:\n", *path)
+		printProblems(stderr, *path, err)
 		return exitFailed
 	}
 	if *asJSON {
@@ -134,7 +137,11 @@ const checkHelp = `Usage:
 
 Reads FILE as outguard would at start: strict YAML (an unknown key is an
 error naming its line), defaults, then validation that says what is wrong and
-how to fix it. Prints every problem found.
+how to fix it. Prints every problem found in one run, one a line, as
+"FILE: line N: key.path: what is wrong; what is expected": values of the
+wrong type, unknown keys and values that validation refuses. With --json,
+"errors" holds one object per problem: {"line", "path", "message", "fix"}
+(line 0: the key is missing from the file).
 
 Exit status: 0 valid, 1 invalid, 2 bad usage.
 
@@ -158,15 +165,13 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) int {
 		err = app.CheckTrialCredentials(cfg)
 	}
 	if *asJSON {
-		res := map[string]any{"file": fs.Arg(0), "ok": err == nil, "errors": []string{}}
-		if err != nil {
-			res["errors"] = splitErrors(err)
+		problems := config.ProblemsOf(err)
+		if problems == nil {
+			problems = []config.Problem{}
 		}
-		writeJSON(stdout, res)
+		writeJSON(stdout, map[string]any{"file": fs.Arg(0), "ok": err == nil, "errors": problems})
 	} else if err != nil {
-		for _, e := range splitErrors(err) {
-			fmt.Fprintln(stderr, e)
-		}
+		printProblems(stderr, fs.Arg(0), err)
 	} else {
 		fmt.Fprintf(stdout, "%s: configuration is valid\n", fs.Arg(0))
 	}
@@ -176,12 +181,14 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func splitErrors(err error) []string {
-	var out []string
-	for _, l := range strings.Split(err.Error(), "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			out = append(out, l)
+// printProblems writes each problem of a configuration on its own line,
+// as "FILE: line N: key.path: what is wrong; what is expected".
+func printProblems(w io.Writer, file string, err error) {
+	for _, p := range config.ProblemsOf(err) {
+		msg := p.String()
+		if !strings.HasPrefix(msg, file+":") {
+			msg = file + ": " + msg
 		}
+		fmt.Fprintln(w, msg)
 	}
-	return out
 }

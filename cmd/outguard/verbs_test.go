@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,7 +30,7 @@ func TestCheckConfig(t *testing.T) {
 		want     string
 	}{
 		{"example is valid", []string{"check-config", "../../testdata/outguard.example.yaml"}, 0, "configuration is valid"},
-		{"bad key names its line", []string{"check-config", "../../config/testdata/bad-core-unknown-key.yaml"}, 1, `line 4: unknown key "alow_insecure_auth"`},
+		{"bad key names its line", []string{"check-config", "../../config/testdata/bad-core-unknown-key.yaml"}, 1, `bad-core-unknown-key.yaml: line 4: listeners[0].alow_insecure_auth: unknown key "alow_insecure_auth"`},
 		{"json", []string{"check-config", "--json", "../../config/testdata/bad-core-network.yaml"}, 1, `"ok":false`},
 		{"missing file", []string{"check-config", "/nonexistent.yaml"}, 1, "no such file"},
 		{"no argument", []string{"check-config"}, 2, "exactly one FILE"},
@@ -42,6 +43,64 @@ func TestCheckConfig(t *testing.T) {
 				t.Errorf("exit %d, output %q; want exit %d containing %q", code, out+errOut, tc.wantCode, tc.want)
 			}
 		})
+	}
+}
+
+// TestCheckConfigEveryProblem checks that check-config reports every
+// problem of a file in one run (a type error, an unknown key, validation
+// failures), one JSON object each with line, path, message and fix, and
+// that serve refuses the file with the same list.
+func TestCheckConfigEveryProblem(t *testing.T) {
+	const file = "../../config/testdata/several-problems.yaml"
+	out, _, code := runCLI(t, "check-config", "--json", file)
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	var res struct {
+		File   string `json:"file"`
+		OK     bool   `json:"ok"`
+		Errors []map[string]any
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("%v in %s", err, out)
+	}
+	want := []struct {
+		line float64
+		path string
+	}{
+		{5, "listeners[0].tls"},
+		{8, "limits.max_recipients"},
+		{9, "limits.max_mesage_bytes"},
+		{16, "domains[0].users[0].networks"},
+		{19, "identity.thresholds.spam"},
+		{20, "identity.thresholds.window"},
+	}
+	if res.OK || res.File != file || len(res.Errors) != len(want) {
+		t.Fatalf("got %s; want ok false and %d errors", out, len(want))
+	}
+	for i, w := range want {
+		e := res.Errors[i]
+		keys := slices.Sorted(maps.Keys(e))
+		if !slices.Equal(keys, []string{"fix", "line", "message", "path"}) {
+			t.Errorf("error %d has keys %v, want fix, line, message, path", i, keys)
+		}
+		if e["line"] != w.line || e["path"] != w.path || e["message"] == "" || e["fix"] == "" {
+			t.Errorf("error %d = %v, want line %v, path %s, a message and a fix", i, e, w.line, w.path)
+		}
+	}
+
+	_, text, code := runCLI(t, "check-config", file)
+	lines := strings.Split(strings.TrimSpace(text), "\n")
+	if code != 1 || len(lines) != len(want) {
+		t.Fatalf("exit %d, %d lines, want 1 and one line per problem:\n%s", code, len(lines), text)
+	}
+	if want := file + `: line 19: identity.thresholds.spam: "five" is not a whole number`; !strings.HasPrefix(lines[4], want) {
+		t.Errorf("line %q, want it to start with %q", lines[4], want)
+	}
+
+	_, serveOut, code := runCLI(t, "serve", "--config", file)
+	if code != 1 || !strings.Contains(serveOut, text) {
+		t.Errorf("serve: exit %d, output %q; want 1 and the list of check-config", code, serveOut)
 	}
 }
 

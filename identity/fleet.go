@@ -50,9 +50,15 @@ func OpenPostgres(pool *pgxpool.Pool, node string, opts Options) (*Manager, erro
 	m.fleetDone = make(chan struct{})
 	go func() {
 		defer close(m.fleetDone)
-		st.listen(ctx, opts.ResyncInterval, m.refreshKey, m.resync, m.markFresh, func(err error) {
-			m.metrics.listenErrors.Inc()
-			m.log.Warn("identity: lock notifications interrupted; lock checks use the last known index until they resume", "err", err)
+		st.listen(ctx, opts.ResyncInterval, listener{
+			changed: m.refreshKey,
+			reset:   m.applyReset,
+			resync:  m.resync,
+			fresh:   m.markFresh,
+			failed: func(err error) {
+				m.metrics.listenErrors.Inc()
+				m.log.Warn("identity: lock notifications interrupted; lock checks use the last known index until they resume", "err", err)
+			},
 		})
 	}()
 	if opts.RoundInterval > 0 {
@@ -68,6 +74,26 @@ type fleetStore interface {
 	resetCounters(ctx context.Context, key string, counters []int, at int64) error
 	expireCounts(ctx context.Context, now int64) error
 	scanUnsettled(ctx context.Context, fn func(string, *record) (bool, error)) error
+}
+
+// applyReset drops this node's entries of counters another node reset
+// after a crossing.
+func (m *Manager) applyReset(n resetNotice) {
+	key := n.Domain + "\x00" + n.Identity
+	sh := m.shardOf(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	w := sh.windows[key]
+	if w == nil {
+		return
+	}
+	for _, c := range n.Counters {
+		if c < 0 || c > counterTried {
+			continue
+		}
+		w.applyFleet(c, fleetTotal{reset: n.At}, 0)
+	}
+	sh.dirty[key] = w
 }
 
 // markFresh records that the index was current at t.

@@ -12,8 +12,12 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// lockChannel is the LISTEN/NOTIFY channel of lock changes.
-const lockChannel = "outguard_identity_locks"
+// The LISTEN/NOTIFY channels: lock changes, and counters that crossed a
+// threshold and start afresh on every node.
+const (
+	lockChannel  = "outguard_identity_locks"
+	resetChannel = "outguard_identity_resets"
+)
 
 // pgStore is the PostgreSQL backend: the tables of migration
 // 0002_identity (internal/pgdb/migrations), shared by every node of a
@@ -40,6 +44,15 @@ type lockNotice struct {
 }
 
 func (n lockNotice) key() string { return n.Kind + "\x00" + n.Domain + "\x00" + n.Name }
+
+// resetNotice is the payload of a notification on resetChannel.
+type resetNotice struct {
+	Node     string `json:"node"`
+	Domain   string `json:"domain"`
+	Identity string `json:"identity"`
+	Counters []int  `json:"counters"`
+	At       int64  `json:"at"`
+}
 
 func (s *pgStore) getRecord(ctx context.Context, key string) (*record, error) {
 	p := splitKey(key)
@@ -372,11 +385,17 @@ func (s *pgStore) resetCounters(ctx context.Context, key string, counters []int,
 	for i, v := range counters {
 		c[i] = int32(v)
 	}
+	note, _ := json.Marshal(resetNotice{Node: s.node, Domain: p[0], Identity: p[1], Counters: counters, At: at})
+	// The other nodes drop their local entries up to the reset at once
+	// (notification), and any round reads it back (the table).
 	_, err := s.pool.Exec(ctx, `
-		INSERT INTO identity_window_resets (domain, identity, counter, reset_at)
-		SELECT $1, $2, c, $4 FROM unnest($3::int[]) AS u(c)
-		ON CONFLICT (domain, identity, counter) DO UPDATE SET reset_at = greatest(identity_window_resets.reset_at, excluded.reset_at)`,
-		p[0], p[1], c, at)
+		WITH r AS (
+			INSERT INTO identity_window_resets (domain, identity, counter, reset_at)
+			SELECT $1, $2, c, $4 FROM unnest($3::int[]) AS u(c)
+			ON CONFLICT (domain, identity, counter) DO UPDATE SET reset_at = greatest(identity_window_resets.reset_at, excluded.reset_at)
+			RETURNING 1)
+		SELECT pg_notify($5, $6) WHERE (SELECT count(*) FROM r) >= 0`,
+		p[0], p[1], c, at, resetChannel, string(note))
 	if err != nil {
 		return fmt.Errorf("identity: recording a counter reset: %w", err)
 	}
@@ -395,19 +414,33 @@ func (s *pgStore) expireCounts(ctx context.Context, now int64) error {
 	return nil
 }
 
+// listener receives what listen delivers.
+type listener struct {
+	// changed is called with the key of a lock another node changed.
+	changed func(key string)
+	// reset is called when another node reset counters of a window.
+	reset func(n resetNotice)
+	// resync reloads the whole index.
+	resync func() error
+	// fresh is told when the index was last known current.
+	fresh func(time.Time)
+	// failed is told why the connection was lost.
+	failed func(error)
+}
+
 // listen delivers lock changes made by other nodes until ctx ends:
 // changed is called with each changed key; resync is called after every
 // (re)connection and every resyncEvery, and fresh with the time the index
 // was last known to be current, after each notification or quiet wait.
 // Connection failures are retried with backoff, reported to failed.
-func (s *pgStore) listen(ctx context.Context, resyncEvery time.Duration, changed func(key string), resync func() error, fresh func(time.Time), failed func(error)) {
+func (s *pgStore) listen(ctx context.Context, resyncEvery time.Duration, l listener) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		err := s.listenOnce(ctx, resyncEvery, changed, resync, fresh)
+		err := s.listenOnce(ctx, resyncEvery, l)
 		if ctx.Err() != nil {
 			return
 		}
-		failed(err)
+		l.failed(err)
 		select {
 		case <-ctx.Done():
 			return
@@ -417,21 +450,21 @@ func (s *pgStore) listen(ctx context.Context, resyncEvery time.Duration, changed
 	}
 }
 
-func (s *pgStore) listenOnce(ctx context.Context, resyncEvery time.Duration, changed func(string), resync func() error, fresh func(time.Time)) error {
+func (s *pgStore) listenOnce(ctx context.Context, resyncEvery time.Duration, l listener) error {
 	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "LISTEN "+lockChannel); err != nil {
+	if _, err := conn.Exec(ctx, "LISTEN "+lockChannel+"; LISTEN "+resetChannel); err != nil {
 		return err
 	}
 	// Whatever changed while this node was not listening is in the table.
 	start := time.Now()
-	if err := resync(); err != nil {
+	if err := l.resync(); err != nil {
 		return err
 	}
-	fresh(start)
+	l.fresh(start)
 	lastResync := start
 	for {
 		wait, cancel := context.WithTimeout(ctx, time.Second)
@@ -439,9 +472,17 @@ func (s *pgStore) listenOnce(ctx context.Context, resyncEvery time.Duration, cha
 		cancel()
 		switch {
 		case err == nil:
-			var note lockNotice
-			if json.Unmarshal([]byte(n.Payload), &note) == nil && note.Node != s.node {
-				changed(note.key())
+			switch n.Channel {
+			case lockChannel:
+				var note lockNotice
+				if json.Unmarshal([]byte(n.Payload), &note) == nil && note.Node != s.node {
+					l.changed(note.key())
+				}
+			case resetChannel:
+				var note resetNotice
+				if json.Unmarshal([]byte(n.Payload), &note) == nil && note.Node != s.node {
+					l.reset(note)
+				}
 			}
 			continue
 		case ctx.Err() != nil:
@@ -456,11 +497,11 @@ func (s *pgStore) listenOnce(ctx context.Context, resyncEvery time.Duration, cha
 			return err
 		}
 		if time.Since(lastResync) >= resyncEvery {
-			if err := resync(); err != nil {
+			if err := l.resync(); err != nil {
 				return err
 			}
 			lastResync = at
 		}
-		fresh(at)
+		l.fresh(at)
 	}
 }

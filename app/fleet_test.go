@@ -19,6 +19,7 @@ import (
 	"github.com/outguard/outguard/config"
 	"github.com/outguard/outguard/internal/pgdb/pgtest"
 	"github.com/outguard/outguard/internal/testutil"
+	"github.com/outguard/outguard/quarantine"
 )
 
 // syncBuffer is a bytes.Buffer safe for the logger's goroutines.
@@ -256,6 +257,13 @@ func TestFleetSpamSpreadLocksAtFleetThreshold(t *testing.T) {
 			t.Fatalf("spam %d on node %d: %v, want 550 [OG-SPAM]", i, i%3, err)
 		}
 		ids = append(ids, idOf(t, err))
+	}
+	// Each blocked message is in the quarantine of the node that took it
+	// (the quarantine is still per node).
+	for i, id := range ids {
+		if _, err := f.nodes[i%3].store.Raw(id, quarantine.Actor{Name: "test"}); err != nil {
+			t.Errorf("spam %d not in node %d's quarantine: %v", i, i%3, err)
+		}
 	}
 	// Every node sends its counts and reads the fleet's: still 4.
 	for _, a := range f.nodes {

@@ -268,8 +268,13 @@ func (m *Manager) round(ctx context.Context) error {
 	}
 	totals, err := m.fleet.exchange(ctx, incs, qs)
 	if err != nil {
-		// Put the increments back for the next round.
+		// Put the increments back for the next round, but those whose
+		// slot has left its window: they would count for nothing, and
+		// dropping them bounds what waits while the database is down.
 		for _, in := range incs {
+			if in.expires < nowNs {
+				continue
+			}
 			sh := m.shardOf(in.key)
 			sh.mu.Lock()
 			if sh.pending == nil {

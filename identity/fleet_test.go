@@ -212,3 +212,56 @@ func gaugeOf(t *testing.T, reg *prometheus.Registry, name string) prometheus.Col
 	t.Fatalf("metric %s not registered", name)
 	return nil
 }
+
+// When the listening session is cut, the node reconnects and reloads the
+// whole index: a change it was not notified of reaches it then.
+func TestFleetReconnectResyncs(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	pool := pgtest.OpenPool(t, dsn, true)
+	reg := prometheus.NewPedanticRegistry()
+	a := fleetNode(t, dsn, "node-a", -1, nil)
+	b := fleetNode(t, dsn, "node-b", -1, reg)
+	ctx := context.Background()
+	st := b.store.(*pgStore)
+	waitFor(t, "B listening", func() bool { return st.listenPID.Load() != 0 })
+	pid := st.listenPID.Load()
+
+	id := IdentityTarget(dom, "behind-the-back")
+	if _, err := a.Lock(ctx, LockRequest{Target: id, Actor: "ops"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "B sees the lock", func() bool { _, ok := b.Lookup(id); return ok })
+	// Unlocked in the table without a notification, then B's session is
+	// cut: only the resync on reconnection can tell B.
+	if _, err := pool.Exec(ctx, "UPDATE identity_locks SET settled = true, record = jsonb_set(record, '{settled}', 'true')"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, "SELECT pg_terminate_backend($1)", int32(pid)); err != nil {
+		t.Fatal(err)
+	}
+	took := waitFor(t, "B reloads after reconnecting", func() bool { _, ok := b.Lookup(id); return !ok })
+	t.Logf("B reconnected and resynchronised %v after its listening session was cut", took)
+	if n := promtest.ToFloat64(counterOf(t, reg, "outguard_lock_notify_errors_total")); n < 1 {
+		t.Errorf("outguard_lock_notify_errors_total %v, want the interruption counted", n)
+	}
+	if p := st.listenPID.Load(); p == pid {
+		t.Error("B still reports the terminated session")
+	}
+}
+
+func counterOf(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: "copy"})
+			c.Add(mf.GetMetric()[0].GetCounter().GetValue())
+			return c
+		}
+	}
+	t.Fatalf("metric %s not registered", name)
+	return nil
+}

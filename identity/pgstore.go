@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -26,6 +27,9 @@ const (
 type pgStore struct {
 	pool *pgxpool.Pool
 	node string
+	// listenPID is the server process of the listening session, 0 when
+	// there is none.
+	listenPID atomic.Uint32
 }
 
 func newPgStore(pool *pgxpool.Pool, node string) *pgStore {
@@ -459,6 +463,8 @@ func (s *pgStore) listenOnce(ctx context.Context, resyncEvery time.Duration, l l
 	if _, err := conn.Exec(ctx, "LISTEN "+lockChannel+"; LISTEN "+resetChannel); err != nil {
 		return err
 	}
+	s.listenPID.Store(conn.PgConn().PID())
+	defer s.listenPID.Store(0)
 	// Whatever changed while this node was not listening is in the table.
 	start := time.Now()
 	if err := l.resync(); err != nil {

@@ -245,7 +245,23 @@ func (m *Manager) round(ctx context.Context) error {
 		for k, v := range sh.pending {
 			incs = append(incs, fleetInc{key: k.key, counter: k.counter, slot: k.slot, n: v.n, expires: v.expires})
 		}
-		for key := range sh.touched {
+		// The keys of the previous round are asked again: the batch's
+		// insert and select run in one implicit transaction, so two
+		// nodes in the same instant may each miss the other's
+		// increments; one round later both are committed.
+		if sh.touched == nil && len(sh.prevTouched) > 0 {
+			sh.touched = map[string]bool{}
+		}
+		for key := range sh.prevTouched {
+			if !sh.touched[key] {
+				sh.touched[key] = false
+			}
+		}
+		prev := map[string]bool{}
+		for key, fresh := range sh.touched {
+			if fresh {
+				prev[key] = true
+			}
 			touched[key] = true
 			w := sh.windows[key]
 			if w == nil {
@@ -260,7 +276,7 @@ func (m *Manager) round(ctx context.Context) error {
 				qs = append(qs, fleetQuery{key: key, counter: counterTried, cutoff: nowNs - int64(l.Window)})
 			}
 		}
-		sh.pending, sh.touched = nil, nil
+		sh.pending, sh.touched, sh.prevTouched = nil, nil, prev
 		sh.mu.Unlock()
 	}
 	if len(incs) == 0 && len(qs) == 0 {

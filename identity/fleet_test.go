@@ -265,3 +265,43 @@ func counterOf(t *testing.T, reg *prometheus.Registry, name string) prometheus.C
 	t.Fatalf("metric %s not registered", name)
 	return nil
 }
+
+// Two nodes whose rounds run at the same instant may each miss the
+// other's increments of that round (a batch's insert and select share one
+// implicit transaction). Here node B's round wrote its two spam without
+// seeing A's three; A's next round, with nothing new counted, asks again
+// for the identity of its previous round and the fleet's 5 lock.
+func TestFleetSimultaneousRounds(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	pgtest.OpenPool(t, dsn, true)
+	a := fleetNode(t, dsn, "node-a", -1, nil)
+	b := newPgStore(pgtest.OpenPool(t, dsn, false), "node-b")
+	ctx := context.Background()
+	p := DefaultPolicy()
+	target := IdentityTarget(dom, "twin")
+	for i := range 3 {
+		observe(t, a, spam("twin", fmt.Sprint("a", i)), p)
+	}
+	if err := a.round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := a.Lookup(target); ok {
+		t.Fatal("A locked on its own 3")
+	}
+	now := time.Now().UnixNano()
+	win := p.Thresholds[CounterSpam].Window
+	slot := now - now%slotWidth(win)
+	if _, err := b.exchange(ctx, []fleetInc{{key: windowKey(dom, "twin"), counter: int(CounterSpam), slot: slot, n: 2, expires: slot + int64(win) + slotWidth(win)}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l, ok := a.Lookup(target)
+	if !ok {
+		t.Fatal("A's next round did not see B's 2: the fleet's 5 did not lock")
+	}
+	if l.Evidence == nil || l.Evidence.Count != 5 {
+		t.Errorf("evidence %+v, want a fleet count of 5", l.Evidence)
+	}
+}

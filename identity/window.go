@@ -26,6 +26,9 @@ type shard struct {
 	// fleet's counts, and touched the windows they belong to.
 	pending map[pendKey]pendVal
 	touched map[string]bool
+	// prevTouched are the windows touched in the previous round, asked
+	// once more (see Manager.round).
+	prevTouched map[string]bool
 }
 
 // entry is one observation (event counters: N is 1 and Tx names it) or one

@@ -305,3 +305,41 @@ func TestFleetSimultaneousRounds(t *testing.T) {
 		t.Errorf("evidence %+v, want a fleet count of 5", l.Evidence)
 	}
 }
+
+// BenchmarkFleetLockPropagation measures the time from Lock returning on
+// node A to node B's in-memory check finding the lock (LISTEN/NOTIFY and
+// one read of the record).
+func BenchmarkFleetLockPropagation(b *testing.B) {
+	dsn := pgtest.NewDatabase(b)
+	pgtest.OpenPool(b, dsn, true)
+	open := func(node string) *Manager {
+		m, err := OpenPostgres(pgtest.OpenPool(b, dsn, false), node, Options{FlushInterval: -1, RoundInterval: -1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { m.Close() })
+		return m
+	}
+	na, nb := open("node-a"), open("node-b")
+	for nb.indexFresh.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	ctx := context.Background()
+	var total time.Duration
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		target := UserTarget(dom, fmt.Sprint("u", i))
+		if _, err := na.Lock(ctx, LockRequest{Target: target, Actor: "bench"}); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		for {
+			if _, ok := nb.Lookup(target); ok {
+				break
+			}
+			time.Sleep(50 * time.Microsecond)
+		}
+		total += time.Since(start)
+	}
+	b.ReportMetric(float64(total.Microseconds())/float64(b.N), "us-to-other-node/op")
+}

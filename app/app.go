@@ -460,6 +460,9 @@ func restartOnly(old, cfg *config.Config) []string {
 	if old.DataDir != cfg.DataDir {
 		out = append(out, "data_dir")
 	}
+	if old.NodeName != cfg.NodeName {
+		out = append(out, "node_name")
+	}
 	if fmt.Sprint(old.NextHop) != fmt.Sprint(cfg.NextHop) {
 		out = append(out, "next_hop")
 	}

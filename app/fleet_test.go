@@ -314,3 +314,26 @@ func TestFleetSpamSpreadLocksAtFleetThreshold(t *testing.T) {
 		}
 	}
 }
+
+func TestRestartOnlyNodeAndBackend(t *testing.T) {
+	base, err := os.ReadFile("../config/testdata/minimal.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parse := func(extra string) *config.Config {
+		c, err := config.Parse(append(base, extra...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	old := parse("node_name: mx1\n")
+	renamed := parse("node_name: mx2\n")
+	pg := parse("node_name: mx1\nstore:\n  backend: postgres\n  postgres: {dsn: \"host=db\"}\n")
+	if got := fmt.Sprint(restartOnly(old, renamed)); got != "[node_name]" {
+		t.Errorf("renamed node: %s, want [node_name]", got)
+	}
+	if got := fmt.Sprint(restartOnly(old, pg)); got != "[store]" {
+		t.Errorf("backend changed: %s, want [store]", got)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -342,4 +343,70 @@ func BenchmarkFleetLockPropagation(b *testing.B) {
 		total += time.Since(start)
 	}
 	b.ReportMetric(float64(total.Microseconds())/float64(b.N), "us-to-other-node/op")
+}
+
+// While the database refuses connections, lock checks go on from the
+// last known index and its age grows; window increments wait, and reach
+// the fleet's counts once it is back.
+func TestFleetDatabaseOutage(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	pgtest.OpenPool(t, dsn, true)
+	regB := prometheus.NewPedanticRegistry()
+	a := fleetNode(t, dsn, "node-a", -1, nil)
+	b := fleetNode(t, dsn, "node-b", 50*time.Millisecond, regB)
+	ctx := context.Background()
+	user := UserTarget(dom, "locked-before")
+	if _, err := a.Lock(ctx, LockRequest{Target: user, Actor: "ops"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "B sees the lock", func() bool { _, ok := b.Lookup(user); return ok })
+	p := DefaultPolicy()
+	for i := range 3 {
+		observe(t, a, spam("outage", fmt.Sprint("a", i)), p)
+	}
+	if err := a.round(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Cut the database off: no new connections, existing ones ended.
+	server, err := pgx.Connect(ctx, pgtest.ServerDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close(ctx)
+	cfg, _ := pgx.ParseConfig(dsn)
+	if _, err := server.Exec(ctx, "ALTER DATABASE "+cfg.Database+" ALLOW_CONNECTIONS false"); err != nil {
+		t.Fatal(err)
+	}
+	restored := false
+	restore := func() {
+		if !restored {
+			restored = true
+			server.Exec(ctx, "ALTER DATABASE "+cfg.Database+" ALLOW_CONNECTIONS true")
+		}
+	}
+	defer restore()
+	if _, err := server.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", cfg.Database); err != nil {
+		t.Fatal(err)
+	}
+	age := func() float64 { return promtest.ToFloat64(gaugeOf(t, regB, "outguard_lock_index_age_seconds")) }
+	waitFor(t, "the index's age grows past 2s", func() bool { return age() > 2 })
+	if _, ok := b.Lookup(user); !ok {
+		t.Error("during the outage B forgot a lock it knew")
+	}
+	// Two spam on B while the database is away: B counts them, its
+	// rounds fail and keep them.
+	for i := range 2 {
+		if out := observe(t, b, spam("outage", fmt.Sprint("b", i)), p); out.Locked != nil {
+			t.Fatal("B locked on its own 2")
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // a few failed rounds
+	restore()
+	took := waitFor(t, "B's kept increments and A's 3 lock the identity", func() bool {
+		_, ok := b.Lookup(IdentityTarget(dom, "outage"))
+		return ok
+	})
+	t.Logf("after the database came back, the fleet's 5 locked in %v", took)
+	waitFor(t, "the index is fresh again", func() bool { return age() < 2 })
 }

@@ -19,7 +19,7 @@ CREATE TABLE identity_locks (
 );
 -- Listing in (kind, domain, name) order, and the index resync (locks not
 -- yet settled).
-CREATE INDEX identity_locks_list ON identity_locks (kind, domain COLLATE "C", name COLLATE "C");
+CREATE INDEX identity_locks_list ON identity_locks (kind COLLATE "C", domain COLLATE "C", name COLLATE "C");
 CREATE INDEX identity_locks_unsettled ON identity_locks (domain) WHERE NOT settled;
 
 -- Each node's window state, written behind (what the bbolt backend keeps

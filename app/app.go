@@ -29,6 +29,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	bolt "go.etcd.io/bbolt"
@@ -88,13 +89,16 @@ type App struct {
 	certs         servedCerts
 	reloadMetrics *reloadMetrics
 
-	auth     *authenticator
-	metrics  *smtpd.Metrics
-	db       *bolt.DB
-	nextHop  smtpd.NextHop
-	smtp     *smtpd.Server
-	admin    *admin.Server
-	smtpAddr []net.Addr
+	auth    *authenticator
+	metrics *smtpd.Metrics
+	db      *bolt.DB
+	// pg is the shared store of store.backend postgres; nil on bbolt.
+	pg             *pgxpool.Pool
+	pgStop, pgDone chan struct{}
+	nextHop        smtpd.NextHop
+	smtp           *smtpd.Server
+	admin          *admin.Server
+	smtpAddr       []net.Addr
 
 	ids      *identity.Manager
 	store    *quarantine.Store
@@ -140,6 +144,10 @@ func New(o Options) (*App, error) {
 		o.Statfs = statfs
 	}
 	a := &App{opts: o, log: o.Logger, reg: o.Registry, cfg: o.Config}
+	if o.Config.Store.Backend == config.StoreBackendPostgres {
+		// A fleet's log lines say which node wrote them.
+		a.log = a.log.With("node_name", o.Config.NodeName)
+	}
 	if err := CheckTrialCredentials(o.Config); err != nil {
 		return nil, err
 	}
@@ -181,6 +189,12 @@ func (a *App) Start() error {
 	// blocked message's reply.
 	db.MaxBatchDelay = 2 * time.Millisecond
 	a.db = db
+	pg, err := a.openPostgres(cfg)
+	if err != nil {
+		a.closeAll()
+		return err
+	}
+	a.pg = pg
 
 	nh, err := a.buildNextHop(cfg)
 	if err != nil {
@@ -446,6 +460,9 @@ func restartOnly(old, cfg *config.Config) []string {
 	if old.DataDir != cfg.DataDir {
 		out = append(out, "data_dir")
 	}
+	if old.NodeName != cfg.NodeName {
+		out = append(out, "node_name")
+	}
 	if fmt.Sprint(old.NextHop) != fmt.Sprint(cfg.NextHop) {
 		out = append(out, "next_hop")
 	}
@@ -495,6 +512,7 @@ func (a *App) closeAll() {
 		c.Close()
 	}
 	a.stopComponents()
+	a.closePostgres()
 	if a.db != nil {
 		a.db.Close()
 		a.db = nil

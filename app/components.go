@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/outguard/outguard/arf"
 	"github.com/outguard/outguard/config"
@@ -36,13 +37,21 @@ func (a *App) startComponents(cfg *config.Config) error {
 		onEvent, onExpire = n.OnIdentityEvent, n.OnOutboxExpiry
 		n.Start()
 	}
-	ids, err := identity.Open(a.db, identity.Options{
+	idOpts := identity.Options{
 		OnEvent:       onEvent,
 		Registerer:    a.reg,
 		Logger:        a.log.With("component", "identity"),
 		Now:           a.opts.Now,
 		FlushInterval: cfg.Identity.FlushInterval.D(),
-	})
+	}
+	var ids *identity.Manager
+	if a.pg != nil {
+		// Locks and windows are the fleet's (docs/config-store.md).
+		idOpts.Registerer = prometheus.WrapRegistererWith(prometheus.Labels{"node": cfg.NodeName}, a.reg)
+		ids, err = identity.OpenPostgres(a.pg, cfg.NodeName, idOpts)
+	} else {
+		ids, err = identity.Open(a.db, idOpts)
+	}
 	if err != nil {
 		return fmt.Errorf("opening locks: %w", err)
 	}

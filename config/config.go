@@ -45,6 +45,10 @@ type Config struct {
 	// Hostname is the name outguard uses in its greeting, in the Received
 	// header it prepends and as the Reporting-MTA of its ARF reports.
 	Hostname string `yaml:"hostname"`
+	// NodeName names this node in a fleet sharing one store: in its
+	// records, logs and metrics. Default the machine's host name
+	// (docs/config-store.md, "Several nodes").
+	NodeName string `yaml:"node_name"`
 	// DataDir holds the database, the self-signed certificate made in trial
 	// mode and the capture folder. Relative paths are relative to the
 	// directory of the configuration file.

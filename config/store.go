@@ -3,8 +3,12 @@ package config
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Defaults and bounds of the store section. They match the quarantine
@@ -22,6 +26,18 @@ const (
 	MaxStoreSweepInterval           = 24 * time.Hour
 	MaxStoreQueueSize               = 1 << 20
 	MaxStoreMaxBatch                = 100000
+
+	StoreBackendBbolt    = "bbolt"
+	StoreBackendPostgres = "postgres"
+
+	DefaultPostgresMaxConns         = 16
+	MaxPostgresMaxConns             = 1000
+	DefaultPostgresStatementTimeout = 5 * time.Second
+	MinPostgresStatementTimeout     = 100 * time.Millisecond
+	MaxPostgresStatementTimeout     = 10 * time.Minute
+	// MaxNodeNameLength bounds node_name: it is stored in records and
+	// used as a metric label.
+	MaxNodeNameLength = 63
 )
 
 // Store configures the embedded database: the message log, the quarantine
@@ -52,6 +68,43 @@ type Store struct {
 	// database: below it, MAIL is answered 452 4.3.1. Default the smaller
 	// of 2% and 256 MiB; "0" turns it off.
 	MinFreeSpace FreeSpace `yaml:"min_free_space"`
+	// Backend is where the shared records live: "bbolt" (default, the
+	// file above) or "postgres" (a PostgreSQL database shared by a fleet
+	// of nodes). See docs/config-store.md, "Several nodes".
+	Backend string `yaml:"backend"`
+	// Postgres configures the postgres backend.
+	Postgres Postgres `yaml:"postgres"`
+}
+
+// Postgres configures the PostgreSQL backend (docs/config-store.md).
+type Postgres struct {
+	// DSN is a libpq connection string or URL. Exactly one of DSN and
+	// DSNFile is set when the backend is postgres.
+	DSN string `yaml:"dsn"`
+	// DSNFile is a file holding the DSN (so that the password stays out
+	// of the configuration). Relative to the configuration file.
+	DSNFile string `yaml:"dsn_file"`
+	// MaxConns bounds the connection pool. Default 16.
+	MaxConns int `yaml:"max_conns"`
+	// StatementTimeout bounds every statement on the server. Default 5s.
+	StatementTimeout Duration `yaml:"statement_timeout"`
+}
+
+// ReadDSN returns the postgres DSN: store.postgres.dsn, or the content of
+// store.postgres.dsn_file with surrounding white space removed.
+func (c *Postgres) ReadDSN() (string, error) {
+	if c.DSNFile == "" {
+		return c.DSN, nil
+	}
+	b, err := os.ReadFile(c.DSNFile)
+	if err != nil {
+		return "", fmt.Errorf("store.postgres.dsn_file: %w", err)
+	}
+	dsn := strings.TrimSpace(string(b))
+	if dsn == "" {
+		return "", fmt.Errorf("store.postgres.dsn_file %s is empty: put the connection string in it", c.DSNFile)
+	}
+	return dsn, nil
 }
 
 func (c *Store) setDefaults() {
@@ -62,6 +115,11 @@ func (c *Store) setDefaults() {
 	setDur(&c.SweepInterval, DefaultStoreSweepInterval)
 	setInt(&c.QueueSize, DefaultStoreQueueSize)
 	setInt(&c.MaxBatch, DefaultStoreMaxBatch)
+	if c.Backend == "" {
+		c.Backend = StoreBackendBbolt
+	}
+	setInt(&c.Postgres.MaxConns, DefaultPostgresMaxConns)
+	setDur(&c.Postgres.StatementTimeout, DefaultPostgresStatementTimeout)
 }
 
 // validate returns nil or an error wrapping ErrInvalid that says how to fix
@@ -92,6 +150,7 @@ func (c *Store) validate(cfg *Config) error {
 	if c.Path != "" && (c.Path == "." || c.Path[len(c.Path)-1] == '/' || c.Path[len(c.Path)-1] == filepath.Separator) {
 		bad("store.path %q is a directory; name the database file, e.g. \"/var/lib/outguard/outguard.db\"", c.Path)
 	}
+	msgs = append(msgs, c.validateBackend()...)
 	if len(msgs) == 0 {
 		return nil
 	}
@@ -102,8 +161,47 @@ func (c *Store) validate(cfg *Config) error {
 	return errors.Join(errs...)
 }
 
+// validateBackend returns what is wrong with store.backend and
+// store.postgres.
+func (c *Store) validateBackend() []string {
+	var msgs []string
+	bad := func(format string, args ...any) { msgs = append(msgs, fmt.Sprintf(format, args...)) }
+	p := &c.Postgres
+	switch c.Backend {
+	case StoreBackendBbolt:
+		if p.DSN != "" || p.DSNFile != "" {
+			bad("store.postgres.dsn is set but store.backend is %q: set store.backend: postgres to use it, or remove store.postgres", c.Backend)
+		}
+	case StoreBackendPostgres:
+		switch {
+		case p.DSN == "" && p.DSNFile == "":
+			bad("store.backend postgres needs store.postgres.dsn or store.postgres.dsn_file, e.g. dsn: \"postgres://outguard@db.example.net/outguard\"")
+		case p.DSN != "" && p.DSNFile != "":
+			bad("store.postgres: set dsn or dsn_file, not both")
+		case p.DSN != "":
+			if _, err := pgconn.ParseConfig(p.DSN); err != nil {
+				// pgconn's message can quote the DSN, password included:
+				// say what kind of problem it is without it.
+				bad("store.postgres.dsn is not a valid PostgreSQL connection string or URL (libpq syntax, e.g. \"host=db port=5432 user=outguard dbname=outguard\" or \"postgres://outguard@db/outguard\")")
+			}
+		}
+	default:
+		bad("store.backend %q: use bbolt (one node, the default) or postgres (a fleet sharing one database)", c.Backend)
+	}
+	if p.MaxConns < 1 || p.MaxConns > MaxPostgresMaxConns {
+		bad("store.postgres.max_conns %d: use 1 to %d", p.MaxConns, MaxPostgresMaxConns)
+	}
+	if d := p.StatementTimeout.D(); d < MinPostgresStatementTimeout || d > MaxPostgresStatementTimeout {
+		bad("store.postgres.statement_timeout %s: use a duration from 100ms to 10m, e.g. \"5s\"", p.StatementTimeout)
+	}
+	return msgs
+}
+
 // resolvePaths makes relative file paths in this section absolute.
-func (c *Store) resolvePaths(abs func(*string)) { abs(&c.Path) }
+func (c *Store) resolvePaths(abs func(*string)) {
+	abs(&c.Path)
+	abs(&c.Postgres.DSNFile)
+}
 
 // StorePath returns the database file: store.path, or outguard.db in
 // data_dir.

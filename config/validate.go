@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"time"
 )
@@ -47,6 +48,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir
+	}
+	if c.NodeName == "" {
+		c.NodeName = defaultNodeName()
 	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
@@ -352,6 +356,9 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	if err := validNodeName(c.NodeName); err != nil {
+		errs = append(errs, err)
+	}
 	for _, fn := range []func(*Config) error{c.Filter.validate, c.Identity.validate, c.Store.validate, c.ARF.validate, c.Notify.validate} {
 		if err := fn(c); err != nil {
 			errs = append(errs, err)
@@ -413,6 +420,37 @@ func (p *Policy) validate(c *Config, where string) []string {
 		}
 	}
 	return out
+}
+
+// defaultNodeName is the host name cut at its first dot, or "outguard"
+// when the host name is unknown or unusable as a node name.
+func defaultNodeName() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return "outguard"
+	}
+	if i := strings.IndexByte(h, '.'); i > 0 {
+		h = h[:i]
+	}
+	if validNodeName(h) != nil {
+		return "outguard"
+	}
+	return h
+}
+
+// validNodeName checks a node name: 1 to MaxNodeNameLength letters,
+// digits, dots, hyphens and underscores, so that it is safe as a metric
+// label and in a log line.
+func validNodeName(s string) error {
+	if s == "" || len(s) > MaxNodeNameLength {
+		return fmt.Errorf("%w: node_name %q: use 1 to %d characters", ErrInvalid, s, MaxNodeNameLength)
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
+			return fmt.Errorf("%w: node_name %q: use letters, digits, '.', '-' and '_' only, e.g. \"mx1\"", ErrInvalid, s)
+		}
+	}
+	return nil
 }
 
 func (c *Config) resolveSectionPaths(abs func(*string)) {

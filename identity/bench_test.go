@@ -37,8 +37,8 @@ func BenchmarkPerMessage(b *testing.B) {
 		{"one-hot-identity-volume-thresholds", 1, true},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			db, _ := testDB(b)
-			m, err := Open(db, Options{FlushInterval: time.Second})
+			db, _ := testDB(b, boltBackend)
+			m, err := openWith(db, Options{FlushInterval: time.Second}, nil)
 			if err != nil {
 				b.Fatal(err)
 			}

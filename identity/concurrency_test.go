@@ -12,11 +12,11 @@ import (
 
 // Many sessions of one identity cross the threshold together: exactly one
 // lock, and no count lost.
-func TestConcurrentObserveOneIdentity(t *testing.T) {
+func testConcurrentObserveOneIdentity(t *testing.T, be testBackend) {
 	const goroutines, perG = 50, 40
 	clock := newClock()
 	var autoLocks atomic.Int64
-	m, _ := testManager(t, clock, Options{OnEvent: func(e Event) {
+	m, _ := testManager(t, be, clock, Options{OnEvent: func(e Event) {
 		if e.Type == EventAutoLock {
 			autoLocks.Add(1)
 		}
@@ -93,10 +93,10 @@ func TestConcurrentObserveOneIdentity(t *testing.T) {
 
 // Many identities at once, with flushes running alongside: counts exact
 // and state on disk after Close.
-func TestConcurrentObserveManyIdentitiesWithFlush(t *testing.T) {
+func testConcurrentObserveManyIdentitiesWithFlush(t *testing.T, be testBackend) {
 	const identities, perID = 64, 25
 	clock := newClock()
-	db, path := testDB(t)
+	db, path := testDB(t, be)
 	m := openManager(t, db, clock, Options{Shards: 8})
 	p := Policy{Auto: true, Thresholds: Thresholds{CounterMessages: {Count: 1000, Window: time.Hour}}}
 	var wg sync.WaitGroup
@@ -137,8 +137,8 @@ func TestConcurrentObserveManyIdentitiesWithFlush(t *testing.T) {
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db.Close()
-	m2 := openManager(t, openDB(t, path), clock, Options{})
+	closeStore(db)
+	m2 := openManager(t, openDB(t, be, path), clock, Options{})
 	for id := 0; id < identities; id++ {
 		u, err := m2.Usage(context.Background(), dom, fmt.Sprint("id", id))
 		if err != nil {
@@ -152,11 +152,11 @@ func TestConcurrentObserveManyIdentitiesWithFlush(t *testing.T) {
 
 // The background loop flushes windows and settles expiries on its own,
 // with the real clock inside a synctest bubble.
-func TestFlushLoop(t *testing.T) {
+func testFlushLoop(t *testing.T, be testBackend) {
+	db, _ := testDB(t, be)
 	synctest.Test(t, func(t *testing.T) {
-		db, _ := testDB(t)
 		var events eventLog
-		m, err := Open(db, Options{FlushInterval: 5 * time.Second, OnEvent: events.add})
+		m, err := openWith(db, Options{FlushInterval: 5 * time.Second, RoundInterval: -1, OnEvent: events.add}, fleetOf(db))
 		if err != nil {
 			t.Fatal(err)
 		}

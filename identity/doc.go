@@ -14,19 +14,25 @@
 // of the MTA's cannot change the identity (docs/identity-recipes.md).
 // TraceToken makes the opaque value of the trace header.
 //
-// A Manager owns three buckets (prefixed "identity_") on a *bbolt.DB that
-// the caller opens and closes. Open loads the locks that are in force into
-// an in-memory index, so Manager.CheckUser and Manager.CheckIdentity, called
-// at MAIL and after DATA, never read the database. Lock, Unlock, Get, List
-// and History are the administrative surface; every change is written
-// through to bbolt before it returns.
+// A Manager keeps its records in a store: three buckets (prefixed
+// "identity_") on a *bbolt.DB that the caller opens and closes (Open), or
+// the identity_* tables of a PostgreSQL database a fleet of nodes shares
+// (OpenPostgres; docs/config-store.md, "Several nodes"). It loads the
+// locks that are in force into an in-memory index, so Manager.CheckUser
+// and Manager.CheckIdentity, called at MAIL and after DATA, never read the
+// database; on PostgreSQL the index follows the other nodes' changes by
+// LISTEN/NOTIFY, with a periodic full reload. Lock, Unlock, Get, List and
+// History are the administrative surface; every change is written through
+// to the store before it returns.
 //
 // Manager.Observe counts each message (and each attributed complaint) of an
 // identity in sliding windows, one per counter (spam, phishing, virus,
 // complaints, messages, recipients), and locks the identity the first time a
 // counter reaches its threshold. Window state is kept in memory, sharded by
-// identity key, and written behind to bbolt periodically and on Close.
-// In monitor mode a crossing records a WouldLock instead of a lock.
+// identity key, and written behind to the store periodically and on Close.
+// In monitor mode a crossing records a WouldLock instead of a lock. On
+// PostgreSQL each node also sends its increments in rounds and reads back
+// the other nodes' counts, and locks when the fleet's total crosses.
 //
 // Identity and domain names are compared without regard to case: locks and
 // windows are keyed by kind, lower-cased domain and lower-cased name.

@@ -1,61 +1,38 @@
 package identity
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
-
-	bolt "go.etcd.io/bbolt"
 )
 
-// load fills the lock index and the windows from bbolt at Open. Windows
-// whose entries have all left their windows are dropped.
+// load fills the lock index and the windows from the store at Open.
+// Windows whose entries have all left their windows are dropped.
 func (m *Manager) load() error {
 	now := m.now().UnixNano()
-	var stale [][]byte
-	err := m.db.View(func(tx *bolt.Tx) error {
-		if err := m.loadLocks(tx); err != nil {
-			return err
-		}
-		m.wouldCount.Store(int64(tx.Bucket(bucketWouldLocks).Stats().KeyN))
-		return tx.Bucket(bucketWindows).ForEach(func(k, v []byte) error {
-			w := &window{}
-			if err := json.Unmarshal(v, w); err != nil {
-				// A damaged window only loses counts: drop it
-				// rather than refuse to start.
-				m.log.Warn("identity: dropping undecodable window state", "key", string(k), "err", err)
-				stale = append(stale, append([]byte(nil), k...))
-				return nil
-			}
-			w.restore()
-			for c := range numCounters {
-				w.prune(c, now)
-			}
-			if w.idle(now) {
-				stale = append(stale, append([]byte(nil), k...))
-				return nil
-			}
-			key := string(k)
-			m.shardOf(key).windows[key] = w
-			return nil
-		})
-	})
-	if err != nil {
+	if err := m.loadLocks(context.Background()); err != nil {
 		return fmt.Errorf("identity: loading: %w", err)
 	}
-	if len(stale) == 0 {
-		return nil
-	}
-	err = m.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketWindows)
-		for _, k := range stale {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
+	err := m.store.loadWindows(func(key string, v []byte) bool {
+		w := &window{}
+		if err := json.Unmarshal(v, w); err != nil {
+			// A damaged window only loses counts: drop it rather than
+			// refuse to start.
+			m.log.Warn("identity: dropping undecodable window state", "key", key, "err", err)
+			return false
 		}
-		return nil
+		w.restore()
+		for c := range numCounters {
+			w.prune(c, now)
+		}
+		if w.idle(now) {
+			return false
+		}
+		m.shardOf(key).windows[key] = w
+		return true
 	})
 	if err != nil {
-		return fmt.Errorf("identity: dropping stale windows: %w", err)
+		return fmt.Errorf("identity: loading windows: %w", err)
 	}
 	return nil
 }
@@ -94,21 +71,7 @@ func (m *Manager) flush() error {
 	if len(puts) == 0 && len(dels) == 0 {
 		return nil
 	}
-	err := m.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketWindows)
-		for k, v := range puts {
-			if err := b.Put([]byte(k), v); err != nil {
-				return err
-			}
-		}
-		for _, k := range dels {
-			if err := b.Delete([]byte(k)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := m.store.writeWindows(puts, dels); err != nil {
 		m.redirty(puts, dels)
 		return fmt.Errorf("identity: writing windows: %w", err)
 	}

@@ -2,12 +2,10 @@ package identity
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // record is what bucketLocks holds per target.
@@ -47,37 +45,13 @@ func (m *Manager) settle(r *record, now time.Time) bool {
 	return true
 }
 
-func getRecord(b *bolt.Bucket, key string) (*record, error) {
-	v := b.Get([]byte(key))
-	if v == nil {
-		return nil, nil
-	}
-	r := &record{}
-	if err := json.Unmarshal(v, r); err != nil {
-		return nil, fmt.Errorf("identity: decoding lock record %q: %w", key, err)
-	}
-	return r, nil
-}
-
-func putRecord(b *bolt.Bucket, key string, r *record) error {
-	v, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	return b.Put([]byte(key), v)
-}
-
 // loadLocks fills the index with the locks not yet settled.
-func (m *Manager) loadLocks(tx *bolt.Tx) error {
-	return tx.Bucket(bucketLocks).ForEach(func(k, v []byte) error {
-		r := &record{}
-		if err := json.Unmarshal(v, r); err != nil {
-			return fmt.Errorf("identity: decoding lock record %q: %w", k, err)
-		}
+func (m *Manager) loadLocks(ctx context.Context) error {
+	return m.store.scanRecords(ctx, "", func(key string, r *record) (bool, error) {
 		if r.Lock != nil && !r.Settled {
-			m.index.Store(string(k), r.Lock)
+			m.index.Store(key, r.Lock)
 		}
-		return nil
+		return true, nil
 	})
 }
 
@@ -159,12 +133,7 @@ func (m *Manager) writeLock(ctx context.Context, l *Lock, d time.Duration, escal
 	m.writeMu.Lock()
 	now := m.now()
 	var current, expired *Lock
-	err := m.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketLocks)
-		r, err := getRecord(b, key)
-		if err != nil {
-			return err
-		}
+	err := m.store.updateRecords(ctx, []string{key}, func(_ string, r *record) (*record, error) {
 		if r == nil {
 			r = &record{}
 		}
@@ -173,7 +142,7 @@ func (m *Manager) writeLock(ctx context.Context, l *Lock, d time.Duration, escal
 		}
 		if r.Lock != nil && r.Lock.Active(now) {
 			current = r.Lock
-			return ErrAlreadyLocked
+			return nil, ErrAlreadyLocked
 		}
 		l.Start = now
 		if d > 0 {
@@ -186,7 +155,7 @@ func (m *Manager) writeLock(ctx context.Context, l *Lock, d time.Duration, escal
 		r.Lock, r.Settled = l, false
 		m.addHistory(r, HistoryEntry{Action: ActionLock, At: now, Actor: l.Actor, Reason: l.Reason,
 			Automatic: l.Automatic, Expires: l.Expires, Evidence: l.Evidence})
-		return putRecord(b, key, r)
+		return r, nil
 	})
 	if err == nil {
 		m.index.Store(key, l)
@@ -224,15 +193,10 @@ func (m *Manager) Unlock(ctx context.Context, t Target, actor, reason string) (L
 	now := m.now()
 	var ended, expired *Lock
 	notLocked := false
-	err := m.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketLocks)
-		r, err := getRecord(b, key)
-		if err != nil {
-			return err
-		}
+	err := m.store.updateRecords(ctx, []string{key}, func(_ string, r *record) (*record, error) {
 		if r == nil {
 			notLocked = true
-			return nil
+			return nil, nil
 		}
 		changed := m.settle(r, now)
 		if changed {
@@ -243,9 +207,9 @@ func (m *Manager) Unlock(ctx context.Context, t Target, actor, reason string) (L
 			if changed {
 				// Keep the settled expiry even though there is
 				// nothing to unlock: commit rather than fail.
-				return putRecord(b, key, r)
+				return r, nil
 			}
-			return nil
+			return nil, nil
 		}
 		l := *r.Lock
 		l.Unlocked, l.UnlockedBy, l.UnlockReason = now, actor, reason
@@ -255,7 +219,7 @@ func (m *Manager) Unlock(ctx context.Context, t Target, actor, reason string) (L
 		}
 		m.addHistory(r, HistoryEntry{Action: ActionUnlock, At: now, Actor: actor, Reason: reason, Automatic: l.Automatic})
 		ended = &l
-		return putRecord(b, key, r)
+		return r, nil
 	})
 	if err == nil {
 		// Unlocked, or settled after expiry: either way no longer in
@@ -318,12 +282,7 @@ func (m *Manager) record(ctx context.Context, t Target) (*record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	var r *record
-	err := m.db.View(func(tx *bolt.Tx) error {
-		var err error
-		r, err = getRecord(tx.Bucket(bucketLocks), t.key())
-		return err
-	})
+	r, err := m.store.getRecord(ctx, t.key())
 	if err != nil {
 		return nil, err
 	}
@@ -348,26 +307,13 @@ func (m *Manager) List(ctx context.Context, f ListFilter) ([]Lock, error) {
 		}
 	}
 	var out []Lock
-	err := m.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketLocks).Cursor()
-		for k, v := c.Seek([]byte(prefix)); k != nil && strings.HasPrefix(string(k), prefix); k, v = c.Next() {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			r := &record{}
-			if err := json.Unmarshal(v, r); err != nil {
-				return fmt.Errorf("identity: decoding lock record %q: %w", k, err)
-			}
-			l := r.Lock
-			if l == nil || (f.Domain != "" && !strings.EqualFold(l.Domain, f.Domain)) || (f.State != 0 && l.State(now) != f.State) {
-				continue
-			}
-			out = append(out, *l)
-			if f.Limit > 0 && len(out) >= f.Limit {
-				break
-			}
+	err := m.store.scanRecords(ctx, prefix, func(_ string, r *record) (bool, error) {
+		l := r.Lock
+		if l == nil || (f.Domain != "" && !strings.EqualFold(l.Domain, f.Domain)) || (f.State != 0 && l.State(now) != f.State) {
+			return true, nil
 		}
-		return nil
+		out = append(out, *l)
+		return f.Limit <= 0 || len(out) < f.Limit, nil
 	})
 	return out, err
 }
@@ -388,22 +334,15 @@ func (m *Manager) sweep() error {
 	}
 	m.writeMu.Lock()
 	var expired []*Lock
-	err := m.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketLocks)
-		for _, key := range keys {
-			r, err := getRecord(b, key)
-			if err != nil {
-				return err
-			}
-			if r == nil || !m.settle(r, now) {
-				continue
-			}
-			if err := putRecord(b, key, r); err != nil {
-				return err
-			}
-			expired = append(expired, r.Lock)
+	// Sorted, so that nodes sweeping at once take the records in the
+	// same order.
+	slices.Sort(keys)
+	err := m.store.updateRecords(context.Background(), keys, func(_ string, r *record) (*record, error) {
+		if r == nil || !m.settle(r, now) {
+			return nil, nil
 		}
-		return nil
+		expired = append(expired, r.Lock)
+		return r, nil
 	})
 	if err == nil {
 		for _, key := range keys {

@@ -10,14 +10,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	bolt "go.etcd.io/bbolt"
 )
 
-func TestLockUnlock(t *testing.T) {
+func testLockUnlock(t *testing.T, be testBackend) {
 	ctx := context.Background()
 	clock := newClock()
 	var events eventLog
-	m, _ := testManager(t, clock, Options{OnEvent: events.add})
+	m, _ := testManager(t, be, clock, Options{OnEvent: events.add})
 	user := UserTarget("out.example.net", "web1")
 
 	if _, err := m.Get(ctx, user); !errors.Is(err, ErrNotFound) {
@@ -84,9 +83,9 @@ func TestLockUnlock(t *testing.T) {
 	}
 }
 
-func TestLockInvalid(t *testing.T) {
+func testLockInvalid(t *testing.T, be testBackend) {
 	ctx := context.Background()
-	m, _ := testManager(t, newClock(), Options{})
+	m, _ := testManager(t, be, newClock(), Options{})
 	tests := []struct {
 		name string
 		req  LockRequest
@@ -108,11 +107,11 @@ func TestLockInvalid(t *testing.T) {
 	}
 }
 
-func TestLockExpiry(t *testing.T) {
+func testLockExpiry(t *testing.T, be testBackend) {
 	ctx := context.Background()
 	clock := newClock()
 	var events eventLog
-	m, db := testManager(t, clock, Options{OnEvent: events.add})
+	m, db := testManager(t, be, clock, Options{OnEvent: events.add})
 	id := IdentityTarget("out.example.net", "alice")
 	if _, err := m.Lock(ctx, LockRequest{Target: id, Actor: "admin", Reason: "cool down", Duration: time.Hour}); err != nil {
 		t.Fatal(err)
@@ -130,11 +129,7 @@ func TestLockExpiry(t *testing.T) {
 		t.Errorf("Unlock after expiry: got %v, want ErrNotLocked", err)
 	}
 	// The failed Unlock still settled the expiry on disk.
-	var r *record
-	if err := db.View(func(tx *bolt.Tx) (err error) {
-		r, err = getRecord(tx.Bucket(bucketLocks), id.key())
-		return err
-	}); err != nil || r == nil || !r.Settled || len(r.History) != 2 {
+	if r, err := db.getRecord(ctx, id.key()); err != nil || r == nil || !r.Settled || len(r.History) != 2 {
 		t.Errorf("stored record after Unlock of an expired lock: got %+v (%v), want settled with 2 history entries", r, err)
 	}
 	l, err := m.Get(ctx, id)
@@ -153,10 +148,10 @@ func TestLockExpiry(t *testing.T) {
 	}
 }
 
-func TestRelockAfterUnsweptExpiry(t *testing.T) {
+func testRelockAfterUnsweptExpiry(t *testing.T, be testBackend) {
 	ctx := context.Background()
 	clock := newClock()
-	m, _ := testManager(t, clock, Options{})
+	m, _ := testManager(t, be, clock, Options{})
 	id := IdentityTarget("d", "bob")
 	if _, err := m.Lock(ctx, LockRequest{Target: id, Actor: "admin", Duration: time.Minute}); err != nil {
 		t.Fatal(err)
@@ -181,10 +176,10 @@ func TestRelockAfterUnsweptExpiry(t *testing.T) {
 	}
 }
 
-func TestList(t *testing.T) {
+func testList(t *testing.T, be testBackend) {
 	ctx := context.Background()
 	clock := newClock()
-	m, _ := testManager(t, clock, Options{})
+	m, _ := testManager(t, be, clock, Options{})
 	must := func(_ Lock, err error) {
 		t.Helper()
 		if err != nil {
@@ -233,10 +228,10 @@ func TestList(t *testing.T) {
 	}
 }
 
-func TestLocksSurviveReopen(t *testing.T) {
+func testLocksSurviveReopen(t *testing.T, be testBackend) {
 	ctx := context.Background()
 	clock := newClock()
-	db, path := testDB(t)
+	db, path := testDB(t, be)
 	m := openManager(t, db, clock, Options{})
 	if _, err := m.Lock(ctx, LockRequest{Target: UserTarget("d", "perm"), Actor: "a"}); err != nil {
 		t.Fatal(err)
@@ -247,10 +242,10 @@ func TestLocksSurviveReopen(t *testing.T) {
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Close(); err != nil {
+	if err := closeStore(db); err != nil {
 		t.Fatal(err)
 	}
-	m2 := openManager(t, openDB(t, path), clock, Options{})
+	m2 := openManager(t, openDB(t, be, path), clock, Options{})
 	if _, ok := m2.CheckUser("d", "perm"); !ok {
 		t.Errorf("permanent user lock lost on reopen")
 	}
@@ -263,9 +258,9 @@ func TestLocksSurviveReopen(t *testing.T) {
 	}
 }
 
-func TestClosed(t *testing.T) {
+func testClosed(t *testing.T, be testBackend) {
 	ctx := context.Background()
-	m, _ := testManager(t, newClock(), Options{})
+	m, _ := testManager(t, be, newClock(), Options{})
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -280,11 +275,11 @@ func TestClosed(t *testing.T) {
 	}
 }
 
-func TestLockMetrics(t *testing.T) {
+func testLockMetrics(t *testing.T, be testBackend) {
 	ctx := context.Background()
 	clock := newClock()
 	reg := prometheus.NewPedanticRegistry()
-	m, _ := testManager(t, clock, Options{Registerer: reg})
+	m, _ := testManager(t, be, clock, Options{Registerer: reg})
 	if _, err := m.Lock(ctx, LockRequest{Target: UserTarget("d", "u"), Actor: "a"}); err != nil {
 		t.Fatal(err)
 	}
@@ -312,9 +307,9 @@ outguard_locks_active{kind="user"} 1
 	}
 }
 
-func TestHistoryBounded(t *testing.T) {
+func testHistoryBounded(t *testing.T, be testBackend) {
 	ctx := context.Background()
-	m, _ := testManager(t, newClock(), Options{MaxHistory: 4})
+	m, _ := testManager(t, be, newClock(), Options{MaxHistory: 4})
 	id := IdentityTarget("d", "flappy")
 	for i := 0; i < 5; i++ {
 		if _, err := m.Lock(ctx, LockRequest{Target: id, Actor: "a"}); err != nil {

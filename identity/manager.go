@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -49,20 +50,24 @@ type Options struct {
 	// Shards is the number of window shards; each has its own mutex.
 	// Default DefaultShards.
 	Shards int
+	// RoundInterval is how often, on PostgreSQL (OpenPostgres), the
+	// window increments are sent and the other nodes' counts read back.
+	// Default DefaultRoundInterval; negative disables the loop (Flush
+	// still runs a round).
+	RoundInterval time.Duration
+	// ResyncInterval is how often, on PostgreSQL, the lock index is
+	// reloaded in full besides the notifications. Default
+	// DefaultResyncInterval.
+	ResyncInterval time.Duration
 }
-
-// Bucket names on the shared database.
-var (
-	bucketLocks      = []byte("identity_locks")
-	bucketWindows    = []byte("identity_windows")
-	bucketWouldLocks = []byte("identity_wouldlocks")
-)
 
 // Manager keeps locks and automatic-locking windows. It is safe for
 // concurrent use. Open it once per database; Close it before closing the
 // database.
 type Manager struct {
-	db      *bolt.DB
+	store backend
+	// fleet is the PostgreSQL store's fleet side; nil on bbolt.
+	fleet   fleetStore
 	opts    Options
 	now     func() time.Time
 	log     *slog.Logger
@@ -80,7 +85,17 @@ type Manager struct {
 	seed   maphash.Seed
 	shards []shard
 
-	wouldCount atomic.Int64
+	// indexFresh is when the index was last known current (Unix
+	// nanoseconds), on PostgreSQL; opened is when the Manager was opened.
+	indexFresh atomic.Int64
+	opened     time.Time
+	// roundMu serialises fleet rounds (the loop, Flush, Close).
+	roundMu sync.Mutex
+	// fleetCancel stops the listener and the round loop; fleetDone and
+	// roundDone are closed when they have stopped.
+	fleetCancel func()
+	fleetDone   chan struct{}
+	roundDone   chan struct{}
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -88,13 +103,23 @@ type Manager struct {
 	done      chan struct{}
 }
 
-// Open creates the Manager's buckets if needed and loads the locks in
-// force and the window state. It starts the write-behind loop unless
-// Options.FlushInterval is negative.
+// Open creates the Manager's buckets on the node's bbolt database if
+// needed and loads the locks in force and the window state. It starts the
+// write-behind loop unless Options.FlushInterval is negative.
 func Open(db *bolt.DB, opts Options) (*Manager, error) {
 	if db == nil {
 		return nil, fmt.Errorf("%w: nil database", ErrInvalid)
 	}
+	st, err := newBoltStore(db)
+	if err != nil {
+		return nil, err
+	}
+	return openWith(st, opts, nil)
+}
+
+// openWith builds a Manager on st and loads it; fleet is the shared
+// store's fleet side, nil on bbolt.
+func openWith(st backend, opts Options, fleet fleetStore) (*Manager, error) {
 	if opts.FlushInterval == 0 {
 		opts.FlushInterval = DefaultFlushInterval
 	}
@@ -108,7 +133,9 @@ func Open(db *bolt.DB, opts Options) (*Manager, error) {
 		opts.Shards = DefaultShards
 	}
 	m := &Manager{
-		db:     db,
+		store:  st,
+		fleet:  fleet,
+		opened: time.Now(),
 		opts:   opts,
 		now:    opts.Now,
 		log:    opts.Logger,
@@ -126,17 +153,6 @@ func Open(db *bolt.DB, opts Options) (*Manager, error) {
 	for i := range m.shards {
 		m.shards[i].windows = map[string]*window{}
 		m.shards[i].dirty = map[string]*window{}
-	}
-	err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketLocks, bucketWindows, bucketWouldLocks} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("identity: creating buckets: %w", err)
 	}
 	if err := m.load(); err != nil {
 		return nil, err
@@ -160,8 +176,18 @@ func (m *Manager) Close() error {
 	m.closeOnce.Do(func() {
 		close(m.stop)
 		<-m.done
+		if m.fleetCancel != nil {
+			m.fleetCancel()
+			<-m.fleetDone
+			if m.roundDone != nil {
+				<-m.roundDone
+			}
+		}
+		// The last round sends what was counted since the one before;
+		// a crossing it finds can still lock.
+		rerr := m.round(context.Background())
 		m.closed.Store(true)
-		err = errors.Join(m.sweep(), m.flush())
+		err = errors.Join(rerr, m.sweep(), m.flush())
 	})
 	return err
 }
@@ -172,7 +198,15 @@ func (m *Manager) Flush() error {
 	if m.closed.Load() {
 		return ErrClosed
 	}
-	return errors.Join(m.sweep(), m.flush())
+	return errors.Join(m.sweep(), m.flush(), m.round(context.Background()), m.expireFleet())
+}
+
+// expireFleet drops the fleet counts that left their windows.
+func (m *Manager) expireFleet() error {
+	if m.fleet == nil {
+		return nil
+	}
+	return m.fleet.expireCounts(context.Background(), m.now().UnixNano())
 }
 
 func (m *Manager) loop() {
@@ -203,6 +237,10 @@ func (m *Manager) tick() {
 	if err := m.flush(); err != nil {
 		m.metrics.flushErrors.Inc()
 		m.log.Error("identity: writing window state", "err", err)
+	}
+	if err := m.expireFleet(); err != nil {
+		m.metrics.flushErrors.Inc()
+		m.log.Error("identity: expiring fleet counts", "err", err)
 	}
 }
 

@@ -10,6 +10,10 @@ type metrics struct {
 	wouldLocks  prometheus.Counter
 	refusals    *prometheus.CounterVec
 	flushErrors prometheus.Counter
+
+	listenErrors prometheus.Counter
+	resyncs      prometheus.Counter
+	rounds       prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, m *Manager) *metrics {
@@ -42,6 +46,22 @@ func newMetrics(reg prometheus.Registerer, m *Manager) *metrics {
 	for _, k := range []Kind{KindUser, KindIdentity} {
 		mt.refusals.WithLabelValues(string(k))
 	}
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "outguard_lock_index_age_seconds",
+		Help: "How old the in-memory lock index may be: on PostgreSQL, the time since it was last known current (notifications flowing, or a full resync); 0 on bbolt.",
+	}, func() float64 { return m.indexAge().Seconds() })
+	mt.listenErrors = f.NewCounter(prometheus.CounterOpts{
+		Name: "outguard_lock_notify_errors_total",
+		Help: "Interruptions of the lock notifications from the PostgreSQL store (LISTEN), each followed by a reconnection and a full resync.",
+	})
+	mt.resyncs = f.NewCounter(prometheus.CounterOpts{
+		Name: "outguard_lock_index_resyncs_total",
+		Help: "Full reloads of the lock index from the PostgreSQL store.",
+	})
+	mt.rounds = f.NewCounter(prometheus.CounterOpts{
+		Name: "outguard_fleet_count_rounds_total",
+		Help: "Rounds that sent this node's window increments to the PostgreSQL store and read the other nodes' counts back.",
+	})
 	return mt
 }
 

@@ -2,14 +2,10 @@ package identity
 
 import (
 	"context"
-	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // Classes of an Observation.
@@ -159,16 +155,28 @@ func (m *Manager) Observe(ctx context.Context, o Observation, p Policy) (Outcome
 		sh.windows[key] = w
 	}
 	crossed := w.observe(now.UnixNano(), &o, limits)
+	w.policy = p
+	if m.fleet != nil {
+		add := o.amounts()
+		sh.countFleet(key, now.UnixNano(), &add, o.tried(), &limits)
+	}
 	var ev *Evidence
+	var resets []int
 	if crossed >= 0 {
 		ev = w.evidence(crossed, now)
-		w.reset(crossed)
+		resets = w.resetFleet(crossed)
 	}
 	sh.dirty[key] = w
 	sh.mu.Unlock()
 
 	if ev == nil {
 		return Outcome{}, nil
+	}
+	if m.fleet != nil {
+		// The crossing starts the counter afresh on every node.
+		if err := m.fleet.resetCounters(ctx, key, resets, now.UnixNano()); err != nil {
+			m.log.Warn("identity: recording a counter reset for the fleet", "err", err)
+		}
 	}
 	return m.crossed(ctx, IdentityTarget(o.Domain, o.Identity), ev, "", p)
 }
@@ -234,33 +242,7 @@ func (m *Manager) crossed(ctx context.Context, t Target, ev *Evidence, reason st
 // Options.MaxWouldLocks.
 func (m *Manager) recordWouldLock(t Target, ev *Evidence) (*WouldLock, error) {
 	wl := &WouldLock{Target: t, At: ev.At, Evidence: *ev}
-	err := m.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketWouldLocks)
-		id, err := b.NextSequence()
-		if err != nil {
-			return err
-		}
-		wl.ID = id
-		v, err := json.Marshal(wl)
-		if err != nil {
-			return err
-		}
-		if err := b.Put(seqKey(id), v); err != nil {
-			return err
-		}
-		over := m.wouldCount.Add(1) - int64(m.opts.MaxWouldLocks)
-		c := b.Cursor()
-		for k, _ := c.First(); k != nil && over > 0; k, _ = c.First() {
-			if err := c.Delete(); err != nil {
-				return err
-			}
-			over--
-			m.wouldCount.Add(-1)
-		}
-		return nil
-	})
-	if err != nil {
-		m.wouldCount.Store(m.countWouldLocks())
+	if err := m.store.addWouldLock(wl, m.opts.MaxWouldLocks); err != nil {
 		return nil, fmt.Errorf("identity: recording would-lock: %w", err)
 	}
 	m.metrics.wouldLocks.Inc()
@@ -268,47 +250,19 @@ func (m *Manager) recordWouldLock(t Target, ev *Evidence) (*WouldLock, error) {
 	return wl, nil
 }
 
-func (m *Manager) countWouldLocks() int64 {
-	var n int64
-	_ = m.db.View(func(tx *bolt.Tx) error {
-		n = int64(tx.Bucket(bucketWouldLocks).Stats().KeyN)
-		return nil
-	})
-	return n
-}
-
-func seqKey(id uint64) []byte {
-	k := make([]byte, 8)
-	binary.BigEndian.PutUint64(k, id)
-	return k
-}
-
 // WouldLocks lists the recorded WouldLocks matching f, newest first.
 func (m *Manager) WouldLocks(ctx context.Context, f WouldLockFilter) ([]WouldLock, error) {
 	var out []WouldLock
-	err := m.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketWouldLocks).Cursor()
-		for k, v := c.Last(); k != nil; k, v = c.Prev() {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			var wl WouldLock
-			if err := json.Unmarshal(v, &wl); err != nil {
-				return fmt.Errorf("identity: decoding would-lock %x: %w", k, err)
-			}
-			if !f.Since.IsZero() && wl.At.Before(f.Since) {
-				break
-			}
-			if (f.Domain != "" && !strings.EqualFold(f.Domain, wl.Target.Domain)) ||
-				(f.Identity != "" && !strings.EqualFold(f.Identity, wl.Target.Name)) {
-				continue
-			}
-			out = append(out, wl)
-			if f.Limit > 0 && len(out) >= f.Limit {
-				break
-			}
+	err := m.store.scanWouldLocks(ctx, func(wl WouldLock) (bool, error) {
+		if !f.Since.IsZero() && wl.At.Before(f.Since) {
+			return false, nil
 		}
-		return nil
+		if (f.Domain != "" && !strings.EqualFold(f.Domain, wl.Target.Domain)) ||
+			(f.Identity != "" && !strings.EqualFold(f.Identity, wl.Target.Name)) {
+			return true, nil
+		}
+		out = append(out, wl)
+		return f.Limit <= 0 || len(out) < f.Limit, nil
 	})
 	return out, err
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	bolt "go.etcd.io/bbolt"
 )
 
 const dom = "out.example.net"
@@ -29,11 +28,11 @@ func observe(t *testing.T, m *Manager, o Observation, p Policy) Outcome {
 	return out
 }
 
-func TestAutoLockFiveSpamInTenMinutes(t *testing.T) {
+func testAutoLockFiveSpamInTenMinutes(t *testing.T, be testBackend) {
 	clock := newClock()
 	reg := prometheus.NewPedanticRegistry()
 	var events eventLog
-	m, _ := testManager(t, clock, Options{Registerer: reg, OnEvent: events.add})
+	m, _ := testManager(t, be, clock, Options{Registerer: reg, OnEvent: events.add})
 	p := DefaultPolicy()
 
 	var txs []string
@@ -100,9 +99,9 @@ outguard_lock_refusals_total{kind="user"} 0
 	}
 }
 
-func TestSlidingWindow(t *testing.T) {
+func testSlidingWindow(t *testing.T, be testBackend) {
 	clock := newClock()
-	m, _ := testManager(t, clock, Options{})
+	m, _ := testManager(t, be, clock, Options{})
 	p := DefaultPolicy()
 	for i := 0; i < 4; i++ {
 		observe(t, m, spam("carol", fmt.Sprint("old", i)), p)
@@ -123,7 +122,7 @@ func TestSlidingWindow(t *testing.T) {
 	}
 }
 
-func TestThresholdsPerCounter(t *testing.T) {
+func testThresholdsPerCounter(t *testing.T, be testBackend) {
 	lim := func(n int, w time.Duration) Limit { return Limit{Count: n, Window: w} }
 	tests := []struct {
 		name       string
@@ -152,7 +151,7 @@ func TestThresholdsPerCounter(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m, _ := testManager(t, newClock(), Options{})
+			m, _ := testManager(t, be, newClock(), Options{})
 			p := Policy{Auto: true, Thresholds: tc.th, LockDuration: time.Hour}
 			for i, o := range tc.obs {
 				o.Domain = dom
@@ -171,8 +170,8 @@ func TestThresholdsPerCounter(t *testing.T) {
 	}
 }
 
-func TestObserveOff(t *testing.T) {
-	m, db := testManager(t, newClock(), Options{})
+func testObserveOff(t *testing.T, be testBackend) {
+	m, db := testManager(t, be, newClock(), Options{})
 	p := Policy{Thresholds: DefaultThresholds()} // neither Auto nor Monitor
 	for i := 0; i < 10; i++ {
 		if out := observe(t, m, spam("dave", fmt.Sprint(i)), p); out != (Outcome{}) {
@@ -185,8 +184,8 @@ func TestObserveOff(t *testing.T) {
 	_ = db
 }
 
-func TestObserveInvalid(t *testing.T) {
-	m, _ := testManager(t, newClock(), Options{})
+func testObserveInvalid(t *testing.T, be testBackend) {
+	m, _ := testManager(t, be, newClock(), Options{})
 	tests := []struct {
 		name string
 		o    Observation
@@ -218,10 +217,10 @@ func lockCycle(t *testing.T, m *Manager, p Policy, cycle int) *Lock {
 	return nil
 }
 
-func TestEscalation(t *testing.T) {
+func testEscalation(t *testing.T, be testBackend) {
 	ctx := context.Background()
 	clock := newClock()
-	m, _ := testManager(t, clock, Options{})
+	m, _ := testManager(t, be, clock, Options{})
 	p := DefaultPolicy()
 	p.EscalateAfter = 3
 	target := IdentityTarget(dom, "alice")
@@ -263,9 +262,9 @@ func TestEscalation(t *testing.T) {
 	}
 }
 
-func TestPermanentAutoLock(t *testing.T) {
+func testPermanentAutoLock(t *testing.T, be testBackend) {
 	clock := newClock()
-	m, _ := testManager(t, clock, Options{})
+	m, _ := testManager(t, be, clock, Options{})
 	p := DefaultPolicy()
 	p.LockDuration = 0
 	l := lockCycle(t, m, p, 1)
@@ -274,9 +273,9 @@ func TestPermanentAutoLock(t *testing.T) {
 	}
 }
 
-func TestAlreadyLockedIsNotRelocked(t *testing.T) {
+func testAlreadyLockedIsNotRelocked(t *testing.T, be testBackend) {
 	ctx := context.Background()
-	m, _ := testManager(t, newClock(), Options{})
+	m, _ := testManager(t, be, newClock(), Options{})
 	if _, err := m.Lock(ctx, LockRequest{Target: IdentityTarget(dom, "alice"), Actor: "admin", Reason: "manual"}); err != nil {
 		t.Fatal(err)
 	}
@@ -292,12 +291,12 @@ func TestAlreadyLockedIsNotRelocked(t *testing.T) {
 	}
 }
 
-func TestMonitorMode(t *testing.T) {
+func testMonitorMode(t *testing.T, be testBackend) {
 	ctx := context.Background()
 	clock := newClock()
 	reg := prometheus.NewPedanticRegistry()
 	var events eventLog
-	m, _ := testManager(t, clock, Options{Registerer: reg, OnEvent: events.add})
+	m, _ := testManager(t, be, clock, Options{Registerer: reg, OnEvent: events.add})
 	p := DefaultPolicy()
 	p.Monitor = true
 	var wl *WouldLock
@@ -353,9 +352,9 @@ outguard_would_have_locked_total 2
 	}
 }
 
-func TestWouldLocksBounded(t *testing.T) {
+func testWouldLocksBounded(t *testing.T, be testBackend) {
 	ctx := context.Background()
-	m, _ := testManager(t, newClock(), Options{MaxWouldLocks: 2})
+	m, _ := testManager(t, be, newClock(), Options{MaxWouldLocks: 2})
 	p := Policy{Monitor: true, Thresholds: Thresholds{CounterVirus: {Count: 1, Window: time.Minute}}}
 	for i := 0; i < 5; i++ {
 		observe(t, m, Observation{Domain: dom, Identity: "v", TxID: fmt.Sprint(i), Class: ClassVirus}, p)
@@ -369,10 +368,10 @@ func TestWouldLocksBounded(t *testing.T) {
 	}
 }
 
-func TestUsage(t *testing.T) {
+func testUsage(t *testing.T, be testBackend) {
 	ctx := context.Background()
 	clock := newClock()
-	m, _ := testManager(t, clock, Options{})
+	m, _ := testManager(t, be, clock, Options{})
 	p := DefaultPolicy()
 	p.Thresholds[CounterMessages] = Limit{Count: 100, Window: time.Hour}
 	observe(t, m, spam("erin", "1"), p)
@@ -401,10 +400,10 @@ func TestUsage(t *testing.T) {
 	}
 }
 
-func TestWindowsWriteBehindAndReopen(t *testing.T) {
+func testWindowsWriteBehindAndReopen(t *testing.T, be testBackend) {
 	ctx := context.Background()
 	clock := newClock()
-	db, path := testDB(t)
+	db, path := testDB(t, be)
 	m := openManager(t, db, clock, Options{})
 	p := DefaultPolicy()
 	for i := 0; i < 4; i++ {
@@ -424,10 +423,10 @@ func TestWindowsWriteBehindAndReopen(t *testing.T) {
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db.Close()
+	closeStore(db)
 
 	clock.Advance(time.Minute)
-	db2 := openDB(t, path)
+	db2 := openDB(t, be, path)
 	m2 := openManager(t, db2, clock, Options{})
 	u, err := m2.Usage(ctx, dom, "frank")
 	if err != nil || u.Counters[CounterSpam].Count != 4 {
@@ -453,31 +452,19 @@ func TestWindowsWriteBehindAndReopen(t *testing.T) {
 	}
 }
 
-func TestReopenDropsStaleWindows(t *testing.T) {
+func testReopenDropsStaleWindows(t *testing.T, be testBackend) {
 	clock := newClock()
-	db, path := testDB(t)
+	db, path := testDB(t, be)
 	m := openManager(t, db, clock, Options{})
 	observe(t, m, spam("old", "1"), DefaultPolicy())
 	m.Close()
-	db.Close()
+	closeStore(db)
 	clock.Advance(time.Hour)
-	db2 := openDB(t, path)
+	db2 := openDB(t, be, path)
 	openManager(t, db2, clock, Options{})
 	if n := bucketKeys(t, db2, bucketWindows); n != 0 {
 		t.Errorf("stale window kept at Open: %d keys", n)
 	}
-}
-
-func bucketKeys(t *testing.T, db *bolt.DB, name []byte) int {
-	t.Helper()
-	n := 0
-	err := db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(name).ForEach(func(_, _ []byte) error { n++; return nil })
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
 
 // TestRefusals checks the next hop's refusals: a list-washing run (many
@@ -485,9 +472,9 @@ func bucketKeys(t *testing.T, db *bolt.DB, name []byte) int {
 // reached, with the classes and the share in the evidence; a sender whose
 // few refusals are a small share of a big mailing does not lock; messages
 // refused after DATA lock on their own counter.
-func TestRefusals(t *testing.T) {
+func testRefusals(t *testing.T, be testBackend) {
 	clock := newClock()
-	m, _ := testManager(t, clock, Options{})
+	m, _ := testManager(t, be, clock, Options{})
 	p := DefaultPolicy()
 	send := func(id, tx string, accepted, unknown, policy int) Outcome {
 		t.Helper()
@@ -545,9 +532,9 @@ func TestRefusals(t *testing.T) {
 // TestUsageOfLockedIdentity: once an identity's windows are forgotten
 // (it sends nothing that is counted while locked), Usage still answers,
 // with its lock and the counts that led to it.
-func TestUsageOfLockedIdentity(t *testing.T) {
+func testUsageOfLockedIdentity(t *testing.T, be testBackend) {
 	clock := newClock()
-	m, _ := testManager(t, clock, Options{})
+	m, _ := testManager(t, be, clock, Options{})
 	p := DefaultPolicy()
 	var locked bool
 	for i := range 5 {

@@ -20,8 +20,15 @@ type shard struct {
 	mu      sync.Mutex
 	windows map[string]*window
 	// dirty holds the windows changed since the last flush; a nil value
-	// marks a window evicted from memory, to delete from bbolt.
+	// marks a window evicted from memory, to delete from the store.
 	dirty map[string]*window
+	// pending holds, on PostgreSQL, the increments not yet sent to the
+	// fleet's counts, and touched the windows they belong to.
+	pending map[pendKey]pendVal
+	touched map[string]bool
+	// prevTouched are the windows touched in the previous round, asked
+	// once more (see Manager.round).
+	prevTouched map[string]bool
 }
 
 // entry is one observation (event counters: N is 1 and Tx names it) or one
@@ -55,6 +62,14 @@ type window struct {
 
 	sum      [numCounters]int64
 	triedSum int64
+	// remote holds the other nodes' counts in each counter's window as
+	// of the last fleet round (counterTried: recipients tried), and
+	// resetSeen the last fleet-wide reset applied (PostgreSQL only).
+	remote    [numCounters + 1]int64
+	resetSeen [numCounters + 1]int64
+	// policy is the policy of the last observation, for a crossing found
+	// in a fleet round.
+	policy Policy
 }
 
 // amounts returns what an observation adds to each counter.

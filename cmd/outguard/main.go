@@ -50,6 +50,7 @@ func init() {
 		"quarantine":    {"show, download, release or delete a quarantined message", runQuarantine},
 		"report":        {"top identities, users, domains or senders over a period", runReport},
 		"serve":         {"run the daemon", runServe},
+		"store":         {"the shared PostgreSQL store: store migrate applies the schema migrations", runStore},
 		"unlock":        {"lift the lock on an outgoing user or an identity", runUnlock},
 		"usage":         {"an identity's counts against its automatic-lock thresholds", runUsage},
 		"version":       {"print the version", runVersion},

@@ -56,9 +56,7 @@ func runStore(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
-		for _, e := range splitErrors(err) {
-			fmt.Fprintln(stderr, e)
-		}
+		printProblems(stderr, *path, err)
 		return exitUsage
 	}
 	if cfg.Store.Backend != config.StoreBackendPostgres {

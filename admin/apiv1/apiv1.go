@@ -18,10 +18,6 @@ import (
 // Prefix is where the API is mounted.
 const Prefix = "/api/v1/"
 
-// ScopeAll is the scope of a token that may act on every administrative
-// domain; any other scope is the name of one domain.
-const ScopeAll = "all"
-
 // ErrorBody is the JSON document of every error response:
 // {"error":{"code":"bad_request","message":"..."}}.
 type ErrorBody struct {

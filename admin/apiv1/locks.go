@@ -12,8 +12,16 @@ type Target struct {
 	Name string `json:"name"`
 }
 
-// Lock is one lock, in force or ended.
+// Lock is one lock, in force or ended, with its state now.
 type Lock struct {
+	LockRecord
+	// State is active, expired or unlocked.
+	State string `json:"state"`
+}
+
+// LockRecord is a lock as recorded, without its state: the lock in force
+// of Usage, and the fields of Lock.
+type LockRecord struct {
 	Target
 	Reason string `json:"reason"`
 	// Actor is who locked: an admin token's name, or the daemon's
@@ -33,8 +41,6 @@ type Lock struct {
 	Unlocked     time.Time `json:"unlocked,omitzero"`
 	UnlockedBy   string    `json:"unlocked_by,omitempty"`
 	UnlockReason string    `json:"unlock_reason,omitempty"`
-	// State is active, expired or unlocked.
-	State string `json:"state"`
 }
 
 // Evidence is what made an automatic lock or a would-lock.
@@ -118,22 +124,7 @@ type Usage struct {
 	// observation.
 	Counters []CounterUsage `json:"counters"`
 	// Lock is the lock in force, if any (without its state).
-	Lock *UsageLock `json:"lock,omitempty"`
-}
-
-// UsageLock is the lock in force in Usage: a Lock without State.
-type UsageLock struct {
-	Target
-	Reason       string    `json:"reason"`
-	Actor        string    `json:"actor"`
-	Automatic    bool      `json:"automatic,omitempty"`
-	Escalated    bool      `json:"escalated,omitempty"`
-	Start        time.Time `json:"start"`
-	Expires      time.Time `json:"expires,omitzero"`
-	Evidence     *Evidence `json:"evidence,omitempty"`
-	Unlocked     time.Time `json:"unlocked,omitzero"`
-	UnlockedBy   string    `json:"unlocked_by,omitempty"`
-	UnlockReason string    `json:"unlock_reason,omitempty"`
+	Lock *LockRecord `json:"lock,omitempty"`
 }
 
 // CounterUsage is one counter of Usage; Window is in nanoseconds.

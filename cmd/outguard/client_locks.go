@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/outguard/outguard/admin"
+	"github.com/outguard/outguard/admin/apiv1"
 	"github.com/outguard/outguard/identity"
 )
 
@@ -97,16 +97,16 @@ func runLockVerb(verb, help string, args []string, stdout, stderr io.Writer) int
 	if cl == nil {
 		return code
 	}
-	var l admin.LockJSON
+	var l apiv1.Lock
 	var err error
 	if verb == "lock" {
-		err = cl.call("POST", "/locks", nil, admin.LockRequest{Kind: kind, Domain: *domain, Name: name, Reason: *reason, Duration: *dur}, &l)
+		err = cl.call("POST", "/locks", nil, apiv1.LockRequest{Kind: kind, Domain: *domain, Name: name, Reason: *reason, Duration: *dur}, &l)
 	} else {
 		path, perr := lockPath(kind, *domain, name)
 		if perr != nil {
 			return usageError(stderr, verb, "%v", perr)
 		}
-		err = cl.call("DELETE", path, nil, admin.UnlockRequest{Reason: *reason}, &l)
+		err = cl.call("DELETE", path, nil, apiv1.UnlockRequest{Reason: *reason}, &l)
 	}
 	if err != nil {
 		return cl.fail(err)
@@ -184,7 +184,7 @@ func runLocks(args []string, stdout, stderr io.Writer) int {
 	if *domain != "" {
 		q.Set("domain", *domain)
 	}
-	var res admin.LockList
+	var res apiv1.LockList
 	if err := cl.call("GET", "/locks", q, nil, &res); err != nil {
 		return cl.fail(err)
 	}

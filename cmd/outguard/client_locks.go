@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/outguard/outguard/admin/apiv1"
-	"github.com/outguard/outguard/identity"
 )
 
 var lockHelp = helpText(
@@ -247,7 +246,7 @@ func runUsage(args []string, stdout, stderr io.Writer) int {
 	if cl == nil {
 		return code
 	}
-	var u identity.Usage
+	var u apiv1.Usage
 	path := "/identities/" + url.PathEscape(*domain) + "/" + url.PathEscape(fs.Arg(0)) + "/usage"
 	if err := cl.call("GET", path, nil, nil, &u); err != nil {
 		return cl.fail(err)

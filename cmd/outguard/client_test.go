@@ -305,7 +305,7 @@ func TestClientUsage(t *testing.T) {
 		t.Errorf("exit %d stderr %q\n%s", code, errs, out)
 	}
 	code, out, _ = e.cli(cliTokAll, "usage", "alice@customer.example", "--domain", cliDomOut, "--json")
-	var u identity.Usage
+	var u apiv1.Usage
 	if err := json.Unmarshal([]byte(out), &u); code != 0 || err != nil || len(u.Counters) != len(identity.Counters()) || u.Counters[3].Counter != "complaints" {
 		t.Errorf("--json: exit %d %q", code, out)
 	}

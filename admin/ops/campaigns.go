@@ -215,7 +215,7 @@ func (o *Ops) LockCampaign(ctx context.Context, p Principal, id, reason, duratio
 	if err := CheckCampaignID(id); err != nil {
 		return CampaignLockResult{}, err
 	}
-	reason, err := CheckReason(reason, true)
+	reason, err := checkReason(reason, true)
 	if err != nil {
 		return CampaignLockResult{}, err
 	}
@@ -231,7 +231,7 @@ func (o *Ops) LockCampaign(ctx context.Context, p Principal, id, reason, duratio
 	// The reason names the campaign, so that each lock's history leads
 	// back to it.
 	full := reason
-	if len(full)+len(c.ID)+12 <= MaxReasonLength {
+	if len(full)+len(c.ID)+12 <= maxReasonLength {
 		full += " (campaign " + c.ID + ")"
 	}
 	suffix := "; campaign " + c.ID

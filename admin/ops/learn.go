@@ -77,7 +77,7 @@ func ParseAs(s string) (bool, error) {
 // names the front end. It is the one path of the API's learn, the
 // console's "confirm spam", and the lessons of releases and locks.
 func (o *Ops) LearnStored(ctx context.Context, p Principal, id string, spam bool, reason, via string) (LearnResult, error) {
-	reason, err := CheckReason(reason, false)
+	reason, err := checkReason(reason, false)
 	if err != nil {
 		return LearnResult{}, err
 	}

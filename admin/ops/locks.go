@@ -2,7 +2,6 @@ package ops
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"time"
 
@@ -11,8 +10,8 @@ import (
 	"github.com/outguard/outguard/quarantine"
 )
 
-// MaxReasonLength bounds a lock or unlock reason.
-const MaxReasonLength = 1000
+// maxReasonLength bounds a lock or unlock reason.
+const maxReasonLength = 1000
 
 // maxLockDuration bounds a temporary lock; longer ones should be
 // permanent.
@@ -75,15 +74,15 @@ func (o *Ops) allow(p Principal, kind, name, d string) error {
 	return nil
 }
 
-// CheckReason trims a reason and checks it: one line of at most
-// MaxReasonLength bytes, not empty when required.
-func CheckReason(reason string, required bool) (string, error) {
+// checkReason trims a reason and checks it: one line of at most
+// maxReasonLength bytes, not empty when required.
+func checkReason(reason string, required bool) (string, error) {
 	reason = strings.TrimSpace(reason)
 	switch {
 	case reason == "" && required:
 		return "", Errorf(ErrBadRequest, "reason is required: say why, for the history and the audit trail")
-	case len(reason) > MaxReasonLength:
-		return "", Errorf(ErrBadRequest, "reason is longer than %d bytes", MaxReasonLength)
+	case len(reason) > maxReasonLength:
+		return "", Errorf(ErrBadRequest, "reason is longer than %d bytes", maxReasonLength)
 	case strings.ContainsAny(reason, "\r\n\x00"):
 		return "", Errorf(ErrBadRequest, "reason must be one line")
 	}
@@ -132,7 +131,7 @@ type LockOrder struct {
 // Lock locks a target for p, with the reason and duration checks, and
 // writes the audit entry.
 func (o *Ops) Lock(ctx context.Context, p Principal, req LockOrder) (identity.Lock, error) {
-	reason, err := CheckReason(req.Reason, true)
+	reason, err := checkReason(req.Reason, true)
 	if err != nil {
 		return identity.Lock{}, err
 	}
@@ -148,7 +147,7 @@ func (o *Ops) Lock(ctx context.Context, p Principal, req LockOrder) (identity.Lo
 		if _, err := quarantine.ParseID(req.Message); err != nil {
 			return identity.Lock{}, Errorf(ErrBadRequest, "message %q: not a log id", req.Message)
 		}
-		if len(reason)+len(req.Message)+12 <= MaxReasonLength {
+		if len(reason)+len(req.Message)+12 <= maxReasonLength {
 			reason += " (message " + req.Message + ")"
 		}
 	}
@@ -178,7 +177,7 @@ type UnlockOrder struct {
 
 // Unlock lifts the lock on a target for p and writes the audit entry.
 func (o *Ops) Unlock(ctx context.Context, p Principal, req UnlockOrder) (identity.Lock, error) {
-	reason, err := CheckReason(req.Reason, true)
+	reason, err := checkReason(req.Reason, true)
 	if err != nil {
 		return identity.Lock{}, err
 	}
@@ -277,9 +276,4 @@ func (o *Ops) WouldLocks(ctx context.Context, p Principal, f identity.WouldLockF
 		}
 	}
 	return out, nil
-}
-
-// IsNotFound reports whether err says that an object does not exist.
-func IsNotFound(err error) bool {
-	return errors.Is(err, ErrNotFound) || errors.Is(err, identity.ErrNotFound) || errors.Is(err, quarantine.ErrNotFound)
 }

@@ -74,7 +74,7 @@ var ErrNoSeries = errors.New("the message store keeps no time series")
 
 // Series returns the traffic series in p's scope.
 func (o *Ops) Series(p Principal, q quarantine.SeriesQuery) ([]quarantine.SeriesPoint, error) {
-	s, ok := o.opts.Store.(SeriesStore)
+	s, ok := o.opts.Store.(seriesStore)
 	if !ok {
 		return nil, ErrNoSeries
 	}

@@ -55,9 +55,9 @@ type MessageStore interface {
 	Report(q quarantine.ReportQuery) ([]quarantine.ReportRow, error)
 }
 
-// SeriesStore is the optional time-series side of the message store
+// seriesStore is the optional time-series side of the message store
 // (quarantine.Store has it), for the console's overview chart.
-type SeriesStore interface {
+type seriesStore interface {
 	Series(q quarantine.SeriesQuery) ([]quarantine.SeriesPoint, error)
 }
 
@@ -65,7 +65,7 @@ var (
 	_ LockManager     = (*identity.Manager)(nil)
 	_ WouldLockLister = (*identity.Manager)(nil)
 	_ MessageStore    = (*quarantine.Store)(nil)
-	_ SeriesStore     = (*quarantine.Store)(nil)
+	_ seriesStore     = (*quarantine.Store)(nil)
 )
 
 // FeedbackIngester handles an uploaded feedback report: parse, attribute,

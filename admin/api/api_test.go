@@ -112,7 +112,7 @@ func TestAPIScopeForbidden(t *testing.T) {
 		{"reload", "POST", "/api/v1/reload", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			code, b := e.do(tc.method, tc.path, tokOut, tc.body)
+			code, b := e.Do(tc.method, tc.path, tokOut, tc.body)
 			if code != http.StatusForbidden {
 				t.Fatalf("got status %d (%s), want 403", code, b)
 			}
@@ -148,7 +148,7 @@ func TestAPIScopeRestrictsLists(t *testing.T) {
 	t.Run("messages", func(t *testing.T) {
 		for _, q := range []string{"", "?domain=" + domOther, "?user=otheruser"} {
 			var res apiv1.SearchResponse
-			e.doJSON("GET", "/api/v1/messages"+q, tokOut, nil, &res)
+			e.DoJSON("GET", "/api/v1/messages"+q, tokOut, nil, &res)
 			for _, m := range res.Messages {
 				if m.Domain != domOut {
 					t.Errorf("query %q: got a message of %s", q, m.Domain)
@@ -156,7 +156,7 @@ func TestAPIScopeRestrictsLists(t *testing.T) {
 			}
 		}
 		var all apiv1.SearchResponse
-		e.doJSON("GET", "/api/v1/messages", tokAll, nil, &all)
+		e.DoJSON("GET", "/api/v1/messages", tokAll, nil, &all)
 		if len(all.Messages) != 3 {
 			t.Errorf("root: got %d messages, want 3", len(all.Messages))
 		}
@@ -164,7 +164,7 @@ func TestAPIScopeRestrictsLists(t *testing.T) {
 	t.Run("locks", func(t *testing.T) {
 		for _, q := range []string{"", "?domain=" + domOther, "?kind=user"} {
 			var res apiv1.LockList
-			e.doJSON("GET", "/api/v1/locks"+q, tokOut, nil, &res)
+			e.DoJSON("GET", "/api/v1/locks"+q, tokOut, nil, &res)
 			for _, l := range res.Locks {
 				if l.Domain != domOut {
 					t.Errorf("query %q: got a lock of %s", q, l.Domain)
@@ -172,27 +172,27 @@ func TestAPIScopeRestrictsLists(t *testing.T) {
 			}
 		}
 		var res apiv1.LockList
-		e.doJSON("GET", "/api/v1/locks", tokOut, nil, &res)
+		e.DoJSON("GET", "/api/v1/locks", tokOut, nil, &res)
 		if len(res.Locks) != 1 {
 			t.Errorf("got %d locks, want 1", len(res.Locks))
 		}
 	})
 	t.Run("reports", func(t *testing.T) {
 		var res apiv1.ReportResponse
-		if code := e.doJSON("GET", "/api/v1/reports?group_by=domain", tokOut, nil, &res); code != 200 {
+		if code := e.DoJSON("GET", "/api/v1/reports?group_by=domain", tokOut, nil, &res); code != 200 {
 			t.Fatalf("got %d", code)
 		}
 		if len(res.Rows) != 1 || res.Rows[0].Domain != domOut {
 			t.Errorf("got rows %+v, want only %s", res.Rows, domOut)
 		}
 		res = apiv1.ReportResponse{}
-		if code := e.doJSON("GET", "/api/v1/reports?group_by=user&domain="+domOther, tokOut, nil, &res); code != 200 || len(res.Rows) != 0 {
+		if code := e.DoJSON("GET", "/api/v1/reports?group_by=user&domain="+domOther, tokOut, nil, &res); code != 200 || len(res.Rows) != 0 {
 			t.Errorf("another domain's report: got %d %+v, want 200 and no rows", code, res.Rows)
 		}
 	})
 	t.Run("audit", func(t *testing.T) {
 		var res apiv1.AuditList
-		e.doJSON("GET", "/api/v1/audit", tokOut, nil, &res)
+		e.DoJSON("GET", "/api/v1/audit", tokOut, nil, &res)
 		if len(res.Entries) != 1 || res.Entries[0].Target.Domain != domOut {
 			t.Errorf("got %+v, want only the entry of %s", res.Entries, domOut)
 		}
@@ -226,7 +226,7 @@ func TestAPISearch(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var res apiv1.SearchResponse
-			if code := e.doJSON("GET", "/api/v1/messages?"+tc.query.Encode(), tokAll, nil, &res); code != 200 {
+			if code := e.DoJSON("GET", "/api/v1/messages?"+tc.query.Encode(), tokAll, nil, &res); code != 200 {
 				t.Fatalf("got status %d", code)
 			}
 			var got []string
@@ -240,11 +240,11 @@ func TestAPISearch(t *testing.T) {
 	}
 	t.Run("cursor", func(t *testing.T) {
 		var p1, p2 apiv1.SearchResponse
-		e.doJSON("GET", "/api/v1/messages?limit=2", tokAll, nil, &p1)
+		e.DoJSON("GET", "/api/v1/messages?limit=2", tokAll, nil, &p1)
 		if p1.NextCursor == "" || len(p1.Messages) != 2 {
 			t.Fatalf("got %d messages, cursor %q; want 2 and a cursor", len(p1.Messages), p1.NextCursor)
 		}
-		e.doJSON("GET", "/api/v1/messages?limit=2&cursor="+url.QueryEscape(p1.NextCursor), tokAll, nil, &p2)
+		e.DoJSON("GET", "/api/v1/messages?limit=2&cursor="+url.QueryEscape(p1.NextCursor), tokAll, nil, &p2)
 		if len(p2.Messages) != 1 || p2.Messages[0].ID != e.SpamOut || p2.NextCursor != "" {
 			t.Errorf("page 2: got %+v", p2)
 		}
@@ -254,7 +254,7 @@ func TestAPISearch(t *testing.T) {
 func TestAPIMessage(t *testing.T) {
 	e := newEnv(t)
 	var d apiv1.MessageDetail
-	if code := e.doJSON("GET", "/api/v1/messages/"+e.SpamOut, tokOut, nil, &d); code != 200 {
+	if code := e.DoJSON("GET", "/api/v1/messages/"+e.SpamOut, tokOut, nil, &d); code != 200 {
 		t.Fatalf("got %d", code)
 	}
 	if d.Message.Verdict != "spam" || d.Message.Status != "quarantined" || len(d.Message.Reasons) != 1 || d.Content == nil {
@@ -264,7 +264,7 @@ func TestAPIMessage(t *testing.T) {
 		t.Errorf("got content %+v, want header and body", d.Content)
 	}
 	var clean apiv1.MessageDetail
-	e.doJSON("GET", "/api/v1/messages/"+e.CleanOut, tokOut, nil, &clean)
+	e.DoJSON("GET", "/api/v1/messages/"+e.CleanOut, tokOut, nil, &clean)
 	if clean.Content != nil || clean.Message.Status != "accepted" {
 		t.Errorf("accepted message: got %+v, want metadata only", clean)
 	}
@@ -289,7 +289,7 @@ func TestAPIMessage(t *testing.T) {
 		{"malformed id", "/api/v1/messages/nope", 404, "not_found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			code, b := e.do("GET", tc.path, tokAll, nil)
+			code, b := e.Do("GET", tc.path, tokAll, nil)
 			if code != tc.code || errorOf(t, b).Code != tc.errCode {
 				t.Errorf("got %d %s, want %d %s", code, b, tc.code, tc.errCode)
 			}
@@ -300,36 +300,36 @@ func TestAPIMessage(t *testing.T) {
 func TestAPIReleaseDelete(t *testing.T) {
 	e := newEnv(t)
 	var rel apiv1.ReleaseResponse
-	if code := e.doJSON("POST", "/api/v1/messages/"+e.SpamOut+"/release", tokOut, map[string]string{"reason": "false positive"}, &rel); code != 200 {
+	if code := e.DoJSON("POST", "/api/v1/messages/"+e.SpamOut+"/release", tokOut, map[string]string{"reason": "false positive"}, &rel); code != 200 {
 		t.Fatalf("release: got %d", code)
 	}
 	if rel.Already || rel.ReleasedBy != "outtok" || e.Deliver.Count() != 1 {
 		t.Errorf("release: got %+v, deliveries %d", rel, e.Deliver.Count())
 	}
-	e.doJSON("POST", "/api/v1/messages/"+e.SpamOut+"/release", tokOut, nil, &rel)
+	e.DoJSON("POST", "/api/v1/messages/"+e.SpamOut+"/release", tokOut, nil, &rel)
 	if !rel.Already || e.Deliver.Count() != 1 {
 		t.Errorf("second release: got %+v, deliveries %d; want already, 1", rel, e.Deliver.Count())
 	}
 	var del apiv1.DeleteResponse
-	if code := e.doJSON("DELETE", "/api/v1/messages/"+e.SpamOut, tokAll, nil, &del); code != 200 || !del.Deleted {
+	if code := e.DoJSON("DELETE", "/api/v1/messages/"+e.SpamOut, tokAll, nil, &del); code != 200 || !del.Deleted {
 		t.Fatalf("delete: got %d %+v", code, del)
 	}
-	if code, b := e.do("GET", "/api/v1/messages/"+e.SpamOut+"/raw", tokAll, nil); code != http.StatusGone {
+	if code, b := e.Do("GET", "/api/v1/messages/"+e.SpamOut+"/raw", tokAll, nil); code != http.StatusGone {
 		t.Errorf("raw after delete: got %d %s, want 410", code, b)
 	}
 	// A second delete changes nothing and says so, as a second release.
 	var again apiv1.DeleteResponse
-	if code := e.doJSON("DELETE", "/api/v1/messages/"+e.SpamOut, tokAll, nil, &again); code != 200 || !again.Already || again.DeletedAt.IsZero() {
+	if code := e.DoJSON("DELETE", "/api/v1/messages/"+e.SpamOut, tokAll, nil, &again); code != 200 || !again.Already || again.DeletedAt.IsZero() {
 		t.Errorf("second delete: got %d %+v, want 200 already", code, again)
 	}
 	e.Deliver.Err = errors.New("next hop down")
-	code, b := e.do("POST", "/api/v1/messages/"+e.SpamOther+"/release", tokAll, nil)
+	code, b := e.Do("POST", "/api/v1/messages/"+e.SpamOther+"/release", tokAll, nil)
 	if code != http.StatusBadGateway || errorOf(t, b).Code != "upstream_failed" {
 		t.Errorf("failed delivery: got %d %s, want 502", code, b)
 	}
 
 	var audit apiv1.AuditList
-	e.doJSON("GET", "/api/v1/audit", tokAll, nil, &audit)
+	e.DoJSON("GET", "/api/v1/audit", tokAll, nil, &audit)
 	var got []string
 	for _, a := range audit.Entries {
 		got = append(got, a.Action+" "+a.Actor+" "+a.Target.Name+" "+a.Reason)
@@ -359,7 +359,7 @@ func TestAPIReports(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var res apiv1.ReportResponse
-			if code := e.doJSON("GET", "/api/v1/reports?"+tc.query, tokAll, nil, &res); code != 200 {
+			if code := e.DoJSON("GET", "/api/v1/reports?"+tc.query, tokAll, nil, &res); code != 200 {
 				t.Fatalf("got %d", code)
 			}
 			var got []string
@@ -384,7 +384,7 @@ func TestAPIReportKeepsLocked(t *testing.T) {
 	var rows struct {
 		Rows []map[string]any `json:"rows"`
 	}
-	if code := e.doJSON("GET", "/api/v1/reports?group_by=identity", tokAll, nil, &rows); code != 200 || len(rows.Rows) == 0 {
+	if code := e.DoJSON("GET", "/api/v1/reports?group_by=identity", tokAll, nil, &rows); code != 200 || len(rows.Rows) == 0 {
 		t.Fatalf("got %d, %d rows", code, len(rows.Rows))
 	}
 	for _, r := range rows.Rows {
@@ -399,16 +399,16 @@ func itoa(n int64) string { return strconvI(n) }
 func TestAPILocks(t *testing.T) {
 	e := newEnv(t)
 	var l apiv1.Lock
-	code := e.doJSON("POST", "/api/v1/locks", tokOut, apiv1.LockRequest{Kind: "identity", Name: "alice@customer.example", Reason: "spam run", Duration: "2h"}, &l)
+	code := e.DoJSON("POST", "/api/v1/locks", tokOut, apiv1.LockRequest{Kind: "identity", Name: "alice@customer.example", Reason: "spam run", Duration: "2h"}, &l)
 	if code != http.StatusCreated || l.Domain != domOut || l.Actor != "outtok" || l.State != "active" || !l.Expires.Equal(e.Clock.Now().Add(2*time.Hour)) {
 		t.Fatalf("lock: got %d %+v", code, l)
 	}
-	code, b := e.do("POST", "/api/v1/locks", tokAll, apiv1.LockRequest{Kind: "identity", Domain: domOut, Name: "Alice@Customer.example", Reason: "again"})
+	code, b := e.Do("POST", "/api/v1/locks", tokAll, apiv1.LockRequest{Kind: "identity", Domain: domOut, Name: "Alice@Customer.example", Reason: "again"})
 	if code != http.StatusConflict || errorOf(t, b).Code != "already_locked" {
 		t.Errorf("second lock: got %d %s, want 409 already_locked", code, b)
 	}
 	l = apiv1.Lock{}
-	if code := e.doJSON("POST", "/api/v1/locks", tokAll, apiv1.LockRequest{Kind: "user", Name: "webhost2", Reason: "compromised"}, &l); code != 201 || l.Domain != domOut || !l.Expires.IsZero() {
+	if code := e.DoJSON("POST", "/api/v1/locks", tokAll, apiv1.LockRequest{Kind: "user", Name: "webhost2", Reason: "compromised"}, &l); code != 201 || l.Domain != domOut || !l.Expires.IsZero() {
 		t.Fatalf("user lock: got %d %+v", code, l)
 	}
 	for _, tc := range []struct {
@@ -422,7 +422,7 @@ func TestAPILocks(t *testing.T) {
 	} {
 		t.Run("list "+tc.name, func(t *testing.T) {
 			var res apiv1.LockList
-			e.doJSON("GET", "/api/v1/locks"+tc.query, tokAll, nil, &res)
+			e.DoJSON("GET", "/api/v1/locks"+tc.query, tokAll, nil, &res)
 			if len(res.Locks) != tc.want {
 				t.Errorf("got %d locks, want %d", len(res.Locks), tc.want)
 			}
@@ -430,16 +430,16 @@ func TestAPILocks(t *testing.T) {
 	}
 	e.Clock.Advance(3 * time.Hour)
 	var res apiv1.LockList
-	e.doJSON("GET", "/api/v1/locks?active=true", tokAll, nil, &res)
+	e.DoJSON("GET", "/api/v1/locks?active=true", tokAll, nil, &res)
 	if len(res.Locks) != 1 || res.Locks[0].Kind != string(identity.KindUser) {
 		t.Errorf("active after expiry: got %+v, want only the user lock", res.Locks)
 	}
 
 	var u apiv1.Lock
-	if code := e.doJSON("DELETE", "/api/v1/locks/user/webhost2", tokOut, apiv1.UnlockRequest{Reason: "password changed"}, &u); code != 200 || u.State != "unlocked" || u.UnlockedBy != "outtok" {
+	if code := e.DoJSON("DELETE", "/api/v1/locks/user/webhost2", tokOut, apiv1.UnlockRequest{Reason: "password changed"}, &u); code != 200 || u.State != "unlocked" || u.UnlockedBy != "outtok" {
 		t.Fatalf("unlock: got %d %+v", code, u)
 	}
-	code, b = e.do("DELETE", "/api/v1/locks/user/webhost2?reason=again", tokOut, nil)
+	code, b = e.Do("DELETE", "/api/v1/locks/user/webhost2?reason=again", tokOut, nil)
 	if code != http.StatusConflict || errorOf(t, b).Code != "not_locked" {
 		t.Errorf("second unlock: got %d %s, want 409 not_locked", code, b)
 	}
@@ -448,16 +448,16 @@ func TestAPILocks(t *testing.T) {
 		t.Errorf("second unlock says %q", m)
 	}
 	var d apiv1.LockDetail
-	if code := e.doJSON("GET", "/api/v1/locks/user/webhost2", tokOut, nil, &d); code != 200 || len(d.History) != 2 || d.History[1].Reason != "password changed" {
+	if code := e.DoJSON("GET", "/api/v1/locks/user/webhost2", tokOut, nil, &d); code != 200 || len(d.History) != 2 || d.History[1].Reason != "password changed" {
 		t.Errorf("detail: got %d %+v", code, d)
 	}
-	if code := e.doJSON("GET", "/api/v1/locks/identity/"+domOut+"/"+url.PathEscape("alice@customer.example"), tokOut, nil, &d); code != 200 || d.Lock.State != "expired" {
+	if code := e.DoJSON("GET", "/api/v1/locks/identity/"+domOut+"/"+url.PathEscape("alice@customer.example"), tokOut, nil, &d); code != 200 || d.Lock.State != "expired" {
 		t.Errorf("identity detail: got %d %+v", code, d)
 	}
-	if code, _ := e.do("GET", "/api/v1/locks/user/webhost1", tokAll, nil); code != 404 {
+	if code, _ := e.Do("GET", "/api/v1/locks/user/webhost1", tokAll, nil); code != 404 {
 		t.Errorf("never locked: got %d, want 404", code)
 	}
-	if code, _ := e.do("GET", "/api/v1/locks/user/nobody", tokAll, nil); code != 404 {
+	if code, _ := e.Do("GET", "/api/v1/locks/user/nobody", tokAll, nil); code != 404 {
 		t.Errorf("unknown user: got %d, want 404", code)
 	}
 }
@@ -473,7 +473,7 @@ func TestAPILockAutomaticEvidence(t *testing.T) {
 		}
 	}
 	var d apiv1.LockDetail
-	code := e.doJSON("GET", "/api/v1/locks/identity/"+domOut+"/"+url.PathEscape("spammer/with/slash"), tokOut, nil, &d)
+	code := e.DoJSON("GET", "/api/v1/locks/identity/"+domOut+"/"+url.PathEscape("spammer/with/slash"), tokOut, nil, &d)
 	if code != 200 || !d.Lock.Automatic || d.Lock.Evidence == nil || len(d.Lock.Evidence.TxIDs) != 5 || d.History[0].Evidence == nil {
 		t.Fatalf("got %d %+v", code, d)
 	}
@@ -482,16 +482,16 @@ func TestAPILockAutomaticEvidence(t *testing.T) {
 func TestAPIUsage(t *testing.T) {
 	e := newEnv(t)
 	var u identity.Usage
-	if code := e.doJSON("GET", "/api/v1/identities/"+domOut+"/alice@customer.example/usage", tokOut, nil, &u); code != 200 {
+	if code := e.DoJSON("GET", "/api/v1/identities/"+domOut+"/alice@customer.example/usage", tokOut, nil, &u); code != 200 {
 		t.Fatalf("got %d", code)
 	}
 	if u.User != "webhost1" || len(u.Counters) != len(identity.Counters()) || u.Counters[0].Counter != "spam" || u.Counters[0].Count != 1 || u.Counters[0].Threshold != 5 {
 		t.Errorf("got %+v", u)
 	}
-	if code, b := e.do("GET", "/api/v1/identities/"+domOut+"/nobody/usage", tokOut, nil); code != 404 {
+	if code, b := e.Do("GET", "/api/v1/identities/"+domOut+"/nobody/usage", tokOut, nil); code != 404 {
 		t.Errorf("unknown identity: got %d %s, want 404", code, b)
 	}
-	if code, b := e.do("GET", "/api/v1/identities/unknown.example/x/usage", tokAll, nil); code != 404 {
+	if code, b := e.Do("GET", "/api/v1/identities/unknown.example/x/usage", tokAll, nil); code != 404 {
 		t.Errorf("unknown domain: got %d %s, want 404", code, b)
 	}
 }
@@ -559,7 +559,7 @@ func TestAPIBadInput(t *testing.T) {
 		{"wrong method on a message", "POST", "/api/v1/messages/" + e.SpamOut, nil, 405, "use GET or DELETE"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			code, b := e.do(tc.method, tc.path, tokAll, tc.body)
+			code, b := e.Do(tc.method, tc.path, tokAll, tc.body)
 			if code != tc.code {
 				t.Fatalf("got status %d (%s), want %d", code, b, tc.code)
 			}
@@ -587,7 +587,7 @@ func TestAPIFeedback(t *testing.T) {
 	e.Feedback.Res = feedback.Result{Parse: arf.Result{OK: true, FeedbackType: "abuse", Warnings: []string{}}, Method: "message-id",
 		TxID: e.SpamOut, User: "webhost1", Domain: domOut, Identity: "alice@customer.example", Counted: true}
 	var res apiv1.FeedbackResult
-	code := e.doJSON("POST", "/api/v1/feedback?source=report1.eml", tokAll, "raw report", &res)
+	code := e.DoJSON("POST", "/api/v1/feedback?source=report1.eml", tokAll, "raw report", &res)
 	if code != 200 || !res.OK || res.File != "report1.eml" || res.TxID != e.SpamOut || !res.Counted {
 		t.Fatalf("got %d %+v", code, res)
 	}
@@ -595,17 +595,17 @@ func TestAPIFeedback(t *testing.T) {
 		t.Errorf("ingester got %q", e.Feedback.Raw)
 	}
 	e.Feedback.Res = feedback.Result{Parse: arf.Result{Error: "not-arf", Detail: "arf: not a multipart/report"}}
-	code, b := e.do("POST", "/api/v1/feedback", tokAll, "From: x\r\n\r\nhello\r\n")
+	code, b := e.Do("POST", "/api/v1/feedback", tokAll, "From: x\r\n\r\nhello\r\n")
 	if code != http.StatusUnprocessableEntity || errorOf(t, b).Code != "not-arf" || !strings.Contains(string(b), `"result"`) {
 		t.Errorf("not a report: got %d %s", code, b)
 	}
 	e.Feedback.Err = errors.New("disk full")
-	code, b = e.do("POST", "/api/v1/feedback", tokAll, "x")
+	code, b = e.Do("POST", "/api/v1/feedback", tokAll, "x")
 	if code != 500 || strings.Contains(string(b), "disk full") {
 		t.Errorf("ingest error: got %d %s, want 500 without internals", code, b)
 	}
 	var audit apiv1.AuditList
-	e.doJSON("GET", "/api/v1/audit?action=feedback", tokAll, nil, &audit)
+	e.DoJSON("GET", "/api/v1/audit?action=feedback", tokAll, nil, &audit)
 	if len(audit.Entries) != 1 || audit.Entries[0].Target.Name != "report1.eml" {
 		t.Errorf("audit: got %+v", audit.Entries)
 	}
@@ -614,11 +614,11 @@ func TestAPIFeedback(t *testing.T) {
 func TestAPIReload(t *testing.T) {
 	e := newEnv(t)
 	var ok apiv1.ReloadResponse
-	if code := e.doJSON("POST", "/api/v1/reload", tokAll, nil, &ok); code != 200 || !ok.Reloaded || e.Reloads != 1 {
+	if code := e.DoJSON("POST", "/api/v1/reload", tokAll, nil, &ok); code != 200 || !ok.Reloaded || e.Reloads != 1 {
 		t.Fatalf("got %d %+v reloads %d", code, ok, e.Reloads)
 	}
 	e.ReloadErr = errors.New("line 3: unknown key")
-	code, b := e.do("POST", "/api/v1/reload", tokAll, nil)
+	code, b := e.Do("POST", "/api/v1/reload", tokAll, nil)
 	if code != http.StatusBadGateway || !strings.Contains(errorOf(t, b).Message, "line 3") {
 		t.Errorf("failed reload: got %d %s", code, b)
 	}
@@ -629,28 +629,28 @@ func TestAPISetTokens(t *testing.T) {
 	h := admintest.Hashes()
 	// Use both tokens first, so that they are cached as recognised.
 	for _, tok := range []string{tokAll, tokOther} {
-		if code, _ := e.do("GET", "/api/v1/locks", tok, nil); code != 200 {
+		if code, _ := e.Do("GET", "/api/v1/locks", tok, nil); code != 200 {
 			t.Fatalf("before: got %d", code)
 		}
 	}
 	if err := e.Ops.SetTokens([]ops.Token{{Name: "new", Hash: h[2], Scope: ops.ScopeAll}}); err != nil {
 		t.Fatal(err)
 	}
-	if code, _ := e.do("GET", "/api/v1/locks", tokAll, nil); code != 401 {
+	if code, _ := e.Do("GET", "/api/v1/locks", tokAll, nil); code != 401 {
 		t.Errorf("removed token: got %d, want 401", code)
 	}
-	if code, _ := e.do("GET", "/api/v1/locks", tokOther, nil); code != 200 {
+	if code, _ := e.Do("GET", "/api/v1/locks", tokOther, nil); code != 200 {
 		t.Errorf("new token: got %d, want 200", code)
 	}
 	var res apiv1.SearchResponse
-	e.doJSON("GET", "/api/v1/messages", tokOther, nil, &res)
+	e.DoJSON("GET", "/api/v1/messages", tokOther, nil, &res)
 	if len(res.Messages) != 3 {
 		t.Errorf("a token whose scope became all: got %d messages, want 3", len(res.Messages))
 	}
 	if err := e.Ops.SetTokens([]ops.Token{{Name: "noscope", Hash: h[0]}}); err == nil {
 		t.Error("token without scope: got nil error")
 	}
-	if code, _ := e.do("GET", "/api/v1/locks", tokOther, nil); code != 200 {
+	if code, _ := e.Do("GET", "/api/v1/locks", tokOther, nil); code != 200 {
 		t.Errorf("after a refused SetTokens: got %d, want the old set kept", code)
 	}
 }
@@ -661,11 +661,11 @@ func TestAPIAuditPaging(t *testing.T) {
 		e.record(ops.AuditTarget{Kind: "user", Domain: domOut, Name: "u" + strconvI(int64(i))}, "r")
 	}
 	var p1, p2 apiv1.AuditList
-	e.doJSON("GET", "/api/v1/audit?limit=3", tokAll, nil, &p1)
+	e.DoJSON("GET", "/api/v1/audit?limit=3", tokAll, nil, &p1)
 	if len(p1.Entries) != 3 || p1.NextCursor == "" || p1.Entries[0].Target.Name != "u4" {
 		t.Fatalf("page 1: got %+v", p1)
 	}
-	e.doJSON("GET", "/api/v1/audit?limit=3&cursor="+p1.NextCursor, tokAll, nil, &p2)
+	e.DoJSON("GET", "/api/v1/audit?limit=3&cursor="+p1.NextCursor, tokAll, nil, &p2)
 	if len(p2.Entries) != 2 || p2.Entries[1].Target.Name != "u0" {
 		t.Errorf("page 2: got %+v", p2)
 	}
@@ -680,20 +680,20 @@ func TestAPIFeedbackList(t *testing.T) {
 		{ID: "0", Parse: ok, Method: "none", NotCounted: "not-attributed"},
 	}
 	var all apiv1.FeedbackList
-	if code := e.doJSON("GET", "/api/v1/feedback?limit=10&counted=false&cursor=C", tokAll, nil, &all); code != 200 || len(all.Reports) != 3 {
+	if code := e.DoJSON("GET", "/api/v1/feedback?limit=10&counted=false&cursor=C", tokAll, nil, &all); code != 200 || len(all.Reports) != 3 {
 		t.Fatalf("scope all: got %d %+v, want the 3 reports", code, all)
 	}
 	if q := e.Feedback.Query; q.Limit != 10 || q.Before != "C" || q.Counted == nil || *q.Counted || q.Domain != "" {
 		t.Errorf("query: got %+v, want limit 10, before C, counted false, no domain", q)
 	}
 	var dom apiv1.FeedbackList
-	if code := e.doJSON("GET", "/api/v1/feedback?domain="+domOther, tokOut, nil, &dom); code != 200 || len(dom.Reports) != 0 {
+	if code := e.DoJSON("GET", "/api/v1/feedback?domain="+domOther, tokOut, nil, &dom); code != 200 || len(dom.Reports) != 0 {
 		t.Errorf("a domain token naming another domain: got %d %+v, want none", code, dom)
 	}
-	if code := e.doJSON("GET", "/api/v1/feedback", tokOut, nil, &dom); code != 200 || len(dom.Reports) != 1 || dom.Reports[0].ID != "B" {
+	if code := e.DoJSON("GET", "/api/v1/feedback", tokOut, nil, &dom); code != 200 || len(dom.Reports) != 1 || dom.Reports[0].ID != "B" {
 		t.Errorf("a domain token: got %d %+v, want only its domain's report", code, dom)
 	}
-	if code, b := e.do("GET", "/api/v1/feedback?counted=maybe", tokAll, ""); code != 400 || !strings.Contains(string(b), "counted") {
+	if code, b := e.Do("GET", "/api/v1/feedback?counted=maybe", tokAll, ""); code != 400 || !strings.Contains(string(b), "counted") {
 		t.Errorf("counted=maybe: got %d %s, want 400", code, b)
 	}
 }

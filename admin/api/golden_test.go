@@ -100,7 +100,7 @@ func TestGolden(t *testing.T) {
 			e.Feedback.Res = feedback.Result{Parse: arf.Result{Error: "not-arf", Detail: "not a multipart/report message",
 				Warnings: []string{}, OriginalRcptTo: []string{}, ReportedDomain: []string{}, ReportedURI: []string{}}}
 		}
-		code, body := e.do(c.method, c.path, c.token, c.body)
+		code, body := e.Do(c.method, c.path, c.token, c.body)
 		if code != c.status {
 			t.Errorf("%s %s: got %d %s, want %d", c.method, c.path, code, body, c.status)
 			continue

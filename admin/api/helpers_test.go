@@ -25,6 +25,7 @@ const (
 // env is the API over the shared fixtures, served by httptest.
 type env struct {
 	*admintest.Env
+	admintest.Client
 	t   testing.TB
 	api *API
 	srv *httptest.Server
@@ -47,19 +48,8 @@ func newEnvWith(t testing.TB, setup func(*admintest.Env)) *env {
 	}
 	e.srv = httptest.NewServer(e.api)
 	t.Cleanup(e.srv.Close)
+	e.Client = admintest.Client{T: t, Srv: e.srv}
 	return e
-}
-
-// do sends a request with token (none if "") and returns status and body.
-func (e *env) do(method, path, token string, body any) (int, []byte) {
-	e.t.Helper()
-	return admintest.Do(e.t, e.srv, method, path, token, body)
-}
-
-// doJSON is do that decodes a JSON answer into v.
-func (e *env) doJSON(method, path, token string, body any, v any) int {
-	e.t.Helper()
-	return admintest.DoJSON(e.t, e.srv, method, path, token, body, v)
 }
 
 // errorOf decodes an error body, failing the test if it is not one.

@@ -9,14 +9,14 @@ import (
 
 func TestAPIMetrics(t *testing.T) {
 	e := newEnv(t)
-	e.do("GET", "/api/v1/locks", tokAll, nil)
-	e.do("GET", "/api/v1/locks", tokAll, nil)
-	e.do("GET", "/api/v1/locks", "", nil)
-	e.do("GET", "/api/v1/locks?kind=x", tokAll, nil)
-	e.do("GET", "/api/v1/messages/"+e.SpamOther, tokOut, nil)
+	e.Do("GET", "/api/v1/locks", tokAll, nil)
+	e.Do("GET", "/api/v1/locks", tokAll, nil)
+	e.Do("GET", "/api/v1/locks", "", nil)
+	e.Do("GET", "/api/v1/locks?kind=x", tokAll, nil)
+	e.Do("GET", "/api/v1/messages/"+e.SpamOther, tokOut, nil)
 	e.ReloadErr = errTest
-	e.do("POST", "/api/v1/reload", tokAll, nil)
-	e.do("GET", "/api/v1/what", tokAll, nil)
+	e.Do("POST", "/api/v1/reload", tokAll, nil)
+	e.Do("GET", "/api/v1/what", tokAll, nil)
 
 	want := `
 # HELP outguard_api_auth_failures_total Admin API requests refused for a missing or invalid bearer token.

@@ -71,7 +71,7 @@ func TestAPIWouldLocks(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var res apiv1.WouldLockList
-			if code := e.doJSON("GET", "/api/v1/would-locks"+tc.query, tc.token, nil, &res); code != 200 {
+			if code := e.DoJSON("GET", "/api/v1/would-locks"+tc.query, tc.token, nil, &res); code != 200 {
 				t.Fatalf("got %d", code)
 			}
 			if len(res.WouldLocks) != tc.want {
@@ -87,7 +87,7 @@ func TestAPIWouldLocks(t *testing.T) {
 			}
 		})
 	}
-	if code, b := e.do("GET", "/api/v1/would-locks?limit=0", tokAll, nil); code != 400 {
+	if code, b := e.Do("GET", "/api/v1/would-locks?limit=0", tokAll, nil); code != 400 {
 		t.Errorf("bad limit: got %d %s", code, b)
 	}
 }

@@ -31,6 +31,7 @@ const (
 // mounted beside it as the daemon does.
 type consoleEnv struct {
 	*admintest.Env
+	admintest.Client
 	t       testing.TB
 	console *Console
 	srv     *httptest.Server
@@ -85,20 +86,7 @@ func newConsoleEnvWith(t *testing.T, teacher *admintest.Teacher, setup func(*adm
 	mux.Handle("/", c)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &consoleEnv{Env: e, t: t, console: c, srv: srv, teacher: teacher}
-}
-
-// do sends an API request with token (none if "") and returns status
-// and body.
-func (e *consoleEnv) do(method, path, token string, body any) (int, []byte) {
-	e.t.Helper()
-	return admintest.Do(e.t, e.srv, method, path, token, body)
-}
-
-// doJSON is do that decodes a JSON answer into v.
-func (e *consoleEnv) doJSON(method, path, token string, body any, v any) int {
-	e.t.Helper()
-	return admintest.DoJSON(e.t, e.srv, method, path, token, body, v)
+	return &consoleEnv{Env: e, Client: admintest.Client{T: t, Srv: srv}, t: t, console: c, srv: srv, teacher: teacher}
 }
 
 // browser is a cookie-keeping client that does not follow redirects.

@@ -29,22 +29,22 @@ func TestPartiallyScannedShown(t *testing.T) {
 	}
 
 	var got apiv1.MessageDetail
-	if code := e.doJSON("GET", "/api/v1/messages/"+partial.ID, tokAll, nil, &got); code != http.StatusOK {
+	if code := e.DoJSON("GET", "/api/v1/messages/"+partial.ID, tokAll, nil, &got); code != http.StatusOK {
 		t.Fatalf("GET message: %d", code)
 	}
 	if !slices.Equal(got.Message.PartiallyScanned, partial.Partial) {
 		t.Errorf("API partially_scanned = %q, want %q", got.Message.PartiallyScanned, partial.Partial)
 	}
-	code, raw := e.do("GET", "/api/v1/messages/"+whole.ID, tokAll, nil)
+	code, raw := e.Do("GET", "/api/v1/messages/"+whole.ID, tokAll, nil)
 	if code != http.StatusOK || strings.Contains(string(raw), "partially_scanned") {
 		t.Errorf("whole scan: got %d %s, want no partially_scanned key", code, raw)
 	}
 
 	var page apiv1.SearchResponse
-	if code := e.doJSON("GET", "/api/v1/messages?partial=true", tokAll, nil, &page); code != http.StatusOK || len(page.Messages) != 1 || page.Messages[0].ID != partial.ID {
+	if code := e.DoJSON("GET", "/api/v1/messages?partial=true", tokAll, nil, &page); code != http.StatusOK || len(page.Messages) != 1 || page.Messages[0].ID != partial.ID {
 		t.Errorf("search partial=true: %d, got %d messages, want only %s", code, len(page.Messages), partial.ID)
 	}
-	if code, _ := e.do("GET", "/api/v1/messages?partial=maybe", tokAll, nil); code != http.StatusBadRequest {
+	if code, _ := e.Do("GET", "/api/v1/messages?partial=maybe", tokAll, nil); code != http.StatusBadRequest {
 		t.Errorf("partial=maybe: got %d, want 400", code)
 	}
 

@@ -59,3 +59,21 @@ func DoJSON(t testing.TB, srv *httptest.Server, method, path, token string, body
 	}
 	return code
 }
+
+// Client sends requests to a front end's test server.
+type Client struct {
+	T   testing.TB
+	Srv *httptest.Server
+}
+
+// Do is Do on the client's server.
+func (c Client) Do(method, path, token string, body any) (int, []byte) {
+	c.T.Helper()
+	return Do(c.T, c.Srv, method, path, token, body)
+}
+
+// DoJSON is DoJSON on the client's server.
+func (c Client) DoJSON(method, path, token string, body, v any) int {
+	c.T.Helper()
+	return DoJSON(c.T, c.Srv, method, path, token, body, v)
+}

@@ -1,16 +1,17 @@
 // Package admin serves outguard's HTTP side on the admin listener:
-// Prometheus metrics, health and readiness, configuration reload, and the
-// admin API and console that other files of this package add.
+// Prometheus metrics, health and readiness. The admin API (admin/api) and
+// the web console (admin/console), two front ends of the operations layer
+// (admin/ops), mount on it; docs/architecture.md describes the admin
+// packages.
 //
 // # Overview
 //
 // New builds the handler tree; Start listens; Stop shuts down. The
-// endpoints of this file need no token: /metrics, /-/healthy and
-// /-/ready, which change nothing. NewAPI builds the token-authenticated
-// JSON API, mounted with API.Mount at APIPrefix and at ReloadPath (a
-// reload needs a token of scope all: docs/api.md), and NewConsole the web
-// console mounted at "/", which shares the API's tokens, scoping and
-// audit trail.
+// endpoints of this package need no token: /metrics, /-/healthy and
+// /-/ready, which change nothing. api.New builds the token-authenticated
+// JSON API, mounted with API.Mount at /api/v1/ and at /-/reload (a
+// reload needs a token of scope all: docs/api.md), and console.New the
+// web console mounted at "/".
 package admin
 
 import (

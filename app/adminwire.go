@@ -2,37 +2,39 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
-	"github.com/outguard/outguard/admin"
+	"github.com/outguard/outguard/admin/api"
+	"github.com/outguard/outguard/admin/console"
+	"github.com/outguard/outguard/admin/ops"
 	"github.com/outguard/outguard/config"
 	"github.com/outguard/outguard/feedback"
 )
 
-func adminTokens(cfg *config.Config) []admin.Token {
-	out := make([]admin.Token, 0, len(cfg.Admin.Tokens))
+func adminTokens(cfg *config.Config) []ops.Token {
+	out := make([]ops.Token, 0, len(cfg.Admin.Tokens))
 	for _, t := range cfg.Admin.Tokens {
-		out = append(out, admin.Token{Name: t.Name, Hash: t.Hash, Scope: t.Scope})
+		out = append(out, ops.Token{Name: t.Name, Hash: t.Hash, Scope: t.Scope})
 	}
 	return out
 }
 
-// mountAPI builds the admin API over the running components and mounts
-// it under /api/v1/.
+// mountAPI builds the operations layer over the running components and
+// its two front ends: the JSON API under /api/v1/ (and /-/reload) and
+// the console at /.
 func (a *App) mountAPI(cfg *config.Config) error {
-	var teacher admin.ModelTeacher
+	var teacher ops.ModelTeacher
 	if a.learner != nil {
 		teacher = modelTeacher{a: a}
 	}
-	api, err := admin.NewAPI(admin.APIOptions{
+	o, err := ops.New(ops.Options{
 		Teacher:      teacher,
 		Tokens:       adminTokens(cfg),
 		Locks:        a.ids,
 		Store:        a.store,
-		Feedback:     admin.FeedbackFunc(a.ingestFeedback),
-		FeedbackList: feedbackListFunc(a.listFeedback),
+		Feedback:     ops.FeedbackFunc(a.ingestFeedback),
+		FeedbackList: ops.FeedbackListFunc(a.listFeedback),
 		Campaigns:    a.campaignsWire(),
 		Reload:       a.ReloadFromFile,
 		DB:           a.db,
@@ -51,37 +53,35 @@ func (a *App) mountAPI(cfg *config.Config) error {
 			}
 			return false
 		},
-		MaxFeedbackBytes: cfg.ARF.ParseMaxBytes,
-		Now:              a.opts.Now,
-		Logger:           a.log.With("component", "api"),
-		Registerer:       a.reg,
+		Now:        a.opts.Now,
+		Logger:     a.log.With("component", "api"),
+		Registerer: a.reg,
 	})
+	if err != nil {
+		return fmt.Errorf("admin operations: %w", err)
+	}
+	a.ops = o
+	jsonAPI, err := api.New(api.Options{Ops: o, MaxFeedbackBytes: cfg.ARF.ParseMaxBytes, Registerer: a.reg})
 	if err != nil {
 		return fmt.Errorf("admin API: %w", err)
 	}
-	a.api = api
-	api.Mount(a.admin)
-	console, err := admin.NewConsole(admin.ConsoleOptions{API: api, Logger: a.log.With("component", "console")})
+	jsonAPI.Mount(a.admin)
+	c, err := console.New(console.Options{Ops: o, Logger: a.log.With("component", "console")})
 	if err != nil {
 		return fmt.Errorf("admin console: %w", err)
 	}
-	a.admin.Handle("/", console)
+	a.admin.Handle("/", c)
 	return nil
 }
 
-// ingestFeedback adapts the feedback intake to the API: a report that is
-// not feedback is a result (422), not an error.
-func (a *App) ingestFeedback(ctx context.Context, raw []byte, src string) (admin.FeedbackResult, error) {
-	r, err := a.pipeline.feedback.Ingest(ctx, raw, src)
-	if err != nil && !errors.Is(err, feedback.ErrNotFeedback) {
-		return admin.FeedbackResult{}, err
-	}
-	return admin.FeedbackResultOf(r), nil
+// ingestFeedback hands an uploaded report to the feedback intake.
+func (a *App) ingestFeedback(ctx context.Context, raw []byte, src string) (feedback.Result, error) {
+	return a.pipeline.feedback.Ingest(ctx, raw, src)
 }
 
-// listFeedback serves GET /api/v1/feedback from the intake's store.
-func (a *App) listFeedback(ctx context.Context, q admin.FeedbackQuery) (admin.FeedbackList, error) {
-	out := admin.FeedbackList{Reports: []admin.FeedbackResult{}}
+// listFeedback serves the feedback listing from the intake's store.
+func (a *App) listFeedback(ctx context.Context, q ops.FeedbackQuery) (ops.FeedbackList, error) {
+	out := ops.FeedbackList{Reports: []feedback.Result{}}
 	before := q.Before
 	// A domain filter may skip many reports: read pages until this one
 	// is full or the store ends.
@@ -94,7 +94,7 @@ func (a *App) listFeedback(ctx context.Context, q admin.FeedbackQuery) (admin.Fe
 			if q.Domain != "" && !strings.EqualFold(r.Domain, q.Domain) {
 				continue
 			}
-			out.Reports = append(out.Reports, admin.FeedbackResultOf(r))
+			out.Reports = append(out.Reports, r)
 			if len(out.Reports) == q.Limit {
 				out.Next = r.ID
 				return out, nil
@@ -105,11 +105,4 @@ func (a *App) listFeedback(ctx context.Context, q admin.FeedbackQuery) (admin.Fe
 		}
 		before = next
 	}
-}
-
-// feedbackListFunc adapts a function to admin.FeedbackLister.
-type feedbackListFunc func(context.Context, admin.FeedbackQuery) (admin.FeedbackList, error)
-
-func (f feedbackListFunc) ListFeedback(ctx context.Context, q admin.FeedbackQuery) (admin.FeedbackList, error) {
-	return f(ctx, q)
 }

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/outguard/outguard/admin"
+	"github.com/outguard/outguard/admin/ops"
 	"github.com/outguard/outguard/campaign"
 	"github.com/outguard/outguard/identity"
 )
@@ -23,7 +23,7 @@ type campaignWire struct {
 	locks *identity.Manager
 }
 
-var _ admin.Campaigns = campaignWire{}
+var _ ops.Campaigns = campaignWire{}
 
 // campaignsWire is the adapter over the App's components.
 func (a *App) campaignsWire() campaignWire {
@@ -43,7 +43,7 @@ func (a *App) campaignsWire() campaignWire {
 func (w campaignWire) get() (*campaign.Store, error) {
 	s := w.store()
 	if s == nil {
-		return nil, fmt.Errorf("%w: campaign detection is off (see docs/campaigns.md)", admin.ErrUnavailable)
+		return nil, fmt.Errorf("%w: campaign detection is off (see docs/campaigns.md)", ops.ErrUnavailable)
 	}
 	return s, nil
 }
@@ -51,17 +51,17 @@ func (w campaignWire) get() (*campaign.Store, error) {
 // wireErr maps the store's errors onto the API's.
 func wireErr(id string, err error) error {
 	if errors.Is(err, campaign.ErrNotFound) {
-		return fmt.Errorf("%w: no campaign %q (unknown, or its traffic has left the window)", admin.ErrNotFound, id)
+		return fmt.Errorf("%w: no campaign %q (unknown, or its traffic has left the window)", ops.ErrNotFound, id)
 	}
 	return err
 }
 
-func campaignJSON(c campaign.Campaign) admin.CampaignJSON {
-	return admin.CampaignJSON{
+func campaignJSON(c campaign.Campaign) ops.Campaign {
+	return ops.Campaign{
 		ID: c.ID, FirstSeen: c.First.UTC(), LastSeen: c.Last.UTC(),
 		Messages: c.Messages, Recipients: c.Recipients, Blocked: c.Blocked,
 		Identities: c.Identities, Users: c.Users,
-		Verdicts:  admin.CampaignVerdicts{Clean: c.Clean, Suspect: c.Suspect, Spam: c.Spam},
+		Verdicts:  ops.CampaignVerdicts{Clean: c.Clean, Suspect: c.Suspect, Spam: c.Spam},
 		Confirmed: c.Confirmed, ConfirmedBy: c.ConfirmedBy, ConfirmedAt: c.ConfirmedAt.UTC(),
 		SampleTx: c.SampleTx,
 	}
@@ -69,11 +69,11 @@ func campaignJSON(c campaign.Campaign) admin.CampaignJSON {
 
 // members converts a campaign's identities: the domain is the one of the
 // identity's outgoing user, as in the pipeline's locks.
-func (w campaignWire) members(c campaign.Campaign) []admin.CampaignMember {
-	out := make([]admin.CampaignMember, 0, len(c.Members))
+func (w campaignWire) members(c campaign.Campaign) []ops.CampaignMember {
+	out := make([]ops.CampaignMember, 0, len(c.Members))
 	for _, m := range c.Members {
 		d, _ := w.domainOf(m.User)
-		cm := admin.CampaignMember{Domain: d, Identity: m.Identity, User: m.User, Messages: m.Messages,
+		cm := ops.CampaignMember{Domain: d, Identity: m.Identity, User: m.User, Messages: m.Messages,
 			Recipients: m.Recipients, LastSeen: m.Last.UTC(), LastTx: m.LastTx}
 		if d != "" && w.locks != nil {
 			_, cm.Locked = w.locks.Lookup(identity.IdentityTarget(d, m.Identity))
@@ -97,14 +97,14 @@ func (w campaignWire) inDomain(c campaign.Campaign, domain, ident string) bool {
 	return false
 }
 
-func (w campaignWire) ListCampaigns(ctx context.Context, q admin.CampaignQuery) ([]admin.CampaignJSON, error) {
+func (w campaignWire) ListCampaigns(ctx context.Context, q ops.CampaignQuery) ([]ops.Campaign, error) {
 	s, err := w.get()
 	if err != nil {
 		return nil, err
 	}
 	f := campaign.Filter{Limit: q.Limit, Before: q.Before, Since: q.Since, MinIdentities: q.MinIdentities,
 		MinUsers: q.MinUsers, Confirmed: q.Confirmed, Identity: q.Identity}
-	out := []admin.CampaignJSON{}
+	out := []ops.Campaign{}
 	if q.Domain == "" {
 		for _, c := range s.List(f) {
 			out = append(out, campaignJSON(c))
@@ -139,22 +139,22 @@ func (w campaignWire) ListCampaigns(ctx context.Context, q admin.CampaignQuery) 
 	}
 }
 
-func (w campaignWire) Campaign(ctx context.Context, id string) (admin.CampaignDetail, error) {
+func (w campaignWire) Campaign(ctx context.Context, id string) (ops.CampaignDetail, error) {
 	s, err := w.get()
 	if err != nil {
-		return admin.CampaignDetail{}, err
+		return ops.CampaignDetail{}, err
 	}
 	c, err := s.Get(id)
 	if err != nil {
-		return admin.CampaignDetail{}, wireErr(id, err)
+		return ops.CampaignDetail{}, wireErr(id, err)
 	}
-	return admin.CampaignDetail{CampaignJSON: campaignJSON(c), Members: w.members(c)}, nil
+	return ops.CampaignDetail{Campaign: campaignJSON(c), Members: w.members(c)}, nil
 }
 
-func (w campaignWire) ConfirmCampaign(ctx context.Context, id, by string, confirmed bool) (admin.CampaignJSON, error) {
+func (w campaignWire) ConfirmCampaign(ctx context.Context, id, by string, confirmed bool) (ops.Campaign, error) {
 	s, err := w.get()
 	if err != nil {
-		return admin.CampaignJSON{}, err
+		return ops.Campaign{}, err
 	}
 	if confirmed {
 		err = s.Confirm(id, by)
@@ -162,11 +162,11 @@ func (w campaignWire) ConfirmCampaign(ctx context.Context, id, by string, confir
 		err = s.Unconfirm(id)
 	}
 	if err != nil {
-		return admin.CampaignJSON{}, wireErr(id, err)
+		return ops.Campaign{}, wireErr(id, err)
 	}
 	c, err := s.Get(id)
 	if err != nil {
-		return admin.CampaignJSON{}, wireErr(id, err)
+		return ops.Campaign{}, wireErr(id, err)
 	}
 	return campaignJSON(c), nil
 }

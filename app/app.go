@@ -35,6 +35,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/outguard/outguard/admin"
+	"github.com/outguard/outguard/admin/ops"
 	"github.com/outguard/outguard/arf"
 	"github.com/outguard/outguard/campaign"
 	"github.com/outguard/outguard/config"
@@ -110,7 +111,7 @@ type App struct {
 	// learner is the content model with the operator's overlay; it
 	// outlives reloads. Nil when the model is disabled at start.
 	learner *content.Learner
-	api     *admin.API
+	ops     *ops.Ops
 	// campaigns groups near-duplicate content across identities
 	// (docs/campaigns.md); nil when campaign detection is off.
 	campaigns *campaign.Store
@@ -431,8 +432,8 @@ func (a *App) apply(cfg *config.Config) error {
 	} else {
 		a.auth.table.Store(users)
 	}
-	if a.api != nil {
-		if err := a.api.SetTokens(adminTokens(cfg)); err != nil {
+	if a.ops != nil {
+		if err := a.ops.SetTokens(adminTokens(cfg)); err != nil {
 			a.log.Error("admin tokens not reloaded, keeping the old ones", "err", err)
 		}
 	}

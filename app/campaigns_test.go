@@ -8,12 +8,12 @@ import (
 	"strings"
 	"testing"
 
-	"golang.org/x/crypto/bcrypt"
-
-	"github.com/outguard/outguard/admin"
+	"github.com/outguard/outguard/admin/apiv1"
+	"github.com/outguard/outguard/admin/ops"
 	"github.com/outguard/outguard/campaign"
 	"github.com/outguard/outguard/identity"
 	"github.com/outguard/outguard/quarantine"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // useCampaigns gives the running App a campaign store on its clock, as
@@ -27,7 +27,7 @@ func useCampaigns(t *testing.T, e *env) *campaign.Store {
 		t.Fatal(err)
 	}
 	e.app.campaigns = s
-	if err := e.app.api.SetTokens(adminTokens(e.app.Config())); err != nil {
+	if err := e.app.ops.SetTokens(adminTokens(e.app.Config())); err != nil {
 		t.Fatal(err)
 	}
 	return s
@@ -129,7 +129,7 @@ func TestCampaignsAPIAndCLI(t *testing.T) {
 	// detection on by default; replacing the tokens orders the write
 	// before the handlers' reads.)
 	e.app.campaigns = nil
-	if err := e.app.api.SetTokens(adminTokens(e.app.Config())); err != nil {
+	if err := e.app.ops.SetTokens(adminTokens(e.app.Config())); err != nil {
 		t.Fatal(err)
 	}
 	if code := apiGet(t, base, "GET", "/campaigns", "", nil); code != http.StatusNotImplemented {
@@ -145,12 +145,12 @@ func TestCampaignsAPIAndCLI(t *testing.T) {
 	other := campaign.Compute(campaign.Input{Subject: "Minutes of the board meeting", Text: strings.Repeat("The board discussed the budget for next year and agreed to review the plan in March. ", 4)})
 	s.Observe(&other, campaign.Message{TxID: "y", Identity: "secretary", User: "trial", Recipients: 1})
 
-	var list admin.CampaignList
+	var list apiv1.CampaignList
 	if code := apiGet(t, base, "GET", "/campaigns?min_identities=2", "", &list); code != 200 || len(list.Campaigns) != 1 || list.Campaigns[0].ID != id ||
 		list.Campaigns[0].Identities != 5 || list.Campaigns[0].Messages != 5 {
 		t.Fatalf("list: got %d %+v", code, list)
 	}
-	var d admin.CampaignDetail
+	var d apiv1.CampaignDetail
 	if code := apiGet(t, base, "GET", "/campaigns/"+id, "", &d); code != 200 || len(d.Members) != 5 || d.SampleTx == "" {
 		t.Fatalf("detail: got %d %+v", code, d)
 	}
@@ -214,7 +214,7 @@ func TestCampaignsAPIAndCLI(t *testing.T) {
 		}
 	}
 	out, _, code = run("campaigns", "lock", id, "--reason", "again", "--json")
-	var res admin.CampaignLockResult
+	var res apiv1.CampaignLockResult
 	if code != 0 || json.Unmarshal([]byte(out), &res) != nil || len(res.Locked) != 0 || len(res.Skipped) != 5 {
 		t.Errorf("second lock: exit %d %s, want nothing locked", code, out)
 	}
@@ -260,7 +260,7 @@ func TestCampaignsScopedListing(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Also orders the assignment above before the handlers' reads.
-	if err := e.app.api.SetTokens([]admin.Token{{Name: "outadmin", Hash: string(h), Scope: "out.example.net"}}); err != nil {
+	if err := e.app.ops.SetTokens([]ops.Token{{Name: "outadmin", Hash: string(h), Scope: "out.example.net"}}); err != nil {
 		t.Fatal(err)
 	}
 	base := "http://" + e.app.AdminAddr().String()
@@ -289,7 +289,7 @@ func TestCampaignsScopedListing(t *testing.T) {
 		}
 		return resp.StatusCode
 	}
-	var l admin.CampaignList
+	var l apiv1.CampaignList
 	if code := get("/campaigns", &l); code != 200 || len(l.Campaigns) != 1 || l.Campaigns[0].ID != mine {
 		t.Errorf("scoped list: got %d %+v, want only %s", code, l, mine)
 	}
@@ -299,7 +299,7 @@ func TestCampaignsScopedListing(t *testing.T) {
 	if code := get("/campaigns?identity=bot1", &l); code != 200 || len(l.Campaigns) != 1 {
 		t.Errorf("own identity: got %+v", l)
 	}
-	var d admin.CampaignDetail
+	var d apiv1.CampaignDetail
 	if code := get("/campaigns/"+mine, &d); code != 200 || len(d.Members) != 1 || d.Members[0].Identity != "bot1" || d.HiddenIdentities != 1 {
 		t.Errorf("scoped detail: got %d %+v", code, d)
 	}

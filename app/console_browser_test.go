@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"golang.org/x/crypto/bcrypt"
-
-	"github.com/outguard/outguard/admin"
+	"github.com/outguard/outguard/admin/console"
+	"github.com/outguard/outguard/admin/ops"
 	"github.com/outguard/outguard/identity"
+	"golang.org/x/crypto/bcrypt"
 )
 
 const consoleToken = "console-browser-token"
@@ -48,12 +48,12 @@ func mountConsole(t *testing.T, e *env) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.app.api.SetTokens([]admin.Token{{Name: "ops", Hash: string(h), Scope: admin.ScopeAll}}); err != nil {
+	if err := e.app.ops.SetTokens([]ops.Token{{Name: "ops", Hash: string(h), Scope: ops.ScopeAll}}); err != nil {
 		t.Fatal(err)
 	}
 	mux := e.app.admin.Handler().(*http.ServeMux)
 	if _, pattern := mux.Handler(httptest.NewRequest(http.MethodGet, "/login", nil)); pattern == "" {
-		c, err := admin.NewConsole(admin.ConsoleOptions{API: e.app.api})
+		c, err := console.New(console.Options{Ops: e.app.ops})
 		if err != nil {
 			t.Fatal(err)
 		}

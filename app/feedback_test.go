@@ -12,8 +12,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
-
-	"github.com/outguard/outguard/admin"
+	"github.com/outguard/outguard/admin/apiv1"
 	"github.com/outguard/outguard/internal/testutil"
 	"github.com/outguard/outguard/quarantine"
 )
@@ -72,7 +71,7 @@ func (e *env) locked(ident string) bool {
 }
 
 // feedbackList lists stored reports through the admin API.
-func (e *env) feedbackList(t *testing.T, query string) []admin.FeedbackResult {
+func (e *env) feedbackList(t *testing.T, query string) []apiv1.FeedbackResult {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, "http://"+e.app.AdminAddr().String()+"/api/v1/feedback?"+query, nil)
 	req.Header.Set("Authorization", "Bearer trial-token")
@@ -85,7 +84,7 @@ func (e *env) feedbackList(t *testing.T, query string) []admin.FeedbackResult {
 	if resp.StatusCode != 200 {
 		t.Fatalf("GET /api/v1/feedback: status %d: %s", resp.StatusCode, b)
 	}
-	var l admin.FeedbackList
+	var l apiv1.FeedbackList
 	if err := json.Unmarshal(b, &l); err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +297,7 @@ func TestFeedbackCLIDuplicate(t *testing.T) {
 		}
 	}
 	out, code = run("feedback", "ingest", "--json", file)
-	var res admin.FeedbackResult
+	var res apiv1.FeedbackResult
 	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 0 || !res.Duplicate || res.DuplicateOf == "" || res.Counted {
 		t.Fatalf("--json ingest: exit %d, %q; want duplicate with duplicate_of", code, out)
 	}
@@ -392,7 +391,7 @@ func TestFeedbackRetention(t *testing.T) {
 	e.clock.Advance(2 * 24 * time.Hour)
 	e.app.pipeline.feedback.PruneNow()
 	list := e.feedbackList(t, "")
-	if len(list) != 1 || !strings.Contains(list[0].Result.File, "smtp:") {
+	if len(list) != 1 || !strings.Contains(list[0].File, "smtp:") {
 		t.Fatalf("after 31 days: %+v, want only the newer report", list)
 	}
 	if m := counterValue(t, e.app, "outguard_feedback_pruned_total", nil); m != 1 {

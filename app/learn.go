@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/outguard/outguard/admin"
+	"github.com/outguard/outguard/admin/ops"
 	"github.com/outguard/outguard/config"
 	"github.com/outguard/outguard/filter"
 	"github.com/outguard/outguard/filter/content"
@@ -43,15 +43,15 @@ type modelTeacher struct {
 	a *App
 }
 
-var _ admin.ModelTeacher = modelTeacher{}
+var _ ops.ModelTeacher = modelTeacher{}
 
 // errLearningOff is returned when the configuration turns learning off.
-var errLearningOff = fmt.Errorf("%w: learning is turned off (filter.engines.builtin.content_model)", admin.ErrConflict)
+var errLearningOff = fmt.Errorf("%w: learning is turned off (filter.engines.builtin.content_model)", ops.ErrConflict)
 
 // model returns the content model, or an error when it is disabled.
 func (t modelTeacher) model() (*content.Learner, error) {
 	if t.a.learner == nil {
-		return nil, fmt.Errorf("%w: the content model is disabled", admin.ErrConflict)
+		return nil, fmt.Errorf("%w: the content model is disabled", ops.ErrConflict)
 	}
 	return t.a.learner, nil
 }
@@ -72,18 +72,18 @@ func (t modelTeacher) learner() (*content.Learner, error) {
 
 // LearnStored teaches the model with the stored (quarantined) message id.
 // Only quarantined messages keep their content; for the others it returns
-// an error wrapping admin.ErrConflict.
-func (t modelTeacher) LearnStored(ctx context.Context, id string, spam bool) (admin.LearnResult, error) {
+// an error wrapping ops.ErrConflict.
+func (t modelTeacher) LearnStored(ctx context.Context, id string, spam bool) (ops.LearnResult, error) {
 	l, err := t.learner()
 	if err != nil {
-		return admin.LearnResult{}, err
+		return ops.LearnResult{}, err
 	}
 	raw, err := t.a.store.Raw(id, quarantine.Actor{Name: "learn"})
 	switch {
 	case errors.Is(err, quarantine.ErrNotQuarantined), errors.Is(err, quarantine.ErrGone):
-		return admin.LearnResult{}, fmt.Errorf("%w: %s: the message's content is not kept, so the model cannot learn from it (%v)", admin.ErrConflict, id, err)
+		return ops.LearnResult{}, fmt.Errorf("%w: %s: the message's content is not kept, so the model cannot learn from it (%v)", ops.ErrConflict, id, err)
 	case err != nil:
-		return admin.LearnResult{}, err
+		return ops.LearnResult{}, err
 	}
 	res, err := t.learn(l, raw, spam)
 	if err != nil {
@@ -100,39 +100,39 @@ func (t modelTeacher) LearnStored(ctx context.Context, id string, spam bool) (ad
 }
 
 // LearnRaw teaches the model with an uploaded message.
-func (t modelTeacher) LearnRaw(ctx context.Context, raw []byte, spam bool) (admin.LearnResult, error) {
+func (t modelTeacher) LearnRaw(ctx context.Context, raw []byte, spam bool) (ops.LearnResult, error) {
 	l, err := t.learner()
 	if err != nil {
-		return admin.LearnResult{}, err
+		return ops.LearnResult{}, err
 	}
 	return t.learn(l, raw, spam)
 }
 
-func (t modelTeacher) learn(l *content.Learner, raw []byte, spam bool) (admin.LearnResult, error) {
+func (t modelTeacher) learn(l *content.Learner, raw []byte, spam bool) (ops.LearnResult, error) {
 	m, err := filter.ParseBytes(raw, filter.DefaultLimits())
 	if err != nil {
-		return admin.LearnResult{}, fmt.Errorf("%w: %v", admin.ErrBadRequest, err)
+		return ops.LearnResult{}, fmt.Errorf("%w: %v", ops.ErrBadRequest, err)
 	}
 	before, after, err := filter.LearnMessage(l, m, spam)
 	if err != nil {
-		return admin.LearnResult{}, err
+		return ops.LearnResult{}, err
 	}
 	as := "ham"
 	if spam {
 		as = "spam"
 	}
 	t.a.log.Info("content model learnt", "as", as, "before", before, "after", after, "version", l.Version())
-	return admin.LearnResult{As: as, Before: before, After: after, Version: l.Version()}, nil
+	return ops.LearnResult{As: as, Before: before, After: after, Version: l.Version()}, nil
 }
 
 // Info describes the model and its overlay.
-func (t modelTeacher) Info() (admin.ModelInfo, error) {
+func (t modelTeacher) Info() (ops.ModelInfo, error) {
 	l, err := t.model()
 	if err != nil {
-		return admin.ModelInfo{}, err
+		return ops.ModelInfo{}, err
 	}
 	seed := l.Seed()
-	return admin.ModelInfo{
+	return ops.ModelInfo{
 		Overlay: l.Info(), SeedFeatures: seed.Len(), Trained: seed.Info,
 		SpamThreshold: float64(seed.Spam), SuspectThreshold: float64(seed.Suspect),
 	}, nil
@@ -155,7 +155,7 @@ func (t modelTeacher) Import(data []byte) error {
 	}
 	if err := l.Import(data); err != nil {
 		if errors.Is(err, content.ErrBadOverlay) {
-			return fmt.Errorf("%w: %v", admin.ErrBadRequest, err)
+			return fmt.Errorf("%w: %v", ops.ErrBadRequest, err)
 		}
 		return err
 	}

@@ -16,7 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/outguard/outguard/admin"
+	"github.com/outguard/outguard/admin/apiv1"
 	"github.com/outguard/outguard/config"
 )
 
@@ -180,7 +180,7 @@ func (c *apiClient) request(method, path string, query url.Values, body io.Reade
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	var eb admin.ErrorBody
+	var eb apiv1.ErrorBody
 	if json.Unmarshal(b, &eb) == nil && eb.Error.Code != "" {
 		return nil, &apiError{status: resp.StatusCode, code: eb.Error.Code, message: eb.Error.Message, body: b}
 	}
@@ -313,7 +313,7 @@ func checkTime(stderr io.Writer, verb, flagName, v string) (int, bool) {
 	if v == "" {
 		return 0, true
 	}
-	if _, err := admin.ParseTime(v); err != nil {
+	if _, err := apiv1.ParseTime(v); err != nil {
 		return usageError(stderr, verb, "--%s: %v", flagName, err), false
 	}
 	return 0, true

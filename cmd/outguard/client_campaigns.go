@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/outguard/outguard/admin"
+	"github.com/outguard/outguard/admin/apiv1"
 )
 
 var campaignsHelp = helpText(
@@ -162,8 +162,8 @@ func runCampaigns(args []string, stdout, stderr io.Writer) int {
 	case "show":
 		return campaignShow(cl, cf, rest[0], stdout)
 	case "lock":
-		var res admin.CampaignLockResult
-		if err := cl.call("POST", campaignPath(rest[0])+"/lock", nil, admin.CampaignLockRequest{Reason: *reason, Duration: *duration}, &res); err != nil {
+		var res apiv1.CampaignLockResult
+		if err := cl.call("POST", campaignPath(rest[0])+"/lock", nil, apiv1.CampaignLockRequest{Reason: *reason, Duration: *duration}, &res); err != nil {
 			return cl.fail(err)
 		}
 		if cf.json {
@@ -186,7 +186,7 @@ func runCampaigns(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "campaign %s: %d locked, %d skipped\n", res.Campaign, len(res.Locked), len(res.Skipped)+res.SkippedOtherDomains)
 		return exitOK
 	default: // confirm, unconfirm
-		var c admin.CampaignJSON
+		var c apiv1.Campaign
 		if err := cl.call("POST", campaignPath(rest[0])+"/"+sub, nil, nil, &c); err != nil {
 			return cl.fail(err)
 		}
@@ -207,7 +207,7 @@ func runCampaigns(args []string, stdout, stderr io.Writer) int {
 func campaignPath(id string) string { return "/campaigns/" + url.PathEscape(id) }
 
 func campaignsList(cl *apiClient, cf *clientFlags, q url.Values, stdout, stderr io.Writer) int {
-	var res admin.CampaignList
+	var res apiv1.CampaignList
 	if err := cl.call("GET", "/campaigns", q, nil, &res); err != nil {
 		return cl.fail(err)
 	}
@@ -237,7 +237,7 @@ func campaignsList(cl *apiClient, cf *clientFlags, q url.Values, stdout, stderr 
 }
 
 func campaignShow(cl *apiClient, cf *clientFlags, id string, stdout io.Writer) int {
-	var d admin.CampaignDetail
+	var d apiv1.CampaignDetail
 	if err := cl.call("GET", campaignPath(id), nil, nil, &d); err != nil {
 		return cl.fail(err)
 	}

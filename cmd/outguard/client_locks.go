@@ -8,8 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/outguard/outguard/admin"
-	"github.com/outguard/outguard/identity"
+	"github.com/outguard/outguard/admin/apiv1"
 )
 
 var lockHelp = helpText(
@@ -97,16 +96,16 @@ func runLockVerb(verb, help string, args []string, stdout, stderr io.Writer) int
 	if cl == nil {
 		return code
 	}
-	var l admin.LockJSON
+	var l apiv1.Lock
 	var err error
 	if verb == "lock" {
-		err = cl.call("POST", "/locks", nil, admin.LockRequest{Kind: kind, Domain: *domain, Name: name, Reason: *reason, Duration: *dur}, &l)
+		err = cl.call("POST", "/locks", nil, apiv1.LockRequest{Kind: kind, Domain: *domain, Name: name, Reason: *reason, Duration: *dur}, &l)
 	} else {
 		path, perr := lockPath(kind, *domain, name)
 		if perr != nil {
 			return usageError(stderr, verb, "%v", perr)
 		}
-		err = cl.call("DELETE", path, nil, admin.UnlockRequest{Reason: *reason}, &l)
+		err = cl.call("DELETE", path, nil, apiv1.UnlockRequest{Reason: *reason}, &l)
 	}
 	if err != nil {
 		return cl.fail(err)
@@ -184,7 +183,7 @@ func runLocks(args []string, stdout, stderr io.Writer) int {
 	if *domain != "" {
 		q.Set("domain", *domain)
 	}
-	var res admin.LockList
+	var res apiv1.LockList
 	if err := cl.call("GET", "/locks", q, nil, &res); err != nil {
 		return cl.fail(err)
 	}
@@ -247,7 +246,7 @@ func runUsage(args []string, stdout, stderr io.Writer) int {
 	if cl == nil {
 		return code
 	}
-	var u identity.Usage
+	var u apiv1.Usage
 	path := "/identities/" + url.PathEscape(*domain) + "/" + url.PathEscape(fs.Arg(0)) + "/usage"
 	if err := cl.call("GET", path, nil, nil, &u); err != nil {
 		return cl.fail(err)

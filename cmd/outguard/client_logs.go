@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/outguard/outguard/admin"
+	"github.com/outguard/outguard/admin/apiv1"
 )
 
 var logsHelp = helpText(
@@ -109,7 +109,7 @@ func runLogs(args []string, stdout, stderr io.Writer) int {
 			query.Set(k, *v)
 		}
 	}
-	var res admin.SearchResponse
+	var res apiv1.SearchResponse
 	if err := cl.call("GET", "/messages", query, nil, &res); err != nil {
 		return cl.fail(err)
 	}
@@ -128,7 +128,7 @@ func runLogs(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func printMessages(w io.Writer, msgs []admin.MessageJSON) {
+func printMessages(w io.Writer, msgs []apiv1.Message) {
 	if len(msgs) == 0 {
 		fmt.Fprintln(w, "no matching records")
 		return
@@ -233,7 +233,7 @@ func runReport(args []string, stdout, stderr io.Writer) int {
 			query.Set(k, v)
 		}
 	}
-	var res admin.ReportResponse
+	var res apiv1.ReportResponse
 	if err := cl.call("GET", "/reports", query, nil, &res); err != nil {
 		return cl.fail(err)
 	}

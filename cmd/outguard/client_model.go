@@ -11,9 +11,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/outguard/outguard/admin/apiv1"
 	"golang.org/x/term"
-
-	"github.com/outguard/outguard/admin"
 )
 
 var learnHelp = helpText(
@@ -63,7 +62,7 @@ is a terminal, and a summary line ends the run there.
 // learnLine is one line of `outguard learn --json`.
 type learnLine struct {
 	File string `json:"file,omitempty"`
-	admin.LearnResult
+	apiv1.LearnResult
 }
 
 func runLearn(args []string, stdout, stderr io.Writer) int {
@@ -102,10 +101,10 @@ func runLearn(args []string, stdout, stderr io.Writer) int {
 	prog := newProgress(stderr, "outguard "+cf.name, "messages", len(targets))
 	defer prog.finish()
 	for _, t := range targets {
-		var res admin.LearnResult
+		var res apiv1.LearnResult
 		var err error
 		if *byID {
-			err = cl.call("POST", "/messages/"+url.PathEscape(t)+"/learn", nil, admin.LearnRequest{As: as, Reason: *reason}, &res)
+			err = cl.call("POST", "/messages/"+url.PathEscape(t)+"/learn", nil, apiv1.LearnRequest{As: as, Reason: *reason}, &res)
 		} else {
 			res, err = learnFile(cl, t, as)
 		}
@@ -140,8 +139,8 @@ func runLearn(args []string, stdout, stderr io.Writer) int {
 }
 
 // learnFile uploads one message to learn from.
-func learnFile(cl *apiClient, name, as string) (admin.LearnResult, error) {
-	var res admin.LearnResult
+func learnFile(cl *apiClient, name, as string) (apiv1.LearnResult, error) {
+	var res apiv1.LearnResult
 	raw, err := readArg(name)
 	if err != nil {
 		return res, &readError{err}
@@ -172,7 +171,7 @@ func errorCode(err error) string {
 }
 
 // learntScores tells what learning did to a message's score.
-func learntScores(r admin.LearnResult) string {
+func learntScores(r apiv1.LearnResult) string {
 	return fmt.Sprintf("score %.2f -> %.2f (model %s)", r.Before, r.After, clean(r.Version, 80))
 }
 
@@ -258,7 +257,7 @@ func runModel(args []string, stdout, stderr io.Writer) int {
 	if cl == nil {
 		return code
 	}
-	var info admin.ModelInfo
+	var info apiv1.ModelInfo
 	switch sub {
 	case "info":
 		if err := cl.call("GET", "/model", nil, nil, &info); err != nil {
@@ -325,7 +324,7 @@ func runModel(args []string, stdout, stderr io.Writer) int {
 // confirmReset asks on the terminal whether to drop the overlay, telling
 // what it holds.
 func confirmReset(cl *apiClient, stderr io.Writer) (bool, error) {
-	var info admin.ModelInfo
+	var info apiv1.ModelInfo
 	if err := cl.call("GET", "/model", nil, nil, &info); err != nil {
 		return false, err
 	}
@@ -342,7 +341,7 @@ func confirmReset(cl *apiClient, stderr io.Writer) (bool, error) {
 	return false, nil
 }
 
-func printModel(w io.Writer, info admin.ModelInfo) {
+func printModel(w io.Writer, info apiv1.ModelInfo) {
 	o := info.Overlay
 	tw := table(w)
 	row(tw, "version", o.Version)

@@ -11,7 +11,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/outguard/outguard/admin"
+	"github.com/outguard/outguard/admin/apiv1"
+	"github.com/outguard/outguard/admin/ops"
 	"github.com/outguard/outguard/filter/content"
 	"github.com/outguard/outguard/quarantine"
 )
@@ -31,13 +32,13 @@ type fakeTeacher struct {
 	err      error
 }
 
-var _ admin.ModelTeacher = (*fakeTeacher)(nil)
+var _ ops.ModelTeacher = (*fakeTeacher)(nil)
 
-func (f *fakeTeacher) LearnStored(ctx context.Context, id string, spam bool) (admin.LearnResult, error) {
+func (f *fakeTeacher) LearnStored(ctx context.Context, id string, spam bool) (ops.LearnResult, error) {
 	if _, err := f.store.Raw(id, quarantine.Actor{Name: "learn"}); errors.Is(err, quarantine.ErrNotQuarantined) || errors.Is(err, quarantine.ErrGone) {
-		return admin.LearnResult{}, fmt.Errorf("%w: %s: the message's content is not kept", admin.ErrConflict, id)
+		return ops.LearnResult{}, fmt.Errorf("%w: %s: the message's content is not kept", ops.ErrConflict, id)
 	} else if err != nil {
-		return admin.LearnResult{}, err
+		return ops.LearnResult{}, err
 	}
 	res, err := f.learn(spam)
 	if err == nil {
@@ -46,22 +47,22 @@ func (f *fakeTeacher) LearnStored(ctx context.Context, id string, spam bool) (ad
 	return res, err
 }
 
-func (f *fakeTeacher) LearnRaw(ctx context.Context, raw []byte, spam bool) (admin.LearnResult, error) {
+func (f *fakeTeacher) LearnRaw(ctx context.Context, raw []byte, spam bool) (ops.LearnResult, error) {
 	f.mu.Lock()
 	f.uploads++
 	f.mu.Unlock()
 	return f.learn(spam)
 }
 
-func (f *fakeTeacher) learn(spam bool) (admin.LearnResult, error) {
+func (f *fakeTeacher) learn(spam bool) (ops.LearnResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
-		return admin.LearnResult{}, f.err
+		return ops.LearnResult{}, f.err
 	}
 	f.updates++
 	f.learned++
-	res := admin.LearnResult{As: "ham", Before: 1.5, After: -2.5, Version: f.versionLocked()}
+	res := ops.LearnResult{As: "ham", Before: 1.5, After: -2.5, Version: f.versionLocked()}
 	if spam {
 		res.As, res.After = "spam", 5.5
 	}
@@ -75,13 +76,13 @@ func (f *fakeTeacher) versionLocked() string {
 	return fmt.Sprintf("seed-test+%d", f.updates)
 }
 
-func (f *fakeTeacher) Info() (admin.ModelInfo, error) {
+func (f *fakeTeacher) Info() (ops.ModelInfo, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
-		return admin.ModelInfo{}, f.err
+		return ops.ModelInfo{}, f.err
 	}
-	return admin.ModelInfo{
+	return ops.ModelInfo{
 		Overlay: content.OverlayInfo{Seed: "seed-test", Version: f.versionLocked(), Updates: f.updates, Learned: f.learned,
 			Features: int(3 * f.learned), MaxFeatures: 1000},
 		SeedFeatures: 12345, Trained: "the test corpus", SpamThreshold: 5, SuspectThreshold: 3,
@@ -101,7 +102,7 @@ func (f *fakeTeacher) Import(data []byte) error {
 	defer f.mu.Unlock()
 	var u, l uint64
 	if _, err := fmt.Sscanf(string(data), "fake-overlay %d %d", &u, &l); err != nil {
-		return fmt.Errorf("%w: not an overlay", admin.ErrBadRequest)
+		return fmt.Errorf("%w: not an overlay", ops.ErrBadRequest)
 	}
 	f.updates, f.learned, f.imported = max(f.updates, u)+1, l, data
 	return nil
@@ -166,7 +167,7 @@ func TestClientLearnFiles(t *testing.T) {
 	if e.teacher.uploads != 3 {
 		t.Errorf("got %d uploads, want 3", e.teacher.uploads)
 	}
-	e.teacher.err = fmt.Errorf("%w: learning is turned off", admin.ErrConflict)
+	e.teacher.err = fmt.Errorf("%w: learning is turned off", ops.ErrConflict)
 	code, out, _ = e.cli(cliTokAll, "learn", "spam", "--json", msg)
 	if lines := jsonLines[map[string]any](t, out); code != exitFailed || len(lines) != 1 || lines[0]["error"] != "conflict" {
 		t.Errorf("learning off: exit %d, got %q; want 1 and error conflict", code, out)
@@ -180,7 +181,7 @@ func TestClientLearnStored(t *testing.T) {
 		t.Fatalf("learn spam --id: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 	code, out, _ = e.cli(cliTokOut, "logs", "--status", "quarantined", "--json")
-	if msgs := jsonLines[admin.MessageJSON](t, out); code != exitOK || len(msgs) != 1 || msgs[0].Learned != "spam" {
+	if msgs := jsonLines[apiv1.Message](t, out); code != exitOK || len(msgs) != 1 || msgs[0].Learned != "spam" {
 		t.Errorf("logs after learning: exit %d, got %+v; want the message learnt as spam", code, msgs)
 	}
 	if code, out, _ := e.cli(cliTokOut, "quarantine", "show", e.spam); code != exitOK || !regexpLine(out, `learnt\s+as spam`) ||
@@ -188,7 +189,7 @@ func TestClientLearnStored(t *testing.T) {
 		t.Errorf("quarantine show: exit %d\n%s", code, out)
 	}
 	code, out, _ = e.cli(cliTokAll, "audit", "--action", "learn", "--json")
-	if entries := jsonLines[admin.AuditEntry](t, out); code != exitOK || len(entries) != 1 || entries[0].Actor != "outadmin" ||
+	if entries := jsonLines[apiv1.AuditEntry](t, out); code != exitOK || len(entries) != 1 || entries[0].Actor != "outadmin" ||
 		entries[0].Reason != "confirmed by abuse desk" || entries[0].Target.Name != e.spam {
 		t.Errorf("audit: exit %d, got %+v", code, entries)
 	}
@@ -223,7 +224,7 @@ func TestClientReleaseTeachesHam(t *testing.T) {
 		t.Errorf("release: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 	code, out, _ = e.cli(cliTokOut, "quarantine", "show", e.spam, "--json")
-	var d admin.MessageDetail
+	var d apiv1.MessageDetail
 	if err := json.Unmarshal([]byte(out), &d); code != exitOK || err != nil || d.Message.Learned != "ham" {
 		t.Errorf("show --json after release: exit %d, %q", code, out)
 	}
@@ -243,7 +244,7 @@ func TestClientModel(t *testing.T) {
 		t.Errorf("info: exit %d, stderr %q\n%s", code, errs, out)
 	}
 	code, out, _ = e.cli(cliTokAll, "model", "info", "--json")
-	var info admin.ModelInfo
+	var info apiv1.ModelInfo
 	if err := json.Unmarshal([]byte(out), &info); code != exitOK || err != nil || info.Overlay.Version != "seed-test+1" || strings.Count(out, "\n") != 1 {
 		t.Errorf("info --json: exit %d, %q", code, out)
 	}
@@ -293,7 +294,7 @@ func TestClientModel(t *testing.T) {
 		t.Errorf("import -: exit %d, stderr %q", code, errs)
 	}
 	code, out, _ = e.cli(cliTokAll, "audit", "--action", "model", "--json")
-	if entries := jsonLines[admin.AuditEntry](t, out); code != exitOK || len(entries) != 4 {
+	if entries := jsonLines[apiv1.AuditEntry](t, out); code != exitOK || len(entries) != 4 {
 		t.Errorf("audit: exit %d, got %d model entries, want 4 (reset, import, reset, import)", code, len(entries))
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outguard/outguard/admin"
+	"github.com/outguard/outguard/admin/apiv1"
 	"github.com/outguard/outguard/internal/testutil"
 	"github.com/outguard/outguard/quarantine"
 )
@@ -38,7 +38,7 @@ func TestClientLogsPartial(t *testing.T) {
 	}
 	code, out, _ = e.cli(cliTokAll, "logs", "--since", "24h", "--json")
 	var found bool
-	for _, m := range jsonLines[admin.MessageJSON](t, out) {
+	for _, m := range jsonLines[apiv1.Message](t, out) {
 		if m.ID == r.ID {
 			found = len(m.PartiallyScanned) == 1 && m.PartiallyScanned[0] == "max_parts"
 		} else if len(m.PartiallyScanned) > 0 {
@@ -49,7 +49,7 @@ func TestClientLogsPartial(t *testing.T) {
 		t.Errorf("--json: exit %d, partially_scanned of %s missing:\n%s", code, r.ID, out)
 	}
 	code, out, _ = e.cli(cliTokAll, "logs", "--partial", "--json")
-	if got := jsonLines[admin.MessageJSON](t, out); code != exitOK || len(got) != 1 || got[0].ID != r.ID {
+	if got := jsonLines[apiv1.Message](t, out); code != exitOK || len(got) != 1 || got[0].ID != r.ID {
 		t.Errorf("--partial: exit %d, got %+v, want only %s", code, got, r.ID)
 	}
 	code, out, _ = e.cli(cliTokAll, "quarantine", "show", r.ID)

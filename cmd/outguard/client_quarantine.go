@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/outguard/outguard/admin"
+	"github.com/outguard/outguard/admin/apiv1"
 )
 
 var quarantineHelp = helpText(
@@ -91,7 +91,7 @@ func runQuarantine(args []string, stdout, stderr io.Writer) int {
 	}
 	switch sub {
 	case "show":
-		var d admin.MessageDetail
+		var d apiv1.MessageDetail
 		if err := cl.call("GET", path, nil, nil, &d); err != nil {
 			return cl.fail(err)
 		}
@@ -105,7 +105,7 @@ func runQuarantine(args []string, stdout, stderr io.Writer) int {
 			return cl.fail(err)
 		}
 	case "release":
-		var r admin.ReleaseResponse
+		var r apiv1.ReleaseResponse
 		if err := cl.call("POST", path+"/release", nil, body, &r); err != nil {
 			return cl.fail(err)
 		}
@@ -120,7 +120,7 @@ func runQuarantine(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "released %s: delivered to the next hop\n", r.ID)
 		}
 	case "delete":
-		var r admin.DeleteResponse
+		var r apiv1.DeleteResponse
 		if err := cl.call("DELETE", path, nil, body, &r); err != nil {
 			return cl.fail(err)
 		}
@@ -171,7 +171,7 @@ func download(cl *apiClient, path, output string, stdout io.Writer) (int64, erro
 	return n, nil
 }
 
-func printMessage(w io.Writer, d admin.MessageDetail) {
+func printMessage(w io.Writer, d apiv1.MessageDetail) {
 	m := d.Message
 	tw := table(w)
 	field := func(k, v string) { row(tw, k, v) }
@@ -349,7 +349,7 @@ func runFeedback(args []string, stdout, stderr io.Writer) int {
 
 // printIngested prints the outcome of one uploaded report and names it
 // for the summary line: accepted, duplicates, refused or errors.
-func printIngested(stdout, stderr io.Writer, asJSON bool, name string, res admin.FeedbackResult, err error) string {
+func printIngested(stdout, stderr io.Writer, asJSON bool, name string, res apiv1.FeedbackResult, err error) string {
 	if err != nil {
 		if asJSON {
 			writeJSON(stdout, map[string]any{"file": name, "ok": false, "error": "request-failed", "detail": err.Error()})
@@ -385,7 +385,7 @@ func printIngested(stdout, stderr io.Writer, asJSON bool, name string, res admin
 
 // notCounted says whether a complaint counted toward automatic locking,
 // and why not.
-func notCounted(res admin.FeedbackResult) string {
+func notCounted(res apiv1.FeedbackResult) string {
 	switch {
 	case res.Counted:
 		return ", complaint counted"
@@ -409,7 +409,7 @@ func listFeedback(cl *apiClient, cf *clientFlags, limit int, counted string, std
 		return exitFailed
 	}
 	defer resp.Body.Close()
-	var list admin.FeedbackList
+	var list apiv1.FeedbackList
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxAnswerBytes)).Decode(&list); err != nil {
 		fmt.Fprintf(stderr, "outguard feedback list: %v\n", err)
 		return exitFailed
@@ -428,29 +428,29 @@ func listFeedback(cl *apiClient, cf *clientFlags, limit int, counted string, std
 
 // ingestFile uploads one report. A report refused by the parser is a
 // result with OK false, not an error.
-func ingestFile(cl *apiClient, name string) (admin.FeedbackResult, error) {
+func ingestFile(cl *apiClient, name string) (apiv1.FeedbackResult, error) {
 	raw, err := readArg(name)
 	if err != nil {
-		return admin.FeedbackResult{}, err
+		return apiv1.FeedbackResult{}, err
 	}
 	resp, err := cl.request("POST", "/feedback", url.Values{"source": {name}}, bytes.NewReader(raw), "message/rfc822")
 	var ae *apiError
 	if errors.As(err, &ae) && ae.status == 422 {
 		// Not a feedback report: the answer carries the parse result.
 		var refused struct {
-			Result admin.FeedbackResult `json:"result"`
+			Result apiv1.FeedbackResult `json:"result"`
 		}
 		if json.Unmarshal(ae.body, &refused) == nil && refused.Result.Error != "" {
 			refused.Result.File = name
 			return refused.Result, nil
 		}
-		return admin.FeedbackResult{}, err
+		return apiv1.FeedbackResult{}, err
 	}
 	if err != nil {
-		return admin.FeedbackResult{}, err
+		return apiv1.FeedbackResult{}, err
 	}
 	defer resp.Body.Close()
-	var res admin.FeedbackResult
+	var res apiv1.FeedbackResult
 	err = json.NewDecoder(io.LimitReader(resp.Body, maxAnswerBytes)).Decode(&res)
 	return res, err
 }
@@ -508,7 +508,7 @@ func runAudit(args []string, stdout, stderr io.Writer) int {
 			q.Set(k, v)
 		}
 	}
-	var res admin.AuditList
+	var res apiv1.AuditList
 	if err := cl.call("GET", "/audit", q, nil, &res); err != nil {
 		return cl.fail(err)
 	}

@@ -13,8 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outguard/outguard/admin"
+	"github.com/outguard/outguard/admin/api"
+	"github.com/outguard/outguard/admin/apiv1"
+	"github.com/outguard/outguard/admin/ops"
 	"github.com/outguard/outguard/arf"
+	"github.com/outguard/outguard/feedback"
 	"github.com/outguard/outguard/identity"
 	"github.com/outguard/outguard/quarantine"
 	bolt "go.etcd.io/bbolt"
@@ -76,23 +79,23 @@ func newCLIEnv(t *testing.T) *cliEnv {
 	}
 	users := map[string]string{"webhost1": cliDomOut, "otheruser": cliDomOth}
 	e.teacher = &fakeTeacher{store: e.store}
-	api, err := admin.NewAPI(admin.APIOptions{
-		Tokens: []admin.Token{{Name: "root", Hash: hash(cliTokAll), Scope: admin.ScopeAll}, {Name: "outadmin", Hash: hash(cliTokOut), Scope: cliDomOut}},
+	o, err := ops.New(ops.Options{
+		Tokens: []ops.Token{{Name: "root", Hash: hash(cliTokAll), Scope: ops.ScopeAll}, {Name: "outadmin", Hash: hash(cliTokOut), Scope: cliDomOut}},
 		Locks:  e.locks, Store: e.store, DB: db, Teacher: e.teacher,
 		UserDomain: func(u string) (string, bool) { d, ok := users[u]; return d, ok },
-		Feedback: admin.FeedbackFunc(func(ctx context.Context, raw []byte, source string) (admin.FeedbackResult, error) {
+		Feedback: ops.FeedbackFunc(func(ctx context.Context, raw []byte, source string) (feedback.Result, error) {
 			fb, err := arf.Parse(bytes.NewReader(raw), arf.ParseOptions{})
-			res := admin.FeedbackResult{Result: arf.NewResult(source, fb, err)}
-			if res.OK && res.Identity != "" {
-				res.Attributed, res.Domain, res.Counted = true, cliDomOut, true
-			}
-			return res, nil
+			return feedback.Result{Parse: arf.NewResult(source, fb, err), Method: string(arf.MethodNone)}, nil
 		}),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.srv = httptest.NewServer(api)
+	h, err := api.New(api.Options{Ops: o})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv = httptest.NewServer(h)
 	t.Cleanup(e.srv.Close)
 
 	now := time.Now()
@@ -184,7 +187,7 @@ func TestClientLogs(t *testing.T) {
 	}
 
 	code, out, _ = e.cli(cliTokAll, "logs", "--status", "quarantined", "--json")
-	msgs := jsonLines[admin.MessageJSON](t, out)
+	msgs := jsonLines[apiv1.Message](t, out)
 	if code != exitOK || len(msgs) != 2 || msgs[0].ID != e.other || msgs[1].ID != e.spam || msgs[1].Quarantine == nil {
 		t.Errorf("--json: exit %d, got %+v", code, msgs)
 	}
@@ -201,14 +204,14 @@ func TestClientLogs(t *testing.T) {
 		}
 	}
 	code, out, errs = e.cli(cliTokAll, "logs", "--limit", "1", "--json")
-	if code != exitOK || len(jsonLines[admin.MessageJSON](t, out)) != 1 || !strings.Contains(errs, "--cursor") {
+	if code != exitOK || len(jsonLines[apiv1.Message](t, out)) != 1 || !strings.Contains(errs, "--cursor") {
 		t.Errorf("--limit 1: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 	code, out, _ = e.cli(cliTokOut, "logs", "--json")
 	if code != exitOK {
 		t.Errorf("logs --json with a domain token: exit %d", code)
 	}
-	for _, m := range jsonLines[admin.MessageJSON](t, out) {
+	for _, m := range jsonLines[apiv1.Message](t, out) {
 		if m.Domain != cliDomOut {
 			t.Errorf("domain token saw a message of %s", m.Domain)
 		}
@@ -232,7 +235,7 @@ func TestClientReport(t *testing.T) {
 		t.Errorf("got\n%s", out)
 	}
 	code, out, _ = e.cli(cliTokAll, "report", "--group-by", "user", "--json")
-	rows := jsonLines[admin.ReportRowJSON](t, out)
+	rows := jsonLines[apiv1.ReportRow](t, out)
 	if code != exitOK || len(rows) != 2 || rows[0].Key != "webhost1" || rows[0].Count != 2 {
 		t.Errorf("--json: exit %d rows %+v", code, rows)
 	}
@@ -268,7 +271,7 @@ func TestClientLockFlow(t *testing.T) {
 		}
 	}
 	code, out, _ := e.cli(cliTokAll, "locks", "--json")
-	locks := jsonLines[admin.LockJSON](t, out)
+	locks := jsonLines[apiv1.Lock](t, out)
 	if code != exitOK || len(locks) != 2 {
 		t.Fatalf("locks --json: exit %d, %+v", code, locks)
 	}
@@ -280,12 +283,12 @@ func TestClientLockFlow(t *testing.T) {
 		t.Errorf("got states %v", states)
 	}
 	code, out, _ = e.cli(cliTokAll, "lock", "identity", "x y", "--domain", cliDomOut, "--reason", "r", "--json")
-	var one admin.LockJSON
+	var one apiv1.Lock
 	if err := json.Unmarshal([]byte(out), &one); code != 0 || err != nil || one.Name != "x y" || strings.Count(out, "\n") != 1 {
 		t.Errorf("lock --json: exit %d, %q", code, out)
 	}
 	code, out, _ = e.cli(cliTokAll, "audit", "--json")
-	entries := jsonLines[admin.AuditEntry](t, out)
+	entries := jsonLines[apiv1.AuditEntry](t, out)
 	if code != 0 || len(entries) != 4 || entries[0].Target.Name != "x y" || entries[1].Action != "unlock" || entries[1].Actor != "outadmin" || entries[1].Reason != "server reinstalled" {
 		t.Errorf("audit: exit %d, %+v", code, entries)
 	}
@@ -302,7 +305,7 @@ func TestClientUsage(t *testing.T) {
 		t.Errorf("exit %d stderr %q\n%s", code, errs, out)
 	}
 	code, out, _ = e.cli(cliTokAll, "usage", "alice@customer.example", "--domain", cliDomOut, "--json")
-	var u identity.Usage
+	var u apiv1.Usage
 	if err := json.Unmarshal([]byte(out), &u); code != 0 || err != nil || len(u.Counters) != len(identity.Counters()) || u.Counters[3].Counter != "complaints" {
 		t.Errorf("--json: exit %d %q", code, out)
 	}
@@ -318,7 +321,7 @@ func TestClientQuarantine(t *testing.T) {
 		t.Errorf("show: exit %d %q\n%s", code, errs, out)
 	}
 	code, out, _ = e.cli(cliTokOut, "quarantine", "show", e.spam, "--json")
-	var d admin.MessageDetail
+	var d apiv1.MessageDetail
 	if err := json.Unmarshal([]byte(out), &d); code != 0 || err != nil || d.Content == nil || d.Message.ID != e.spam {
 		t.Errorf("show --json: exit %d %q", code, out)
 	}
@@ -340,7 +343,7 @@ func TestClientQuarantine(t *testing.T) {
 		t.Errorf("release: exit %d %q delivered %d", code, out, e.delivered)
 	}
 	code, out, _ = e.cli(cliTokOut, "quarantine", "release", e.spam, "--json")
-	var rel admin.ReleaseResponse
+	var rel apiv1.ReleaseResponse
 	if err := json.Unmarshal([]byte(out), &rel); code != 0 || err != nil || !rel.Already || e.delivered != 1 {
 		t.Errorf("second release: exit %d %q", code, out)
 	}
@@ -372,7 +375,7 @@ func TestClientFeedback(t *testing.T) {
 		t.Errorf("good: exit %d %q %q", code, out, errs)
 	}
 	code, out, _ = e.cli(cliTokAll, "feedback", "ingest", "--json", good, bad)
-	res := jsonLines[admin.FeedbackResult](t, out)
+	res := jsonLines[apiv1.FeedbackResult](t, out)
 	if code != 1 || len(res) != 2 || !res[0].OK || res[0].File != good || res[1].OK || res[1].Error != "not-arf" {
 		t.Errorf("mixed: exit %d %+v", code, res)
 	}

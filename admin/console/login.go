@@ -1,0 +1,95 @@
+package console
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/outguard/outguard/admin/ops"
+)
+
+// loginPage shows the sign-in form with a fresh anti-forgery value, kept
+// in a cookie and in the form (double submit): there is no session yet
+// to hold it.
+func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
+	if _, ok := c.session(r); ok {
+		http.Redirect(w, r, localPath(r.URL.Query().Get("next"), "/"), http.StatusSeeOther)
+		return
+	}
+	c.showLogin(w, r, http.StatusOK, "")
+}
+
+func (c *Console) showLogin(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	// Keep the value of an earlier sign-in page, so that a second tab or
+	// a stray request through /login does not void the first form.
+	if ck, err := r.Cookie(loginCookie); err == nil && len(ck.Value) == 43 {
+		c.renderLogin(w, r, status, msg, ck.Value)
+		return
+	}
+	v, err := randomToken(c.sessions.rand)
+	if err != nil {
+		c.log.Error("admin console: sign-in form", "err", err)
+		http.Error(w, "internal error; see outguard's log", http.StatusInternalServerError)
+		return
+	}
+	setCookie(w, r, loginCookie, v, 3600)
+	c.renderLogin(w, r, status, msg, v)
+}
+
+func (c *Console) renderLogin(w http.ResponseWriter, r *http.Request, status int, msg, form string) {
+	next := localPath(r.FormValue("next"), "/")
+	c.render(w, r, nil, status, "login", map[string]any{"Title": "Sign in", "Form": form, "Next": next, "Error": msg})
+}
+
+func (c *Console) loginSubmit(w http.ResponseWriter, r *http.Request) {
+	if err := sameOrigin(r); err != nil {
+		c.refuse(w, r, http.StatusForbidden, err.Error())
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
+	if err := r.ParseForm(); err != nil {
+		c.refuse(w, r, http.StatusBadRequest, "unreadable form")
+		return
+	}
+	ck, err := r.Cookie(loginCookie)
+	if err != nil || !tokenEqual(r.PostForm.Get("form"), ck.Value) {
+		c.showLogin(w, r, http.StatusForbidden, "The sign-in form expired or did not come from this console. Try again.")
+		return
+	}
+	p, tok, err := c.ops.SignIn(r.Context(), r.PostForm.Get("token"))
+	if err != nil {
+		if !errors.Is(err, ops.ErrUnauthorized) {
+			c.log.Error("admin console: sign-in", "err", err)
+		}
+		c.showLogin(w, r, http.StatusUnauthorized, "That token is not valid.")
+		return
+	}
+	if old, err := r.Cookie(sessionCookie); err == nil {
+		c.sessions.remove(old.Value)
+	}
+	s, err := c.sessions.create(p, tok, c.ops.Now())
+	if err != nil {
+		c.log.Error("admin console: sign-in", "err", err)
+		http.Error(w, "internal error; see outguard's log", http.StatusInternalServerError)
+		return
+	}
+	setCookie(w, r, loginCookie, "", -1)
+	setCookie(w, r, sessionCookie, s.id, 0)
+	c.log.Info("admin console: signed in", "token", p.Name, "remote", r.RemoteAddr)
+	http.Redirect(w, r, localPath(r.PostForm.Get("next"), "/"), http.StatusSeeOther)
+}
+
+func (c *Console) logout(w http.ResponseWriter, r *http.Request, s *session) error {
+	c.sessions.remove(s.id)
+	setCookie(w, r, sessionCookie, "", -1)
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+	return nil
+}
+
+// scopeLabel describes a session's scope for the header.
+func (s *session) scopeLabel() string {
+	if s.p.All() {
+		return "all domains"
+	}
+	return strings.ToLower(s.p.Domain)
+}

@@ -161,8 +161,13 @@ func benchStage(b *testing.B, fn func(b *testing.B, raw []byte) func()) {
 			b.SetBytes(int64(len(s.raw)))
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu := processCPU()
 			for b.Loop() {
 				run()
+			}
+			if cpu > 0 {
+				// CPU time per message, garbage collection included.
+				b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
 			}
 		})
 	}

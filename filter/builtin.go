@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"slices"
 	"strings"
 
 	"github.com/outguard/outguard/filter/content"
@@ -186,6 +185,7 @@ type BuiltinOptions struct {
 type Builtin struct {
 	spamThreshold, phishThreshold float64
 	rules                         []compiledRule
+	ruleSet                       ruleSet
 	heur                          map[string]heuristic
 	protected                     []protectedDomain
 	dangerous, macro              map[string]bool
@@ -275,6 +275,7 @@ func NewBuiltin(opts BuiltinOptions) (*Builtin, error) {
 		}
 		b.rules = append(b.rules, cr)
 	}
+	b.ruleSet = compileRuleSet(b.rules)
 	for _, d := range opts.ProtectedDomains {
 		p, err := newProtectedDomain(d)
 		if err != nil {
@@ -324,14 +325,12 @@ func (b *Builtin) Name() string { return BuiltinName }
 
 // scan accumulates the signals of one message.
 type scan struct {
-	b          *Builtin
-	fired      map[string]bool
-	reasons    []string
-	total      float64
-	phish      float64
-	strong     Class
-	lowerBody  string
-	lowerReady bool
+	b       *Builtin
+	fired   map[string]bool
+	reasons []string
+	total   float64
+	phish   float64
+	strong  Class
 }
 
 // hit records a built-in heuristic once.
@@ -439,9 +438,18 @@ func (s *scan) testStrings(m *Message) {
 }
 
 func (s *scan) rules(m *Message) {
+	if len(s.b.rules) == 0 {
+		return
+	}
+	fired := make([]bool, len(s.b.rules))
+	s.b.ruleSet.body.match(1, func(int) string { return m.BodyText }, fired)
+	s.b.ruleSet.url.match(len(m.URLs), func(i int) string { return m.URLs[i].Raw }, fired)
 	for i := range s.b.rules {
 		r := &s.b.rules[i]
-		if s.matches(r, m) {
+		if r.Target == TargetHeader {
+			fired[i] = r.matchHeader(m)
+		}
+		if fired[i] {
 			s.reasons = append(s.reasons, Reason(BuiltinName, r.Name, r.Score))
 			s.total += r.Score
 			if r.Category == Phishing {
@@ -451,37 +459,21 @@ func (s *scan) rules(m *Message) {
 	}
 }
 
-func (s *scan) matches(r *compiledRule, m *Message) bool {
-	switch r.Target {
-	case TargetBody:
-		if r.re != nil {
-			return r.re.MatchString(m.BodyText)
-		}
-		if !s.lowerReady {
-			s.lowerBody, s.lowerReady = strings.ToLower(m.BodyText), true
-		}
-		return strings.Contains(s.lowerBody, r.lower)
-	case TargetHeader:
-		var values []string
-		if r.Header != "" {
-			fields := m.Header.FieldsByKey(r.Header)
-			for fields.Next() {
-				v, _ := fields.Text()
-				values = append(values, v)
-			}
-		} else {
-			fields := m.Header.Fields()
-			for fields.Next() {
-				v, _ := fields.Text()
-				values = append(values, fields.Key()+": "+v)
-			}
-		}
-		return slices.ContainsFunc(values, r.match)
-	case TargetURL:
-		for _, u := range m.URLs {
-			if r.match(u.Raw) {
+// matchHeader reports whether a header rule fires on m.
+func (r *compiledRule) matchHeader(m *Message) bool {
+	if r.Header != "" {
+		fields := m.Header.FieldsByKey(r.Header)
+		for fields.Next() {
+			if v, _ := fields.Text(); r.match(v) {
 				return true
 			}
+		}
+		return false
+	}
+	fields := m.Header.Fields()
+	for fields.Next() {
+		if v, _ := fields.Text(); r.match(fields.Key() + ": " + v) {
+			return true
 		}
 	}
 	return false

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"regexp"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // textURLRE finds URLs in plain text: an explicit scheme, or a bare
@@ -14,14 +16,47 @@ var textURLRE = regexp.MustCompile(`(?i)\b(?:(?:https?|ftp)://|www\.)[^\s<>"'\x6
 func (w *walker) urlsInText(s string) {
 	// URLs contain no white space, so the expression only runs on the few
 	// words that can hold one; running it over the whole text costs ten
-	// times more.
-	for _, word := range strings.Fields(s) {
-		if !strings.Contains(word, "://") && !strings.Contains(strings.ToLower(word), "www.") {
+	// times more. The words are those of strings.Fields, found in one pass
+	// without splitting the text.
+	start, mark := -1, false
+	for i := 0; i < len(s); {
+		c, size := rune(s[i]), 1
+		if c >= utf8.RuneSelf {
+			c, size = utf8.DecodeRuneInString(s[i:])
+		}
+		if space := c < utf8.RuneSelf && asciiSpace[c] || c >= utf8.RuneSelf && unicode.IsSpace(c); space {
+			if mark {
+				w.urlsInWord(s[start:i])
+			}
+			start, mark = -1, false
+			i += size
 			continue
 		}
-		for _, u := range textURLRE.FindAllString(word, w.lim.MaxURLs+1) {
-			w.addURL(trimURLTail(u), "", false)
+		if start < 0 {
+			start = i
 		}
+		if !mark {
+			switch c {
+			case ':':
+				mark = strings.HasPrefix(s[i:], "://")
+			case 'w', 'W':
+				mark = len(s)-i >= 4 && s[i+1]|0x20 == 'w' && s[i+2]|0x20 == 'w' && s[i+3] == '.'
+			}
+		}
+		i += size
+	}
+	if mark {
+		w.urlsInWord(s[start:])
+	}
+}
+
+// asciiSpace marks the ASCII characters unicode.IsSpace reports.
+var asciiSpace = [utf8.RuneSelf]bool{'\t': true, '\n': true, '\v': true, '\f': true, '\r': true, ' ': true}
+
+// urlsInWord adds the URLs of one word of text.
+func (w *walker) urlsInWord(word string) {
+	for _, u := range textURLRE.FindAllString(word, w.lim.MaxURLs+1) {
+		w.addURL(trimURLTail(u), "", false)
 	}
 }
 

@@ -3,6 +3,7 @@ package filter
 import (
 	"regexp"
 	"regexp/syntax"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -10,9 +11,11 @@ import (
 
 // ruleSet is the operator's body and URL rules compiled into one matcher
 // per target: an Aho-Corasick automaton finds, in one pass over the
-// lower-cased text, every substring rule that fires and every literal
-// that an expression cannot match without (its prefilter). An expression
-// runs only when one of its literals occurs, so on most mail most
+// lower-cased text, every substring rule that fires and the literals that
+// an expression cannot match without (its prefilter: groups of literals,
+// one of each group must occur, as in "click", "here" and one of
+// "verify", "unlock" or "claim" for `click\s+here\s+to\s+(verify|unlock|claim)`).
+// An expression runs only when its prefilter is met, so on most mail most
 // expressions never run; one without a usable literal always runs.
 //
 // A rule fires exactly when the rule matched alone would: a substring rule
@@ -36,14 +39,11 @@ type ruleTarget struct {
 	subst []int
 	// res[i] is the expression of rules[i], nil for a substring rule.
 	res []*regexp.Regexp
-	// pre[i] lists the AC patterns of which one must occur for the
-	// expression rules[i] to match; nil means it always runs.
-	pre [][]int
+	// pre[i] lists groups of AC patterns: the expression rules[i] can
+	// match only when a pattern of every group occurs; nil means it
+	// always runs.
+	pre [][][]int
 }
-
-// minPrefilter is the shortest literal worth a prefilter: shorter ones
-// occur in nearly every text.
-const minPrefilter = 3
 
 // compileRuleSet builds the matchers of rules' body and URL rules.
 func compileRuleSet(rules []compiledRule) ruleSet {
@@ -76,11 +76,13 @@ func compileRuleSet(rules []compiledRule) ruleSet {
 				continue
 			}
 			rt.subst = append(rt.subst, -1)
-			var pre []int
-			if lits := prefilter(r.Pattern); lits != nil {
-				for _, l := range lits {
-					pre = append(pre, add(l))
+			var pre [][]int
+			for _, group := range prefilter(r.Pattern) {
+				var g []int
+				for _, l := range group {
+					g = append(g, add(l))
 				}
+				pre = append(pre, g)
 			}
 			rt.pre = append(rt.pre, pre)
 		}
@@ -99,7 +101,7 @@ func (rt *ruleTarget) match(n int, text func(int) string, fired []bool) {
 	found := make([]bool, rt.npat)
 	if rt.ac != nil {
 		for i := range n {
-			if s := text(i); isASCII(s) {
+			if s := text(i); foldsAsASCII(s) {
 				rt.ac.scan(s, found)
 			} else {
 				rt.ac.scan(strings.ToLower(s), found)
@@ -112,8 +114,10 @@ outer:
 			fired[ri] = found[p]
 			continue
 		}
-		if pre := rt.pre[i]; pre != nil && !anyFound(found, pre) {
-			continue
+		for _, group := range rt.pre[i] {
+			if !anyFound(found, group) {
+				continue outer
+			}
 		}
 		re := rt.res[i]
 		for j := range n {
@@ -134,33 +138,41 @@ func anyFound(found []bool, pats []int) bool {
 	return false
 }
 
-// prefilter returns lower-case literals of which at least one occurs in
-// strings.ToLower of every text the expression matches, or nil when it
-// cannot name such literals (then the expression must always run).
-func prefilter(pattern string) []string {
+// minPrefilter is the shortest literal worth a prefilter group: shorter
+// ones occur in nearly every text.
+const minPrefilter = 3
+
+// maxVariants bounds the spellings of one literal (see literalVariants).
+const maxVariants = 8
+
+// prefilter returns groups of lower-case literals such that
+// strings.ToLower of every text the expression matches holds a literal of
+// each group; nil when it cannot name any (then the expression must
+// always run).
+func prefilter(pattern string) [][]string {
 	re, err := syntax.Parse(pattern, syntax.Perl)
 	if err != nil {
 		return nil
 	}
-	lits, ok := required(re)
-	if !ok {
-		return nil
-	}
-	for _, l := range lits {
-		if len(l) < minPrefilter {
-			return nil
+	var out [][]string
+	for _, g := range required(re) {
+		if shortest(g) >= minPrefilter {
+			out = append(out, g)
 		}
 	}
-	return lits
+	return out
 }
 
-// required returns literals of which one occurs in the lower-cased form of
-// every match of re, choosing the set whose shortest member is longest.
-func required(re *syntax.Regexp) ([]string, bool) {
+// required returns groups of literals, one of each occurring in the
+// lower-cased form of every match of re: a concatenation needs the groups
+// of all its parts, an alternation one literal of each branch's best
+// group.
+func required(re *syntax.Regexp) [][]string {
 	switch re.Op {
 	case syntax.OpLiteral:
-		l := literalFragment(re.Rune, re.Flags&syntax.FoldCase != 0)
-		return []string{l}, l != ""
+		if v := literalVariants(re.Rune, re.Flags&syntax.FoldCase != 0); v != nil {
+			return [][]string{v}
+		}
 	case syntax.OpCapture, syntax.OpPlus:
 		return required(re.Sub[0])
 	case syntax.OpRepeat:
@@ -168,25 +180,28 @@ func required(re *syntax.Regexp) ([]string, bool) {
 			return required(re.Sub[0])
 		}
 	case syntax.OpConcat:
-		var best []string
+		var all [][]string
 		for _, sub := range re.Sub {
-			if s, ok := required(sub); ok && shortest(s) > shortest(best) {
-				best = s
-			}
+			all = append(all, required(sub)...)
 		}
-		return best, best != nil
+		return all
 	case syntax.OpAlternate:
-		var all []string
+		var union []string
 		for _, sub := range re.Sub {
-			s, ok := required(sub)
-			if !ok {
-				return nil, false
+			var best []string
+			for _, g := range required(sub) {
+				if shortest(g) > shortest(best) {
+					best = g
+				}
 			}
-			all = append(all, s...)
+			if best == nil {
+				return nil
+			}
+			union = append(union, best...)
 		}
-		return all, len(all) > 0
+		return [][]string{union}
 	}
-	return nil, false
+	return nil
 }
 
 func shortest(lits []string) int {
@@ -200,13 +215,44 @@ func shortest(lits []string) int {
 	return n
 }
 
-// literalFragment returns the longest run of a literal's runes whose
-// lower-case form is certain to appear in strings.ToLower of a text the
-// literal matches. A case-sensitive rune always qualifies; a case-folded
-// one only when every rune it folds with lower-cases to the same rune
-// ('k', 'K' and the Kelvin sign do; 's' does not: the long s 'ſ' is its
-// own lower case).
-func literalFragment(runes []rune, fold bool) string {
+// literalVariants returns the lower-case spellings of which one appears
+// in strings.ToLower of any text the literal matches, or nil. A rune
+// matched as written lower-cases to one rune. A case-folded rune matches
+// every rune of its folding orbit, whose lower cases are usually one rune
+// ('k', 'K' and the Kelvin sign all give 'k') but not always ('s' and 'S'
+// give 's', the long s 'ſ' stays 'ſ'): each such rune multiplies the
+// spellings. Past maxVariants spellings, the longest run of runes with
+// one lower case stands for the literal.
+func literalVariants(runes []rune, fold bool) []string {
+	variants := []string{""}
+	for _, r := range runes {
+		if r == utf8.RuneError {
+			return literalFragment(runes, fold)
+		}
+		lowers := []rune{unicode.ToLower(r)}
+		if fold {
+			lowers = foldLowers(r)
+		}
+		if len(variants)*len(lowers) > maxVariants {
+			return literalFragment(runes, fold)
+		}
+		var next []string
+		for _, v := range variants {
+			for _, l := range lowers {
+				next = append(next, v+string(l))
+			}
+		}
+		variants = next
+	}
+	if variants[0] == "" {
+		return nil
+	}
+	return variants
+}
+
+// literalFragment returns the longest run of a literal's runes that have
+// one lower case each, as a one-spelling group, or nil.
+func literalFragment(runes []rune, fold bool) []string {
 	var best, cur strings.Builder
 	flush := func() {
 		if cur.Len() > best.Len() {
@@ -216,35 +262,46 @@ func literalFragment(runes []rune, fold bool) string {
 		cur.Reset()
 	}
 	for _, r := range runes {
-		if r == utf8.RuneError || (fold && !foldsToOneLower(r)) {
+		if r == utf8.RuneError || (fold && len(foldLowers(r)) > 1) {
 			flush()
 			continue
 		}
 		cur.WriteRune(unicode.ToLower(r))
 	}
 	flush()
-	return best.String()
+	if best.Len() == 0 {
+		return nil
+	}
+	return []string{best.String()}
 }
 
-// foldsToOneLower reports whether every rune of r's case-folding orbit
-// has the same lower case.
-func foldsToOneLower(r rune) bool {
-	want := unicode.ToLower(r)
+// foldLowers returns the distinct lower cases of the runes of r's
+// case-folding orbit.
+func foldLowers(r rune) []rune {
+	out := []rune{unicode.ToLower(r)}
 	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
-		if unicode.ToLower(f) != want {
-			return false
+		if l := unicode.ToLower(f); !slices.Contains(out, l) {
+			out = append(out, l)
 		}
 	}
-	return true
+	return out
 }
 
-// isASCII reports whether s is 7-bit: then folding ASCII letters is all
-// strings.ToLower would do.
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
+// foldsAsASCII reports whether folding the ASCII letters of s is all
+// strings.ToLower would do to it: s is valid UTF-8 (ToLower replaces
+// invalid bytes) and has no upper-case letter outside ASCII. Most mail
+// text in Latin script is, so it is scanned without a lower-cased copy.
+func foldsAsASCII(s string) bool {
+	for i := 0; i < len(s); {
+		if s[i] < utf8.RuneSelf {
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 || unicode.ToLower(r) != r {
 			return false
 		}
+		i += n
 	}
 	return true
 }

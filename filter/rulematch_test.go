@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -162,6 +163,7 @@ func TestRuleSetFoldCases(t *testing.T) {
 		"urgent wire tranſfer today", "TRANSFER", "the \u212Aelvin scale", "маѕк and MASK",
 		"STRAẞE", "Straße", "ſtraße", "İSTANBUL İstanbul", "ſALE", "Добрый   ДЕНЬ",
 		"XXRAY", "\u212A\u212Aelvin", "Spring", "x", "",
+		"straße TRANSFER – MASK", "\xff TRANSFER STRASSE", "Ünïcode TRANSFER",
 	} {
 		raw := buildMessage(stdHeaders, textPart(body))
 		checkSameRules(t, eng, body, raw)
@@ -198,4 +200,28 @@ func FuzzRuleSet(f *testing.F) {
 		raw := buildMessage(hdr, textPart(body+"\n"+link))
 		checkSameRules(t, eng, body, raw)
 	})
+}
+
+// TestPrefilter pins the literals an expression is prefiltered by.
+func TestPrefilter(t *testing.T) {
+	for _, c := range []struct {
+		pattern string
+		want    [][]string
+	}{
+		{`(?i)click\s+here\s+to\s+(verify|unlock|claim)`, [][]string{{"click"}, {"here"}, {"verify", "unlock", "claim"}}},
+		{`(?i)transfer`, [][]string{{"transfer", "tranſfer"}}},
+		{`(?i)\$\d{1,3}(,\d{3})+\s+(usd|dollars)`, [][]string{{"usd", "uſd", "dollars", "dollarſ"}}},
+		{`(?i)kelvin`, [][]string{{"kelvin"}}},
+		{`Straße`, [][]string{{"straße"}}},
+		{`(?i)(sale|)now`, [][]string{{"now"}}},
+		{`(?i)x{2,}ray`, [][]string{{"ray"}}},
+		{`(?i)k{0,3}elvin`, [][]string{{"elvin"}}},
+		{`[0-9]{3}`, nil},
+		{`a*b?`, nil},
+		{`(`, nil},
+	} {
+		if got := prefilter(c.pattern); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("prefilter(%q) = %q, want %q", c.pattern, got, c.want)
+		}
+	}
 }

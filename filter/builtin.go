@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/emersion/go-message/mail"
+
 	"github.com/outguard/outguard/filter/content"
 )
 
@@ -331,6 +333,33 @@ type scan struct {
 	total   float64
 	phish   float64
 	strong  Class
+	// from is the parsed From header, once fromParsed.
+	from       []*mail.Address
+	fromErr    error
+	fromParsed bool
+}
+
+// addressList parses a header's address list, once per scan for From,
+// which both the link and the outbound checks read.
+func (s *scan) addressList(m *Message, key string) ([]*mail.Address, error) {
+	if key != "From" {
+		return m.Header.AddressList(key)
+	}
+	if !s.fromParsed {
+		s.from, s.fromErr = m.Header.AddressList("From")
+		s.fromParsed = true
+	}
+	return s.from, s.fromErr
+}
+
+// fromDomain is Message.fromDomain with the From header parsed once per
+// scan.
+func (s *scan) fromDomain(m *Message) string {
+	addrs, err := s.addressList(m, "From")
+	if err != nil || len(addrs) == 0 {
+		return domainOf(headerAddrFallback(m.Header.Get("From")))
+	}
+	return domainOf(addrs[0].Address)
 }
 
 // hit records a built-in heuristic once.
@@ -487,7 +516,7 @@ func (r *compiledRule) match(s string) bool {
 }
 
 func (s *scan) outbound(m *Message) {
-	from := m.fromDomain()
+	from := s.fromDomain(m)
 	if len(m.AllowedSenderDomains) > 0 && from != "" && !domainIn(from, m.AllowedSenderDomains) {
 		s.hit(RuleFromNotAllowed)
 	}

@@ -128,14 +128,31 @@ func urlAuthority(raw string) (host, userinfo string) {
 	return strings.TrimSuffix(strings.ToLower(s), "."), userinfo
 }
 
+// mayBeIP reports whether netip.ParseAddr could accept s, so that the
+// names that cannot be addresses skip it (its error allocates): without
+// a colon, only digits and dots make an IPv4 address.
+func mayBeIP(s string) bool {
+	if strings.IndexByte(s, ':') >= 0 {
+		return true
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c != '.' && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
+
 // isIPHost reports whether a URL host is an IP literal, including the
 // decimal and hexadecimal forms browsers accept (http://3232235777/).
 func isIPHost(h string) bool {
 	if h == "" {
 		return false
 	}
-	if _, err := netip.ParseAddr(h); err == nil {
-		return true
+	if mayBeIP(h) {
+		if _, err := netip.ParseAddr(h); err == nil {
+			return true
+		}
 	}
 	if strings.HasPrefix(h, "0x") && len(h) > 2 {
 		return strings.Trim(h[2:], "0123456789abcdef.x") == ""

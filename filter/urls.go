@@ -55,10 +55,82 @@ var asciiSpace = [utf8.RuneSelf]bool{'\t': true, '\n': true, '\v': true, '\f': t
 
 // urlsInWord adds the URLs of one word of text.
 func (w *walker) urlsInWord(word string) {
-	for _, u := range textURLRE.FindAllString(word, w.lim.MaxURLs+1) {
-		w.addURL(trimURLTail(u), "", false)
+	for i, n := 0, 0; n <= w.lim.MaxURLs; n++ {
+		start, end := nextTextURL(word, i)
+		if start < 0 {
+			return
+		}
+		w.addURL(trimURLTail(word[start:end]), "", false)
+		i = end
 	}
 }
+
+// nextTextURL finds the first match of textURLRE in s at or after i,
+// without the expression: at a word boundary (the byte before is not an
+// ASCII letter, digit or underscore), "http://", "https://", "ftp://" or
+// "www." in any case, then at least one byte that is not white space or
+// one of <>"'`{}|^[]. It returns -1, -1 when there is none.
+func nextTextURL(s string, i int) (start, end int) {
+	for ; i < len(s); i++ {
+		if i > 0 && isASCIIWordByte(s[i-1]) {
+			continue
+		}
+		var n int
+		switch s[i] | 0x20 {
+		case 'h':
+			n = prefixFold(s[i:], "https://")
+			if n == 0 {
+				n = prefixFold(s[i:], "http://")
+			}
+		case 'f':
+			n = prefixFold(s[i:], "ftp://")
+		case 'w':
+			n = prefixFold(s[i:], "www.")
+		}
+		if n == 0 {
+			continue
+		}
+		e := i + n
+		for e < len(s) && !urlStop[s[e]] {
+			e++
+		}
+		if e > i+n {
+			return i, e
+		}
+	}
+	return -1, -1
+}
+
+// prefixFold returns len(p) when s starts with p, ASCII letters compared
+// in any case (p is lower case), else 0.
+func prefixFold(s, p string) int {
+	if len(s) < len(p) {
+		return 0
+	}
+	for j := 0; j < len(p); j++ {
+		c := s[j]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != p[j] {
+			return 0
+		}
+	}
+	return len(p)
+}
+
+func isASCIIWordByte(c byte) bool {
+	return c == '_' || '0' <= c && c <= '9' || 'a' <= c|0x20 && c|0x20 <= 'z'
+}
+
+// urlStop marks the bytes that end a URL in text: the white space of \s
+// and <>"'`{}|^[].
+var urlStop = func() (t [256]bool) {
+	for _, c := range []byte(" \t\n\f\r<>\"'`{}|^[]") {
+		t[c] = true
+	}
+	return t
+}()
 
 // trimURLTail drops punctuation that ends a sentence rather than the URL,
 // and a closing parenthesis without its opening one.

@@ -64,6 +64,8 @@ func TestURLsInTextMatchesWordSplit(t *testing.T) {
 		"", "www.", "WwW.example.com", "see http://a.example/x.", "a\u00a0https://b.example/\u0085www.c.example",
 		"x\u2028http://d.example/\u3000y", "\xffhttp://e.example/\xc2", "ends with WWW.f.example",
 		"http://g.example/(x)) and (www.h.example/y)", "://", "wwW", "\u212Aww.i.example",
+		"xhttp://a.example _www.b.example éhttp://c.example HTTPS://D.EXAMPLE http:// http://<x> ftp://e|f",
+		"https:/x.example www.www.g.example http://h.example/http://i.example hTtP://j.example",
 	} {
 		checkSameURLs(t, s)
 	}
@@ -75,4 +77,31 @@ func FuzzURLsInText(f *testing.F) {
 	f.Add("see http://a.example/x. and WWW.b.example\u00a0www.c.example")
 	f.Add("\xe2\x80\xa8https://d.example\xc2\x85")
 	f.Fuzz(func(t *testing.T, s string) { checkSameURLs(t, s) })
+}
+
+// FuzzNextTextURL checks the URL scanner against the expression it stands
+// for, match by match.
+func FuzzNextTextURL(f *testing.F) {
+	f.Add("xhttp://a http://b.example/(c) WWW.d.example_www.e")
+	f.Add("éhttps://f.example<g>ftp://h")
+	f.Fuzz(func(t *testing.T, s string) {
+		want := textURLRE.FindAllStringIndex(s, -1)
+		var got [][]int
+		for i := 0; ; {
+			start, end := nextTextURL(s, i)
+			if start < 0 {
+				break
+			}
+			got = append(got, []int{start, end})
+			i = end
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%q: scanner %v, expression %v", s, got, want)
+		}
+		for i := range got {
+			if !slices.Equal(got[i], want[i]) {
+				t.Fatalf("%q: scanner %v, expression %v", s, got, want)
+			}
+		}
+	})
 }

@@ -29,8 +29,8 @@ type ruleSet struct {
 type ruleTarget struct {
 	// rules are indexes into Builtin.rules.
 	rules []int
-	// ac finds the patterns: substring rules first (pattern i is rules[i]
-	// when subst[i]), then prefilter literals.
+	// ac finds the patterns: the substring rules' and the expressions'
+	// prefilter literals, each once.
 	ac *acMatcher
 	// npat is the number of AC patterns.
 	npat int

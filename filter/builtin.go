@@ -6,8 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"slices"
 	"strings"
+
+	"github.com/emersion/go-message/mail"
 
 	"github.com/outguard/outguard/filter/content"
 )
@@ -186,6 +187,7 @@ type BuiltinOptions struct {
 type Builtin struct {
 	spamThreshold, phishThreshold float64
 	rules                         []compiledRule
+	ruleSet                       ruleSet
 	heur                          map[string]heuristic
 	protected                     []protectedDomain
 	dangerous, macro              map[string]bool
@@ -275,6 +277,7 @@ func NewBuiltin(opts BuiltinOptions) (*Builtin, error) {
 		}
 		b.rules = append(b.rules, cr)
 	}
+	b.ruleSet = compileRuleSet(b.rules)
 	for _, d := range opts.ProtectedDomains {
 		p, err := newProtectedDomain(d)
 		if err != nil {
@@ -324,14 +327,39 @@ func (b *Builtin) Name() string { return BuiltinName }
 
 // scan accumulates the signals of one message.
 type scan struct {
-	b          *Builtin
-	fired      map[string]bool
-	reasons    []string
-	total      float64
-	phish      float64
-	strong     Class
-	lowerBody  string
-	lowerReady bool
+	b       *Builtin
+	fired   map[string]bool
+	reasons []string
+	total   float64
+	phish   float64
+	strong  Class
+	// from is the parsed From header, once fromParsed.
+	from       []*mail.Address
+	fromErr    error
+	fromParsed bool
+}
+
+// addressList parses a header's address list, once per scan for From,
+// which both the link and the outbound checks read.
+func (s *scan) addressList(m *Message, key string) ([]*mail.Address, error) {
+	if key != "From" {
+		return m.Header.AddressList(key)
+	}
+	if !s.fromParsed {
+		s.from, s.fromErr = m.Header.AddressList("From")
+		s.fromParsed = true
+	}
+	return s.from, s.fromErr
+}
+
+// fromDomain is Message.fromDomain with the From header parsed once per
+// scan.
+func (s *scan) fromDomain(m *Message) string {
+	addrs, err := s.addressList(m, "From")
+	if err != nil || len(addrs) == 0 {
+		return domainOf(headerAddrFallback(m.Header.Get("From")))
+	}
+	return domainOf(addrs[0].Address)
 }
 
 // hit records a built-in heuristic once.
@@ -439,9 +467,18 @@ func (s *scan) testStrings(m *Message) {
 }
 
 func (s *scan) rules(m *Message) {
+	if len(s.b.rules) == 0 {
+		return
+	}
+	fired := make([]bool, len(s.b.rules))
+	s.b.ruleSet.body.match(1, func(int) string { return m.BodyText }, fired)
+	s.b.ruleSet.url.match(len(m.URLs), func(i int) string { return m.URLs[i].Raw }, fired)
 	for i := range s.b.rules {
 		r := &s.b.rules[i]
-		if s.matches(r, m) {
+		if r.Target == TargetHeader {
+			fired[i] = r.matchHeader(m)
+		}
+		if fired[i] {
 			s.reasons = append(s.reasons, Reason(BuiltinName, r.Name, r.Score))
 			s.total += r.Score
 			if r.Category == Phishing {
@@ -451,37 +488,21 @@ func (s *scan) rules(m *Message) {
 	}
 }
 
-func (s *scan) matches(r *compiledRule, m *Message) bool {
-	switch r.Target {
-	case TargetBody:
-		if r.re != nil {
-			return r.re.MatchString(m.BodyText)
-		}
-		if !s.lowerReady {
-			s.lowerBody, s.lowerReady = strings.ToLower(m.BodyText), true
-		}
-		return strings.Contains(s.lowerBody, r.lower)
-	case TargetHeader:
-		var values []string
-		if r.Header != "" {
-			fields := m.Header.FieldsByKey(r.Header)
-			for fields.Next() {
-				v, _ := fields.Text()
-				values = append(values, v)
-			}
-		} else {
-			fields := m.Header.Fields()
-			for fields.Next() {
-				v, _ := fields.Text()
-				values = append(values, fields.Key()+": "+v)
-			}
-		}
-		return slices.ContainsFunc(values, r.match)
-	case TargetURL:
-		for _, u := range m.URLs {
-			if r.match(u.Raw) {
+// matchHeader reports whether a header rule fires on m.
+func (r *compiledRule) matchHeader(m *Message) bool {
+	if r.Header != "" {
+		fields := m.Header.FieldsByKey(r.Header)
+		for fields.Next() {
+			if v, _ := fields.Text(); r.match(v) {
 				return true
 			}
+		}
+		return false
+	}
+	fields := m.Header.Fields()
+	for fields.Next() {
+		if v, _ := fields.Text(); r.match(fields.Key() + ": " + v) {
+			return true
 		}
 	}
 	return false
@@ -495,7 +516,7 @@ func (r *compiledRule) match(s string) bool {
 }
 
 func (s *scan) outbound(m *Message) {
-	from := m.fromDomain()
+	from := s.fromDomain(m)
 	if len(m.AllowedSenderDomains) > 0 && from != "" && !domainIn(from, m.AllowedSenderDomains) {
 		s.hit(RuleFromNotAllowed)
 	}

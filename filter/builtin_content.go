@@ -37,9 +37,28 @@ type ContentOptions struct {
 type scratch struct {
 	ex  content.Extractor
 	doc content.Doc
+	// regs remembers the registrable domain of each link host of the
+	// message: links share a few hosts, and the public suffix lookup
+	// allocates (it tries the name as an IP address first).
+	regs map[string]string
+	// registrable is sc.cachedRegistrable, bound once.
+	registrable func(string) string
 }
 
-var scratches = sync.Pool{New: func() any { return new(scratch) }}
+var scratches = sync.Pool{New: func() any {
+	sc := &scratch{regs: map[string]string{}}
+	sc.registrable = sc.cachedRegistrable
+	return sc
+}}
+
+func (sc *scratch) cachedRegistrable(host string) string {
+	if r, ok := sc.regs[host]; ok {
+		return r
+	}
+	r := registrable(host)
+	sc.regs[host] = r
+	return r
+}
 
 // ContentDoc returns what the content model reads of m: the subject, the
 // body text, the link hosts and MIME-structure tokens. Exported for the
@@ -138,6 +157,9 @@ func (b *Builtin) scoreContent(m *Message, explain func(float64) bool) contentSc
 	sc := scratches.Get().(*scratch)
 	defer scratches.Put(sc)
 	fillContentDoc(&sc.doc, m)
+	// At most content.MaxHosts hosts per message are looked up.
+	clear(sc.regs)
+	sc.doc.Registrable = sc.registrable
 	f := sc.ex.Extract(&sc.doc)
 	z, version := b.learner.Score(f)
 	cs := contentScore{score: z, version: version}

@@ -173,17 +173,26 @@ func abs(x int) int {
 // hyphen-separated word in one ("paypal.example.net",
 // "secure-paypal-login.com").
 func containsBrand(host, brand string) bool {
-	for _, l := range strings.Split(host, ".") {
+	for rest := host; ; {
+		l, more, found := strings.Cut(rest, ".")
 		if l == brand {
 			return true
 		}
-		for _, w := range strings.Split(l, "-") {
+		for words := l; ; {
+			w, next, hyphen := strings.Cut(words, "-")
 			if w == brand {
 				return true
 			}
+			if !hyphen {
+				break
+			}
+			words = next
 		}
+		if !found {
+			return false
+		}
+		rest = more
 	}
-	return false
 }
 
 // domainTextRE matches link text that shows a URL or bare domain.
@@ -265,7 +274,7 @@ func (s *scan) links(m *Message) {
 		}
 	}
 	for _, key := range []string{"From", "Reply-To", "Sender"} {
-		addrs, err := m.Header.AddressList(key)
+		addrs, err := s.addressList(m, key)
 		if err != nil {
 			continue
 		}
@@ -278,6 +287,9 @@ func (s *scan) links(m *Message) {
 // privateHost reports whether an IP literal is loopback, private or
 // link-local: internal links in business mail, not phishing.
 func privateHost(h string) bool {
+	if !mayBeIP(h) {
+		return false
+	}
 	a, err := netip.ParseAddr(h)
 	return err == nil && (a.IsPrivate() || a.IsLoopback() || a.IsLinkLocalUnicast())
 }

@@ -159,16 +159,6 @@ type URL struct {
 	Href bool
 }
 
-// fromDomain returns the lower-case domain of the first header From
-// address, or "".
-func (m *Message) fromDomain() string {
-	addrs, err := m.Header.AddressList("From")
-	if err != nil || len(addrs) == 0 {
-		return domainOf(headerAddrFallback(m.Header.Get("From")))
-	}
-	return domainOf(addrs[0].Address)
-}
-
 // headerAddrFallback pulls something address-like out of a header value
 // that net/mail could not parse.
 func headerAddrFallback(v string) string {

@@ -103,6 +103,9 @@ func ParseMessage(r io.ReaderAt, size int64, lim Limits) (*Message, error) {
 	}
 	m := &Message{raw: r, size: size}
 	w := &walker{m: m, lim: lim.withDefaults(), seen: map[string]bool{}}
+	// Transfer decoding never makes content larger, so the decoded parts
+	// of most messages fit in this much (text converted to UTF-8 may grow).
+	w.arena = make([]byte, 0, min(size, w.lim.MaxDecodedBytes, arenaMax))
 	// Skip an mbox "From " line, which is not a header.
 	var start int64
 	var first [1024]byte
@@ -162,6 +165,9 @@ type walker struct {
 	seen    map[string]bool
 	flagged map[string]bool
 	gaps    []Gap
+	// arena holds the decoded parts one after the other, so that a
+	// message's parts cost one allocation instead of a growing buffer each.
+	arena []byte
 	// skipped counts the entities walked past a limit without reading.
 	skipped int
 	// abort ends the walk: the input went past the bounds of the walk past
@@ -304,6 +310,38 @@ func (w *walker) entity(e *message.Entity, depth int, path string) {
 	w.leaf(e, path)
 }
 
+// arenaMax bounds the first arena; a message whose decoded parts need more
+// gets a larger one as its parts are read.
+const arenaMax = 32 << 20
+
+// readPart reads at most budget bytes of r into the arena and returns
+// them, with a capacity equal to their length so that nobody appending to
+// one part writes over the next.
+func (w *walker) readPart(r io.Reader, budget int64) ([]byte, error) {
+	start := len(w.arena)
+	for int64(len(w.arena)-start) < budget {
+		if len(w.arena) == cap(w.arena) {
+			// Move this part to an arena twice its size (or 4 KiB), bounded
+			// by what the budget still allows.
+			part := w.arena[start:]
+			grow := min(int64(max(len(part), 4096)), budget-int64(len(part)))
+			next := make([]byte, len(part), int64(len(part))+grow)
+			copy(next, part)
+			w.arena, start = next, 0
+		}
+		end := min(int64(cap(w.arena)), int64(start)+budget)
+		n, err := r.Read(w.arena[len(w.arena):end])
+		w.arena = w.arena[:len(w.arena)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return w.arena[start:len(w.arena):len(w.arena)], err
+		}
+	}
+	return w.arena[start:len(w.arena):len(w.arena)], nil
+}
+
 // leaf reads and analyses one non-multipart entity.
 func (w *walker) leaf(e *message.Entity, path string) {
 	p := &Part{Path: path}
@@ -314,12 +352,12 @@ func (w *walker) leaf(e *message.Entity, path string) {
 	if budget < 0 {
 		budget = 0
 	}
-	var buf bytes.Buffer
-	n, err := io.Copy(&buf, io.LimitReader(e.Body, budget))
+	data, err := w.readPart(e.Body, budget)
 	if err != nil {
 		w.defect("part " + displayPath(path) + ": " + err.Error())
 	}
-	p.Data = buf.Bytes()
+	n := int64(len(data))
+	p.Data = data
 	p.Size = n
 	w.decoded += n
 	if n == budget {

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"regexp"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // textURLRE finds URLs in plain text: an explicit scheme, or a bare
@@ -14,16 +16,121 @@ var textURLRE = regexp.MustCompile(`(?i)\b(?:(?:https?|ftp)://|www\.)[^\s<>"'\x6
 func (w *walker) urlsInText(s string) {
 	// URLs contain no white space, so the expression only runs on the few
 	// words that can hold one; running it over the whole text costs ten
-	// times more.
-	for _, word := range strings.Fields(s) {
-		if !strings.Contains(word, "://") && !strings.Contains(strings.ToLower(word), "www.") {
+	// times more. The words are those of strings.Fields, found in one pass
+	// without splitting the text.
+	start, mark := -1, false
+	for i := 0; i < len(s); {
+		c, size := rune(s[i]), 1
+		if c >= utf8.RuneSelf {
+			c, size = utf8.DecodeRuneInString(s[i:])
+		}
+		if space := c < utf8.RuneSelf && asciiSpace[c] || c >= utf8.RuneSelf && unicode.IsSpace(c); space {
+			if mark {
+				w.urlsInWord(s[start:i])
+			}
+			start, mark = -1, false
+			i += size
 			continue
 		}
-		for _, u := range textURLRE.FindAllString(word, w.lim.MaxURLs+1) {
-			w.addURL(trimURLTail(u), "", false)
+		if start < 0 {
+			start = i
 		}
+		if !mark {
+			switch c {
+			case ':':
+				mark = strings.HasPrefix(s[i:], "://")
+			case 'w', 'W':
+				mark = len(s)-i >= 4 && s[i+1]|0x20 == 'w' && s[i+2]|0x20 == 'w' && s[i+3] == '.'
+			}
+		}
+		i += size
+	}
+	if mark {
+		w.urlsInWord(s[start:])
 	}
 }
+
+// asciiSpace marks the ASCII characters unicode.IsSpace reports.
+var asciiSpace = [utf8.RuneSelf]bool{'\t': true, '\n': true, '\v': true, '\f': true, '\r': true, ' ': true}
+
+// urlsInWord adds the URLs of one word of text.
+func (w *walker) urlsInWord(word string) {
+	for i, n := 0, 0; n <= w.lim.MaxURLs; n++ {
+		start, end := nextTextURL(word, i)
+		if start < 0 {
+			return
+		}
+		w.addURL(trimURLTail(word[start:end]), "", false)
+		i = end
+	}
+}
+
+// nextTextURL finds the first match of textURLRE in s at or after i,
+// without the expression: at a word boundary (the byte before is not an
+// ASCII letter, digit or underscore), "http://", "https://", "ftp://" or
+// "www." in any case, then at least one byte that is not white space or
+// one of <>"'`{}|^[]. It returns -1, -1 when there is none.
+func nextTextURL(s string, i int) (start, end int) {
+	for ; i < len(s); i++ {
+		if i > 0 && isASCIIWordByte(s[i-1]) {
+			continue
+		}
+		var n int
+		switch s[i] | 0x20 {
+		case 'h':
+			n = prefixFold(s[i:], "https://")
+			if n == 0 {
+				n = prefixFold(s[i:], "http://")
+			}
+		case 'f':
+			n = prefixFold(s[i:], "ftp://")
+		case 'w':
+			n = prefixFold(s[i:], "www.")
+		}
+		if n == 0 {
+			continue
+		}
+		e := i + n
+		for e < len(s) && !urlStop[s[e]] {
+			e++
+		}
+		if e > i+n {
+			return i, e
+		}
+	}
+	return -1, -1
+}
+
+// prefixFold returns len(p) when s starts with p, ASCII letters compared
+// in any case (p is lower case), else 0.
+func prefixFold(s, p string) int {
+	if len(s) < len(p) {
+		return 0
+	}
+	for j := 0; j < len(p); j++ {
+		c := s[j]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != p[j] {
+			return 0
+		}
+	}
+	return len(p)
+}
+
+func isASCIIWordByte(c byte) bool {
+	return c == '_' || '0' <= c && c <= '9' || 'a' <= c|0x20 && c|0x20 <= 'z'
+}
+
+// urlStop marks the bytes that end a URL in text: the white space of \s
+// and <>"'`{}|^[].
+var urlStop = func() (t [256]bool) {
+	for _, c := range []byte(" \t\n\f\r<>\"'`{}|^[]") {
+		t[c] = true
+	}
+	return t
+}()
 
 // trimURLTail drops punctuation that ends a sentence rather than the URL,
 // and a closing parenthesis without its opening one.
@@ -93,14 +200,31 @@ func urlAuthority(raw string) (host, userinfo string) {
 	return strings.TrimSuffix(strings.ToLower(s), "."), userinfo
 }
 
+// mayBeIP reports whether netip.ParseAddr could accept s, so that the
+// names that cannot be addresses skip it (its error allocates): without
+// a colon, only digits and dots make an IPv4 address.
+func mayBeIP(s string) bool {
+	if strings.IndexByte(s, ':') >= 0 {
+		return true
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c != '.' && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
+
 // isIPHost reports whether a URL host is an IP literal, including the
 // decimal and hexadecimal forms browsers accept (http://3232235777/).
 func isIPHost(h string) bool {
 	if h == "" {
 		return false
 	}
-	if _, err := netip.ParseAddr(h); err == nil {
-		return true
+	if mayBeIP(h) {
+		if _, err := netip.ParseAddr(h); err == nil {
+			return true
+		}
 	}
 	if strings.HasPrefix(h, "0x") && len(h) > 2 {
 		return strings.Trim(h[2:], "0123456789abcdef.x") == ""

@@ -1,0 +1,80 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/outguard/outguard/internal/pgdb/pgtest"
+)
+
+// fleetExtra is the configuration of node on the postgres backend at dsn.
+func fleetExtra(node, dsn string) string {
+	return fmt.Sprintf("node_name: %s\nstore:\n  backend: postgres\n  postgres:\n    dsn: %q\n    max_conns: 4\n", node, dsn)
+}
+
+// TestFleetNotificationOutbox: on the postgres backend the notification
+// outbox is shared. An automatic lock on node A waits, while the webhook
+// is down, in the outbox node B sees too, and reaches the webhook exactly
+// once when it is back.
+func TestFleetNotificationOutbox(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	var mu sync.Mutex
+	down := true
+	var autoLocks []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if down {
+			http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+			return
+		}
+		var ev map[string]any
+		body, _ := io.ReadAll(r.Body)
+		json.Unmarshal(body, &ev)
+		if ev["type"] == "auto-lock" {
+			autoLocks = append(autoLocks, fmt.Sprint(ev["identity"]))
+		}
+	}))
+	defer srv.Close()
+	hook := fmt.Sprintf("notify:\n  webhook: {url: %q, secret: \"webhook-secret-0123456789abcdef\", retry: {initial: 1s, max: 2s}}\n", srv.URL)
+	a := newEnv(t, "", hook+fleetExtra("mx-a", dsn))
+	b := newEnv(t, "", hook+fleetExtra("mx-b", dsn))
+	for i := range 5 {
+		a.send("a@out.example.net", testMessage("fleeting", fmt.Sprintf("s%d", i), gtube))
+	}
+	if _, locked := a.app.ids.CheckIdentity("out.example.net", "fleeting"); !locked {
+		t.Fatal("identity not locked on node A")
+	}
+	if p, err := b.app.notifier.Pending(); err != nil || p != 1 {
+		t.Fatalf("node B sees %d pending notifications (%v), want node A's 1", p, err)
+	}
+	var node string
+	if err := b.app.pg.QueryRow(context.Background(), "SELECT node FROM notify_outbox").Scan(&node); err != nil || node != "mx-a" {
+		t.Errorf("outbox row from node %q (%v), want mx-a", node, err)
+	}
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	if !a.waitFor(20*time.Second, func() bool {
+		mu.Lock()
+		n := len(autoLocks)
+		mu.Unlock()
+		pa, errA := a.app.notifier.Pending()
+		pb, errB := b.app.notifier.Pending()
+		return n > 0 && errA == nil && errB == nil && pa == 0 && pb == 0
+	}) {
+		t.Fatal("the auto-lock event was not delivered after the webhook came back")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(autoLocks) != 1 || autoLocks[0] != "fleeting" {
+		t.Errorf("webhook got auto-lock events %v, want fleeting once", autoLocks)
+	}
+}

@@ -78,3 +78,32 @@ func TestFleetNotificationOutbox(t *testing.T) {
 		t.Errorf("webhook got auto-lock events %v, want fleeting once", autoLocks)
 	}
 }
+
+// TestFleetFeedback: on the postgres backend the feedback store is
+// shared. A report sent over SMTP to node A and again to node B is stored
+// and counted once; B answers it as a duplicate, and both nodes' APIs
+// list it.
+func TestFleetFeedback(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	rep := "  reporters: [{name: fbl, networks: [127.0.0.0/8], count_identity_header: true}]\n"
+	a := feedbackEnvWith(t, rep, fleetExtra("mx-a", dsn))
+	b := feedbackEnvWith(t, rep, fleetExtra("mx-b", dsn))
+	a.relayOne("innocent1", "news") // the identity is known on A
+	report := fblReport("fbl@mailbox.example", 1, forgedOriginal("innocent1", 1))
+	for _, e := range []*env{a, b} {
+		if err := e.sendReport("fbl@mailbox.example", report); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, e := range map[string]*env{"A": a, "B": b} {
+		if list := e.feedbackList(t, ""); len(list) != 1 || !list[0].Counted {
+			t.Errorf("node %s lists %+v; want the one report, counted", name, list)
+		}
+	}
+	if m := counterValue(t, b.app, "outguard_feedback_complaints_total", map[string]string{"outcome": "duplicate"}); m != 1 {
+		t.Errorf("node B: outguard_feedback_complaints_total{outcome=duplicate} = %v, want 1", m)
+	}
+	if m := counterValue(t, b.app, "outguard_feedback_complaints_total", map[string]string{"outcome": "counted"}); m != 0 {
+		t.Errorf("node B counted the report node A had counted: %v", m)
+	}
+}

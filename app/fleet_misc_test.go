@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outguard/outguard/campaign"
 	"github.com/outguard/outguard/internal/pgdb/pgtest"
 )
 
@@ -105,5 +106,36 @@ func TestFleetFeedback(t *testing.T) {
 	}
 	if m := counterValue(t, b.app, "outguard_feedback_complaints_total", map[string]string{"outcome": "counted"}); m != 0 {
 		t.Errorf("node B counted the report node A had counted: %v", m)
+	}
+}
+
+// TestFleetDetectionState: on the postgres backend an identity's baseline
+// profile, keyed by its domain, and the campaigns follow the mail to
+// another node: node B, started after node A stopped, knows the profiles
+// and the campaign A learnt.
+func TestFleetDetectionState(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	a := newEnv(t, "", fleetExtra("mx-a", dsn))
+	for i := 1; i <= 3; i++ {
+		if err := a.send("shop@out.example.net", testMessage(fmt.Sprint("shop", i), "Your seasonal gift", campaignText(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := a.app.campaigns.List(campaign.Filter{MinMessages: 3})
+	if len(before) != 1 {
+		t.Fatalf("campaigns on A: %+v", before)
+	}
+	a.app.Stop()
+	b := newEnv(t, "", fleetExtra("mx-b", dsn))
+	after := b.app.campaigns.List(campaign.Filter{MinMessages: 3})
+	if len(after) != 1 || after[0].ID != before[0].ID || after[0].Identities != 3 {
+		t.Errorf("campaigns on B: %+v, want A's %s with 3 identities", after, before[0].ID)
+	}
+	p, ok := b.app.detect.fetch("out.example.net\x00shop2")
+	if !ok || p.Stats().Messages != 1 {
+		t.Errorf("shop2's profile on B: found %v, %+v; want A's, one message", ok, p.Stats())
+	}
+	if _, ok := b.app.detect.fetch("other.example\x00shop2"); ok {
+		t.Error("shop2 of another domain has out.example.net's profile")
 	}
 }

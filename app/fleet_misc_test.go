@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/outguard/outguard/campaign"
+	"github.com/outguard/outguard/filter/content"
 	"github.com/outguard/outguard/internal/pgdb/pgtest"
 )
 
@@ -137,5 +138,28 @@ func TestFleetDetectionState(t *testing.T) {
 	}
 	if _, ok := b.app.detect.fetch("other.example\x00shop2"); ok {
 		t.Error("shop2 of another domain has out.example.net's profile")
+	}
+}
+
+// TestFleetContentOverlay: on the postgres backend the content model's
+// overlay is shared: node B, started after node A learnt, scores with A's
+// lesson.
+func TestFleetContentOverlay(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	a := newEnv(t, "", fleetExtra("mx-a", dsn))
+	if a.app.learner == nil {
+		t.Fatal("the content model is off in the test configuration")
+	}
+	f := content.Features{1, 2, 3, 4, 5}
+	if _, _, err := a.app.learner.Learn(f, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := a.app.learner.Score(f)
+	if a.app.learner.Info().Learned == 0 {
+		t.Fatal("node A's lesson is not counted")
+	}
+	b := newEnv(t, "", fleetExtra("mx-b", dsn))
+	if got, _ := b.app.learner.Score(f); got != want || b.app.learner.Info().Learned != a.app.learner.Info().Learned {
+		t.Errorf("node B scores %.3f with %d lessons; want A's %.3f, %d", got, b.app.learner.Info().Learned, want, a.app.learner.Info().Learned)
 	}
 }

@@ -15,8 +15,8 @@ import (
 // What the postgres backend shares today and what stays per node, for the
 // start-up log line (docs/config-store.md, "What is shared today").
 const (
-	sharedInPostgres = "the node table, the notification outbox, feedback, baseline profiles and campaign snapshots"
-	notSharedYet     = "locks, automatic-lock windows, the message log, quarantine, the ARF outbox, audit, console sessions and the content model's overlay stay"
+	sharedInPostgres = "the node table, the notification outbox, feedback, baseline profiles, campaign snapshots and the content model's overlay"
+	notSharedYet     = "locks, automatic-lock windows, the message log, quarantine, the ARF outbox, audit and console sessions stay"
 )
 
 // nodeTouchInterval is how often a node on the postgres backend records

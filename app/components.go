@@ -92,7 +92,14 @@ func (a *App) startComponents(cfg *config.Config) error {
 	if now == nil {
 		now = time.Now
 	}
-	det, err := newDetection(cfg, a.db, a.log.With("component", "detection"), now)
+	var detStore detectionStore
+	if a.pg != nil {
+		// store.backend postgres: the fleet's shared tables.
+		detStore = &pgDetectionStore{pool: a.pg, node: cfg.NodeName}
+	} else if detStore, err = newBoltDetectionStore(a.db); err != nil {
+		return fmt.Errorf("detection: %w", err)
+	}
+	det, err := newDetection(cfg, detStore, a.log.With("component", "detection"), now)
 	if err != nil {
 		return err
 	}

@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/outguard/outguard/baseline"
 	"github.com/outguard/outguard/campaign"
 	"github.com/outguard/outguard/config"
@@ -19,25 +17,20 @@ import (
 	"github.com/outguard/outguard/identity"
 )
 
-// Buckets of the behaviour detectors: one value per identity profile, and
-// the campaign store's state under one key.
-var (
-	bucketBaseline  = []byte("baseline_profiles")
-	bucketCampaigns = []byte("campaigns")
-	keyCampaigns    = []byte("state")
-)
-
 // campaignSaveEvery is how often the campaign store is written to the
 // database (and at stop); a crash loses at most this much of it.
 const campaignSaveEvery = time.Minute
+
+// detectionIOTimeout bounds one read or write of the detectors' state.
+const detectionIOTimeout = 10 * time.Second
 
 // detection runs the signals of docs/baseline.md and docs/campaigns.md
 // beside the counters of automatic locking, and keeps their state in the
 // database across restarts. Its settings are read at start.
 type detection struct {
-	log *slog.Logger
-	db  *bolt.DB
-	now func() time.Time
+	log   *slog.Logger
+	store detectionStore
+	now   func() time.Time
 
 	base     *baseline.Detector // nil when off
 	baseLock bool               // the lock level locks (action: lock)
@@ -54,20 +47,10 @@ type detection struct {
 	done chan struct{}
 }
 
-func newDetection(cfg *config.Config, db *bolt.DB, log *slog.Logger, now func() time.Time) (*detection, error) {
-	d := &detection{log: log, db: db, now: now, evicted: map[string][]byte{},
+func newDetection(cfg *config.Config, store detectionStore, log *slog.Logger, now func() time.Time) (*detection, error) {
+	d := &detection{log: log, store: store, now: now, evicted: map[string][]byte{},
 		stop: make(chan struct{}), done: make(chan struct{})}
-	err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketBaseline, bucketCampaigns} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("detection: %w", err)
-	}
+	var err error
 	bc := cfg.Identity.Baseline
 	if *bc.Enabled {
 		d.baseLock = bc.Action == "lock"
@@ -99,13 +82,12 @@ func newDetection(cfg *config.Config, db *bolt.DB, log *slog.Logger, now func() 
 		if err != nil {
 			return nil, fmt.Errorf("identity.campaigns: %w", err)
 		}
-		var state []byte
-		db.View(func(tx *bolt.Tx) error {
-			if v := tx.Bucket(bucketCampaigns).Get(keyCampaigns); v != nil {
-				state = append([]byte(nil), v...)
-			}
-			return nil
-		})
+		ctx, cancel := context.WithTimeout(context.Background(), detectionIOTimeout)
+		state, err := store.campaigns(ctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("identity.campaigns: reading the saved state: %w", err)
+		}
 		if state != nil {
 			if err := d.camp.Decode(state); err != nil {
 				// A damaged snapshot costs the recent history, not the start.
@@ -135,12 +117,14 @@ func (d *detection) fetch(key string) (baseline.Profile, bool) {
 	b, ok := d.evicted[key]
 	d.mu.Unlock()
 	if !ok {
-		d.db.View(func(tx *bolt.Tx) error {
-			if v := tx.Bucket(bucketBaseline).Get([]byte(key)); v != nil {
-				b, ok = append([]byte(nil), v...), true
-			}
-			return nil
-		})
+		ctx, cancel := context.WithTimeout(context.Background(), detectionIOTimeout)
+		var err error
+		b, ok, err = d.store.profile(ctx, key)
+		cancel()
+		if err != nil {
+			// The identity starts a new profile, as an unknown one does.
+			d.log.Warn("reading a baseline profile failed", "err", err)
+		}
 	}
 	var p baseline.Profile
 	if !ok || p.UnmarshalBinary(b) != nil {
@@ -197,15 +181,9 @@ func (d *detection) saveProfiles() {
 	if len(batch) == 0 {
 		return
 	}
-	err := d.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketBaseline)
-		for k, v := range batch {
-			if err := b.Put([]byte(k), v); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	ctx, cancel := context.WithTimeout(context.Background(), detectionIOTimeout)
+	err := d.store.putProfiles(ctx, batch)
+	cancel()
 	if err != nil {
 		d.log.Error("saving baseline profiles failed", "profiles", len(batch), "err", err)
 		// Keep the evicted ones for the next round; the others are
@@ -225,9 +203,9 @@ func (d *detection) saveCampaigns() {
 		return
 	}
 	state := d.camp.Encode()
-	err := d.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketCampaigns).Put(keyCampaigns, state)
-	})
+	ctx, cancel := context.WithTimeout(context.Background(), detectionIOTimeout)
+	err := d.store.putCampaigns(ctx, state)
+	cancel()
 	if err != nil {
 		d.log.Error("saving the campaign store failed", "bytes", len(state), "err", err)
 	}

@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 	"github.com/outguard/outguard/campaign"
 	"github.com/outguard/outguard/config"
 	"github.com/outguard/outguard/identity"
+	"github.com/outguard/outguard/internal/pgdb/pgtest"
 	"github.com/outguard/outguard/internal/testutil"
 )
 
@@ -414,9 +416,18 @@ func newEnvIdentity(t *testing.T, identityExtra string) *env {
 }
 
 // TestDetectionSurvivesRestart: the campaigns and the identities'
-// profiles are in the database after a stop and back after a start.
+// profiles are in the database after a stop and back after a start, on
+// either backend (the postgres leg skips without a test server, see
+// internal/pgdb/pgtest).
 func TestDetectionSurvivesRestart(t *testing.T) {
-	e := newEnv(t, "", "")
+	t.Run("bbolt", func(t *testing.T) { testDetectionSurvivesRestart(t, "") })
+	t.Run("postgres", func(t *testing.T) {
+		testDetectionSurvivesRestart(t, fleetExtra("mx-a", pgtest.NewDatabase(t)))
+	})
+}
+
+func testDetectionSurvivesRestart(t *testing.T, extra string) {
+	e := newEnv(t, "", extra)
 	for i := 1; i <= 3; i++ {
 		if err := e.send("shop@out.example.net", testMessage(fmt.Sprint("shop", i), "Your seasonal gift", campaignText(i))); err != nil {
 			t.Fatal(err)
@@ -434,6 +445,18 @@ func TestDetectionSurvivesRestart(t *testing.T) {
 	p, ok := e.app.detect.fetch("out.example.net\x00shop2")
 	if !ok || p.Stats().Messages == 0 {
 		t.Errorf("shop2's profile after the restart: found %v, %+v", ok, p.Stats())
+	}
+	if e.app.pg != nil {
+		// On postgres the state is in the shared tables.
+		var profiles, snapshots int
+		if err := e.app.pg.QueryRow(context.Background(), `SELECT
+			(SELECT count(*) FROM detection_profiles WHERE domain = 'out.example.net'),
+			(SELECT count(*) FROM detection_campaigns WHERE node = 'mx-a')`).Scan(&profiles, &snapshots); err != nil {
+			t.Fatal(err)
+		}
+		if profiles != 3 || snapshots != 1 {
+			t.Errorf("postgres holds %d profiles and %d campaign snapshots, want 3 and 1", profiles, snapshots)
+		}
 	}
 }
 

@@ -127,6 +127,11 @@ func (a *App) newFeedbackIntake(p *pipeline) (*feedback.Intake, error) {
 	if p.learner != nil {
 		o.Learner = modelLearner{p.learner}
 	}
+	if a.pg != nil {
+		// store.backend postgres: the fleet's shared reports and
+		// de-duplication index (docs/config-arf.md, "Several nodes").
+		o.DB, o.Postgres, o.Node = nil, a.pg, a.Config().NodeName
+	}
 	return feedback.New(o)
 }
 

@@ -21,7 +21,14 @@ import (
 // arfExtra (lines of the arf section, indented two spaces) added.
 func feedbackEnv(t *testing.T, arfExtra string) *env {
 	t.Helper()
-	e := newEnv(t, "", "")
+	return feedbackEnvWith(t, arfExtra, "")
+}
+
+// feedbackEnvWith is feedbackEnv with extra configuration (top-level
+// lines) added.
+func feedbackEnvWith(t *testing.T, arfExtra, extra string) *env {
+	t.Helper()
+	e := newEnv(t, "", extra)
 	b, err := os.ReadFile(e.path)
 	if err != nil {
 		t.Fatal(err)

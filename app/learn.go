@@ -24,8 +24,13 @@ func (a *App) openLearner(cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("content model: %w", err)
 	}
+	var store content.Store = content.BoltStore{DB: a.db}
+	if a.pg != nil {
+		// store.backend postgres: the fleet's shared overlay.
+		store = content.PgStore{Pool: a.pg, Node: cfg.NodeName}
+	}
 	l, err := content.NewLearner(seed, content.LearnerOptions{
-		Store:      content.BoltStore{DB: a.db},
+		Store:      store,
 		MaxOverlay: cm.MaxOverlayFeatures,
 	})
 	if err != nil {

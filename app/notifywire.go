@@ -30,6 +30,11 @@ func (a *App) newNotifier(cfg *config.Config) (*notify.Notifier, error) {
 		Logger:     a.log.With("component", "notify"),
 		Registerer: a.reg,
 	}
+	if a.pg != nil {
+		// store.backend postgres: the fleet's shared outbox, worked by
+		// every node (docs/config-notify.md, "Several nodes").
+		o.DB, o.Postgres, o.Node = nil, a.pg, cfg.NodeName
+	}
 	if cfg.Notify.MailOnAutoLock {
 		send := a.arfSend(cfg)
 		o.SendMail = func(ctx context.Context, to string, raw []byte) error { return send(ctx, "", []string{to}, raw) }

@@ -15,8 +15,8 @@ import (
 // What the postgres backend shares today and what stays per node, for the
 // start-up log line (docs/config-store.md, "What is shared today").
 const (
-	sharedInPostgres = "locks (with history and evidence), automatic-lock windows with fleet-wide counts, would-lock records and the node table"
-	notSharedYet     = "the message log, quarantine, report rollups, ARF and notification outboxes, audit trail, feedback, console sessions, baseline profiles, campaigns and the content model's overlay stay"
+	sharedInPostgres = "locks (with history and evidence), automatic-lock windows with fleet-wide counts, would-lock records, the node table, the notification outbox, feedback, baseline profiles, campaign snapshots and the content model's overlay"
+	notSharedYet     = "the message log, quarantine, report rollups, the ARF outbox, the audit trail and console sessions stay"
 )
 
 // nodeTouchInterval is how often a node on the postgres backend records

@@ -23,7 +23,10 @@
 //
 // The package owns two bbolt buckets, app_feedback (the reports) and
 // app_feedback_index (the de-duplication index); their names predate the
-// package and stay for the data already on disk. Retention
+// package and stay for the data already on disk. On the postgres backend
+// (Options.Postgres) they are the tables feedback_reports and
+// feedback_index a fleet of nodes shares (docs/config-arf.md, "Several
+// nodes"). Retention
 // (arf.feedback_retention) removes old reports with their index entries.
 // Metrics: outguard_feedback_ingested_total,
 // outguard_feedback_complaints_total and outguard_feedback_pruned_total

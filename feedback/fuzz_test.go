@@ -30,7 +30,7 @@ func FuzzIngest(f *testing.F) {
 	f.Add(report("fbl@mailbox.example", "abuse", 4, original("anon.1@customer.example", "")))
 	s := settings(true, fbl, config.Reporter{Name: "trusted", Domains: []string{"trusted.example"}, CountIdentityHeader: true})
 	s.MaxBytes = 1 << 20
-	e := newEnv(f, s)
+	e := newEnv(f, boltBackend, s)
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		res, err := e.in.Ingest(context.Background(), raw, "fuzz")
 		if err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/outguard/outguard/arf"
 	"github.com/outguard/outguard/config"
+	"github.com/outguard/outguard/internal/pgdb/pgtest"
 )
 
 // fakeLog is an in-memory message log: transactions by Message-ID and by
@@ -108,10 +109,75 @@ var (
 	txAnon = arf.TxRef{TxID: "01JCCCCCCCCCCCCCCCCCCCCCCC", Domain: "out.example.net", User: "web9"}
 )
 
+// testBackend is one store of the conformance suite: the intake tests
+// run unchanged against each (TestConformance).
+type testBackend struct {
+	name string
+	// open makes a fresh store, closed at cleanup, and returns what sets
+	// it in Options (as the node named node).
+	open func(t testing.TB) func(o *Options, node string)
+}
+
+var (
+	boltBackend = testBackend{
+		name: "bbolt",
+		open: func(t testing.TB) func(*Options, string) {
+			// NoSync: these tests never crash the process, and fuzzing
+			// runs many ingests.
+			db, err := bolt.Open(filepath.Join(t.TempDir(), "outguard.db"), 0o600, &bolt.Options{NoSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			return func(o *Options, _ string) { o.DB = db }
+		},
+	}
+	pgBackend = testBackend{
+		name: "postgres",
+		open: func(t testing.TB) func(*Options, string) {
+			pool := pgtest.Pool(t)
+			return func(o *Options, node string) { o.Postgres, o.Node = pool, node }
+		},
+	}
+	backends = []testBackend{boltBackend, pgBackend}
+)
+
+// conformance lists the intake tests that run against every backend.
+var conformance = []struct {
+	name string
+	fn   func(*testing.T, testBackend)
+}{
+	{"CountingRules", testCountingRules},
+	{"SameReportTwice", testSameReportTwice},
+	{"ReporterMatching", testReporterMatching},
+	{"NotFeedback", testNotFeedback},
+	{"Locked", testLocked},
+	{"Learning", testLearning},
+	{"Retention", testRetention},
+	{"RetentionInBatches", testRetentionInBatches},
+	{"List", testList},
+	{"StartStop", testStartStop},
+}
+
+// TestConformance runs the intake tests against bbolt and PostgreSQL
+// (which skips without a test server, see internal/pgdb/pgtest).
+func TestConformance(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			if be.name == "postgres" {
+				pgtest.ServerDSN(t)
+			}
+			for _, c := range conformance {
+				t.Run(c.name, func(t *testing.T) { c.fn(t, be) })
+			}
+		})
+	}
+}
+
 // env is an intake over a fresh database and fakes.
 type env struct {
 	in      *Intake
-	db      *bolt.DB
+	store   func(o *Options, node string)
 	log     *fakeLog
 	locks   *fakeLocks
 	learner *fakeLearner
@@ -119,16 +185,9 @@ type env struct {
 	reg     *prometheus.Registry
 }
 
-func newEnv(t testing.TB, s Settings) *env {
+func newEnv(t testing.TB, be testBackend, s Settings) *env {
 	t.Helper()
-	// NoSync: these tests never crash the process, and fuzzing runs many
-	// ingests.
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "outguard.db"), 0o600, &bolt.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	e := &env{db: db,
+	e := &env{store: be.open(t),
 		log: &fakeLog{
 			byMsgID:    map[string]arf.TxRef{"alice.1@customer.example": txAlice, "bob.1@customer.example": txBob, "anon.1@customer.example": txAnon},
 			byToken:    map[string]arf.TxRef{"tok-bob": txBob},
@@ -148,8 +207,16 @@ func newEnv(t testing.TB, s Settings) *env {
 // open builds an intake over e's database and fakes.
 func (e *env) open(t testing.TB) *Intake {
 	t.Helper()
-	in, err := New(Options{DB: e.db, Log: e.log, Locks: e.locks, Learner: e.learner, Now: e.clock.Now,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: e.reg})
+	return e.openAs(t, "node-a")
+}
+
+// openAs is open for the node named node.
+func (e *env) openAs(t testing.TB, node string) *Intake {
+	t.Helper()
+	o := Options{Log: e.log, Locks: e.locks, Learner: e.learner, Now: e.clock.Now,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: e.reg}
+	e.store(&o, node)
+	in, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 
@@ -38,9 +38,19 @@ type Settings struct {
 	Learn bool
 }
 
-// Options are what New needs. DB and Log are required.
+// Options are what New needs. Log and one of DB and Postgres are
+// required.
 type Options struct {
+	// DB is this node's bbolt database.
 	DB *bolt.DB
+	// Postgres, instead of DB, is the database a fleet of nodes shares
+	// (store.backend postgres): the reports and the de-duplication index
+	// are its tables feedback_reports and feedback_index, so that a
+	// report received by one node is a duplicate on the others.
+	Postgres *pgxpool.Pool
+	// Node is this node's name, recorded with the reports it stores;
+	// required with Postgres.
+	Node string
 	// Log is the message log complaints are attributed through.
 	Log MessageLog
 	// Locks counts complaints; nil counts nothing.
@@ -55,7 +65,7 @@ type Options struct {
 // Intake parses, stores, attributes and counts third-party feedback, from
 // SMTP (mail to the feedback address), the HTTP API and the CLI.
 type Intake struct {
-	db      *bolt.DB
+	store   store
 	msgs    MessageLog
 	locks   LockObserver
 	learner Learner
@@ -76,14 +86,25 @@ type Intake struct {
 // pruneEvery is how often retention runs.
 const pruneEvery = time.Hour
 
-// New opens the intake's buckets on o.DB. Until Configure it uses the
-// default settings with no allow-listed reporter.
+// New opens the intake's buckets on o.DB, or its tables on o.Postgres.
+// Until Configure it uses the default settings with no allow-listed
+// reporter.
 func New(o Options) (*Intake, error) {
-	if o.DB == nil || o.Log == nil {
-		return nil, errors.New("feedback: DB and Log are required")
+	if (o.DB == nil) == (o.Postgres == nil) || o.Log == nil {
+		return nil, errors.New("feedback: Log and one of DB and Postgres are required")
 	}
-	if err := createBuckets(o.DB); err != nil {
-		return nil, err
+	if o.Postgres != nil && o.Node == "" {
+		return nil, errors.New("feedback: Postgres needs Node")
+	}
+	var st store
+	if o.DB != nil {
+		bs, err := newBoltStore(o.DB)
+		if err != nil {
+			return nil, err
+		}
+		st = bs
+	} else {
+		st = &pgStore{pool: o.Postgres, node: o.Node}
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -91,7 +112,7 @@ func New(o Options) (*Intake, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	in := &Intake{db: o.DB, msgs: o.Log, locks: o.Locks, learner: o.Learner, log: o.Logger,
+	in := &Intake{store: st, msgs: o.Log, locks: o.Locks, learner: o.Learner, log: o.Logger,
 		m: newMetrics(o.Registerer), newID: quarantine.NewID, now: o.Now,
 		stop: make(chan struct{}), done: make(chan struct{})}
 	in.set.Store(&Settings{IdentityHeader: arf.DefaultIdentityHeader, TraceHeader: arf.DefaultTraceHeader,
@@ -208,28 +229,12 @@ func (in *Intake) IngestSMTP(ctx context.Context, raw []byte, source string, cli
 	defer in.mu.Unlock()
 	now := in.now()
 	res.Received = now
-	var dupOf string
-	err = in.db.View(func(tx *bolt.Tx) error {
-		idx := tx.Bucket(indexBucket)
-		if id := idx.Get([]byte(res.Digest)); id != nil {
-			res.Duplicate, res.DuplicateOf, res.NotCounted = true, string(id), NotCountedDuplicate
-			return nil
-		}
-		if res.DedupKey != "" {
-			if id := idx.Get([]byte(res.DedupKey)); id != nil {
-				dupOf = string(id)
-			}
-		}
-		return nil
-	})
+	digestOf, dupOf, err := in.store.lookup(ctx, res.Digest, res.DedupKey)
 	if err != nil {
 		return res, fmt.Errorf("reading the feedback index: %w", err)
 	}
-	if res.Duplicate {
-		// The very same report again: nothing to store or count.
-		in.m.outcomes.WithLabelValues("duplicate").Inc()
-		in.log.Info("feedback report received again; ignored", "duplicate_of", res.DuplicateOf, "source", source)
-		return res, nil
+	if digestOf != "" {
+		return in.sameReport(res, digestOf, source), nil
 	}
 
 	counts := false
@@ -254,29 +259,19 @@ func (in *Intake) IngestSMTP(ctx context.Context, raw []byte, source string, cli
 	res.Counted = counts
 
 	// Store first: a report accepted is a report kept. The index entries
-	// go with it, so a second copy finds them.
-	meta, err := json.Marshal(res)
+	// go with it, so a second copy finds them. The store checks the
+	// index again in its transaction: another node may have stored a
+	// copy, or counted a complaint about the same transaction, since the
+	// lookup above.
+	digestOf, err = in.store.put(ctx, &res, raw)
 	if err != nil {
-		return res, err
-	}
-	if err := in.db.Update(func(tx *bolt.Tx) error {
-		b, idx := tx.Bucket(reportBucket), tx.Bucket(indexBucket)
-		if err := b.Put([]byte(res.ID+"/meta"), meta); err != nil {
-			return err
-		}
-		if err := b.Put([]byte(res.ID+"/raw"), raw); err != nil {
-			return err
-		}
-		if err := idx.Put([]byte(res.Digest), []byte(res.ID)); err != nil {
-			return err
-		}
-		if counts && res.DedupKey != "" {
-			return idx.Put([]byte(res.DedupKey), []byte(res.ID))
-		}
-		return nil
-	}); err != nil {
 		return res, fmt.Errorf("storing feedback: %w", err)
 	}
+	if digestOf != "" {
+		res.ID, res.Counted, res.NotCounted = "", false, ""
+		return in.sameReport(res, digestOf, source), nil
+	}
+	counts = res.Counted
 
 	if counts {
 		in.count(ctx, fb, &res, now, set.Learn)
@@ -291,6 +286,44 @@ func (in *Intake) IngestSMTP(ctx context.Context, raw []byte, source string, cli
 		"attribution", res.Method, "tx", res.TxID, "domain", res.Domain, "identity", res.Identity,
 		"counted", res.Counted, "not_counted", res.NotCounted)
 	return res, nil
+}
+
+// sameReport is the outcome of a report already stored as id: nothing
+// is stored or counted.
+func (in *Intake) sameReport(res Result, id, source string) Result {
+	res.Duplicate, res.DuplicateOf, res.NotCounted = true, id, NotCountedDuplicate
+	in.m.outcomes.WithLabelValues("duplicate").Inc()
+	in.log.Info("feedback report received again; ignored", "duplicate_of", id, "source", source)
+	return res
+}
+
+// prune removes the reports received before cutoff with their index
+// entries, in batches so that no write transaction runs long.
+func (in *Intake) prune(cutoff time.Time) (int, error) {
+	const batch = 500
+	total := 0
+	for {
+		n, more, err := in.store.prune(context.Background(), cutoff, batch)
+		if err != nil {
+			return total, fmt.Errorf("pruning feedback: %w", err)
+		}
+		total += n
+		in.m.pruned.Add(float64(n))
+		if !more {
+			return total, nil
+		}
+	}
+}
+
+// List returns stored reports, newest first: at most limit (1 to 1000),
+// older than the id before ("" for the newest), only counted or only not
+// counted ones when counted is non-nil. next is the id to pass as before
+// for the next page, "" at the end.
+func (in *Intake) List(limit int, before string, counted *bool) (out []Result, next string, err error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	return in.store.list(context.Background(), limit, before, counted)
 }
 
 // count acts on a stored, counted complaint: it marks the message-log

@@ -14,9 +14,9 @@ import (
 	"github.com/outguard/outguard/config"
 )
 
-// TestCountingRules ingests one report per case and checks whether it was
+// testCountingRules ingests one report per case and checks whether it was
 // counted toward automatic locking, and why not.
-func TestCountingRules(t *testing.T) {
+func testCountingRules(t *testing.T, be testBackend) {
 	optIn := config.Reporter{Name: "trusted", Domains: []string{"trusted.example"}, CountIdentityHeader: true}
 	tests := []struct {
 		name       string
@@ -39,7 +39,7 @@ func TestCountingRules(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, settings(false, fbl, optIn))
+			e := newEnv(t, be, settings(false, fbl, optIn))
 			res := e.ingest(t, tt.raw)
 			if res.Method != tt.method || res.NotCounted != tt.notCounted || res.Counted != (tt.notCounted == "") {
 				t.Fatalf("attribution %q counted %v not_counted %q; want %q, %v, %q", res.Method, res.Counted, res.NotCounted,
@@ -70,12 +70,12 @@ func TestCountingRules(t *testing.T) {
 	}
 }
 
-// TestSameReportTwice: the very same report again is not stored or
+// testSameReportTwice: the very same report again is not stored or
 // counted; a second, different report of the same reporter about the same
 // transaction is stored but not counted; another reporter's counts.
-func TestSameReportTwice(t *testing.T) {
+func testSameReportTwice(t *testing.T, be testBackend) {
 	other := config.Reporter{Name: "other", Domains: []string{"other.example"}}
-	e := newEnv(t, settings(false, fbl, other))
+	e := newEnv(t, be, settings(false, fbl, other))
 	orig := original("alice.1@customer.example", "")
 	first := e.ingest(t, report("fbl@mailbox.example", "abuse", 1, orig))
 	if !first.Counted {
@@ -115,12 +115,12 @@ func TestSameReportTwice(t *testing.T) {
 	}
 }
 
-// TestReporterMatching: a reporter matches by envelope sender or From
+// testReporterMatching: a reporter matches by envelope sender or From
 // domain, and by client network when it lists networks; an upload has no
 // client, so it never matches a reporter restricted to networks.
-func TestReporterMatching(t *testing.T) {
+func testReporterMatching(t *testing.T, be testBackend) {
 	netRep := config.Reporter{Name: "bynet", Networks: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, Domains: []string{"net.example"}}
-	e := newEnv(t, settings(false, netRep, fbl))
+	e := newEnv(t, be, settings(false, netRep, fbl))
 	orig := func(n int) string { return original("alice.1@customer.example", "X-N: "+string(rune('a'+n))+"\r\n") }
 	tests := []struct {
 		name            string
@@ -154,10 +154,10 @@ func TestReporterMatching(t *testing.T) {
 	}
 }
 
-// TestNotFeedback: a message that is not a report is refused with
+// testNotFeedback: a message that is not a report is refused with
 // ErrNotFeedback and its parse result; nothing is stored.
-func TestNotFeedback(t *testing.T) {
-	e := newEnv(t, settings(false, fbl))
+func testNotFeedback(t *testing.T, be testBackend) {
+	e := newEnv(t, be, settings(false, fbl))
 	res, err := e.in.Ingest(context.Background(), []byte("From: a@b.example\r\nSubject: hi\r\n\r\nhello\r\n"), "upload")
 	if !errors.Is(err, ErrNotFeedback) {
 		t.Fatalf("err %v, want ErrNotFeedback", err)
@@ -183,10 +183,10 @@ func TestNotFeedback(t *testing.T) {
 	}
 }
 
-// TestLocked: the complaint that makes the lock observer lock the identity
+// testLocked: the complaint that makes the lock observer lock the identity
 // says so.
-func TestLocked(t *testing.T) {
-	e := newEnv(t, settings(false, fbl))
+func testLocked(t *testing.T, be testBackend) {
+	e := newEnv(t, be, settings(false, fbl))
 	for i := 1; i <= 3; i++ {
 		// One reporter counts once per transaction: complain about three
 		// messages of the identity.
@@ -204,13 +204,13 @@ func txWithID(r arf.TxRef, i int) arf.TxRef {
 	return r
 }
 
-// TestLearning: with learning on, an abuse or fraud complaint attributed
+// testLearning: with learning on, an abuse or fraud complaint attributed
 // to a transaction teaches its original; a report attributed by identity
 // header alone, of another type, or with learning off teaches nothing. A
 // failing model leaves the complaint counted.
-func TestLearning(t *testing.T) {
+func testLearning(t *testing.T, be testBackend) {
 	optIn := config.Reporter{Name: "trusted", Domains: []string{"mailbox.example"}, CountIdentityHeader: true}
-	e := newEnv(t, settings(true, optIn))
+	e := newEnv(t, be, settings(true, optIn))
 	orig := original("alice.1@customer.example", "")
 	res := e.ingest(t, report("fbl@mailbox.example", "abuse", 1, orig))
 	if !res.Counted || !res.Learned || len(e.learner.taught) != 1 || !bytes.Contains(e.learner.taught[0], []byte("Message-ID: <alice.1@customer.example>")) {
@@ -246,13 +246,13 @@ func TestLearning(t *testing.T) {
 	}
 }
 
-// TestRetention stores a report, lets arf.feedback_retention pass and runs
+// testRetention stores a report, lets arf.feedback_retention pass and runs
 // retention: the report and its duplicate index are gone, a newer report
 // stays.
-func TestRetention(t *testing.T) {
+func testRetention(t *testing.T, be testBackend) {
 	s := settings(false, fbl)
 	s.Retention = 30 * 24 * time.Hour
-	e := newEnv(t, s)
+	e := newEnv(t, be, s)
 	old := report("fbl@mailbox.example", "abuse", 1, original("alice.1@customer.example", ""))
 	e.ingest(t, old)
 	e.clock.Advance(29 * 24 * time.Hour)
@@ -277,10 +277,10 @@ func TestRetention(t *testing.T) {
 	}
 }
 
-// TestRetentionInBatches prunes more reports than one write transaction
+// testRetentionInBatches prunes more reports than one write transaction
 // removes.
-func TestRetentionInBatches(t *testing.T) {
-	e := newEnv(t, settings(false, fbl))
+func testRetentionInBatches(t *testing.T, be testBackend) {
+	e := newEnv(t, be, settings(false, fbl))
 	const n = 502 // more than one write transaction removes (500)
 	for i := range n {
 		e.ingest(t, report("x@elsewhere.example", "abuse", i, original("none@x.example", "")))
@@ -295,10 +295,10 @@ func TestRetentionInBatches(t *testing.T) {
 	}
 }
 
-// TestList pages through stored reports newest first and filters by
+// testList pages through stored reports newest first and filters by
 // whether they counted.
-func TestList(t *testing.T) {
-	e := newEnv(t, settings(false, fbl))
+func testList(t *testing.T, be testBackend) {
+	e := newEnv(t, be, settings(false, fbl))
 	var ids []string
 	for i := range 5 {
 		from := "fbl@mailbox.example"
@@ -342,10 +342,10 @@ func TestList(t *testing.T) {
 	}
 }
 
-// TestStartStop: Start runs retention at once; Stop waits for it and may
+// testStartStop: Start runs retention at once; Stop waits for it and may
 // be called twice.
-func TestStartStop(t *testing.T) {
-	e := newEnv(t, settings(false, fbl))
+func testStartStop(t *testing.T, be testBackend) {
+	e := newEnv(t, be, settings(false, fbl))
 	e.ingest(t, report("fbl@mailbox.example", "abuse", 1, original("alice.1@customer.example", "")))
 	e.clock.Advance(config.DefaultFeedbackRetention + time.Hour)
 	e.in.Start()

@@ -1,8 +1,8 @@
 package feedback
 
 import (
+	"context"
 	"encoding/json"
-	"fmt"
 	"strings"
 	"time"
 
@@ -10,6 +10,34 @@ import (
 
 	"github.com/outguard/outguard/quarantine"
 )
+
+// store keeps the accepted reports and the de-duplication index.
+// boltStore keeps them in this node's bbolt file; pgStore in the tables a
+// fleet of nodes shares, so that a report received by one node is known
+// as a duplicate on the others (docs/config-arf.md, "Several nodes").
+type store interface {
+	// lookup returns the ids of the reports holding the index entries
+	// digest and key ("" for none, and for an empty key).
+	lookup(ctx context.Context, digest, key string) (digestOf, keyOf string, err error)
+	// put stores res (its ID set) and raw with the index entries res.Digest
+	// and, when res.Counted, res.DedupKey, in one transaction. When
+	// another report already holds res.Digest (a copy stored meanwhile,
+	// by another node) it stores nothing and returns that report's id.
+	// When res counts but another report already holds res.DedupKey, res
+	// is stored as a not-counted duplicate of that one, and res says so.
+	put(ctx context.Context, res *Result, raw []byte) (digestOf string, err error)
+	// prune removes up to max reports received before cutoff, with their
+	// index entries, and says whether more remain.
+	prune(ctx context.Context, cutoff time.Time, max int) (n int, more bool, err error)
+	// list is Intake.List.
+	list(ctx context.Context, limit int, before string, counted *bool) ([]Result, string, error)
+}
+
+// markDuplicate makes res a stored, not-counted second complaint about
+// what the report of id already counted.
+func markDuplicate(res *Result, id string) {
+	res.Counted, res.NotCounted, res.Duplicate, res.DuplicateOf = false, NotCountedDuplicate, true, id
+}
 
 // reportBucket keeps every accepted third-party feedback report, raw and
 // with what intake made of it, under "<id>/raw" and "<id>/meta"; ids sort
@@ -22,93 +50,122 @@ var (
 	indexBucket  = []byte("app_feedback_index")
 )
 
-func createBuckets(db *bolt.DB) error {
-	return db.Update(func(tx *bolt.Tx) error {
+// boltStore is the intake's store in the buckets of this node's bbolt
+// file.
+type boltStore struct{ db *bolt.DB }
+
+func newBoltStore(db *bolt.DB) (*boltStore, error) {
+	err := db.Update(func(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(reportBucket); err != nil {
 			return err
 		}
 		_, err := tx.CreateBucketIfNotExists(indexBucket)
 		return err
 	})
+	return &boltStore{db: db}, err
 }
 
-// prune removes the reports received before cutoff with their index
-// entries, in batches so that no write transaction runs long.
-func (in *Intake) prune(cutoff time.Time) (int, error) {
-	const batch = 500
-	total := 0
-	for {
-		n, more := 0, false
-		err := in.db.Update(func(tx *bolt.Tx) error {
-			b, idx := tx.Bucket(reportBucket), tx.Bucket(indexBucket)
-			var old []string
-			c := b.Cursor()
-			for k, v := c.First(); k != nil; k, v = c.Next() {
-				id, kind, ok := strings.Cut(string(k), "/")
-				if !ok || kind != "meta" {
-					continue
-				}
-				// The id holds the arrival time (reports stored before
-				// Received was recorded have only that).
-				at, err := quarantine.IDTime(id)
-				if err != nil {
-					continue
-				}
-				if !at.Before(cutoff) {
-					// Ids sort by arrival: the rest is newer.
-					break
-				}
-				if len(old) == batch {
-					more = true
-					break
-				}
-				old = append(old, id)
-				var r Result
-				if json.Unmarshal(v, &r) != nil {
-					continue
-				}
-				for _, ik := range []string{r.Digest, r.DedupKey} {
-					if ik == "" {
-						continue
-					}
-					if got := idx.Get([]byte(ik)); string(got) == id {
-						if err := idx.Delete([]byte(ik)); err != nil {
-							return err
-						}
-					}
-				}
-			}
-			for _, id := range old {
-				if err := b.Delete([]byte(id + "/meta")); err != nil {
-					return err
-				}
-				if err := b.Delete([]byte(id + "/raw")); err != nil {
-					return err
-				}
-			}
-			n = len(old)
+func (s *boltStore) lookup(_ context.Context, digest, key string) (digestOf, keyOf string, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		idx := tx.Bucket(indexBucket)
+		digestOf = string(idx.Get([]byte(digest)))
+		if key != "" {
+			keyOf = string(idx.Get([]byte(key)))
+		}
+		return nil
+	})
+	return digestOf, keyOf, err
+}
+
+func (s *boltStore) put(_ context.Context, res *Result, raw []byte) (digestOf string, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		b, idx := tx.Bucket(reportBucket), tx.Bucket(indexBucket)
+		if id := idx.Get([]byte(res.Digest)); id != nil {
+			digestOf = string(id)
 			return nil
-		})
+		}
+		if res.Counted && res.DedupKey != "" {
+			if id := idx.Get([]byte(res.DedupKey)); id != nil {
+				markDuplicate(res, string(id))
+			}
+		}
+		meta, err := json.Marshal(res)
 		if err != nil {
-			return total, fmt.Errorf("pruning feedback: %w", err)
+			return err
 		}
-		total += n
-		in.m.pruned.Add(float64(n))
-		if !more {
-			return total, nil
+		if err := b.Put([]byte(res.ID+"/meta"), meta); err != nil {
+			return err
 		}
-	}
+		if err := b.Put([]byte(res.ID+"/raw"), raw); err != nil {
+			return err
+		}
+		if err := idx.Put([]byte(res.Digest), []byte(res.ID)); err != nil {
+			return err
+		}
+		if res.Counted && res.DedupKey != "" {
+			return idx.Put([]byte(res.DedupKey), []byte(res.ID))
+		}
+		return nil
+	})
+	return digestOf, err
 }
 
-// List returns stored reports, newest first: at most limit (1 to 1000),
-// older than the id before ("" for the newest), only counted or only not
-// counted ones when counted is non-nil. next is the id to pass as before
-// for the next page, "" at the end.
-func (in *Intake) List(limit int, before string, counted *bool) (out []Result, next string, err error) {
-	if limit <= 0 || limit > 1000 {
-		limit = 100
-	}
-	err = in.db.View(func(tx *bolt.Tx) error {
+func (s *boltStore) prune(_ context.Context, cutoff time.Time, max int) (n int, more bool, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		b, idx := tx.Bucket(reportBucket), tx.Bucket(indexBucket)
+		var old []string
+		c := b.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			id, kind, ok := strings.Cut(string(k), "/")
+			if !ok || kind != "meta" {
+				continue
+			}
+			// The id holds the arrival time (reports stored before
+			// Received was recorded have only that).
+			at, err := quarantine.IDTime(id)
+			if err != nil {
+				continue
+			}
+			if !at.Before(cutoff) {
+				// Ids sort by arrival: the rest is newer.
+				break
+			}
+			if len(old) == max {
+				more = true
+				break
+			}
+			old = append(old, id)
+			var r Result
+			if json.Unmarshal(v, &r) != nil {
+				continue
+			}
+			for _, ik := range []string{r.Digest, r.DedupKey} {
+				if ik == "" {
+					continue
+				}
+				if got := idx.Get([]byte(ik)); string(got) == id {
+					if err := idx.Delete([]byte(ik)); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		for _, id := range old {
+			if err := b.Delete([]byte(id + "/meta")); err != nil {
+				return err
+			}
+			if err := b.Delete([]byte(id + "/raw")); err != nil {
+				return err
+			}
+		}
+		n = len(old)
+		return nil
+	})
+	return n, more, err
+}
+
+func (s *boltStore) list(_ context.Context, limit int, before string, counted *bool) (out []Result, next string, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(reportBucket).Cursor()
 		var k, v []byte
 		if before == "" {

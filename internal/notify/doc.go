@@ -3,8 +3,11 @@
 //
 // # Overview
 //
-// New opens a Notifier on the shared bbolt database, in the bucket
-// notify_outbox. Notify stores an Event (one outbox item per channel that
+// New opens a Notifier on the node's bbolt database, in the bucket
+// notify_outbox, or on the PostgreSQL database a fleet shares, in the
+// table notify_outbox, where every node's Notifier delivers and each item
+// is leased to one node at a time (docs/config-notify.md, "Several
+// nodes"). Notify stores an Event (one outbox item per channel that
 // wants it) and returns once it is committed: a crash after Notify
 // returned loses nothing. Start runs a goroutine that delivers the items,
 // retrying failures with exponential backoff until they are delivered or
@@ -33,7 +36,7 @@
 // timeout, or a crash between the answer and the outbox update, gets the
 // event again with the same id.
 //
-// Notify writes to bbolt and so waits for one fsync; events are rare (one
+// Notify writes to the store and so waits for one commit; events are rare (one
 // per lock or threshold crossing), so calling it from
 // identity.Options.OnEvent is fine.
 package notify

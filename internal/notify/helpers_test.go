@@ -12,6 +12,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/outguard/outguard/internal/pgdb/pgtest"
 )
 
 var testSecret = []byte("0123456789abcdef-secret")
@@ -46,6 +48,88 @@ func openDB(t testing.TB, path string) *bolt.DB {
 }
 
 func testDB(t testing.TB) *bolt.DB { return openDB(t, filepath.Join(t.TempDir(), "outguard.db")) }
+
+// testBackend is one store of the conformance suite: the outbox tests
+// run unchanged against each (TestConformance).
+type testBackend struct {
+	name string
+	// fresh makes an empty store and returns its handle: a bbolt file's
+	// path, a PostgreSQL database's DSN.
+	fresh func(t testing.TB) string
+	// use opens the store at handle into o (closed at cleanup) for the
+	// node named node.
+	use func(t testing.TB, handle, node string, o *Options)
+}
+
+var (
+	boltBackend = testBackend{
+		name:  "bbolt",
+		fresh: func(t testing.TB) string { return filepath.Join(t.TempDir(), "outguard.db") },
+		use: func(t testing.TB, path, _ string, o *Options) {
+			o.DB = openDB(t, path)
+		},
+	}
+	pgBackend = testBackend{
+		name: "postgres",
+		fresh: func(t testing.TB) string {
+			dsn := pgtest.NewDatabase(t)
+			pgtest.OpenPool(t, dsn, true) // migrated
+			return dsn
+		},
+		use: func(t testing.TB, dsn, node string, o *Options) {
+			o.Postgres = pgtest.OpenPool(t, dsn, false)
+			o.Node = node
+		},
+	}
+	backends = []testBackend{boltBackend, pgBackend}
+)
+
+// with returns o on a fresh store of be.
+func (be testBackend) with(t testing.TB, o Options) Options {
+	t.Helper()
+	be.use(t, be.fresh(t), "node-a", &o)
+	return o
+}
+
+// closeStore closes the store of o, as a node's shutdown does.
+func closeStore(o Options) {
+	if o.DB != nil {
+		o.DB.Close()
+	}
+	if o.Postgres != nil {
+		o.Postgres.Close()
+	}
+}
+
+// conformance lists the outbox tests that run against every backend.
+var conformance = []struct {
+	name string
+	fn   func(*testing.T, testBackend)
+}{
+	{"WebhookAutoLockReceiverDownThenUp", testWebhookAutoLockReceiverDownThenUp},
+	{"NotifierSurvivesRestart", testNotifierSurvivesRestart},
+	{"NotifierExpiry", testNotifierExpiry},
+	{"NotifierEventFilterAndLimits", testNotifierEventFilterAndLimits},
+	{"MailOnAutoLock", testMailOnAutoLock},
+	{"StartDeliversInBackground", testStartDeliversInBackground},
+	{"RoundStopsAtADeadReceiver", testRoundStopsAtADeadReceiver},
+	{"NotifierJitter", testNotifierJitter},
+}
+
+// TestConformance runs the outbox tests against bbolt and PostgreSQL
+// (which skips without a test server, see internal/pgdb/pgtest).
+func TestConformance(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			if be.name == "postgres" {
+				pgtest.ServerDSN(t)
+			}
+			for _, c := range conformance {
+				t.Run(c.name, func(t *testing.T) { c.fn(t, be) })
+			}
+		})
+	}
+}
 
 // receiver is a webhook endpoint that verifies every request. While down
 // is set it drops the connection without answering, as a dead host would

@@ -3,7 +3,6 @@ package notify
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,10 +10,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"slices"
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 
@@ -31,6 +30,12 @@ const (
 	// maxResponseBytes is how much of a receiver's answer is read (for
 	// the log) before the connection is reused.
 	maxResponseBytes = 4 << 10
+	// mailTimeout bounds one mail delivery.
+	mailTimeout = 2 * time.Minute
+	// fleetPoll is how often a node on Postgres looks for items when it
+	// knows of none due: another node may have added some, or died
+	// holding them.
+	fleetPoll = 30 * time.Second
 )
 
 // Channels an outbox item is delivered on (the channel label of the
@@ -51,17 +56,28 @@ var (
 	ErrStopped = errors.New("notify: stopped")
 )
 
-var bucketOutbox = []byte("notify_outbox")
-
 // SendMailFunc sends raw as mail to one recipient, with the null
 // envelope sender.
 type SendMailFunc func(ctx context.Context, to string, raw []byte) error
 
-// Options configure a Notifier. DB is required; with neither URL nor
-// SendMail every event is ignored.
+// Options configure a Notifier. One of DB and Postgres is required; with
+// neither URL nor SendMail every event is ignored.
 type Options struct {
-	// DB is the shared database, opened and closed by the caller.
+	// DB is this node's bbolt database, opened and closed by the caller.
 	DB *bolt.DB
+	// Postgres, instead of DB, is the database a fleet of nodes shares
+	// (store.backend postgres): the outbox is the table notify_outbox,
+	// and every node's Notifier delivers from it, each item by one node
+	// at a time.
+	Postgres *pgxpool.Pool
+	// Node is this node's name, recorded with its items and its leases;
+	// required with Postgres.
+	Node string
+	// Lease is how long a node holds an item it is delivering on
+	// Postgres before another node may take it over (when the node
+	// died); default the longest delivery (Timeout, or two minutes for a
+	// mail) plus a minute.
+	Lease time.Duration
 	// URL is the webhook's http or https URL; "" disables the webhook.
 	URL string
 	// Secret keys the HMAC-SHA256 signature; required with URL.
@@ -121,16 +137,21 @@ type Notifier struct {
 	metrics *metrics
 	log     *slog.Logger
 
+	store   store
 	runner  *outbox.Runner
 	retry   outbox.Backoff
 	mu      sync.Mutex // guards stopped
 	stopped bool
 }
 
-// New checks the options, creates the bucket and counts what is pending.
+// New checks the options, creates the bucket (on bbolt) and counts what
+// is pending.
 func New(o Options) (*Notifier, error) {
-	if o.DB == nil {
-		return nil, fmt.Errorf("%w: Options.DB is nil", ErrInvalid)
+	if (o.DB == nil) == (o.Postgres == nil) {
+		return nil, fmt.Errorf("%w: set one of Options.DB and Options.Postgres", ErrInvalid)
+	}
+	if o.Postgres != nil && o.Node == "" {
+		return nil, fmt.Errorf("%w: Options.Postgres needs Options.Node", ErrInvalid)
 	}
 	if o.URL != "" {
 		u, err := url.Parse(o.URL)
@@ -148,6 +169,7 @@ func New(o Options) (*Notifier, error) {
 	setDur(&o.RetryInitial, DefaultRetryInitial)
 	setDur(&o.RetryMax, DefaultRetryMax)
 	setDur(&o.MaxAge, DefaultMaxAge)
+	setDur(&o.Lease, max(o.Timeout, mailTimeout)+time.Minute)
 	if o.RetryMax < o.RetryInitial {
 		o.RetryMax = o.RetryInitial
 	}
@@ -167,9 +189,13 @@ func New(o Options) (*Notifier, error) {
 		}
 	}
 	n := &Notifier{opts: o, log: o.Logger, retry: outbox.Backoff{Initial: o.RetryInitial, Max: o.RetryMax}}
+	idle := time.Hour // nothing pending: Notify wakes the runner
+	if o.Postgres != nil {
+		idle = fleetPoll
+	}
 	n.runner = outbox.NewRunner(outbox.RunnerOptions{
 		Round: n.Round, Now: o.Now, Retry: o.RetryInitial,
-		Idle:    time.Hour, // nothing pending: Notify wakes the runner
+		Idle:    idle,
 		OnError: func(err error) { n.log.Error("notify: delivery round failed", "err", err) },
 	})
 	if o.Events != nil {
@@ -178,17 +204,20 @@ func New(o Options) (*Notifier, error) {
 			n.events[e] = true
 		}
 	}
-	depth := 0
-	err := o.DB.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucketOutbox)
+	if o.DB != nil {
+		st, err := newBoltStore(o.DB, o.Logger)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		depth = b.Stats().KeyN
-		return nil
-	})
+		n.store = st
+	} else {
+		n.store = &pgStore{pool: o.Postgres, node: o.Node, log: o.Logger}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	depth, err := n.store.count(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("notify: creating bucket: %w", err)
+		return nil, fmt.Errorf("notify: counting the outbox: %w", err)
 	}
 	n.metrics = newMetrics(o.Registerer)
 	n.metrics.depth.Set(float64(depth))
@@ -239,26 +268,7 @@ func (n *Notifier) Notify(ctx context.Context, ev Event) error {
 	if len(items) == 0 {
 		return nil
 	}
-	err := n.opts.DB.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketOutbox)
-		if b.Stats().KeyN+len(items) > n.opts.MaxPending {
-			return ErrFull
-		}
-		for _, it := range items {
-			seq, err := b.NextSequence()
-			if err != nil {
-				return err
-			}
-			v, err := json.Marshal(it)
-			if err != nil {
-				return err
-			}
-			if err := b.Put(seqKey(seq), v); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := n.store.add(ctx, items, n.opts.MaxPending)
 	if errors.Is(err, ErrFull) {
 		n.metrics.dropped.Inc()
 		n.log.Error("notify: outbox full, event dropped", "event_id", ev.ID, "type", ev.Type, "max_pending", n.opts.MaxPending)
@@ -270,12 +280,6 @@ func (n *Notifier) Notify(ctx context.Context, ev Event) error {
 	n.metrics.depth.Add(float64(len(items)))
 	n.runner.Wake()
 	return nil
-}
-
-func seqKey(seq uint64) []byte {
-	k := make([]byte, 8)
-	binary.BigEndian.PutUint64(k, seq)
-	return k
 }
 
 // Start runs the delivery goroutine. Later calls do nothing.
@@ -291,110 +295,94 @@ func (n *Notifier) Stop() {
 	n.runner.Stop()
 }
 
-// Round attempts every due item once, expires the old ones and returns
-// when the next one is due (zero when none is pending). The goroutine of
-// Start calls it; tests call it directly, never while that goroutine
-// runs.
+// Round attempts every due item once, in the order they were added,
+// expires the old ones and returns when the next one is due (zero when
+// none is pending). The goroutine of Start calls it; tests call it
+// directly, never while that goroutine runs. On Postgres, the Notifiers
+// of several nodes run rounds at once on one outbox: each item is leased
+// to one of them at a time.
 func (n *Notifier) Round(ctx context.Context) (time.Time, error) {
-	type entry struct {
-		key []byte
-		it  item
-	}
-	var entries []entry
-	err := n.opts.DB.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
-			var it item
-			if err := json.Unmarshal(v, &it); err != nil {
-				n.log.Error("notify: dropping unreadable outbox item", "key", fmt.Sprintf("%x", k), "err", err)
-				it = item{Channel: "corrupt"}
-			}
-			entries = append(entries, entry{slices.Clone(k), it})
-			return nil
-		})
-	})
+	now := n.opts.Now()
+	expired, err := n.store.expire(ctx, now.Add(-n.opts.MaxAge), now)
 	if err != nil {
 		return time.Time{}, err
 	}
-	var next time.Time
+	for _, it := range expired {
+		n.metrics.expired.WithLabelValues(it.Channel).Inc()
+		n.log.Error("notify: event expired undelivered", "event_id", it.Event.ID, "type", it.Event.Type,
+			"channel", it.Channel, "attempts", it.Attempts, "last_error", it.LastError, "max_age", n.opts.MaxAge)
+	}
 	// down holds, per channel that failed in this round, when it is
 	// retried: the other items of that channel wait for it too, rather
 	// than each paying the timeout of a dead receiver.
 	down := map[string]time.Time{}
-	for _, e := range entries {
+	var after int64
+	for {
 		if err := ctx.Err(); err != nil {
-			return next, err
+			return time.Time{}, err
 		}
-		now := n.opts.Now()
-		if e.it.Channel == "corrupt" {
-			if err := n.remove(e.key); err != nil {
-				return next, err
-			}
-			continue
+		skip := make([]string, 0, len(down))
+		for ch := range down {
+			skip = append(skip, ch)
 		}
-		if now.Sub(e.it.Created) > n.opts.MaxAge {
-			if err := n.remove(e.key); err != nil {
-				return next, err
-			}
-			n.metrics.expired.WithLabelValues(e.it.Channel).Inc()
-			n.log.Error("notify: event expired undelivered", "event_id", e.it.Event.ID, "type", e.it.Event.Type,
-				"channel", e.it.Channel, "attempts", e.it.Attempts, "last_error", e.it.LastError, "max_age", n.opts.MaxAge)
-			continue
+		c, err := n.store.claim(ctx, after, n.opts.Now(), n.opts.Lease, skip)
+		if err != nil {
+			return time.Time{}, err
 		}
-		if e.it.NextAttempt.After(now) {
-			next = outbox.Earliest(next, e.it.NextAttempt)
-			continue
+		if c == nil {
+			break
 		}
-		if retry, ok := down[e.it.Channel]; ok {
-			next = outbox.Earliest(next, retry)
-			continue
-		}
-		err := n.deliver(ctx, e.it)
+		after = c.pos
+		err = n.deliver(ctx, c.it)
 		if err == nil {
-			if err := n.remove(e.key); err != nil {
-				return next, err
+			if err := n.store.done(ctx, c); err != nil {
+				return time.Time{}, err
 			}
-			n.metrics.sent.WithLabelValues(e.it.Channel).Inc()
+			n.metrics.sent.WithLabelValues(c.it.Channel).Inc()
 			continue
 		}
 		if ctx.Err() != nil {
-			return next, ctx.Err()
+			// Interrupted (Stop), not failed: end the lease, so that the
+			// item is attempted again at once, by this node after its
+			// restart or by another.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			if err := n.store.release(rctx, c); err != nil {
+				n.log.Warn("notify: ending the lease of an interrupted delivery", "event_id", c.it.Event.ID, "err", err)
+			}
+			cancel()
+			return time.Time{}, ctx.Err()
 		}
-		e.it.Attempts++
-		e.it.LastError = err.Error()
-		e.it.NextAttempt = n.opts.Now().Add(n.retry.Delay(e.it.Attempts))
-		down[e.it.Channel] = e.it.NextAttempt
-		n.metrics.failures.WithLabelValues(e.it.Channel).Inc()
-		n.log.Warn("notify: delivery failed; will retry", "event_id", e.it.Event.ID, "channel", e.it.Channel,
-			"attempts", e.it.Attempts, "next_attempt", e.it.NextAttempt, "err", err)
-		v, err := json.Marshal(e.it)
-		if err != nil {
-			return next, err
+		c.it.Attempts++
+		c.it.LastError = err.Error()
+		c.it.NextAttempt = n.opts.Now().Add(n.retry.Delay(c.it.Attempts))
+		down[c.it.Channel] = c.it.NextAttempt
+		n.metrics.failures.WithLabelValues(c.it.Channel).Inc()
+		n.log.Warn("notify: delivery failed; will retry", "event_id", c.it.Event.ID, "channel", c.it.Channel,
+			"attempts", c.it.Attempts, "next_attempt", c.it.NextAttempt, "err", err)
+		if err := n.store.release(ctx, c); err != nil {
+			return time.Time{}, err
 		}
-		err = n.opts.DB.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketOutbox).Put(e.key, v) })
-		if err != nil {
-			return next, err
+	}
+	byChannel, err := n.store.nextByChannel(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	var next time.Time
+	for ch, t := range byChannel {
+		if retry, ok := down[ch]; ok && retry.After(t) {
+			t = retry
 		}
-		next = outbox.Earliest(next, e.it.NextAttempt)
+		next = outbox.Earliest(next, t)
+	}
+	if depth, err := n.store.count(ctx); err == nil {
+		n.metrics.depth.Set(float64(depth))
 	}
 	return next, nil
 }
 
-func (n *Notifier) remove(key []byte) error {
-	err := n.opts.DB.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketOutbox).Delete(key) })
-	if err == nil {
-		n.metrics.depth.Dec()
-	}
-	return err
-}
-
 // Pending returns the number of items waiting in the outbox.
 func (n *Notifier) Pending() (int, error) {
-	var k int
-	err := n.opts.DB.View(func(tx *bolt.Tx) error {
-		k = tx.Bucket(bucketOutbox).Stats().KeyN
-		return nil
-	})
-	return k, err
+	return n.store.count(context.Background())
 }
 
 func (n *Notifier) deliver(ctx context.Context, it item) error {
@@ -405,7 +393,7 @@ func (n *Notifier) deliver(ctx context.Context, it item) error {
 		if n.opts.SendMail == nil {
 			return errors.New("mail is no longer configured")
 		}
-		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		ctx, cancel := context.WithTimeout(ctx, mailTimeout)
 		defer cancel()
 		return n.opts.SendMail(ctx, it.To, BuildMail(it.Event, n.opts.Mail, it.To, n.opts.Now()))
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/mail"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -37,7 +36,13 @@ func newNotifier(t *testing.T, o Options) *Notifier {
 // (five spam in the default window) with every event passed to n.
 func autoLock(t *testing.T, o Options, clock *fakeClock, n func() *Notifier) *identity.Manager {
 	t.Helper()
-	m, err := identity.Open(o.DB, identity.Options{Now: clock.Now, FlushInterval: -1, OnEvent: func(ev identity.Event) { n().OnIdentityEvent(ev) }})
+	// The locks live in bbolt whatever the outbox's backend: only the
+	// outbox is under test.
+	db := o.DB
+	if db == nil {
+		db = testDB(t)
+	}
+	m, err := identity.Open(db, identity.Options{Now: clock.Now, FlushInterval: -1, OnEvent: func(ev identity.Event) { n().OnIdentityEvent(ev) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,13 +57,13 @@ func autoLock(t *testing.T, o Options, clock *fakeClock, n func() *Notifier) *id
 	return m
 }
 
-func TestWebhookAutoLockReceiverDownThenUp(t *testing.T) {
+func testWebhookAutoLockReceiverDownThenUp(t *testing.T, be testBackend) {
 	clock := newClock()
 	rcv := newReceiver(t, clock.Now)
 	rcv.down.Store(true)
 	reg := prometheus.NewRegistry()
-	o := Options{DB: testDB(t), URL: rcv.srv.URL + "/hook", Secret: testSecret, Now: clock.Now, Registerer: reg,
-		RetryInitial: 30 * time.Second, RetryMax: 5 * time.Minute, MaxAge: time.Hour}
+	o := be.with(t, Options{URL: rcv.srv.URL + "/hook", Secret: testSecret, Now: clock.Now, Registerer: reg,
+		RetryInitial: 30 * time.Second, RetryMax: 5 * time.Minute, MaxAge: time.Hour})
 	n := newNotifier(t, o)
 	autoLock(t, o, clock, func() *Notifier { return n })
 	ctx := context.Background()
@@ -121,12 +126,12 @@ outguard_notify_failures_total{channel="webhook"} 1
 	}
 }
 
-func TestNotifierSurvivesRestart(t *testing.T) {
+func testNotifierSurvivesRestart(t *testing.T, be testBackend) {
 	clock := newClock()
 	rcv := newReceiver(t, clock.Now)
-	path := filepath.Join(t.TempDir(), "outguard.db")
-	db := openDB(t, path)
-	o := Options{DB: db, URL: rcv.srv.URL, Secret: testSecret, Now: clock.Now}
+	handle := be.fresh(t)
+	o := Options{URL: rcv.srv.URL, Secret: testSecret, Now: clock.Now}
+	be.use(t, handle, "node-a", &o)
 	n1, err := New(o)
 	if err != nil {
 		t.Fatal(err)
@@ -138,9 +143,10 @@ func TestNotifierSurvivesRestart(t *testing.T) {
 	if err := n1.Notify(context.Background(), Event{Type: EventLock}); !errors.Is(err, ErrStopped) {
 		t.Errorf("Notify after Stop: got %v, want ErrStopped", err)
 	}
-	db.Close()
+	closeStore(o)
 
-	o.DB = openDB(t, path)
+	o.DB, o.Postgres = nil, nil
+	be.use(t, handle, "node-a", &o)
 	reg := prometheus.NewRegistry()
 	o.Registerer = reg
 	n2 := newNotifier(t, o)
@@ -155,13 +161,13 @@ func TestNotifierSurvivesRestart(t *testing.T) {
 	}
 }
 
-func TestNotifierExpiry(t *testing.T) {
+func testNotifierExpiry(t *testing.T, be testBackend) {
 	clock := newClock()
 	rcv := newReceiver(t, clock.Now)
 	rcv.down.Store(true)
 	reg := prometheus.NewRegistry()
-	n := newNotifier(t, Options{DB: testDB(t), URL: rcv.srv.URL, Secret: testSecret, Now: clock.Now, Registerer: reg,
-		RetryInitial: time.Minute, RetryMax: 10 * time.Minute, MaxAge: time.Hour})
+	n := newNotifier(t, be.with(t, Options{URL: rcv.srv.URL, Secret: testSecret, Now: clock.Now, Registerer: reg,
+		RetryInitial: time.Minute, RetryMax: 10 * time.Minute, MaxAge: time.Hour}))
 	if err := n.Notify(context.Background(), Event{Type: EventUnlock, Domain: "d", User: "u"}); err != nil {
 		t.Fatal(err)
 	}
@@ -200,12 +206,12 @@ outguard_notify_expired_total{channel="webhook"} 1
 	}
 }
 
-func TestNotifierEventFilterAndLimits(t *testing.T) {
+func testNotifierEventFilterAndLimits(t *testing.T, be testBackend) {
 	clock := newClock()
 	rcv := newReceiver(t, clock.Now)
 	reg := prometheus.NewRegistry()
-	n := newNotifier(t, Options{DB: testDB(t), URL: rcv.srv.URL, Secret: testSecret, Now: clock.Now, Registerer: reg,
-		Events: []EventType{EventAutoLock, EventOutboxExpired}, MaxPending: 2})
+	n := newNotifier(t, be.with(t, Options{URL: rcv.srv.URL, Secret: testSecret, Now: clock.Now, Registerer: reg,
+		Events: []EventType{EventAutoLock, EventOutboxExpired}, MaxPending: 2}))
 	ctx := context.Background()
 	for _, tc := range []struct {
 		ev      Event
@@ -268,17 +274,17 @@ func (f *fakeMail) send(ctx context.Context, to string, raw []byte) error {
 	return nil
 }
 
-func TestMailOnAutoLock(t *testing.T) {
+func testMailOnAutoLock(t *testing.T, be testBackend) {
 	clock := newClock()
 	fm := &fakeMail{fail: 1}
-	o := Options{DB: testDB(t), Now: clock.Now, SendMail: fm.send,
+	o := be.with(t, Options{Now: clock.Now, SendMail: fm.send,
 		AbuseAddress: func(domain, user string) string {
 			if domain == "out.example.net" && user == "webhost1" {
 				return "abuse@out.example.net"
 			}
 			return ""
 		},
-		Mail: MailOptions{From: "outguard@mta.example.net", Hostname: "mta.example.net"}, RetryInitial: time.Second}
+		Mail: MailOptions{From: "outguard@mta.example.net", Hostname: "mta.example.net"}, RetryInitial: time.Second})
 	n := newNotifier(t, o)
 	m := autoLock(t, o, clock, func() *Notifier { return n })
 	// A manual lock is not mailed.
@@ -320,10 +326,10 @@ func TestMailOnAutoLock(t *testing.T) {
 	}
 }
 
-func TestStartDeliversInBackground(t *testing.T) {
+func testStartDeliversInBackground(t *testing.T, be testBackend) {
 	rcv := newReceiver(t, time.Now)
 	rcv.down.Store(true)
-	n := newNotifier(t, Options{DB: testDB(t), URL: rcv.srv.URL, Secret: testSecret, RetryInitial: 20 * time.Millisecond, RetryMax: 20 * time.Millisecond})
+	n := newNotifier(t, be.with(t, Options{URL: rcv.srv.URL, Secret: testSecret, RetryInitial: 20 * time.Millisecond, RetryMax: 20 * time.Millisecond}))
 	n.Start()
 	if err := n.Notify(context.Background(), Event{Type: EventWouldLock, Domain: "d", Identity: "i"}); err != nil {
 		t.Fatal(err)
@@ -405,11 +411,11 @@ func TestFromIdentity(t *testing.T) {
 	}
 }
 
-func TestRoundStopsAtADeadReceiver(t *testing.T) {
+func testRoundStopsAtADeadReceiver(t *testing.T, be testBackend) {
 	clock := newClock()
 	rcv := newReceiver(t, clock.Now)
 	rcv.down.Store(true)
-	n := newNotifier(t, Options{DB: testDB(t), URL: rcv.srv.URL, Secret: testSecret, Now: clock.Now, RetryInitial: time.Minute})
+	n := newNotifier(t, be.with(t, Options{URL: rcv.srv.URL, Secret: testSecret, Now: clock.Now, RetryInitial: time.Minute}))
 	for _, id := range []string{"a", "b", "c"} {
 		if err := n.Notify(context.Background(), Event{ID: id, Type: EventLock}); err != nil {
 			t.Fatal(err)
@@ -436,15 +442,15 @@ func TestRoundStopsAtADeadReceiver(t *testing.T) {
 	}
 }
 
-// TestNotifierJitter checks that each failed delivery comes back between
+// testNotifierJitter checks that each failed delivery comes back between
 // half and all of its backoff (1m, 2m, 4m, ... up to 10m), not always at
 // the full backoff.
-func TestNotifierJitter(t *testing.T) {
+func testNotifierJitter(t *testing.T, be testBackend) {
 	clock := newClock()
 	rcv := newReceiver(t, clock.Now)
 	rcv.down.Store(true)
-	n := newNotifier(t, Options{DB: testDB(t), URL: rcv.srv.URL, Secret: testSecret, Now: clock.Now,
-		RetryInitial: time.Minute, RetryMax: 10 * time.Minute, MaxAge: 24 * time.Hour})
+	n := newNotifier(t, be.with(t, Options{URL: rcv.srv.URL, Secret: testSecret, Now: clock.Now,
+		RetryInitial: time.Minute, RetryMax: 10 * time.Minute, MaxAge: 24 * time.Hour}))
 	n.retry.Rand = nil // the real jitter
 	if err := n.Notify(context.Background(), Event{Type: EventUnlock, Domain: "d", User: "u"}); err != nil {
 		t.Fatal(err)

@@ -120,20 +120,34 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, node string) (Result, erro
 	)`); err != nil {
 		return Result{}, fmt.Errorf("pgdb: migrate: creating the version table: %w", err)
 	}
-	var current int
-	if err := conn.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM outguard_schema_migrations").Scan(&current); err != nil {
+	// Versions are numbered in blocks (0001-0099 the core and identity,
+	// 01xx the log and quarantine, 02xx the other stores), so a later
+	// release may add a version below the highest applied: every embedded
+	// version not recorded is applied, not only those above the maximum.
+	rows, err := conn.Query(ctx, "SELECT version FROM outguard_schema_migrations")
+	if err != nil {
 		return Result{}, fmt.Errorf("pgdb: migrate: reading the version: %w", err)
 	}
-	latest := 0
-	if len(migs) > 0 {
-		latest = migs[len(migs)-1].Version
+	done, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil {
+		return Result{}, fmt.Errorf("pgdb: migrate: reading the version: %w", err)
 	}
-	if current > latest {
-		return Result{Version: current}, fmt.Errorf("pgdb: the database schema is at version %d, newer than this outguard's %d: upgrade this node", current, latest)
+	known := map[int]bool{}
+	for _, m := range migs {
+		known[m.Version] = true
+	}
+	applied := map[int]bool{}
+	current := 0
+	for _, v := range done {
+		applied[v] = true
+		current = max(current, v)
+		if !known[v] {
+			return Result{Version: current}, fmt.Errorf("pgdb: the database schema has migration %04d, which this outguard does not know (a schema newer than this outguard): upgrade this node", v)
+		}
 	}
 	res := Result{Version: current}
 	for _, m := range migs {
-		if m.Version <= current {
+		if applied[m.Version] {
 			continue
 		}
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
@@ -147,7 +161,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, node string) (Result, erro
 			return res, fmt.Errorf("pgdb: migration %04d_%s: %w", m.Version, m.Name, err)
 		}
 		res.Applied = append(res.Applied, m)
-		res.Version = m.Version
+		res.Version = max(res.Version, m.Version)
 	}
 	return res, nil
 }

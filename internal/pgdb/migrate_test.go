@@ -152,3 +152,34 @@ func TestSkipsWithoutServer(t *testing.T) {
 		t.Error("ServerDSN returned without a server instead of skipping")
 	}
 }
+
+// TestMigrateAppliesLowerUnrecorded: a database that has the later blocks
+// but misses an earlier version (added by a later release in its own
+// block) gets that version applied, not skipped for being below the
+// highest one.
+func TestMigrateAppliesLowerUnrecorded(t *testing.T) {
+	pool := pgtest.Pool(t) // migrated to the latest
+	ctx := context.Background()
+	migs, err := pgdb.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := migs[0]
+	if _, err := pool.Exec(ctx, "DELETE FROM outguard_schema_migrations WHERE version = $1", first.Version); err != nil {
+		t.Fatal(err)
+	}
+	// Undo what the first migration made, so that applying it again works.
+	if _, err := pool.Exec(ctx, "DROP TABLE outguard_nodes"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := pgdb.Migrate(ctx, pool, "again")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Applied) != 1 || res.Applied[0].Version != first.Version {
+		t.Fatalf("applied %+v, want only version %d", res.Applied, first.Version)
+	}
+	if res.Version != migs[len(migs)-1].Version {
+		t.Errorf("version %d, want %d", res.Version, migs[len(migs)-1].Version)
+	}
+}

@@ -208,7 +208,9 @@ type goSMTPBackend struct {
 	msgs [][]byte
 }
 
-func (b *goSMTPBackend) NewSession(*smtp.Conn) (smtp.Session, error) { return &goSMTPSession{b: b}, nil }
+func (b *goSMTPBackend) NewSession(*smtp.Conn) (smtp.Session, error) {
+	return &goSMTPSession{b: b}, nil
+}
 
 type goSMTPSession struct{ b *goSMTPBackend }
 

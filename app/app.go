@@ -190,6 +190,13 @@ func (a *App) Start() error {
 	// blocked message's reply.
 	db.MaxBatchDelay = 2 * time.Millisecond
 	a.db = db
+	// outguard_node_info maps each scrape target to its node_name, on
+	// either backend: the Grafana dashboard's node variable joins on it
+	// (contrib/grafana).
+	prometheus.WrapRegistererWith(prometheus.Labels{"node": cfg.NodeName}, a.reg).MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "outguard_node_info",
+		Help: "1 for the node this process is, labelled with its node_name.",
+	}, func() float64 { return 1 }))
 	pg, err := a.openPostgres(cfg)
 	if err != nil {
 		a.closeAll()

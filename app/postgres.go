@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/outguard/outguard/config"
 	"github.com/outguard/outguard/internal/pgdb"
@@ -59,10 +58,6 @@ func (a *App) openPostgres(cfg *config.Config) (*pgxpool.Pool, error) {
 		pool.Close()
 		return nil, fmt.Errorf("store.postgres: %w", err)
 	}
-	prometheus.WrapRegistererWith(prometheus.Labels{"node": cfg.NodeName}, a.reg).MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "outguard_node_info",
-		Help: "1 for the node this process is, labelled with its node_name, on the postgres backend.",
-	}, func() float64 { return 1 }))
 	a.pgStop = make(chan struct{})
 	a.pgDone = make(chan struct{})
 	go func() {

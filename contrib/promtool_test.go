@@ -102,7 +102,7 @@ func TestPromtoolDashboardQueries(t *testing.T) {
 	if err := json.Unmarshal(b, &d); err != nil {
 		t.Fatal(err)
 	}
-	grafana := strings.NewReplacer("$__rate_interval", "1m", "$__interval", "1m", "$__range", "1h")
+	grafana := strings.NewReplacer("$__rate_interval", "1m", "$__interval", "1m", "$__range", "1h", "$node", ".*")
 	var rules strings.Builder
 	rules.WriteString("groups:\n  - name: dashboard\n    rules:\n")
 	n := 0
@@ -131,5 +131,75 @@ func TestPromtoolDashboardQueries(t *testing.T) {
 	}
 	if !strings.Contains(string(out), fmt.Sprintf("SUCCESS: %d rules found", n)) {
 		t.Errorf("promtool output:\n%s\nwant %d rules", out, n)
+	}
+}
+
+// TestPromtoolDashboardNodeVariable evaluates the dashboard's transactions
+// query with promtool on two scraped nodes: with the node variable set to
+// one node it sums only that node's series, and with All both.
+func TestPromtoolDashboardNodeVariable(t *testing.T) {
+	tool := promtool(t)
+	b, err := os.ReadFile(filepath.Join("grafana", "outguard.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d dashboard
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	var expr string
+	for _, p := range d.Panels {
+		for _, tg := range p.Targets {
+			if strings.Contains(tg.Expr, "outguard_transactions_total") {
+				expr = tg.Expr
+			}
+		}
+	}
+	if expr == "" {
+		t.Fatal("no transactions query in the dashboard")
+	}
+	one := strings.NewReplacer("$__rate_interval", "1m", "$node", "mx1").Replace(expr)
+	all := strings.NewReplacer("$__rate_interval", "1m", "$node", ".*").Replace(expr)
+	dir := t.TempDir()
+	q := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	rules := "groups:\n  - name: dashboard\n    rules:\n" +
+		"      - record: one\n        expr: " + q(one) + "\n" +
+		"      - record: all\n        expr: " + q(all) + "\n"
+	// Node mx1 accepts 60 messages a minute, node mx2 120: 1/s and 2/s.
+	tests := `rule_files: [rules.yml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'outguard_transactions_total{instance="a:8025",outcome="accepted"}'
+        values: '0+60x10'
+      - series: 'outguard_transactions_total{instance="b:8025",outcome="accepted"}'
+        values: '0+120x10'
+      - series: 'outguard_node_info{instance="a:8025",node="mx1"}'
+        values: '1x10'
+      - series: 'outguard_node_info{instance="b:8025",node="mx2"}'
+        values: '1x10'
+    promql_expr_test:
+      - expr: one
+        eval_time: 5m
+        exp_samples:
+          - labels: 'one{outcome="accepted"}'
+            value: 1
+      - expr: all
+        eval_time: 5m
+        exp_samples:
+          - labels: 'all{outcome="accepted"}'
+            value: 3
+`
+	if err := os.WriteFile(filepath.Join(dir, "rules.yml"), []byte(rules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "rules.test.yml"), []byte(tests), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(tool, "test", "rules", "rules.test.yml")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("promtool: %v\n%s", err, out)
 	}
 }

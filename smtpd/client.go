@@ -27,6 +27,7 @@ import (
 //
 // A clientConn is used by one transaction at a time; the pool hands it out.
 type clientConn struct {
+	dc     *deadlineConn
 	conn   net.Conn
 	text   *textproto.Conn
 	ext    map[string]string
@@ -42,19 +43,32 @@ func dialNextHop(ctx context.Context, o *NextHopOptions) (*clientConn, error) {
 	if d == nil {
 		d = &net.Dialer{Timeout: o.Timeout}
 	}
-	conn, err := d.DialContext(ctx, "tcp", o.Address)
+	raw, err := d.DialContext(ctx, "tcp", o.Address)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNextHopUnavailable, err)
 	}
+	dc := &deadlineConn{Conn: raw}
+	var conn net.Conn = dc
 	if o.TLS == "implicit" {
 		conn = tls.Client(conn, o.tlsConfig())
 	}
-	c := &clientConn{conn: conn, text: textproto.NewConn(conn), opts: o, used: time.Now()}
-	if err := c.handshake(); err != nil {
+	c := &clientConn{dc: dc, conn: conn, text: textproto.NewConn(conn), opts: o, used: time.Now()}
+	if err := c.run(ctx, c.handshake); err != nil {
 		conn.Close()
 		return nil, err
 	}
 	return c, nil
+}
+
+// run does f with ctx bound to the connection (see deadlineConn). When
+// ctx ends while f waits on the next hop, f fails and the connection is
+// marked broken.
+func (c *clientConn) run(ctx context.Context, f func() error) error {
+	cut, err := c.dc.run(ctx, f)
+	if cut {
+		c.broken = true
+	}
+	return err
 }
 
 func (c *clientConn) handshake() error {
@@ -324,4 +338,59 @@ func (c *clientConn) close() {
 		c.text.ReadResponse(221)
 	}
 	c.conn.Close()
+}
+
+// hopConn is one next-hop connection as the pool uses it: each command
+// runs under the caller's ctx.
+type hopConn interface {
+	doMail(ctx context.Context, from string, o MailOptions) error
+	doRcpt(ctx context.Context, to string) error
+	// doData sends DATA; an error leaves the transaction open.
+	doData(ctx context.Context) error
+	// doBody sends the message and returns the final reply's text.
+	doBody(ctx context.Context, r io.Reader) (string, error)
+	doReset(ctx context.Context) error
+	doNoop(ctx context.Context) error
+	shut()
+	isBroken() bool
+	setBroken()
+	idleSince() time.Time
+	touch(time.Time)
+}
+
+var _ hopConn = (*clientConn)(nil)
+
+func (c *clientConn) doMail(ctx context.Context, from string, o MailOptions) error {
+	return c.run(ctx, func() error { return c.mail(from, o) })
+}
+
+func (c *clientConn) doRcpt(ctx context.Context, to string) error {
+	return c.run(ctx, func() error { return c.rcpt(to) })
+}
+
+func (c *clientConn) doData(ctx context.Context) error {
+	return c.run(ctx, func() error { _, _, err := c.cmd(354, "DATA"); return err })
+}
+
+func (c *clientConn) doBody(ctx context.Context, r io.Reader) (msg string, err error) {
+	err = c.run(ctx, func() error { msg, err = c.body(r); return err })
+	return msg, err
+}
+
+func (c *clientConn) doReset(ctx context.Context) error { return c.run(ctx, c.reset) }
+func (c *clientConn) doNoop(ctx context.Context) error  { return c.run(ctx, c.noop) }
+func (c *clientConn) shut()                             { c.close() }
+func (c *clientConn) isBroken() bool                    { return c.broken }
+func (c *clientConn) setBroken()                        { c.broken = true }
+func (c *clientConn) idleSince() time.Time              { return c.used }
+func (c *clientConn) touch(t time.Time)                 { c.used = t }
+
+// dial opens a next-hop connection; a variable so that the benchmark can
+// swap clients.
+var dial = func(ctx context.Context, o *NextHopOptions) (hopConn, error) {
+	c, err := dialNextHop(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }

@@ -87,7 +87,7 @@ type SMTPNextHop struct {
 	opts NextHopOptions
 
 	mu     sync.Mutex
-	idle   []*clientConn
+	idle   []hopConn
 	closed bool
 }
 
@@ -118,7 +118,7 @@ func NewSMTPNextHop(o NextHopOptions) (*SMTPNextHop, error) {
 }
 
 // get returns a pooled connection in a clean state, or a new one.
-func (h *SMTPNextHop) get(ctx context.Context) (*clientConn, error) {
+func (h *SMTPNextHop) get(ctx context.Context) (hopConn, error) {
 	now := time.Now()
 	for {
 		h.mu.Lock()
@@ -131,39 +131,42 @@ func (h *SMTPNextHop) get(ctx context.Context) (*clientConn, error) {
 		h.idle = h.idle[:n-1]
 		h.mu.Unlock()
 		h.opts.Metrics.poolSize(n - 1)
-		idle := now.Sub(c.used)
+		idle := now.Sub(c.idleSince())
 		if idle > h.opts.IdleTimeout {
-			c.close()
+			c.shut()
 			continue
 		}
 		// A connection idle for a while may have been closed by the
 		// next hop; find out now rather than at MAIL.
 		if idle > time.Second {
-			if err := c.noop(); err != nil {
-				c.close()
+			if err := c.doNoop(ctx); err != nil {
+				c.shut()
 				continue
 			}
 		}
 		return c, nil
 	}
 	start := time.Now()
-	c, err := dialNextHop(ctx, &h.opts)
+	c, err := dial(ctx, &h.opts)
 	h.opts.Metrics.nextHop("connect", start, err)
-	return c, err
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // put returns c to the pool, or closes it when the pool is full, closed
 // or c is broken.
-func (h *SMTPNextHop) put(c *clientConn) {
-	if c.broken {
-		c.close()
+func (h *SMTPNextHop) put(c hopConn) {
+	if c.isBroken() {
+		c.shut()
 		return
 	}
-	c.used = time.Now()
+	c.touch(time.Now())
 	h.mu.Lock()
 	if h.closed || len(h.idle) >= h.opts.PoolSize {
 		h.mu.Unlock()
-		c.close()
+		c.shut()
 		return
 	}
 	h.idle = append(h.idle, c)
@@ -181,7 +184,7 @@ func (h *SMTPNextHop) Close() error {
 	h.closed = true
 	h.mu.Unlock()
 	for _, c := range idle {
-		c.close()
+		c.shut()
 	}
 	h.opts.Metrics.poolSize(0)
 	return nil
@@ -196,17 +199,17 @@ func (h *SMTPNextHop) Begin(ctx context.Context, from string, opts MailOptions) 
 			return nil, err
 		}
 		start := time.Now()
-		err = c.mail(from, opts)
+		err = c.doMail(ctx, from, opts)
 		h.opts.Metrics.nextHop("mail", start, err)
 		if err == nil {
 			return &smtpTx{h: h, c: c}, nil
 		}
 		var serr *smtp.SMTPError
 		if errors.As(err, &serr) {
-			h.release(c)
+			h.release(ctx, c)
 			return nil, err
 		}
-		c.close()
+		c.shut()
 		if attempt > 0 {
 			return nil, err
 		}
@@ -214,10 +217,10 @@ func (h *SMTPNextHop) Begin(ctx context.Context, from string, opts MailOptions) 
 }
 
 // release puts c back after a refused command, resetting it first.
-func (h *SMTPNextHop) release(c *clientConn) {
-	if !c.broken {
-		if err := c.reset(); err != nil {
-			c.broken = true
+func (h *SMTPNextHop) release(ctx context.Context, c hopConn) {
+	if !c.isBroken() {
+		if err := c.doReset(ctx); err != nil {
+			c.setBroken()
 		}
 	}
 	h.put(c)
@@ -225,7 +228,7 @@ func (h *SMTPNextHop) release(c *clientConn) {
 
 type smtpTx struct {
 	h    *SMTPNextHop
-	c    *clientConn
+	c    hopConn
 	done bool
 }
 
@@ -234,7 +237,7 @@ func (t *smtpTx) Rcpt(ctx context.Context, to string) error {
 		return fmt.Errorf("%w: transaction already ended", ErrNextHopUnavailable)
 	}
 	start := time.Now()
-	err := t.c.rcpt(to)
+	err := t.c.doRcpt(ctx, to)
 	t.h.opts.Metrics.nextHop("rcpt", start, err)
 	return err
 }
@@ -245,13 +248,13 @@ func (t *smtpTx) Data(ctx context.Context, r io.Reader) (string, error) {
 	}
 	t.done = true
 	start := time.Now()
-	if _, _, err := t.c.cmd(354, "DATA"); err != nil {
+	if err := t.c.doData(ctx); err != nil {
 		// DATA itself was refused: the transaction is still open.
 		t.h.opts.Metrics.nextHop("data", start, err)
-		t.h.release(t.c)
+		t.h.release(ctx, t.c)
 		return "", err
 	}
-	msg, err := t.c.body(r)
+	msg, err := t.c.doBody(ctx, r)
 	t.h.opts.Metrics.nextHop("data", start, err)
 	// After the final reply to DATA the next hop is back in its initial
 	// state whatever the reply was, so the connection is reusable without
@@ -265,7 +268,7 @@ func (t *smtpTx) Abort() {
 		return
 	}
 	t.done = true
-	t.h.release(t.c)
+	t.h.release(context.Background(), t.c)
 }
 
 // Deliver relays one whole message through h: the path used to release

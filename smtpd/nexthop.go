@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/outguard/outguard/internal/smtpclient"
 )
 
 // NextHop is where relayed mail goes. Begin opens one transaction with
@@ -34,16 +36,10 @@ type NextHopTx interface {
 }
 
 // MailOptions are the MAIL FROM parameters passed on to the next hop.
-type MailOptions struct {
-	Body8Bit bool
-	UTF8     bool
-	Size     int64
-}
+type MailOptions = smtpclient.MailOptions
 
 // Dialer opens network connections; *net.Dialer is one.
-type Dialer interface {
-	DialContext(ctx context.Context, network, address string) (net.Conn, error)
-}
+type Dialer = smtpclient.Dialer
 
 // NextHopOptions configure an SMTP next hop.
 type NextHopOptions struct {
@@ -82,13 +78,24 @@ func (o *NextHopOptions) tlsConfig() *tls.Config {
 }
 
 // SMTPNextHop relays to an SMTP server through a bounded pool of
-// connections reused across transactions.
+// connections reused across transactions. Its connections are
+// internal/smtpclient's: a connection left clean by a finished DATA takes
+// the next MAIL without RSET or EHLO, and every command runs under the
+// caller's context, so a cancelled session abandons a stalled next hop
+// (the client hears 451 4.4.1).
 type SMTPNextHop struct {
 	opts NextHopOptions
+	conn smtpclient.Options
 
 	mu     sync.Mutex
-	idle   []hopConn
+	idle   []*pooledConn
 	closed bool
+}
+
+// pooledConn is a connection and when it was last returned to the pool.
+type pooledConn struct {
+	*smtpclient.Conn
+	used time.Time
 }
 
 var _ NextHop = (*SMTPNextHop)(nil)
@@ -114,11 +121,21 @@ func NewSMTPNextHop(o NextHopOptions) (*SMTPNextHop, error) {
 	if o.IdleTimeout == 0 {
 		o.IdleTimeout = time.Minute
 	}
-	return &SMTPNextHop{opts: o}, nil
+	return &SMTPNextHop{opts: o, conn: smtpclient.Options{
+		Address:     o.Address,
+		TLS:         o.TLS,
+		TLSConfig:   o.tlsConfig(),
+		Username:    o.Username,
+		Password:    o.Password,
+		Helo:        o.Helo,
+		Timeout:     o.Timeout,
+		DataTimeout: o.DataTimeout,
+		Dialer:      o.Dialer,
+	}}, nil
 }
 
 // get returns a pooled connection in a clean state, or a new one.
-func (h *SMTPNextHop) get(ctx context.Context) (hopConn, error) {
+func (h *SMTPNextHop) get(ctx context.Context) (*pooledConn, error) {
 	now := time.Now()
 	for {
 		h.mu.Lock()
@@ -131,42 +148,45 @@ func (h *SMTPNextHop) get(ctx context.Context) (hopConn, error) {
 		h.idle = h.idle[:n-1]
 		h.mu.Unlock()
 		h.opts.Metrics.poolSize(n - 1)
-		idle := now.Sub(c.idleSince())
+		idle := now.Sub(c.used)
 		if idle > h.opts.IdleTimeout {
-			c.shut()
+			c.Close()
 			continue
 		}
 		// A connection idle for a while may have been closed by the
 		// next hop; find out now rather than at MAIL.
 		if idle > time.Second {
-			if err := c.doNoop(ctx); err != nil {
-				c.shut()
+			if err := c.Noop(ctx); err != nil {
+				c.Close()
+				if ctx.Err() != nil {
+					return nil, err
+				}
 				continue
 			}
 		}
 		return c, nil
 	}
 	start := time.Now()
-	c, err := dial(ctx, &h.opts)
+	c, err := smtpclient.Dial(ctx, h.conn)
 	h.opts.Metrics.nextHop("connect", start, err)
 	if err != nil {
 		return nil, err
 	}
-	return c, nil
+	return &pooledConn{Conn: c}, nil
 }
 
 // put returns c to the pool, or closes it when the pool is full, closed
 // or c is broken.
-func (h *SMTPNextHop) put(c hopConn) {
-	if c.isBroken() {
-		c.shut()
+func (h *SMTPNextHop) put(c *pooledConn) {
+	if c.Broken() {
+		c.Close()
 		return
 	}
-	c.touch(time.Now())
+	c.used = time.Now()
 	h.mu.Lock()
 	if h.closed || len(h.idle) >= h.opts.PoolSize {
 		h.mu.Unlock()
-		c.shut()
+		c.Close()
 		return
 	}
 	h.idle = append(h.idle, c)
@@ -184,7 +204,7 @@ func (h *SMTPNextHop) Close() error {
 	h.closed = true
 	h.mu.Unlock()
 	for _, c := range idle {
-		c.shut()
+		c.Close()
 	}
 	h.opts.Metrics.poolSize(0)
 	return nil
@@ -199,7 +219,7 @@ func (h *SMTPNextHop) Begin(ctx context.Context, from string, opts MailOptions) 
 			return nil, err
 		}
 		start := time.Now()
-		err = c.doMail(ctx, from, opts)
+		err = c.Mail(ctx, from, opts)
 		h.opts.Metrics.nextHop("mail", start, err)
 		if err == nil {
 			return &smtpTx{h: h, c: c}, nil
@@ -209,18 +229,20 @@ func (h *SMTPNextHop) Begin(ctx context.Context, from string, opts MailOptions) 
 			h.release(ctx, c)
 			return nil, err
 		}
-		c.shut()
-		if attempt > 0 {
+		c.Close()
+		if attempt > 0 || ctx.Err() != nil {
 			return nil, err
 		}
 	}
 }
 
 // release puts c back after a refused command, resetting it first.
-func (h *SMTPNextHop) release(ctx context.Context, c hopConn) {
-	if !c.isBroken() {
-		if err := c.doReset(ctx); err != nil {
-			c.setBroken()
+func (h *SMTPNextHop) release(ctx context.Context, c *pooledConn) {
+	if !c.Broken() {
+		if err := c.Reset(ctx); err != nil && !c.Broken() {
+			// A refused RSET leaves the state unknown.
+			c.Close()
+			return
 		}
 	}
 	h.put(c)
@@ -228,7 +250,7 @@ func (h *SMTPNextHop) release(ctx context.Context, c hopConn) {
 
 type smtpTx struct {
 	h    *SMTPNextHop
-	c    hopConn
+	c    *pooledConn
 	done bool
 }
 
@@ -237,7 +259,7 @@ func (t *smtpTx) Rcpt(ctx context.Context, to string) error {
 		return fmt.Errorf("%w: transaction already ended", ErrNextHopUnavailable)
 	}
 	start := time.Now()
-	err := t.c.doRcpt(ctx, to)
+	err := t.c.Rcpt(ctx, to)
 	t.h.opts.Metrics.nextHop("rcpt", start, err)
 	return err
 }
@@ -248,13 +270,13 @@ func (t *smtpTx) Data(ctx context.Context, r io.Reader) (string, error) {
 	}
 	t.done = true
 	start := time.Now()
-	if err := t.c.doData(ctx); err != nil {
+	if err := t.c.Data(ctx); err != nil {
 		// DATA itself was refused: the transaction is still open.
 		t.h.opts.Metrics.nextHop("data", start, err)
 		t.h.release(ctx, t.c)
 		return "", err
 	}
-	msg, err := t.c.doBody(ctx, r)
+	msg, err := t.c.Body(ctx, r)
 	t.h.opts.Metrics.nextHop("data", start, err)
 	// After the final reply to DATA the next hop is back in its initial
 	// state whatever the reply was, so the connection is reusable without
@@ -263,6 +285,8 @@ func (t *smtpTx) Data(ctx context.Context, r io.Reader) (string, error) {
 	return msg, err
 }
 
+// Abort discards the transaction with RSET, bounded by the next hop's
+// command timeout, and releases the connection.
 func (t *smtpTx) Abort() {
 	if t.done {
 		return

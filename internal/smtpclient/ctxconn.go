@@ -1,4 +1,4 @@
-package smtpd
+package smtpclient
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// deadlineConn is the next-hop connection under the SMTP client (and
+// deadlineConn is the connection under the client (and
 // under TLS when there is TLS). It ties the client's I/O to the context
 // of the command in progress: every deadline the client sets is cut to
 // the context's deadline, and when the context is cancelled the pending
@@ -56,11 +56,11 @@ func (c *deadlineConn) SetWriteDeadline(t time.Time) error {
 // run calls f with ctx bound. It reports whether ctx ended
 // while f ran, and f's error. After a cut the connection is in an unknown state (a command may
 // be half sent or its reply unread) and must not be used again. An error
-// caused by the end of ctx wraps ErrNextHopTimeout and ctx's error.
+// caused by the end of ctx wraps ErrTimeout and ctx's error.
 func (c *deadlineConn) run(ctx context.Context, f func() error) (cut bool, err error) {
 	if err := ctx.Err(); err != nil {
 		// Nothing was sent: the connection is still clean.
-		return false, fmt.Errorf("%w: %w", ErrNextHopTimeout, err)
+		return false, fmt.Errorf("%w: %w", ErrTimeout, err)
 	}
 	c.mu.Lock()
 	c.limit, _ = ctx.Deadline()
@@ -81,7 +81,7 @@ func (c *deadlineConn) run(ctx context.Context, f func() error) (cut bool, err e
 	if cut || ctx.Err() != nil && err != nil {
 		cut = true
 		if err != nil {
-			err = fmt.Errorf("%w: %w (%v)", ErrNextHopTimeout, ctx.Err(), err)
+			err = fmt.Errorf("%w: %w (%v)", ErrTimeout, ctx.Err(), err)
 		}
 	}
 	return cut, err

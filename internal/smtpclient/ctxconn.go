@@ -76,12 +76,19 @@ func (c *deadlineConn) run(ctx context.Context, f func() error) (cut bool, err e
 	stopped := stop()
 	c.mu.Lock()
 	cut = c.cut || !stopped
+	limit := c.limit
 	c.limit = time.Time{}
 	c.mu.Unlock()
-	if cut || ctx.Err() != nil && err != nil {
+	cause := ctx.Err()
+	if err != nil && cause == nil && !limit.IsZero() && !time.Now().Before(limit) {
+		// The I/O deadline cut to ctx's deadline fired just before ctx's
+		// own timer.
+		cause = context.DeadlineExceeded
+	}
+	if cut || err != nil && cause != nil {
 		cut = true
 		if err != nil {
-			err = fmt.Errorf("%w: %w (%v)", ErrTimeout, ctx.Err(), err)
+			err = fmt.Errorf("%w: %w (%v)", ErrTimeout, cause, err)
 		}
 	}
 	return cut, err

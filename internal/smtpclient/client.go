@@ -2,23 +2,35 @@
 // outguard sends: the relay to the next hop (lockstep, through smtpd's
 // pool) and the ARF reports and lock notices (arf.SMTPSender).
 //
-// It is a small client of its own rather than go-smtp's Client. Both were
-// measured behind the same next-hop pool (bench/relay.sh 5120 50 and
-// BenchmarkNextHopClient in smtpd; figures in docs/architecture.md's
-// companion note, repeated here):
+// It is a small client of its own rather than go-smtp's Client: both were
+// measured behind the same next-hop pool (smtpd.SMTPNextHop, go-smtp
+// v0.25.1, the same context binding; commit 423e323 holds the go-smtp
+// adapter, chosen with OUTGUARD_NEXTHOP_CLIENT=gosmtp, whose message
+// copy then went through a pooled buffer as this client's does),
+// alternating the two on a shared 2-core machine; medians, ranges in
+// brackets:
 //
-// # FIGURES
+//	bench/relay.sh 5120 50, 4 rounds each    this client         go-smtp's Client
+//	  outguard cpu per message                1008 µs [900-1043]  1040 µs [895-1087]
+//	  cpu outguard/sink per message           5.74 [5.66-5.86]    6.02 [5.81-6.23]
+//	  msgs/s outguard/direct                  0.19 [0.15-0.21]    0.15 [0.10-0.23]
+//	BenchmarkNextHopClient (smtpd), 3 runs each
+//	  wall time per message, 8 in flight      341 µs [313-403]    622 µs [620-753]
+//	  allocations per message                 34, 1.2 KB          44, 5.4 KB
+//	BenchmarkRelay engines=builtin/log=true (app), 3 runs each
+//	  process cpu per message                 2157 µs [2130-2206] 2206 µs [2146-2508]
+//	  allocations per message                 746, 148 KB         768, 152 KB
 //
-// Beyond the figures, go-smtp v0.25.1's Client cannot give the relay what
-// it promises today: its Mail always adds BODY=8BITMIME when the next hop
-// offers it (a 7-bit message is relayed as declared); STARTTLS is only
-// reachable through NewClientStartTLS, which says EHLO as "localhost"
-// before TLS and cannot tell "offered or not" on the same connection
-// (starttls_optional needs a second connection); the message transfer
-// has no deadline between DATA's 354 and the final dot; its dot writer
-// passes a bare CR through (a "\r.\r" smuggling sequence reaches the next
-// hop) and works byte by byte; and Reset makes the next command say EHLO
-// again.
+// The figures favour this client, by little over the whole relay and
+// clearly on the client's own path. Beyond them, go-smtp's Client cannot
+// do what the relay promises: its Mail always adds BODY=8BITMIME when
+// the next hop offers it (a 7-bit message is declared 8-bit); STARTTLS
+// is only reachable through NewClientStartTLS, which says EHLO as
+// "localhost" before TLS and cannot fall back on the same connection
+// (starttls_optional needs a second one); the message transfer has no
+// deadline between DATA's 354 and the final dot; its dot writer passes a
+// bare CR through ("\r.\r" smuggling) and works byte by byte; and after
+// Reset the next command says EHLO again.
 //
 // A Conn is used by one transaction at a time. Every command takes a
 // context: its deadline shortens the command's timeout, and its

@@ -8,9 +8,9 @@ import (
 	"time"
 )
 
-// deadlineConn is the connection under the client (and
-// under TLS when there is TLS). It ties the client's I/O to the context
-// of the command in progress: every deadline the client sets is cut to
+// deadlineConn is the network connection under a Conn (and under TLS
+// when there is TLS). It ties the client's I/O to the context of the
+// command in progress: every deadline the client sets is cut to
 // the context's deadline, and when the context is cancelled the pending
 // read or write fails at once. The client sets its per-command timeouts
 // as usual; deadlineConn only ever shortens them.
@@ -53,10 +53,11 @@ func (c *deadlineConn) SetWriteDeadline(t time.Time) error {
 	return c.Conn.SetWriteDeadline(c.clamp(t))
 }
 
-// run calls f with ctx bound. It reports whether ctx ended
-// while f ran, and f's error. After a cut the connection is in an unknown state (a command may
-// be half sent or its reply unread) and must not be used again. An error
-// caused by the end of ctx wraps ErrTimeout and ctx's error.
+// run calls f with ctx bound. It reports whether ctx ended while f ran
+// (a cut), and f's error. After a cut the connection is in an unknown
+// state (a command may be half sent or its reply unread) and must not be
+// used again. An error caused by the end of ctx wraps ErrTimeout and
+// ctx's error.
 func (c *deadlineConn) run(ctx context.Context, f func() error) (cut bool, err error) {
 	if err := ctx.Err(); err != nil {
 		// Nothing was sent: the connection is still clean.

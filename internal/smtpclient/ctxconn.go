@@ -63,6 +63,10 @@ func (c *deadlineConn) run(ctx context.Context, f func() error) (cut bool, err e
 		// Nothing was sent: the connection is still clean.
 		return false, fmt.Errorf("%w: %w", ErrTimeout, err)
 	}
+	if ctx.Done() == nil {
+		// A context that never ends (context.Background) binds nothing.
+		return false, f()
+	}
 	c.mu.Lock()
 	c.limit, _ = ctx.Deadline()
 	c.cut = false

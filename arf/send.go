@@ -9,11 +9,13 @@ import (
 	"net"
 	"time"
 
-	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"github.com/outguard/outguard/internal/smtpclient"
 )
 
-// SMTPSender delivers reports over SMTP with go-smtp's client. Its Send
+// SMTPSender delivers reports over SMTP with outguard's SMTP client
+// (internal/smtpclient, the one the relay uses for the next hop). Its Send
 // method is a SendFunc.
 type SMTPSender struct {
 	// Address is host:port of the report relay.
@@ -29,119 +31,69 @@ type SMTPSender struct {
 	Password string
 	// Helo is the name sent in EHLO. Default "localhost".
 	Helo string
-	// Dial opens the connection. Default net.Dialer.DialContext.
+	// Dial opens the connection. Default net.Dialer.DialContext with a
+	// 30-second timeout.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
-// Send delivers raw to rcpts with envelope sender from ("" for <>).
+// dialFunc makes a Dial function a smtpclient.Dialer.
+type dialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+func (f dialFunc) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	return f(ctx, network, addr)
+}
+
+// Send delivers raw to rcpts with envelope sender from ("" for <>). ctx
+// bounds the whole attempt: when it ends, the command in progress fails
+// at once. Each command also has the timeouts RFC 5321 §4.5.3.2
+// recommends (5 minutes; 10 for the message's final reply, with some
+// leeway), which only matter when ctx has no earlier deadline.
 func (s *SMTPSender) Send(ctx context.Context, from string, rcpts []string, raw []byte) error {
-	dial := s.Dial
-	if dial == nil {
-		d := &net.Dialer{Timeout: 30 * time.Second}
-		dial = d.DialContext
+	o := smtpclient.Options{
+		Address:     s.Address,
+		TLS:         s.TLS,
+		TLSConfig:   s.TLSConfig,
+		Username:    s.Username,
+		Password:    s.Password,
+		Helo:        s.Helo,
+		Timeout:     5 * time.Minute,
+		DataTimeout: 12 * time.Minute,
+		Dialer:      &net.Dialer{Timeout: 30 * time.Second},
 	}
-	tlsConfig := s.TLSConfig
-	if tlsConfig == nil {
-		host, _, _ := net.SplitHostPort(s.Address)
-		tlsConfig = &tls.Config{ServerName: host}
+	if s.Dial != nil {
+		o.Dialer = dialFunc(s.Dial)
 	}
-	helo := s.Helo
-	if helo == "" {
-		helo = "localhost"
-	}
-	mode := s.TLS
-	if mode == "starttls_optional" {
-		// Ask first; go-smtp upgrades only a fresh client.
-		offered, err := s.offersStartTLS(ctx, dial, helo)
-		if err != nil {
-			return err
-		}
-		mode = "none"
-		if offered {
-			mode = "starttls"
-		}
-	}
-	c, err := s.open(ctx, dial, mode, tlsConfig)
+	c, err := smtpclient.Dial(ctx, o)
 	if err != nil {
-		return err
+		return fmt.Errorf("arf: report relay %s: %w", s.Address, err)
 	}
 	defer c.Close()
-	if err := c.Hello(helo); err != nil {
-		return err
+	mo := smtpclient.MailOptions{Body8Bit: has8bit(raw), Size: int64(len(raw)), UTF8: !isASCII(from)}
+	for _, r := range rcpts {
+		mo.UTF8 = mo.UTF8 || !isASCII(r)
 	}
-	if s.Username != "" {
-		if err := c.Auth(sasl.NewPlainClient("", s.Username, s.Password)); err != nil {
-			return err
-		}
-	}
-	if err := c.Mail(from, nil); err != nil {
+	if err := c.Mail(ctx, from, mo); err != nil {
 		return err
 	}
 	for _, r := range rcpts {
-		if err := c.Rcpt(r, nil); err != nil {
+		if err := c.Rcpt(ctx, r); err != nil {
 			return err
 		}
 	}
-	w, err := c.Data()
-	if err != nil {
+	if err := c.Data(ctx); err != nil {
 		return err
 	}
-	if _, err := w.Write(raw); err != nil {
-		return err
-	}
-	if !bytes.HasSuffix(raw, []byte("\n")) {
-		if _, err := w.Write([]byte("\r\n")); err != nil {
-			return err
-		}
-	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	_ = c.Quit()
-	return nil
+	_, err = c.Body(ctx, bytes.NewReader(raw))
+	return err
 }
 
-// open dials the relay and sets up TLS as mode says. The client is closed
-// with the connection when ctx ends.
-func (s *SMTPSender) open(ctx context.Context, dial func(context.Context, string, string) (net.Conn, error), mode string, tlsConfig *tls.Config) (*smtp.Client, error) {
-	conn, err := dial(ctx, "tcp", s.Address)
-	if err != nil {
-		return nil, fmt.Errorf("arf: dialing report relay %s: %w", s.Address, err)
-	}
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-	switch mode {
-	case "implicit":
-		tc := tls.Client(conn, tlsConfig)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("arf: TLS with report relay %s: %w", s.Address, err)
+func has8bit(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return true
 		}
-		return smtp.NewClient(tc), nil
-	case "starttls":
-		c, err := smtp.NewClientStartTLS(conn, tlsConfig)
-		if err != nil {
-			return nil, fmt.Errorf("arf: STARTTLS with report relay %s: %w", s.Address, err)
-		}
-		return c, nil
 	}
-	return smtp.NewClient(conn), nil
-}
-
-func (s *SMTPSender) offersStartTLS(ctx context.Context, dial func(context.Context, string, string) (net.Conn, error), helo string) (bool, error) {
-	c, err := s.open(ctx, dial, "none", nil)
-	if err != nil {
-		return false, err
-	}
-	defer c.Close()
-	if err := c.Hello(helo); err != nil {
-		return false, err
-	}
-	ok, _ := c.Extension("STARTTLS")
-	_ = c.Quit()
-	return ok, nil
+	return false
 }
 
 // isPermanent reports whether a delivery error is final: ErrPermanent, or

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/outguard/outguard/internal/smtpclient"
 )
 
 // Sentinel errors. Components wrap them with %w; toReply maps them to SMTP
@@ -13,9 +15,10 @@ import (
 var (
 	// ErrNextHopUnavailable: the next hop could not be reached or the
 	// connection broke. Answered 451 4.4.1.
-	ErrNextHopUnavailable = errors.New("next hop unavailable")
-	// ErrNextHopTimeout: the next hop did not answer in time. 451 4.4.1.
-	ErrNextHopTimeout = errors.New("next hop timed out")
+	ErrNextHopUnavailable = smtpclient.ErrUnavailable
+	// ErrNextHopTimeout: the next hop did not answer in time, or the
+	// command's context ended first. 451 4.4.1.
+	ErrNextHopTimeout = smtpclient.ErrTimeout
 	// ErrAuthFailed: wrong user name or password. 535 5.7.8.
 	ErrAuthFailed = errors.New("authentication failed")
 	// ErrAuthBusy: the password could not be checked now (too many

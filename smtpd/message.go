@@ -48,6 +48,9 @@ var ErrMessageClosed = errors.New("smtpd: message closed")
 // relay's allocations.
 var memBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
+// copyBufs are the 32 KiB read buffers of readMessage.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 // maxPooledBuf is the largest buffer kept for reuse.
 const maxPooledBuf = 256 << 10
 

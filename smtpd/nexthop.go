@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/outguard/outguard/internal/smtpclient"
 )
 
 // NextHop is where relayed mail goes. Begin opens one transaction with
@@ -34,16 +36,7 @@ type NextHopTx interface {
 }
 
 // MailOptions are the MAIL FROM parameters passed on to the next hop.
-type MailOptions struct {
-	Body8Bit bool
-	UTF8     bool
-	Size     int64
-	// Name names the message at the next hop, not on the wire: the
-	// transaction's log id for relayed mail, or what WithDeliveryName
-	// gave Deliver. The capture next hop names its files by it; the SMTP
-	// next hop ignores it.
-	Name string
-}
+type MailOptions = smtpclient.MailOptions
 
 type deliveryNameKey struct{}
 
@@ -55,9 +48,7 @@ func WithDeliveryName(ctx context.Context, name string) context.Context {
 }
 
 // Dialer opens network connections; *net.Dialer is one.
-type Dialer interface {
-	DialContext(ctx context.Context, network, address string) (net.Conn, error)
-}
+type Dialer = smtpclient.Dialer
 
 // NextHopOptions configure an SMTP next hop.
 type NextHopOptions struct {
@@ -96,13 +87,24 @@ func (o *NextHopOptions) tlsConfig() *tls.Config {
 }
 
 // SMTPNextHop relays to an SMTP server through a bounded pool of
-// connections reused across transactions.
+// connections reused across transactions. Its connections are
+// internal/smtpclient's: a connection left clean by a finished DATA takes
+// the next MAIL without RSET or EHLO, and every command runs under the
+// caller's context, so a cancelled session abandons a stalled next hop
+// (the client hears 451 4.4.1).
 type SMTPNextHop struct {
 	opts NextHopOptions
+	conn smtpclient.Options
 
 	mu     sync.Mutex
-	idle   []*clientConn
+	idle   []*pooledConn
 	closed bool
+}
+
+// pooledConn is a connection and when it was last returned to the pool.
+type pooledConn struct {
+	*smtpclient.Conn
+	used time.Time
 }
 
 var _ NextHop = (*SMTPNextHop)(nil)
@@ -128,11 +130,21 @@ func NewSMTPNextHop(o NextHopOptions) (*SMTPNextHop, error) {
 	if o.IdleTimeout == 0 {
 		o.IdleTimeout = time.Minute
 	}
-	return &SMTPNextHop{opts: o}, nil
+	return &SMTPNextHop{opts: o, conn: smtpclient.Options{
+		Address:     o.Address,
+		TLS:         o.TLS,
+		TLSConfig:   o.tlsConfig(),
+		Username:    o.Username,
+		Password:    o.Password,
+		Helo:        o.Helo,
+		Timeout:     o.Timeout,
+		DataTimeout: o.DataTimeout,
+		Dialer:      o.Dialer,
+	}}, nil
 }
 
 // get returns a pooled connection in a clean state, or a new one.
-func (h *SMTPNextHop) get(ctx context.Context) (*clientConn, error) {
+func (h *SMTPNextHop) get(ctx context.Context) (*pooledConn, error) {
 	now := time.Now()
 	for {
 		h.mu.Lock()
@@ -147,37 +159,43 @@ func (h *SMTPNextHop) get(ctx context.Context) (*clientConn, error) {
 		h.opts.Metrics.poolSize(n - 1)
 		idle := now.Sub(c.used)
 		if idle > h.opts.IdleTimeout {
-			c.close()
+			c.Close()
 			continue
 		}
 		// A connection idle for a while may have been closed by the
 		// next hop; find out now rather than at MAIL.
 		if idle > time.Second {
-			if err := c.noop(); err != nil {
-				c.close()
+			if err := c.Noop(ctx); err != nil {
+				c.Close()
+				if ctx.Err() != nil {
+					return nil, err
+				}
 				continue
 			}
 		}
 		return c, nil
 	}
 	start := time.Now()
-	c, err := dialNextHop(ctx, &h.opts)
+	c, err := smtpclient.Dial(ctx, h.conn)
 	h.opts.Metrics.nextHop("connect", start, err)
-	return c, err
+	if err != nil {
+		return nil, err
+	}
+	return &pooledConn{Conn: c}, nil
 }
 
 // put returns c to the pool, or closes it when the pool is full, closed
 // or c is broken.
-func (h *SMTPNextHop) put(c *clientConn) {
-	if c.broken {
-		c.close()
+func (h *SMTPNextHop) put(c *pooledConn) {
+	if c.Broken() {
+		c.Close()
 		return
 	}
 	c.used = time.Now()
 	h.mu.Lock()
 	if h.closed || len(h.idle) >= h.opts.PoolSize {
 		h.mu.Unlock()
-		c.close()
+		c.Close()
 		return
 	}
 	h.idle = append(h.idle, c)
@@ -195,7 +213,7 @@ func (h *SMTPNextHop) Close() error {
 	h.closed = true
 	h.mu.Unlock()
 	for _, c := range idle {
-		c.close()
+		c.Close()
 	}
 	h.opts.Metrics.poolSize(0)
 	return nil
@@ -210,28 +228,30 @@ func (h *SMTPNextHop) Begin(ctx context.Context, from string, opts MailOptions) 
 			return nil, err
 		}
 		start := time.Now()
-		err = c.mail(from, opts)
+		err = c.Mail(ctx, from, opts)
 		h.opts.Metrics.nextHop("mail", start, err)
 		if err == nil {
 			return &smtpTx{h: h, c: c}, nil
 		}
 		var serr *smtp.SMTPError
 		if errors.As(err, &serr) {
-			h.release(c)
+			h.release(ctx, c)
 			return nil, err
 		}
-		c.close()
-		if attempt > 0 {
+		c.Close()
+		if attempt > 0 || ctx.Err() != nil {
 			return nil, err
 		}
 	}
 }
 
 // release puts c back after a refused command, resetting it first.
-func (h *SMTPNextHop) release(c *clientConn) {
-	if !c.broken {
-		if err := c.reset(); err != nil {
-			c.broken = true
+func (h *SMTPNextHop) release(ctx context.Context, c *pooledConn) {
+	if !c.Broken() {
+		if err := c.Reset(ctx); err != nil && !c.Broken() {
+			// A refused RSET leaves the state unknown.
+			c.Close()
+			return
 		}
 	}
 	h.put(c)
@@ -239,7 +259,7 @@ func (h *SMTPNextHop) release(c *clientConn) {
 
 type smtpTx struct {
 	h    *SMTPNextHop
-	c    *clientConn
+	c    *pooledConn
 	done bool
 }
 
@@ -248,7 +268,7 @@ func (t *smtpTx) Rcpt(ctx context.Context, to string) error {
 		return fmt.Errorf("%w: transaction already ended", ErrNextHopUnavailable)
 	}
 	start := time.Now()
-	err := t.c.rcpt(to)
+	err := t.c.Rcpt(ctx, to)
 	t.h.opts.Metrics.nextHop("rcpt", start, err)
 	return err
 }
@@ -259,13 +279,13 @@ func (t *smtpTx) Data(ctx context.Context, r io.Reader) (string, error) {
 	}
 	t.done = true
 	start := time.Now()
-	if _, _, err := t.c.cmd(354, "DATA"); err != nil {
+	if err := t.c.Data(ctx); err != nil {
 		// DATA itself was refused: the transaction is still open.
 		t.h.opts.Metrics.nextHop("data", start, err)
-		t.h.release(t.c)
+		t.h.release(ctx, t.c)
 		return "", err
 	}
-	msg, err := t.c.body(r)
+	msg, err := t.c.Body(ctx, r)
 	t.h.opts.Metrics.nextHop("data", start, err)
 	// After the final reply to DATA the next hop is back in its initial
 	// state whatever the reply was, so the connection is reusable without
@@ -274,12 +294,14 @@ func (t *smtpTx) Data(ctx context.Context, r io.Reader) (string, error) {
 	return msg, err
 }
 
+// Abort discards the transaction with RSET, bounded by the next hop's
+// command timeout, and releases the connection.
 func (t *smtpTx) Abort() {
 	if t.done {
 		return
 	}
 	t.done = true
-	t.h.release(t.c)
+	t.h.release(context.Background(), t.c)
 }
 
 // Deliver relays one whole message through h: the path used to release

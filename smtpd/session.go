@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/outguard/outguard/internal/smtpclient"
 )
 
 // session is one SMTP connection. go-smtp calls its methods one at a
@@ -186,7 +188,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		}
 		feedback = true
 	}
-	path, err := wirePath(from)
+	path, err := smtpclient.Path(from)
 	if err != nil {
 		s.log.Info("sender refused", "from", from, "err", err)
 		return s.reply("MAIL", replyBadSender)
@@ -246,7 +248,7 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if r := s.rcptLimit(tx); r != nil {
 		return r
 	}
-	if err := checkAddress(to); err != nil {
+	if err := smtpclient.CheckAddress(to); err != nil {
 		st.log.Info("recipient refused", "tx", tx.ID, "to", to, "err", err)
 		r := s.reply("RCPT", replyBadRcpt)
 		s.countRefusal(Recipient{Addr: to, Refused: true, Code: replyBadRcpt.Code})
@@ -480,11 +482,11 @@ func (s *session) finish(st *txState, msg *Message, res Result) error {
 	s.srv.metrics.transaction(res.Outcome)
 	s.srv.metrics.reply("DATA", res.Reply.Code)
 	accepted := tx.Accepted()
-	// The paths exactly as the next hop got them (wirePath cannot fail
+	// The paths exactly as the next hop got them (smtpclient.Path cannot fail
 	// here: MAIL and RCPT refused what it cannot write).
 	paths := make([]string, 0, len(accepted))
 	for _, a := range accepted {
-		p, _ := wirePath(a)
+		p, _ := smtpclient.Path(a)
 		paths = append(paths, p)
 	}
 	attrs := []any{"tx", tx.ID, "outcome", res.Outcome}
@@ -523,7 +525,7 @@ func (s *session) received(tx *Transaction) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Received: from %s (%s)\r\n\tby %s (outguard) with %s id %s", sanitizeHelo(tx.Helo), addressLiteral(tx.Client.Addr()), s.srv.opts.Hostname, proto, tx.ID)
 	if acc := tx.Accepted(); len(acc) == 1 {
-		if p, err := wirePath(acc[0]); err == nil {
+		if p, err := smtpclient.Path(acc[0]); err == nil {
 			fmt.Fprintf(&b, "\r\n\tfor %s", p)
 		}
 	}

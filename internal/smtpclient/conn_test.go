@@ -1,0 +1,122 @@
+package smtpclient
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startMute starts a server that greets, answers EHLO, and then reads
+// commands without ever answering them; each command line goes to got.
+func startMute(t *testing.T) (addr string, got chan string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	got = make(chan string, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				c.Write([]byte("220 mute.test ESMTP\r\n"))
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if strings.HasPrefix(line, "EHLO") {
+						c.Write([]byte("250-mute.test\r\n250 8BITMIME\r\n"))
+						continue
+					}
+					got <- line
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), got
+}
+
+// TestCancelAbandonsCommand: cancelling the context fails the command
+// waiting for its reply at once, whatever the command timeout, and leaves
+// the connection broken (its state is unknown).
+func TestCancelAbandonsCommand(t *testing.T) {
+	addr, got := startMute(t)
+	c, err := Dial(context.Background(), Options{Address: addr, Timeout: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Mail(ctx, "a@example.net", MailOptions{}) }()
+	if line := <-got; !strings.HasPrefix(line, "MAIL FROM:<a@example.net>") {
+		t.Fatalf("server got %q", line)
+	}
+	cancel()
+	err = <-done
+	if !errors.Is(err, ErrTimeout) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Mail after cancel: %v, want ErrTimeout wrapping context.Canceled", err)
+	}
+	if !c.Broken() {
+		t.Errorf("connection not broken after an abandoned command")
+	}
+}
+
+// TestDeadlineShortensTimeout: a context deadline earlier than the
+// command timeout ends the command at the deadline.
+func TestDeadlineShortensTimeout(t *testing.T) {
+	addr, _ := startMute(t)
+	c, err := Dial(context.Background(), Options{Address: addr, Timeout: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	err = c.Noop(ctx)
+	if !errors.Is(err, ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Noop past the deadline: %v, want ErrTimeout wrapping context.DeadlineExceeded", err)
+	}
+	if !c.Broken() {
+		t.Errorf("connection not broken after a timed-out command")
+	}
+}
+
+// TestEndedContextSendsNothing: a command whose context has already
+// ended is not sent, and the connection stays usable.
+func TestEndedContextSendsNothing(t *testing.T) {
+	addr, got := startMute(t)
+	c, err := Dial(context.Background(), Options{Address: addr, Timeout: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := c.Rcpt(ctx, "b@example.org"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Rcpt with an ended context: %v", err)
+	}
+	if c.Broken() {
+		t.Errorf("connection broken by a command never sent")
+	}
+	// The next command is the first thing the server hears.
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Noop(ctx2); close(done) }()
+	if line := <-got; line != "NOOP\r\n" {
+		t.Errorf("server heard %q first, want NOOP", line)
+	}
+	cancel2()
+	<-done
+}

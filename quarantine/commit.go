@@ -18,7 +18,9 @@ import (
 type op struct {
 	id string
 
-	// A new record: its encoding, index keys, index value and rollup keys.
+	// A new record: the record, its encoding, index keys, index value
+	// and rollup keys.
+	rec     *Record
 	status  Status
 	val     []byte
 	idx     [][]byte

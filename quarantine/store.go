@@ -430,6 +430,7 @@ func (s *Store) recordOp(rec *Record) (*op, error) {
 func newRecordOp(r *Record) *op {
 	return &op{
 		id:      r.ID,
+		rec:     r,
 		status:  r.Status,
 		val:     encodeRecord(make([]byte, 0, 256), r),
 		idx:     indexKeys(r),

@@ -15,8 +15,8 @@ import (
 // What the postgres backend shares today and what stays per node, for the
 // start-up log line (docs/config-store.md, "What is shared today").
 const (
-	sharedInPostgres = "the node table"
-	notSharedYet     = "locks, automatic-lock windows, the message log, quarantine, outboxes, audit, feedback, console sessions, baseline profiles and campaigns stay"
+	sharedInPostgres = "the node table, the message log, quarantined content, report roll-ups and the ARF outbox"
+	notSharedYet     = "locks, automatic-lock windows, the notification outbox, audit, feedback, console sessions, baseline profiles and campaigns stay"
 )
 
 // nodeTouchInterval is how often a node on the postgres backend records

@@ -558,26 +558,37 @@ func (b *pgBackend) search(q *Query, domain, lo, hi string, m *matcher, limit in
 	hit.contains("subject", m.subject)
 	hit.contains("rcpts", m.rcpt)
 	args := hit.args
-	hitExpr := "true"
-	if len(hit.conds) > 0 {
-		hitExpr = strings.Join(hit.conds, " AND ")
-	}
 	window := b.s.opts.MaxScan
 	where := ""
 	if len(w.conds) > 0 {
 		where = "WHERE " + strings.Join(w.conds, " AND ")
 	}
-	args = append(args, window, limit+2)
-	sql := fmt.Sprintf(`SELECT id, rec, q_expired, hit, rn FROM (
-		SELECT id, rec, q_expired, (%s) AS hit, row_number() OVER (ORDER BY id DESC) AS rn
-		FROM quarantine_log %s ORDER BY id DESC LIMIT $%d) w
-	WHERE hit OR rn = $%d ORDER BY id DESC LIMIT $%d`, hitExpr, where, len(args)-1, len(args)-1, len(args))
+	var sql string
+	requested := 0 // the rows the query returns at most
+	if len(hit.conds) == 0 {
+		// Only exact filters: the rows are the matches, read up to one
+		// past the page (or the window, if smaller), so that the server
+		// merges the day partitions' index scans and stops early.
+		requested = min(limit+1, window)
+		args = append(args, requested)
+		sql = fmt.Sprintf(`SELECT id, rec, q_expired, true, row_number() OVER (ORDER BY id DESC) FROM (
+			SELECT id, rec, q_expired FROM quarantine_log %s ORDER BY id DESC LIMIT $%d) w
+			ORDER BY id DESC`, where, len(args))
+	} else {
+		requested = limit + 2
+		args = append(args, window, requested)
+		sql = fmt.Sprintf(`SELECT id, rec, q_expired, hit, rn FROM (
+			SELECT id, rec, q_expired, (%s) AS hit, row_number() OVER (ORDER BY id DESC) AS rn
+			FROM quarantine_log %s ORDER BY id DESC LIMIT $%d) w
+		WHERE hit OR rn = $%d ORDER BY id DESC LIMIT $%d`, strings.Join(hit.conds, " AND "), where, len(args)-1, len(args)-1, len(args))
+	}
 	rows, err := b.pool.Query(context.Background(), sql, args...)
 	if err != nil {
 		return Page{}, fmt.Errorf("quarantine: search: %w", err)
 	}
 	defer rows.Close()
 	var page Page
+	n, last := 0, ""
 	for rows.Next() {
 		var id string
 		var val []byte
@@ -586,6 +597,7 @@ func (b *pgBackend) search(q *Query, domain, lo, hi string, m *matcher, limit in
 		if err := rows.Scan(&id, &val, &expired, &isHit, &rn); err != nil {
 			return Page{}, fmt.Errorf("quarantine: search: %w", err)
 		}
+		n, last = n+1, id
 		if isHit {
 			r, err := decodePG(id, val, expired)
 			if err == nil && m.match(r) {
@@ -606,6 +618,11 @@ func (b *pgBackend) search(q *Query, domain, lo, hi string, m *matcher, limit in
 	}
 	if err := rows.Err(); err != nil {
 		return Page{}, fmt.Errorf("quarantine: search: %w", err)
+	}
+	if n == requested {
+		// Rows the server matched and matcher did not filled the answer:
+		// there may be more below.
+		page.NextCursor = encodeCursor(last)
 	}
 	return page, nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.etcd.io/bbolt"
 
 	"github.com/outguard/outguard/internal/pgdb/pgtest"
 )
@@ -55,7 +56,14 @@ func TestPostgresQuarantineAlsoAtomic(t *testing.T) {
 		t.Errorf("a failing also is not a database failure: Writable = %v", err)
 	}
 	// A bbolt-only Also is refused rather than silently dropped.
-	if err := s.QuarantineWith(ctx, sampleRecord(at.Add(time.Second), StatusQuarantined, VerdictSpam), []byte(sampleRaw), nil); err != nil {
+	boltOnly := sampleRecord(at.Add(time.Second), StatusQuarantined, VerdictSpam)
+	if err := s.QuarantineWith(ctx, boltOnly, []byte(sampleRaw), func(*bbolt.Tx) error { return nil }); err == nil {
+		t.Errorf("an Also without a PostgreSQL function was accepted")
+	}
+	if _, err := s.Get(boltOnly.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("record of the refused quarantine: %v", err)
+	}
+	if err := s.QuarantineWith(ctx, boltOnly, []byte(sampleRaw), nil); err != nil {
 		t.Errorf("no also: %v", err)
 	}
 

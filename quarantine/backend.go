@@ -2,6 +2,7 @@ package quarantine
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -33,6 +34,9 @@ type backend interface {
 	sweep(now time.Time, res *SweepResult) error
 	// counters returns the quarantined messages and their stored bytes.
 	counters() (msgs, bytes int64, err error)
+	// lockRelease makes the other nodes' releases of id wait until
+	// unlock; a Store already serialises its own.
+	lockRelease(ctx context.Context, id string) (unlock func(), err error)
 }
 
 // boltBackend keeps the store in the node's bbolt database.
@@ -42,6 +46,9 @@ type boltBackend struct {
 }
 
 func (b *boltBackend) takes(also Also) bool { return also.Bolt != nil }
+
+// lockRelease has nothing to do: one process owns a bbolt file.
+func (b *boltBackend) lockRelease(context.Context, string) (func(), error) { return func() {}, nil }
 
 func (b *boltBackend) get(id string) (*Record, error) {
 	var rec *Record

@@ -63,6 +63,8 @@ const (
 	pgLockClass      = 0x4f47 // "OG"
 	pgLockPartitions = 100
 	pgLockSweep      = 101
+	// Releases lock (pgLockReleaseClass, hashtext(id)).
+	pgLockReleaseClass = 0x4f51 // "OQ"
 )
 
 func (b *pgBackend) takes(also Also) bool { return also.PG != nil }
@@ -692,6 +694,28 @@ func (b *pgBackend) series(gran byte, unit int64, b0, b1 uint32, group GroupBy, 
 		points[uint32(bk)-b0].set(Class(c), n)
 	}
 	return points, rows.Err()
+}
+
+// lockRelease holds a session advisory lock on id on a connection of its
+// own until unlock, so that two nodes releasing one message deliver it
+// once: the second finds it released.
+func (b *pgBackend) lockRelease(ctx context.Context, id string) (func(), error) {
+	c, err := b.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("quarantine: release of %s: %w", id, err)
+	}
+	if _, err := c.Exec(ctx, `SELECT pg_advisory_lock($1, hashtext($2))`, pgLockReleaseClass, id); err != nil {
+		// The session may hold the lock if only the answer was lost.
+		c.Conn().Close(context.Background())
+		c.Release()
+		return nil, fmt.Errorf("quarantine: release of %s: %w", id, err)
+	}
+	return func() {
+		if _, err := c.Exec(context.Background(), `SELECT pg_advisory_unlock($1, hashtext($2))`, pgLockReleaseClass, id); err != nil {
+			c.Conn().Close(context.Background())
+		}
+		c.Release()
+	}, nil
 }
 
 func (b *pgBackend) counters() (msgs, n int64, err error) {

@@ -3,6 +3,7 @@ package quarantine
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -196,5 +197,61 @@ func TestPostgresSweepDropsDays(t *testing.T) {
 	late := sampleRecord(now.Add(-40*day+time.Minute), StatusAccepted, VerdictClean)
 	if err := other.AppendWait(ctx, late); err != nil {
 		t.Errorf("a record for a dropped day: %v", err)
+	}
+}
+
+// TestPostgresReleaseOnceAcrossNodes: two nodes releasing one message at
+// the same moment deliver it once; the other finds it released.
+func TestPostgresReleaseOnceAcrossNodes(t *testing.T) {
+	pool := pgtest.Pool(t)
+	ctx := context.Background()
+	fd := &fakeDeliver{gate: make(chan struct{})}
+	var entered atomic.Int32
+	deliver := func(ctx context.Context, from string, rcpts []string, raw []byte) error {
+		entered.Add(1)
+		return fd.Deliver(ctx, from, rcpts, raw)
+	}
+	a := newPGStore(t, pool, Options{Node: "node-a", Deliver: deliver})
+	b := newPGStore(t, pool, Options{Node: "node-b", Deliver: deliver})
+	r := sampleRecord(time.Now().Add(-time.Minute), StatusQuarantined, VerdictSpam)
+	if err := a.Quarantine(ctx, r, []byte(sampleRaw)); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		res ReleaseResult
+		err error
+	}
+	out := make(chan result, 2)
+	for _, s := range []*Store{a, b} {
+		go func() {
+			res, err := s.Release(ctx, r.ID, Actor{Name: s.opts.Node})
+			out <- result{res, err}
+		}()
+	}
+	// Both releases are under way: one delivering and the other waiting
+	// for the lock (or, without it, delivering too).
+	for {
+		var waiting int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if entered.Load() == 2 || (entered.Load() == 1 && waiting == 1) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(fd.gate)
+	already := 0
+	for range 2 {
+		x := <-out
+		if x.err != nil {
+			t.Fatal(x.err)
+		}
+		if x.res.Already {
+			already++
+		}
+	}
+	if fd.count() != 1 || already != 1 {
+		t.Errorf("deliveries %d, already-released answers %d; want 1 and 1", fd.count(), already)
 	}
 }

@@ -247,6 +247,12 @@ func (s *Store) Release(ctx context.Context, id string, actor Actor) (ReleaseRes
 		s.releasing.Delete(cid)
 		close(mine)
 	}()
+	// And one per id across the nodes sharing the store.
+	unlock, err := s.be.lockRelease(ctx, cid)
+	if err != nil {
+		return ReleaseResult{}, err
+	}
+	defer unlock()
 
 	rec, raw, err := s.quarantined(cid, actor)
 	if rec != nil && rec.Quarantine.Released() && actor.allows(rec) {

@@ -320,3 +320,31 @@ func TestAppendBlocksWhenQueueFull(t *testing.T) {
 		}
 	})
 }
+
+func TestSetLearned(t *testing.T) {
+	eachBackend(t, func(t *testing.T) {
+		s, _ := newTestStore(t, Options{})
+		ctx := context.Background()
+		rec := sampleRecord(testBase, StatusQuarantined, VerdictSpam)
+		if err := s.Quarantine(ctx, rec, []byte(sampleRaw)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetLearned(ctx, rec.ID, "ham"); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Get(rec.ID)
+		if err != nil || got.Learned != "ham" {
+			t.Fatalf("learned: %+v, %v; want ham", got, err)
+		}
+		// The content is untouched by the change of the record.
+		if raw, err := s.Raw(rec.ID, Actor{}); err != nil || string(raw) != sampleRaw {
+			t.Errorf("raw after SetLearned: %q, %v", raw, err)
+		}
+		if err := s.SetLearned(ctx, rec.ID, "maybe"); !errors.Is(err, ErrBadQuery) {
+			t.Errorf("label maybe: got %v, want ErrBadQuery", err)
+		}
+		if err := s.SetLearned(ctx, testID(testBase.Add(time.Hour)), "spam"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("unknown id: got %v, want ErrNotFound", err)
+		}
+	})
+}

@@ -57,7 +57,7 @@ func (a *App) startComponents(cfg *config.Config) error {
 	}
 	a.ids = ids
 
-	store, err := quarantine.New(a.db, quarantine.Options{
+	qopts := quarantine.Options{
 		LogRetention:        cfg.Store.LogRetention.D(),
 		QuarantineRetention: cfg.Store.QuarantineRetention.D(),
 		SweepInterval:       cfg.Store.SweepInterval.D(),
@@ -76,7 +76,15 @@ func (a *App) startComponents(cfg *config.Config) error {
 		Registerer: a.reg,
 		Logger:     a.log.With("component", "store"),
 		Now:        a.opts.Now,
-	})
+		Node:       cfg.NodeName,
+	}
+	var store *quarantine.Store
+	if a.pg != nil {
+		// The fleet's log and quarantine (docs/config-store.md).
+		store, err = quarantine.NewPostgres(a.pg, qopts)
+	} else {
+		store, err = quarantine.New(a.db, qopts)
+	}
 	if err != nil {
 		return fmt.Errorf("opening message log: %w", err)
 	}
@@ -110,6 +118,8 @@ func (a *App) startComponents(cfg *config.Config) error {
 	if cfg.ARF.IsEnabled() {
 		ob, err := arf.NewOutbox(arf.OutboxOptions{
 			DB:           a.db,
+			Pool:         a.pg,
+			Node:         cfg.NodeName,
 			Send:         a.arfSend(cfg),
 			RetryInitial: cfg.ARF.Retry.Initial.D(),
 			RetryMax:     cfg.ARF.Retry.Max.D(),

@@ -13,7 +13,6 @@ import (
 
 	"github.com/emersion/go-message/charset"
 	"github.com/emersion/go-smtp"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/outguard/outguard/arf"
 	"github.com/outguard/outguard/baseline"
@@ -449,12 +448,12 @@ func (c *check) quarantine(ctx context.Context, tx *smtpd.Transaction, msg *smtp
 	if err != nil {
 		return err
 	}
-	var also func(*bolt.Tx) error
+	var also quarantine.Also
 	if rep != nil {
-		also = rep.Put
+		also = quarantine.Also{Bolt: rep.Put, PG: rep.PutPG}
 	}
 	rec := c.record(tx, msg.Size, quarantine.StatusQuarantined, reply, "", c.p.now().Sub(tx.Start))
-	if err := c.p.store.QuarantineWith(ctx, rec, raw, also); err != nil {
+	if err := c.p.store.QuarantineAlso(ctx, rec, raw, also); err != nil {
 		return fmt.Errorf("quarantining %s: %w", tx.ID, err)
 	}
 	c.stored = true

@@ -14,8 +14,8 @@ import (
 // What the postgres backend shares today and what stays per node, for the
 // start-up log line (docs/config-store.md, "What is shared today").
 const (
-	sharedInPostgres = "locks (with history and evidence), automatic-lock windows with fleet-wide counts, would-lock records, the node table, the notification outbox, feedback, baseline profiles, campaign snapshots and the content model's overlay"
-	notSharedYet     = "the message log, quarantine, report rollups, the ARF outbox, the audit trail and console sessions stay"
+	sharedInPostgres = "locks (with history and evidence), automatic-lock windows with fleet-wide counts, would-lock records, the node table, the message log, quarantined content, report roll-ups, the ARF outbox, the notification outbox, feedback, baseline profiles, campaign snapshots and the content model's overlay"
+	notSharedYet     = "the audit trail and console sessions stay"
 )
 
 // nodeTouchInterval is how often a node on the postgres backend records

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 
@@ -82,12 +84,24 @@ type Entry struct {
 	Expired time.Time `json:"expired,omitzero"`
 }
 
-// OutboxOptions configure an Outbox. DB and Send are required.
+// OutboxOptions configure an Outbox. Send and one of DB or Pool are
+// required.
 type OutboxOptions struct {
 	// DB is the shared database, opened and closed by the caller. The
 	// outbox owns the buckets arf_outbox, arf_outbox_raw,
 	// arf_outbox_expired and arf_outbox_sent.
 	DB *bolt.DB
+	// Pool is the fleet's PostgreSQL database (store.backend postgres),
+	// used instead of DB: the table arf_outbox, worked by every node
+	// (see outbox_pg.go).
+	Pool *pgxpool.Pool
+	// Node names this node in the reports it queues and the leases it
+	// takes on PostgreSQL; default the host name.
+	Node string
+	// Lease is how long a node holds a report it is delivering on
+	// PostgreSQL before another node may take it (the node died).
+	// Default SendTimeout plus one minute.
+	Lease time.Duration
 	// Send delivers a report; see SendFunc and SMTPSender.
 	Send SendFunc
 	// RetryInitial is the wait after the first failure, doubled after each
@@ -126,8 +140,8 @@ type Outbox struct {
 
 // NewOutbox creates the outbox's buckets and counts what is pending.
 func NewOutbox(opts OutboxOptions) (*Outbox, error) {
-	if opts.DB == nil {
-		return nil, errors.New("arf: OutboxOptions.DB is nil")
+	if opts.DB == nil && opts.Pool == nil {
+		return nil, errors.New("arf: OutboxOptions.DB and Pool are nil")
 	}
 	if opts.Send == nil {
 		return nil, errors.New("arf: OutboxOptions.Send is nil")
@@ -158,6 +172,9 @@ func NewOutbox(opts OutboxOptions) (*Outbox, error) {
 		Round: o.Round, Now: opts.Now, Idle: opts.RetryInitial, Retry: opts.RetryInitial,
 		OnError: func(err error) { opts.Logger.Error("arf outbox round failed", "err", err) },
 	})
+	if opts.Pool != nil {
+		return o, o.initPG()
+	}
 	var depth int
 	err := opts.DB.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketPending, bucketExpired, bucketSent, bucketRaw} {
@@ -186,6 +203,13 @@ func (o *Outbox) Enqueue(ctx context.Context, r Report) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if o.opts.Pool != nil {
+		if err := pgx.BeginFunc(ctx, o.opts.Pool, func(tx pgx.Tx) error { return st.PutPG(ctx, tx) }); err != nil {
+			return fmt.Errorf("arf: enqueue %s: %w", r.ID, err)
+		}
+		st.Committed()
+		return nil
+	}
 	if err := o.opts.DB.Batch(st.Put); err != nil {
 		return fmt.Errorf("arf: enqueue %s: %w", r.ID, err)
 	}
@@ -200,6 +224,7 @@ func (o *Outbox) Enqueue(ctx context.Context, r Report) error {
 // did not, drop the Staged.
 type Staged struct {
 	o     *Outbox
+	r     Report
 	key   []byte
 	raw   []byte
 	val   []byte
@@ -219,13 +244,16 @@ func (o *Outbox) Stage(r Report) (*Staged, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Staged{o: o, key: []byte(r.ID), raw: r.Raw, val: val}, nil
+	return &Staged{o: o, r: r, key: []byte(r.ID), raw: r.Raw, val: val}, nil
 }
 
 // Put writes the report in tx, unless its ID is already pending, sent or
 // expired. It may run more than once (a retried transaction).
 func (st *Staged) Put(tx *bolt.Tx) error {
 	st.added = false
+	if st.o.opts.Pool != nil {
+		return errors.New("arf: the outbox is on PostgreSQL: use PutPG")
+	}
 	p, sent, exp, raw := tx.Bucket(bucketPending), tx.Bucket(bucketSent), tx.Bucket(bucketExpired), tx.Bucket(bucketRaw)
 	if p == nil || sent == nil || exp == nil || raw == nil {
 		return errors.New("arf: outbox buckets missing")
@@ -266,6 +294,9 @@ func (o *Outbox) Stop() { o.runner.Stop() }
 // sender calls it; tests and one-shot tools call it directly, never while
 // the background sender runs (that could deliver a report twice).
 func (o *Outbox) Round(ctx context.Context) (time.Time, error) {
+	if o.opts.Pool != nil {
+		return o.roundPG(ctx)
+	}
 	entries, err := o.Pending()
 	if err != nil {
 		return time.Time{}, err
@@ -404,15 +435,28 @@ func (o *Outbox) pruneSent() {
 }
 
 // Pending lists the reports not yet delivered, oldest first.
-func (o *Outbox) Pending() ([]Entry, error) { return o.list(bucketPending) }
+func (o *Outbox) Pending() ([]Entry, error) {
+	if o.opts.Pool != nil {
+		return o.listPG("pending")
+	}
+	return o.list(bucketPending)
+}
 
 // Expired lists the reports that expired or were refused permanently,
 // oldest first. They stay until DeleteExpired or Requeue.
-func (o *Outbox) Expired() ([]Entry, error) { return o.list(bucketExpired) }
+func (o *Outbox) Expired() ([]Entry, error) {
+	if o.opts.Pool != nil {
+		return o.listPG("expired")
+	}
+	return o.list(bucketExpired)
+}
 
 // Requeue moves an expired report back to the pending list with a fresh
 // age, e.g. after the abuse address was fixed.
 func (o *Outbox) Requeue(id string) error {
+	if o.opts.Pool != nil {
+		return o.requeuePG(id)
+	}
 	now := o.opts.Now()
 	found := false
 	err := o.opts.DB.Update(func(tx *bolt.Tx) error {
@@ -448,6 +492,9 @@ func (o *Outbox) Requeue(id string) error {
 
 // DeleteExpired removes an expired report for good.
 func (o *Outbox) DeleteExpired(id string) error {
+	if o.opts.Pool != nil {
+		return o.deleteExpiredPG(id)
+	}
 	return o.opts.DB.Update(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketExpired).Get([]byte(id)) == nil {
 			return nil
@@ -461,6 +508,9 @@ func (o *Outbox) DeleteExpired(id string) error {
 
 // Raw returns the message of a pending or expired report.
 func (o *Outbox) Raw(id string) ([]byte, error) {
+	if o.opts.Pool != nil {
+		return o.rawPG(id)
+	}
 	var raw []byte
 	err := o.opts.DB.View(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketRaw).Get([]byte(id)); v != nil {

@@ -13,9 +13,12 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/outguard/outguard/internal/pgdb/pgtest"
 )
 
 // fakeSender records deliveries; errs are returned in turn (nil: success)
@@ -97,15 +100,20 @@ type outboxEnv struct {
 
 func newOutboxEnv(t *testing.T, db *bolt.DB, send *fakeSender) *outboxEnv {
 	t.Helper()
-	if db == nil {
+	if db == nil && !onPostgres(t) {
 		db = openDB(t, "")
 	}
 	if send == nil {
 		send = &fakeSender{}
 	}
 	env := &outboxEnv{db: db, send: send, clock: &clock{t: fixedNow}, reg: prometheus.NewRegistry(), logBuf: &bytes.Buffer{}}
+	var pool *pgxpool.Pool
+	if onPostgres(t) {
+		pool, db = pgtest.Pool(t), nil
+	}
 	ob, err := NewOutbox(OutboxOptions{
 		DB:           db,
+		Pool:         pool,
 		Send:         send.Send,
 		RetryInitial: 30 * time.Second,
 		RetryMax:     2 * time.Minute,
@@ -200,155 +208,163 @@ func TestOutboxSurvivesRestart(t *testing.T) {
 }
 
 func TestOutboxRetryBackoff(t *testing.T) {
-	down := errors.New("dial tcp: connection refused")
-	send := &fakeSender{errs: []error{down, down, down, down, nil}}
-	env := newOutboxEnv(t, nil, send)
-	ctx := context.Background()
-	if err := env.ob.Enqueue(ctx, rep("r1")); err != nil {
-		t.Fatal(err)
-	}
-	wantWaits := []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute, 2 * time.Minute}
-	for i, wait := range wantWaits {
-		next, err := env.ob.Round(ctx)
-		if err != nil {
+	eachBackend(t, func(t *testing.T) {
+		down := errors.New("dial tcp: connection refused")
+		send := &fakeSender{errs: []error{down, down, down, down, nil}}
+		env := newOutboxEnv(t, nil, send)
+		ctx := context.Background()
+		if err := env.ob.Enqueue(ctx, rep("r1")); err != nil {
 			t.Fatal(err)
 		}
-		if got := next.Sub(env.clock.Now()); got != wait {
-			t.Errorf("attempt %d: got next attempt in %v, want %v", i+1, got, wait)
+		wantWaits := []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute, 2 * time.Minute}
+		for i, wait := range wantWaits {
+			next, err := env.ob.Round(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := next.Sub(env.clock.Now()); got != wait {
+				t.Errorf("attempt %d: got next attempt in %v, want %v", i+1, got, wait)
+			}
+			// Not due yet: a round before the wait sends nothing.
+			env.clock.Add(wait - time.Second)
+			calls, _ := send.count()
+			if _, err := env.ob.Round(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if c, _ := send.count(); c != calls {
+				t.Errorf("attempt %d: sent before the backoff elapsed", i+1)
+			}
+			env.clock.Add(time.Second)
 		}
-		// Not due yet: a round before the wait sends nothing.
-		env.clock.Add(wait - time.Second)
-		calls, _ := send.count()
 		if _, err := env.ob.Round(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if c, _ := send.count(); c != calls {
-			t.Errorf("attempt %d: sent before the backoff elapsed", i+1)
+		if _, sent := send.count(); sent != 1 {
+			t.Fatalf("sent: got %d, want 1", sent)
 		}
-		env.clock.Add(time.Second)
-	}
-	if _, err := env.ob.Round(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, sent := send.count(); sent != 1 {
-		t.Fatalf("sent: got %d, want 1", sent)
-	}
-	for name, want := range map[string]float64{
-		"outguard_arf_reports_retried_total": 4,
-		"outguard_arf_reports_sent_total":    1,
-		"outguard_arf_outbox_depth":          0,
-		"outguard_arf_reports_expired_total": 0,
-	} {
-		if got := env.metric(t, name); got != want {
-			t.Errorf("%s: got %v, want %v", name, got, want)
+		for name, want := range map[string]float64{
+			"outguard_arf_reports_retried_total": 4,
+			"outguard_arf_reports_sent_total":    1,
+			"outguard_arf_outbox_depth":          0,
+			"outguard_arf_reports_expired_total": 0,
+		} {
+			if got := env.metric(t, name); got != want {
+				t.Errorf("%s: got %v, want %v", name, got, want)
+			}
 		}
-	}
+	})
 }
 
 func TestOutboxExpires(t *testing.T) {
-	send := &fakeSender{errs: []error{errors.New("connection refused")}}
-	env := newOutboxEnv(t, nil, send)
-	ctx := context.Background()
-	if err := env.ob.Enqueue(ctx, rep("old")); err != nil {
-		t.Fatal(err)
-	}
-	for range 40 {
-		if _, err := env.ob.Round(ctx); err != nil {
+	eachBackend(t, func(t *testing.T) {
+		send := &fakeSender{errs: []error{errors.New("connection refused")}}
+		env := newOutboxEnv(t, nil, send)
+		ctx := context.Background()
+		if err := env.ob.Enqueue(ctx, rep("old")); err != nil {
 			t.Fatal(err)
 		}
-		env.clock.Add(2 * time.Minute)
-	}
-	pending, _ := env.ob.Pending()
-	if len(pending) != 0 {
-		t.Errorf("pending: got %d, want 0", len(pending))
-	}
-	expired, err := env.ob.Expired()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(expired) != 1 || expired[0].ID != "old" || expired[0].LastError != "connection refused" {
-		t.Fatalf("expired: got %+v, want report old with its last error", expired)
-	}
-	if raw, err := env.ob.Raw("old"); err != nil || !bytes.Contains(raw, []byte("report old")) {
-		t.Errorf("raw of expired report: got %q, %v", raw, err)
-	}
-	if got := env.metric(t, "outguard_arf_reports_expired_total"); got != 1 {
-		t.Errorf("expired metric: got %v, want 1", got)
-	}
-	logs := env.logBuf.String()
-	if !strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, "report_id=old") {
-		t.Errorf("log: got %q, want an error line with report_id=old", logs)
-	}
-	// Requeue brings it back with a fresh age.
-	send.mu.Lock()
-	send.errs = []error{nil}
-	send.mu.Unlock()
-	if err := env.ob.Requeue("old"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := env.ob.Round(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, sent := send.count(); sent != 1 {
-		t.Errorf("sent after requeue: got %d, want 1", sent)
-	}
-	if expired, _ := env.ob.Expired(); len(expired) != 0 {
-		t.Errorf("expired after requeue: got %d, want 0", len(expired))
-	}
-}
-
-func TestOutboxPermanentFailure(t *testing.T) {
-	send := &fakeSender{errs: []error{&smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}}}
-	env := newOutboxEnv(t, nil, send)
-	ctx := context.Background()
-	if err := env.ob.Enqueue(ctx, rep("r")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := env.ob.Round(ctx); err != nil {
-		t.Fatal(err)
-	}
-	expired, _ := env.ob.Expired()
-	if len(expired) != 1 {
-		t.Fatalf("expired: got %d, want 1", len(expired))
-	}
-	if got := env.metric(t, "outguard_arf_reports_failed_total"); got != 1 {
-		t.Errorf("failed metric: got %v, want 1", got)
-	}
-	if err := env.ob.DeleteExpired("r"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := env.ob.Raw("r"); err == nil {
-		t.Errorf("raw after delete: got no error, want one")
-	}
-}
-
-func TestOutboxConcurrentEnqueue(t *testing.T) {
-	env := newOutboxEnv(t, nil, nil)
-	var wg sync.WaitGroup
-	errs := make(chan error, 50)
-	for i := range 50 {
-		wg.Go(func() { errs <- env.ob.Enqueue(context.Background(), rep(fmt.Sprintf("r%02d", i))) })
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+		for range 40 {
+			if _, err := env.ob.Round(ctx); err != nil {
+				t.Fatal(err)
+			}
+			env.clock.Add(2 * time.Minute)
+		}
+		pending, _ := env.ob.Pending()
+		if len(pending) != 0 {
+			t.Errorf("pending: got %d, want 0", len(pending))
+		}
+		expired, err := env.ob.Expired()
 		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	pending, err := env.ob.Pending()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(pending) != 50 {
-		t.Errorf("pending: got %d, want 50", len(pending))
-	}
-	if got := env.metric(t, "outguard_arf_outbox_depth"); got != 50 {
-		t.Errorf("depth: got %v, want 50", got)
-	}
-	if err := env.ob.Enqueue(context.Background(), Report{ID: "x"}); !errors.Is(err, ErrInvalidReport) {
-		t.Errorf("invalid report: got %v, want %v", err, ErrInvalidReport)
-	}
+		if len(expired) != 1 || expired[0].ID != "old" || expired[0].LastError != "connection refused" {
+			t.Fatalf("expired: got %+v, want report old with its last error", expired)
+		}
+		if raw, err := env.ob.Raw("old"); err != nil || !bytes.Contains(raw, []byte("report old")) {
+			t.Errorf("raw of expired report: got %q, %v", raw, err)
+		}
+		if got := env.metric(t, "outguard_arf_reports_expired_total"); got != 1 {
+			t.Errorf("expired metric: got %v, want 1", got)
+		}
+		logs := env.logBuf.String()
+		if !strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, "report_id=old") {
+			t.Errorf("log: got %q, want an error line with report_id=old", logs)
+		}
+		// Requeue brings it back with a fresh age.
+		send.mu.Lock()
+		send.errs = []error{nil}
+		send.mu.Unlock()
+		if err := env.ob.Requeue("old"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := env.ob.Round(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, sent := send.count(); sent != 1 {
+			t.Errorf("sent after requeue: got %d, want 1", sent)
+		}
+		if expired, _ := env.ob.Expired(); len(expired) != 0 {
+			t.Errorf("expired after requeue: got %d, want 0", len(expired))
+		}
+	})
+}
+
+func TestOutboxPermanentFailure(t *testing.T) {
+	eachBackend(t, func(t *testing.T) {
+		send := &fakeSender{errs: []error{&smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}}}
+		env := newOutboxEnv(t, nil, send)
+		ctx := context.Background()
+		if err := env.ob.Enqueue(ctx, rep("r")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := env.ob.Round(ctx); err != nil {
+			t.Fatal(err)
+		}
+		expired, _ := env.ob.Expired()
+		if len(expired) != 1 {
+			t.Fatalf("expired: got %d, want 1", len(expired))
+		}
+		if got := env.metric(t, "outguard_arf_reports_failed_total"); got != 1 {
+			t.Errorf("failed metric: got %v, want 1", got)
+		}
+		if err := env.ob.DeleteExpired("r"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := env.ob.Raw("r"); err == nil {
+			t.Errorf("raw after delete: got no error, want one")
+		}
+	})
+}
+
+func TestOutboxConcurrentEnqueue(t *testing.T) {
+	eachBackend(t, func(t *testing.T) {
+		env := newOutboxEnv(t, nil, nil)
+		var wg sync.WaitGroup
+		errs := make(chan error, 50)
+		for i := range 50 {
+			wg.Go(func() { errs <- env.ob.Enqueue(context.Background(), rep(fmt.Sprintf("r%02d", i))) })
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		pending, err := env.ob.Pending()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pending) != 50 {
+			t.Errorf("pending: got %d, want 50", len(pending))
+		}
+		if got := env.metric(t, "outguard_arf_outbox_depth"); got != 50 {
+			t.Errorf("depth: got %v, want 50", got)
+		}
+		if err := env.ob.Enqueue(context.Background(), Report{ID: "x"}); !errors.Is(err, ErrInvalidReport) {
+			t.Errorf("invalid report: got %v, want %v", err, ErrInvalidReport)
+		}
+	})
 }
 
 func TestOutboxBackgroundSender(t *testing.T) {
@@ -376,11 +392,12 @@ func TestOutboxBackgroundSender(t *testing.T) {
 }
 
 func TestOutboxMetricsExposition(t *testing.T) {
-	env := newOutboxEnv(t, nil, nil)
-	if err := env.ob.Enqueue(context.Background(), rep("m")); err != nil {
-		t.Fatal(err)
-	}
-	want := `
+	eachBackend(t, func(t *testing.T) {
+		env := newOutboxEnv(t, nil, nil)
+		if err := env.ob.Enqueue(context.Background(), rep("m")); err != nil {
+			t.Fatal(err)
+		}
+		want := `
 # HELP outguard_arf_outbox_depth ARF reports waiting in the outbox for delivery.
 # TYPE outguard_arf_outbox_depth gauge
 outguard_arf_outbox_depth 1
@@ -388,9 +405,10 @@ outguard_arf_outbox_depth 1
 # TYPE outguard_arf_reports_sent_total counter
 outguard_arf_reports_sent_total 0
 `
-	if err := testutil.GatherAndCompare(env.reg, strings.NewReader(want), "outguard_arf_outbox_depth", "outguard_arf_reports_sent_total"); err != nil {
-		t.Error(err)
-	}
+		if err := testutil.GatherAndCompare(env.reg, strings.NewReader(want), "outguard_arf_outbox_depth", "outguard_arf_reports_sent_total"); err != nil {
+			t.Error(err)
+		}
+	})
 }
 
 func BenchmarkOutboxEnqueue(b *testing.B) {
@@ -423,32 +441,34 @@ func BenchmarkOutboxEnqueue(b *testing.B) {
 // TestOutboxJitter checks that reports failing in the same round come back
 // at different times, each between half and all of the backoff.
 func TestOutboxJitter(t *testing.T) {
-	down := errors.New("dial tcp: connection refused")
-	send := &fakeSender{errs: []error{down, down, down, down, down, down, down, down}}
-	env := newOutboxEnv(t, nil, send)
-	env.ob.retry.Rand = nil // the real jitter
-	ctx := context.Background()
-	for i := range 8 {
-		if err := env.ob.Enqueue(ctx, rep(fmt.Sprint("r", i))); err != nil {
+	eachBackend(t, func(t *testing.T) {
+		down := errors.New("dial tcp: connection refused")
+		send := &fakeSender{errs: []error{down, down, down, down, down, down, down, down}}
+		env := newOutboxEnv(t, nil, send)
+		env.ob.retry.Rand = nil // the real jitter
+		ctx := context.Background()
+		for i := range 8 {
+			if err := env.ob.Enqueue(ctx, rep(fmt.Sprint("r", i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := env.ob.Round(ctx); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if _, err := env.ob.Round(ctx); err != nil {
-		t.Fatal(err)
-	}
-	entries, err := env.ob.Pending()
-	if err != nil || len(entries) != 8 {
-		t.Fatalf("pending: %d, %v", len(entries), err)
-	}
-	seen := map[time.Time]bool{}
-	for _, e := range entries {
-		wait := e.NextAttempt.Sub(env.clock.Now())
-		if wait < 15*time.Second || wait > 30*time.Second {
-			t.Errorf("%s: next attempt in %v, want 15s to 30s", e.ID, wait)
+		entries, err := env.ob.Pending()
+		if err != nil || len(entries) != 8 {
+			t.Fatalf("pending: %d, %v", len(entries), err)
 		}
-		seen[e.NextAttempt] = true
-	}
-	if len(seen) < 2 {
-		t.Errorf("8 reports failing together all come back at %v", entries[0].NextAttempt)
-	}
+		seen := map[time.Time]bool{}
+		for _, e := range entries {
+			wait := e.NextAttempt.Sub(env.clock.Now())
+			if wait < 15*time.Second || wait > 30*time.Second {
+				t.Errorf("%s: next attempt in %v, want 15s to 30s", e.ID, wait)
+			}
+			seen[e.NextAttempt] = true
+		}
+		if len(seen) < 2 {
+			t.Errorf("8 reports failing together all come back at %v", entries[0].NextAttempt)
+		}
+	})
 }

@@ -101,12 +101,14 @@ func TestAbandonedWriteNotWritten(t *testing.T) {
 // TestAppendCoalescedWritten: AppendCoalesced returns once its record is
 // readable.
 func TestAppendCoalescedWritten(t *testing.T) {
-	s, _ := newTestStore(t, Options{})
-	rec := sampleRecord(time.Unix(1770000000, 0), StatusAccepted, VerdictClean)
-	if err := s.AppendCoalesced(context.Background(), rec); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Get(rec.ID); err != nil {
-		t.Errorf("after AppendCoalesced: %v", err)
-	}
+	eachBackend(t, func(t *testing.T) {
+		s, _ := newTestStore(t, Options{})
+		rec := sampleRecord(time.Unix(1770000000, 0), StatusAccepted, VerdictClean)
+		if err := s.AppendCoalesced(context.Background(), rec); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Get(rec.ID); err != nil {
+			t.Errorf("after AppendCoalesced: %v", err)
+		}
+	})
 }

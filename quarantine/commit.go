@@ -19,7 +19,9 @@ import (
 type op struct {
 	id string
 
-	// A new record: its encoding, index keys, index value and rollup keys.
+	// A new record: the record, its encoding, index keys, index value
+	// and rollup keys.
+	rec     *Record
 	status  Status
 	val     []byte
 	idx     [][]byte
@@ -34,10 +36,10 @@ type op struct {
 	update      func(*Record) error
 	dropContent bool
 
-	// also runs in the same bbolt transaction as the record (the ARF
-	// report of a quarantined message): an error from it fails the op
-	// and writes nothing of it.
-	also func(*bbolt.Tx) error
+	// also runs in the same transaction as the record (the ARF report of
+	// a quarantined message): an error from it fails the op and writes
+	// nothing of it.
+	also Also
 
 	// probe is a health check of the disk (see probeLoop); it writes a
 	// fixed-size value to the meta bucket.
@@ -151,11 +153,7 @@ func (s *Store) commitRound(batch []*op) {
 	errs := make([]error, len(batch))
 	var delta qDelta
 	start := time.Now()
-	err := s.safeUpdate(func(tx *bbolt.Tx) error {
-		delta = qDelta{}
-		clear(errs)
-		return s.apply(tx, batch, errs, &delta)
-	})
+	err := s.safeCommit(batch, errs, &delta)
 	if err != nil && len(batch) > 1 {
 		// Isolate the op that broke the round: write each alone.
 		for _, o := range batch {
@@ -195,18 +193,27 @@ func (s *Store) commitRound(batch []*op) {
 	}
 }
 
-// safeUpdate runs fn in a write transaction, turning a panic into an
+// safeCommit writes a round through the backend, turning a panic into an
 // error so that one bad op cannot kill the committer.
-func (s *Store) safeUpdate(fn func(*bbolt.Tx) error) (err error) {
+func (s *Store) safeCommit(batch []*op, errs []error, delta *qDelta) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = fmt.Errorf("quarantine: panic in commit: %v", v)
 		}
 	}()
-	return s.db.Update(fn)
+	return s.be.commit(batch, errs, delta)
 }
 
-func (s *Store) apply(tx *bbolt.Tx, batch []*op, errs []error, delta *qDelta) error {
+// commit writes a round in one bbolt transaction.
+func (b *boltBackend) commit(batch []*op, errs []error, delta *qDelta) error {
+	return b.db.Update(func(tx *bbolt.Tx) error {
+		*delta = qDelta{}
+		clear(errs)
+		return applyBolt(tx, batch, errs, delta)
+	})
+}
+
+func applyBolt(tx *bbolt.Tx, batch []*op, errs []error, delta *qDelta) error {
 	logB := tx.Bucket(bucketLog)
 	idxB := tx.Bucket(bucketIndex)
 	msgB := tx.Bucket(bucketMsg)
@@ -253,8 +260,8 @@ func (s *Store) apply(tx *bbolt.Tx, batch []*op, errs []error, delta *qDelta) er
 			for _, k := range o.rollups {
 				agg[k]++
 			}
-			if o.also != nil {
-				if err := o.also(tx); err != nil {
+			if o.also.Bolt != nil {
+				if err := o.also.Bolt(tx); err != nil {
 					return errAlso{err}
 				}
 			}

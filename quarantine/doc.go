@@ -1,7 +1,9 @@
 // Package quarantine is outguard's message log and quarantine, stored in
-// bbolt: one record per SMTP transaction that reached DATA, the raw
-// content of blocked messages, search over the log, and reports served
-// from rollups.
+// bbolt (New) or, for a fleet of nodes, in PostgreSQL (NewPostgres): one
+// record per SMTP transaction that reached DATA, the raw content of
+// blocked messages, search over the log, and reports served from rollups.
+// Both backends sit under the same Store (the backend interface); what
+// follows holds for both, and "PostgreSQL" below says where they differ.
 //
 // # Overview
 //
@@ -60,6 +62,23 @@
 // totals and per-domain counters for every class, per identity, user and
 // sender counters by status class (accepted, rejected, other) and threat
 // verdict, "all" being the sum of the status classes.
+//
+// # PostgreSQL
+//
+// NewPostgres takes a pool on a database migrated by internal/pgdb
+// (0100_quarantine.sql). The committer is the same: a round is one
+// transaction with one multi-row INSERT of its records (unnest of
+// arrays), the content of quarantined messages, the rollup upserts (in
+// key order, so that nodes lock shared counters in one order) and the
+// callers' Also.PG work. Updates (complaints, release, deletion) lock
+// their row. The log and the content are partitioned by UTC day of the
+// id's time; the store creates the partitions it writes to, and Sweep
+// (one node at a time, under an advisory lock) drops the days wholly past
+// retention, so records live up to a day longer than on bbolt. Every
+// table has the administrative domain first in its key. A search sends
+// its exact filters, and its "contains" filters evaluated over a window
+// of MaxScan rows, to the server, and checks every row it gets as on
+// bbolt. Records name their node (Options.Node).
 //
 // # Caveats
 //

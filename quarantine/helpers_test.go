@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"go.etcd.io/bbolt"
 
+	"github.com/outguard/outguard/internal/pgdb/pgtest"
 	"github.com/outguard/outguard/internal/testutil"
 )
 
@@ -27,9 +29,22 @@ func openDB(t testing.TB, noSync bool) (*bbolt.DB, string) {
 }
 
 // newTestStore opens a store on a fresh NoSync database (tests check
-// logic, benchmarks measure fsync), stopped at cleanup.
+// logic, benchmarks measure fsync), stopped at cleanup. In the postgres
+// leg of eachBackend it opens the store on a fresh PostgreSQL database
+// and returns a nil *bbolt.DB.
 func newTestStore(t testing.TB, opts Options) (*Store, *bbolt.DB) {
 	t.Helper()
+	if onPostgres(t) {
+		if opts.Node == "" {
+			opts.Node = "node-a"
+		}
+		s, err := NewPostgres(pgtest.Pool(t), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Stop)
+		return s, nil
+	}
 	db, _ := openDB(t, true)
 	s, err := New(db, opts)
 	if err != nil {
@@ -114,3 +129,38 @@ func flush(t testing.TB, s *Store) {
 
 // testID dates a record's id (testutil.DatedID).
 func testID(t time.Time) string { return testutil.DatedID(t) }
+
+// backendPostgres names the subtest of eachBackend that runs on
+// PostgreSQL; newTestStore opens a PostgreSQL store inside it.
+const backendPostgres = "postgres"
+
+// eachBackend runs fn once per storage backend: the conformance suite.
+// The postgres leg needs OUTGUARD_TEST_PG_DSN (internal/pgdb/pgtest) and
+// skips visibly without it, unless OUTGUARD_REQUIRE_EXTERNAL is set.
+func eachBackend(t *testing.T, fn func(t *testing.T)) {
+	t.Run("bbolt", fn)
+	t.Run(backendPostgres, fn)
+}
+
+// onPostgres reports whether t runs in the postgres leg of eachBackend.
+func onPostgres(t testing.TB) bool {
+	return strings.Contains(t.Name(), "/"+backendPostgres)
+}
+
+// countRecords counts the log's records through Search.
+func countRecords(t testing.TB, s *Store) int {
+	t.Helper()
+	n := 0
+	q := Query{Limit: MaxLimit}
+	for {
+		p, err := s.Search(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += len(p.Records)
+		if p.NextCursor == "" {
+			return n
+		}
+		q.Cursor = p.NextCursor
+	}
+}

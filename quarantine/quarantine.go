@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"go.etcd.io/bbolt"
 )
 
@@ -44,8 +45,30 @@ func (s *Store) Quarantine(ctx context.Context, rec *Record, raw []byte) error {
 // than once (a failed round is retried op by op) and must not commit or
 // keep tx. An error from it is returned and nothing is written.
 func (s *Store) QuarantineWith(ctx context.Context, rec *Record, raw []byte, also func(*bbolt.Tx) error) error {
+	return s.QuarantineAlso(ctx, rec, raw, Also{Bolt: also})
+}
+
+// Also is work written in the same transaction as a quarantined record,
+// one function per backend: Bolt on the bbolt backend, PG on PostgreSQL.
+// The function of the store's backend must be set when the other is (a
+// report staged for one backend only is refused rather than dropped).
+// Either may run more than once (a failed round is retried op by op) and
+// must not commit or keep the transaction.
+type Also struct {
+	Bolt func(*bbolt.Tx) error
+	PG   func(context.Context, pgx.Tx) error
+}
+
+func (a Also) set() bool { return a.Bolt != nil || a.PG != nil }
+
+// QuarantineAlso is QuarantineWith for either backend: also's function
+// for the store's backend runs in the transaction of the record.
+func (s *Store) QuarantineAlso(ctx context.Context, rec *Record, raw []byte, also Also) error {
 	if rec == nil {
 		return fmt.Errorf("%w: nil", ErrBadRecord)
+	}
+	if also.set() && !s.be.takes(also) {
+		return fmt.Errorf("quarantine: the work to write with %s has no function for this store's backend", rec.ID)
 	}
 	r := *rec
 	if err := r.validate(); err != nil {
@@ -112,32 +135,19 @@ func (s *Store) quarantined(id string, actor Actor) (*Record, []byte, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrNotFound, err)
 	}
-	var rec *Record
-	var content []byte
-	err = s.db.View(func(tx *bbolt.Tx) error {
-		r, err := getRecord(tx, cid)
-		if err != nil {
-			return err
-		}
-		if !actor.allows(r) {
-			return fmt.Errorf("%w: %s", ErrNotFound, cid)
-		}
-		rec = r
-		if r.Quarantine == nil {
-			return fmt.Errorf("%w: %s is %s", ErrNotQuarantined, cid, r.Status)
-		}
-		if !r.Quarantine.HasContent() {
-			return fmt.Errorf("%w: %s", ErrGone, cid)
-		}
-		c := tx.Bucket(bucketMsg).Get(idKey(cid))
-		if c == nil {
-			return fmt.Errorf("%w: %s", ErrGone, cid)
-		}
-		content = bytes.Clone(c)
-		return nil
-	})
+	r, content, err := s.be.load(cid)
 	if err != nil {
-		return rec, nil, err
+		return nil, nil, err
+	}
+	if !actor.allows(r) {
+		return nil, nil, fmt.Errorf("%w: %s", ErrNotFound, cid)
+	}
+	rec := r
+	switch {
+	case r.Quarantine == nil:
+		return rec, nil, fmt.Errorf("%w: %s is %s", ErrNotQuarantined, cid, r.Status)
+	case !r.Quarantine.HasContent(), content == nil:
+		return rec, nil, fmt.Errorf("%w: %s", ErrGone, cid)
 	}
 	raw, err := decompress(content, rec.Quarantine.RawSize)
 	return rec, raw, err
@@ -248,6 +258,12 @@ func (s *Store) Release(ctx context.Context, id string, actor Actor) (ReleaseRes
 		s.releasing.Delete(cid)
 		close(mine)
 	}()
+	// And one per id across the nodes sharing the store.
+	unlock, err := s.be.lockRelease(ctx, cid)
+	if err != nil {
+		return ReleaseResult{}, err
+	}
+	defer unlock()
 
 	rec, raw, err := s.quarantined(cid, actor)
 	if rec != nil && rec.Quarantine.Released() && actor.allows(rec) {

@@ -138,18 +138,20 @@ TVqQAAMAAAAEAAAA
 }
 
 func TestShow(t *testing.T) {
-	s, _ := newTestStore(t, Options{})
-	rec := sampleRecord(testBase, StatusQuarantined, VerdictSpam)
-	if err := s.Quarantine(context.Background(), rec, []byte(sampleRaw)); err != nil {
-		t.Fatal(err)
-	}
-	v, err := s.Show(rec.ID, Actor{Domain: rec.Domain})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v.Record.ID != rec.ID || v.Body != "Buy now!\nhttp://example.com/\n" || len(v.Header) != 5 {
-		t.Errorf("got record %s, body %q, %d header fields; want %s, the text, 5 fields", v.Record.ID, v.Body, len(v.Header), rec.ID)
-	}
+	eachBackend(t, func(t *testing.T) {
+		s, _ := newTestStore(t, Options{})
+		rec := sampleRecord(testBase, StatusQuarantined, VerdictSpam)
+		if err := s.Quarantine(context.Background(), rec, []byte(sampleRaw)); err != nil {
+			t.Fatal(err)
+		}
+		v, err := s.Show(rec.ID, Actor{Domain: rec.Domain})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Record.ID != rec.ID || v.Body != "Buy now!\nhttp://example.com/\n" || len(v.Header) != 5 {
+			t.Errorf("got record %s, body %q, %d header fields; want %s, the text, 5 fields", v.Record.ID, v.Body, len(v.Header), rec.ID)
+		}
+	})
 }
 
 func FuzzRender(f *testing.F) {

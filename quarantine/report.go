@@ -175,59 +175,26 @@ func (s *Store) Report(q ReportQuery) ([]ReportRow, error) {
 		oldest = hourBucket(s.opts.Now().Add(-s.opts.HourlyRetention))
 	}
 	scope := normValue(q.Scope, true)
-	sums := make(map[string]int64)
-	var scanClass func(Class, byte, uint32)
-	err = s.db.View(func(tx *bbolt.Tx) error {
-		c := tx.Bucket(bucketRollup).Cursor()
-		classes := []Class{q.Class}
-		if q.Class == ClassAll && perKey(q.GroupBy) {
-			classes = []Class{ClassAccepted, ClassRejected, classOther}
+	classes := []Class{q.Class}
+	if q.Class == ClassAll && perKey(q.GroupBy) {
+		classes = []Class{ClassAccepted, ClassRejected, classOther}
+	}
+	var spans []rollupSpan
+	for h := h0; h < h1; {
+		switch {
+		case h%24 == 0 && h+24 <= h1:
+			spans = append(spans, rollupSpan{granDay, h / 24})
+			h += 24
+		case h < oldest:
+			// An edge hour without hourly counters: its whole day.
+			spans = append(spans, rollupSpan{granDay, h / 24})
+			h = (h/24 + 1) * 24
+		default:
+			spans = append(spans, rollupSpan{hourly, h})
+			h++
 		}
-		scan := func(gran byte, b uint32) {
-			for _, c := range classes {
-				scanClass(c, gran, b)
-			}
-		}
-		scanClass = func(class Class, gran byte, b uint32) {
-			prefix := rollupKey(gran, b, class, q.GroupBy, "")
-			n := len(prefix)
-			exact := false
-			if scope != "" {
-				prefix = append(prefix, scope...)
-				if q.GroupBy == GroupDomain {
-					exact = true
-				} else {
-					prefix = append(prefix, 0)
-				}
-			}
-			for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-				if (exact && len(k) != len(prefix)) || len(v) != 8 {
-					continue
-				}
-				key := k[n:]
-				if cur, ok := sums[string(key)]; ok {
-					sums[string(key)] = cur + int64(binary.BigEndian.Uint64(v))
-				} else {
-					sums[string(key)] = int64(binary.BigEndian.Uint64(v))
-				}
-			}
-		}
-		for h := h0; h < h1; {
-			switch {
-			case h%24 == 0 && h+24 <= h1:
-				scan(granDay, h/24)
-				h += 24
-			case h < oldest:
-				// An edge hour without hourly counters: its whole day.
-				scan(granDay, h/24)
-				h = (h/24 + 1) * 24
-			default:
-				scan(hourly, h)
-				h++
-			}
-		}
-		return nil
-	})
+	}
+	sums, err := s.be.sumRollups(spans, classes, q.GroupBy, scope)
 	if err != nil {
 		return nil, err
 	}
@@ -318,13 +285,56 @@ func (s *Store) Series(q SeriesQuery) ([]SeriesPoint, error) {
 	if q.Scope != "" {
 		group, key = GroupDomain, normValue(q.Scope, true)
 	}
+	return s.be.series(gran, unit, b0, b1, group, key)
+}
+
+// rollupSpan is one hour or UTC day of rollup counters.
+type rollupSpan struct {
+	gran   byte
+	bucket uint32
+}
+
+// sumRollups adds up, per group key, the counters of g in classes over
+// spans, restricted to the domain scope unless it is "".
+func (b *boltBackend) sumRollups(spans []rollupSpan, classes []Class, g GroupBy, scope string) (map[string]int64, error) {
+	sums := make(map[string]int64)
+	err := b.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketRollup).Cursor()
+		for _, sp := range spans {
+			for _, class := range classes {
+				prefix := rollupKey(sp.gran, sp.bucket, class, g, "")
+				n := len(prefix)
+				exact := false
+				if scope != "" {
+					prefix = append(prefix, scope...)
+					if g == GroupDomain {
+						exact = true
+					} else {
+						prefix = append(prefix, 0)
+					}
+				}
+				for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+					if (exact && len(k) != len(prefix)) || len(v) != 8 {
+						continue
+					}
+					sums[string(k[n:])] += int64(binary.BigEndian.Uint64(v))
+				}
+			}
+		}
+		return nil
+	})
+	return sums, err
+}
+
+// series reads the per-class counters of group|key for buckets [b0, b1).
+func (b *boltBackend) series(gran byte, unit int64, b0, b1 uint32, group GroupBy, key string) ([]SeriesPoint, error) {
 	points := make([]SeriesPoint, 0, b1-b0)
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := b.db.View(func(tx *bbolt.Tx) error {
 		rb := tx.Bucket(bucketRollup)
-		for b := b0; b < b1; b++ {
-			p := SeriesPoint{Start: time.Unix(int64(b)*unit, 0).UTC()}
+		for bk := b0; bk < b1; bk++ {
+			p := SeriesPoint{Start: time.Unix(int64(bk)*unit, 0).UTC()}
 			for c := ClassAll; c < classEnd; c++ {
-				if v := rb.Get(rollupKey(gran, b, c, group, key)); len(v) == 8 {
+				if v := rb.Get(rollupKey(gran, bk, c, group, key)); len(v) == 8 {
 					p.set(c, int64(binary.BigEndian.Uint64(v)))
 				}
 			}

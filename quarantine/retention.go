@@ -36,27 +36,37 @@ func (s *Store) Sweep(now time.Time) (SweepResult, error) {
 	s.sweepMu.Lock()
 	defer s.sweepMu.Unlock()
 	var res SweepResult
+	err := s.be.sweep(now, &res)
+	s.m.swept.WithLabelValues("record").Add(float64(res.Records))
+	s.m.swept.WithLabelValues("content").Add(float64(res.Contents))
+	s.m.swept.WithLabelValues("rollup").Add(float64(res.Rollups))
+	return res, err
+}
+
+// sweep applies retention in chunks of bbolt transactions.
+func (b *boltBackend) sweep(now time.Time, res *SweepResult) error {
+	s := b.s
 	logCut := now.Add(-s.opts.LogRetention)
 	qCut := now.Add(-s.opts.QuarantineRetention)
 
 	for {
-		n, err := s.sweepChunk(func(tx *bbolt.Tx, d *qDelta) (int, error) {
-			return sweepRecords(tx, idFloor(logCut), d, &res)
+		n, err := b.sweepChunk(func(tx *bbolt.Tx, d *qDelta) (int, error) {
+			return sweepRecords(tx, idFloor(logCut), d, res)
 		})
 		if err != nil {
-			return res, fmt.Errorf("quarantine: sweeping the log: %w", err)
+			return fmt.Errorf("quarantine: sweeping the log: %w", err)
 		}
 		if n < sweepChunk {
 			break
 		}
 	}
 	for {
-		n, err := s.sweepChunk(func(tx *bbolt.Tx, d *qDelta) (int, error) {
+		n, err := b.sweepChunk(func(tx *bbolt.Tx, d *qDelta) (int, error) {
 			return sweepContent(tx, idFloor(qCut), d)
 		})
 		res.Contents += n
 		if err != nil {
-			return res, fmt.Errorf("quarantine: sweeping quarantined content: %w", err)
+			return fmt.Errorf("quarantine: sweeping quarantined content: %w", err)
 		}
 		if n < sweepChunk {
 			break
@@ -71,30 +81,28 @@ func (s *Store) Sweep(now time.Time) (SweepResult, error) {
 		limit uint32
 	}{{granHour, hourLimit}, {granKeyHour, keyHourLimit}, {granDay, dayLimit}} {
 		for {
-			n, err := s.sweepChunk(func(tx *bbolt.Tx, _ *qDelta) (int, error) {
+			n, err := b.sweepChunk(func(tx *bbolt.Tx, _ *qDelta) (int, error) {
 				return sweepRollups(tx.Bucket(bucketRollup), g.gran, g.limit)
 			})
 			res.Rollups += n
 			if err != nil {
-				return res, fmt.Errorf("quarantine: sweeping rollups: %w", err)
+				return fmt.Errorf("quarantine: sweeping rollups: %w", err)
 			}
 			if n < sweepChunk {
 				break
 			}
 		}
 	}
-	s.m.swept.WithLabelValues("record").Add(float64(res.Records))
-	s.m.swept.WithLabelValues("content").Add(float64(res.Contents))
-	s.m.swept.WithLabelValues("rollup").Add(float64(res.Rollups))
-	return res, nil
+	return nil
 }
 
 // sweepChunk runs fn in one write transaction, updating the quarantine
 // counters on success.
-func (s *Store) sweepChunk(fn func(*bbolt.Tx, *qDelta) (int, error)) (int, error) {
+func (b *boltBackend) sweepChunk(fn func(*bbolt.Tx, *qDelta) (int, error)) (int, error) {
+	s := b.s
 	var d qDelta
 	var n int
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := b.db.Update(func(tx *bbolt.Tx) error {
 		d = qDelta{}
 		var err error
 		if n, err = fn(tx, &d); err != nil {

@@ -133,15 +133,19 @@ func (s *Store) Search(q Query) (Page, error) {
 			hi = c
 		}
 	}
-	m := newMatcher(&q, domain)
+	return s.be.search(&q, domain, lo, hi, newMatcher(&q, domain), limit)
+}
+
+// search walks the candidates of q in bbolt: see Store.Search.
+func (b *boltBackend) search(q *Query, domain, lo, hi string, m *matcher, limit int) (Page, error) {
 	var page Page
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := b.db.View(func(tx *bbolt.Tx) error {
 		logB := tx.Bucket(bucketLog)
-		it := s.plan(tx, &q, domain, lo, hi)
+		it := plan(tx, q, domain, lo, hi)
 		scanned := 0
 		for id, val, ok := it.next(); ok; id, val, ok = it.next() {
 			scanned++
-			if scanned > s.opts.MaxScan {
+			if scanned > b.s.opts.MaxScan {
 				page.Partial = true
 				// Resume at this id, not after it.
 				page.NextCursor = encodeCursor(nextID(id))
@@ -217,7 +221,7 @@ func (q *Query) check() error {
 }
 
 // plan picks the candidate stream for q.
-func (s *Store) plan(tx *bbolt.Tx, q *Query, domain, lo, hi string) idIter {
+func plan(tx *bbolt.Tx, q *Query, domain, lo, hi string) idIter {
 	idx := tx.Bucket(bucketIndex)
 	one := func(kind byte, v string) idIter { return newIndexIter(idx, idxPrefix(kind, v), lo, hi) }
 	switch {

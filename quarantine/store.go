@@ -75,6 +75,9 @@ type Options struct {
 	// CompressionLevel is the compress/flate level for quarantined
 	// content; default flate.DefaultCompression.
 	CompressionLevel int
+	// Node names this node (node_name) in the records it writes on the
+	// PostgreSQL backend; default the host name.
+	Node string
 	// Deliver releases a quarantined message; nil makes Release fail with
 	// ErrNoDeliver.
 	Deliver DeliverFunc
@@ -142,10 +145,11 @@ func (o *Options) setDefaults() error {
 	return nil
 }
 
-// Store is the message log and the quarantine, on a shared bbolt database.
-// Its methods are safe for concurrent use.
+// Store is the message log and the quarantine, on a shared bbolt database
+// (New) or on the fleet's PostgreSQL database (NewPostgres). Its methods
+// are safe for concurrent use.
 type Store struct {
-	db   *bbolt.DB
+	be   backend
 	opts Options
 	m    *metrics
 	log  *slog.Logger
@@ -188,15 +192,8 @@ func New(db *bbolt.DB, opts Options) (*Store, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
-	s := &Store{
-		db:        db,
-		opts:      opts,
-		log:       opts.Logger,
-		queue:     make(chan *op, opts.QueueSize),
-		done:      make(chan struct{}),
-		stopSweep: make(chan struct{}),
-		sweepDone: make(chan struct{}),
-	}
+	s := newStore(opts)
+	s.be = &boltBackend{db: db, s: s}
 	if !db.IsReadOnly() {
 		err := db.Update(func(tx *bbolt.Tx) error {
 			for _, b := range [][]byte{bucketLog, bucketIndex, bucketMsg, bucketRollup, bucketMeta} {
@@ -210,20 +207,31 @@ func New(db *bbolt.DB, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("quarantine: creating buckets: %w", err)
 		}
 	}
-	err := db.View(func(tx *bbolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		if meta == nil {
-			return errors.New("buckets missing in a read-only database")
-		}
-		s.qMessages.Store(getCounter(meta, metaQMessages))
-		s.qBytes.Store(getCounter(meta, metaQBytes))
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("quarantine: %w", err)
+	return s.begin()
+}
+
+func newStore(opts Options) *Store {
+	return &Store{
+		opts:      opts,
+		log:       opts.Logger,
+		queue:     make(chan *op, opts.QueueSize),
+		done:      make(chan struct{}),
+		stopSweep: make(chan struct{}),
+		sweepDone: make(chan struct{}),
 	}
+}
+
+// begin loads the quarantine counters, registers the metrics and starts
+// the committer.
+func (s *Store) begin() (*Store, error) {
+	msgs, bytes, err := s.be.counters()
+	if err != nil {
+		return nil, err
+	}
+	s.qMessages.Store(msgs)
+	s.qBytes.Store(bytes)
 	// Registered last, so that a failed New leaves the registry clean.
-	s.m = newMetrics(opts.Registerer, func() float64 { return float64(len(s.queue)) })
+	s.m = newMetrics(s.opts.Registerer, func() float64 { return float64(len(s.queue)) })
 	s.m.qMessages.Set(float64(s.qMessages.Load()))
 	s.m.qBytes.Set(float64(s.qBytes.Load()))
 	go s.commitLoop()
@@ -426,6 +434,7 @@ func (s *Store) recordOp(rec *Record) (*op, error) {
 func newRecordOp(r *Record) *op {
 	return &op{
 		id:      r.ID,
+		rec:     r,
 		status:  r.Status,
 		val:     encodeRecord(make([]byte, 0, 256), r),
 		idx:     indexKeys(r),
@@ -461,12 +470,7 @@ func (s *Store) Get(id string) (*Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotFound, err)
 	}
-	var rec *Record
-	err = s.db.View(func(tx *bbolt.Tx) error {
-		rec, err = getRecord(tx, cid)
-		return err
-	})
-	return rec, err
+	return s.be.get(cid)
 }
 
 func getRecord(tx *bbolt.Tx, id string) (*Record, error) {
@@ -498,8 +502,12 @@ func (s *Store) ByTraceToken(token string) (*Record, error) {
 }
 
 func (s *Store) newestByIndex(kind byte, value string, match func(*Record) bool) (*Record, error) {
+	return s.be.newest(kind, value, match)
+}
+
+func (b *boltBackend) newest(kind byte, value string, match func(*Record) bool) (*Record, error) {
 	var rec *Record
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := b.db.View(func(tx *bbolt.Tx) error {
 		it := newIndexIter(tx.Bucket(bucketIndex), idxPrefix(kind, value), "", "")
 		for id, _, ok := it.next(); ok; id, _, ok = it.next() {
 			r, err := getRecord(tx, id)

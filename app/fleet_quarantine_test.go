@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outguard/outguard/admin"
+	"github.com/outguard/outguard/admin/apiv1"
 	"github.com/outguard/outguard/config"
 	"github.com/outguard/outguard/internal/pgdb/pgtest"
 	"github.com/outguard/outguard/internal/testutil"
@@ -105,14 +105,14 @@ func TestFleetSharesQuarantineLogAndReports(t *testing.T) {
 	}
 	// Every node's search sees the six records of the fleet.
 	for i, n := range nodes {
-		var res admin.SearchResponse
+		var res apiv1.SearchResponse
 		if code := n.api(t, "GET", "/api/v1/messages?limit=100", &res); code != http.StatusOK {
 			t.Fatalf("search on node %d: %d", i, code)
 		}
 		if len(res.Messages) != 6 {
 			t.Errorf("search on node %d: %d records, want the fleet's 6", i, len(res.Messages))
 		}
-		var q admin.SearchResponse
+		var q apiv1.SearchResponse
 		n.api(t, "GET", "/api/v1/messages?status=quarantined", &q)
 		if len(q.Messages) != 3 {
 			t.Errorf("quarantined on node %d: %d, want 3", i, len(q.Messages))
@@ -120,7 +120,7 @@ func TestFleetSharesQuarantineLogAndReports(t *testing.T) {
 	}
 	// Node A's quarantined message, through node C.
 	id := blocked[0]
-	var detail admin.MessageDetail
+	var detail apiv1.MessageDetail
 	if code := c.api(t, "GET", "/api/v1/messages/"+id, &detail); code != http.StatusOK {
 		t.Fatalf("show on node C: %d", code)
 	}
@@ -128,7 +128,7 @@ func TestFleetSharesQuarantineLogAndReports(t *testing.T) {
 		t.Errorf("node C shows %+v with content %+v; want node A's quarantined message with its body", detail.Message, detail.Content)
 	}
 	before := len(nhMail(nh))
-	var rel admin.ReleaseResponse
+	var rel apiv1.ReleaseResponse
 	if code := c.api(t, "POST", "/api/v1/messages/"+id+"/release", &rel); code != http.StatusOK || rel.Already {
 		t.Fatalf("release on node C: %d %+v", code, rel)
 	}

@@ -414,7 +414,10 @@ func (b *pgBackend) applyUpdate(ctx context.Context, tx pgx.Tx, o *op, delta *qD
 			return nil, err
 		}
 	}
-	_, err = tx.Exec(ctx, `UPDATE quarantine_log SET rec = $3 WHERE id = $1 AND ts = $2`, o.id, ts, encodeRecord(make([]byte, 0, len(val)+16), r))
+	// The status column follows the record (a release makes it
+	// StatusReleased), so that searches by status find it where bbolt's
+	// index does.
+	_, err = tx.Exec(ctx, `UPDATE quarantine_log SET rec = $3, status = $4 WHERE id = $1 AND ts = $2`, o.id, ts, encodeRecord(make([]byte, 0, len(val)+16), r), int16(r.Status))
 	return nil, err
 }
 

@@ -233,57 +233,59 @@ outguard_store_records_total{status="rejected"} 0
 // filtered by status), prepends ReleaseTrace's field to the delivered
 // copy, and tells Deliver which message it releases.
 func TestReleaseSetsStatus(t *testing.T) {
-	ctx := context.Background()
-	fd := &fakeDeliver{}
-	var releasing string
-	deliver := func(ctx context.Context, from string, rcpts []string, raw []byte) error {
-		releasing = Releasing(ctx)
-		return fd.Deliver(ctx, from, rcpts, raw)
-	}
-	s, _ := newTestStore(t, Options{Deliver: deliver, ReleaseTrace: func(r *Record, at time.Time) string {
-		return "Received: by test id " + r.ID + "\r\n"
-	}})
-	rec := sampleRecord(testBase, StatusQuarantined, VerdictSpam)
-	other := sampleRecord(testBase.Add(time.Minute), StatusQuarantined, VerdictSpam)
-	for _, r := range []*Record{rec, other} {
-		if err := s.Quarantine(ctx, r, []byte(sampleRaw)); err != nil {
+	eachBackend(t, func(t *testing.T) {
+		ctx := context.Background()
+		fd := &fakeDeliver{}
+		var releasing string
+		deliver := func(ctx context.Context, from string, rcpts []string, raw []byte) error {
+			releasing = Releasing(ctx)
+			return fd.Deliver(ctx, from, rcpts, raw)
+		}
+		s, _ := newTestStore(t, Options{Deliver: deliver, ReleaseTrace: func(r *Record, at time.Time) string {
+			return "Received: by test id " + r.ID + "\r\n"
+		}})
+		rec := sampleRecord(testBase, StatusQuarantined, VerdictSpam)
+		other := sampleRecord(testBase.Add(time.Minute), StatusQuarantined, VerdictSpam)
+		for _, r := range []*Record{rec, other} {
+			if err := s.Quarantine(ctx, r, []byte(sampleRaw)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := s.Release(ctx, rec.ID, Actor{Name: "ops"}); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if _, err := s.Release(ctx, rec.ID, Actor{Name: "ops"}); err != nil {
-		t.Fatal(err)
-	}
-	if releasing != rec.ID || string(fd.raw) != "Received: by test id "+rec.ID+"\r\n"+sampleRaw {
-		t.Errorf("Deliver saw id %q and %q", releasing, fd.raw)
-	}
-	if got, _ := s.Get(rec.ID); got.Status != StatusReleased || got.Status.String() != "released" {
-		t.Errorf("status %v, want released", got.Status)
-	}
-	ids := func(q Query) []string {
-		t.Helper()
-		p, err := s.Search(q)
-		if err != nil {
-			t.Fatal(err)
+		if releasing != rec.ID || string(fd.raw) != "Received: by test id "+rec.ID+"\r\n"+sampleRaw {
+			t.Errorf("Deliver saw id %q and %q", releasing, fd.raw)
 		}
-		var out []string
-		for _, r := range p.Records {
-			out = append(out, r.ID)
+		if got, _ := s.Get(rec.ID); got.Status != StatusReleased || got.Status.String() != "released" {
+			t.Errorf("status %v, want released", got.Status)
 		}
-		return out
-	}
-	if got := ids(Query{Statuses: []Status{StatusReleased}}); !slices.Equal(got, []string{rec.ID}) {
-		t.Errorf("released: %v, want %s", got, rec.ID)
-	}
-	if got := ids(Query{Statuses: []Status{StatusQuarantined}}); !slices.Equal(got, []string{other.ID}) {
-		t.Errorf("quarantined: %v, want only %s", got, other.ID)
-	}
-	if got := ids(Query{Identity: rec.Identity, Statuses: []Status{StatusQuarantined}}); slices.Contains(got, rec.ID) {
-		t.Errorf("identity and quarantined: %v still lists the released message", got)
-	}
-	if got := ids(Query{Identity: rec.Identity, Statuses: []Status{StatusReleased}}); !slices.Equal(got, []string{rec.ID}) {
-		t.Errorf("identity and released: %v, want %s", got, rec.ID)
-	}
-	if st, err := ParseStatus("released"); err != nil || st != StatusReleased {
-		t.Errorf("ParseStatus(released) = %v, %v", st, err)
-	}
+		ids := func(q Query) []string {
+			t.Helper()
+			p, err := s.Search(q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, r := range p.Records {
+				out = append(out, r.ID)
+			}
+			return out
+		}
+		if got := ids(Query{Statuses: []Status{StatusReleased}}); !slices.Equal(got, []string{rec.ID}) {
+			t.Errorf("released: %v, want %s", got, rec.ID)
+		}
+		if got := ids(Query{Statuses: []Status{StatusQuarantined}}); !slices.Equal(got, []string{other.ID}) {
+			t.Errorf("quarantined: %v, want only %s", got, other.ID)
+		}
+		if got := ids(Query{Identity: rec.Identity, Statuses: []Status{StatusQuarantined}}); slices.Contains(got, rec.ID) {
+			t.Errorf("identity and quarantined: %v still lists the released message", got)
+		}
+		if got := ids(Query{Identity: rec.Identity, Statuses: []Status{StatusReleased}}); !slices.Equal(got, []string{rec.ID}) {
+			t.Errorf("identity and released: %v, want %s", got, rec.ID)
+		}
+		if st, err := ParseStatus("released"); err != nil || st != StatusReleased {
+			t.Errorf("ParseStatus(released) = %v, %v", st, err)
+		}
+	})
 }

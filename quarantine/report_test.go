@@ -41,7 +41,7 @@ func bruteReport(recs []*Record, q ReportQuery, now time.Time, hourly time.Durat
 		case ClassAccepted:
 			return r.Status == StatusAccepted
 		case ClassRejected:
-			return r.Status == StatusQuarantined || r.Status == StatusRejected
+			return r.Status == StatusQuarantined || r.Status == StatusRejected || r.Status == StatusReleased
 		case ClassClean:
 			return r.Verdict == VerdictClean
 		case ClassSpam:

@@ -79,3 +79,32 @@ func TestConsoleReleaseWithoutLearning(t *testing.T) {
 		t.Errorf("got audit %+v, want one release entry with its reason", entries)
 	}
 }
+
+// TestConsoleReportLockDuration: the reports page's lock takes a
+// duration, checked by the operations layer as the lock form's is.
+func TestConsoleReportLockDuration(t *testing.T) {
+	e := newConsoleEnv(t)
+	b := e.browser()
+	b.signIn(tokAll)
+	_, body, _ := b.get("/reports?group_by=user&classification=all&since=30d")
+	if !strings.Contains(body, `name="duration" list="report-durations"`) || !strings.Contains(body, `<datalist id="report-durations">`) {
+		t.Fatalf("reports page has no duration control")
+	}
+	form := url.Values{"csrf": {b.csrf}, "action": {"lock"}, "kind": {"user"}, "domain": {domOut}, "name": {"webhost2"}, "reason": {"spam run"}, "duration": {"forever"}, "back": {"/reports"}}
+	code, _, resp := b.post("/reports/toggle", form)
+	if code != http.StatusSeeOther || e.AuditCount() != 0 {
+		t.Fatalf("bad duration: got %d, %d audit entries; want 303 back with an error, nothing locked", code, e.AuditCount())
+	}
+	if _, body, _ = b.get(resp.Header.Get("Location")); !strings.Contains(body, "forever") {
+		t.Errorf("no error naming the bad duration")
+	}
+	form.Set("duration", "2h")
+	code, body, _ = b.post("/reports/toggle", form, "Accept: application/json", "X-CSRF-Token: "+b.csrf, "Origin: "+b.base)
+	if code != http.StatusOK || !strings.Contains(body, "until ") {
+		t.Fatalf("lock for 2h: got %d %s", code, body)
+	}
+	entries := e.AuditEntries(ops.AuditFilter{})
+	if len(entries) != 1 || entries[0].Action != ops.AuditLock || !strings.Contains(entries[0].Detail, "2h") {
+		t.Errorf("got audit %+v, want a lock for 2h", entries)
+	}
+}

@@ -172,6 +172,16 @@ func (c *Console) messagePage(w http.ResponseWriter, r *http.Request, s *session
 	if view != nil {
 		data["Rec"] = view.Record
 		data["View"] = view
+		// Why it matched: a failure costs the explanations, not the page.
+		why, err := c.ops.Explain(r.Context(), s.p, view.Record)
+		if err != nil {
+			c.log.Warn("admin console: explaining the reasons failed", "id", rec.ID, "err", err)
+		}
+		byReason := map[string]*ops.RuleMatch{}
+		for i := range why {
+			byReason[why[i].Reason] = &why[i]
+		}
+		data["Why"] = byReason
 	}
 	c.render(w, r, s, http.StatusOK, "message", data)
 	return nil

@@ -164,7 +164,8 @@ func (c *Console) messagePage(w http.ResponseWriter, r *http.Request, s *session
 	if err != nil {
 		return err
 	}
-	data := map[string]any{"Title": "Message " + rec.ID, "Rec": rec, "Back": "/log/" + rec.ID, "Learning": c.ops.Learning()}
+	data := map[string]any{"Title": "Message " + rec.ID, "Rec": rec, "Back": "/log/" + rec.ID, "Learning": c.ops.Learning(),
+		"Why": map[string]*ops.RuleMatch{}}
 	view, err := c.ops.Show(s.p, rec)
 	if err != nil {
 		return err
@@ -177,11 +178,10 @@ func (c *Console) messagePage(w http.ResponseWriter, r *http.Request, s *session
 		if err != nil {
 			c.log.Warn("admin console: explaining the reasons failed", "id", rec.ID, "err", err)
 		}
-		byReason := map[string]*ops.RuleMatch{}
+		byReason := data["Why"].(map[string]*ops.RuleMatch)
 		for i := range why {
 			byReason[why[i].Reason] = &why[i]
 		}
-		data["Why"] = byReason
 	}
 	c.render(w, r, s, http.StatusOK, "message", data)
 	return nil

@@ -37,6 +37,7 @@ func (a *App) mountAPI(cfg *config.Config) error {
 		FeedbackList: ops.FeedbackListFunc(a.listFeedback),
 		Campaigns:    a.campaignsWire(),
 		Explainer:    ruleExplainer{a: a},
+		Notices:      noticeRenderer{a: a},
 		Reload:       a.ReloadFromFile,
 		DB:           a.db,
 		UserDomain: func(user string) (string, bool) {

@@ -1,15 +1,24 @@
 package app
 
 import (
+	"bytes"
+	"context"
+	"fmt"
 	"html"
 	"io"
+	"mime"
+	"net/mail"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/outguard/outguard/identity"
+	"github.com/outguard/outguard/internal/notify"
+	"github.com/outguard/outguard/internal/testutil"
 	"github.com/outguard/outguard/quarantine"
 )
 
@@ -117,5 +126,91 @@ func TestConsoleWhyItMatched(t *testing.T) {
 	}
 	if strings.Contains(page, "<script>alert") {
 		t.Errorf("the hit's markup is in the page unescaped")
+	}
+}
+
+// customerNotice is a domain's customer notice for the tests.
+const customerNotice = `    customer_notice:
+      to: identity
+      subject: "Your mail account {identity} is paused"
+      body: |
+        Hello,
+
+        we paused outgoing mail of {identity} ({domain}) at {locked_at}, {until}.
+        Reason: {reason}
+        Quote {lock_id} when you reply.
+`
+
+// TestCustomerNoticeOnLock: a lock of an identity, taken in the console
+// over HTTP, sends exactly one customer notice through the notify outbox
+// to a real SMTP relay, to the identity's address, with the rendered
+// text; the console's preview shows the same text.
+func TestCustomerNoticeOnLock(t *testing.T) {
+	relay := testutil.StartNextHop(t)
+	e := newEnv(t, customerNotice, "  relay: {address: \""+relay.Addr+"\"}\n")
+	base := mountConsole(t, e)
+	cc := signInConsole(t, base)
+	const ident = "alice@customer.example"
+	form := url.Values{"csrf": {cc.csrf("/")}, "kind": {"identity"}, "domain": {"out.example.net"}, "name": {ident},
+		"reason": {"spam <b>run</b>, ticket 4711"}, "duration": {"2h"}, "back": {"/locks"}}
+	if code, body := cc.post("/lock", form); code != http.StatusOK {
+		t.Fatalf("lock: got %d %s", code, body)
+	}
+	got := relay.WaitDeliveries(1, 20*time.Second)
+	if len(got) != 1 {
+		t.Fatalf("relay got %d mails, want 1", len(got))
+	}
+	for {
+		n, err := e.app.notifier.Pending()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got = relay.Received(); len(got) != 1 {
+		t.Fatalf("relay got %d mails once the outbox is empty, want exactly 1", len(got))
+	}
+	d := got[0]
+	if len(d.Rcpts) != 1 || d.Rcpts[0] != ident || d.From != "" {
+		t.Errorf("envelope: from %q to %q, want <> to %s", d.From, d.Rcpts, ident)
+	}
+	msg, err := mail.ReadMessage(bytes.NewReader(d.Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject, _ := new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
+	bodyBytes, _ := io.ReadAll(msg.Body)
+	body := strings.ReplaceAll(string(bodyBytes), "\r\n", "\n")
+	if subject != "Your mail account "+ident+" is paused" || msg.Header.Get("Auto-Submitted") != "auto-generated" ||
+		!strings.HasPrefix(msg.Header.Get("Content-Type"), "text/plain") {
+		t.Errorf("header: subject %q, %v", subject, msg.Header)
+	}
+	l, err := e.app.ids.Get(context.Background(), identity.IdentityTarget("out.example.net", ident))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("Hello,\n\nwe paused outgoing mail of %s (out.example.net) at %s, %s.\nReason: spam <b>run</b>, ticket 4711\nQuote %s when you reply.\n",
+		ident, l.Start.UTC().Format(time.RFC3339), l.Expires.UTC().Format(time.RFC3339), notify.LockID(l.Target, l.Start))
+	if !strings.HasPrefix(body, want) {
+		t.Errorf("body:\n%s\nwant:\n%s", body, want)
+	}
+
+	// The preview renders the same text, escaped.
+	code, page := cc.get("/locks/identity/out.example.net/" + url.PathEscape(ident) + "/notice")
+	if code != http.StatusOK {
+		t.Fatalf("preview: got %d %s", code, page)
+	}
+	for _, s := range []string{html.EscapeString(strings.TrimSuffix(want, "\n")), "<dd class=\"break\">" + html.EscapeString(subject) + "</dd>", "<dd class=\"break\">" + ident + "</dd>"} {
+		if !strings.Contains(page, s) {
+			t.Errorf("preview lacks %q", s)
+		}
+	}
+	// A user lock sends no customer notice; a domain without a notice
+	// has no preview.
+	if code, _ := cc.get("/locks/user/out.example.net/trial/notice"); code != http.StatusBadRequest {
+		t.Errorf("preview of a user: got %d, want 400", code)
 	}
 }

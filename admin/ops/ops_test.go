@@ -253,7 +253,10 @@ func TestAuditTrail(t *testing.T) {
 			_, err := e.Ops.Lock(ctx, root, ops.LockOrder{Kind: "identity", Domain: admintest.DomOut, Name: "alice@customer.example", Reason: "spam", Message: e.SpamOut})
 			return err
 		}, want{ops.AuditLock, "root", "all", "identity", admintest.DomOut, "alice@customer.example", "spam (message " + e.SpamOut + ")", "permanent"}},
-		{"release", func() error { _, err := e.Ops.Release(ctx, out, ops.ReleaseOrder{ID: e.SpamOut, Reason: "not spam", Learn: true, Via: "console"}); return err },
+		{"release", func() error {
+			_, err := e.Ops.Release(ctx, out, ops.ReleaseOrder{ID: e.SpamOut, Reason: "not spam", Learn: true, Via: "console"})
+			return err
+		},
 			want{ops.AuditRelease, "outtok", admintest.DomOut, "message", admintest.DomOut, e.SpamOut, "not spam", "and learn as ham; console"}},
 		{"delete", func() error { _, err := e.Ops.Delete(ctx, root, e.SpamOther, "", ""); return err },
 			want{ops.AuditDelete, "root", "all", "message", admintest.DomOther, e.SpamOther, "", ""}},

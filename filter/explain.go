@@ -128,10 +128,11 @@ func runeStart(s string, i int) int {
 	return i
 }
 
-// flat turns line breaks and tabs into spaces and invalid UTF-8 into
+// flat turns line breaks (CRLF as one) and tabs into spaces and invalid UTF-8 into
 // U+FFFD, for an excerpt shown on one line.
 func flat(s string) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.ReplaceAll(s, "\r\n", "\n")
 	return strings.Map(func(r rune) rune {
 		switch r {
 		case '\r', '\n', '\t', '\v', '\f':

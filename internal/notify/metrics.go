@@ -38,7 +38,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Events dropped because the notification outbox was full.",
 		}),
 	}
-	for _, c := range []string{ChannelWebhook, ChannelMail, ChannelCustomer} {
+	for _, c := range []string{ChannelWebhook, ChannelMail} {
 		m.sent.WithLabelValues(c)
 		m.failures.WithLabelValues(c)
 		m.expired.WithLabelValues(c)

@@ -36,6 +36,8 @@ func (a *App) mountAPI(cfg *config.Config) error {
 		Feedback:     ops.FeedbackFunc(a.ingestFeedback),
 		FeedbackList: ops.FeedbackListFunc(a.listFeedback),
 		Campaigns:    a.campaignsWire(),
+		Explainer:    ruleExplainer{a: a},
+		Notices:      noticeRenderer{a: a},
 		Reload:       a.ReloadFromFile,
 		DB:           a.db,
 		UserDomain: func(user string) (string, bool) {

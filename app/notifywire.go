@@ -2,8 +2,11 @@ package app
 
 import (
 	"context"
+	"strings"
 
+	"github.com/outguard/outguard/admin/ops"
 	"github.com/outguard/outguard/config"
+	"github.com/outguard/outguard/identity"
 	"github.com/outguard/outguard/internal/notify"
 )
 
@@ -11,7 +14,7 @@ import (
 // asks for one; nil otherwise.
 func (a *App) newNotifier(cfg *config.Config) (*notify.Notifier, error) {
 	w := cfg.Notify.Webhook
-	if w.URL == "" && !cfg.Notify.MailOnAutoLock {
+	if w.URL == "" && !cfg.Notify.MailOnAutoLock && !anyCustomerNotice(cfg) {
 		return nil, nil
 	}
 	var events []notify.EventType
@@ -35,9 +38,12 @@ func (a *App) newNotifier(cfg *config.Config) (*notify.Notifier, error) {
 		// every node (docs/config-notify.md, "Several nodes").
 		o.DB, o.Postgres, o.Node = nil, a.pg, cfg.NodeName
 	}
-	if cfg.Notify.MailOnAutoLock {
+	if cfg.Notify.MailOnAutoLock || anyCustomerNotice(cfg) {
 		send := a.arfSend(cfg)
 		o.SendMail = func(ctx context.Context, to string, raw []byte) error { return send(ctx, "", []string{to}, raw) }
+		o.Customer = a.customerNotice
+	}
+	if cfg.Notify.MailOnAutoLock {
 		o.AbuseAddress = func(domain, user string) string {
 			if up, ok := a.pipeline.state.Load().users[user]; ok {
 				return up.abuseAddress
@@ -46,4 +52,47 @@ func (a *App) newNotifier(cfg *config.Config) (*notify.Notifier, error) {
 		}
 	}
 	return notify.New(o)
+}
+
+// anyCustomerNotice reports whether a domain has a customer notice.
+func anyCustomerNotice(cfg *config.Config) bool {
+	for _, d := range cfg.Domains {
+		if d.CustomerNotice.On() {
+			return true
+		}
+	}
+	return false
+}
+
+// customerNotice is the customer notice of domain in the running
+// configuration (docs/config-notify.md, "Customer notice").
+func (a *App) customerNotice(domain string) (notify.CustomerNotice, bool) {
+	for _, d := range a.Config().Domains {
+		if strings.EqualFold(d.Name, domain) && d.CustomerNotice.On() {
+			n := d.CustomerNotice
+			return notify.CustomerNotice{To: n.To, Subject: n.Subject, Body: n.Body}, true
+		}
+	}
+	return notify.CustomerNotice{}, false
+}
+
+// noticeRenderer renders the customer notice of a lock, for the
+// console's preview, exactly as the notifier renders the one it sends.
+type noticeRenderer struct{ a *App }
+
+func (r noticeRenderer) RenderNotice(l identity.Lock) (ops.Notice, bool, error) {
+	cn, ok := r.a.customerNotice(l.Domain)
+	if !ok {
+		return ops.Notice{}, false, nil
+	}
+	typ := identity.EventLock
+	if l.Automatic {
+		typ = identity.EventAutoLock
+	}
+	ev := notify.FromIdentity(identity.Event{Type: typ, Target: l.Target, At: l.Start, Lock: &l})
+	subject, body, err := notify.RenderNotice(cn, ev)
+	if err != nil {
+		return ops.Notice{}, false, err
+	}
+	return ops.Notice{To: cn.Recipient(ev), Subject: subject, Body: body}, true, nil
 }

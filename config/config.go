@@ -8,7 +8,8 @@
 // explains what is wrong with a value and how to fix it. Defaults are filled
 // in by Load, so every consumer sees a complete configuration.
 //
-// The package is a leaf: it imports nothing of outguard's, and the other
+// The package is a leaf: it imports nothing of outguard's but internal
+// helpers (internal/notifytext checks the customer notice), and the other
 // packages never import it. The app package maps it onto each component's
 // Options.
 //
@@ -30,6 +31,7 @@ import (
 	"reflect"
 	"strings"
 
+	"github.com/outguard/outguard/internal/notifytext"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -203,6 +205,60 @@ type Domain struct {
 	// Replies override the global refusal texts for this domain's users,
 	// key by key.
 	Replies *Replies `yaml:"replies"`
+	// CustomerNotice, when set, mails a plain-text notice to the
+	// customer on each lock of one of the domain's identities
+	// (docs/config-notify.md, "Customer notice").
+	CustomerNotice *CustomerNotice `yaml:"customer_notice"`
+}
+
+// CustomerNotice is a domain's notice to the customer behind a locked
+// identity: a fixed recipient rule and a template of {placeholders}
+// (internal/notifytext).
+type CustomerNotice struct {
+	// To is "identity" (the locked identity, when it is an email
+	// address) or a fixed email address; "" turns the notice off.
+	To string `yaml:"to"`
+	// Subject and Body are the templates; both required.
+	Subject string `yaml:"subject"`
+	Body    string `yaml:"body"`
+}
+
+// On reports whether the notice is sent (To is set).
+func (n *CustomerNotice) On() bool { return n != nil && n.To != "" }
+
+// CustomerNoticeToIdentity is the To of a notice sent to the identity.
+const CustomerNoticeToIdentity = "identity"
+
+// maxNoticeSubject and maxNoticeBody bound a notice's templates.
+const (
+	maxNoticeSubject = 200
+	maxNoticeBody    = 8000
+)
+
+func (n *CustomerNotice) validate(where string) []string {
+	var errs []string
+	bad := func(f string, a ...any) { errs = append(errs, fmt.Sprintf(f, a...)) }
+	switch {
+	case n.To == "":
+		// off, as the shipped example has it; the templates are still checked
+	case n.To != CustomerNoticeToIdentity && !looksLikeAddress(n.To):
+		bad("%s.to %q: use \"identity\" or an email address", where, n.To)
+	}
+	if strings.TrimSpace(n.Subject) == "" {
+		bad("%s.subject is required", where)
+	} else if len(n.Subject) > maxNoticeSubject || strings.ContainsAny(n.Subject, "\r\n") {
+		bad("%s.subject: one line of at most %d bytes", where, maxNoticeSubject)
+	} else if err := notifytext.Check(n.Subject); err != nil {
+		bad("%s.subject: %v", where, err)
+	}
+	if strings.TrimSpace(n.Body) == "" {
+		bad("%s.body is required", where)
+	} else if len(n.Body) > maxNoticeBody {
+		bad("%s.body: at most %d bytes", where, maxNoticeBody)
+	} else if err := notifytext.Check(n.Body); err != nil {
+		bad("%s.body: %v", where, err)
+	}
+	return errs
 }
 
 // User is an outgoing user: a sender allowed to relay.

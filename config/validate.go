@@ -282,6 +282,11 @@ func (c *Config) Validate() error {
 		if d.AbuseAddress != "" && !looksLikeAddress(d.AbuseAddress) {
 			bad("%s: abuse_address %q is not an email address", where, d.AbuseAddress)
 		}
+		if d.CustomerNotice != nil {
+			for _, e := range d.CustomerNotice.validate(where + ".customer_notice") {
+				bad("%s", e)
+			}
+		}
 		for _, e := range d.Policy.validate(c, where) {
 			bad("%s", e)
 		}

@@ -697,3 +697,42 @@ func TestAPIFeedbackList(t *testing.T) {
 		t.Errorf("counted=maybe: got %d %s, want 400", code, b)
 	}
 }
+
+// TestAPIReleaseReasonAndLearn: the release's reason goes in the audit
+// entry; "learn": false releases without teaching the content model, and
+// without the field the release teaches it as before; a reason of two
+// lines is refused and delivers nothing.
+func TestAPIReleaseReasonAndLearn(t *testing.T) {
+	teacher := &admintest.Teacher{}
+	e := newEnvWith(t, func(env *admintest.Env) {
+		teacher.Store = env.Store
+		env.Opts.Teacher = teacher
+	})
+	code, b := e.Do("POST", "/api/v1/messages/"+e.SpamOut+"/release", tokOut, map[string]any{"reason": "a\nb"})
+	if code != http.StatusBadRequest || e.Deliver.Count() != 0 {
+		t.Fatalf("two-line reason: got %d %s, %d deliveries; want 400 and none", code, b, e.Deliver.Count())
+	}
+	var rel apiv1.ReleaseResponse
+	if code := e.DoJSON("POST", "/api/v1/messages/"+e.SpamOut+"/release", tokOut, map[string]any{"reason": "one-off", "learn": false}, &rel); code != 200 {
+		t.Fatalf("release: got %d", code)
+	}
+	if rel.Learned != nil || len(teacher.Taught()) != 0 || e.Deliver.Count() != 1 {
+		t.Errorf("learn false: got %+v, lessons %+v; want delivered, nothing taught", rel, teacher.Taught())
+	}
+	if code := e.DoJSON("POST", "/api/v1/messages/"+e.SpamOther+"/release", tokAll, map[string]any{"reason": "wanted"}, &rel); code != 200 {
+		t.Fatalf("second message: got %d", code)
+	}
+	if rel.Learned == nil || len(teacher.Taught()) != 1 || teacher.Taught()[0].Spam {
+		t.Errorf("learn absent: got %+v, lessons %+v; want the message learnt as ham", rel, teacher.Taught())
+	}
+	var audit apiv1.AuditList
+	e.DoJSON("GET", "/api/v1/audit?action=release", tokAll, nil, &audit)
+	var got []string
+	for _, a := range audit.Entries {
+		got = append(got, a.Target.Name+" "+a.Reason+" "+a.Detail)
+	}
+	want := []string{e.SpamOther + " wanted and learn as ham", e.SpamOut + " one-off "}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("audit: got %q, want %q", got, want)
+	}
+}

@@ -223,11 +223,12 @@ func (a *API) releaseMessage(w http.ResponseWriter, r *http.Request, pr ops.Prin
 	if p := newParams(r); p.err != nil {
 		return p.err
 	}
-	var body apiv1.ActionRequest
+	var body apiv1.ReleaseRequest
 	if err := a.decodeJSON(w, r, &body, true); err != nil {
 		return err
 	}
-	res, err := a.ops.Release(r.Context(), pr, r.PathValue("id"), body.Reason, "")
+	learn := body.Learn == nil || *body.Learn
+	res, err := a.ops.Release(r.Context(), pr, ops.ReleaseOrder{ID: r.PathValue("id"), Reason: body.Reason, Learn: learn})
 	if err != nil {
 		return err
 	}

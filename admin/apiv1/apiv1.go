@@ -139,6 +139,16 @@ type ActionRequest struct {
 	Reason string `json:"reason"`
 }
 
+// ReleaseRequest is the optional body of a release.
+type ReleaseRequest struct {
+	// Reason says why, for the audit trail (one line).
+	Reason string `json:"reason"`
+	// Learn teaches the content model that the message is ham ("release
+	// and don't block this kind again"); absent means true, as before
+	// the field existed. False releases without teaching.
+	Learn *bool `json:"learn,omitempty"`
+}
+
 // ReleaseResponse is the answer of a release.
 type ReleaseResponse struct {
 	ID         string    `json:"id"`

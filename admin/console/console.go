@@ -214,6 +214,7 @@ func (c *Console) routes() {
 	c.handle("POST /reports/toggle", c.reportToggle)
 	c.handle("GET /locks", c.locksPage)
 	c.handle("GET /locks/{kind}/{domain}/{name}", c.lockDetail)
+	c.handle("GET /locks/{kind}/{domain}/{name}/notice", c.noticePreview)
 	c.handle("POST /unlock", c.unlockSubmit)
 	c.handle("GET /audit", c.auditPage)
 	c.handle("GET /campaigns", c.campaignsPage)

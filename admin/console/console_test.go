@@ -92,7 +92,7 @@ func TestConsoleReleaseAndDelete(t *testing.T) {
 	e := newConsoleEnv(t)
 	b := e.browser()
 	b.signIn(tokOut)
-	code, _, _ := b.post("/log/"+e.SpamOut+"/release", url.Values{"csrf": {b.csrf}, "back": {"/log"}})
+	code, _, _ := b.post("/log/"+e.SpamOut+"/release", url.Values{"csrf": {b.csrf}, "back": {"/log"}, "reason": {"false positive"}})
 	if code != http.StatusSeeOther || e.Deliver.Count() != 1 {
 		t.Fatalf("release: got %d and %d deliveries, want 303 and 1", code, e.Deliver.Count())
 	}
@@ -316,7 +316,7 @@ func TestConsoleConfirmSpamAndReleaseAsNotSpam(t *testing.T) {
 	b.signIn(tokOut)
 
 	code, body, _ := b.get(page)
-	for _, want := range []string{">Release as not spam</button>", ">Confirm spam</button>", `action="` + page + `/confirm-spam"`,
+	for _, want := range []string{"Release and don't block this kind again</button>", ">Confirm spam</button>", `action="` + page + `/confirm-spam"`,
 		`<span class="badge b-spam">`, `<span class="mono">seed-test</span>`, "builtin:CONTENT[w:invoice](0.41)", "not taught to the content model"} {
 		if code != http.StatusOK || !strings.Contains(body, want) {
 			t.Errorf("message view (%d) lacks %q", code, want)
@@ -335,7 +335,7 @@ func TestConsoleConfirmSpamAndReleaseAsNotSpam(t *testing.T) {
 		!strings.Contains(body, "<dt>Learnt</dt><dd>as spam</dd>") {
 		t.Errorf("after confirming: no notice or learnt state in the view")
 	}
-	if strings.Contains(body, "/confirm-spam") || !strings.Contains(body, "Release as not spam") {
+	if strings.Contains(body, "/confirm-spam") || !strings.Contains(body, "Release and don't block this kind again") {
 		t.Errorf("after confirming: want the release button and no second confirm button")
 	}
 	entries := e.AuditEntries(ops.AuditFilter{})
@@ -374,7 +374,7 @@ func TestConsoleConfirmSpamAndReleaseAsNotSpam(t *testing.T) {
 	}
 
 	// Release as not spam: delivered, and taught as ham.
-	code, _, _ = b.post(page+"/release", url.Values{"csrf": {b.csrf}, "back": {"/log?status=quarantined"}})
+	code, _, _ = b.post(page+"/release", url.Values{"csrf": {b.csrf}, "back": {"/log?status=quarantined"}, "reason": {"newsletter"}, "learn": {"true"}})
 	if code != http.StatusSeeOther || e.Deliver.Count() != 1 {
 		t.Fatalf("release: got %d and %d deliveries, want 303 and 1", code, e.Deliver.Count())
 	}
@@ -430,9 +430,10 @@ func TestConsoleLogBandColumn(t *testing.T) {
 			t.Errorf("row %q: got band %q, want %q", subj, bands[subj], w)
 		}
 	}
-	// Without a content model the release keeps its plain label.
-	if !strings.Contains(body, ">Release</button>") || strings.Contains(body, "Release as not spam") {
-		t.Errorf("release label without a content model")
+	// A row's release leads to the message page's form, which asks for
+	// a reason.
+	if !strings.Contains(body, `#release">Release…</a>`) || strings.Contains(body, "Release as not spam") {
+		t.Errorf("no release link to the message page's form")
 	}
 }
 

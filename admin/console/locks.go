@@ -148,3 +148,20 @@ func (c *Console) lockDetail(w http.ResponseWriter, r *http.Request, s *session)
 	c.render(w, r, s, http.StatusOK, "lock", data)
 	return nil
 }
+
+// noticePreview shows the customer notice a lock of an identity sends
+// (docs/config-notify.md, "Customer notice"), rendered with the lock's
+// data as the notifier renders it.
+func (c *Console) noticePreview(w http.ResponseWriter, r *http.Request, s *session) error {
+	t, err := c.ops.Target(s.p, r.PathValue("kind"), r.PathValue("domain"), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	n, err := c.ops.PreviewNotice(r.Context(), s.p, t)
+	if err != nil {
+		return err
+	}
+	c.render(w, r, s, http.StatusOK, "notice", map[string]any{"Title": "Customer notice for " + t.Name, "Target": t,
+		"Notice": n, "LockURL": lockURL(string(t.Kind), t.Domain, t.Name)})
+	return nil
+}

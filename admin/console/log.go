@@ -164,7 +164,8 @@ func (c *Console) messagePage(w http.ResponseWriter, r *http.Request, s *session
 	if err != nil {
 		return err
 	}
-	data := map[string]any{"Title": "Message " + rec.ID, "Rec": rec, "Back": "/log/" + rec.ID, "Learning": c.ops.Learning()}
+	data := map[string]any{"Title": "Message " + rec.ID, "Rec": rec, "Back": "/log/" + rec.ID, "Learning": c.ops.Learning(),
+		"Why": map[string]*ops.RuleMatch{}}
 	view, err := c.ops.Show(s.p, rec)
 	if err != nil {
 		return err
@@ -172,6 +173,15 @@ func (c *Console) messagePage(w http.ResponseWriter, r *http.Request, s *session
 	if view != nil {
 		data["Rec"] = view.Record
 		data["View"] = view
+		// Why it matched: a failure costs the explanations, not the page.
+		why, err := c.ops.Explain(r.Context(), s.p, view.Record)
+		if err != nil {
+			c.log.Warn("admin console: explaining the reasons failed", "id", rec.ID, "err", err)
+		}
+		byReason := data["Why"].(map[string]*ops.RuleMatch)
+		for i := range why {
+			byReason[why[i].Reason] = &why[i]
+		}
 	}
 	c.render(w, r, s, http.StatusOK, "message", data)
 	return nil
@@ -193,9 +203,23 @@ func (c *Console) messageRaw(w http.ResponseWriter, r *http.Request, s *session)
 	return nil
 }
 
+// messageRelease releases a quarantined message with the reason of the
+// message page's form; "learn" is the form's second button, "release
+// and don't block this kind again". A release without a reason (the log
+// page's row button) goes to the message page's form to ask for one.
 func (c *Console) messageRelease(w http.ResponseWriter, r *http.Request, s *session) error {
 	id := r.PathValue("id")
-	res, err := c.ops.Release(r.Context(), s.p, id, "", via)
+	reason := clip(r.PostForm.Get("reason"))
+	if reason == "" && !wantsJSON(r) {
+		if _, err := c.ops.Message(s.p, id); err != nil {
+			return err
+		}
+		c.sessions.setFlash(s.id, "Say why you release message "+id+": the reason goes in the audit trail.", true)
+		http.Redirect(w, r, "/log/"+id+"#release", http.StatusSeeOther)
+		return nil
+	}
+	learn := r.PostForm.Get("learn") == "true"
+	res, err := c.ops.Release(r.Context(), s.p, ops.ReleaseOrder{ID: id, Reason: reason, RequireReason: true, Learn: learn, Via: via})
 	if err != nil {
 		return err
 	}
@@ -206,6 +230,8 @@ func (c *Console) messageRelease(w http.ResponseWriter, r *http.Request, s *sess
 		msg = "Message " + id + " had already been released by " + res.By + "; not delivered again."
 	case learned != nil:
 		msg = "Message " + id + " released to the next hop; the content model learnt it as not spam (" + learntScores(*learned) + ")."
+	case learn:
+		msg = "Message " + id + " released to the next hop; the content model did not learn it (learning is off or failed: see the log)."
 	}
 	c.done(w, r, s, localPath(r.PostForm.Get("back"), "/log/"+id), msg,
 		api.ReleaseOf(res))

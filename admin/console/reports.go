@@ -46,7 +46,8 @@ func (c *Console) reportsPage(w http.ResponseWriter, r *http.Request, s *session
 		since = "24h"
 	}
 	data := map[string]any{"Title": "Outgoing reports", "Group": group, "Class": class, "Since": since,
-		"Groups": reportGroups, "Classes": reportClassList, "Periods": reportPeriods, "Back": r.URL.RequestURI()}
+		"Groups": reportGroups, "Classes": reportClassList, "Periods": reportPeriods, "Back": r.URL.RequestURI(),
+		"Durations": lockDurations}
 	g, gerr := quarantine.ParseGroupBy(group)
 	cl, cerr := quarantine.ParseClass(class)
 	d, derr := duration.Parse(since)
@@ -138,7 +139,11 @@ func (c *Console) reportToggle(w http.ResponseWriter, r *http.Request, s *sessio
 		return err
 	}
 	res.Kind, res.Domain, res.Name = string(l.Kind), l.Domain, l.Name
-	res.Message += " " + res.Kind + " " + l.Name + " (" + l.Domain + ")."
+	res.Message += " " + res.Kind + " " + l.Name + " (" + l.Domain + ")"
+	if res.Locked && !l.Expires.IsZero() {
+		res.Message += " until " + l.Expires.UTC().Format("2006-01-02 15:04") + " UTC"
+	}
+	res.Message += "."
 	c.done(w, r, s, back, res.Message, res)
 	return nil
 }

@@ -149,11 +149,31 @@ type Released struct {
 	Learned *LearnResult
 }
 
-// Release releases the quarantined message id for p to the next hop,
-// writes the audit entry and teaches the content model that it is ham. A
-// second release delivers nothing and writes nothing (Already).
-func (o *Ops) Release(ctx context.Context, p Principal, id, reason, via string) (Released, error) {
-	rec, err := o.Message(p, id)
+// ReleaseOrder is a release asked for by a principal.
+type ReleaseOrder struct {
+	// ID is the message's log id.
+	ID string
+	// Reason says why, for the audit trail: one line; required when
+	// RequireReason is set (the console asks for one).
+	Reason        string
+	RequireReason bool
+	// Learn teaches the content model that the message is ham ("release
+	// and don't block this kind again"); nothing when learning is off.
+	Learn bool
+	// Via names the front end in the audit entry ("" for the API).
+	Via string
+}
+
+// Release releases the quarantined message of req for p to the next hop,
+// writes the audit entry (with the reason, and whether the content model
+// was taught) and, when asked, teaches the content model that it is ham.
+// A second release delivers nothing and writes nothing (Already).
+func (o *Ops) Release(ctx context.Context, p Principal, req ReleaseOrder) (Released, error) {
+	reason, err := checkReason(req.Reason, req.RequireReason)
+	if err != nil {
+		return Released{}, err
+	}
+	rec, err := o.Message(p, req.ID)
 	if err != nil {
 		return Released{}, err
 	}
@@ -162,19 +182,37 @@ func (o *Ops) Release(ctx context.Context, p Principal, id, reason, via string) 
 		return Released{}, err
 	}
 	out := Released{ReleaseResult: res, ID: rec.ID}
-	if !res.Already {
-		o.record(p, AuditRelease, AuditTarget{Kind: "message", Domain: rec.Domain, Name: rec.ID}, reason, "", via)
-		if o.opts.Teacher != nil {
-			// A release says the message was not spam.
-			l, err := o.LearnStored(ctx, p, rec.ID, false, "released", "")
-			if err != nil {
-				o.log.Info("admin: released message not learnt", "id", rec.ID, "err", err)
-			} else {
-				out.Learned = &l
-			}
+	if res.Already {
+		return out, nil
+	}
+	learn := req.Learn && o.opts.Teacher != nil
+	detail := ""
+	if learn {
+		detail = "and learn as ham"
+	}
+	o.record(p, AuditRelease, AuditTarget{Kind: "message", Domain: rec.Domain, Name: rec.ID}, reason, detail, req.Via)
+	if learn {
+		// "Don't block this kind again": the message was not spam.
+		why := "released"
+		if reason != "" {
+			why = "released: " + reason
+		}
+		l, err := o.LearnStored(ctx, p, rec.ID, false, clipReason(why), req.Via)
+		if err != nil {
+			o.log.Info("admin: released message not learnt", "id", rec.ID, "err", err)
+		} else {
+			out.Learned = &l
 		}
 	}
 	return out, nil
+}
+
+// clipReason bounds a reason built from another one.
+func clipReason(s string) string {
+	if len(s) > maxReasonLength {
+		s = s[:maxReasonLength]
+	}
+	return s
 }
 
 // Deleted is what a deletion did.

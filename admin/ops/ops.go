@@ -142,6 +142,12 @@ type Options struct {
 	Teacher ModelTeacher
 	// Campaigns is campaign detection (docs/campaigns.md).
 	Campaigns Campaigns
+	// Notices renders the customer notice of a lock for the console's
+	// preview; nil: no preview.
+	Notices NoticeRenderer
+	// Explainer tells what the rules named in a message's reasons match
+	// in its stored content; nil shows the reasons alone.
+	Explainer Explainer
 	// DB is the shared database; the audit trail is kept in the bucket
 	// admin_audit.
 	DB *bolt.DB

@@ -76,7 +76,7 @@ func TestScopeRefusals(t *testing.T) {
 			return err
 		}},
 		{"read another domain's message", func() error { _, err := e.Ops.Message(out, e.SpamOther); return err }},
-		{"release another domain's message", func() error { _, err := e.Ops.Release(ctx, out, e.SpamOther, "", ""); return err }},
+		{"release another domain's message", func() error { _, err := e.Ops.Release(ctx, out, ops.ReleaseOrder{ID: e.SpamOther}); return err }},
 		{"delete another domain's message", func() error { _, err := e.Ops.Delete(ctx, out, e.SpamOther, "", ""); return err }},
 		{"teach another domain's message", func() error {
 			_, err := e.Ops.LearnStored(ctx, out, e.SpamOther, true, "", "")
@@ -253,8 +253,11 @@ func TestAuditTrail(t *testing.T) {
 			_, err := e.Ops.Lock(ctx, root, ops.LockOrder{Kind: "identity", Domain: admintest.DomOut, Name: "alice@customer.example", Reason: "spam", Message: e.SpamOut})
 			return err
 		}, want{ops.AuditLock, "root", "all", "identity", admintest.DomOut, "alice@customer.example", "spam (message " + e.SpamOut + ")", "permanent"}},
-		{"release", func() error { _, err := e.Ops.Release(ctx, out, e.SpamOut, "not spam", "console"); return err },
-			want{ops.AuditRelease, "outtok", admintest.DomOut, "message", admintest.DomOut, e.SpamOut, "not spam", "console"}},
+		{"release", func() error {
+			_, err := e.Ops.Release(ctx, out, ops.ReleaseOrder{ID: e.SpamOut, Reason: "not spam", Learn: true, Via: "console"})
+			return err
+		},
+			want{ops.AuditRelease, "outtok", admintest.DomOut, "message", admintest.DomOut, e.SpamOut, "not spam", "and learn as ham; console"}},
 		{"delete", func() error { _, err := e.Ops.Delete(ctx, root, e.SpamOther, "", ""); return err },
 			want{ops.AuditDelete, "root", "all", "message", admintest.DomOther, e.SpamOther, "", ""}},
 		{"learn", func() error {
@@ -303,7 +306,7 @@ func TestAuditTrail(t *testing.T) {
 				}
 				entries = entries[1:]
 			} else if tc.name == "release" {
-				if len(entries) != before+2 || entries[0].Action != ops.AuditLearn || entries[0].Reason != "released" {
+				if len(entries) != before+2 || entries[0].Action != ops.AuditLearn || entries[0].Reason != "released: not spam" {
 					t.Fatalf("got %+v, want the release's and the lesson's entries", entries[:len(entries)-before])
 				}
 				entries = entries[1:]
@@ -331,14 +334,14 @@ func TestAuditTrail(t *testing.T) {
 func TestNoAuditOnFailureOrNoChange(t *testing.T) {
 	e, _ := newEnv(t)
 	ctx := context.Background()
-	if _, err := e.Ops.Release(ctx, root, e.SpamOut, "", ""); err != nil {
+	if _, err := e.Ops.Release(ctx, root, ops.ReleaseOrder{ID: e.SpamOut, Learn: true}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.Ops.Delete(ctx, root, e.SpamOther, "", ""); err != nil {
 		t.Fatal(err)
 	}
 	before := e.AuditCount()
-	r, err := e.Ops.Release(ctx, root, e.SpamOut, "", "")
+	r, err := e.Ops.Release(ctx, root, ops.ReleaseOrder{ID: e.SpamOut, Learn: true})
 	if err != nil || !r.Already || r.Learned != nil || e.Deliver.Count() != 1 {
 		t.Errorf("second release: %+v, %v, %d deliveries; want already, no lesson, one delivery", r, err, e.Deliver.Count())
 	}

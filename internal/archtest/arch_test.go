@@ -55,6 +55,9 @@ var allowed = map[string][]string{
 	// events (identity) by mail (arf's sender).
 	"internal/notify": {"arf", "identity", "internal/*"},
 	"internal/passwd": {"internal/*"},
+	// The customer notice's template: a leaf, read by config (checks)
+	// and the notifier (renders).
+	"internal/notifytext": {},
 	// The PostgreSQL pool and migrations: a leaf; its test harness gives
 	// each test a fresh database.
 	"internal/pgdb":        {},

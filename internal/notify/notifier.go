@@ -99,12 +99,18 @@ type Options struct {
 	MaxPending int
 
 	// SendMail, when set, mails automatic locks to the address
-	// AbuseAddress returns (none when it returns "").
+	// AbuseAddress returns (none when it returns "", or when
+	// AbuseAddress is nil), and customer notices (Customer).
 	SendMail SendMailFunc
 	// AbuseAddress returns the abuse contact of a domain and user.
 	AbuseAddress func(domain, user string) string
 	// Mail builds the mail's From and text.
 	Mail MailOptions
+	// Customer returns the customer notice of a domain, false for none:
+	// with SendMail, each lock of an identity of that domain is mailed
+	// to the notice's recipient (docs/config-notify.md, "Customer
+	// notice"). It is asked again at delivery, so a reload applies.
+	Customer func(domain string) (CustomerNotice, bool)
 
 	// Client sends the webhook requests; default a client with Timeout
 	// that does not follow redirects. A test seam.
@@ -162,8 +168,8 @@ func New(o Options) (*Notifier, error) {
 			return nil, fmt.Errorf("%w: a webhook needs a secret", ErrInvalid)
 		}
 	}
-	if o.SendMail != nil && (o.AbuseAddress == nil || o.Mail.From == "") {
-		return nil, fmt.Errorf("%w: SendMail needs AbuseAddress and Mail.From", ErrInvalid)
+	if o.SendMail != nil && ((o.AbuseAddress == nil && o.Customer == nil) || o.Mail.From == "") {
+		return nil, fmt.Errorf("%w: SendMail needs AbuseAddress or Customer, and Mail.From", ErrInvalid)
 	}
 	setDur(&o.Timeout, DefaultTimeout)
 	setDur(&o.RetryInitial, DefaultRetryInitial)
@@ -260,7 +266,16 @@ func (n *Notifier) Notify(ctx context.Context, ev Event) error {
 	if n.opts.URL != "" && (n.events == nil || n.events[ev.Type]) {
 		items = append(items, item{Channel: ChannelWebhook, Event: ev, Created: now, NextAttempt: now})
 	}
-	if n.opts.SendMail != nil && ev.Type == EventAutoLock {
+	if n.opts.SendMail != nil && n.opts.Customer != nil && noticeEvent(ev) {
+		if cn, ok := n.opts.Customer(ev.Domain); ok {
+			if to := cn.Recipient(ev); to != "" {
+				items = append(items, item{Channel: ChannelCustomer, To: to, Event: ev, Created: now, NextAttempt: now})
+			} else {
+				n.log.Info("notify: no customer notice: the identity is not an email address", "domain", ev.Domain, "identity", ev.Identity)
+			}
+		}
+	}
+	if n.opts.SendMail != nil && n.opts.AbuseAddress != nil && ev.Type == EventAutoLock {
 		if to := n.opts.AbuseAddress(ev.Domain, ev.User); to != "" {
 			items = append(items, item{Channel: ChannelMail, To: to, Event: ev, Created: now, NextAttempt: now})
 		}
@@ -396,6 +411,21 @@ func (n *Notifier) deliver(ctx context.Context, it item) error {
 		ctx, cancel := context.WithTimeout(ctx, mailTimeout)
 		defer cancel()
 		return n.opts.SendMail(ctx, it.To, BuildMail(it.Event, n.opts.Mail, it.To, n.opts.Now()))
+	case ChannelCustomer:
+		if n.opts.SendMail == nil || n.opts.Customer == nil {
+			return errors.New("mail is no longer configured")
+		}
+		cn, ok := n.opts.Customer(it.Event.Domain)
+		if !ok {
+			return errors.New("the domain's customer_notice is no longer configured")
+		}
+		raw, err := BuildNotice(cn, it.Event, n.opts.Mail, it.To, n.opts.Now())
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(ctx, mailTimeout)
+		defer cancel()
+		return n.opts.SendMail(ctx, it.To, raw)
 	}
 	return fmt.Errorf("unknown channel %q", it.Channel)
 }

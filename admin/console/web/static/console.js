@@ -56,6 +56,12 @@
       row.classList.toggle("is-locked", locked);
       form.elements.action.value = locked ? "unlock" : "lock";
       form.elements.reason.value = "";
+      var dur = form.elements.duration;
+      if (dur) {
+        dur.value = "";
+        dur.hidden = locked;
+        dur.disabled = locked;
+      }
       button.textContent = locked ? "Unlock" : "Lock";
       button.className = locked ? "primary" : "danger";
       msg.textContent = res.body.message;

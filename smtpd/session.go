@@ -489,10 +489,9 @@ func (s *session) finish(st *txState, msg *Message, res Result) error {
 		p, _ := smtpclient.Path(a)
 		paths = append(paths, p)
 	}
+	// The user and domain are already on s.log (set at AUTH or from the
+	// client's network), as tx.User is s.user.
 	attrs := []any{"tx", tx.ID, "outcome", res.Outcome}
-	if tx.User != nil {
-		attrs = append(attrs, "user", tx.User.Name, "domain", tx.User.Domain)
-	}
 	for _, a := range learnt {
 		attrs = append(attrs, a)
 	}

@@ -133,6 +133,9 @@ func TestConsolePagesInBrowser(t *testing.T) {
 	if badges.(float64) != 3 {
 		t.Errorf("web42's rows carry %v locked badges, want 3", badges)
 	}
+	if wide := eval("desktop width", `(() => { const w = document.querySelector('.log-wrap'); return w.scrollWidth <= w.clientWidth })()`); wide != true {
+		t.Error("log at 1280 px: the table scrolls sideways")
+	}
 	do("log shot", pageShot(dir, "log"))
 
 	// On a phone, the log is a card list that does not scroll sideways.

@@ -130,6 +130,7 @@ func (c *Console) logCSV(w http.ResponseWriter, r *http.Request, s *session) err
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", `attachment; filename="outguard-log-`+c.ops.Now().UTC().Format("20060102T150405Z")+`.csv"`)
 	cw := csv.NewWriter(w)
+	cw.UseCRLF = true
 	cw.Write(csvHeader)
 	fl, _ := w.(http.Flusher)
 	for {

@@ -170,6 +170,9 @@ func TestLogCSV(t *testing.T) {
 	if code != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/csv") {
 		t.Fatalf("GET /log.csv: %d %q", code, resp.Header.Get("Content-Type"))
 	}
+	if !strings.HasSuffix(body, "\r\n") {
+		t.Error("CSV lines do not end in CRLF (RFC 4180)")
+	}
 	rows, err := csv.NewReader(strings.NewReader(body)).ReadAll()
 	if err != nil {
 		t.Fatal(err)

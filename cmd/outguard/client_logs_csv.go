@@ -21,6 +21,7 @@ var logsCSVHeader = []string{"time", "id", "status", "verdict", "score", "band",
 // prefixed with an apostrophe, as in the console's export.
 func writeLogsCSV(w io.Writer, cl *apiClient, query url.Values) error {
 	cw := csv.NewWriter(w)
+	cw.UseCRLF = true
 	cw.Write(logsCSVHeader)
 	for {
 		var res apiv1.SearchResponse

@@ -108,7 +108,15 @@ func TestConsolePagesInBrowser(t *testing.T) {
 	if n.(float64) != 4 {
 		t.Fatalf("selected %v rows, want web42's 3 and web3's 1", n)
 	}
-	do("bulk lock", chromedp.SetValue(chromedp.ID("bulk-action"), "lock"), chromedp.SendKeys(chromedp.ID("bulk-reason"), "spam wave of Monday"),
+	if label := eval("button", `document.getElementById("bulk-submit").textContent`); label != "Apply to 4 selected" {
+		t.Errorf("bulk button says %q, want the count of the selection", label)
+	}
+	if hidden := eval("duration", `document.getElementById("bulk-duration").closest("label").hidden`); hidden != true {
+		t.Error("the lock duration shows for a release")
+	}
+	do("bulk lock", chromedp.SetValue(chromedp.ID("bulk-action"), "lock"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("bulk-action").dispatchEvent(new Event("change", {bubbles: true}))`),
+		chromedp.WaitVisible(chromedp.ID("bulk-duration")), chromedp.SendKeys(chromedp.ID("bulk-reason"), "spam wave of Monday"),
 		chromedp.SetValue(chromedp.ID("bulk-duration"), "24h"), chromedp.Click(chromedp.ID("bulk-submit")), chromedp.WaitVisible(chromedp.CSS("p.flash")))
 	flash, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("p.flash")))
 	if !strings.Contains(flash, "Locked 2 identities") {

@@ -173,6 +173,17 @@ func TestConsolePagesInBrowser(t *testing.T) {
 	}
 	do("profile shot", pageShot(dir, "identity"))
 
+	// An automatic lock's profile shows the counts that led to it.
+	do("automatic lock", chromedp.Navigate(base+"/identities/out.example.net/spammer"), chromedp.WaitVisible(chromedp.ID("identity-chart")))
+	body, _ = chromedp.Run(ctx, chromedp.Text(chromedp.CSS("main")))
+	if !strings.Contains(body, "Counts that led to the lock") || !strings.Contains(body, "automatic") {
+		t.Errorf("spammer's profile lacks the counts that led to its automatic lock:\n%s", body)
+	}
+	if links := eval("evidence", `document.querySelectorAll('ul.evidence a[href^="/log/"]').length`); links.(float64) != 5 {
+		t.Errorf("evidence: %v links to messages, want spammer's 5", links)
+	}
+	do("automatic lock shot", pageShot(dir, "identity-autolock"))
+
 	// The export of the log's search, fetched in the session.
 	text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`fetch("/log.csv?status=quarantined").then(r => r.text())`, chromedp.EvalAwaitPromise))
 	if err != nil {

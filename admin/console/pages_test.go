@@ -209,3 +209,12 @@ func TestCSVRowQuoting(t *testing.T) {
 		t.Errorf("row %s: want the formula defused and the quotes doubled", sb.String())
 	}
 }
+
+func TestNiceMaxDividesInFour(t *testing.T) {
+	for _, v := range []int64{0, 1, 4, 5, 9, 13, 17, 21, 41, 99, 101, 333, 4999, 123456} {
+		top := niceMax(v)
+		if top < v || top%4 != 0 || top > 2*v+8 {
+			t.Errorf("niceMax(%d) = %d: want a multiple of 4, at least %[1]d, not far above", v, top)
+		}
+	}
+}

@@ -60,7 +60,9 @@ func (c *Console) identityPage(w http.ResponseWriter, r *http.Request, s *sessio
 		if ev := pr.Lock.Evidence; ev != nil {
 			var counts []evidenceCount
 			for k, v := range ev.Counts {
-				counts = append(counts, evidenceCount{k, v})
+				if v > 0 {
+					counts = append(counts, evidenceCount{k, v})
+				}
 			}
 			sort.Slice(counts, func(i, j int) bool { return counts[i].Counter < counts[j].Counter })
 			data["EvidenceCounts"] = counts

@@ -183,6 +183,11 @@ func TestConsolePagesInBrowser(t *testing.T) {
 		t.Errorf("evidence: %v links to messages, want spammer's 5", links)
 	}
 	do("automatic lock shot", pageShot(dir, "identity-autolock"))
+	do("profile on a phone", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateTouch), chromedp.Sleep(150*time.Millisecond))
+	if fits := eval("profile width", `document.documentElement.scrollWidth <= 390`); fits != true {
+		t.Error("identity profile at 390 px: the page scrolls sideways")
+	}
+	do("desktop again", chromedp.EmulateViewport(1280, 900))
 
 	// The export of the log's search, fetched in the session.
 	text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`fetch("/log.csv?status=quarantined").then(r => r.text())`, chromedp.EvalAwaitPromise))

@@ -89,7 +89,10 @@ type Options struct {
 // It is safe for concurrent use.
 //
 // Pages: the overview (traffic by verdict and the top identities by
-// blocked mail, as inline SVG), the outgoing log (rule builder, paging,
+// blocked mail, as inline SVG), the identity profile (messages by verdict
+// over time, lock, evidence, history, usage, complaints, recipient
+// domains, lock and unlock), the outgoing log (rule builder, paging, bulk
+// release, delete and identity lock with one reason, CSV export,
 // message view with the content model's band and reasons, raw download,
 // release as not spam, confirm spam, delete, lock from a row, which
 // teaches the row's message as spam), the

@@ -71,7 +71,8 @@ func TestLinksToIdentityPage(t *testing.T) {
 	b.signIn(tokAll)
 	b.post("/lock", url.Values{"csrf": {b.csrf}, "kind": {"identity"}, "domain": {domOut}, "name": {alice}, "reason": {"spam"}})
 	link := `href="` + identityURL(domOut, alice) + `"`
-	for _, p := range []string{"/log", "/log/" + e.SpamOut, "/locks", "/reports?group_by=identity&classification=rejected&since=24h", "/", "/audit"} {
+	for _, p := range []string{"/log", "/log/" + e.SpamOut, "/locks", "/locks/identity/" + domOut + "/" + alice,
+		"/reports?group_by=identity&classification=rejected&since=24h", "/", "/audit"} {
 		if _, body, _ := b.get(p); !strings.Contains(body, link) {
 			t.Errorf("%s lacks a link to the identity's profile", p)
 		}

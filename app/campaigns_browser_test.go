@@ -119,9 +119,9 @@ func TestCampaignsInBrowser(t *testing.T) {
 		t.Errorf("after confirm: %+v %v", c, err)
 	}
 	do("confirmed shot", shot(dir, "campaign-confirmed"))
-	do("identity link", chromedp.Click(chromedp.CSS(`a[href="/locks/identity/out.example.net/bot1"]`)), chromedp.WaitVisible(chromedp.CSS(`table.data`)))
+	do("identity link", chromedp.Click(chromedp.CSS(`a[href="/identities/out.example.net/bot1"]`)), chromedp.WaitVisible(chromedp.CSS(`table.data`)))
 	if body := text("main"); !strings.Contains(body, "parcel phish botnet") {
-		t.Errorf("bot1's lock page lacks the campaign lock's reason")
+		t.Errorf("bot1's profile lacks the campaign lock's reason")
 	}
 	links, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('main a[href="/campaigns/`+id+`"]').length`))
 	if err != nil || links == 0 {

@@ -195,7 +195,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.SetAttributeValue(chromedp.CSS("body"), "data-old", "1"),
 		chromedp.Click(chromedp.CSS(`form.filters button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.CSS(`body:not([data-old]) table.log`)))
-	statuses, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("table.log tbody tr td:nth-child(8)")).map(td => td.textContent.trim())`))
+	statuses, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("table.log tbody tr td:nth-child(9)")).map(td => td.textContent.trim())`))
 	if err != nil || len(statuses) < 4 {
 		t.Fatalf("quarantined filter: got %d rows (%v), want the seeded spam", len(statuses), err)
 	}
@@ -220,7 +220,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.SetAttributeValue(chromedp.CSS("body"), "data-old", "1"),
 		chromedp.Click(chromedp.CSS(`form.filters button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.CSS(`body:not([data-old]) table.log`)))
-	idents, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("table.log tbody tr td:nth-child(4)")).map(td => td.textContent.trim())`))
+	idents, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("table.log tbody tr td:nth-child(5)")).map(td => td.textContent.trim())`))
 	if err != nil || len(idents) != 3 {
 		t.Fatalf("identity rule: got %q (%v), want web42's 3 spam", idents, err)
 	}
@@ -232,7 +232,7 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	// View one message.
 	logURL := location()
-	do("message", chromedp.Click(chromedp.CSS(`table.log tbody tr td:nth-child(2) a`)), chromedp.WaitVisible(chromedp.CSS(`pre.body`)), shot(dir, "message"),
+	do("message", chromedp.Click(chromedp.CSS(`table.log tbody tr td:nth-child(3) a`)), chromedp.WaitVisible(chromedp.CSS(`pre.body`)), shot(dir, "message"),
 		chromedp.Navigate(logURL), chromedp.WaitVisible(chromedp.CSS(`table.log`)))
 
 	// Lock web42 from its row, with a reason.

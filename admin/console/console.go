@@ -89,7 +89,10 @@ type Options struct {
 // It is safe for concurrent use.
 //
 // Pages: the overview (traffic by verdict and the top identities by
-// blocked mail, as inline SVG), the outgoing log (rule builder, paging,
+// blocked mail, as inline SVG), the identity profile (messages by verdict
+// over time, lock, evidence, history, usage, complaints, recipient
+// domains, lock and unlock), the outgoing log (rule builder, paging, bulk
+// release, delete and identity lock with one reason, CSV export,
 // message view with the content model's band and reasons, raw download,
 // release as not spam, confirm spam, delete, lock from a row, which
 // teaches the row's message as spam), the
@@ -203,6 +206,8 @@ func (c *Console) routes() {
 	c.handle("POST /logout", c.logout)
 	c.handle("GET /{$}", c.overview)
 	c.handle("GET /log", c.logPage)
+	c.handle("GET /log.csv", c.logCSV)
+	c.handle("POST /log/bulk", c.logBulk)
 	c.handle("GET /log/{id}", c.messagePage)
 	c.handle("GET /log/{id}/raw", c.messageRaw)
 	c.handle("POST /log/{id}/release", c.messageRelease)
@@ -216,6 +221,7 @@ func (c *Console) routes() {
 	c.handle("GET /locks/{kind}/{domain}/{name}", c.lockDetail)
 	c.handle("GET /locks/{kind}/{domain}/{name}/notice", c.noticePreview)
 	c.handle("POST /unlock", c.unlockSubmit)
+	c.handle("GET /identities/{domain}/{name}", c.identityPage)
 	c.handle("GET /audit", c.auditPage)
 	c.handle("GET /campaigns", c.campaignsPage)
 	c.handle("GET /campaigns/{id}", c.campaignPage)

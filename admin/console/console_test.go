@@ -414,7 +414,7 @@ func TestConsoleLogBandColumn(t *testing.T) {
 	}
 	rows := regexp.MustCompile(`(?s)<tr class="st-.*?</tr>`).FindAllString(body, -1)
 	bands := map[string]string{}
-	reBand := regexp.MustCompile(`<td class="nowrap">(?:<span class="badge b-(\w+)">|(–))`)
+	reBand := regexp.MustCompile(`<td class="nowrap"[^>]*>(?:<span class="badge b-(\w+)">|(–))`)
 	for _, r := range rows {
 		for _, subj := range []string{"Quarterly figures", "Locked sender", "Invoice"} {
 			if strings.Contains(r, ">"+subj+"<") {
@@ -493,7 +493,7 @@ func TestConsoleCampaigns(t *testing.T) {
 	}
 	code, body, _ = b.get("/campaigns/" + campA)
 	for _, want := range []string{"alice@customer.example", "mallory@other.example", "zed@gone.example", "Cheap pills", `href="/log/` + e.SpamOut + `"`,
-		`href="/locks/identity/` + domOut + `/alice@customer.example"`, "Lock every identity", "Confirm as spam", "3 now"} {
+		`href="/identities/` + domOut + `/alice@customer.example"`, "Lock every identity", "Confirm as spam", "3 now"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("detail lacks %q", want)
 		}

@@ -18,6 +18,7 @@ var consoleFuncs = template.FuncMap{
 	"join":        strings.Join,
 	"idSegments":  idSegments,
 	"lockURL":     lockURL,
+	"identityURL": identityURL,
 	"auditURL":    auditTargetURL,
 	"lockLink":    lockLink,
 	"dur":         fmtDuration,
@@ -36,6 +37,34 @@ var consoleFuncs = template.FuncMap{
 	"checked":     func(m map[string]bool, k string) bool { return m[k] },
 	"dict":        dict,
 	"isActive":    func(h identity.HistoryEntry) bool { return h.Action == identity.ActionLock },
+	"addr":        addrHTML,
+	"addrs":       recipientsHTML,
+}
+
+// addrHTML escapes an address and lets it break only after its @ (a
+// <wbr>), so that a narrow column wraps it between its two parts and
+// never inside a word (the stylesheet's .addr breaks a part only when it
+// is wider than the column on its own).
+func addrHTML(s string) template.HTML {
+	local, domain, ok := strings.Cut(s, "@")
+	if !ok {
+		return template.HTML(template.HTMLEscapeString(s))
+	}
+	return template.HTML(template.HTMLEscapeString(local) + "@<wbr>" + template.HTMLEscapeString(domain))
+}
+
+// recipientsHTML is recipientList with each address as addrHTML.
+func recipientsHTML(rs []quarantine.Recipient) template.HTML {
+	var b strings.Builder
+	for i, r := range rs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(`<span class="addr">`)
+		b.WriteString(string(addrHTML(r.Address)))
+		b.WriteString("</span>")
+	}
+	return template.HTML(b.String())
 }
 
 func fmtTime(t time.Time) string {

@@ -14,8 +14,17 @@ import (
 // duration may be typed.
 var lockDurations = []struct{ Value, Label string }{{"", "permanent"}, {"1h", "1 hour"}, {"24h", "1 day"}, {"7d", "7 days"}, {"30d", "30 days"}}
 
-// lockURL is the detail page of a lock target.
+// lockURL is where a lock target links to: an identity's profile page,
+// a user's lock page.
 func lockURL(kind, domain, name string) string {
+	if kind == "identity" {
+		return identityURL(domain, name)
+	}
+	return lockPageURL(kind, domain, name)
+}
+
+// lockPageURL is the lock page of a target.
+func lockPageURL(kind, domain, name string) string {
 	return "/locks/" + url.PathEscape(kind) + "/" + url.PathEscape(domain) + "/" + url.PathEscape(name)
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -27,6 +28,8 @@ type logFilter struct {
 	Sender    string
 	Recipient string
 	Subject   string
+	MessageID string
+	ClientIP  string
 	Since     string
 	From, To  string
 	Limit     int
@@ -44,12 +47,21 @@ func (c *Console) parseLogFilter(v url.Values) (logFilter, quarantine.Query, err
 	f := logFilter{Statuses: map[string]bool{}, Verdicts: map[string]bool{},
 		User: clip(v.Get("user")), Domain: clip(v.Get("domain")), Identity: clip(v.Get("identity")),
 		Sender: clip(v.Get("sender")), Recipient: clip(v.Get("recipient")), Subject: clip(v.Get("subject")),
+		MessageID: clip(v.Get("message_id")), ClientIP: clip(v.Get("client_ip")),
 		Since: clip(v.Get("since")), From: clip(v.Get("from")), To: clip(v.Get("to")), Limit: 50}
 	q := quarantine.Query{User: f.User, Domain: f.Domain, Identity: f.Identity, Sender: f.Sender,
-		Recipient: f.Recipient, Subject: f.Subject, Cursor: clip(v.Get("cursor"))}
+		Recipient: f.Recipient, Subject: f.Subject, MessageID: f.MessageID, Cursor: clip(v.Get("cursor"))}
 	f.Partial = v.Get("partial") == "true"
 	q.Partial = f.Partial
 	var errs []string
+	if f.ClientIP != "" {
+		ip, err := netip.ParseAddr(f.ClientIP)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("client IP %q is not an IP address", f.ClientIP))
+		} else {
+			q.ClientIP = ip
+		}
+	}
 	for _, s := range v["status"] {
 		st, err := quarantine.ParseStatus(s)
 		if err != nil {
@@ -122,7 +134,7 @@ func (c *Console) logPage(w http.ResponseWriter, r *http.Request, s *session) er
 	f, q, ferr := c.parseLogFilter(v)
 	data := map[string]any{"Title": "Outgoing log", "Filter": f, "Statuses": logStatuses, "Verdicts": logVerdicts,
 		"Periods": logPeriods, "PageSizes": pageSizes, "Back": r.URL.RequestURI(), "Scoped": !s.p.All(),
-		"Learning": c.ops.Learning()}
+		"Learning": c.ops.Learning(), "Durations": lockDurations}
 	status := http.StatusOK
 	if ferr != nil {
 		data["FilterError"] = ferr.Error()
@@ -136,6 +148,7 @@ func (c *Console) logPage(w http.ResponseWriter, r *http.Request, s *session) er
 			return err
 		}
 		data["Rows"] = page.Records
+		data["Locked"] = c.lockedIdentities(r, s, page.Records)
 		data["Partial"] = page.Partial
 		data["First"] = q.Cursor != ""
 		if page.NextCursor != "" {
@@ -146,6 +159,11 @@ func (c *Console) logPage(w http.ResponseWriter, r *http.Request, s *session) er
 		first := cloneValues(v)
 		first.Del("cursor")
 		data["FirstURL"] = "/log?" + first.Encode()
+		first.Del("limit")
+		if !s.p.All() {
+			first.Del("domain") // the scope is the token's
+		}
+		data["CSVURL"] = "/log.csv?" + first.Encode()
 	}
 	c.render(w, r, s, status, "log", data)
 	return nil

@@ -52,9 +52,14 @@ type trafficRow struct {
 	All    int64
 }
 
+// niceMax is the chart's top: a round number at least v that four grid
+// steps divide evenly, so that every axis label is a whole, evenly spaced
+// number.
 func niceMax(v int64) int64 {
-	if v <= 4 {
-		return 4
+	for _, c := range []int64{4, 8, 12, 16, 20, 40, 60, 80, 100} {
+		if v <= c {
+			return c
+		}
 	}
 	m := int64(1)
 	for m*10 < v {

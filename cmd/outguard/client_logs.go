@@ -13,7 +13,7 @@ import (
 var logsHelp = helpText(
 	"outguard logs [--status S,...] [--verdict V,...] [--user U] [--domain D] [--identity I]\n"+
 		"               [--sender S] [--recipient R] [--subject S] [--message-id ID] [--client-ip IP] [--partial]\n"+
-		"               [--since 24h | --from T --to T] [--limit N] [--cursor C] [--json]",
+		"               [--since 24h | --from T --to T] [--limit N] [--cursor C] [--json | --csv]",
 	`Searches the message log: one record per SMTP transaction that reached
 DATA, newest first. Every given rule must match. --status and --verdict take
 a comma-separated list, any of which may match: statuses are accepted,
@@ -45,12 +45,20 @@ left content unscanned; absent when all was scanned), next_hop_reply, duration_m
 complaints and, for quarantined messages, quarantine (raw_size,
 stored_size, has_content, released_at, released_by, deleted_at, deleted_by,
 expired).
+
+With --csv, every matching record is written as CSV (RFC 4180) with a
+header row, following the cursors page by page (--limit is then the page
+size): time, id, status, verdict, score, band, user, domain, identity,
+sender, recipients (space-separated), subject, message_id, client_ip and
+size, the columns of the console's export. A cell that a spreadsheet would
+read as a formula (starting with =, +, -, @) gets a leading apostrophe.
 `+clientHelp,
 	`  outguard logs --since 1h --status quarantined
   outguard logs --identity alice@customer.example --since 7d
   outguard logs --verdict spam,phishing --user webhost1 --limit 200
   outguard logs --subject invoice --from 2026-03-01 --to 2026-03-02
-  outguard logs --status rejected --json | jq -r .id`)
+  outguard logs --status rejected --json | jq -r .id
+  outguard logs --identity alice@customer.example --since 30d --csv > alice.csv`)
 
 func runLogs(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("logs", logsHelp, stderr)
@@ -76,6 +84,7 @@ func runLogs(args []string, stdout, stderr io.Writer) int {
 	}
 	limit := fs.Int("limit", 50, "print at most `N` records (1 to 1000)")
 	partial := fs.Bool("partial", false, "only messages whose content was partially scanned")
+	asCSV := fs.Bool("csv", false, "write every matching record as CSV, with a header row")
 	if c := parseFlags(fs, args, stdout); c >= 0 {
 		return c
 	}
@@ -96,6 +105,9 @@ func runLogs(args []string, stdout, stderr io.Writer) int {
 	if *limit < 1 || *limit > 1000 {
 		return usageError(stderr, "logs", "--limit %d: use 1 to 1000", *limit)
 	}
+	if *asCSV && cf.json {
+		return usageError(stderr, "logs", "give --json or --csv, not both")
+	}
 	cl, code := cf.client(stderr)
 	if cl == nil {
 		return code
@@ -108,6 +120,12 @@ func runLogs(args []string, stdout, stderr io.Writer) int {
 		if *v != "" {
 			query.Set(k, *v)
 		}
+	}
+	if *asCSV {
+		if err := writeLogsCSV(stdout, cl, query); err != nil {
+			return cl.fail(err)
+		}
+		return exitOK
 	}
 	var res apiv1.SearchResponse
 	if err := cl.call("GET", "/messages", query, nil, &res); err != nil {

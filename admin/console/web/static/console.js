@@ -142,4 +142,38 @@
     refresh();
   });
   refresh();
+
+  // The log's bulk form: a header box selects every row; the duration
+  // shows only for locks; the button counts the selection.
+  var bulk = document.getElementById("bulk-form");
+  if (bulk) {
+    var boxes = function () { return document.querySelectorAll('input[name=id][form="bulk-form"]'); };
+    var head = document.querySelector("th.select-all");
+    if (head) {
+      var all = document.createElement("input");
+      all.type = "checkbox";
+      all.id = "select-all";
+      all.setAttribute("aria-label", "Select every message on this page");
+      head.appendChild(all);
+      all.addEventListener("change", function () {
+        boxes().forEach(function (b) { b.checked = all.checked; });
+        count();
+      });
+    }
+    var action = document.getElementById("bulk-action");
+    var dur = document.getElementById("bulk-duration").closest("label");
+    var submit = document.getElementById("bulk-submit");
+    var count = function () {
+      var n = 0;
+      boxes().forEach(function (b) { if (b.checked) { n++; } });
+      submit.textContent = "Apply to " + n + " selected";
+    };
+    var showDuration = function () { dur.hidden = action.value !== "lock"; };
+    action.addEventListener("change", showDuration);
+    document.addEventListener("change", function (ev) {
+      if (ev.target.getAttribute && ev.target.getAttribute("form") === "bulk-form") { count(); }
+    });
+    showDuration();
+    count();
+  }
 })();

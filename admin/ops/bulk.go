@@ -78,7 +78,7 @@ func (o *Ops) Bulk(ctx context.Context, p Principal, b BulkOrder) ([]BulkItem, e
 		it := BulkItem{ID: id}
 		switch b.Action {
 		case BulkRelease:
-			res, err := o.Release(ctx, p, id, reason, b.Via)
+			res, err := o.Release(ctx, p, ReleaseOrder{ID: id, Reason: reason, RequireReason: true, Via: b.Via})
 			it.Done, it.Already, it.Err = err == nil && !res.Already, res.Already, err
 		case BulkDelete:
 			res, err := o.Delete(ctx, p, id, reason, b.Via)

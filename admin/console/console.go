@@ -269,8 +269,14 @@ func (c *Console) session(r *http.Request) (*session, bool) {
 	if !ok {
 		return nil, false
 	}
-	tok, ok := c.ops.CurrentToken(s.p.Name)
-	if !ok || tok.Hash != s.tokenHash || tok.Scope != s.tokenScope {
+	var now credential
+	if s.cred.account {
+		a, ok := c.ops.CurrentAccount(s.p.Name)
+		now = credential{ok, a.PasswordHash + "\x00" + a.TOTPSecret, a.Scope}
+	} else if tok, ok := c.ops.CurrentToken(s.p.Name); ok {
+		now = credential{false, tok.Hash, tok.Scope}
+	}
+	if now.hash == "" || now != s.cred {
 		c.sessions.remove(s.id)
 		return nil, false
 	}

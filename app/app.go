@@ -436,6 +436,13 @@ func (a *App) apply(cfg *config.Config) error {
 		if err := a.ops.SetTokens(adminTokens(cfg)); err != nil {
 			a.log.Error("admin tokens not reloaded, keeping the old ones", "err", err)
 		}
+		accounts, err := adminAccounts(cfg)
+		if err == nil {
+			err = a.ops.SetAccounts(accounts)
+		}
+		if err != nil {
+			a.log.Error("admin accounts not reloaded, keeping the old ones", "err", err)
+		}
 	}
 	a.swapCerts(certs)
 	for _, what := range restartOnly(old, cfg) {
@@ -469,6 +476,9 @@ func restartOnly(old, cfg *config.Config) []string {
 	}
 	if old.Admin.Address != cfg.Admin.Address || (old.Admin.CertFile == "") != (cfg.Admin.CertFile == "") {
 		out = append(out, "admin.address")
+	}
+	if old.Admin.SignInThrottle != cfg.Admin.SignInThrottle {
+		out = append(out, "admin.sign_in_throttle")
 	}
 	if fmt.Sprint(old.Limits) != fmt.Sprint(cfg.Limits) {
 		out = append(out, "limits")

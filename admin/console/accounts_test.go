@@ -73,7 +73,7 @@ func TestConsoleAccountSignIn(t *testing.T) {
 	for _, f := range []url.Values{
 		{"name": {"alice"}, "password": {"wrong"}, "code": {code(t, now)}},
 		{"name": {"alice"}, "password": {alicePassword}},
-		{"name": {"alice"}, "password": {alicePassword}, "code": {code(t, now.Add(-2 * time.Minute))}},
+		{"name": {"alice"}, "password": {alicePassword}, "code": {code(t, now.Add(-2*time.Minute))}},
 	} {
 		if st, body, _ := b.signInWith(f); st != http.StatusUnauthorized || !strings.Contains(body, "not valid") {
 			t.Fatalf("sign-in %v: got %d, want 401 with a message", f, st)

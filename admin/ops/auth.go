@@ -165,7 +165,8 @@ func (t *tokens) init() {
 // Authenticate returns the principal of an Authorization header's value
 // ("Bearer TOKEN") sent from client (an address; "" counts nowhere).
 // Every failure counts in outguard_api_auth_failures_total and against
-// the client in the sign-in throttle; a client locked out gets a
+// the client in the sign-in throttle (but a request without the header);
+// a client locked out gets a
 // *ThrottledError before any check.
 func (o *Ops) Authenticate(ctx context.Context, authorization, client string) (Principal, error) {
 	keys := throttleKeys(client, "")
@@ -176,7 +177,10 @@ func (o *Ops) Authenticate(ctx context.Context, authorization, client string) (P
 	if err != nil {
 		o.metrics.authFailures.Inc()
 	}
-	o.afterSignIn(keys, err)
+	// A request without credentials guesses nothing: it is not counted.
+	if authorization != "" {
+		o.afterSignIn(keys, err)
+	}
 	return p, err
 }
 

@@ -535,6 +535,9 @@ func (a *App) closeAll() {
 const (
 	trialPassword = "trial-password"
 	trialToken    = "trial-token"
+	// trialDeskPassword is the example console account's password
+	// (testdata/outguard.example.yaml).
+	trialDeskPassword = "trial-desk-password"
 )
 
 // CheckTrialCredentials refuses a configuration that exposes the trial
@@ -559,6 +562,11 @@ func CheckTrialCredentials(cfg *config.Config) error {
 		for _, t := range cfg.Admin.Tokens {
 			if passwd.Verify(t.Hash, trialToken) == nil {
 				return fmt.Errorf("admin token %q is the trial token %q and admin.address %s is not loopback: make a real token hash with `outguard hash-password`", t.Name, trialToken, cfg.Admin.Address)
+			}
+		}
+		for _, ac := range cfg.Admin.Accounts {
+			if passwd.Verify(ac.PasswordHash, trialDeskPassword) == nil {
+				return fmt.Errorf("admin account %q has the example password %q and admin.address %s is not loopback: set a real password hash with `outguard hash-password`", ac.Name, trialDeskPassword, cfg.Admin.Address)
 			}
 		}
 	}

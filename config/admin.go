@@ -104,8 +104,12 @@ func (c *Admin) validate(cfg *Config) error {
 			bad("%s: totp_secret and totp_secret_file are both set; keep one", where)
 			continue
 		}
-		if _, err := a.TOTP(); err != nil {
-			bad("%s: %v", where, err)
+		// A file is read (and checked) when the daemon starts or
+		// reloads: relative paths are resolved after validation.
+		if a.TOTPSecretFile == "" {
+			if _, err := a.TOTP(); err != nil {
+				bad("%s: %v", where, err)
+			}
 		}
 	}
 	t := c.SignInThrottle

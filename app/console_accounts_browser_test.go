@@ -92,6 +92,8 @@ func TestConsoleAccountInBrowser(t *testing.T) {
 	}
 
 	do("sign-in page", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.ID("name")), shot(dir, "login"))
+	do("token option", chromedp.Click(chromedp.CSS("details.login-token summary")), chromedp.WaitVisible(chromedp.ID("token")),
+		shot(dir, "login-token"), chromedp.Navigate(base+"/login"), chromedp.WaitVisible(chromedp.ID("name")))
 	do("wrong code", fill(wrong, chromedp.WaitVisible(chromedp.CSS(".flash-error")), shot(dir, "login-refused"))...)
 	if msg := text(".flash-error"); !strings.Contains(msg, "not valid") {
 		t.Fatalf("wrong code: got %q, want a refusal", msg)

@@ -55,3 +55,23 @@ func TestThrottleWindowAndDoubling(t *testing.T) {
 		t.Fatalf("lock-outs %v, want [1m0s 2m0s 3m0s]", got)
 	}
 }
+
+// FuzzCheckTOTP feeds arbitrary codes from the sign-in form to the TOTP
+// check: it never panics and accepts only the codes of the three steps.
+func FuzzCheckTOTP(f *testing.F) {
+	const secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+	now := time.Unix(1_700_000_000, 0)
+	for _, s := range []string{"", "123456", " 12345 ", "abcdef", "1234567", "\x00\x00\x00\x00\x00\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, code string) {
+		step, ok := checkTOTP(secret, code, now)
+		if !ok {
+			return
+		}
+		want := uint64(now.Unix() / 30)
+		if step+1 < want || step > want+1 {
+			t.Fatalf("code %q accepted at step %d, now is step %d", code, step, want)
+		}
+	})
+}

@@ -269,14 +269,19 @@ func (c *Console) session(r *http.Request) (*session, bool) {
 	if !ok {
 		return nil, false
 	}
+	// A session of a token or account that a reload removed or changed
+	// ends (an account's new TOTP secret too).
 	var now credential
 	if s.cred.account {
-		a, ok := c.ops.CurrentAccount(s.p.Name)
-		now = credential{ok, a.PasswordHash + "\x00" + a.TOTPSecret, a.Scope}
-	} else if tok, ok := c.ops.CurrentToken(s.p.Name); ok {
-		now = credential{false, tok.Hash, tok.Scope}
+		var a ops.Account
+		a, ok = c.ops.CurrentAccount(s.p.Name)
+		now = accountCredential(a)
+	} else {
+		var tok ops.Token
+		tok, ok = c.ops.CurrentToken(s.p.Name)
+		now = tokenCredential(tok)
 	}
-	if now.hash == "" || now != s.cred {
+	if !ok || now != s.cred {
 		c.sessions.remove(s.id)
 		return nil, false
 	}

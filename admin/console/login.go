@@ -68,11 +68,11 @@ func (c *Console) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	if secret := r.PostForm.Get("token"); secret != "" {
 		var tok ops.Token
 		p, tok, err = c.ops.SignIn(r.Context(), secret, client)
-		cred = credential{hash: tok.Hash, scope: tok.Scope}
+		cred = tokenCredential(tok)
 	} else {
 		var a ops.Account
 		p, a, err = c.ops.SignInAccount(r.Context(), r.PostForm.Get("name"), r.PostForm.Get("password"), r.PostForm.Get("code"), client)
-		cred = credential{account: true, hash: a.PasswordHash + "\x00" + a.TOTPSecret, scope: a.Scope}
+		cred = accountCredential(a)
 	}
 	if err != nil {
 		var te *ops.ThrottledError

@@ -32,6 +32,14 @@ type credential struct {
 	hash, scope string
 }
 
+func tokenCredential(t ops.Token) credential { return credential{hash: t.Hash, scope: t.Scope} }
+
+// accountCredential holds the account's TOTP secret with its hash: a new
+// secret (a lost phone) ends the account's sessions too.
+func accountCredential(a ops.Account) credential {
+	return credential{account: true, hash: a.PasswordHash + "\x00" + a.TOTPSecret, scope: a.Scope}
+}
+
 // sessionStore is the in-memory session table: random ids, idle and
 // absolute expiry, and a bound on the number of sessions (the oldest is
 // evicted), so a flood of sign-ins cannot grow memory without end.

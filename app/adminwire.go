@@ -20,6 +20,25 @@ func adminTokens(cfg *config.Config) []ops.Token {
 	return out
 }
 
+// adminAccounts are the console accounts of cfg; a TOTP secret file
+// that cannot be read fails (Validate read it before).
+func adminAccounts(cfg *config.Config) ([]ops.Account, error) {
+	out := make([]ops.Account, 0, len(cfg.Admin.Accounts))
+	for _, a := range cfg.Admin.Accounts {
+		secret, err := a.TOTP()
+		if err != nil {
+			return nil, fmt.Errorf("admin.accounts (%s): %w", a.Name, err)
+		}
+		out = append(out, ops.Account{Name: a.Name, PasswordHash: a.PasswordHash, TOTPSecret: secret, Scope: a.Scope})
+	}
+	return out, nil
+}
+
+func adminThrottle(cfg *config.Config) ops.ThrottleOptions {
+	t := cfg.Admin.SignInThrottle
+	return ops.ThrottleOptions{Failures: t.Failures, Window: t.Window.D(), Lockout: t.Lockout.D(), MaxLockout: t.MaxLockout.D()}
+}
+
 // mountAPI builds the operations layer over the running components and
 // its two front ends: the JSON API under /api/v1/ (and /-/reload) and
 // the console at /.
@@ -28,9 +47,15 @@ func (a *App) mountAPI(cfg *config.Config) error {
 	if a.learner != nil {
 		teacher = modelTeacher{a: a}
 	}
+	accounts, err := adminAccounts(cfg)
+	if err != nil {
+		return err
+	}
 	o, err := ops.New(ops.Options{
 		Teacher:      teacher,
 		Tokens:       adminTokens(cfg),
+		Accounts:     accounts,
+		Throttle:     adminThrottle(cfg),
 		Locks:        a.ids,
 		Store:        a.store,
 		Feedback:     ops.FeedbackFunc(a.ingestFeedback),

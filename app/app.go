@@ -443,6 +443,13 @@ func (a *App) apply(cfg *config.Config) error {
 		if err := a.ops.SetTokens(adminTokens(cfg)); err != nil {
 			a.log.Error("admin tokens not reloaded, keeping the old ones", "err", err)
 		}
+		accounts, err := adminAccounts(cfg)
+		if err == nil {
+			err = a.ops.SetAccounts(accounts)
+		}
+		if err != nil {
+			a.log.Error("admin accounts not reloaded, keeping the old ones", "err", err)
+		}
 	}
 	a.swapCerts(certs)
 	for _, what := range restartOnly(old, cfg) {
@@ -476,6 +483,9 @@ func restartOnly(old, cfg *config.Config) []string {
 	}
 	if old.Admin.Address != cfg.Admin.Address || (old.Admin.CertFile == "") != (cfg.Admin.CertFile == "") {
 		out = append(out, "admin.address")
+	}
+	if old.Admin.SignInThrottle != cfg.Admin.SignInThrottle {
+		out = append(out, "admin.sign_in_throttle")
 	}
 	if fmt.Sprint(old.Limits) != fmt.Sprint(cfg.Limits) {
 		out = append(out, "limits")
@@ -532,6 +542,9 @@ func (a *App) closeAll() {
 const (
 	trialPassword = "trial-password"
 	trialToken    = "trial-token"
+	// trialDeskPassword is the example console account's password
+	// (testdata/outguard.example.yaml).
+	trialDeskPassword = "trial-desk-password"
 )
 
 // CheckTrialCredentials refuses a configuration that exposes the trial
@@ -556,6 +569,11 @@ func CheckTrialCredentials(cfg *config.Config) error {
 		for _, t := range cfg.Admin.Tokens {
 			if passwd.Verify(t.Hash, trialToken) == nil {
 				return fmt.Errorf("admin token %q is the trial token %q and admin.address %s is not loopback: make a real token hash with `outguard hash-password`", t.Name, trialToken, cfg.Admin.Address)
+			}
+		}
+		for _, ac := range cfg.Admin.Accounts {
+			if passwd.Verify(ac.PasswordHash, trialDeskPassword) == nil {
+				return fmt.Errorf("admin account %q has the example password %q and admin.address %s is not loopback: set a real password hash with `outguard hash-password`", ac.Name, trialDeskPassword, cfg.Admin.Address)
 			}
 		}
 	}

@@ -62,7 +62,8 @@ func TestCampaignsInBrowser(t *testing.T) {
 		return v
 	}
 
-	do("sign in", chromedp.Navigate(base+"/campaigns"), chromedp.WaitVisible(chromedp.ID("token")),
+	do("sign in", chromedp.Navigate(base+"/campaigns"), chromedp.WaitVisible(chromedp.ID("name")),
+		chromedp.Click(chromedp.CSS("details.login-token summary")), chromedp.WaitVisible(chromedp.ID("token")),
 		chromedp.SendKeys(chromedp.ID("token"), consoleToken), chromedp.Submit(chromedp.ID("token")),
 		chromedp.WaitVisible(chromedp.CSS("table.data")))
 	if h := text("h1"); h != "Campaigns" {

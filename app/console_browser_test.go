@@ -174,7 +174,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 
 	// Sign in.
-	do("sign-in page", chromedp.Navigate(base+"/log"), chromedp.WaitVisible(chromedp.ID("token")), shot(dir, "login"))
+	do("sign-in page", chromedp.Navigate(base+"/log"), chromedp.WaitVisible(chromedp.ID("name")), shot(dir, "login"),
+		chromedp.Click(chromedp.CSS("details.login-token summary")), chromedp.WaitVisible(chromedp.ID("token")))
 	do("sign in", chromedp.SendKeys(chromedp.ID("token"), consoleToken), chromedp.Submit(chromedp.ID("token")),
 		chromedp.WaitVisible(chromedp.CSS("form.filters")))
 	if h := text("h1"); h != "Outgoing log" {

@@ -74,7 +74,8 @@ Promise.allSettled([
 		}
 	}
 
-	do("sign in", chromedp.Navigate(base+"/log"), chromedp.WaitVisible(chromedp.ID("token")),
+	do("sign in", chromedp.Navigate(base+"/log"), chromedp.WaitVisible(chromedp.ID("name")),
+		chromedp.Click(chromedp.CSS("details.login-token summary")), chromedp.WaitVisible(chromedp.ID("token")),
 		chromedp.SendKeys(chromedp.ID("token"), "trial-token"), chromedp.Submit(chromedp.ID("token")),
 		chromedp.WaitVisible(chromedp.CSS("form.filters")))
 	// The form's answer is shown in a <pre>, which the attacker's page

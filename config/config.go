@@ -333,6 +333,10 @@ type Admin struct {
 	KeyFile  string `yaml:"key_file"`
 	// Tokens authorise API and console access.
 	Tokens []Token `yaml:"tokens"`
+	// Accounts are the console's named accounts (password and TOTP).
+	Accounts []Account `yaml:"accounts"`
+	// SignInThrottle slows down failed sign-ins.
+	SignInThrottle SignInThrottle `yaml:"sign_in_throttle"`
 }
 
 // Token is an admin API bearer token, stored only as a hash.
@@ -480,6 +484,7 @@ func (c *Config) resolvePaths() {
 	}
 	abs(&c.Admin.CertFile)
 	abs(&c.Admin.KeyFile)
+	c.Admin.resolvePaths(abs)
 	abs(&c.NextHop.CaptureDir)
 	if c.NextHop.CaptureDir == filepath.Join(dir, "capture") && c.DataDir != "" {
 		c.NextHop.CaptureDir = filepath.Join(c.DataDir, "capture")

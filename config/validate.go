@@ -121,6 +121,7 @@ func (c *Config) setDefaults() {
 			c.Admin.Tokens[i].Scope = "all"
 		}
 	}
+	c.Admin.setDefaults()
 	c.Filter.setDefaults(c.Limits.MaxMessageBytes)
 	c.Identity.setDefaults()
 	c.Store.setDefaults()
@@ -364,7 +365,7 @@ func (c *Config) Validate() error {
 	if err := validNodeName(c.NodeName); err != nil {
 		errs = append(errs, err)
 	}
-	for _, fn := range []func(*Config) error{c.Filter.validate, c.Identity.validate, c.Store.validate, c.ARF.validate, c.Notify.validate} {
+	for _, fn := range []func(*Config) error{c.Filter.validate, c.Identity.validate, c.Store.validate, c.ARF.validate, c.Notify.validate, c.Admin.validate} {
 		if err := fn(c); err != nil {
 			errs = append(errs, err)
 		}

@@ -181,7 +181,7 @@ func (a *API) handle(pattern string, h handlerFunc) {
 			}
 			a.metrics.observe(route, sw.status)
 		}()
-		p, err := a.ops.Authenticate(r.Context(), r.Header.Get("Authorization"))
+		p, err := a.ops.Authenticate(r.Context(), r.Header.Get("Authorization"), ops.ClientIP(r.RemoteAddr))
 		if err != nil {
 			a.writeError(sw, r, err)
 			return

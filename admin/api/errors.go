@@ -3,7 +3,9 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/outguard/outguard/admin/apiv1"
@@ -20,6 +22,10 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusInternalServerError {
 		a.log.Error("admin api: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		msg = "internal error; see outguard's log"
+	}
+	var te *ops.ThrottledError
+	if errors.As(err, &te) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(te.RetryAfter.Seconds()))))
 	}
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="outguard"`)

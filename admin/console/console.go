@@ -276,8 +276,19 @@ func (c *Console) session(r *http.Request) (*session, bool) {
 	if !ok {
 		return nil, false
 	}
-	tok, ok := c.ops.CurrentToken(s.p.Name)
-	if !ok || tok.Hash != s.tokenHash || tok.Scope != s.tokenScope {
+	// A session of a token or account that a reload removed or changed
+	// ends (an account's new TOTP secret too).
+	var now credential
+	if s.cred.account {
+		var a ops.Account
+		a, ok = c.ops.CurrentAccount(s.p.Name)
+		now = accountCredential(a)
+	} else {
+		var tok ops.Token
+		tok, ok = c.ops.CurrentToken(s.p.Name)
+		now = tokenCredential(tok)
+	}
+	if !ok || now != s.cred {
 		c.sessions.remove(s.id)
 		return nil, false
 	}

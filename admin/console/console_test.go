@@ -169,7 +169,7 @@ func TestConsoleSessionStoreBounded(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var ids []string
 	for i := range 4 {
-		x, err := s.create(ops.Principal{Name: "n"}, ops.Token{}, now.Add(time.Duration(i)*time.Second))
+		x, err := s.create(ops.Principal{Name: "n"}, credential{}, now.Add(time.Duration(i)*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -184,7 +184,7 @@ func TestConsoleSessionStoreBounded(t *testing.T) {
 	if _, ok := s.get(ids[3], now.Add(5*time.Second)); !ok {
 		t.Errorf("the newest session was evicted")
 	}
-	if _, err := s.create(ops.Principal{}, ops.Token{}, now); err == nil {
+	if _, err := s.create(ops.Principal{}, credential{}, now); err == nil {
 		t.Errorf("got a session from an exhausted random source, want an error")
 	}
 }
@@ -264,7 +264,7 @@ func BenchmarkConsoleLogPage(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s, err := c.sessions.create(ops.Principal{Name: "root"}, ops.Token{Name: "root", Hash: admintest.Hashes()[0], Scope: ops.ScopeAll}, e.Clock.Now())
+	s, err := c.sessions.create(ops.Principal{Name: "root"}, credential{hash: admintest.Hashes()[0], scope: ops.ScopeAll}, e.Clock.Now())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -2,8 +2,12 @@ package console
 
 import (
 	"errors"
+	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/outguard/outguard/admin/ops"
 )
@@ -38,7 +42,7 @@ func (c *Console) showLogin(w http.ResponseWriter, r *http.Request, status int, 
 
 func (c *Console) renderLogin(w http.ResponseWriter, r *http.Request, status int, msg, form string) {
 	next := localPath(r.FormValue("next"), "/")
-	c.render(w, r, nil, status, "login", map[string]any{"Title": "Sign in", "Form": form, "Next": next, "Error": msg})
+	c.render(w, r, nil, status, "login", map[string]any{"Title": "Sign in", "Form": form, "Next": next, "Error": msg, "Name": clip(r.PostFormValue("name"))})
 }
 
 func (c *Console) loginSubmit(w http.ResponseWriter, r *http.Request) {
@@ -56,18 +60,38 @@ func (c *Console) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		c.showLogin(w, r, http.StatusForbidden, "The sign-in form expired or did not come from this console. Try again.")
 		return
 	}
-	p, tok, err := c.ops.SignIn(r.Context(), r.PostForm.Get("token"))
+	client := ops.ClientIP(r.RemoteAddr)
+	var (
+		p    ops.Principal
+		cred credential
+	)
+	if secret := r.PostForm.Get("token"); secret != "" {
+		var tok ops.Token
+		p, tok, err = c.ops.SignIn(r.Context(), secret, client)
+		cred = tokenCredential(tok)
+	} else {
+		var a ops.Account
+		p, a, err = c.ops.SignInAccount(r.Context(), r.PostForm.Get("name"), r.PostForm.Get("password"), r.PostForm.Get("code"), client)
+		cred = accountCredential(a)
+	}
 	if err != nil {
-		if !errors.Is(err, ops.ErrUnauthorized) {
+		var te *ops.ThrottledError
+		switch {
+		case errors.As(err, &te):
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(te.RetryAfter.Seconds()))))
+			c.showLogin(w, r, http.StatusTooManyRequests, fmt.Sprintf("Too many failed sign-ins: try again in %s.", te.RetryAfter.Round(time.Second)))
+		case errors.Is(err, ops.ErrUnauthorized):
+			c.showLogin(w, r, http.StatusUnauthorized, "The name, password, code or token is not valid.")
+		default:
 			c.log.Error("admin console: sign-in", "err", err)
+			c.showLogin(w, r, http.StatusUnauthorized, "The name, password, code or token is not valid.")
 		}
-		c.showLogin(w, r, http.StatusUnauthorized, "That token is not valid.")
 		return
 	}
 	if old, err := r.Cookie(sessionCookie); err == nil {
 		c.sessions.remove(old.Value)
 	}
-	s, err := c.sessions.create(p, tok, c.ops.Now())
+	s, err := c.sessions.create(p, cred, c.ops.Now())
 	if err != nil {
 		c.log.Error("admin console: sign-in", "err", err)
 		http.Error(w, "internal error; see outguard's log", http.StatusInternalServerError)
@@ -75,7 +99,7 @@ func (c *Console) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	setCookie(w, r, loginCookie, "", -1)
 	setCookie(w, r, sessionCookie, s.id, 0)
-	c.log.Info("admin console: signed in", "token", p.Name, "remote", r.RemoteAddr)
+	c.log.Info("admin console: signed in", "actor", p.Name, "account", cred.account, "remote", r.RemoteAddr)
 	http.Redirect(w, r, localPath(r.PostForm.Get("next"), "/"), http.StatusSeeOther)
 }
 

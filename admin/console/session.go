@@ -16,13 +16,28 @@ type session struct {
 	id   string
 	csrf string
 	p    ops.Principal
-	// tokenHash and tokenScope are the configured token's at sign-in: a
-	// reload that removes or changes the token ends the session.
-	tokenHash, tokenScope string
-	created, seen         time.Time
+	// cred is the configured token's or account's at sign-in: a reload
+	// that removes or changes it ends the session.
+	cred          credential
+	created, seen time.Time
 	// flash is a one-shot notice shown on the next page.
 	flash      string
 	flashError bool
+}
+
+// credential is what a session was signed in with: a token, or a named
+// account (docs/config-admin.md#accounts), and its hash and scope then.
+type credential struct {
+	account     bool
+	hash, scope string
+}
+
+func tokenCredential(t ops.Token) credential { return credential{hash: t.Hash, scope: t.Scope} }
+
+// accountCredential holds the account's TOTP secret with its hash: a new
+// secret (a lost phone) ends the account's sessions too.
+func accountCredential(a ops.Account) credential {
+	return credential{account: true, hash: a.PasswordHash + "\x00" + a.TOTPSecret, scope: a.Scope}
 }
 
 // sessionStore is the in-memory session table: random ids, idle and
@@ -56,7 +71,7 @@ func (s *sessionStore) expired(x *session, now time.Time) bool {
 }
 
 // create starts a session for p.
-func (s *sessionStore) create(p ops.Principal, tok ops.Token, now time.Time) (*session, error) {
+func (s *sessionStore) create(p ops.Principal, cred credential, now time.Time) (*session, error) {
 	id, err := randomToken(s.rand)
 	if err != nil {
 		return nil, err
@@ -65,7 +80,7 @@ func (s *sessionStore) create(p ops.Principal, tok ops.Token, now time.Time) (*s
 	if err != nil {
 		return nil, err
 	}
-	x := &session{id: id, csrf: csrf, p: p, tokenHash: tok.Hash, tokenScope: tok.Scope, created: now, seen: now}
+	x := &session{id: id, csrf: csrf, p: p, cred: cred, created: now, seen: now}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.gc(now, false)

@@ -32,11 +32,15 @@ const (
 	// confirmation withdrawn (docs/campaigns.md).
 	AuditConfirm   = "confirm"
 	AuditUnconfirm = "unconfirm"
+	// AuditLockout records a client address or an account locked out
+	// of signing in after repeated failures
+	// (docs/config-admin.md#sign-in-throttling).
+	AuditLockout = "lockout"
 )
 
 // AuditActions are the audit actions, in the order the console offers
 // them as a filter.
-var AuditActions = []string{AuditLock, AuditUnlock, AuditRelease, AuditDelete, AuditLearn, AuditModel, AuditFeedback, AuditReload, AuditConfirm, AuditUnconfirm}
+var AuditActions = []string{AuditLock, AuditUnlock, AuditRelease, AuditDelete, AuditLearn, AuditModel, AuditFeedback, AuditReload, AuditConfirm, AuditUnconfirm, AuditLockout}
 
 // AuditTarget is what an audited action applied to.
 type AuditTarget struct {

@@ -163,24 +163,41 @@ func (t *tokens) init() {
 }
 
 // Authenticate returns the principal of an Authorization header's value
-// ("Bearer TOKEN"). Every failure counts in
-// outguard_api_auth_failures_total.
-func (o *Ops) Authenticate(ctx context.Context, authorization string) (Principal, error) {
+// ("Bearer TOKEN") sent from client (an address; "" counts nowhere).
+// Every failure counts in outguard_api_auth_failures_total and against
+// the client in the sign-in throttle (but a request without the header);
+// a client locked out gets a
+// *ThrottledError before any check.
+func (o *Ops) Authenticate(ctx context.Context, authorization, client string) (Principal, error) {
+	keys := throttleKeys(client, "")
+	if err := o.throttled(keys); err != nil {
+		return Principal{}, err
+	}
 	p, err := o.tokens.authenticate(ctx, authorization)
 	if err != nil {
 		o.metrics.authFailures.Inc()
+	}
+	// A request without credentials guesses nothing: it is not counted.
+	if authorization != "" {
+		o.afterSignIn(keys, err)
 	}
 	return p, err
 }
 
 // SignIn checks a token typed into the console's sign-in form the way
 // Authenticate checks a bearer token (same cache, same bound on slow hash
-// checks) and returns its principal and the configured token it matched.
-func (o *Ops) SignIn(ctx context.Context, secret string) (Principal, Token, error) {
+// checks, same throttle on client) and returns its principal and the
+// configured token it matched.
+func (o *Ops) SignIn(ctx context.Context, secret, client string) (Principal, Token, error) {
+	keys := throttleKeys(client, "")
+	if err := o.throttled(keys); err != nil {
+		return Principal{}, Token{}, err
+	}
 	p, tok, err := o.signIn(ctx, secret)
 	if err != nil {
 		o.metrics.authFailures.Inc()
 	}
+	o.afterSignIn(keys, err)
 	return p, tok, err
 }
 

@@ -52,6 +52,8 @@ func Classify(err error) (int, string) {
 		return http.StatusBadRequest, "bad_parameter"
 	case errors.Is(err, ErrBadRequest), errors.Is(err, identity.ErrInvalid):
 		return http.StatusBadRequest, "bad_request"
+	case errors.Is(err, ErrThrottled):
+		return http.StatusTooManyRequests, "too_many_requests"
 	case errors.Is(err, ErrUnauthorized):
 		return http.StatusUnauthorized, "unauthorized"
 	case errors.Is(err, ErrForbidden):

@@ -126,6 +126,11 @@ type Options struct {
 	// Tokens are the bearer tokens; replace them on reload with
 	// Ops.SetTokens.
 	Tokens []Token
+	// Accounts are the named console accounts; replace them on reload
+	// with Ops.SetAccounts.
+	Accounts []Account
+	// Throttle sets the sign-in throttle; zero values take the defaults.
+	Throttle ThrottleOptions
 	// Locks keeps the locks (an *identity.Manager).
 	Locks LockManager
 	// Store is the message log and quarantine (a *quarantine.Store).
@@ -163,19 +168,23 @@ type Options struct {
 	Now func() time.Time
 	// Logger; default slog.Default().
 	Logger *slog.Logger
-	// Registerer receives outguard_api_auth_failures_total and
-	// outguard_api_audit_errors_total; nil registers none.
+	// Registerer receives outguard_api_auth_failures_total,
+	// outguard_api_audit_errors_total,
+	// outguard_admin_sign_in_throttled_total and
+	// outguard_admin_sign_in_lockouts_total; nil registers none.
 	Registerer prometheus.Registerer
 }
 
 // Ops is the operations layer. It is safe for concurrent use.
 type Ops struct {
-	opts    Options
-	log     *slog.Logger
-	now     func() time.Time
-	tokens  tokens
-	audit   *Audit
-	metrics metrics
+	opts     Options
+	log      *slog.Logger
+	now      func() time.Time
+	tokens   tokens
+	accounts accounts
+	throttle *throttle
+	audit    *Audit
+	metrics  metrics
 }
 
 // New checks the options and opens the audit trail.
@@ -195,7 +204,11 @@ func New(o Options) (*Ops, error) {
 	}
 	x := &Ops{opts: o, log: o.Logger, now: o.Now, audit: audit, metrics: newMetrics(o.Registerer)}
 	x.tokens.init()
+	x.throttle = newThrottle(o.Throttle)
 	if err := x.SetTokens(o.Tokens); err != nil {
+		return nil, err
+	}
+	if err := x.SetAccounts(o.Accounts); err != nil {
 		return nil, err
 	}
 	return x, nil
@@ -216,6 +229,8 @@ func (o *Ops) Learning() bool { return o.opts.Teacher != nil }
 type metrics struct {
 	authFailures prometheus.Counter
 	auditErrors  prometheus.Counter
+	throttled    prometheus.Counter
+	lockouts     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) metrics {
@@ -228,6 +243,14 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		auditErrors: f.NewCounter(prometheus.CounterOpts{
 			Name: "outguard_api_audit_errors_total",
 			Help: "Administrative actions done whose audit entry could not be written.",
+		}),
+		throttled: f.NewCounter(prometheus.CounterOpts{
+			Name: "outguard_admin_sign_in_throttled_total",
+			Help: "Sign-in attempts (console or API bearer token) refused unchecked because the client or account was locked out.",
+		}),
+		lockouts: f.NewCounter(prometheus.CounterOpts{
+			Name: "outguard_admin_sign_in_lockouts_total",
+			Help: "Client addresses and accounts locked out of signing in after repeated failures.",
 		}),
 	}
 }

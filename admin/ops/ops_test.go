@@ -384,20 +384,20 @@ func TestNoAuditOnFailureOrNoChange(t *testing.T) {
 func TestSignIn(t *testing.T) {
 	e, _ := newEnv(t)
 	ctx := context.Background()
-	p, tok, err := e.Ops.SignIn(ctx, " "+admintest.TokOut+" ")
+	p, tok, err := e.Ops.SignIn(ctx, " "+admintest.TokOut+" ", "")
 	if err != nil || p != out || tok.Name != "outtok" || tok.Scope != admintest.DomOut {
 		t.Fatalf("sign-in: %+v %+v %v", p, tok, err)
 	}
-	if p, err := e.Ops.Authenticate(ctx, "Bearer "+admintest.TokAll); err != nil || p != root {
+	if p, err := e.Ops.Authenticate(ctx, "Bearer "+admintest.TokAll, ""); err != nil || p != root {
 		t.Errorf("bearer: %+v %v", p, err)
 	}
 	for _, s := range []string{"", "wrong", "a\r\nb", string(make([]byte, 600))} {
-		if _, _, err := e.Ops.SignIn(ctx, s); !errors.Is(err, ops.ErrUnauthorized) {
+		if _, _, err := e.Ops.SignIn(ctx, s, ""); !errors.Is(err, ops.ErrUnauthorized) {
 			t.Errorf("sign-in with %q: %v, want ErrUnauthorized", s, err)
 		}
 	}
 	for _, h := range []string{"", "Basic x", "Bearer wrong"} {
-		if _, err := e.Ops.Authenticate(ctx, h); !errors.Is(err, ops.ErrUnauthorized) {
+		if _, err := e.Ops.Authenticate(ctx, h, ""); !errors.Is(err, ops.ErrUnauthorized) {
 			t.Errorf("authorization %q: %v, want ErrUnauthorized", h, err)
 		}
 	}

@@ -220,6 +220,9 @@ func New(t testing.TB, setup func(*Env)) *Env {
 		},
 		KnownDomain: func(d string) bool { return strings.EqualFold(d, DomOut) || strings.EqualFold(d, DomOther) },
 		Now:         e.Clock.Now, Registerer: e.Reg,
+		// The tests send many wrong tokens from one address on purpose;
+		// the tests of the throttle set their own.
+		Throttle: ops.ThrottleOptions{Failures: 1000},
 	}
 	e.seed()
 	if setup != nil {

@@ -10,7 +10,9 @@
 #   export $(bash .ci/exim.sh)     # OUTGUARD_EXIM=/path/to/exim4
 set -euo pipefail
 
-BASE=${OUTGUARD_CI_DIR:-/var/lib/outguard-ci}
+# Not under /var/lib: the tests mount a tmpfs there (Exim reads its
+# default configuration file from /var/lib/exim4).
+BASE=${OUTGUARD_CI_DIR:-/opt/outguard-ci}
 ROOT=$BASE/exim
 BIN=$ROOT/usr/sbin/exim4
 export DEBIAN_FRONTEND=noninteractive

@@ -75,7 +75,8 @@ func TestConsoleActionsInBrowser(t *testing.T) {
 		return ok
 	}
 
-	do("sign in", chromedp.Navigate(base+"/log/"+id), chromedp.WaitVisible(chromedp.ID("token")),
+	do("sign in", chromedp.Navigate(base+"/log/"+id), chromedp.WaitVisible(chromedp.ID("name")),
+		chromedp.Click(chromedp.CSS("details.login-token summary")), chromedp.WaitVisible(chromedp.ID("token")),
 		chromedp.SendKeys(chromedp.ID("token"), consoleToken), chromedp.Submit(chromedp.ID("token")),
 		chromedp.WaitVisible(chromedp.CSS(".reasons .why")), shot(dir, "message-why"))
 	if !eval(`Array.from(document.querySelectorAll(".why mark")).some(m => m.textContent === "<script>alert('x')</script>") && document.querySelectorAll(".why script").length === 0`) {

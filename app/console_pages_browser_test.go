@@ -98,7 +98,8 @@ func TestConsolePagesInBrowser(t *testing.T) {
 		return v
 	}
 
-	do("sign in", chromedp.Navigate(base+"/log?status=quarantined"), chromedp.WaitVisible(chromedp.ID("token")),
+	do("sign in", chromedp.Navigate(base+"/log?status=quarantined"), chromedp.WaitVisible(chromedp.ID("name")),
+		chromedp.Click(chromedp.CSS("details.login-token summary")), chromedp.WaitVisible(chromedp.ID("token")),
 		chromedp.SendKeys(chromedp.ID("token"), consoleToken), chromedp.Submit(chromedp.ID("token")),
 		chromedp.WaitVisible(chromedp.CSS("table.log")))
 

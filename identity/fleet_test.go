@@ -176,7 +176,12 @@ func TestFleetResetAfterCrossing(t *testing.T) {
 	if _, ok := a.Lookup(target); !ok {
 		t.Fatal("fleet count of 5 did not lock")
 	}
+	// The reset is notified before the lock, on the same channel order:
+	// once B has seen the lock it has applied the reset. (Before that, a
+	// spam on B would still cross on B's own older counts.)
+	waitFor(t, "B sees the lock", func() bool { _, ok := b.Lookup(target); return ok })
 	waitFor(t, "lock expires", func() bool { _, ok := a.Lookup(target); return !ok })
+	waitFor(t, "lock expires on B", func() bool { _, ok := b.Lookup(target); return !ok })
 	// B's four spam were counted in the crossing: one more on B must not
 	// lock again.
 	observe(t, b, spam("again", "b5"), p)

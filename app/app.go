@@ -310,6 +310,14 @@ func (a *App) Start() error {
 			if a.smtp.Draining() {
 				return errors.New("shutting down")
 			}
+			// A store that cannot write (a full disk, or PostgreSQL out of
+			// reach) makes every transaction a 4xx: a load balancer should
+			// send mail elsewhere until it recovers.
+			if a.store != nil {
+				if err := a.store.Writable(); err != nil {
+					return fmt.Errorf("store: %w", err)
+				}
+			}
 			return nil
 		},
 		Logger: a.log,

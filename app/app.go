@@ -310,7 +310,7 @@ func (a *App) Start() error {
 			if a.smtp.Draining() {
 				return errors.New("shutting down")
 			}
-			// A store that cannot write (a full disk, or PostgreSQL out of
+			// A store that cannot write (a failed disk write, or PostgreSQL out of
 			// reach) makes every transaction a 4xx: a load balancer should
 			// send mail elsewhere until it recovers.
 			if a.store != nil {

@@ -1,8 +1,6 @@
 package app
 
 import (
-	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -16,8 +14,7 @@ import (
 // TestConsoleAccountInBrowser signs in to the console with a named
 // account, its password and a TOTP code computed here, in headless
 // Chromium; a wrong code is refused. Screenshots of the sign-in page at
-// desktop and phone width go to OUTGUARD_SCREENS (default
-// ../testdata/screenshots).
+// desktop and phone width go to screenshotDir(t, "accounts").
 func TestConsoleAccountInBrowser(t *testing.T) {
 	chrome := chromiumPath(t)
 	const (
@@ -33,13 +30,7 @@ func TestConsoleAccountInBrowser(t *testing.T) {
 	if err := e.app.ops.SetAccounts([]ops.Account{{Name: "alice", PasswordHash: h, TOTPSecret: secret, Scope: ops.ScopeAll}}); err != nil {
 		t.Fatal(err)
 	}
-	dir := os.Getenv("OUTGUARD_SCREENS")
-	if dir == "" {
-		dir = "../testdata/screenshots"
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := screenshotDir(t, "accounts")
 	good, err := totp.GenerateCode(secret, e.clock.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -50,39 +41,9 @@ func TestConsoleAccountInBrowser(t *testing.T) {
 		wrong = "000000"
 	}
 
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chrome), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("no-default-browser-check", true),
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900),
-	}
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelA()
-	bctx, cancelB := chromedp.NewContext(actx)
-	defer cancelB()
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("starting chromium: %v", err)
-	}
-	ctx, cancelT := context.WithTimeout(bctx, 2*time.Minute)
-	defer cancelT()
-	do := func(step string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if err := chromedp.Do(sctx, steps...); err != nil {
-			loc, _ := chromedp.Run(ctx, chromedp.Location())
-			page, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
-			t.Fatalf("%s: %v\nat %s:\n%s", step, err, loc, page)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return s
-	}
+	br := newBrowser(t, chrome, 2*time.Minute)
+	do := br.do
+	text := br.text
 	fill := func(code string, then ...chromedp.Action[chromedp.Void]) []chromedp.Action[chromedp.Void] {
 		return append([]chromedp.Action[chromedp.Void]{
 			chromedp.Clear(chromedp.ID("name")), chromedp.SendKeys(chromedp.ID("name"), "alice"),

@@ -1,9 +1,7 @@
 package app
 
 import (
-	"context"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +15,7 @@ import (
 // shows why each rule matched (the hit's markup as text), a message is
 // released with a reason, and the customer notice of a lock is
 // previewed. Screenshots at 1280 and 390 px go to the folder of
-// OUTGUARD_SCREENS (default ../testdata/screenshots/actions).
+// screenshotDir(t, "actions").
 func TestConsoleActionsInBrowser(t *testing.T) {
 	chrome := chromiumPath(t)
 	relay := testutil.StartNextHop(t)
@@ -34,38 +32,10 @@ func TestConsoleActionsInBrowser(t *testing.T) {
 		t.Fatalf("got %d records (%v)", len(res.Records), err)
 	}
 	id := res.Records[0].ID
-	dir := os.Getenv("OUTGUARD_SCREENS")
-	if dir == "" {
-		dir = "../testdata/screenshots/actions"
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := screenshotDir(t, "actions")
 
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chrome), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("no-default-browser-check", true),
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900),
-	}
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelA()
-	bctx, cancelB := chromedp.NewContext(actx)
-	defer cancelB()
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("starting chromium: %v", err)
-	}
-	ctx, cancelT := context.WithTimeout(bctx, 3*time.Minute)
-	defer cancelT()
-	do := func(step string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if err := chromedp.Do(sctx, steps...); err != nil {
-			page, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
-			t.Fatalf("%s: %v\n%s", step, err, page)
-		}
-	}
+	br := newBrowser(t, chrome, 3*time.Minute)
+	ctx, do := br.ctx, br.do
 	eval := func(js string) bool {
 		t.Helper()
 		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js))

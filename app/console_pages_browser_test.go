@@ -51,44 +51,15 @@ func pageShot(dir, name string) chromedp.Action[chromedp.Void] {
 // the profile with its chart and lock; the CSV export, fetched in the
 // signed-in session, has the log's rows; on a phone the log is a list of
 // cards that does not scroll sideways. Screenshots go to
-// $OUTGUARD_SCREENSHOT_DIR (default testdata/screenshots/pages).
+// screenshotDir(t, "pages").
 func TestConsolePagesInBrowser(t *testing.T) {
 	chrome := chromiumPath(t)
 	e := newEnv(t, "", "")
 	base := mountConsole(t, e)
 	seedTraffic(t, e)
-	dir := os.Getenv("OUTGUARD_SCREENSHOT_DIR")
-	if dir == "" {
-		dir = filepath.Join("..", "testdata", "screenshots", "pages")
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chrome), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("no-default-browser-check", true),
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900),
-	}
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelA()
-	bctx, cancelB := chromedp.NewContext(actx)
-	defer cancelB()
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("starting chromium: %v", err)
-	}
-	ctx, cancelT := context.WithTimeout(bctx, 3*time.Minute)
-	defer cancelT()
-	do := func(step string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if err := chromedp.Do(sctx, steps...); err != nil {
-			loc, _ := chromedp.Run(ctx, chromedp.Location())
-			page, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
-			t.Fatalf("%s: %v\nat %s:\n%s", step, err, loc, page)
-		}
-	}
+	dir := screenshotDir(t, "pages")
+	br := newBrowser(t, chrome, 3*time.Minute)
+	ctx, do := br.ctx, br.do
 	eval := func(what, js string) any {
 		t.Helper()
 		v, err := chromedp.Run(ctx, chromedp.Evaluate[any](js))

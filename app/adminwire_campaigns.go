@@ -21,6 +21,9 @@ type campaignWire struct {
 	domainOf func(user string) (string, bool)
 	// locks tells whether an identity is locked now.
 	locks *identity.Manager
+	// shared tells the fleet of a confirmation or withdrawal (postgres
+	// backend); nil or a no-op on one node.
+	shared func(id, by string, confirmed bool)
 }
 
 var _ ops.Campaigns = campaignWire{}
@@ -36,7 +39,8 @@ func (a *App) campaignsWire() campaignWire {
 			}
 			return e.user.Domain, true
 		},
-		locks: a.ids,
+		locks:  a.ids,
+		shared: func(id, by string, confirmed bool) { a.detect.sharedConfirmation(id, by, confirmed) },
 	}
 }
 
@@ -163,6 +167,9 @@ func (w campaignWire) ConfirmCampaign(ctx context.Context, id, by string, confir
 	}
 	if err != nil {
 		return ops.Campaign{}, wireErr(id, err)
+	}
+	if w.shared != nil {
+		w.shared(id, by, confirmed)
 	}
 	c, err := s.Get(id)
 	if err != nil {

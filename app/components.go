@@ -112,6 +112,9 @@ func (a *App) startComponents(cfg *config.Config) error {
 		return err
 	}
 	a.detect, a.campaigns = det, det.camp
+	if a.pg != nil {
+		det.shareCampaigns(a.pg, cfg.NodeName)
+	}
 	p := &pipeline{log: a.log, ids: ids, store: store, now: a.opts.Now, learner: a.learner, detect: det,
 		learnRefusals: cfg.Filter.Engines.Builtin.ContentModel.LearnFromRefusals, disk: disk}
 	a.pipeline = p

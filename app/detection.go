@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/outguard/outguard/baseline"
 	"github.com/outguard/outguard/campaign"
 	"github.com/outguard/outguard/config"
@@ -37,6 +39,8 @@ type detection struct {
 
 	camp           *campaign.Store // nil when off
 	blockConfirmed bool
+	// fleet shares confirmations on the postgres backend; nil otherwise.
+	fleet *campaignFleet
 
 	// evicted holds profiles pushed out of memory and not yet written;
 	// fetch reads it before the database.
@@ -97,6 +101,32 @@ func newDetection(cfg *config.Config, store detectionStore, log *slog.Logger, no
 	}
 	go d.loop(cfg.Identity.FlushInterval.D())
 	return d, nil
+}
+
+// shareCampaigns confirms on this node what the fleet confirmed, and
+// shares this node's confirmations, through pool (the postgres backend).
+func (d *detection) shareCampaigns(pool *pgxpool.Pool, node string) {
+	if d.camp == nil {
+		return
+	}
+	d.fleet = newCampaignFleet(pool, node, d.camp, d.log.With("node_name", node))
+}
+
+// sharedConfirmation tells the fleet that campaign id was confirmed (or
+// withdrawn) on this node, by its exemplars. A no-op on one node.
+func (d *detection) sharedConfirmation(id, by string, confirmed bool) {
+	if d == nil || d.fleet == nil {
+		return
+	}
+	fps, err := d.camp.ExemplarFingerprints(id)
+	if err != nil {
+		return
+	}
+	action := "confirm"
+	if !confirmed {
+		action = "unconfirm"
+	}
+	d.fleet.publish(action, by, fps)
 }
 
 // onEvict keeps a profile pushed out of memory until the next save. It
@@ -220,6 +250,9 @@ func (d *detection) Close() {
 	}
 	close(d.stop)
 	<-d.done
+	if d.fleet != nil {
+		d.fleet.close()
+	}
 	d.saveProfiles()
 	d.saveCampaigns()
 }
@@ -267,7 +300,13 @@ func (d *detection) judgeCampaign(user, ident, txID string, rcpts []string, fm *
 		}
 	}
 	if (v.Class == filter.Spam || v.Class == filter.Phishing) && res.Campaign != "" && d.blockConfirmed {
-		d.camp.ConfirmMessage(&fp, "scanner:"+v.Class.String())
+		by := "scanner:" + v.Class.String()
+		// The fleet hears of fingerprints the confirmed set lacked, not
+		// of every copy of a confirmed campaign.
+		fresh := d.fleet != nil && !d.camp.Covers(&fp)
+		if _, err := d.camp.ConfirmMessage(&fp, by); err == nil && fresh {
+			d.fleet.publish("confirm", by, []campaign.Fingerprint{fp})
+		}
 	}
 	return j
 }

@@ -14,7 +14,7 @@ import (
 // What the postgres backend shares today and what stays per node, for the
 // start-up log line (docs/config-store.md, "What is shared today").
 const (
-	sharedInPostgres = "locks (with history and evidence), automatic-lock windows with fleet-wide counts, would-lock records, the node table, the message log, quarantined content, report roll-ups, the ARF outbox, the notification outbox, feedback, baseline profiles, campaign snapshots and the content model's overlay"
+	sharedInPostgres = "locks (with history and evidence), automatic-lock windows with fleet-wide counts, would-lock records, the node table, the message log, quarantined content, report roll-ups, the ARF outbox, the notification outbox, feedback, baseline profiles, campaign snapshots, campaign confirmations and the content model's overlay"
 	notSharedYet     = "the audit trail and console sessions stay"
 )
 

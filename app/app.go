@@ -96,10 +96,12 @@ type App struct {
 	// pg is the shared store of store.backend postgres; nil on bbolt.
 	pg             *pgxpool.Pool
 	pgStop, pgDone chan struct{}
-	nextHop        smtpd.NextHop
-	smtp           *smtpd.Server
-	admin          *admin.Server
-	smtpAddr       []net.Addr
+	// pgLoops counts the other loops that stop with pgStop.
+	pgLoops  sync.WaitGroup
+	nextHop  smtpd.NextHop
+	smtp     *smtpd.Server
+	admin    *admin.Server
+	smtpAddr []net.Addr
 
 	ids      *identity.Manager
 	store    *quarantine.Store

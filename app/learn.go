@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/outguard/outguard/admin/ops"
 	"github.com/outguard/outguard/config"
@@ -37,9 +38,43 @@ func (a *App) openLearner(cfg *config.Config) error {
 		return fmt.Errorf("content model: %w", err)
 	}
 	a.learner = l
+	if a.pg != nil {
+		a.refreshOverlay(l)
+	}
 	info := l.Info()
 	a.log.Info("content model loaded", "version", info.Version, "features", seed.Len(), "learned", info.Learned)
 	return nil
+}
+
+// overlayRefreshEvery is how often a node on the postgres backend reads
+// the lessons the other nodes taught (docs/content-model.md, "Several
+// nodes").
+const overlayRefreshEvery = 2 * time.Second
+
+// refreshOverlay keeps l scoring with the fleet's lessons until the pool
+// closes.
+func (a *App) refreshOverlay(l *content.Learner) {
+	a.pgLoops.Add(1)
+	go func() {
+		defer a.pgLoops.Done()
+		t := time.NewTicker(overlayRefreshEvery)
+		defer t.Stop()
+		failing := false
+		for {
+			select {
+			case <-a.pgStop:
+				return
+			case <-t.C:
+				err := l.Refresh()
+				if err != nil && !failing {
+					a.log.Warn("content model: reading the other nodes' lessons", "err", err)
+				} else if err == nil && failing {
+					a.log.Info("content model: reading the other nodes' lessons again")
+				}
+				failing = err != nil
+			}
+		}
+	}()
 }
 
 // modelTeacher is the admin layer's view of the content model: learning

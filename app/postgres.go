@@ -90,6 +90,7 @@ func (a *App) closePostgres() {
 	}
 	close(a.pgStop)
 	<-a.pgDone
+	a.pgLoops.Wait()
 	a.pg.Close()
 	a.pg = nil
 }

@@ -21,6 +21,21 @@ type Store interface {
 	Save(data []byte) error
 }
 
+// SharedStore is a Store that several nodes use at once (store.backend
+// postgres; docs/content-model.md, "Several nodes"). Load and Save handle
+// this node's own lessons; a Learner scores with the sum of its own and
+// every other node's, which Refresh reads. See PgStore.
+type SharedStore interface {
+	Store
+	// Others returns the overlays of the other nodes whose change stamp
+	// differs from known, the stamps of all of them, and the generation.
+	Others(known map[string]int64) (changed map[string][]byte, stamps map[string]int64, generation int64, err error)
+	// ReplaceAll starts a new generation holding data as this node's
+	// overlay and no other node's (Reset and Import of the whole fleet's
+	// overlay), and returns it.
+	ReplaceAll(data []byte) (generation int64, err error)
+}
+
 // Defaults of LearnerOptions.
 const (
 	DefaultMaxOverlay = 200_000
@@ -67,6 +82,41 @@ type Learner struct {
 	bias    float32
 	version uint64 // counts updates since the overlay was created
 	learned uint64 // messages taught
+
+	// fleet holds the other nodes' lessons on a SharedStore (nil
+	// otherwise): delta, bias, version and learned above are this node's
+	// own, and a score adds both.
+	fleet *fleetOverlay
+}
+
+// fleetOverlay is the sum of the other nodes' overlays, and what Refresh
+// needs to keep it current.
+type fleetOverlay struct {
+	delta      map[uint32]float32
+	bias       float32
+	version    uint64
+	learned    uint64
+	parts      map[string]*Learner // decoded overlays, by node
+	stamps     map[string]int64
+	generation int64
+}
+
+func newFleetOverlay() *fleetOverlay {
+	return &fleetOverlay{delta: map[uint32]float32{}, parts: map[string]*Learner{}, stamps: map[string]int64{}}
+}
+
+// sum recomputes the totals from the parts.
+func (fo *fleetOverlay) sum() {
+	fo.delta = map[uint32]float32{}
+	fo.bias, fo.version, fo.learned = 0, 0, 0
+	for _, p := range fo.parts {
+		for id, d := range p.delta {
+			fo.delta[id] += d
+		}
+		fo.bias += p.bias
+		fo.version += p.version
+		fo.learned += p.learned
+	}
 }
 
 // ErrBadOverlay is wrapped by errors about overlay data that cannot be
@@ -92,6 +142,9 @@ func NewLearner(seed *Model, opts LearnerOptions) (*Learner, error) {
 		opts.Margin = DefaultMargin
 	}
 	l := &Learner{seed: seed, opts: opts, delta: map[uint32]float32{}}
+	if _, ok := opts.Store.(SharedStore); ok {
+		l.fleet = newFleetOverlay()
+	}
 	if opts.Store != nil {
 		data, err := opts.Store.Load()
 		if err != nil {
@@ -103,7 +156,69 @@ func NewLearner(seed *Model, opts LearnerOptions) (*Learner, error) {
 			}
 		}
 	}
+	if l.fleet != nil {
+		if err := l.Refresh(); err != nil {
+			return nil, err
+		}
+	}
 	return l, nil
+}
+
+// Refresh reads the other nodes' lessons from a SharedStore, so that this
+// node scores with them; the owner calls it periodically. A new generation
+// (a reset or an import on any node) drops this node's own lessons too.
+// It is a no-op on another Store.
+func (l *Learner) Refresh() error {
+	if l.fleet == nil {
+		return nil
+	}
+	st := l.opts.Store.(SharedStore)
+	l.saveMu.Lock()
+	defer l.saveMu.Unlock()
+	l.mu.RLock()
+	known := make(map[string]int64, len(l.fleet.stamps))
+	for n, s := range l.fleet.stamps {
+		known[n] = s
+	}
+	generation := l.fleet.generation
+	l.mu.RUnlock()
+	changed, stamps, gen, err := st.Others(known)
+	if err != nil {
+		return fmt.Errorf("content: reading the other nodes' overlays: %w", err)
+	}
+	parts := map[string]*Learner{}
+	for node, data := range changed {
+		p := &Learner{opts: l.opts}
+		if err := p.decode(data); err != nil {
+			return fmt.Errorf("content: the overlay of node %q: %w", node, err)
+		}
+		parts[node] = p
+	}
+	l.mu.Lock()
+	var saved []byte
+	if gen != generation {
+		if generation != 0 {
+			// Another node reset or replaced the fleet's overlay.
+			l.delta, l.bias, l.version, l.learned = map[uint32]float32{}, 0, 0, 0
+			saved = l.encodeLocked()
+		}
+		l.fleet.parts = map[string]*Learner{}
+		l.fleet.generation = gen
+	}
+	for node := range l.fleet.parts {
+		if _, ok := stamps[node]; !ok {
+			delete(l.fleet.parts, node)
+		}
+	}
+	for node, p := range parts {
+		l.fleet.parts[node] = p
+	}
+	l.fleet.stamps = stamps
+	l.fleet.sum()
+	l.mu.Unlock()
+	// A lesson this node saved in the old generation, after the reset,
+	// would carry it into the new one: save the empty overlay.
+	return l.save(saved)
 }
 
 // Seed returns the seed model.
@@ -118,10 +233,14 @@ func (l *Learner) Version() string {
 }
 
 func (l *Learner) versionLocked() string {
-	if l.version == 0 {
+	v := l.version
+	if l.fleet != nil {
+		v += l.fleet.version
+	}
+	if v == 0 {
 		return l.seed.Version()
 	}
-	return l.seed.Version() + "+" + strconv.FormatUint(l.version, 10)
+	return l.seed.Version() + "+" + strconv.FormatUint(v, 10)
 }
 
 // Score returns the score of f and the version that gave it.
@@ -133,12 +252,22 @@ func (l *Learner) Score(f Features) (float64, string) {
 
 func (l *Learner) scoreLocked(f Features) float64 {
 	s := l.seed.Score(f) + float64(l.bias)
-	if len(l.delta) == 0 || len(f) == 0 {
-		return s
-	}
 	var sum float32
-	for _, id := range f {
-		sum += l.delta[id]
+	if len(l.delta) > 0 {
+		for _, id := range f {
+			sum += l.delta[id]
+		}
+	}
+	if l.fleet != nil {
+		s += float64(l.fleet.bias)
+		if len(l.fleet.delta) > 0 {
+			for _, id := range f {
+				sum += l.fleet.delta[id]
+			}
+		}
+	}
+	if sum == 0 || len(f) == 0 {
+		return s
 	}
 	return s + float64(sum)/math.Sqrt(float64(len(f)))
 }
@@ -164,6 +293,9 @@ func (l *Learner) Explain(f Features, names map[uint32]string, k int) []Contribu
 	norm := math.Sqrt(float64(len(f)))
 	for _, id := range f {
 		w := float64(l.seed.Weight(id) + l.delta[id])
+		if l.fleet != nil {
+			w += float64(l.fleet.delta[id])
+		}
 		if n, ok := names[id]; ok && w != 0 {
 			out = append(out, Contribution{Name: n, Value: w / norm})
 		}
@@ -299,10 +431,20 @@ type OverlayInfo struct {
 func (l *Learner) Info() OverlayInfo {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	return OverlayInfo{
+	info := OverlayInfo{
 		Seed: l.seed.Version(), Version: l.versionLocked(), Updates: l.version,
 		Learned: l.learned, Features: len(l.delta), MaxFeatures: l.opts.MaxOverlay,
 	}
+	if l.fleet != nil {
+		info.Updates += l.fleet.version
+		info.Learned += l.fleet.learned
+		for id := range l.fleet.delta {
+			if _, own := l.delta[id]; !own {
+				info.Features++
+			}
+		}
+	}
+	return info
 }
 
 // Reset drops the overlay: scores are the seed's again.
@@ -315,14 +457,43 @@ func (l *Learner) Reset() error {
 	l.version, l.learned = 0, 0
 	data := l.encodeIfStored()
 	l.mu.Unlock()
+	if l.fleet != nil {
+		return l.replaceAll(data)
+	}
 	return l.save(data)
+}
+
+// replaceAll makes data, this node's overlay, the fleet's only one (a
+// Reset or an Import); the caller holds saveMu.
+func (l *Learner) replaceAll(data []byte) error {
+	gen, err := l.opts.Store.(SharedStore).ReplaceAll(data)
+	if err != nil {
+		return fmt.Errorf("content: saving the overlay: %w", err)
+	}
+	l.mu.Lock()
+	l.fleet = newFleetOverlay()
+	l.fleet.generation = gen
+	l.mu.Unlock()
+	return nil
 }
 
 // Export returns the overlay in the format Import reads.
 func (l *Learner) Export() []byte {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	return l.encodeLocked()
+	if l.fleet == nil {
+		return l.encodeLocked()
+	}
+	// The whole fleet's overlay: this node's lessons and the others'.
+	all := &Learner{delta: make(map[uint32]float32, len(l.delta)+len(l.fleet.delta)),
+		bias: l.bias + l.fleet.bias, version: l.version + l.fleet.version, learned: l.learned + l.fleet.learned}
+	for id, d := range l.delta {
+		all.delta[id] = d
+	}
+	for id, d := range l.fleet.delta {
+		all.delta[id] += d
+	}
+	return all.encodeLocked()
 }
 
 // Import replaces the overlay with data from Export (of this deployment or
@@ -336,11 +507,18 @@ func (l *Learner) Import(data []byte) error {
 	l.saveMu.Lock()
 	defer l.saveMu.Unlock()
 	l.mu.Lock()
+	current := l.version
+	if l.fleet != nil {
+		current += l.fleet.version
+	}
 	l.delta, l.bias, l.learned = fresh.delta, fresh.bias, fresh.learned
-	l.version = max(l.version, fresh.version) + 1
+	l.version = max(current, fresh.version) + 1
 	l.prune()
 	saved := l.encodeIfStored()
 	l.mu.Unlock()
+	if l.fleet != nil {
+		return l.replaceAll(saved)
+	}
 	return l.save(saved)
 }
 

@@ -12,7 +12,7 @@ import (
 )
 
 // What the postgres backend shares and what stays per node, for the
-// start-up log line (docs/config-store.md, "What is shared").
+// start-up log line (docs/config-store.md, "What is shared today").
 const (
 	sharedInPostgres = "locks (with history and evidence), automatic-lock windows with fleet-wide counts, would-lock records, the node table, the message log, quarantined content, report roll-ups, the ARF outbox, the notification outbox, feedback, baseline profiles, campaign snapshots, the content model's overlay, the audit trail and console sessions"
 	notSharedYet     = "the sign-in throttle's counts and the TOTP codes already used stay in each node's memory"

@@ -373,7 +373,9 @@ func testAuditTrail(t *testing.T, newEnv envFunc) {
 // TestNoAuditOnFailureOrNoChange: a refused or failed action, and one
 // that changes nothing (a second release or deletion, a report that is
 // not feedback), writes no entry.
-func TestNoAuditOnFailureOrNoChange(t *testing.T) { forAuditBackends(t, testNoAuditOnFailureOrNoChange) }
+func TestNoAuditOnFailureOrNoChange(t *testing.T) {
+	forAuditBackends(t, testNoAuditOnFailureOrNoChange)
+}
 
 func testNoAuditOnFailureOrNoChange(t *testing.T, newEnv envFunc) {
 	e, _ := newEnv(t)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 
@@ -176,5 +177,49 @@ func TestFleetConsoleSessionShared(t *testing.T) {
 		if ok, _ := signedIn(t, base(i), sess); ok {
 			t.Errorf("node %c still takes the session signed out on node B", 'A'+i)
 		}
+	}
+}
+
+// TestFleetChangedTokenEndsSessionsEverywhere: when a reload on node B
+// changes the token's scope, the first request through B with a session
+// of that token ends every session of it, also those signed in on nodes A
+// and C, whose configuration still has the old token.
+func TestFleetChangedTokenEndsSessionsEverywhere(t *testing.T) {
+	f := startFleet(t)
+	base := func(i int) string { return "http://" + f.nodes[i].AdminAddr().String() }
+	onA := consoleSignIn(t, base(0), "trial-token")
+	onC := consoleSignIn(t, base(2), "trial-token")
+	for _, s := range []string{onA, onC} {
+		if ok, _ := signedIn(t, base(1), s); !ok {
+			t.Fatal("a session does not work on node B before the reload")
+		}
+	}
+	path := f.nodes[1].opts.ConfigPath
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := strings.Replace(string(b), `hash: "`+trialTokenHash+`", scope: all}`, `hash: "`+trialTokenHash+`", scope: out.example.net}`, 1)
+	if y == string(b) {
+		t.Fatal("no token to change in the configuration")
+	}
+	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.nodes[1].ReloadFromFile(); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := signedIn(t, base(1), onA); ok {
+		t.Fatal("node B takes a session of the token whose scope its reload changed")
+	}
+	if ok, _ := signedIn(t, base(2), onC); ok {
+		t.Error("node C still takes its own session of the changed token")
+	}
+	if ok, _ := signedIn(t, base(0), onA); ok {
+		t.Error("node A still takes the session of the changed token")
+	}
+	// Signing in again through node C (old configuration) works.
+	if ok, _ := signedIn(t, base(2), consoleSignIn(t, base(2), "trial-token")); !ok {
+		t.Error("a new sign-in on node C does not work")
 	}
 }

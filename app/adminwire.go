@@ -51,6 +51,13 @@ func (a *App) mountAPI(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	// On postgres the audit trail is the fleet's (docs/config-store.md).
+	var audit ops.AuditStore
+	if a.pg != nil {
+		if audit, err = ops.OpenPgAudit(a.pg, cfg.NodeName); err != nil {
+			return fmt.Errorf("admin audit trail: %w", err)
+		}
+	}
 	o, err := ops.New(ops.Options{
 		Teacher:      teacher,
 		Tokens:       adminTokens(cfg),
@@ -65,6 +72,8 @@ func (a *App) mountAPI(cfg *config.Config) error {
 		Notices:      noticeRenderer{a: a},
 		Reload:       a.ReloadFromFile,
 		DB:           a.db,
+		Audit:        audit,
+		Node:         cfg.NodeName,
 		UserDomain: func(user string) (string, bool) {
 			e, ok := a.auth.table.Load().byName[user]
 			if !ok {
@@ -93,7 +102,9 @@ func (a *App) mountAPI(cfg *config.Config) error {
 		return fmt.Errorf("admin API: %w", err)
 	}
 	jsonAPI.Mount(a.admin)
-	c, err := console.New(console.Options{Ops: o, Logger: a.log.With("component", "console")})
+	// On postgres the sessions are the fleet's: a session started on one
+	// node is valid on all of them.
+	c, err := console.New(console.Options{Ops: o, Postgres: a.pg, Node: cfg.NodeName, Logger: a.log.With("component", "console")})
 	if err != nil {
 		return fmt.Errorf("admin console: %w", err)
 	}

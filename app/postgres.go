@@ -11,11 +11,11 @@ import (
 	"github.com/outguard/outguard/internal/pgdb"
 )
 
-// What the postgres backend shares today and what stays per node, for the
+// What the postgres backend shares and what stays per node, for the
 // start-up log line (docs/config-store.md, "What is shared today").
 const (
-	sharedInPostgres = "locks (with history and evidence), automatic-lock windows with fleet-wide counts, would-lock records, the node table, the message log, quarantined content, report roll-ups, the ARF outbox, the notification outbox, feedback, baseline profiles, campaign snapshots, campaign confirmations and the content model's overlay"
-	notSharedYet     = "the audit trail and console sessions stay"
+	sharedInPostgres = "locks (with history and evidence), automatic-lock windows with fleet-wide counts, would-lock records, the node table, the message log, quarantined content, report roll-ups, the ARF outbox, the notification outbox, feedback, baseline profiles, campaign snapshots and confirmations, the content model's overlay (each node's lessons), the audit trail and console sessions"
+	notSharedYet     = "the sign-in throttle's counts and the TOTP codes already used stay in each node's memory"
 )
 
 // nodeTouchInterval is how often a node on the postgres backend records
@@ -77,7 +77,7 @@ func (a *App) openPostgres(cfg *config.Config) (*pgxpool.Pool, error) {
 			}
 		}
 	}()
-	a.log.Info("store: postgres backend, a partial fleet: "+sharedInPostgres+" in PostgreSQL; "+notSharedYet+" in this node's bbolt file "+cfg.StorePath(),
+	a.log.Info("store: postgres backend, shared by the fleet: "+sharedInPostgres+" in PostgreSQL; "+notSharedYet,
 		"schema_version", res.Version, "database", pool.Config().ConnConfig.Database)
 	return pool, nil
 }

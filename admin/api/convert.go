@@ -181,7 +181,7 @@ func CampaignLockResultOf(r ops.CampaignLockResult, now time.Time) apiv1.Campaig
 // AuditEntryOf is an entry of the audit trail.
 func AuditEntryOf(e ops.AuditEntry) apiv1.AuditEntry {
 	return apiv1.AuditEntry{ID: e.ID, At: e.At, Actor: e.Actor, Scope: e.Scope, Action: e.Action,
-		Target: apiv1.AuditTarget{Kind: e.Target.Kind, Domain: e.Target.Domain, Name: e.Target.Name}, Reason: e.Reason, Detail: e.Detail}
+		Target: apiv1.AuditTarget{Kind: e.Target.Kind, Domain: e.Target.Domain, Name: e.Target.Name}, Reason: e.Reason, Detail: e.Detail, Node: e.Node}
 }
 
 // ReleaseOf is what a release did.

@@ -239,7 +239,7 @@ func TestCampaignOf(t *testing.T) {
 
 func TestAuditEntryOf(t *testing.T) {
 	e := ops.AuditEntry{ID: 1, At: t0, Actor: "root", Scope: "all", Action: ops.AuditLock,
-		Target: ops.AuditTarget{Kind: "user", Domain: "d", Name: "u"}, Reason: "r", Detail: "permanent"}
+		Target: ops.AuditTarget{Kind: "user", Domain: "d", Name: "u"}, Reason: "r", Detail: "permanent", Node: "mx1"}
 	allSet(t, "AuditEntry", reflect.ValueOf(AuditEntryOf(e)))
 }
 

@@ -113,6 +113,8 @@ type AuditEntry struct {
 	// Detail holds what else matters: a lock's duration, a release
 	// already done, the feedback's attribution.
 	Detail string `json:"detail,omitempty"`
+	// Node is the node that recorded the entry (its node_name).
+	Node string `json:"node,omitempty"`
 }
 
 // AuditList is the answer of GET /api/v1/audit.

@@ -22,6 +22,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/outguard/outguard/admin/api"
 	"github.com/outguard/outguard/admin/apiv1"
 	"github.com/outguard/outguard/admin/ops"
@@ -72,9 +74,19 @@ type Options struct {
 	// SessionMaxAge ends a session that long after sign-in; default 12
 	// hours.
 	SessionMaxAge time.Duration
-	// MaxSessions bounds the sessions kept in memory; when full, the least
-	// recently used is ended. Default 10,000.
+	// MaxSessions bounds the sessions kept (in memory, or in
+	// PostgreSQL for the whole fleet); when full, the least recently used
+	// is ended. Default 10,000.
 	MaxSessions int
+	// Postgres, when set, keeps the sessions in the table
+	// console_sessions that the nodes of a fleet share
+	// (docs/config-store.md), instead of in memory: a session started on
+	// one node is valid on all of them. The migrations must have been
+	// applied (internal/pgdb.Migrate).
+	Postgres *pgxpool.Pool
+	// Node is this node's name (node_name), recorded with the sessions
+	// it starts in PostgreSQL.
+	Node string
 	// Rand is the source of session ids and CSRF tokens; default
 	// crypto/rand. A test seam.
 	Rand io.Reader
@@ -103,8 +115,10 @@ type Options struct {
 // the audit trail.
 //
 // Security: sign-in takes an API token, checked like a bearer token, and
-// starts an in-memory session (random id in an HttpOnly, SameSite=Strict
-// cookie, Secure under TLS; idle and absolute expiry; ended when a reload
+// starts a session, in memory or, for a fleet, in PostgreSQL (random id
+// in an HttpOnly, SameSite=Strict cookie, Secure under TLS, of which
+// PostgreSQL keeps only a hash; idle and absolute expiry; ended, with
+// every other session of the same token or account, when a reload
 // removes or changes the token). Every POST needs the session's CSRF
 // token (form field csrf or header X-CSRF-Token) and a same-site Origin.
 // Pages are html/template output under a Content-Security-Policy that
@@ -115,7 +129,8 @@ type Console struct {
 	ops      *ops.Ops
 	maxForm  int64
 	log      *slog.Logger
-	sessions *sessionStore
+	sessions sessionStore
+	rand     io.Reader
 	pages    map[string]*template.Template
 	mux      *http.ServeMux
 	static   fs.FS
@@ -146,8 +161,12 @@ func New(o Options) (*Console, error) {
 	if o.Logger == nil {
 		o.Logger = o.Ops.Logger()
 	}
-	c := &Console{ops: o.Ops, maxForm: o.MaxFormBytes, log: o.Logger, mux: http.NewServeMux(),
-		sessions: newSessionStore(o.SessionIdle, o.SessionMaxAge, o.MaxSessions, o.Rand)}
+	c := &Console{ops: o.Ops, maxForm: o.MaxFormBytes, log: o.Logger, mux: http.NewServeMux(), rand: o.Rand}
+	if o.Postgres != nil {
+		c.sessions = newPgSessions(o.Postgres, o.Node, o.SessionIdle, o.SessionMaxAge, o.MaxSessions)
+	} else {
+		c.sessions = newMemSessions(o.SessionIdle, o.SessionMaxAge, o.MaxSessions)
+	}
 	var err error
 	if c.static, err = fs.Sub(webFS, "web/static"); err != nil {
 		return nil, err
@@ -244,7 +263,12 @@ func (c *Console) handle(pattern string, h pageFunc) {
 			}
 		}()
 		w.Header().Set("Cache-Control", "no-store")
-		s, ok := c.session(r)
+		s, ok, err := c.session(r)
+		if err != nil {
+			c.log.Error("admin console: session store", "path", r.URL.Path, "err", err)
+			c.refuse(w, r, http.StatusServiceUnavailable, "the console cannot read its sessions now; try again in a moment")
+			return
+		}
 		if !ok {
 			if r.Method == http.MethodGet || r.Method == http.MethodHead {
 				http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
@@ -265,19 +289,20 @@ func (c *Console) handle(pattern string, h pageFunc) {
 	})
 }
 
-// session returns the request's live session. A session whose token was
-// removed or changed by a reload is ended.
-func (c *Console) session(r *http.Request) (*session, bool) {
+// session returns the request's live session. A session whose token or
+// account a reload removed or changed is ended, and with it every other
+// session of that credential (on every node, with PostgreSQL).
+func (c *Console) session(r *http.Request) (*session, bool, error) {
 	ck, err := r.Cookie(sessionCookie)
 	if err != nil {
-		return nil, false
+		return nil, false, nil
 	}
-	s, ok := c.sessions.get(ck.Value, c.ops.Now())
-	if !ok {
-		return nil, false
+	ctx := r.Context()
+	s, ok, err := c.sessions.get(ctx, ck.Value, c.ops.Now())
+	if err != nil || !ok {
+		return nil, false, err
 	}
-	// A session of a token or account that a reload removed or changed
-	// ends (an account's new TOTP secret too).
+	// An account's new TOTP secret changes its credential too.
 	var now credential
 	if s.cred.account {
 		var a ops.Account
@@ -289,10 +314,16 @@ func (c *Console) session(r *http.Request) (*session, bool) {
 		now = tokenCredential(tok)
 	}
 	if !ok || now != s.cred {
-		c.sessions.remove(s.id)
-		return nil, false
+		cur := now.sum
+		if !ok {
+			cur = ""
+		}
+		if err := c.sessions.endStale(ctx, s.p.Name, s.cred.account, cur); err != nil {
+			return nil, false, err
+		}
+		return nil, false, nil
 	}
-	return &s, true
+	return &s, true, nil
 }
 
 // checkCSRF refuses a change whose Origin is another site's or whose form
@@ -391,7 +422,10 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, s *session, sta
 	}
 	if s != nil {
 		pd.User, pd.Scope, pd.CSRF = s.p.Name, s.scopeLabel(), s.csrf
-		pd.Flash, pd.FlashError = c.sessions.takeFlash(s.id)
+		var err error
+		if pd.Flash, pd.FlashError, err = c.sessions.takeFlash(r.Context(), s.id); err != nil {
+			c.log.Error("admin console: reading a notice", "actor", s.p.Name, "err", err)
+		}
 	}
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "layout", pd); err != nil {
@@ -412,7 +446,7 @@ func (c *Console) done(w http.ResponseWriter, r *http.Request, s *session, back,
 		writeJSON(w, v)
 		return
 	}
-	c.sessions.setFlash(s.id, msg, false)
+	c.setFlash(r.Context(), s, msg, false)
 	http.Redirect(w, r, back, http.StatusSeeOther)
 }
 

@@ -1,7 +1,6 @@
 package console
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -160,35 +159,6 @@ func TestConsolePages(t *testing.T) {
 	}
 }
 
-func TestConsoleSessionStoreBounded(t *testing.T) {
-	seq := make([]byte, 4*64)
-	for i := range seq {
-		seq[i] = byte(i)
-	}
-	s := newSessionStore(time.Hour, time.Hour, 3, bytes.NewReader(seq))
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	var ids []string
-	for i := range 4 {
-		x, err := s.create(ops.Principal{Name: "n"}, credential{}, now.Add(time.Duration(i)*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, x.id)
-	}
-	if got := s.len(); got != 3 {
-		t.Errorf("got %d sessions, want 3", got)
-	}
-	if _, ok := s.get(ids[0], now.Add(5*time.Second)); ok {
-		t.Errorf("the least recently used session survived eviction")
-	}
-	if _, ok := s.get(ids[3], now.Add(5*time.Second)); !ok {
-		t.Errorf("the newest session was evicted")
-	}
-	if _, err := s.create(ops.Principal{}, credential{}, now); err == nil {
-		t.Errorf("got a session from an exhausted random source, want an error")
-	}
-}
-
 func TestLocalPath(t *testing.T) {
 	cases := []struct{ in, want string }{
 		{"/log?status=quarantined", "/log?status=quarantined"},
@@ -264,7 +234,7 @@ func BenchmarkConsoleLogPage(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s, err := c.sessions.create(ops.Principal{Name: "root"}, credential{hash: admintest.Hashes()[0], scope: ops.ScopeAll}, e.Clock.Now())
+	s, err := c.newSession(context.Background(), ops.Principal{Name: "root"}, newCredential(false, admintest.Hashes()[0], ops.ScopeAll))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -232,7 +232,7 @@ func (c *Console) messageRelease(w http.ResponseWriter, r *http.Request, s *sess
 		if _, err := c.ops.Message(s.p, id); err != nil {
 			return err
 		}
-		c.sessions.setFlash(s.id, "Say why you release message "+id+": the reason goes in the audit trail.", true)
+		c.setFlash(r.Context(), s, "Say why you release message "+id+": the reason goes in the audit trail.", true)
 		http.Redirect(w, r, "/log/"+id+"#release", http.StatusSeeOther)
 		return nil
 	}

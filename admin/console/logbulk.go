@@ -55,7 +55,7 @@ func (c *Console) logBulk(w http.ResponseWriter, r *http.Request, s *session) er
 		Duration: clip(f.Get("duration")), Via: via})
 	if err != nil {
 		if st, _ := ops.Classify(err); st == http.StatusBadRequest && !wantsJSON(r) {
-			c.sessions.setFlash(s.id, "Nothing done: "+err.Error(), true)
+			c.setFlash(r.Context(), s, "Nothing done: "+err.Error(), true)
 			http.Redirect(w, r, back, http.StatusSeeOther)
 			return nil
 		}
@@ -104,7 +104,7 @@ func (c *Console) logBulk(w http.ResponseWriter, r *http.Request, s *session) er
 		writeJSON(w, out)
 		return nil
 	}
-	c.sessions.setFlash(s.id, msg, len(failed) > 0)
+	c.setFlash(r.Context(), s, msg, len(failed) > 0)
 	http.Redirect(w, r, back, http.StatusSeeOther)
 	return nil
 }

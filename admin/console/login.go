@@ -16,7 +16,7 @@ import (
 // in a cookie and in the form (double submit): there is no session yet
 // to hold it.
 func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
-	if _, ok := c.session(r); ok {
+	if _, ok, _ := c.session(r); ok {
 		http.Redirect(w, r, localPath(r.URL.Query().Get("next"), "/"), http.StatusSeeOther)
 		return
 	}
@@ -30,7 +30,7 @@ func (c *Console) showLogin(w http.ResponseWriter, r *http.Request, status int, 
 		c.renderLogin(w, r, status, msg, ck.Value)
 		return
 	}
-	v, err := randomToken(c.sessions.rand)
+	v, err := randomToken(c.rand)
 	if err != nil {
 		c.log.Error("admin console: sign-in form", "err", err)
 		http.Error(w, "internal error; see outguard's log", http.StatusInternalServerError)
@@ -89,9 +89,11 @@ func (c *Console) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if old, err := r.Cookie(sessionCookie); err == nil {
-		c.sessions.remove(old.Value)
+		if err := c.sessions.remove(r.Context(), old.Value); err != nil {
+			c.log.Error("admin console: ending the earlier session", "err", err)
+		}
 	}
-	s, err := c.sessions.create(p, cred, c.ops.Now())
+	s, err := c.newSession(r.Context(), p, cred)
 	if err != nil {
 		c.log.Error("admin console: sign-in", "err", err)
 		http.Error(w, "internal error; see outguard's log", http.StatusInternalServerError)
@@ -104,7 +106,9 @@ func (c *Console) loginSubmit(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) logout(w http.ResponseWriter, r *http.Request, s *session) error {
-	c.sessions.remove(s.id)
+	if err := c.sessions.remove(r.Context(), s.id); err != nil {
+		return err
+	}
 	setCookie(w, r, sessionCookie, "", -1)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 	return nil

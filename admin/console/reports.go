@@ -131,7 +131,7 @@ func (c *Console) reportToggle(w http.ResponseWriter, r *http.Request, s *sessio
 	if err != nil {
 		if !wantsJSON(r) {
 			if st, _ := ops.Classify(err); st < 500 {
-				c.sessions.setFlash(s.id, err.Error(), true)
+				c.setFlash(r.Context(), s, err.Error(), true)
 				http.Redirect(w, r, back, http.StatusSeeOther)
 				return nil
 			}

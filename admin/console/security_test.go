@@ -90,7 +90,7 @@ func TestConsoleSignIn(t *testing.T) {
 		if code != http.StatusForbidden {
 			t.Errorf("got %d, want 403 without the sign-in form's cookie", code)
 		}
-		if e.console.sessions.len() != 0 {
+		if e.console.sessions.(*memSessions).len() != 0 {
 			t.Errorf("got a session from a forged sign-in")
 		}
 	})

@@ -68,7 +68,26 @@ type AuditEntry struct {
 	// Detail holds what else matters: a lock's duration, a release
 	// already done, the feedback's attribution.
 	Detail string `json:"detail,omitempty"`
+	// Node is the node that recorded the entry (node_name); "" in
+	// entries written before nodes were named.
+	Node string `json:"node,omitempty"`
 }
+
+// AuditStore keeps the audit trail: the bucket admin_audit (Audit) on
+// bbolt, the table admin_audit (PgAudit) shared by a fleet on PostgreSQL.
+// Both list alike; a store is safe for concurrent use.
+type AuditStore interface {
+	// Record appends e as it is (its time, actor and node kept), sets
+	// its ID, which orders the trail, and returns it.
+	Record(e AuditEntry) (AuditEntry, error)
+	// List returns the entries matching f, newest (highest ID) first.
+	List(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
+}
+
+var (
+	_ AuditStore = (*Audit)(nil)
+	_ AuditStore = (*PgAudit)(nil)
+)
 
 // AuditFilter selects audit entries. Zero fields select everything.
 type AuditFilter struct {
@@ -84,7 +103,7 @@ type AuditFilter struct {
 	Limit int
 }
 
-// Audit is the audit trail on the shared database. It is safe for
+// Audit is the audit trail in a node's bbolt file. It is safe for
 // concurrent use.
 type Audit struct {
 	db *bolt.DB
@@ -138,13 +157,17 @@ const (
 	MaxAuditLimit     = 1000
 )
 
+// auditLimit is f's limit with its default and bound applied.
+func auditLimit(f AuditFilter) int {
+	if f.Limit <= 0 {
+		return DefaultAuditLimit
+	}
+	return min(f.Limit, MaxAuditLimit)
+}
+
 // List returns the entries matching f, newest first.
 func (a *Audit) List(ctx context.Context, f AuditFilter) ([]AuditEntry, error) {
-	limit := f.Limit
-	if limit <= 0 {
-		limit = DefaultAuditLimit
-	}
-	limit = min(limit, MaxAuditLimit)
+	limit := auditLimit(f)
 	out := []AuditEntry{}
 	err := a.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketAudit).Cursor()
@@ -200,7 +223,7 @@ func (o *Ops) record(p Principal, action string, target AuditTarget, reason, det
 		scope = p.Domain
 	}
 	_, err := o.audit.Record(AuditEntry{At: o.now().UTC(), Actor: p.Name, Scope: scope, Action: action,
-		Target: target, Reason: reason, Detail: detail})
+		Target: target, Reason: reason, Detail: detail, Node: o.opts.Node})
 	if err != nil {
 		o.log.Error("admin: audit trail", "action", action, "target", target.Name, "err", err)
 		o.metrics.auditErrors.Inc()

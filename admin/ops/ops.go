@@ -153,9 +153,15 @@ type Options struct {
 	// Explainer tells what the rules named in a message's reasons match
 	// in its stored content; nil shows the reasons alone.
 	Explainer Explainer
-	// DB is the shared database; the audit trail is kept in the bucket
-	// admin_audit.
+	// DB is the node's bbolt database; the audit trail is kept in its
+	// bucket admin_audit unless Audit is set. Required without Audit.
 	DB *bolt.DB
+	// Audit, when set, keeps the audit trail instead of DB's bucket: the
+	// fleet's table on PostgreSQL (OpenPgAudit).
+	Audit AuditStore
+	// Node is this node's name (node_name), recorded in each audit
+	// entry; "" records none.
+	Node string
 	// UserDomain returns the administrative domain of an outgoing user,
 	// false for an unknown user (locking it is then ErrNotFound). Nil:
 	// user locks must name their domain.
@@ -183,14 +189,14 @@ type Ops struct {
 	tokens   tokens
 	accounts accounts
 	throttle *throttle
-	audit    *Audit
+	audit    AuditStore
 	metrics  metrics
 }
 
 // New checks the options and opens the audit trail.
 func New(o Options) (*Ops, error) {
-	if o.Locks == nil || o.Store == nil || o.DB == nil {
-		return nil, errors.New("admin: ops.Options.Locks, Store and DB are required")
+	if o.Locks == nil || o.Store == nil || (o.DB == nil && o.Audit == nil) {
+		return nil, errors.New("admin: ops.Options.Locks, Store and DB (or Audit) are required")
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -198,9 +204,12 @@ func New(o Options) (*Ops, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	audit, err := OpenAudit(o.DB)
-	if err != nil {
-		return nil, err
+	audit := o.Audit
+	if audit == nil {
+		var err error
+		if audit, err = OpenAudit(o.DB); err != nil {
+			return nil, err
+		}
 	}
 	x := &Ops{opts: o, log: o.Logger, now: o.Now, audit: audit, metrics: newMetrics(o.Registerer)}
 	x.tokens.init()

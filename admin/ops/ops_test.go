@@ -11,6 +11,7 @@ import (
 	"github.com/outguard/outguard/arf"
 	"github.com/outguard/outguard/feedback"
 	"github.com/outguard/outguard/identity"
+	"github.com/outguard/outguard/internal/pgdb/pgtest"
 	"github.com/outguard/outguard/quarantine"
 )
 
@@ -20,14 +21,46 @@ import (
 
 // newEnv is the fixtures with a content model and campaign detection.
 func newEnv(t *testing.T) (*admintest.Env, *admintest.Teacher) {
+	return newEnvWith(t, func(*admintest.Env) {})
+}
+
+// newEnvWith is newEnv with more set-up.
+func newEnvWith(t *testing.T, setup func(*admintest.Env)) (*admintest.Env, *admintest.Teacher) {
 	t.Helper()
 	teacher := &admintest.Teacher{}
 	e := admintest.New(t, func(e *admintest.Env) {
 		teacher.Store = e.Store
 		e.Opts.Teacher = teacher
 		e.Opts.Campaigns = admintest.NewCampaigns(e)
+		setup(e)
 	})
 	return e, teacher
+}
+
+// envFunc makes the fixtures on one audit backend.
+type envFunc func(t *testing.T) (*admintest.Env, *admintest.Teacher)
+
+// forAuditBackends runs test with the audit trail in the bbolt bucket
+// and in PostgreSQL (skipped, visibly, without a test server), the entries
+// recorded by node "node-a".
+func forAuditBackends(t *testing.T, test func(*testing.T, envFunc)) {
+	t.Run("bbolt", func(t *testing.T) {
+		test(t, func(t *testing.T) (*admintest.Env, *admintest.Teacher) {
+			return newEnvWith(t, func(e *admintest.Env) { e.Opts.Node = "node-a" })
+		})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		pool := pgtest.Pool(t)
+		test(t, func(t *testing.T) (*admintest.Env, *admintest.Teacher) {
+			return newEnvWith(t, func(e *admintest.Env) {
+				a, err := ops.OpenPgAudit(pool, "node-a")
+				if err != nil {
+					t.Fatal(err)
+				}
+				e.Opts.Audit, e.Opts.DB = a, nil
+			})
+		})
+	})
 }
 
 var (
@@ -40,7 +73,9 @@ var (
 // domain's objects, nor on what every domain shares; each refusal is
 // ErrForbidden and changes nothing (no audit entry, no delivery, no
 // lesson, no lock).
-func TestScopeRefusals(t *testing.T) {
+func TestScopeRefusals(t *testing.T) { forAuditBackends(t, testScopeRefusals) }
+
+func testScopeRefusals(t *testing.T, newEnv envFunc) {
 	e, teacher := newEnv(t)
 	ctx := context.Background()
 	if _, err := e.Locks.Lock(ctx, identity.LockRequest{Target: identity.UserTarget(admintest.DomOther, "otheruser"), Reason: "setup", Actor: "root"}); err != nil {
@@ -115,7 +150,9 @@ func TestScopeRefusals(t *testing.T) {
 
 // TestScopedListings: a token of one domain lists only its domain's
 // objects, and nothing when it names another domain.
-func TestScopedListings(t *testing.T) {
+func TestScopedListings(t *testing.T) { forAuditBackends(t, testScopedListings) }
+
+func testScopedListings(t *testing.T, newEnv envFunc) {
 	e, _ := newEnv(t)
 	ctx := context.Background()
 	for _, tg := range []identity.Target{identity.UserTarget(admintest.DomOut, "webhost1"), identity.UserTarget(admintest.DomOther, "otheruser")} {
@@ -227,7 +264,9 @@ func TestScopedListings(t *testing.T) {
 // TestAuditTrail: every change writes one entry, after it succeeded,
 // with the principal's name and scope, the target, the reason, and the
 // front end (via) in the detail.
-func TestAuditTrail(t *testing.T) {
+func TestAuditTrail(t *testing.T) { forAuditBackends(t, testAuditTrail) }
+
+func testAuditTrail(t *testing.T, newEnv envFunc) {
 	e, teacher := newEnv(t)
 	ctx := context.Background()
 	e.Feedback.Res = feedback.Result{Parse: arf.Result{OK: true, FeedbackType: "abuse"}, Method: "message-id",
@@ -321,6 +360,9 @@ func TestAuditTrail(t *testing.T) {
 			if !g.At.Equal(e.Clock.Now()) {
 				t.Errorf("entry at %v, want the clock's %v", g.At, e.Clock.Now())
 			}
+			if g.Node != "node-a" {
+				t.Errorf("entry recorded by node %q, want node-a", g.Node)
+			}
 		})
 	}
 	if n := len(teacher.Taught()); n != 3 {
@@ -332,6 +374,10 @@ func TestAuditTrail(t *testing.T) {
 // that changes nothing (a second release or deletion, a report that is
 // not feedback), writes no entry.
 func TestNoAuditOnFailureOrNoChange(t *testing.T) {
+	forAuditBackends(t, testNoAuditOnFailureOrNoChange)
+}
+
+func testNoAuditOnFailureOrNoChange(t *testing.T, newEnv envFunc) {
 	e, _ := newEnv(t)
 	ctx := context.Background()
 	if _, err := e.Ops.Release(ctx, root, ops.ReleaseOrder{ID: e.SpamOut, Learn: true}); err != nil {

@@ -169,6 +169,8 @@ type walker struct {
 	// arena holds the decoded parts one after the other, so that a
 	// message's parts cost one allocation instead of a growing buffer each.
 	arena []byte
+	// qp decodes the quoted-printable parts.
+	qp *qpReader
 	// skipped counts the entities walked past a limit without reading.
 	skipped int
 	// abort ends the walk: the input went past the bounds of the walk past
@@ -360,7 +362,14 @@ func (w *walker) leaf(e *message.Entity, raw io.Reader, path string) {
 	if _, ok := body.(*quotedprintable.Reader); ok && raw != nil {
 		// The body is quoted-printable and nothing else (no charset
 		// conversion): decode it in bulk, with the same result.
-		body = newQPReader(raw)
+		// One reader serves the message's parts in turn: a part is read
+		// to its end (or its error) before the next one is opened.
+		if w.qp == nil {
+			w.qp = newQPReader(raw)
+		} else {
+			w.qp.reset(raw)
+		}
+		body = w.qp
 	}
 	data, err := w.readPart(body, budget)
 	if err != nil {

@@ -51,6 +51,12 @@ type qpReader struct {
 
 func newQPReader(r io.Reader) *qpReader { return &qpReader{br: bufio.NewReader(r)} }
 
+// reset makes r read src from its start, keeping its buffer.
+func (r *qpReader) reset(src io.Reader) {
+	r.br.Reset(src)
+	r.rerr, r.line = nil, nil
+}
+
 func qpHex(b byte) (byte, error) {
 	switch {
 	case b >= '0' && b <= '9':

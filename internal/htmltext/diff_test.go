@@ -93,6 +93,9 @@ func TestCommonEntities(t *testing.T) {
 }
 
 func TestParseAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts do not hold under the race detector (sync.Pool drops items)")
+	}
 	doc := []byte(strings.Repeat(`<div class="row"><p style="x">Hello &amp; welcome,&nbsp;friend <b>now</b></p>`+
 		`<img src="a.png" alt="logo"><span>more text</span></div>`, 50))
 	Parse(doc)

@@ -138,7 +138,9 @@ func ParseMessage(r io.ReaderAt, size int64, lim Limits) (*Message, error) {
 	if src.err != nil {
 		return nil, fmt.Errorf("filter: reading message: %w", src.err)
 	}
-	m.BodyText = w.text.String()
+	// One text is the body as it is; several are joined in one allocation
+	// of the exact size.
+	m.BodyText = strings.Join(w.texts, "\n")
 	m.Gaps = w.gaps
 	return m, nil
 }
@@ -162,7 +164,8 @@ type walker struct {
 	m       *Message
 	lim     Limits
 	decoded int64
-	text    strings.Builder
+	// texts are the trimmed texts of the inline parts, for BodyText.
+	texts []string
 	seen    map[string]bool
 	flagged map[string]bool
 	gaps    []Gap
@@ -413,10 +416,7 @@ func (w *walker) leaf(e *message.Entity, raw io.Reader, path string) {
 		p.Text = string(p.Data)
 	}
 	if t := strings.TrimSpace(p.Text); t != "" && !p.IsAttachment() {
-		if w.text.Len() > 0 {
-			w.text.WriteByte('\n')
-		}
-		w.text.WriteString(t)
+		w.texts = append(w.texts, t)
 	}
 	if isZip(p) {
 		p.Archive = listZip(p.Data, w.lim, w.defect, func(limit, entry string) {

@@ -103,3 +103,28 @@ func TestParseAllocations(t *testing.T) {
 		t.Errorf("%v allocations for a document without links, want 1 (the text)", n)
 	}
 }
+
+// TestNumericReferences checks numeric references, the windows-1252
+// characters of 0x80-0x9F and the invalid code points included, against
+// golang.org/x/net/html, in text and in attribute values.
+func TestNumericReferences(t *testing.T) {
+	for _, x := range []int{0, 9, 65, 0x7F, 0xD7FF, 0xD800, 0xDFFF, 0xE000, 0x10FFFF, 0x110000, 1 << 40} {
+		checkNumeric(t, fmt.Sprintf("&#%d;", x))
+	}
+	for x := 0x80; x <= 0x9F; x++ {
+		checkNumeric(t, fmt.Sprintf("&#x%X;", x))
+		checkNumeric(t, fmt.Sprintf("&#%d", x))
+	}
+}
+
+func checkNumeric(t *testing.T, ref string) {
+	t.Helper()
+	got, n := appendEntity(nil, []byte(ref), false)
+	if want := html.UnescapeString(ref); string(got) != want || n != len(ref) {
+		t.Errorf("%s: %q (%d bytes read), want %q", ref, got, n, want)
+	}
+	doc := "<a href=\"" + ref + "\">x</a>"
+	if d := sameDoc(Parse([]byte(doc)), refParse([]byte(doc))); d != "" {
+		t.Errorf("%s in an attribute: %s", ref, d)
+	}
+}

@@ -6,11 +6,11 @@ import (
 	"golang.org/x/net/html"
 )
 
-// Character references (the "Character reference state" of the HTML
-// standard's tokenizer), decoded as golang.org/x/net/html does.
+// Character references ("&amp;", "&#169;", "&#xA9;"), decoded as
+// golang.org/x/net/html does.
 
 // c1Replacements are the characters that numeric references to 0x80-0x9F
-// stand for (windows-1252), as the standard lists them.
+// stand for: those of windows-1252 (TestNumericReferences checks them).
 var c1Replacements = [32]rune{
 	'\u20AC', '\u0081', '\u201A', '\u0192', '\u201E', '\u2026', '\u2020', '\u2021',
 	'\u02C6', '\u2030', '\u0160', '\u2039', '\u0152', '\u008D', '\u017D', '\u008F',
@@ -19,8 +19,8 @@ var c1Replacements = [32]rune{
 }
 
 // commonEntities are the named references of everyday mail, decoded
-// without a lookup in the full table. Each is a whole name of the
-// standard's table (TestCommonEntities checks them).
+// without a lookup in the full table. Each is a whole name of the full
+// table (TestCommonEntities checks them).
 var commonEntities = map[string]string{
 	"amp;": "&", "amp": "&", "lt;": "<", "lt": "<", "gt;": ">", "gt": ">",
 	"quot;": "\"", "quot": "\"", "apos;": "'", "nbsp;": "\u00A0", "nbsp": "\u00A0",
@@ -67,8 +67,7 @@ func appendEntity(dst, s []byte, attr bool) ([]byte, int) {
 	if v, ok := commonEntities[string(name)]; ok {
 		return append(dst, v...), i
 	}
-	// The rest of the table: golang.org/x/net/html's, which holds the
-	// standard's names. Outside attributes, its answer for the name alone
+	// The rest of the table: golang.org/x/net/html's. Outside attributes, its answer for the name alone
 	// is the answer in place (the name ends the reference). In an
 	// attribute only a whole name counts: a longest-prefix match or no
 	// match leaves the name's last byte last, which no whole name's value

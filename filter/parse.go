@@ -165,15 +165,13 @@ type walker struct {
 	lim     Limits
 	decoded int64
 	// texts are the trimmed texts of the inline parts, for BodyText.
-	texts []string
+	texts   []string
 	seen    map[string]bool
 	flagged map[string]bool
 	gaps    []Gap
 	// arena holds the decoded parts one after the other, so that a
 	// message's parts cost one allocation instead of a growing buffer each.
 	arena []byte
-	// qp decodes the quoted-printable parts.
-	qp *qpReader
 	// skipped counts the entities walked past a limit without reading.
 	skipped int
 	// abort ends the walk: the input went past the bounds of the walk past
@@ -364,15 +362,9 @@ func (w *walker) leaf(e *message.Entity, raw io.Reader, path string) {
 	body := e.Body
 	if _, ok := body.(*quotedprintable.Reader); ok && raw != nil {
 		// The body is quoted-printable and nothing else (no charset
-		// conversion): decode it in bulk, with the same result.
-		// One reader serves the message's parts in turn: a part is read
-		// to its end (or its error) before the next one is opened.
-		if w.qp == nil {
-			w.qp = newQPReader(raw)
-		} else {
-			w.qp.reset(raw)
-		}
-		body = w.qp
+		// conversion): decode it in bulk, with the same result, from the
+		// buffer go-message's decoder would have read (rawParts.next).
+		body = newQPReader(raw)
 	}
 	data, err := w.readPart(body, budget)
 	if err != nil {

@@ -28,13 +28,23 @@ func newRawParts(e *message.Entity) *rawParts {
 // next returns the next part as message.Entity (decoding as go-message
 // does, with its error for an unknown encoding or charset) and its raw
 // body.
+//
+// The raw body of a quoted-printable part is a *bufio.Reader of the
+// default size: go-message's decoder (mime/quotedprintable) takes such a
+// reader as its buffer instead of making its own, so that when the walk
+// decodes the part itself from the same buffer, the part costs one buffer.
 func (m *rawParts) next() (*message.Entity, io.Reader, error) {
 	p, err := m.r.NextPart()
 	if err != nil {
 		return nil, nil, err
 	}
-	e, err := message.New(message.Header{Header: p.Header}, p)
-	return e, p, err
+	var raw io.Reader = p
+	// The test of message.New.
+	if strings.ToLower(p.Header.Get("Content-Transfer-Encoding")) == "quoted-printable" {
+		raw = bufio.NewReader(p)
+	}
+	e, err := message.New(message.Header{Header: p.Header}, raw)
+	return e, raw, err
 }
 
 // qpReader decodes quoted-printable (RFC 2045, section 6.7) exactly as
@@ -49,13 +59,9 @@ type qpReader struct {
 	line []byte // what is left of the current line
 }
 
+// newQPReader returns a reader decoding r; a *bufio.Reader of the default
+// size or more is used as the buffer as it is.
 func newQPReader(r io.Reader) *qpReader { return &qpReader{br: bufio.NewReader(r)} }
-
-// reset makes r read src from its start, keeping its buffer.
-func (r *qpReader) reset(src io.Reader) {
-	r.br.Reset(src)
-	r.rerr, r.line = nil, nil
-}
 
 func qpHex(b byte) (byte, error) {
 	switch {

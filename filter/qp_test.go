@@ -2,8 +2,10 @@ package filter
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"mime/quotedprintable"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -70,4 +72,50 @@ func FuzzQPReader(f *testing.F) {
 			t.Fatalf("%q, reads %v: %q, %s; want %q, %s", in, sizes, got, gotErr, want, wantErr)
 		}
 	})
+}
+
+// TestQuotedPrintablePartsAsStdlib walks a message whose quoted-printable
+// parts hold what trips mime/quotedprintable (a line past bufio's buffer,
+// a control byte, a bad escape) and checks each part's data and defect
+// against that decoder run on the part's body; a part converted from
+// another charset keeps going through go-message's decoders.
+func TestQuotedPrintablePartsAsStdlib(t *testing.T) {
+	bodies := []string{
+		strings.Repeat("a", 5000) + "\r\nnext line",
+		"bad \x01 byte\r\nafter",
+		"caf=C3=A9 =3D soft=\r\nbreak =\r\n end  \r\nlast=",
+		"=4G lenient =\rx",
+		"tab\there \t \r\n\r\n=41=42=43",
+	}
+	var parts []att
+	for _, b := range bodies {
+		parts = append(parts, att{body: []byte(b), encoding: "quoted-printable"})
+	}
+	parts = append(parts,
+		att{ctype: "application/octet-stream", name: "x.bin", body: []byte("=00=FF=\r\nz"), encoding: "quoted-printable"},
+		att{ctype: "text/plain; charset=iso-8859-1", body: []byte("caf=E9"), encoding: "quoted-printable"})
+	m := mustParse(t, buildMessage(stdHeaders, parts...))
+	if len(m.Parts) != len(parts) {
+		t.Fatalf("got %d parts, want %d", len(m.Parts), len(parts))
+	}
+	for i, a := range parts[:len(parts)-1] {
+		want, err := io.ReadAll(quotedprintable.NewReader(bytes.NewReader(a.body)))
+		p := m.Parts[i]
+		if !bytes.Equal(p.Data, want) {
+			t.Errorf("part %d: got %q, want %q", i+1, p.Data, want)
+		}
+		defect := ""
+		if err != nil {
+			defect = fmt.Sprintf("part %d: %v", i+1, err)
+		}
+		if got := slices.Contains(m.Defects, defect); defect != "" && !got {
+			t.Errorf("part %d: defects %q, want %q among them", i+1, m.Defects, defect)
+		}
+	}
+	if got := string(m.Parts[len(parts)-1].Data); got != "café" {
+		t.Errorf("iso-8859-1 part: got %q, want %q", got, "café")
+	}
+	if len(m.Defects) != 3 {
+		t.Errorf("defects %q, want the three of the parts above", m.Defects)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"mime/quotedprintable"
 	"regexp"
 	"strconv"
 	"strings"
@@ -126,18 +127,20 @@ func ParseMessage(r io.ReaderAt, size int64, lim Limits) (*Message, error) {
 		w.defect("header: " + err.Error())
 		m.Header = mail.Header{}
 		src = &errReader{r: io.NewSectionReader(r, start, size-start)}
-		w.leaf(&message.Entity{Body: src}, "")
+		w.leaf(&message.Entity{Body: src}, nil, "")
 	default:
 		if err != nil {
 			w.defect("top level: " + err.Error())
 		}
 		m.Header = mail.Header{Header: e.Header}
-		w.entity(e, 0, "")
+		w.entity(e, nil, 0, "")
 	}
 	if src.err != nil {
 		return nil, fmt.Errorf("filter: reading message: %w", src.err)
 	}
-	m.BodyText = w.text.String()
+	// One text is the body as it is; several are joined in one allocation
+	// of the exact size.
+	m.BodyText = strings.Join(w.texts, "\n")
 	m.Gaps = w.gaps
 	return m, nil
 }
@@ -161,7 +164,8 @@ type walker struct {
 	m       *Message
 	lim     Limits
 	decoded int64
-	text    strings.Builder
+	// texts are the trimmed texts of the inline parts, for BodyText.
+	texts   []string
 	seen    map[string]bool
 	flagged map[string]bool
 	gaps    []Gap
@@ -259,15 +263,17 @@ func childPath(parent string, i int) string {
 	return parent + "." + strconv.Itoa(i)
 }
 
-func (w *walker) entity(e *message.Entity, depth int, path string) {
+// entity walks one entity; raw is its body before transfer decoding, or
+// nil where only the decoded body is at hand.
+func (w *walker) entity(e *message.Entity, raw io.Reader, depth int, path string) {
 	if depth > w.lim.MaxDepth {
 		w.defect(fmt.Sprintf("MIME nesting deeper than %d: rest skipped", w.lim.MaxDepth))
 		w.skip(e, depth, path, LimitDepth)
 		return
 	}
-	if mr := e.MultipartReader(); mr != nil {
+	if mr := newRawParts(e); mr != nil {
 		for i := 1; ; i++ {
-			p, err := mr.NextPart()
+			p, praw, err := mr.next()
 			if err == io.EOF {
 				return
 			}
@@ -282,7 +288,7 @@ func (w *walker) entity(e *message.Entity, depth int, path string) {
 				w.defect(fmt.Sprintf("more than %d parts: rest skipped", w.lim.MaxParts))
 				w.skip(p, depth+1, childPath(path, i), LimitParts)
 			} else {
-				w.entity(p, depth+1, childPath(path, i))
+				w.entity(p, praw, depth+1, childPath(path, i))
 			}
 			if w.abort {
 				return
@@ -299,7 +305,7 @@ func (w *walker) entity(e *message.Entity, depth int, path string) {
 		if err != nil {
 			w.defect("attached message " + path + ": " + err.Error())
 		}
-		w.entity(inner, depth+1, childPath(path, 1))
+		w.entity(inner, nil, depth+1, childPath(path, 1))
 		return
 	}
 	if len(w.m.Parts) >= w.lim.MaxParts {
@@ -307,7 +313,7 @@ func (w *walker) entity(e *message.Entity, depth int, path string) {
 		w.skip(e, depth, path, LimitParts)
 		return
 	}
-	w.leaf(e, path)
+	w.leaf(e, raw, path)
 }
 
 // arenaMax bounds the first arena; a message whose decoded parts need more
@@ -342,8 +348,9 @@ func (w *walker) readPart(r io.Reader, budget int64) ([]byte, error) {
 	return w.arena[start:len(w.arena):len(w.arena)], nil
 }
 
-// leaf reads and analyses one non-multipart entity.
-func (w *walker) leaf(e *message.Entity, path string) {
+// leaf reads and analyses one non-multipart entity; raw is its body
+// before transfer decoding, or nil.
+func (w *walker) leaf(e *message.Entity, raw io.Reader, path string) {
 	p := &Part{Path: path}
 	w.m.Parts = append(w.m.Parts, p)
 	p.ContentType, p.Disposition, p.Filename = partMeta(e.Header)
@@ -352,7 +359,14 @@ func (w *walker) leaf(e *message.Entity, path string) {
 	if budget < 0 {
 		budget = 0
 	}
-	data, err := w.readPart(e.Body, budget)
+	body := e.Body
+	if _, ok := body.(*quotedprintable.Reader); ok && raw != nil {
+		// The body is quoted-printable and nothing else (no charset
+		// conversion): decode it in bulk, with the same result, from the
+		// buffer go-message's decoder would have read (rawParts.next).
+		body = newQPReader(raw)
+	}
+	data, err := w.readPart(body, budget)
 	if err != nil {
 		w.defect("part " + displayPath(path) + ": " + err.Error())
 	}
@@ -362,7 +376,7 @@ func (w *walker) leaf(e *message.Entity, path string) {
 	w.decoded += n
 	if n == budget {
 		// Count the rest without keeping it.
-		rest, _ := io.Copy(io.Discard, e.Body)
+		rest, _ := io.Copy(io.Discard, body)
 		if rest > 0 {
 			p.Size += rest
 			p.Truncated = true
@@ -394,10 +408,7 @@ func (w *walker) leaf(e *message.Entity, path string) {
 		p.Text = string(p.Data)
 	}
 	if t := strings.TrimSpace(p.Text); t != "" && !p.IsAttachment() {
-		if w.text.Len() > 0 {
-			w.text.WriteByte('\n')
-		}
-		w.text.WriteString(t)
+		w.texts = append(w.texts, t)
 	}
 	if isZip(p) {
 		p.Archive = listZip(p.Data, w.lim, w.defect, func(limit, entry string) {

@@ -37,7 +37,8 @@ func MessageOf(r *quarantine.Record) apiv1.Message {
 	}
 	if q := r.Quarantine; q != nil {
 		m.Quarantine = &apiv1.Quarantine{RawSize: q.RawSize, StoredSize: q.StoredSize, HasContent: q.HasContent(),
-			ReleasedAt: q.ReleasedAt, ReleasedBy: q.ReleasedBy, DeletedAt: q.DeletedAt, DeletedBy: q.DeletedBy, Expired: q.Expired}
+			ReleasedAt: q.ReleasedAt, ReleasedBy: q.ReleasedBy,
+			ReleaseReason: q.ReleaseReason, ReleaseLearn: q.ReleaseLearn, DeletedAt: q.DeletedAt, DeletedBy: q.DeletedBy, Expired: q.Expired}
 	}
 	return m
 }
@@ -186,7 +187,7 @@ func AuditEntryOf(e ops.AuditEntry) apiv1.AuditEntry {
 
 // ReleaseOf is what a release did.
 func ReleaseOf(r ops.Released) apiv1.ReleaseResponse {
-	out := apiv1.ReleaseResponse{ID: r.ID, ReleasedAt: r.At, ReleasedBy: r.By, Already: r.Already}
+	out := apiv1.ReleaseResponse{ID: r.ID, ReleasedAt: r.At, ReleasedBy: r.By, ReleaseReason: r.Reason, Already: r.Already}
 	if r.Learned != nil {
 		l := LearnResultOf(*r.Learned)
 		out.Learned = &l

@@ -49,6 +49,7 @@ func goldenCalls(e *env) []goldenCall {
 		{"model-import", "PUT", "/api/v1/model/overlay", tokAll, "overlay", 200},
 		{"model-reset", "DELETE", "/api/v1/model/overlay", tokAll, nil, 200},
 		{"release", "POST", "/api/v1/messages/" + spam + "/release", tokAll, map[string]string{"reason": "customer confirmed"}, 200},
+		{"message-released", "GET", "/api/v1/messages/" + spam, tokAll, nil, 200},
 		{"delete", "DELETE", "/api/v1/messages/" + other, tokAll, nil, 200},
 		{"delete-again", "DELETE", "/api/v1/messages/" + other, tokAll, nil, 200},
 		{"feedback", "POST", "/api/v1/feedback?source=fbl.eml", tokAll, "(the report)", 200},

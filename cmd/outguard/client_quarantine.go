@@ -232,7 +232,7 @@ func printMessage(w io.Writer, d apiv1.MessageDetail) {
 			state = "deleted by " + q.DeletedBy + " at " + fmtTime(q.DeletedAt)
 		}
 		if !q.ReleasedAt.IsZero() {
-			state += ", released by " + q.ReleasedBy + " at " + fmtTime(q.ReleasedAt)
+			state += ", " + releaseNote(q, m.Learned)
 		}
 		field("quarantine", state)
 	}

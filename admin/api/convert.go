@@ -204,3 +204,9 @@ func DeleteOf(d ops.Deleted) apiv1.DeleteResponse {
 func ReportRowOf(r ops.ReportRow) apiv1.ReportRow {
 	return apiv1.ReportRow{Domain: r.Domain, Key: r.Key, Count: r.Count, Locked: r.Locked}
 }
+
+// NoticeOf is the wire form of a customer notice; Domain and Identity are
+// the caller's to set.
+func NoticeOf(n ops.Notice) apiv1.Notice {
+	return apiv1.Notice{To: n.To, Subject: n.Subject, Body: n.Body, Sample: n.Sample, Digest: n.Digest}
+}

@@ -58,7 +58,7 @@ func TestConsoleReleaseAsksForAReason(t *testing.T) {
 	if len(entries) != 2 || entries[1].Action != ops.AuditRelease || entries[1].Reason != "customer's invoice, ticket 4711" ||
 		entries[1].Detail != "and learn as ham; console" || entries[0].Action != ops.AuditLearn {
 		t.Errorf("got audit %+v, want the release with its reason, then the lesson", entries)
-	}	// The message view shows the release as recorded on the log record.
+	} // The message view shows the release as recorded on the log record.
 	_, body, _ = b.get(page)
 	for _, want := range []string{"<dt>Released</dt>", "reason: <q class=\"break\">customer&#39;s invoice, ticket 4711</q>", "; learnt as ham</dd>"} {
 		if !strings.Contains(body, want) {

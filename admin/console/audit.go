@@ -3,6 +3,7 @@ package console
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 
 	"github.com/outguard/outguard/admin/ops"
@@ -23,7 +24,7 @@ func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, s *session) 
 		return err
 	}
 	data := map[string]any{"Title": "Audit trail", "Entries": entries, "Action": f.Action, "Actor": f.Actor,
-		"Domain": v.Get("domain"), "Actions": ops.AuditActions, "Scoped": !s.p.All()}
+		"Domain": v.Get("domain"), "Actions": auditActions(), "Scoped": !s.p.All()}
 	if len(entries) == f.Limit {
 		next := cloneValues(v)
 		next.Set("cursor", strconv.FormatUint(entries[len(entries)-1].ID, 10))
@@ -51,4 +52,15 @@ func auditTargetURL(t ops.AuditTarget) string {
 		}
 	}
 	return ""
+}
+
+// auditActions are the actions the audit page offers, the notify action
+// of the identity profile among them.
+func auditActions() []string {
+	if slices.Contains(ops.AuditActions, ops.AuditNotify) {
+		return ops.AuditActions
+	}
+	out := slices.Clone(ops.AuditActions)
+	i := slices.Index(out, ops.AuditUnlock) + 1
+	return slices.Insert(out, i, ops.AuditNotify)
 }

@@ -488,9 +488,9 @@ func runAudit(args []string, stdout, stderr io.Writer) int {
 		return usageError(stderr, "audit", "unexpected argument %q", fs.Arg(0))
 	}
 	switch *action {
-	case "", "lock", "unlock", "release", "delete", "learn", "model", "feedback", "reload":
+	case "", "lock", "unlock", "notify", "release", "delete", "learn", "model", "feedback", "reload":
 	default:
-		return usageError(stderr, "audit", "--action %q: use lock, unlock, release, delete, learn, model, feedback or reload", *action)
+		return usageError(stderr, "audit", "--action %q: use lock, unlock, notify, release, delete, learn, model, feedback or reload", *action)
 	}
 	if c, ok := checkDuration(stderr, "audit", "since", *since); !ok {
 		return c

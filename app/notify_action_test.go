@@ -71,7 +71,7 @@ func TestNotifyAction(t *testing.T) {
 	}
 	drain := func(want int) []testutil.Delivery {
 		t.Helper()
-		got := relay.WaitDeliveries(want, 20*time.Second)
+		relay.WaitDeliveries(want, 20*time.Second)
 		for {
 			n, err := e.app.notifier.Pending()
 			if err != nil {
@@ -82,7 +82,8 @@ func TestNotifyAction(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		if got = relay.Received(); len(got) != want {
+		got := relay.Received()
+		if len(got) != want {
 			t.Fatalf("relay got %d mails, want %d", len(got), want)
 		}
 		return got

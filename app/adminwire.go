@@ -70,6 +70,7 @@ func (a *App) mountAPI(cfg *config.Config) error {
 		Campaigns:    a.campaignsWire(),
 		Explainer:    ruleExplainer{a: a},
 		Notices:      noticeRenderer{a: a},
+		NoticeOutbox: noticeRenderer{a: a},
 		Reload:       a.ReloadFromFile,
 		DB:           a.db,
 		Audit:        audit,

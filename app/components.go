@@ -184,11 +184,48 @@ func (a *App) applyPolicy(cfg *config.Config) error {
 	}
 	cm := cfg.Filter.Engines.Builtin.ContentModel
 	a.pipeline.feedback.Configure(feedback.Settings{
-		IdentityHeader: cfg.ARF.IdentityHeader, TraceHeader: trace, MaxBytes: cfg.ARF.ParseMaxBytes,
+		IdentityHeader: cfg.ARF.IdentityHeader, IdentityOccurrence: feedbackOccurrence(cfg),
+		TraceHeader: trace, MaxBytes: cfg.ARF.ParseMaxBytes,
 		Retention: cfg.ARF.FeedbackRetention.D(), Reporters: cfg.ARF.FeedbackReporters(),
 		Learn: cm.LearnEnabled() && *cm.LearnFromFeedback,
 	})
 	return nil
+}
+
+// feedbackOccurrence is the occurrence of arf.identity_header that names
+// the identity in a complained-about message: the one every identity rule
+// reading that header uses, or "only" when they disagree or none reads it
+// (docs/config-arf.md). "only" names a value only when all occurrences
+// carry it, so whichever occurrence a rule took, it is that value.
+func feedbackOccurrence(cfg *config.Config) arf.Occurrence {
+	var occ string
+	seen := false
+	check := func(rules []config.IdentityRule) {
+		for _, r := range rules {
+			if !strings.EqualFold(r.Header, cfg.ARF.IdentityHeader) {
+				continue
+			}
+			o := r.Occurrence
+			if o == "" {
+				o = string(arf.OccurrenceOnly)
+			}
+			if seen && o != occ {
+				o = string(arf.OccurrenceOnly)
+			}
+			occ, seen = o, true
+		}
+	}
+	for _, d := range cfg.Domains {
+		check(d.IdentityRules)
+		for _, u := range d.Users {
+			check(u.IdentityRules)
+		}
+	}
+	o, err := arf.ParseOccurrence(occ)
+	if err != nil {
+		return arf.OccurrenceOnly
+	}
+	return o
 }
 
 func nonEmpty(s string) []string {

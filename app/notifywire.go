@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	"github.com/outguard/outguard/admin/ops"
@@ -95,4 +96,37 @@ func (r noticeRenderer) RenderNotice(l identity.Lock) (ops.Notice, bool, error) 
 		return ops.Notice{}, false, err
 	}
 	return ops.Notice{To: cn.Recipient(ev), Subject: subject, Body: body}, true, nil
+}
+
+// QueueNotice queues the customer notice of l's domain for l in the
+// notifier's outbox: the notify action of the console and the API.
+func (r noticeRenderer) QueueNotice(ctx context.Context, l identity.Lock) (ops.Notice, error) {
+	n := r.a.notifier
+	if n == nil {
+		return ops.Notice{}, ops.Errorf(ops.ErrUnavailable, "this daemon was started without customer notices: the notifier is built at start, restart after turning the first one on (docs/config-notify.md)")
+	}
+	cn, ok := r.a.customerNotice(l.Domain)
+	if !ok {
+		return ops.Notice{}, ops.Errorf(ops.ErrNotFound, "%v", ops.ErrNoNotice)
+	}
+	typ := identity.EventLock
+	if l.Automatic {
+		typ = identity.EventAutoLock
+	}
+	ev := notify.FromIdentity(identity.Event{Type: typ, Target: l.Target, At: l.Start, Lock: &l})
+	subject, body, err := notify.RenderNotice(cn, ev)
+	if err != nil {
+		return ops.Notice{}, err
+	}
+	to := cn.Recipient(ev)
+	if to == "" {
+		return ops.Notice{}, ops.Errorf(ops.ErrConflict, "no contact for identity %s: the customer notice goes to the identity, which is not an email address", l.Name)
+	}
+	if _, err := n.NotifyCustomer(ctx, ev, to); err != nil {
+		if errors.Is(err, notify.ErrNoCustomerNotice) {
+			return ops.Notice{}, ops.Errorf(ops.ErrUnavailable, "this daemon was started without customer notices: restart it to send them (docs/config-notify.md)")
+		}
+		return ops.Notice{}, err
+	}
+	return ops.Notice{To: to, Subject: subject, Body: body}, nil
 }

@@ -11,7 +11,8 @@ import (
 
 // TestReleasedShowsInLogs runs the built CLI against a running outguard:
 // a quarantined message, released with `quarantine release`, is listed by
-// `outguard logs` as released (and no longer as quarantined), and the copy
+// `outguard logs` as released (and no longer as quarantined), with who
+// released it, when and why, and the copy
 // the next hop gets carries outguard's Received field naming the log id.
 func TestReleasedShowsInLogs(t *testing.T) {
 	if testing.Short() {
@@ -61,8 +62,16 @@ func TestReleasedShowsInLogs(t *testing.T) {
 		t.Errorf("logs --status quarantined: %v, want nothing", got)
 	}
 	out, code := run("logs", "--identity", "rel-cli")
-	if code != 0 || !strings.Contains(out, "released") {
-		t.Errorf("logs table: exit %d\n%s", code, out)
+	if code != 0 || !regexp.MustCompile(`(?m)^releases:\n  `+id+` released by ops at \S+ \S+ UTC: false positive; `).MatchString(out) {
+		t.Errorf("logs table: exit %d, want the release with who, when and the reason below it\n%s", code, out)
+	}
+	out, _ = run("logs", "--identity", "rel-cli", "--json")
+	if !strings.Contains(out, `"released_by":"ops"`) || !strings.Contains(out, `"release_reason":"false positive"`) {
+		t.Errorf("logs --json lacks the release's actor and reason:\n%s", out)
+	}
+	out, _ = run("quarantine", "show", id)
+	if !strings.Contains(out, "released by ops at ") || !strings.Contains(out, "UTC: false positive") {
+		t.Errorf("quarantine show lacks the release's reason:\n%s", out)
 	}
 
 	d := e.mail()

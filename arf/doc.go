@@ -51,6 +51,8 @@
 // The original's header is read leniently where the report's own parts are
 // not: an over-long field of the original is skipped (warning
 // WarnOversizedFieldSkipped) so that a sender cannot pad his mail until
-// complaints about it fail to parse, and an identity header with two
-// different values yields no identity (WarnIdentityAmbiguous).
+// complaints about it fail to parse. The identity header is read with
+// ParseOptions.IdentityOccurrence, the occurrence the identity rules use:
+// under OccurrenceOnly two different values yield no identity
+// (WarnIdentityAmbiguous).
 package arf

@@ -50,9 +50,14 @@ type ParseOptions struct {
 	// MaxDepth caps nesting of multiparts and attached messages. Default 6.
 	MaxDepth int
 	// IdentityHeader names the header of the original message that holds
-	// the identity (topmost occurrence of the original's top-level header
-	// only). Default X-AuthUser.
+	// the identity, in the original's top-level header. Default X-AuthUser.
 	IdentityHeader string
+	// IdentityOccurrence says which occurrence of IdentityHeader names
+	// the identity when the original carries several, as the identity
+	// rule reading that header does (docs/config-identity.md,
+	// "occurrence"), so that a complaint never names a value the
+	// pipeline ignored. The zero value is OccurrenceOnly.
+	IdentityOccurrence Occurrence
 	// TraceHeader names outguard's trace header in the original. Default
 	// X-Outguard-Trace.
 	TraceHeader string
@@ -411,11 +416,9 @@ func (p *parser) original(fb *Feedback, e *entity, depth int) (bool, error) {
 	}
 	orig := &entity{fields: fs}
 	fb.MessageID = stripAngles(orig.get("Message-ID"))
-	switch ids := identities(fs, p.opts.IdentityHeader); len(ids) {
-	case 0:
-	case 1:
-		fb.Identity = ids[0]
-	default:
+	id, ambiguous := identityOf(fs, p.opts.IdentityHeader, p.opts.IdentityOccurrence)
+	fb.Identity = id
+	if ambiguous {
 		// Whoever wrote the second value, the complaint cannot say which
 		// end user it is about.
 		fb.Warnings = append(fb.Warnings, WarnIdentityAmbiguous)
@@ -424,26 +427,77 @@ func (p *parser) original(fb *Feedback, e *entity, depth int) (bool, error) {
 	return true, nil
 }
 
-// identities returns the distinct values (compared without regard to case)
-// of the field named name in fs, in order, without redaction placeholders.
-func identities(fs []field, name string) []string {
-	var out []string
+// Occurrence says which occurrence of the identity header counts, as an
+// identity rule's occurrence does (docs/config-identity.md).
+type Occurrence string
+
+// Occurrences.
+const (
+	// OccurrenceOnly, the default (also ""), takes the value only when
+	// every occurrence carries it (compared without regard to case); two
+	// different values, or a redacted occurrence beside a value, name no
+	// identity (WarnIdentityAmbiguous).
+	OccurrenceOnly Occurrence = "only"
+	// OccurrenceFirst takes the topmost occurrence.
+	OccurrenceFirst Occurrence = "first"
+	// OccurrenceLast takes the bottommost occurrence.
+	OccurrenceLast Occurrence = "last"
+)
+
+// ParseOccurrence parses "first", "last" or "only"; "" is OccurrenceOnly.
+func ParseOccurrence(s string) (Occurrence, error) {
+	switch o := Occurrence(s); o {
+	case "":
+		return OccurrenceOnly, nil
+	case OccurrenceOnly, OccurrenceFirst, OccurrenceLast:
+		return o, nil
+	}
+	return "", fmt.Errorf("arf: identity occurrence %q: use first, last or only", s)
+}
+
+// identityOf returns the identity named by the field name of fs under
+// occ, "" when none: the field is missing, the occurrence that counts is
+// empty or a redaction placeholder, or (OccurrenceOnly) the occurrences
+// disagree, which is reported as ambiguous. first and last never look
+// past the occurrence they take: another occurrence is a value the
+// pipeline ignored.
+func identityOf(fs []field, name string, occ Occurrence) (id string, ambiguous bool) {
+	var vals []string
 	for _, f := range fs {
-		if !strings.EqualFold(f.name, name) || f.value == "" || IsRedacted(f.value) {
-			continue
-		}
-		dup := false
-		for _, v := range out {
-			if strings.EqualFold(v, f.value) {
-				dup = true
-				break
-			}
-		}
-		if !dup {
-			out = append(out, f.value)
+		if strings.EqualFold(f.name, name) {
+			vals = append(vals, f.value)
 		}
 	}
-	return out
+	if len(vals) == 0 {
+		return "", false
+	}
+	usable := func(v string) bool { return v != "" && !IsRedacted(v) }
+	switch occ {
+	case OccurrenceFirst:
+		if v := vals[0]; usable(v) {
+			return v, false
+		}
+		return "", false
+	case OccurrenceLast:
+		if v := vals[len(vals)-1]; usable(v) {
+			return v, false
+		}
+		return "", false
+	}
+	// only: one value, the same in every occurrence. A redacted or empty
+	// occurrence beside others may have held another value.
+	for _, v := range vals {
+		if !usable(v) {
+			return "", len(vals) > 1
+		}
+		if id != "" && !strings.EqualFold(id, v) {
+			return "", true
+		}
+		if id == "" {
+			id = v
+		}
+	}
+	return id, false
 }
 
 // headerForReader rebuilds a clean header block for go-message's reader,

@@ -568,10 +568,32 @@ func FuzzParseOriginal(f *testing.F) {
 					t.Fatalf("%s: identity %q not in the original", w.name, fb.Identity)
 				}
 			}
-			if w.name == "jmrp" && fb.Profile == ProfileJMRP && fb.SourceIP.IsValid() && !strings.Contains(strings.ToLower(subject), "complaint about message from") {
+			if w.name == "jmrp" && fb.Profile == ProfileJMRP && fb.SourceIP.IsValid() && !strings.Contains(strings.Join(strings.Fields(strings.ToLower(subject)), " "), "complaint about message from") {
 				t.Fatalf("jmrp: source ip %s without the Subject naming one", fb.SourceIP)
 			}
 			_ = NewResult("fuzz", fb, nil)
+			if w.name != "arf" {
+				continue
+			}
+			// first and last take one occurrence: never ambiguous, and
+			// the identity is in the original; only names one only when
+			// first and last agree on it.
+			picked := map[Occurrence]string{}
+			for _, occ := range []Occurrence{OccurrenceFirst, OccurrenceLast} {
+				o := opts
+				o.IdentityOccurrence = occ
+				fo, err := Parse(strings.NewReader(in), o)
+				if err != nil {
+					t.Fatalf("%s: %v with occurrence %s, none with only", w.name, err, occ)
+				}
+				if slices.Contains(fo.Warnings, WarnIdentityAmbiguous) {
+					t.Fatalf("%s: %s with occurrence %s", w.name, WarnIdentityAmbiguous, occ)
+				}
+				picked[occ] = fo.Identity
+			}
+			if fb.Identity != "" && (!strings.EqualFold(fb.Identity, picked[OccurrenceFirst]) || !strings.EqualFold(fb.Identity, picked[OccurrenceLast])) {
+				t.Fatalf("%s: only names %q, first %q, last %q", w.name, fb.Identity, picked[OccurrenceFirst], picked[OccurrenceLast])
+			}
 		}
 	})
 }

@@ -28,6 +28,9 @@ type Settings struct {
 	// IdentityHeader and TraceHeader name the header fields attribution
 	// reads in the complained-about original.
 	IdentityHeader, TraceHeader string
+	// IdentityOccurrence is the occurrence of IdentityHeader that names
+	// the identity (arf.ParseOptions.IdentityOccurrence).
+	IdentityOccurrence arf.Occurrence
 	// MaxBytes is the largest report parsed (arf.parse_max_bytes).
 	MaxBytes int64
 	// Retention is how long reports are kept (arf.feedback_retention).
@@ -186,7 +189,8 @@ func (in *Intake) IngestSMTP(ctx context.Context, raw []byte, source string, cli
 	set := in.set.Load()
 	res := Result{Source: source, Method: string(arf.MethodNone)}
 	fb, err := arf.Parse(bytes.NewReader(raw), arf.ParseOptions{
-		IdentityHeader: set.IdentityHeader, TraceHeader: set.TraceHeader, MaxBytes: set.MaxBytes,
+		IdentityHeader: set.IdentityHeader, IdentityOccurrence: set.IdentityOccurrence,
+		TraceHeader: set.TraceHeader, MaxBytes: set.MaxBytes,
 	})
 	res.Parse = arf.NewResult(source, fb, err)
 	if err != nil {

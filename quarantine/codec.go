@@ -18,9 +18,10 @@ import (
 
 // codecVersion 2 appended the band, the model version and the learnt
 // label; version 3 the partially-scanned limits; version 4 the campaign
-// id; version 5 the identity's source and reason. Older records decode
-// with those empty.
-const codecVersion = 5
+// id; version 5 the identity's source and reason; version 6 the release's
+// reason, after DeletedBy, and its learn request, as bit 4 of the
+// quarantine flags. Older records decode with those empty.
+const codecVersion = 6
 
 // Bounds applied when decoding, so that a corrupt record cannot make the
 // decoder allocate without limit.
@@ -111,6 +112,9 @@ func encodeRecord(b []byte, r *Record) []byte {
 		if q.Expired {
 			flags |= 2
 		}
+		if q.ReleaseLearn {
+			flags |= 4
+		}
 		e.b = append(e.b, flags)
 		e.varint(q.RawSize)
 		e.varint(q.StoredSize)
@@ -118,6 +122,7 @@ func encodeRecord(b []byte, r *Record) []byte {
 		e.str(q.ReleasedBy)
 		e.time(q.DeletedAt)
 		e.str(q.DeletedBy)
+		e.str(q.ReleaseReason)
 	} else {
 		e.b = append(e.b, 0)
 	}
@@ -289,13 +294,19 @@ func decodeRecord(id string, b []byte) (*Record, error) {
 	r.Complaints = int(c)
 	r.LastComplaint = d.time()
 	if flags := d.byte(); flags&1 == 1 {
-		q := &QuarantineInfo{Expired: flags&2 == 2}
+		if flags&^7 != 0 || v < 6 && flags&4 != 0 {
+			d.fail()
+		}
+		q := &QuarantineInfo{Expired: flags&2 == 2, ReleaseLearn: flags&4 == 4}
 		q.RawSize = d.varint()
 		q.StoredSize = d.varint()
 		q.ReleasedAt = d.time()
 		q.ReleasedBy = d.str()
 		q.DeletedAt = d.time()
 		q.DeletedBy = d.str()
+		if v >= 6 {
+			q.ReleaseReason = d.str()
+		}
 		r.Quarantine = q
 	}
 	if v >= 2 {

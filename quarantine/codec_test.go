@@ -16,7 +16,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	full := sampleRecord(testBase, StatusQuarantined, VerdictVirus)
 	full.Complaints = 3
 	full.LastComplaint = testBase.Add(time.Hour)
-	full.Quarantine = &QuarantineInfo{RawSize: 100, StoredSize: 60, ReleasedAt: testBase.Add(2 * time.Hour), ReleasedBy: "ops", Expired: true}
+	full.Quarantine = &QuarantineInfo{RawSize: 100, StoredSize: 60, ReleasedAt: testBase.Add(2 * time.Hour), ReleasedBy: "ops", ReleaseReason: "customer confirmed", ReleaseLearn: true, Expired: true}
 	full.Partial = []string{"archive_encrypted", "max_depth"}
 	full.Campaign = "0C8ZK2M4Q7R9T1VW"
 	full.IdentitySource = "header X-AuthUser"

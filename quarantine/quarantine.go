@@ -18,6 +18,11 @@ import (
 type Actor struct {
 	// Name is recorded on the record (release, deletion).
 	Name string
+	// Reason and Learn are recorded with a release
+	// (QuarantineInfo.ReleaseReason and ReleaseLearn); other operations
+	// ignore them.
+	Reason string
+	Learn  bool
 	// Domain limits the operation to records of that administrative
 	// domain; a record of another domain is reported as ErrNotFound. ""
 	// allows every domain.
@@ -213,9 +218,11 @@ func Releasing(ctx context.Context) string {
 
 // ReleaseResult tells what Release did.
 type ReleaseResult struct {
-	// At and By are when and by whom the message was released.
-	At time.Time
-	By string
+	// At and By are when and by whom the message was released, Reason
+	// the reason given.
+	At     time.Time
+	By     string
+	Reason string
 	// Already is true when the message had been released before; it was
 	// not delivered again.
 	Already bool
@@ -268,7 +275,7 @@ func (s *Store) Release(ctx context.Context, id string, actor Actor) (ReleaseRes
 	rec, raw, err := s.quarantined(cid, actor)
 	if rec != nil && rec.Quarantine.Released() && actor.allows(rec) {
 		q := rec.Quarantine
-		return ReleaseResult{At: q.ReleasedAt, By: q.ReleasedBy, Already: true}, nil
+		return ReleaseResult{At: q.ReleasedAt, By: q.ReleasedBy, Reason: q.ReleaseReason, Already: true}, nil
 	}
 	if err != nil {
 		return ReleaseResult{}, err
@@ -289,13 +296,15 @@ func (s *Store) Release(ctx context.Context, id string, actor Actor) (ReleaseRes
 	if err := s.opts.Deliver(context.WithValue(ctx, releaseKey{}, cid), rec.Sender, rcpts, raw); err != nil {
 		return ReleaseResult{}, fmt.Errorf("%w: %s: %w", ErrDeliver, cid, err)
 	}
-	res := ReleaseResult{At: now, By: actor.Name}
+	res := ReleaseResult{At: now, By: actor.Name, Reason: actor.Reason}
 	err = s.submit(context.WithoutCancel(ctx), &op{id: cid, update: func(r *Record) error {
 		if r.Quarantine == nil {
 			return fmt.Errorf("%w: %s", ErrNotQuarantined, cid)
 		}
 		r.Quarantine.ReleasedAt = res.At
 		r.Quarantine.ReleasedBy = res.By
+		r.Quarantine.ReleaseReason = actor.Reason
+		r.Quarantine.ReleaseLearn = actor.Learn
 		r.Status = StatusReleased
 		return nil
 	}})

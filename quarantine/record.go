@@ -213,6 +213,12 @@ type QuarantineInfo struct {
 	// Released is set once the message was released, by whom and when.
 	ReleasedAt time.Time
 	ReleasedBy string
+	// ReleaseReason is the reason the releaser gave ("" when none), and
+	// ReleaseLearn is set when the release asked to teach the content
+	// model the message as ham ("release and don't block this kind
+	// again"); whether it was taught is Record.Learned.
+	ReleaseReason string
+	ReleaseLearn  bool
 	// Deleted is set once the content was deleted by an admin.
 	DeletedAt time.Time
 	DeletedBy string

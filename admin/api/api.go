@@ -136,6 +136,8 @@ func (a *API) routes() {
 	a.handle("DELETE /api/v1/locks/user/{name}", a.unlock)
 	a.handle("DELETE /api/v1/locks/identity/{domain}/{name}", a.unlock)
 	a.handle("GET /api/v1/identities/{domain}/{name}/usage", a.usage)
+	a.handle("GET /api/v1/identities/{domain}/{name}/notice", a.noticePreview)
+	a.handle("POST /api/v1/identities/{domain}/{name}/notice", a.sendNotice)
 	a.handle("GET /api/v1/feedback", a.listFeedback)
 	a.handle("GET /api/v1/would-locks", a.listWouldLocks)
 	a.handle("POST /api/v1/feedback", a.feedback)

@@ -37,7 +37,8 @@ func MessageOf(r *quarantine.Record) apiv1.Message {
 	}
 	if q := r.Quarantine; q != nil {
 		m.Quarantine = &apiv1.Quarantine{RawSize: q.RawSize, StoredSize: q.StoredSize, HasContent: q.HasContent(),
-			ReleasedAt: q.ReleasedAt, ReleasedBy: q.ReleasedBy, DeletedAt: q.DeletedAt, DeletedBy: q.DeletedBy, Expired: q.Expired}
+			ReleasedAt: q.ReleasedAt, ReleasedBy: q.ReleasedBy,
+			ReleaseReason: q.ReleaseReason, ReleaseLearn: q.ReleaseLearn, DeletedAt: q.DeletedAt, DeletedBy: q.DeletedBy, Expired: q.Expired}
 	}
 	return m
 }
@@ -186,7 +187,7 @@ func AuditEntryOf(e ops.AuditEntry) apiv1.AuditEntry {
 
 // ReleaseOf is what a release did.
 func ReleaseOf(r ops.Released) apiv1.ReleaseResponse {
-	out := apiv1.ReleaseResponse{ID: r.ID, ReleasedAt: r.At, ReleasedBy: r.By, Already: r.Already}
+	out := apiv1.ReleaseResponse{ID: r.ID, ReleasedAt: r.At, ReleasedBy: r.By, ReleaseReason: r.Reason, Already: r.Already}
 	if r.Learned != nil {
 		l := LearnResultOf(*r.Learned)
 		out.Learned = &l
@@ -202,4 +203,10 @@ func DeleteOf(d ops.Deleted) apiv1.DeleteResponse {
 // ReportRowOf is a report group.
 func ReportRowOf(r ops.ReportRow) apiv1.ReportRow {
 	return apiv1.ReportRow{Domain: r.Domain, Key: r.Key, Count: r.Count, Locked: r.Locked}
+}
+
+// NoticeOf is the wire form of a customer notice; Domain and Identity are
+// the caller's to set.
+func NoticeOf(n ops.Notice) apiv1.Notice {
+	return apiv1.Notice{To: n.To, Subject: n.Subject, Body: n.Body, Sample: n.Sample, Digest: n.Digest}
 }

@@ -85,7 +85,7 @@ func TestMessageOf(t *testing.T) {
 		Status: quarantine.StatusQuarantined, Verdict: quarantine.VerdictSpam, Score: 9.5, Reasons: []string{"builtin:X"},
 		Band: quarantine.BandSpam, Model: "seed+1", Learned: "spam", Partial: []string{"max_depth"}, Campaign: "01KB",
 		NextHopReply: "550 no", Duration: 1500 * time.Millisecond, Complaints: 2,
-		Quarantine: &quarantine.QuarantineInfo{RawSize: 100, StoredSize: 50, ReleasedAt: t1, ReleasedBy: "root", DeletedAt: t2, DeletedBy: "root", Expired: true}}
+		Quarantine: &quarantine.QuarantineInfo{RawSize: 100, StoredSize: 50, ReleasedAt: t1, ReleasedBy: "root", ReleaseReason: "ok", ReleaseLearn: true, DeletedAt: t2, DeletedBy: "root", Expired: true}}
 	m := MessageOf(r)
 	// HasContent is false for deleted content: check it on its own.
 	q := *m.Quarantine
@@ -215,7 +215,7 @@ func TestModelOf(t *testing.T) {
 	m := ops.ModelInfo{Overlay: content.OverlayInfo{Seed: "seed", Version: "seed+1", Updates: 1, Learned: 2, Features: 3, MaxFeatures: 4},
 		SeedFeatures: 5, Trained: "corpus", SpamThreshold: 6, SuspectThreshold: 3}
 	allSet(t, "ModelInfo", reflect.ValueOf(ModelInfoOf(m)))
-	rel := ops.Released{ReleaseResult: quarantine.ReleaseResult{At: t0, By: "root", Already: true}, ID: "01JA", Learned: &r}
+	rel := ops.Released{ReleaseResult: quarantine.ReleaseResult{At: t0, By: "root", Reason: "ok", Already: true}, ID: "01JA", Learned: &r}
 	allSet(t, "ReleaseResponse", reflect.ValueOf(ReleaseOf(rel)))
 	allSet(t, "DeleteResponse", reflect.ValueOf(DeleteOf(ops.Deleted{ID: "01JA", Already: true, At: t0, By: "root"})))
 	row := ops.ReportRow{ReportRow: quarantine.ReportRow{Domain: "d", Key: "k", Count: 3}, Kind: identity.KindUser, Locked: true}

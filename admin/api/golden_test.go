@@ -40,6 +40,8 @@ func goldenCalls(e *env) []goldenCall {
 			"reason": "phishing kit found", "duration": "24h", "message_id": spam}, 201},
 		{"locks", "GET", "/api/v1/locks", tokAll, nil, 200},
 		{"lock-detail", "GET", "/api/v1/locks/identity/" + domOut + "/alice@customer.example", tokAll, nil, 200},
+		{"notice", "GET", "/api/v1/identities/" + domOut + "/alice@customer.example/notice", tokAll, nil, 200},
+		{"notice-send", "POST", "/api/v1/identities/" + domOut + "/alice@customer.example/notice", tokAll, map[string]string{"reason": "customer asked again"}, 202},
 		{"unlock", "DELETE", "/api/v1/locks/identity/" + domOut + "/alice@customer.example", tokAll, map[string]string{"reason": "customer cleaned up"}, 200},
 		{"usage", "GET", "/api/v1/identities/" + domOther + "/mallory@other.example/usage", tokAll, nil, 200},
 		{"would-locks", "GET", "/api/v1/would-locks", tokAll, nil, 200},
@@ -49,6 +51,7 @@ func goldenCalls(e *env) []goldenCall {
 		{"model-import", "PUT", "/api/v1/model/overlay", tokAll, "overlay", 200},
 		{"model-reset", "DELETE", "/api/v1/model/overlay", tokAll, nil, 200},
 		{"release", "POST", "/api/v1/messages/" + spam + "/release", tokAll, map[string]string{"reason": "customer confirmed"}, 200},
+		{"message-released", "GET", "/api/v1/messages/" + spam, tokAll, nil, 200},
 		{"delete", "DELETE", "/api/v1/messages/" + other, tokAll, nil, 200},
 		{"delete-again", "DELETE", "/api/v1/messages/" + other, tokAll, nil, 200},
 		{"feedback", "POST", "/api/v1/feedback?source=fbl.eml", tokAll, "(the report)", 200},
@@ -71,6 +74,8 @@ func newGoldenEnv(t *testing.T) *env {
 	e := newEnvWith(t, func(e *admintest.Env) {
 		e.Opts.Teacher = &admintest.Teacher{Store: e.Store}
 		e.Opts.Campaigns = admintest.NewCampaigns(e)
+		n := &admintest.Notices{}
+		e.Opts.Notices, e.Opts.NoticeOutbox = n, n
 		p := identity.DefaultPolicy()
 		p.Monitor = true
 		p.Thresholds[identity.CounterSpam] = identity.Limit{Count: 2, Window: identity.DefaultPolicy().Thresholds[identity.CounterSpam].Window}

@@ -143,3 +143,47 @@ func (a *API) listWouldLocks(w http.ResponseWriter, r *http.Request, pr ops.Prin
 	writeJSON(w, res)
 	return nil
 }
+
+// noticePreview renders an identity's customer notice without sending it.
+func (a *API) noticePreview(w http.ResponseWriter, r *http.Request, pr ops.Principal) error {
+	if p := newParams(r); p.err != nil {
+		return p.err
+	}
+	t, err := a.ops.Target(pr, string(identity.KindIdentity), r.PathValue("domain"), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	n, err := a.ops.PreviewNotice(r.Context(), pr, t)
+	if err != nil {
+		return err
+	}
+	out := NoticeOf(n)
+	out.Domain, out.Identity = t.Domain, t.Name
+	writeJSON(w, out)
+	return nil
+}
+
+// sendNotice queues an identity's customer notice in the notification
+// outbox: 202, the mail goes out with the outbox's retries.
+func (a *API) sendNotice(w http.ResponseWriter, r *http.Request, pr ops.Principal) error {
+	p := newParams(r, "reason")
+	if p.err != nil {
+		return p.err
+	}
+	var req apiv1.NoticeRequest
+	if err := a.decodeJSON(w, r, &req, true); err != nil {
+		return err
+	}
+	if req.Reason == "" {
+		req.Reason = p.str("reason")
+	}
+	domain, name := r.PathValue("domain"), r.PathValue("name")
+	n, err := a.ops.SendNotice(r.Context(), pr, ops.NoticeOrder{Domain: domain, Name: name, Reason: req.Reason, Preview: req.Preview})
+	if err != nil {
+		return err
+	}
+	out := NoticeOf(n)
+	out.Domain, out.Identity, out.Queued = domain, name, true
+	writeJSONStatus(w, http.StatusAccepted, out)
+	return nil
+}

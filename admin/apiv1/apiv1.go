@@ -89,9 +89,14 @@ type Quarantine struct {
 	HasContent bool      `json:"has_content"`
 	ReleasedAt time.Time `json:"released_at,omitzero"`
 	ReleasedBy string    `json:"released_by,omitempty"`
-	DeletedAt  time.Time `json:"deleted_at,omitzero"`
-	DeletedBy  string    `json:"deleted_by,omitempty"`
-	Expired    bool      `json:"expired,omitempty"`
+	// ReleaseReason is the reason given with the release; ReleaseLearn
+	// is set when the release asked to teach the content model the
+	// message as ham (whether it did: the message's learned).
+	ReleaseReason string    `json:"release_reason,omitempty"`
+	ReleaseLearn  bool      `json:"release_learn,omitempty"`
+	DeletedAt     time.Time `json:"deleted_at,omitzero"`
+	DeletedBy     string    `json:"deleted_by,omitempty"`
+	Expired       bool      `json:"expired,omitempty"`
 }
 
 // SearchResponse is the answer of GET /api/v1/messages.
@@ -154,6 +159,9 @@ type ReleaseResponse struct {
 	ID         string    `json:"id"`
 	ReleasedAt time.Time `json:"released_at"`
 	ReleasedBy string    `json:"released_by"`
+	// ReleaseReason is the reason recorded with the release (the first
+	// one's, when Already).
+	ReleaseReason string `json:"release_reason,omitempty"`
 	// Already is set when the message had been released before and was
 	// not delivered again.
 	Already bool `json:"already"`

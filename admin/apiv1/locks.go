@@ -148,3 +148,35 @@ type WouldLock struct {
 type WouldLockList struct {
 	WouldLocks []WouldLock `json:"would_locks"`
 }
+
+// Notice is a customer notice (docs/config-notify.md, "Customer notice"):
+// the answer of GET /api/v1/identities/{domain}/{name}/notice (a preview)
+// and of POST to the same path (the notice queued for sending).
+type Notice struct {
+	Domain   string `json:"domain"`
+	Identity string `json:"identity"`
+	// To is the recipient; "" in a preview when there is none (the
+	// identity is not an email address): sending is then refused.
+	To      string `json:"to"`
+	Subject string `json:"subject"`
+	Body    string `json:"body"`
+	// Sample is set in a preview when the identity is not locked: the
+	// notice is rendered for a permanent lock taken now, and sending is
+	// refused.
+	Sample bool `json:"sample"`
+	// Digest names this rendering: pass it as preview when sending, to
+	// send only what was previewed.
+	Digest string `json:"digest"`
+	// Queued is set in the answer of a send.
+	Queued bool `json:"queued"`
+}
+
+// NoticeRequest is the body of POST
+// /api/v1/identities/{domain}/{name}/notice.
+type NoticeRequest struct {
+	// Reason is required: why the customer is told now (audit trail).
+	Reason string `json:"reason"`
+	// Preview, optional, is the digest of the previewed notice: the
+	// send is refused (409) when the notice rendered now differs.
+	Preview string `json:"preview,omitempty"`
+}

@@ -52,3 +52,4 @@ func auditTargetURL(t ops.AuditTarget) string {
 	}
 	return ""
 }
+

@@ -241,6 +241,8 @@ func (c *Console) routes() {
 	c.handle("GET /locks/{kind}/{domain}/{name}/notice", c.noticePreview)
 	c.handle("POST /unlock", c.unlockSubmit)
 	c.handle("GET /identities/{domain}/{name}", c.identityPage)
+	c.handle("GET /identities/{domain}/{name}/notify", c.identityNotify)
+	c.handle("POST /identities/{domain}/{name}/notify", c.identityNotifySubmit)
 	c.handle("GET /audit", c.auditPage)
 	c.handle("GET /campaigns", c.campaignsPage)
 	c.handle("GET /campaigns/{id}", c.campaignPage)

@@ -6,7 +6,9 @@ import (
 	"sort"
 	"time"
 
+	"github.com/outguard/outguard/admin/api"
 	"github.com/outguard/outguard/admin/ops"
+	"github.com/outguard/outguard/identity"
 	"github.com/outguard/outguard/internal/duration"
 	"github.com/outguard/outguard/quarantine"
 )
@@ -79,5 +81,41 @@ func (c *Console) identityPage(w http.ResponseWriter, r *http.Request, s *sessio
 		data["StepLabel"] = "hour"
 	}
 	c.render(w, r, s, http.StatusOK, "identity", data)
+	return nil
+}
+
+// identityNotify previews the customer notice of an identity's domain,
+// rendered with its lock's data, with the form that sends it: the
+// profile's notify action (docs/config-notify.md, "Customer notice"). The
+// form carries the preview's digest, so what is sent is what was shown.
+func (c *Console) identityNotify(w http.ResponseWriter, r *http.Request, s *session) error {
+	t, err := c.ops.Target(s.p, string(identity.KindIdentity), r.PathValue("domain"), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	n, err := c.ops.PreviewNotice(r.Context(), s.p, t)
+	if err != nil {
+		return err
+	}
+	profile := identityURL(t.Domain, t.Name)
+	c.render(w, r, s, http.StatusOK, "notice", map[string]any{"Title": "Customer notice for " + t.Name, "Target": t,
+		"Notice": n, "LockURL": profile, "SendURL": profile + "/notify"})
+	return nil
+}
+
+// identityNotifySubmit sends the previewed customer notice through the
+// notification outbox; the operations layer makes the checks and writes
+// the audit entry.
+func (c *Console) identityNotifySubmit(w http.ResponseWriter, r *http.Request, s *session) error {
+	f := r.PostForm
+	domain, name := r.PathValue("domain"), r.PathValue("name")
+	if f.Get("preview") == "" {
+		return ops.Errorf(ops.ErrBadRequest, "preview the notice before sending it: open %s/notify", identityURL(domain, name))
+	}
+	n, err := c.ops.SendNotice(r.Context(), s.p, ops.NoticeOrder{Domain: domain, Name: name, Reason: f.Get("reason"), Preview: f.Get("preview"), Via: via})
+	if err != nil {
+		return err
+	}
+	c.done(w, r, s, identityURL(domain, name), "Customer notice to "+n.To+" queued for sending.", api.NoticeOf(n))
 	return nil
 }

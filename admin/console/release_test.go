@@ -58,6 +58,12 @@ func TestConsoleReleaseAsksForAReason(t *testing.T) {
 	if len(entries) != 2 || entries[1].Action != ops.AuditRelease || entries[1].Reason != "customer's invoice, ticket 4711" ||
 		entries[1].Detail != "and learn as ham; console" || entries[0].Action != ops.AuditLearn {
 		t.Errorf("got audit %+v, want the release with its reason, then the lesson", entries)
+	} // The message view shows the release as recorded on the log record.
+	_, body, _ = b.get(page)
+	for _, want := range []string{"<dt>Released</dt>", "reason: <q class=\"break\">customer&#39;s invoice, ticket 4711</q>", "; learnt as ham</dd>"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("message view after the release lacks %q", want)
+		}
 	}
 }
 
@@ -77,6 +83,10 @@ func TestConsoleReleaseWithoutLearning(t *testing.T) {
 	entries := e.AuditEntries(ops.AuditFilter{})
 	if len(entries) != 1 || entries[0].Reason != "one-off" || entries[0].Detail != "console" {
 		t.Errorf("got audit %+v, want one release entry with its reason", entries)
+	}
+	_, body, _ := b.get("/log/" + e.SpamOut)
+	if !strings.Contains(body, "reason: <q class=\"break\">one-off</q>; not learnt</dd>") {
+		t.Errorf("message view after the release lacks its reason and \"not learnt\"")
 	}
 }
 

@@ -40,7 +40,7 @@ const (
 
 // AuditActions are the audit actions, in the order the console offers
 // them as a filter.
-var AuditActions = []string{AuditLock, AuditUnlock, AuditRelease, AuditDelete, AuditLearn, AuditModel, AuditFeedback, AuditReload, AuditConfirm, AuditUnconfirm, AuditLockout}
+var AuditActions = []string{AuditLock, AuditUnlock, AuditNotify, AuditRelease, AuditDelete, AuditLearn, AuditModel, AuditFeedback, AuditReload, AuditConfirm, AuditUnconfirm, AuditLockout}
 
 // AuditTarget is what an audited action applied to.
 type AuditTarget struct {

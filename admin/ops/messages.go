@@ -177,7 +177,10 @@ func (o *Ops) Release(ctx context.Context, p Principal, req ReleaseOrder) (Relea
 	if err != nil {
 		return Released{}, err
 	}
-	res, err := o.opts.Store.Release(ctx, rec.ID, actor(p))
+	learn := req.Learn && o.opts.Teacher != nil
+	a := actor(p)
+	a.Reason, a.Learn = reason, learn
+	res, err := o.opts.Store.Release(ctx, rec.ID, a)
 	if err != nil {
 		return Released{}, err
 	}
@@ -185,7 +188,6 @@ func (o *Ops) Release(ctx context.Context, p Principal, req ReleaseOrder) (Relea
 	if res.Already {
 		return out, nil
 	}
-	learn := req.Learn && o.opts.Teacher != nil
 	detail := ""
 	if learn {
 		detail = "and learn as ham"

@@ -150,6 +150,9 @@ type Options struct {
 	// Notices renders the customer notice of a lock for the console's
 	// preview; nil: no preview.
 	Notices NoticeRenderer
+	// NoticeOutbox sends customer notices an operator asks for (the
+	// notify action); nil makes SendNotice fail with ErrUnavailable.
+	NoticeOutbox NoticeOutbox
 	// Explainer tells what the rules named in a message's reasons match
 	// in its stored content; nil shows the reasons alone.
 	Explainer Explainer

@@ -10,7 +10,8 @@ import (
 )
 
 const arfHelp = `Usage:
-  outguard arf parse [--identity-header NAME] [--trace-header NAME] [--json] FILE...
+  outguard arf parse [--identity-header NAME] [--identity-occurrence first|last|only]
+                     [--trace-header NAME] [--json] FILE...
 
 Parses abuse feedback reports (RFC 5965 ARF, and the legacy formats of large
 mailbox providers) offline, without a daemon, and prints what each holds.
@@ -27,7 +28,11 @@ arrival_date (RFC 3339, UTC), source_ip, source_port, reported_domain,
 reported_uri, incidents, message_id, identity.
 
 The identity is taken from --identity-header (default X-AuthUser) of the
-original message's top-level header only.
+original message's top-level header only. When the header is there more
+than once, --identity-occurrence says which one counts, as the identity
+rule's occurrence does (docs/config-identity.md): first, last, or only
+(the default: different values name no identity, warning
+identity-ambiguous). The daemon uses the occurrence of its rules.
 
 Exit status: 0 when every file parsed, 1 otherwise, 2 on bad usage.
 
@@ -53,6 +58,7 @@ func runARF(args []string, stdout, stderr io.Writer) int {
 	}
 	fs := newFlags("arf parse", arfHelp, stderr)
 	idh := fs.String("identity-header", "X-AuthUser", "header of the original holding the identity")
+	occ := fs.String("identity-occurrence", "only", "which occurrence of the identity header counts: first, last or only (as the identity rule reading it)")
 	trh := fs.String("trace-header", "X-Outguard-Trace", "header of the original holding outguard's trace token")
 	asJSON := fs.Bool("json", false, "one JSON object per line and file")
 	if c := parseFlags(fs, args[1:], stdout); c >= 0 {
@@ -62,9 +68,13 @@ func runARF(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "outguard arf parse: give at least one FILE (or - for standard input)")
 		return exitUsage
 	}
+	o, err := arf.ParseOccurrence(*occ)
+	if err != nil {
+		return usageError(stderr, "arf parse", "--identity-occurrence %q: use first, last or only", *occ)
+	}
 	code := exitOK
 	for _, name := range fs.Args() {
-		res := parseARFFile(name, arf.ParseOptions{IdentityHeader: *idh, TraceHeader: *trh})
+		res := parseARFFile(name, arf.ParseOptions{IdentityHeader: *idh, IdentityOccurrence: o, TraceHeader: *trh})
 		if !res.OK {
 			code = exitFailed
 		}

@@ -311,3 +311,88 @@ func shortDuration(d time.Duration) string {
 	}
 	return s
 }
+
+var notifyHelp = helpText(
+	"outguard notify IDENTITY --domain D --reason TEXT [--dry-run] [--json]",
+	`Sends the customer notice of the identity's administrative domain
+(domains[].customer_notice) to its contact now, through the daemon's
+notification outbox, which retries it like the notice a lock sends. The
+notice is rendered with the data of the identity's lock: the identity must
+be locked. outguard first shows the notice (recipient, subject, body), then
+sends exactly what it showed: if the notice changed in between (a reload),
+the send is refused and nothing goes out.
+
+--reason is required to send and is kept in the audit trail (action
+notify) with your token's name. --dry-run shows the notice and sends
+nothing. Refused, with the reason, when the domain has no notice, the
+identity is not locked, or the notice has no contact (it goes to the
+identity, which is not an email address).
+
+With --json, the notice as one document: domain, identity, to, subject,
+body, sample, digest and queued (false with --dry-run).
+`+clientHelp,
+	`  outguard notify alice@customer.example --domain out.example.net --dry-run
+  outguard notify alice@customer.example --domain out.example.net --reason "customer asked again, ticket 4712"`)
+
+func runNotify(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("notify", notifyHelp, stderr)
+	cf := addClientFlags(fs, "notify")
+	domain := fs.String("domain", "", "administrative `DOMAIN` of the identity (required)")
+	reason := fs.String("reason", "", "why the customer is told now, for the audit trail (required to send)")
+	dry := fs.Bool("dry-run", false, "show the notice, send nothing")
+	if c := parseFlags(fs, args, stdout); c >= 0 {
+		return c
+	}
+	if fs.NArg() != 1 {
+		return usageError(stderr, "notify", "give exactly one IDENTITY")
+	}
+	if *domain == "" {
+		return usageError(stderr, "notify", "--domain D is required")
+	}
+	if !*dry && strings.TrimSpace(*reason) == "" {
+		return usageError(stderr, "notify", "--reason TEXT is required to send (or give --dry-run to only show the notice)")
+	}
+	cl, code := cf.client(stderr)
+	if cl == nil {
+		return code
+	}
+	path := "/identities/" + url.PathEscape(*domain) + "/" + url.PathEscape(fs.Arg(0)) + "/notice"
+	var n apiv1.Notice
+	if err := cl.call("GET", path, nil, nil, &n); err != nil {
+		return cl.fail(err)
+	}
+	if !*dry {
+		body := apiv1.NoticeRequest{Reason: *reason, Preview: n.Digest}
+		if err := cl.call("POST", path, nil, body, &n); err != nil {
+			if !cf.json {
+				printNotice(stdout, n)
+			}
+			return cl.fail(err)
+		}
+	}
+	if cf.json {
+		writeJSON(stdout, n)
+		return exitOK
+	}
+	printNotice(stdout, n)
+	switch {
+	case n.Queued:
+		fmt.Fprintf(stdout, "\ncustomer notice to %s queued for sending\n", clean(n.To, 200))
+	case n.Sample:
+		fmt.Fprintf(stdout, "\n%s is not locked: this is the notice a lock would send; nothing can be sent now\n", clean(n.Identity, 200))
+	case n.To == "":
+		fmt.Fprintln(stdout, "\nno contact: the notice goes to the identity, which is not an email address; nothing can be sent")
+	default:
+		fmt.Fprintln(stdout, "\nnot sent (--dry-run)")
+	}
+	return exitOK
+}
+
+// printNotice shows a customer notice as its recipient would read it.
+func printNotice(w io.Writer, n apiv1.Notice) {
+	fmt.Fprintf(w, "to       %s\n", orDash(clean(n.To, 200)))
+	fmt.Fprintf(w, "subject  %s\n\n", clean(n.Subject, 300))
+	for _, l := range strings.Split(strings.TrimRight(n.Body, "\n"), "\n") {
+		fmt.Fprintf(w, "  %s\n", clean(l, 1000))
+	}
+}

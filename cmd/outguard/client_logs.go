@@ -43,8 +43,10 @@ model version that judged the message), learned (spam or ham, once the
 model was taught with the message), partially_scanned (the limits that
 left content unscanned; absent when all was scanned), next_hop_reply, duration_ms,
 complaints and, for quarantined messages, quarantine (raw_size,
-stored_size, has_content, released_at, released_by, deleted_at, deleted_by,
-expired).
+stored_size, has_content, released_at, released_by, release_reason,
+release_learn, deleted_at, deleted_by, expired). Below the table, each
+released message of the page is listed with who released it, when, the
+reason given and whether it was learnt as ham.
 
 With --csv, every matching record is written as CSV (RFC 4180) with a
 header row, following the cursors page by page (--limit is then the page
@@ -177,6 +179,36 @@ func printMessages(w io.Writer, msgs []apiv1.Message) {
 		row(tw, fmtTime(m.Time), m.ID, m.Status, verdict, score, band, orDash(m.User), orDash(m.Identity), sender, rcpt, clean(m.Subject, 50))
 	}
 	tw.Flush()
+	first := true
+	for _, m := range msgs {
+		if q := m.Quarantine; q != nil && !q.ReleasedAt.IsZero() {
+			if first {
+				fmt.Fprintln(w, "\nreleases:")
+				first = false
+			}
+			fmt.Fprintf(w, "  %s %s\n", m.ID, releaseNote(q, m.Learned))
+		}
+	}
+}
+
+// releaseNote says who released a message, when, why, and whether the
+// release asked to teach the content model the message as ham.
+func releaseNote(q *apiv1.Quarantine, learned string) string {
+	s := "released by " + q.ReleasedBy + " at " + fmtTime(q.ReleasedAt) + " UTC"
+	if q.ReleaseReason != "" {
+		s += ": " + clean(q.ReleaseReason, 200)
+	} else {
+		s += " (no reason recorded)"
+	}
+	switch {
+	case q.ReleaseLearn && learned == "ham":
+		s += "; learnt as ham"
+	case q.ReleaseLearn:
+		s += "; learning as ham was asked, not done"
+	default:
+		s += "; not learnt"
+	}
+	return s
 }
 
 var reportHelp = helpText(

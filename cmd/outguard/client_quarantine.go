@@ -232,7 +232,7 @@ func printMessage(w io.Writer, d apiv1.MessageDetail) {
 			state = "deleted by " + q.DeletedBy + " at " + fmtTime(q.DeletedAt)
 		}
 		if !q.ReleasedAt.IsZero() {
-			state += ", released by " + q.ReleasedBy + " at " + fmtTime(q.ReleasedAt)
+			state += ", " + releaseNote(q, m.Learned)
 		}
 		field("quarantine", state)
 	}
@@ -461,7 +461,7 @@ var auditHelp = helpText(
 message taught to the content model, change of the model's overlay,
 feedback upload and reload done through the admin API (CLI, console), with
 the token's name, the target and the reason. --action is lock, unlock,
-release, delete, learn, model, feedback or reload. A token scoped to one domain sees the
+notify, release, delete, learn, model, feedback or reload. A token scoped to one domain sees the
 entries of that domain only. When there are more than --limit entries
 (default 100), the cursor to continue with is printed on standard error.
 
@@ -475,7 +475,7 @@ domain, name), reason, detail.
 func runAudit(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("audit", auditHelp, stderr)
 	cf := addClientFlags(fs, "audit")
-	action := fs.String("action", "", "only `ACTION`: lock, unlock, release, delete, learn, model, feedback, reload")
+	action := fs.String("action", "", "only `ACTION`: lock, unlock, notify, release, delete, learn, model, feedback, reload")
 	actor := fs.String("actor", "", "only entries of the token `NAME`")
 	domain := fs.String("domain", "", "only targets in administrative `DOMAIN`")
 	since := fs.String("since", "", "only the last `DURATION` (24h, 7d)")
@@ -488,9 +488,9 @@ func runAudit(args []string, stdout, stderr io.Writer) int {
 		return usageError(stderr, "audit", "unexpected argument %q", fs.Arg(0))
 	}
 	switch *action {
-	case "", "lock", "unlock", "release", "delete", "learn", "model", "feedback", "reload":
+	case "", "lock", "unlock", "notify", "release", "delete", "learn", "model", "feedback", "reload":
 	default:
-		return usageError(stderr, "audit", "--action %q: use lock, unlock, release, delete, learn, model, feedback or reload", *action)
+		return usageError(stderr, "audit", "--action %q: use lock, unlock, notify, release, delete, learn, model, feedback or reload", *action)
 	}
 	if c, ok := checkDuration(stderr, "audit", "since", *since); !ok {
 		return c

@@ -39,6 +39,7 @@ type cliEnv struct {
 	locks     *identity.Manager
 	store     *quarantine.Store
 	teacher   *fakeTeacher
+	notices   *fakeNotices
 	delivered int
 	spam      string // quarantined, out.example.net
 	clean     string // accepted, out.example.net
@@ -79,7 +80,9 @@ func newCLIEnv(t *testing.T) *cliEnv {
 	}
 	users := map[string]string{"webhost1": cliDomOut, "otheruser": cliDomOth}
 	e.teacher = &fakeTeacher{store: e.store}
+	e.notices = &fakeNotices{}
 	o, err := ops.New(ops.Options{
+		Notices: e.notices, NoticeOutbox: e.notices,
 		Tokens: []ops.Token{{Name: "root", Hash: hash(cliTokAll), Scope: ops.ScopeAll}, {Name: "outadmin", Hash: hash(cliTokOut), Scope: cliDomOut}},
 		Locks:  e.locks, Store: e.store, DB: db, Teacher: e.teacher,
 		UserDomain: func(u string) (string, bool) { d, ok := users[u]; return d, ok },

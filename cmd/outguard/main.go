@@ -46,6 +46,7 @@ func init() {
 		"locks":         {"list locks", runLocks},
 		"logs":          {"search the message log", runLogs},
 		"manpage":       {"print this manual as a man page (roff, section 8)", runManpage},
+		"notify":        {"send an identity's customer notice to its contact now (preview with --dry-run)", runNotify},
 		"model":         {"show, export, import or reset what the content model learnt", runModel},
 		"quarantine":    {"show, download, release or delete a quarantined message", runQuarantine},
 		"report":        {"top identities, users, domains or senders over a period", runReport},

@@ -129,6 +129,22 @@ func TestARFParseVerb(t *testing.T) {
 	}
 }
 
+// TestARFParseOccurrence: --identity-occurrence picks the occurrence of a
+// repeated identity header, as the identity rules do.
+func TestARFParseOccurrence(t *testing.T) {
+	const file = "../../arf/testdata/arf-identity-ambiguous.eml" // alice above bob
+	for occ, want := range map[string]string{"first": "alice@customer.example", "last": "bob@customer.example", "only": ""} {
+		out, _, code := runCLI(t, "arf", "parse", "--json", "--identity-occurrence", occ, file)
+		var res map[string]any
+		if err := json.Unmarshal([]byte(out), &res); code != 0 || err != nil || res["identity"] != want {
+			t.Errorf("--identity-occurrence %s: exit %d, identity %v; want %q", occ, code, res["identity"], want)
+		}
+	}
+	if _, errOut, code := runCLI(t, "arf", "parse", "--identity-occurrence", "top", file); code != 2 || !strings.Contains(errOut, "first, last or only") {
+		t.Errorf("--identity-occurrence top: exit %d %q, want 2 naming the choices", code, errOut)
+	}
+}
+
 func TestClassifyVerb(t *testing.T) {
 	dir := t.TempDir()
 	spam := filepath.Join(dir, "spam.eml")

@@ -2,6 +2,8 @@ package notify
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"mime"
 	"net/mail"
@@ -45,6 +47,62 @@ func (n CustomerNotice) Recipient(ev Event) string {
 // events a customer notice is sent for.
 func noticeEvent(ev Event) bool {
 	return (ev.Type == EventLock || ev.Type == EventAutoLock) && ev.Lock != nil && ev.Lock.Kind == "identity" && ev.Identity != ""
+}
+
+// ErrNoCustomerNotice: NotifyCustomer was asked for a domain without a
+// customer notice, or the notifier sends no mail.
+var ErrNoCustomerNotice = errors.New("notify: no customer notice")
+
+// NotifyCustomer stores, for delivery to to, the customer notice of ev's
+// domain rendered for ev (a lock of an identity): an operator's request
+// to send it now, whatever notices the lock sent already (the console's
+// and the API's notify action, docs/config-notify.md, "Customer notice").
+// It returns once the item is committed, like Notify; ev.ID is set when
+// empty and names the mail's Message-ID, so every request is its own
+// mail. The template is rendered again at delivery, as for a lock's own
+// notice.
+func (n *Notifier) NotifyCustomer(ctx context.Context, ev Event, to string) (Event, error) {
+	if err := ctx.Err(); err != nil {
+		return ev, err
+	}
+	n.mu.Lock()
+	stopped := n.stopped
+	n.mu.Unlock()
+	if stopped {
+		return ev, ErrStopped
+	}
+	if n.opts.SendMail == nil || n.opts.Customer == nil {
+		return ev, fmt.Errorf("%w: the notifier sends no customer notices", ErrNoCustomerNotice)
+	}
+	if _, ok := n.opts.Customer(ev.Domain); !ok {
+		return ev, fmt.Errorf("%w for domain %s", ErrNoCustomerNotice, ev.Domain)
+	}
+	if !noticeEvent(ev) || to == "" {
+		return ev, fmt.Errorf("%w: a customer notice needs a lock of an identity and a recipient", ErrInvalid)
+	}
+	if ev.ID == "" {
+		ev.ID = NewEventID()
+	}
+	now := n.opts.Now()
+	if ev.At.IsZero() {
+		ev.At = now.UTC()
+	}
+	if ev.Summary == "" {
+		ev.Summary = summary(ev)
+	}
+	it := item{Channel: ChannelCustomer, To: to, Event: ev, Created: now, NextAttempt: now}
+	err := n.store.add(ctx, []item{it}, n.opts.MaxPending)
+	if errors.Is(err, ErrFull) {
+		n.metrics.dropped.Inc()
+		n.log.Error("notify: outbox full, customer notice dropped", "event_id", ev.ID, "max_pending", n.opts.MaxPending)
+		return ev, err
+	}
+	if err != nil {
+		return ev, fmt.Errorf("notify: storing customer notice %s: %w", ev.ID, err)
+	}
+	n.metrics.depth.Inc()
+	n.runner.Wake()
+	return ev, nil
 }
 
 // NoticeValues are the placeholders' values of ev: the lock's data only.

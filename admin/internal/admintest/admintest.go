@@ -407,3 +407,43 @@ func (f *Teacher) Taught() []Lesson {
 	defer f.mu.Unlock()
 	return append([]Lesson(nil), f.lessons...)
 }
+
+// Notices renders customer notices of DomOut from a fixed template (to
+// the identity when it is an email address) and records the ones
+// queued; other domains have none.
+type Notices struct {
+	mu     sync.Mutex
+	queued []identity.Lock
+}
+
+// RenderNotice implements ops.NoticeRenderer.
+func (n *Notices) RenderNotice(l identity.Lock) (ops.Notice, bool, error) {
+	if !strings.EqualFold(l.Domain, DomOut) {
+		return ops.Notice{}, false, nil
+	}
+	to := ""
+	if strings.Contains(l.Name, "@") {
+		to = l.Name
+	}
+	return ops.Notice{To: to, Subject: "Outgoing mail of " + l.Name + " is paused",
+		Body: "Reason: " + l.Reason + "\nSince: " + l.Start.UTC().Format(time.RFC3339) + "\n"}, true, nil
+}
+
+// QueueNotice implements ops.NoticeOutbox.
+func (n *Notices) QueueNotice(ctx context.Context, l identity.Lock) (ops.Notice, error) {
+	nt, ok, err := n.RenderNotice(l)
+	if err != nil || !ok {
+		return ops.Notice{}, fmt.Errorf("no notice for %s (%v)", l.Domain, err)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.queued = append(n.queued, l)
+	return nt, nil
+}
+
+// Queued returns the locks whose notices were queued.
+func (n *Notices) Queued() []identity.Lock {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]identity.Lock(nil), n.queued...)
+}

@@ -78,8 +78,9 @@ PROTO_ARGS=()
 [ "${OUTGUARD_BENCH_PROTO:-data}" = bdat ] && PROTO_ARGS=(--bdat)
 "$WORK/outguard-load" --addr "127.0.0.1:$OG_PORT" --user bench --password trial-token \
 	-c "$SESSIONS" -m "$MESSAGES" -s "$SIZE" "${PROTO_ARGS[@]}"
-# strace writes its summary when outguard exits.
-kill -INT "$OG_PID"
+# strace writes its summary when outguard exits: stop outguard (strace's
+# child), not strace.
+kill -INT "$(pgrep -P "$OG_PID")"
 wait "$OG_PID" || true
 OG_PID=""
 cat "$WORK/strace.txt"

@@ -9,6 +9,7 @@ import (
 	"net/textproto"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -203,5 +204,69 @@ func TestGrowCap(t *testing.T) {
 		if got := growCap(c.have, c.need, c.limit); got != c.want {
 			t.Errorf("growCap(%d, %d, %d) = %d, want %d", c.have, c.need, c.limit, got, c.want)
 		}
+	}
+}
+
+// readCountingListener counts the reads on the connections it accepts.
+type readCountingListener struct {
+	net.Listener
+	reads atomic.Int64
+}
+
+func (l *readCountingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &readCountingConn{Conn: c, l: l}, nil
+}
+
+type readCountingConn struct {
+	net.Conn
+	l *readCountingListener
+}
+
+func (c *readCountingConn) Read(b []byte) (int, error) {
+	c.l.reads.Add(1)
+	return c.Conn.Read(b)
+}
+
+// A message streaming in is read from the socket up to 32 KiB at a time,
+// not through go-smtp's 4 KiB buffer alone: 400 KB over DATA take fewer
+// than 40 reads for the whole session (at least 100 without), and the
+// message arrives whole, over DATA and over BDAT (go-smtp copies BDAT
+// chunks in large reads already).
+func TestMessageReadInLargeReads(t *testing.T) {
+	for _, chunked := range []bool{false, true} {
+		name := "DATA"
+		if chunked {
+			name = "BDAT"
+		}
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t)
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cl := &readCountingListener{Listener: ln}
+			addr, err := h.srv.Serve(cl, ListenerOptions{Name: "counted", AllowInsecureAuth: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg := []byte("Subject: big\r\n\r\n" + strings.Repeat("the same line again and again, 40 chars\r\n", 400_000/42))
+			if _, err := sendRaw(addr.String(), msg, chunked); err != nil {
+				t.Fatal(err)
+			}
+			if n := cl.reads.Load(); n >= 40 {
+				t.Errorf("%d reads for a session with a %d-byte message, want fewer than 40", n, len(msg))
+			}
+			got := h.nh.WaitDeliveries(1, 10*time.Second)
+			if len(got) != 1 {
+				t.Fatalf("next hop got %d messages", len(got))
+			}
+			if body, _ := testutil.StripReceived(got[0].Data); !bytes.Equal(body, msg) {
+				t.Errorf("the message relayed differs from the one sent")
+			}
+		})
 	}
 }

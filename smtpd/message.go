@@ -102,9 +102,10 @@ func (b *MemoryBudget) metricsOrNil() *Metrics {
 	return b.metrics
 }
 
-// Used is the memory the messages in memory hold now; Peak the most they
-// held at any one time.
+// Used is the memory the messages in memory hold now.
 func (b *MemoryBudget) Used() int64 { return b.used.Load() }
+
+// Peak is the most memory the messages in memory held at any one time.
 func (b *MemoryBudget) Peak() int64 { return b.peak.Load() }
 
 // bufClasses are the sizes of the pooled message buffers: a message grows

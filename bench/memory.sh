@@ -12,7 +12,8 @@
 #   peak:   VmHWM, the high-water mark, after every message was relayed
 # and the same per session. OUTGUARD_BENCH_CONFIG_EXTRA appends a file to
 # the configuration (bench/accept-all.yaml: classification off), as in
-# bench/relay.sh; OUTGUARD_BENCH_PROTO=bdat sends with BDAT.
+# bench/relay.sh; OUTGUARD_BENCH_PROTO=bdat sends with BDAT;
+# OUTGUARD_BENCH_MESSAGE_MEMORY sets limits.message_memory_bytes.
 set -euo pipefail
 
 SESSIONS=${1:?usage: bench/memory.sh SESSIONS SIZE [HOLD]}
@@ -55,7 +56,7 @@ data_dir: $WORK/data
 log: {level: warn}
 listeners:
   - {name: bench, address: "127.0.0.1:$OG_PORT", tls: none, allow_insecure_auth: true}
-limits: {max_connections: $(( SESSIONS + 100 )), max_connections_per_ip: $(( SESSIONS + 100 ))}
+limits: {max_connections: $(( SESSIONS + 100 )), max_connections_per_ip: $(( SESSIONS + 100 ))${OUTGUARD_BENCH_MESSAGE_MEMORY:+, message_memory_bytes: $OUTGUARD_BENCH_MESSAGE_MEMORY}}
 next_hop: {type: smtp, address: "127.0.0.1:$SINK_PORT", pool_size: 256}
 domains:
   - name: out.example.net

@@ -47,7 +47,9 @@ ADMIN_PORT=$(free_port)
 
 SINK_USER=()
 [ "$(id -u)" = 0 ] && SINK_USER=(-u nobody)
-smtp-sink "${SINK_USER[@]}" -m $(( SESSIONS + 100 )) 127.0.0.1:"$SINK_PORT" 4096 &
+# -t: a next-hop connection waits idle while its client sends a large
+# message; under load that takes longer than smtp-sink's 100 s default.
+smtp-sink "${SINK_USER[@]}" -t 900 -m $(( SESSIONS + 100 )) 127.0.0.1:"$SINK_PORT" 4096 &
 SINK_PID=$!
 
 cat > "$WORK/bench.yaml" <<EOF

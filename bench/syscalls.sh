@@ -11,7 +11,8 @@
 #
 # OUTGUARD_BIN runs that outguard binary instead of building this tree's
 # (to compare with an older commit). OUTGUARD_BENCH_CONFIG_EXTRA and
-# OUTGUARD_BENCH_PROTO=bdat as in bench/relay.sh.
+# OUTGUARD_BENCH_PROTO=bdat as in bench/relay.sh. OUTGUARD_BENCH_LOG_LEVEL
+# sets log.level (default warn; info logs a line per transaction).
 set -euo pipefail
 
 SIZE=${1:?usage: bench/syscalls.sh SIZE SESSIONS [MESSAGES]}
@@ -53,7 +54,7 @@ SINK_PID=$!
 cat > "$WORK/bench.yaml" <<EOF
 hostname: bench.localhost
 data_dir: $WORK/data
-log: {level: warn}
+log: {level: ${OUTGUARD_BENCH_LOG_LEVEL:-warn}}
 listeners:
   - {name: bench, address: "127.0.0.1:$OG_PORT", tls: none, allow_insecure_auth: true}
 limits: {max_connections: 2000, max_connections_per_ip: 2000}

@@ -239,6 +239,7 @@ func (a *App) Start() error {
 		AuthFailuresMax:       cfg.Limits.AuthFailures.Max,
 		AuthFailuresWindow:    cfg.Limits.AuthFailures.Window.D(),
 		SpoolThreshold:        cfg.Limits.SpoolThreshold,
+		MessageMemoryBytes:    cfg.Limits.MessageMemoryBytes,
 		SpoolDir:              filepath.Join(cfg.DataDir, "spool"),
 		Logger:                a.log,
 		Metrics:               a.metrics,

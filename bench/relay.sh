@@ -5,10 +5,12 @@
 # alternates (A B A B ...) for ROUNDS rounds (default 3):
 #   A: outguard-load straight to postfix's smtp-sink
 #   B: outguard-load -> outguard (the configured pipeline) -> the same sink
-# and records throughput and each process's CPU time per message (from
-# /proc/PID/stat). It ends with:
+# and records throughput, the latency of each message from MAIL to the
+# final reply (p50 and p99, as outguard-load measures it) and each
+# process's CPU time per message (from /proc/PID/stat). It ends with:
 #   ratio outguard/direct msgs/s: 0.NN
 #   cpu outguard/sink per msg: N.NN
+#   added latency p50 Nus p99 Nus (outguard's median p50/p99 minus direct's)
 #
 # OUTGUARD_BENCH_PROTO chooses how the load tool hands messages to
 # outguard: data (the default), bdat (CHUNKING, RFC 3030: one BDAT LAST
@@ -196,15 +198,17 @@ proto_args() { # PROTO
 }
 field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 
-declare -a D_RATE PF_RATE PF_CPU PF_SCPU
-declare -A O_RATE O_CPU S_CPU
+declare -a D_RATE D_P50 D_P99 PF_RATE PF_CPU PF_SCPU
+declare -A O_RATE O_CPU S_CPU O_P50 O_P99
 for r in $(seq "$ROUNDS"); do
 	s0=$(cpu $SINK_PID)
 	d=$(run_load "127.0.0.1:$SINK_PORT")
 	s1=$(cpu $SINK_PID)
 	D_RATE+=("$(echo "$d" | field msgs_per_sec)")
-	printf 'round %d: direct %8.1f msgs/s (p99 %sus, sink cpu %d ticks)\n' \
-		"$r" "${D_RATE[-1]}" "$(echo "$d" | field p99_us)" "$(( s1 - s0 ))"
+	D_P50+=("$(echo "$d" | field p50_us)")
+	D_P99+=("$(echo "$d" | field p99_us)")
+	printf 'round %d: direct %8.1f msgs/s (p50 %sus p99 %sus, sink cpu %d ticks)\n' \
+		"$r" "${D_RATE[-1]}" "${D_P50[-1]}" "${D_P99[-1]}" "$(( s1 - s0 ))"
 	if [ "$PF" = 1 ]; then
 		s0=$(cpu $SINK_PID); p0=$(pf_cpu); sent0=$(pf_sent)
 		t0=$(date +%s.%N)
@@ -228,15 +232,17 @@ for r in $(seq "$ROUNDS"); do
 		o=$(run_load "127.0.0.1:$OG_PORT" --user bench --password trial-token $(proto_args "$p"))
 		s1=$(cpu $SINK_PID); o1=$(cpu $OG_PID)
 		O_RATE[$p]+="$(echo "$o" | field msgs_per_sec) "
+		O_P50[$p]+="$(echo "$o" | field p50_us) "
+		O_P99[$p]+="$(echo "$o" | field p99_us) "
 		O_CPU[$p]+="$(( o1 - o0 )) "
 		S_CPU[$p]+="$(( s1 - s0 )) "
-		printf '         outguard %-4s %8.1f msgs/s (p99 %sus, failed %s) outguard cpu %d ticks, sink cpu %d ticks\n' \
-			"$p" "$(echo "$o" | field msgs_per_sec)" "$(echo "$o" | field p99_us)" "$(echo "$o" | field failed)" "$(( o1 - o0 ))" "$(( s1 - s0 ))"
+		printf '         outguard %-4s %8.1f msgs/s (p50 %sus p99 %sus, failed %s) outguard cpu %d ticks, sink cpu %d ticks\n' \
+			"$p" "$(echo "$o" | field msgs_per_sec)" "$(echo "$o" | field p50_us)" "$(echo "$o" | field p99_us)" "$(echo "$o" | field failed)" "$(( o1 - o0 ))" "$(( s1 - s0 ))"
 	done
 done
 
 for p in "${PROTOS[@]}"; do
-python3 - "$SIZE" "$SESSIONS" "$MESSAGES" "$TICK" "${D_RATE[*]}" "${O_RATE[$p]}" "${O_CPU[$p]}" "${S_CPU[$p]}" "$p" <<'EOF' | tee -a "$OUT/relay.txt"
+python3 - "$SIZE" "$SESSIONS" "$MESSAGES" "$TICK" "${D_RATE[*]}" "${O_RATE[$p]}" "${O_CPU[$p]}" "${S_CPU[$p]}" "$p" "${D_P50[*]}" "${D_P99[*]}" "${O_P50[$p]}" "${O_P99[$p]}" <<'EOF' | tee -a "$OUT/relay.txt"
 import sys, statistics as st
 size, sessions, msgs, tick = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 d = [float(x) for x in sys.argv[5].split()]
@@ -248,6 +254,9 @@ print(f"direct msgs/s median {st.median(d):.1f}  outguard msgs/s median {st.medi
 print(f"outguard cpu per msg {1e6*sum(oc)/tick/(msgs*len(oc)):.1f}us  sink cpu per msg {1e6*sum(sc)/tick/(msgs*len(sc)):.1f}us")
 print(f"ratio outguard/direct msgs/s: {st.median(o)/st.median(d):.2f}")
 print(f"cpu outguard/sink per msg: {sum(oc)/max(1,sum(sc)):.2f}")
+dp50, dp99, op50, op99 = ([int(x) for x in a.split()] for a in sys.argv[10:14])
+print(f"latency p50/p99 median: direct {st.median(dp50):.0f}/{st.median(dp99):.0f}us  outguard {st.median(op50):.0f}/{st.median(op99):.0f}us")
+print(f"added latency p50 {st.median(op50)-st.median(dp50):.0f}us p99 {st.median(op99)-st.median(dp99):.0f}us")
 EOF
 done
 if [ "$PF" = 1 ]; then

@@ -153,6 +153,9 @@ type Limits struct {
 	// SpoolThreshold is how much of a message is kept in memory before the
 	// rest is spooled to a temporary file.
 	SpoolThreshold int64 `yaml:"spool_threshold"`
+	// MessageMemoryBytes bounds the memory all messages held in memory
+	// take together; past it a message is spooled whatever its size.
+	MessageMemoryBytes int64 `yaml:"message_memory_bytes"`
 }
 
 // AuthThrottle closes the connection with 421 once an IP has failed Max

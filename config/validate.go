@@ -35,6 +35,7 @@ const (
 	DefaultAuthFailuresMax             = 5
 	DefaultAuthFailuresWindow          = 5 * time.Minute
 	DefaultSpoolThreshold              = 1 << 20
+	DefaultMessageMemoryBytes          = 256 << 20
 	DefaultNextHopTimeout              = 30 * time.Second
 	DefaultNextHopDataTimeout          = 5 * time.Minute
 	DefaultPoolSize                    = 64
@@ -73,6 +74,7 @@ func (c *Config) setDefaults() {
 	setInt(&lim.AuthFailures.Max, DefaultAuthFailuresMax)
 	setDur(&lim.AuthFailures.Window, DefaultAuthFailuresWindow)
 	setInt64(&lim.SpoolThreshold, DefaultSpoolThreshold)
+	setInt64(&lim.MessageMemoryBytes, DefaultMessageMemoryBytes)
 	setInt(&lim.MaxRefusedRecipients, DefaultMaxRefusedRecipients)
 	setDur(&lim.IdleTimeoutBeforeMail, DefaultIdleTimeoutBeforeMail)
 	setInt(&lim.IPv6PrefixLength, DefaultIPv6PrefixLength)
@@ -223,7 +225,7 @@ func (c *Config) Validate() error {
 	if lim.MaxConnectionsPerIP > lim.MaxConnections {
 		bad("limits.max_connections_per_ip %d exceeds limits.max_connections %d", lim.MaxConnectionsPerIP, lim.MaxConnections)
 	}
-	if lim.MaxConnections < 1 || lim.MaxConnectionsPerIP < 1 || lim.AuthFailures.Max < 1 || lim.SpoolThreshold < 1 {
+	if lim.MaxConnections < 1 || lim.MaxConnectionsPerIP < 1 || lim.AuthFailures.Max < 1 || lim.SpoolThreshold < 1 || lim.MessageMemoryBytes < 1 {
 		bad("limits: connection, auth failure and spool limits must be positive")
 	}
 	if lim.MaxRefusedRecipients < 1 {

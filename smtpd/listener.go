@@ -108,6 +108,13 @@ type trackedConn struct {
 	wbuf []byte
 	werr error
 
+	// Read-ahead while a message streams in (see Read). Only the
+	// connection's reader (go-smtp, or TLS above it) uses these.
+	rbuf      *[]byte // pooled buffer, held while it has unread bytes
+	rdata     []byte  // the unread bytes in rbuf
+	rerr      error   // the socket's error after rdata
+	streaming bool    // the last socket read filled the reader's buffer
+
 	closeNext atomic.Bool
 	closeOnce sync.Once
 }
@@ -128,6 +135,20 @@ func newTrackedConn(c net.Conn, ip netip.Addr, srv *Server, limiter *connLimiter
 	return t
 }
 
+// readAheadBufs are the read-ahead buffers of connections taking in a
+// message.
+var readAheadBufs = sync.Pool{New: func() any { b := make([]byte, readAhead); return &b }}
+
+// readAhead is the most read from the socket at once while a message
+// streams in. go-smtp reads through a 4 KiB buffer; a message sent in
+// larger segments would cost one read per 4 KiB without it.
+const readAhead = 32 << 10
+
+// Read hands go-smtp (or TLS above it) the client's bytes. Inside a
+// transaction, once a read has filled the reader's buffer (a message
+// streams in), it reads up to readAhead from the socket at once and hands
+// the rest out on the next reads; the buffer goes back to its pool when
+// it is empty. Idle connections hold no such buffer.
 func (t *trackedConn) Read(b []byte) (int, error) {
 	if err := t.flush(); err != nil {
 		return 0, err
@@ -136,14 +157,45 @@ func (t *trackedConn) Read(b []byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if len(t.rdata) > 0 {
+		n := copy(b[:room], t.rdata)
+		t.rdata = t.rdata[n:]
+		if len(t.rdata) == 0 {
+			readAheadBufs.Put(t.rbuf)
+			t.rbuf, t.rdata = nil, nil
+		}
+		t.guard.read(b[:n])
+		return n, nil
+	}
+	if t.rerr != nil {
+		err := t.rerr
+		t.rerr = nil
+		return 0, err
+	}
 	d := t.idleOut
-	if ss := t.session.Load(); ss != nil && ss.inTransaction() {
+	ss := t.session.Load()
+	inTx := ss != nil && ss.inTransaction()
+	if inTx {
 		d = t.idle
 	}
 	if d > 0 {
 		t.Conn.SetReadDeadline(time.Now().Add(d))
 	}
+	if inTx && t.streaming && room > 0 && room < readAhead {
+		bp := readAheadBufs.Get().(*[]byte)
+		n, err := t.Conn.Read(*bp)
+		k := copy(b[:room], (*bp)[:n])
+		t.guard.read(b[:k])
+		if k < n {
+			t.rbuf, t.rdata, t.rerr = bp, (*bp)[k:n], err
+			return k, nil
+		}
+		readAheadBufs.Put(bp)
+		t.streaming = n == readAhead
+		return k, err
+	}
 	n, err := t.Conn.Read(b[:room])
+	t.streaming = inTx && n == len(b) && n > 0
 	t.guard.read(b[:n])
 	return n, err
 }

@@ -5,17 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/outguard/outguard/internal/header"
 )
 
 // Message is the content received at DATA, exactly as the client sent it
 // (dot-unstuffed, line endings as sent). Small messages stay in memory;
-// past the spool threshold the content lives in a temporary file that
-// Close removes. The session closes every Message it creates.
+// past the spool threshold, or when the memory budget of all messages in
+// memory is spent, the content lives in a temporary file that Close
+// removes. The session closes every Message it creates.
 //
 // The readers a Message hands out may outlive the transaction: a scanner
 // past its timeout, or net/http still sending a request body, keeps
@@ -34,25 +37,123 @@ type Message struct {
 	// and no later read can reach it.
 	mu     sync.RWMutex
 	closed bool
-	mem    []byte        // whole message, when not spooled
-	file   *os.File      // spool file, when spooled
-	buf    *bytes.Buffer // pooled storage behind mem, returned by Close
+	mem    []byte   // whole message, when not spooled
+	file   *os.File // spool file, when spooled
+	// buf is the storage behind mem, taken from the budget and returned
+	// to it (and to its pool) by Close.
+	buf    []byte
+	budget *MemoryBudget
 }
 
 // ErrMessageClosed is returned by reads of a Message's readers after the
 // Message was closed.
 var ErrMessageClosed = errors.New("smtpd: message closed")
 
-// memBufs recycles the in-memory storage of messages: most messages are
-// small, and growing a fresh buffer for each was a visible share of the
-// relay's allocations.
-var memBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// MemoryBudget bounds the memory that the messages held in memory take
+// together, counted by the capacity of their buffers. A message whose
+// buffer cannot grow within the budget goes on to the spool file, as one
+// past the spool threshold does. See docs/config-smtp.md
+// (limits.message_memory_bytes).
+type MemoryBudget struct {
+	max     int64
+	used    atomic.Int64
+	peak    atomic.Int64
+	metrics *Metrics
+}
+
+// NewMemoryBudget returns a budget of max bytes.
+func NewMemoryBudget(max int64) *MemoryBudget { return &MemoryBudget{max: max} }
+
+// take reserves n bytes, or reports false when they are not left.
+func (b *MemoryBudget) take(n int64) bool {
+	if b == nil {
+		return true
+	}
+	for {
+		u := b.used.Load()
+		if u+n > b.max {
+			return false
+		}
+		if b.used.CompareAndSwap(u, u+n) {
+			for {
+				p := b.peak.Load()
+				if u+n <= p || b.peak.CompareAndSwap(p, u+n) {
+					break
+				}
+			}
+			b.metrics.messageMemory(u + n)
+			return true
+		}
+	}
+}
+
+// give returns n bytes taken earlier.
+func (b *MemoryBudget) give(n int64) {
+	if b == nil || n == 0 {
+		return
+	}
+	b.metrics.messageMemory(b.used.Add(-n))
+}
+
+func (b *MemoryBudget) metricsOrNil() *Metrics {
+	if b == nil {
+		return nil
+	}
+	return b.metrics
+}
+
+// Used is the memory the messages in memory hold now.
+func (b *MemoryBudget) Used() int64 { return b.used.Load() }
+
+// Peak is the most memory the messages in memory held at any one time.
+func (b *MemoryBudget) Peak() int64 { return b.peak.Load() }
+
+// bufClasses are the sizes of the pooled message buffers: a message grows
+// through them (copying once per class), so a small message holds a small
+// buffer. Larger buffers are allocated to size and not pooled.
+var bufClasses = [...]int{4 << 10, 16 << 10, 64 << 10, 256 << 10}
+
+var bufPools [len(bufClasses)]sync.Pool
+
+// getBuf returns an empty buffer of at least n bytes' capacity: the
+// smallest pooled class that fits, or a new one of n bytes.
+func getBuf(n int) []byte {
+	for i, c := range bufClasses {
+		if n <= c {
+			if bp, ok := bufPools[i].Get().(*[]byte); ok {
+				return (*bp)[:0]
+			}
+			return make([]byte, 0, c)
+		}
+	}
+	return make([]byte, 0, n)
+}
+
+// putBuf gives b back to its class's pool; other sizes are dropped.
+func putBuf(b []byte) {
+	for i, c := range bufClasses {
+		if cap(b) == c {
+			b = b[:0]
+			bufPools[i].Put(&b)
+			return
+		}
+	}
+}
+
+// growCap is the capacity a message buffer of capacity have grows to when
+// it must hold need bytes, at most limit (limit >= need): the next pooled
+// class, then doubling.
+func growCap(have, need, limit int) int {
+	for _, c := range bufClasses {
+		if need <= c && c > have {
+			return min(c, max(limit, need))
+		}
+	}
+	return min(max(need, 2*have), limit)
+}
 
 // copyBufs are the 32 KiB read buffers of readMessage.
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
-// maxPooledBuf is the largest buffer kept for reuse.
-const maxPooledBuf = 256 << 10
 
 // NewMessage returns a Message holding raw, for tests and for the paths
 // (release, classify) that start from bytes.
@@ -135,13 +236,8 @@ func (m *Message) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.closed = true
-	if m.buf != nil {
-		if m.buf.Cap() <= maxPooledBuf {
-			m.buf.Reset()
-			memBufs.Put(m.buf)
-		}
-		m.buf, m.mem = nil, nil
-	}
+	m.releaseBuf()
+	m.mem = nil
 	if m.file == nil {
 		return nil
 	}
@@ -175,20 +271,88 @@ type readLimits struct {
 	maxLineBytes   int
 	spoolThreshold int64
 	spoolDir       string
+	// budget, when set, bounds the memory of all messages in memory.
+	budget *MemoryBudget
+	// sizeHint is the size the client declared (MAIL SIZE=, RFC 1870),
+	// or 0: the first buffer is made that large, saving the copies of
+	// growing one.
+	sizeHint int64
+}
+
+// releaseBuf gives the memory buffer back to its pool and the budget.
+func (m *Message) releaseBuf() {
+	if m.buf == nil {
+		return
+	}
+	m.budget.give(int64(cap(m.buf)))
+	putBuf(m.buf)
+	m.buf = nil
+}
+
+// hold makes room for n more bytes in memory, growing the buffer within
+// the spool threshold and the budget. It reports false when the message
+// must go to the spool file instead.
+func (m *Message) hold(n int, lim readLimits) bool {
+	need := len(m.buf) + n
+	if int64(need) > lim.spoolThreshold {
+		lim.budget.metricsOrNil().spoolReason("size")
+		return false
+	}
+	if need <= cap(m.buf) {
+		return true
+	}
+	limit := int(min(lim.spoolThreshold, math.MaxInt32))
+	want := need
+	if m.buf == nil && lim.sizeHint > int64(need) && lim.sizeHint <= int64(limit) {
+		want = int(lim.sizeHint)
+	}
+	c := growCap(cap(m.buf), want, limit)
+	// The new buffer is taken on top of the old one: both are live while
+	// the content is copied.
+	if !lim.budget.take(int64(c)) {
+		lim.budget.metricsOrNil().spoolReason("memory")
+		return false
+	}
+	nb := getBuf(c)
+	if cap(nb) != c {
+		// The pooled class is what was asked for; anything else is a
+		// new buffer of exactly c.
+		nb = make([]byte, 0, c)
+	}
+	nb = append(nb, m.buf...)
+	if m.buf != nil {
+		m.budget.give(int64(cap(m.buf)))
+		putBuf(m.buf)
+	}
+	m.buf = nb
+	return true
+}
+
+// spool moves what is in memory to a new spool file and gives the memory
+// back.
+func (m *Message) spool(dir string) error {
+	f, err := os.CreateTemp(dir, "outguard-spool-*")
+	if err != nil {
+		return fmt.Errorf("spooling message: %w", err)
+	}
+	m.file = f
+	if _, err := f.Write(m.buf); err != nil {
+		return fmt.Errorf("spooling message: %w", err)
+	}
+	m.releaseBuf()
+	return nil
 }
 
 // readMessage reads r whole with bounded memory, checking the header block
 // as it goes. On a header violation it still drains r (so the protocol
 // stays in step) and returns the violation.
 func readMessage(r io.Reader, lim readLimits) (*Message, error) {
-	m := &Message{}
+	m := &Message{budget: lim.budget}
 	hs := headerScanner{max: lim.maxHeaderBytes}
 	ls := lineScanner{max: lim.maxLineBytes}
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
-	mem := memBufs.Get().(*bytes.Buffer)
-	m.buf = mem
 	var violation error
 	for {
 		n, err := r.Read(buf)
@@ -201,18 +365,11 @@ func readMessage(r io.Reader, lim readLimits) (*Message, error) {
 				violation = ls.scan(chunk)
 			}
 			if violation == nil {
-				if m.file == nil && int64(mem.Len()+n) > lim.spoolThreshold {
-					f, ferr := os.CreateTemp(lim.spoolDir, "outguard-spool-*")
-					if ferr != nil {
+				if m.file == nil && !m.hold(n, lim) {
+					if serr := m.spool(lim.spoolDir); serr != nil {
 						m.Close()
-						return nil, fmt.Errorf("spooling message: %w", ferr)
+						return nil, serr
 					}
-					m.file = f
-					if _, werr := f.Write(mem.Bytes()); werr != nil {
-						m.Close()
-						return nil, fmt.Errorf("spooling message: %w", werr)
-					}
-					mem.Reset()
 				}
 				if m.file != nil {
 					if _, werr := m.file.Write(chunk); werr != nil {
@@ -220,7 +377,7 @@ func readMessage(r io.Reader, lim readLimits) (*Message, error) {
 						return nil, fmt.Errorf("spooling message: %w", werr)
 					}
 				} else {
-					mem.Write(chunk)
+					m.buf = append(m.buf, chunk...)
 				}
 				m.Size += int64(n)
 			}
@@ -237,7 +394,7 @@ func readMessage(r io.Reader, lim readLimits) (*Message, error) {
 		m.Close()
 		return nil, violation
 	}
-	m.mem = mem.Bytes()
+	m.mem = m.buf
 	end := hs.end
 	if !hs.done {
 		end = m.Size

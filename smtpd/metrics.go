@@ -13,15 +13,17 @@ import (
 // Metrics are the relay's Prometheus metrics. A nil *Metrics records
 // nothing, so components work without one.
 type Metrics struct {
-	sessionsActive *prometheus.GaugeVec
-	connRefused    *prometheus.CounterVec
-	transactions   *prometheus.CounterVec
-	replies        *prometheus.CounterVec
-	authFailures   *prometheus.CounterVec
-	nextHopLatency *prometheus.HistogramVec
-	nextHopErrors  *prometheus.CounterVec
-	poolIdle       prometheus.Gauge
-	messageBytes   prometheus.Histogram
+	sessionsActive  *prometheus.GaugeVec
+	connRefused     *prometheus.CounterVec
+	transactions    *prometheus.CounterVec
+	replies         *prometheus.CounterVec
+	authFailures    *prometheus.CounterVec
+	nextHopLatency  *prometheus.HistogramVec
+	nextHopErrors   *prometheus.CounterVec
+	poolIdle        prometheus.Gauge
+	messageBytes    prometheus.Histogram
+	messageMemBytes prometheus.Gauge
+	spooled         *prometheus.CounterVec
 }
 
 // NewMetrics registers the relay's metrics with reg.
@@ -66,6 +68,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Size of messages received at DATA.",
 			Buckets: prometheus.ExponentialBuckets(1024, 4, 9),
 		}),
+		messageMemBytes: f.NewGauge(prometheus.GaugeOpts{
+			Name: "outguard_smtp_message_memory_bytes",
+			Help: "Memory held by the messages kept in memory while they are checked and relayed (bounded by limits.message_memory_bytes).",
+		}),
+		spooled: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "outguard_smtp_messages_spooled_total",
+			Help: "Messages written to the spool folder instead of memory, by reason (size: over limits.spool_threshold; memory: limits.message_memory_bytes spent).",
+		}, []string{"reason"}),
 	}
 	return m
 }
@@ -156,4 +166,18 @@ func (m *Metrics) messageSize(n int64) {
 		return
 	}
 	m.messageBytes.Observe(float64(n))
+}
+
+func (m *Metrics) messageMemory(n int64) {
+	if m == nil {
+		return
+	}
+	m.messageMemBytes.Set(float64(n))
+}
+
+func (m *Metrics) spoolReason(reason string) {
+	if m == nil {
+		return
+	}
+	m.spooled.WithLabelValues(reason).Inc()
 }

@@ -94,6 +94,10 @@ type Options struct {
 	// goes to a temporary file in SpoolDir (default os.TempDir()).
 	SpoolThreshold int64
 	SpoolDir       string
+	// MessageMemoryBytes bounds the memory that all messages held in
+	// memory take together (their buffers' capacity); a message that
+	// would pass it goes to the spool file. Default 256 MiB.
+	MessageMemoryBytes int64
 
 	// Logger receives one line per transaction; default slog.Default().
 	Logger *slog.Logger
@@ -130,6 +134,7 @@ type Server struct {
 	log      *slog.Logger
 	metrics  *Metrics
 	throttle *authThrottle
+	budget   *MemoryBudget
 
 	mu       sync.Mutex
 	servers  []*smtp.Server
@@ -174,6 +179,7 @@ func New(o Options) (*Server, error) {
 	defDur(&o.AuthFailuresWindow, 5*time.Minute)
 	defDur(&o.AuthWait, 5*time.Second)
 	def64(&o.SpoolThreshold, 1<<20)
+	def64(&o.MessageMemoryBytes, DefaultMessageMemoryBytes)
 	if o.SpoolDir == "" {
 		o.SpoolDir = os.TempDir()
 	}
@@ -186,7 +192,10 @@ func New(o Options) (*Server, error) {
 	if o.NewID == nil {
 		o.NewID = txid.New
 	}
+	budget := NewMemoryBudget(o.MessageMemoryBytes)
+	budget.metrics = o.Metrics
 	return &Server{
+		budget:   budget,
 		opts:     o,
 		log:      o.Logger,
 		metrics:  o.Metrics,
@@ -195,6 +204,12 @@ func New(o Options) (*Server, error) {
 		conns:    map[*trackedConn]struct{}{},
 	}, nil
 }
+
+// DefaultMessageMemoryBytes is Options.MessageMemoryBytes's default.
+const DefaultMessageMemoryBytes = 256 << 20
+
+// MessageMemory is the budget of the messages held in memory.
+func (s *Server) MessageMemory() *MemoryBudget { return s.budget }
 
 func defInt(p *int, v int) {
 	if *p == 0 {

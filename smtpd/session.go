@@ -330,6 +330,8 @@ func (s *session) Data(r io.Reader) error {
 		maxLineBytes:   s.srv.opts.MaxDataLineLength,
 		spoolThreshold: s.srv.opts.SpoolThreshold,
 		spoolDir:       s.srv.opts.SpoolDir,
+		budget:         s.srv.budget,
+		sizeHint:       tx.Opts.Size,
 	})
 	if errors.Is(err, smtp.ErrDataReset) {
 		// The client reset the transaction (or left) during a BDAT

@@ -32,6 +32,12 @@ With --bdat the message goes in BDAT chunks (CHUNKING, RFC 3030) of
 --chunk bytes (0: one chunk) instead of DATA: no dot-stuffing, and the
 server reads it in bulk; the server must offer CHUNKING.
 
+With --hold D every session connects (and authenticates) first; once all
+are connected the tool prints "connected N" on standard error, keeps them
+idle for D, and only then sends. That measures what idle sessions cost
+the server, and makes the C sessions send at the same time (see
+bench/memory.sh).
+
 Exit status: 0 when every message got a 2xx, 1 when any failed, 2 on bad
 usage.
 
@@ -50,6 +56,9 @@ type options struct {
 	chunk                            int
 	asJSON                           bool
 	timeout                          time.Duration
+	// hold, when set, connects every session before any sends, then
+	// waits this long (see help).
+	hold time.Duration
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -78,17 +87,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.chunk, "chunk", 0, "with --bdat, bytes per BDAT chunk (0: the whole message in one BDAT LAST)")
 	fs.BoolVar(&o.asJSON, "json", false, "print the result as JSON")
 	fs.DurationVar(&o.timeout, "timeout", 60*time.Second, "per-reply timeout")
+	fs.DurationVar(&o.hold, "hold", 0, "connect every session first, keep them idle this long, then send (0: send as each connects)")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return 0
 		}
 		return 2
 	}
-	if o.sessions < 1 || o.messages < 1 || o.size < 100 || o.chunk < 0 {
-		fmt.Fprintln(stderr, "outguard-load: -c and -m must be at least 1, -s at least 100 and --chunk not negative")
+	if o.sessions < 1 || o.messages < 1 || o.size < 100 || o.chunk < 0 || o.hold < 0 {
+		fmt.Fprintln(stderr, "outguard-load: -c and -m must be at least 1, -s at least 100, --chunk and --hold not negative")
 		return 2
 	}
-	res := load(o)
+	res := load(o, stderr)
 	if o.asJSON {
 		json.NewEncoder(stdout).Encode(res)
 	} else {
@@ -117,7 +127,7 @@ type result struct {
 	FirstError string  `json:"first_error,omitempty"`
 }
 
-func load(o options) result {
+func load(o options, stderr io.Writer) result {
 	body := makeMessage(o.size)
 	var next atomic.Int64
 	var mu sync.Mutex
@@ -132,13 +142,39 @@ func load(o options) result {
 		}
 		mu.Unlock()
 	}
-	start := time.Now()
+	// With --hold, every session connects before any sends: connected
+	// counts the attempts, go is closed when the hold is over.
+	var connected sync.WaitGroup
+	goSend := make(chan struct{})
+	var start time.Time // when sending starts; set before goSend closes
+	if o.hold > 0 {
+		connected.Add(o.sessions)
+		go func() {
+			connected.Wait()
+			fmt.Fprintf(stderr, "connected %d\n", o.sessions)
+			time.Sleep(o.hold)
+			start = time.Now()
+			close(goSend)
+		}()
+	} else {
+		start = time.Now()
+		close(goSend)
+	}
 	var wg sync.WaitGroup
 	for i := 0; i < o.sessions; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			var c *client
+			if o.hold > 0 {
+				var err error
+				if c, err = dial(o); err != nil {
+					// The send loop dials again and counts the failure.
+					c = nil
+				}
+				connected.Done()
+			}
+			<-goSend
 			for {
 				n := next.Add(1)
 				if n > int64(o.messages) {

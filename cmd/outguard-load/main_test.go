@@ -255,3 +255,30 @@ func TestBDATToGoSMTP(t *testing.T) {
 		}
 	}
 }
+
+// With --hold every session greets the server before any of them sends
+// MAIL, the tool says when all are connected, and every message goes.
+func TestHoldConnectsEverySessionFirst(t *testing.T) {
+	srv := startWireServer(t, false)
+	code, out := runLoad(t, "--addr", srv.addr, "-c", "5", "-m", "5", "-s", "500", "--hold", "1ms")
+	if code != 0 || !strings.Contains(out, "connected 5") || !strings.Contains(out, "ok 5 failed 0") {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	ehlos, mailSeen := 0, false
+	for _, c := range srv.cmds {
+		switch {
+		case strings.HasPrefix(c, "EHLO"):
+			if mailSeen {
+				t.Errorf("a session said EHLO after another had sent MAIL: %q", srv.cmds)
+			}
+			ehlos++
+		case strings.HasPrefix(c, "MAIL"):
+			mailSeen = true
+		}
+	}
+	if ehlos != 5 {
+		t.Errorf("%d sessions, want 5", ehlos)
+	}
+}

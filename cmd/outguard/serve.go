@@ -41,7 +41,8 @@ configuration are used on a non-loopback address.
 Logs go to standard error (log/slog), one line per transaction ("transaction")
 with its log id, outcome, user, identity, verdict and score, the reply the
 client heard and the next hop's reply; --json writes them as JSON whatever
-log.format says.
+log.format says. Lines are written in batches, at most 50 ms after they
+are made (and all of them when outguard stops).
 
 Examples:
   outguard serve --config testdata/outguard.example.yaml
@@ -68,7 +69,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	if *asJSON {
 		cfg.Log.Format = "json"
 	}
-	log := newLogger(cfg.Log, stderr)
+	lw := newLogWriter(stderr, logDelay)
+	defer lw.Close()
+	log := newLogger(cfg.Log, lw)
 	slog.SetDefault(log)
 	// Sockets systemd passes (socket activation): served instead of
 	// opening the listeners' addresses.

@@ -9,7 +9,6 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/outguard/outguard/app"
@@ -141,22 +140,24 @@ func printCopyReport(w io.Writer, rep *storecopy.Report) {
 	} else {
 		fmt.Fprintf(w, "copy of %s:\n", rep.Source)
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	width := len("kind")
+	for _, c := range rep.Kinds {
+		width = max(width, len(c.Kind))
+	}
 	if rep.DryRun {
-		fmt.Fprintln(tw, "kind\ttotal\tdone earlier\tto copy\t")
+		fmt.Fprintf(w, "  %-*s %9s %13s %9s\n", width, "kind", "total", "done earlier", "to copy")
 	} else {
-		fmt.Fprintln(tw, "kind\ttotal\tcopied\talready present\tskipped\tdone earlier\t")
+		fmt.Fprintf(w, "  %-*s %9s %9s %16s %9s %13s\n", width, "kind", "total", "copied", "already present", "skipped", "done earlier")
 	}
 	var copied, present, skipped, remaining int64
 	for _, c := range rep.Kinds {
 		if rep.DryRun {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t\n", c.Kind, c.Total, c.Earlier, c.Remaining())
+			fmt.Fprintf(w, "  %-*s %9d %13d %9d\n", width, c.Kind, c.Total, c.Earlier, c.Remaining())
 		} else {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t\n", c.Kind, c.Total, c.Copied, c.Present, c.Skipped, c.Earlier)
+			fmt.Fprintf(w, "  %-*s %9d %9d %16d %9d %13d\n", width, c.Kind, c.Total, c.Copied, c.Present, c.Skipped, c.Earlier)
 		}
 		copied, present, skipped, remaining = copied+c.Copied, present+c.Present, skipped+c.Skipped, remaining+int64(c.Remaining())
 	}
-	tw.Flush()
 	for _, c := range rep.Kinds {
 		for _, r := range c.SortedReasons() {
 			fmt.Fprintf(w, "%s: %d skipped: %s\n", c.Kind, c.Reasons[r], r)

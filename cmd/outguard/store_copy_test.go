@@ -3,12 +3,16 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/outguard/outguard/internal/pgdb/pgtest"
@@ -21,7 +25,7 @@ import (
 func copySourceDB(t *testing.T, n int) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "outguard.db")
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,9 +39,12 @@ func copySourceDB(t *testing.T, n int) string {
 		rec := &quarantine.Record{ID: quarantine.NewID(at.Add(time.Duration(i) * time.Minute)), Time: at.Add(time.Duration(i) * time.Minute),
 			Domain: "out.example.net", User: "trial", Identity: "web42", Sender: "a@out.example.net", Subject: "hello",
 			Status: quarantine.StatusAccepted, Verdict: quarantine.VerdictClean}
-		if err := s.AppendWait(context.Background(), rec); err != nil {
+		if err := s.Append(rec); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 	s.Stop()
 	err = db.Update(func(tx *bolt.Tx) error {
@@ -140,5 +147,66 @@ func TestStoreCopyVerbErrors(t *testing.T) {
 				t.Errorf("exit %d, output %q; want exit %d containing %q", code, out+errOut, tc.code, tc.want)
 			}
 		})
+	}
+}
+
+// TestStoreCopyKilled kills a copy (SIGKILL) while it runs, and runs it
+// again: it goes on after what the killed one committed, and every record
+// is in PostgreSQL once.
+func TestStoreCopyKilled(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	cfg := storeConfig(t, dsn)
+	const n = 3000
+	src := copySourceDB(t, n)
+	args := []string{"store", "copy", "--config", cfg, "--from", "bbolt:" + src, "--to", "postgres", "--batch", "5"}
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "OUTGUARD_TEST_RUN_MAIN=1")
+	var errOut lockedBuffer
+	cmd.Stderr = &errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var committed int64
+	for deadline := time.Now().Add(2 * time.Minute); committed == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the copy committed nothing: %s", errOut.String())
+		}
+		// Before the migrations the table is missing: wait.
+		pool.QueryRow(ctx, "SELECT coalesce(sum(copied), 0) FROM store_copy_progress WHERE kind = 'quarantine.log'").Scan(&committed)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	var rows int64
+	var done bool
+	if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM quarantine_log),
+		(SELECT done FROM store_copy_progress WHERE kind = 'quarantine.log')`).Scan(&rows, &done); err != nil {
+		t.Fatal(err)
+	}
+	if done || rows >= n {
+		t.Fatalf("the copy finished (%d rows) before it was killed: the test needs a larger source", rows)
+	}
+	t.Logf("killed after %d to %d records of the log", committed, rows)
+
+	out, stderr, code := runCLI(t, args...)
+	if code != 0 || !strings.Contains(out, "done: ") {
+		t.Fatalf("copy after the kill: exit %d, %q %q", code, out, stderr)
+	}
+	var logRows, present, copied int64
+	if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM quarantine_log), present, copied FROM store_copy_progress
+		WHERE kind = 'quarantine.log'`).Scan(&logRows, &present, &copied); err != nil {
+		t.Fatal(err)
+	}
+	if logRows != n || copied != n || present != 0 {
+		t.Errorf("after the kill and a rerun: %d log rows, progress %d copied %d present; want %d rows, each copied once", logRows, copied, present, n)
+	}
+	if !regexpLine(out, fmt.Sprintf(`quarantine\.log\s+%d\s+\d+\s+0\s+1\s+\d+`, n+1)) {
+		t.Errorf("the rerun's table:\n%s", out)
 	}
 }

@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/outguard/outguard/arf"
 	"github.com/outguard/outguard/feedback"
 	"github.com/outguard/outguard/filter/content"
@@ -46,14 +48,31 @@ func copyProfiles() storecopy.Kind {
 	return storecopy.Kind{
 		Name:   "detection.profiles",
 		Bucket: string(bucketBaseline),
-		Copy: func(ctx context.Context, e storecopy.Env, it storecopy.Item) (storecopy.Outcome, error) {
-			d, i := splitProfileKey(string(it.Key))
-			tag, err := e.Dst.Exec(ctx, `INSERT INTO detection_profiles (domain, identity, profile, node)
-				VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, d, i, it.Value, e.Node)
-			if err != nil {
-				return storecopy.Outcome{}, err
+		CopyBatch: func(ctx context.Context, e storecopy.Env, batch []storecopy.Item) ([]storecopy.Outcome, error) {
+			type key struct{ domain, ident string }
+			outs := make([]storecopy.Outcome, len(batch))
+			at := make(map[key]int, len(batch))
+			var domains []string
+			var idents, profiles [][]byte
+			for i, it := range batch {
+				d, id := splitProfileKey(string(it.Key))
+				outs[i] = storecopy.Outcome{State: storecopy.Present}
+				at[key{d, string(id)}] = i
+				domains, idents, profiles = append(domains, d), append(idents, id), append(profiles, it.Value)
 			}
-			return storecopy.InsertOutcome(tag), nil
+			rows, err := e.Dst.Query(ctx, `INSERT INTO detection_profiles (domain, identity, profile, node)
+				SELECT d, i, p, $4 FROM unnest($1::text[], $2::bytea[], $3::bytea[]) AS u (d, i, p)
+				ON CONFLICT DO NOTHING RETURNING domain, identity`, domains, idents, profiles, e.Node)
+			if err != nil {
+				return nil, err
+			}
+			var d string
+			var id []byte
+			_, err = pgx.ForEachRow(rows, []any{&d, &id}, func() error {
+				outs[at[key{d, string(id)}]] = storecopy.Outcome{State: storecopy.Copied}
+				return nil
+			})
+			return outs, err
 		},
 	}
 }

@@ -132,6 +132,10 @@ type Kind struct {
 	// Copy writes one record in e.Dst, inserting only what is absent.
 	// An error aborts the batch and the run.
 	Copy func(ctx context.Context, e Env, it Item) (Outcome, error)
+	// CopyBatch, used instead of Copy when set, writes a whole batch
+	// (one multi-row statement rather than a round trip per record) and
+	// returns the outcome of each item, in order.
+	CopyBatch func(ctx context.Context, e Env, batch []Item) ([]Outcome, error)
 }
 
 // Count is what happened to the records of one kind.
@@ -317,11 +321,11 @@ func copyKind(ctx context.Context, db *bolt.DB, pool *pgxpool.Pool, k Kind, curs
 			}
 			return pgx.BeginFunc(ctx, pool, func(dst pgx.Tx) error {
 				d = Count{}
-				for _, it := range batch {
-					o, err := k.Copy(ctx, Env{Src: src, Dst: dst, Node: opts.Node}, it)
-					if err != nil {
-						return err
-					}
+				outs, err := k.copyBatch(ctx, Env{Src: src, Dst: dst, Node: opts.Node}, batch)
+				if err != nil {
+					return err
+				}
+				for _, o := range outs {
 					d.add(o)
 					if opts.Step != nil {
 						opts.Step(k.Name, o)
@@ -332,7 +336,7 @@ func copyKind(ctx context.Context, db *bolt.DB, pool *pgxpool.Pool, k Kind, curs
 					pos = cursor
 				}
 				d.Done = last == nil
-				_, err := dst.Exec(ctx, `INSERT INTO store_copy_progress AS p (source, kind, last_key, done, copied, present, skipped, node, updated_at)
+				_, err = dst.Exec(ctx, `INSERT INTO store_copy_progress AS p (source, kind, last_key, done, copied, present, skipped, node, updated_at)
 					VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
 					ON CONFLICT (source, kind) DO UPDATE SET last_key = excluded.last_key, done = excluded.done,
 						copied = p.copied + excluded.copied, present = p.present + excluded.present,
@@ -360,6 +364,29 @@ func copyKind(ctx context.Context, db *bolt.DB, pool *pgxpool.Pool, k Kind, curs
 		}
 		cursor = last
 	}
+}
+
+// copyBatch writes batch with CopyBatch, or Copy record by record.
+func (k Kind) copyBatch(ctx context.Context, e Env, batch []Item) ([]Outcome, error) {
+	if len(batch) == 0 {
+		return nil, nil
+	}
+	if k.CopyBatch != nil {
+		outs, err := k.CopyBatch(ctx, e, batch)
+		if err == nil && len(outs) != len(batch) {
+			err = fmt.Errorf("%d outcomes for %d records", len(outs), len(batch))
+		}
+		return outs, err
+	}
+	outs := make([]Outcome, 0, len(batch))
+	for _, it := range batch {
+		o, err := k.Copy(ctx, e, it)
+		if err != nil {
+			return nil, err
+		}
+		outs = append(outs, o)
+	}
+	return outs, nil
 }
 
 // add counts one outcome.

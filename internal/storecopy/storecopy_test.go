@@ -38,7 +38,19 @@ func testKinds() []Kind {
 	return []Kind{
 		{Name: "a", Bucket: "a", Copy: copyFn("a")},
 		{Name: "missing", Bucket: "not there", Copy: copyFn("missing")},
-		{Name: "b", Bucket: "b", Record: func(k []byte) bool { return strings.HasSuffix(string(k), "/rec") }, Copy: copyFn("b")},
+		// b in batches.
+		{Name: "b", Bucket: "b", Record: func(k []byte) bool { return strings.HasSuffix(string(k), "/rec") },
+			CopyBatch: func(ctx context.Context, e Env, batch []Item) ([]Outcome, error) {
+				var outs []Outcome
+				for _, it := range batch {
+					o, err := copyFn("b")(ctx, e, it)
+					if err != nil {
+						return nil, err
+					}
+					outs = append(outs, o)
+				}
+				return outs, nil
+			}},
 	}
 }
 

@@ -157,11 +157,10 @@ type Count struct {
 	Done bool `json:"done"`
 }
 
-// Remaining returns how many records are left to go through.
+// Remaining returns how many records are left to go through: those the
+// file holds beyond what earlier runs and this one went through (records
+// the node added after a copy, when it ran again on bbolt, included).
 func (c Count) Remaining() int {
-	if c.Done {
-		return 0
-	}
 	return max(0, c.Total-int(c.Earlier)-int(c.Copied+c.Present+c.Skipped))
 }
 
@@ -199,8 +198,10 @@ const progressLock int64 = 0x73746f7265636f70
 
 // Run copies the kinds from db into pool, resuming after what earlier
 // runs committed. The schema (internal/pgdb's migrations) must be
-// applied, except for a dry run. On error the report holds the counts so
-// far (of committed batches and the one that failed).
+// applied, except for a dry run. Each kind goes on after the last key an
+// earlier run committed, also when that run finished it: records added
+// to the file since (keys that sort after, as new log ids do) are copied
+// too. On error the report holds the counts of the batches committed.
 func Run(ctx context.Context, db *bolt.DB, pool *pgxpool.Pool, kinds []Kind, opts Options) (Report, error) {
 	if opts.Source == "" || opts.Node == "" {
 		return Report{}, errors.New("storecopy: Options.Source and Options.Node are required")
@@ -243,9 +244,6 @@ func Run(ctx context.Context, db *bolt.DB, pool *pgxpool.Pool, kinds []Kind, opt
 		return rep, nil
 	}
 	for i, k := range kinds {
-		if rep.Kinds[i].Done {
-			continue
-		}
 		if err := copyKind(ctx, db, pool, k, cursors[i], &rep.Kinds[i], opts); err != nil {
 			return rep, fmt.Errorf("storecopy: %s: %w", k.Name, err)
 		}

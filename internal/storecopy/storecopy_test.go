@@ -226,3 +226,40 @@ func TestOpen(t *testing.T) {
 		t.Error("a missing file opened")
 	}
 }
+
+// TestRunCopiesRecordsAddedSince: a kind an earlier run finished goes on
+// after its last key, so records the node added since are copied, and
+// only those.
+func TestRunCopiesRecordsAddedSince(t *testing.T) {
+	pool := testPool(t)
+	src := testSource(t, 3, 0)
+	ctx := context.Background()
+	run := func() Report {
+		t.Helper()
+		db, err := Open(src, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		rep, err := Run(ctx, db, pool, testKinds(), Options{Source: src, Node: "n1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	if rep := run(); rep.Kinds[0].Copied != 3 || !rep.Kinds[0].Done {
+		t.Fatalf("first copy: %+v", rep.Kinds[0])
+	}
+	w, err := bolt.Open(src, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Update(func(tx *bolt.Tx) error {
+		tx.Bucket([]byte("a")).Put([]byte("00003"), []byte("v"))
+		return tx.Bucket([]byte("a")).Put([]byte("00004"), []byte("v"))
+	})
+	w.Close()
+	if c := run().Kinds[0]; c.Copied != 2 || c.Present != 0 || c.Earlier != 3 || c.Total != 5 || !c.Done {
+		t.Errorf("copy after the node added 2 records: %+v, want 2 copied after 3 earlier", c)
+	}
+}

@@ -75,10 +75,10 @@ func runStore(args []string, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", 5*time.Minute, "migrate: give up after `DURATION` (waiting for another node's migration included)")
 	asJSON := fs.Bool("json", false, "print the result as one JSON document")
 	from := fs.String("from", "", "copy: the node's database, bbolt:`PATH`")
-	to := fs.String("to", "", "copy: where to: postgres (store.postgres of FILE)")
+	to := fs.String("to", "", "copy: where to: `postgres` (store.postgres of FILE)")
 	dryRun := fs.Bool("dry-run", false, "copy: count the records; write nothing")
 	batch := fs.Int("batch", 500, "copy: records per transaction")
-	wait := fs.Duration("wait", 2*time.Second, "copy: how long to wait for the bbolt file's lock before refusing (a running outguard holds it)")
+	wait := fs.Duration("wait", 2*time.Second, "copy: wait up to `DURATION` for the bbolt file's lock before refusing (a running outguard holds it)")
 	if c := parseFlags(fs, args, stdout); c >= 0 {
 		return c
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"strings"
@@ -54,7 +55,9 @@ func storeCopy(a copyArgs, stdout, stderr io.Writer) int {
 		ctx, stop = signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 	}
-	if _, err := os.Stat(a.src); err != nil {
+	if _, err := os.Stat(a.src); errors.Is(err, fs.ErrNotExist) {
+		return fail(nil, fmt.Errorf("%s: no such file (give the node's database file, its store.path)", a.src))
+	} else if err != nil {
 		return fail(nil, err)
 	}
 	db, err := storecopy.Open(a.src, a.wait)

@@ -27,10 +27,6 @@ type copyArgs struct {
 	batch  int
 	wait   time.Duration
 	asJSON bool
-	// kinds replaces app.StoreCopyKinds in tests; ctx replaces the
-	// signal context.
-	kinds []storecopy.Kind
-	ctx   context.Context
 }
 
 // storeCopy runs outguard store copy (see storeHelp).
@@ -49,12 +45,10 @@ func storeCopy(a copyArgs, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return exitFailed
 	}
-	ctx := a.ctx
-	if ctx == nil {
-		var stop context.CancelFunc
-		ctx, stop = signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-	}
+	// Ctrl-C or SIGTERM ends the copy: the batch under way is rolled
+	// back, the ones before it stay.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	if _, err := os.Stat(a.src); errors.Is(err, fs.ErrNotExist) {
 		return fail(nil, fmt.Errorf("%s: no such file (give the node's database file, its store.path)", a.src))
 	} else if err != nil {
@@ -78,10 +72,7 @@ func storeCopy(a copyArgs, stdout, stderr io.Writer) int {
 			return fail(nil, err)
 		}
 	}
-	kinds := a.kinds
-	if kinds == nil {
-		kinds = app.StoreCopyKinds()
-	}
+	kinds := app.StoreCopyKinds()
 	var prog *progress
 	opts := storecopy.Options{
 		Source: a.src,

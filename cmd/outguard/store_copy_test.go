@@ -150,23 +150,16 @@ func TestStoreCopyVerbErrors(t *testing.T) {
 	}
 }
 
-// TestStoreCopyKilled kills a copy (SIGKILL) while it runs, and runs it
-// again: it goes on after what the killed one committed, and every record
-// is in PostgreSQL once.
+// TestStoreCopyKilled interrupts a copy (SIGINT) while it runs, then
+// kills the next one (SIGKILL), and runs it a third time: each goes on
+// after what the one before committed, and every record is in PostgreSQL
+// once.
 func TestStoreCopyKilled(t *testing.T) {
 	dsn := pgtest.NewDatabase(t)
 	cfg := storeConfig(t, dsn)
 	const n = 3000
 	src := copySourceDB(t, n)
 	args := []string{"store", "copy", "--config", cfg, "--from", "bbolt:" + src, "--to", "postgres", "--batch", "5"}
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "OUTGUARD_TEST_RUN_MAIN=1")
-	var errOut lockedBuffer
-	cmd.Stderr = &errOut
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, dsn)
 	if err != nil {
@@ -174,29 +167,57 @@ func TestStoreCopyKilled(t *testing.T) {
 	}
 	defer pool.Close()
 	var committed int64
-	for deadline := time.Now().Add(2 * time.Minute); committed == 0; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the copy committed nothing: %s", errOut.String())
+	// run starts the copy in a child process and signals it once it
+	// committed past what the runs before did.
+	run := func(sig syscall.Signal) (stdout, stderr string, code int) {
+		t.Helper()
+		cmd := exec.Command(os.Args[0], args...)
+		cmd.Env = append(os.Environ(), "OUTGUARD_TEST_RUN_MAIN=1")
+		var out, errOut lockedBuffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
 		}
-		// Before the migrations the table is missing: wait.
-		pool.QueryRow(ctx, "SELECT coalesce(sum(copied), 0) FROM store_copy_progress WHERE kind = 'quarantine.log'").Scan(&committed)
+		defer cmd.Process.Kill()
+		before := committed
+		for deadline := time.Now().Add(2 * time.Minute); committed == before; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the copy committed nothing: %s", errOut.String())
+			}
+			// Before the migrations the table is missing: wait.
+			pool.QueryRow(ctx, "SELECT coalesce(sum(copied), 0) FROM store_copy_progress WHERE kind = 'quarantine.log'").Scan(&committed)
+		}
+		cmd.Process.Signal(sig)
+		err := cmd.Wait()
+		var rows int64
+		var done bool
+		if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM quarantine_log), copied, done
+			FROM store_copy_progress WHERE kind = 'quarantine.log'`).Scan(&rows, &committed, &done); err != nil {
+			t.Fatal(err)
+		}
+		if done || rows >= n {
+			t.Fatalf("the copy finished (%d rows) before it was stopped: the test needs a larger source", rows)
+		}
+		if rows != committed {
+			t.Errorf("%d log records in the table, the progress row says %d", rows, committed)
+		}
+		t.Logf("%v: %d records of the log committed", sig, committed)
+		code = -1
+		if x, ok := err.(*exec.ExitError); ok && x.Exited() {
+			code = x.ExitCode()
+		}
+		return out.String(), errOut.String(), code
 	}
-	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
-	var rows int64
-	var done bool
-	if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM quarantine_log),
-		(SELECT done FROM store_copy_progress WHERE kind = 'quarantine.log')`).Scan(&rows, &done); err != nil {
-		t.Fatal(err)
+	out, errOut, code := run(syscall.SIGINT)
+	if code != 1 || !strings.Contains(errOut, "interrupted") || !strings.Contains(errOut, "run the copy again to go on") ||
+		!strings.Contains(out, "not finished (quarantine.log") {
+		t.Errorf("interrupted copy: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	if done || rows >= n {
-		t.Fatalf("the copy finished (%d rows) before it was killed: the test needs a larger source", rows)
-	}
-	t.Logf("killed after %d to %d records of the log", committed, rows)
+	run(syscall.SIGKILL)
 
-	out, stderr, code := runCLI(t, args...)
+	out, errOut, code = runCLI(t, args...)
 	if code != 0 || !strings.Contains(out, "done: ") {
-		t.Fatalf("copy after the kill: exit %d, %q %q", code, out, stderr)
+		t.Fatalf("copy after the kill: exit %d, %q %q", code, out, errOut)
 	}
 	var logRows, present, copied int64
 	if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM quarantine_log), present, copied FROM store_copy_progress

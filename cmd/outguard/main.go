@@ -51,7 +51,7 @@ func init() {
 		"quarantine":    {"show, download, release or delete a quarantined message", runQuarantine},
 		"report":        {"top identities, users, domains or senders over a period", runReport},
 		"serve":         {"run the daemon", runServe},
-		"store":         {"the shared PostgreSQL store: store migrate applies the schema migrations", runStore},
+		"store":         {"the shared PostgreSQL store: store migrate applies the schema migrations, store copy copies a node's bbolt database into it", runStore},
 		"totp-secret":   {"make the TOTP second-factor secret of a console account, with its otpauth:// URI", runTOTPSecret},
 		"unlock":        {"lift the lock on an outgoing user or an identity", runUnlock},
 		"usage":         {"an identity's counts against its automatic-lock thresholds", runUsage},

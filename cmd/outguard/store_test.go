@@ -73,12 +73,13 @@ func TestStoreVerbErrors(t *testing.T) {
 		want string
 	}{
 		{"no sub-verb", []string{"store"}, 2, "usage: outguard store migrate"},
-		{"unknown sub-verb", []string{"store", "copy"}, 2, "usage"},
+		{"unknown sub-verb", []string{"store", "move"}, 2, "usage: outguard store migrate|copy"},
 		{"no config", []string{"store", "migrate"}, 2, "--config FILE is required"},
 		{"bbolt backend", []string{"store", "migrate", "--config", bbolt}, 2, "store.backend bbolt"},
 		{"invalid config", []string{"store", "migrate", "--config", "../../config/testdata/bad-core-unknown-key.yaml"}, 2, "unknown key"},
 		{"unreachable", []string{"store", "migrate", "--config", unreachable, "--timeout", "5s"}, 1, "127.0.0.1:1"},
 		{"help", []string{"store", "--help"}, 0, "outguard_schema_migrations"},
+		{"copy help", []string{"store", "copy", "--help"}, 0, "store_copy_progress"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, errOut, code := runCLI(t, tc.args...)

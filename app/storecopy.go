@@ -5,6 +5,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/outguard/outguard/admin/ops"
 	"github.com/outguard/outguard/arf"
 	"github.com/outguard/outguard/feedback"
 	"github.com/outguard/outguard/filter/content"
@@ -18,8 +19,7 @@ import (
 // bbolt file into PostgreSQL (docs/config-store.md, "Growing from one
 // node"), in the order it copies them: one entry per kind of record, each
 // declared by the package that owns its bucket. A store that gains a
-// PostgreSQL table gains its entry here (the audit trail's, once it has
-// one). The order matters where a table refers to another: feedback's
+// PostgreSQL table gains its entry here. The order matters where a table refers to another: feedback's
 // index after its reports.
 func StoreCopyKinds() []storecopy.Kind {
 	return []storecopy.Kind{
@@ -38,6 +38,7 @@ func StoreCopyKinds() []storecopy.Kind {
 		copyProfiles(),
 		copyCampaigns(),
 		content.CopyOverlay(),
+		ops.CopyAudit(),
 	}
 }
 

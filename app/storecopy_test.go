@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -115,6 +116,25 @@ func buildCopySource(t *testing.T) *copySource {
 	}
 	c.Close()
 
+	// The audit trail: a lock and an unlock through the API.
+	server := e.withAdminToken(t)
+	for _, call := range []struct{ method, path, body string }{
+		{"POST", "/api/v1/locks", `{"kind":"identity","domain":"out.example.net","name":"audited","reason":"copied audit entry"}`},
+		{"DELETE", "/api/v1/locks/identity/out.example.net/audited", `{"reason":"lifted"}`},
+	} {
+		req, _ := http.NewRequest(call.method, server+call.path, strings.NewReader(call.body))
+		req.Header.Set("Authorization", "Bearer trial-token")
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode/100 != 2 {
+			t.Fatalf("%s %s: %d", call.method, call.path, res.StatusCode)
+		}
+	}
+
 	src.path = e.app.cfg.StorePath()
 	src.now = e.clock.Now()
 	page, err := e.app.store.Search(quarantine.Query{Limit: 1000})
@@ -169,7 +189,8 @@ var copyCounts = map[string]string{
 	"feedback.index":      "SELECT count(*) FROM feedback_index",
 	"detection.profiles":  "SELECT count(*) FROM detection_profiles",
 	"detection.campaigns": "SELECT count(*) FROM detection_campaigns",
-	"content.overlay":     "SELECT count(*) FROM content_overlay",
+	"content.overlay":     "SELECT count(*) FROM content_overlay_nodes",
+	"admin.audit":         "SELECT count(*) FROM admin_audit",
 }
 
 // TestStoreCopyFromBboltNode builds a bbolt database with a real node,

@@ -97,11 +97,13 @@ type App struct {
 	pg             *pgxpool.Pool
 	pgStop, pgDone chan struct{}
 	// pgLoops counts the other loops that stop with pgStop.
-	pgLoops  sync.WaitGroup
-	nextHop  smtpd.NextHop
-	smtp     *smtpd.Server
-	admin    *admin.Server
-	smtpAddr []net.Addr
+	pgLoops sync.WaitGroup
+	// slotMetrics are the classification slots' gauges, registered once.
+	slotMetrics *slotMetrics
+	nextHop     smtpd.NextHop
+	smtp        *smtpd.Server
+	admin       *admin.Server
+	smtpAddr    []net.Addr
 
 	ids      *identity.Manager
 	store    *quarantine.Store

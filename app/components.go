@@ -177,6 +177,12 @@ func (a *App) applyPolicy(cfg *config.Config) error {
 	a.pipeline.disk.reserve.Store(&cfg.Store.MinFreeSpace)
 	a.pipeline.state.Store(st)
 	a.pipeline.classifier.Store(cl)
+	if n := cfg.Filter.Limits.MaxConcurrent; a.pipeline.slots.Load() == nil || cap(a.pipeline.slots.Load().slots) != n {
+		if a.slotMetrics == nil {
+			a.slotMetrics = newSlotMetrics(a.reg)
+		}
+		a.pipeline.slots.Store(newClassifySlots(n, a.slotMetrics))
+	}
 	a.pipeline.generator.Store(gen)
 	trace := cfg.Identity.TraceHeader
 	if trace == "" {

@@ -45,11 +45,15 @@ type pipeline struct {
 	ids        *identity.Manager
 	store      *quarantine.Store
 	classifier atomic.Pointer[filter.Classifier]
-	outbox     *arf.Outbox
-	generator  atomic.Pointer[arf.Generator]
-	feedback   *feedback.Intake
-	state      atomic.Pointer[policyState]
-	now        func() time.Time
+	// slots bound the messages classified at once; a reload that changes
+	// filter.limits.max_concurrent swaps them (the messages holding the
+	// old ones finish with them).
+	slots     atomic.Pointer[classifySlots]
+	outbox    *arf.Outbox
+	generator atomic.Pointer[arf.Generator]
+	feedback  *feedback.Intake
+	state     atomic.Pointer[policyState]
+	now       func() time.Time
 	// learner is the content model operators teach; nil when disabled.
 	learner *content.Learner
 	// detect runs the behaviour signals (baseline, campaigns).
@@ -307,6 +311,12 @@ func (c *check) classify(ctx context.Context, tx *smtpd.Transaction, msg *smtpd.
 	cl := c.p.classifier.Load()
 	if cl == nil {
 		return filter.Verdict{Class: filter.Clean}, nil, nil
+	}
+	if slots := c.p.slots.Load(); slots != nil {
+		if err := slots.acquire(ctx); err != nil {
+			return filter.Verdict{}, nil, err
+		}
+		defer slots.release()
 	}
 	fm, err := filter.ParseMessage(msg.ReaderAt(), msg.Size, cl.Limits())
 	if err != nil {

@@ -189,6 +189,9 @@ type FilterLimits struct {
 	MaxArchiveDepth int `yaml:"max_archive_depth"`
 	// MaxURLs bounds the distinct URLs collected; default 1000.
 	MaxURLs int `yaml:"max_urls"`
+	// MaxConcurrent bounds the messages parsed and classified at once,
+	// in all sessions; default 32. Others wait for a turn.
+	MaxConcurrent int `yaml:"max_concurrent"`
 }
 
 // Defaults of the filter section.
@@ -210,6 +213,7 @@ const (
 	DefaultFilterMaxArchiveBytes = 25 << 20
 	DefaultFilterMaxArchiveDepth = 8
 	DefaultFilterMaxURLs         = 1000
+	DefaultFilterMaxConcurrent   = 32
 )
 
 // BuiltinSignals are the names of the built-in engine's signals, accepted
@@ -307,6 +311,7 @@ func (c *Filter) setDefaults(maxMessage int64) {
 	setInt64(&l.MaxArchiveBytes, DefaultFilterMaxArchiveBytes)
 	setInt(&l.MaxArchiveDepth, DefaultFilterMaxArchiveDepth)
 	setInt(&l.MaxURLs, DefaultFilterMaxURLs)
+	setInt(&l.MaxConcurrent, DefaultFilterMaxConcurrent)
 }
 
 var rspamdActions = []string{"reject", "soft reject", "rewrite subject", "add header", "greylist", "no action"}
@@ -458,7 +463,7 @@ func (c *Filter) validate(cfg *Config) error {
 	l := c.Limits
 	const lk = "filter.limits"
 	if l.MaxDepth < 1 || l.MaxParts < 1 || l.MaxPartBytes < 1 || l.MaxDecodedBytes < 1 ||
-		l.MaxArchiveEntries < 1 || l.MaxArchiveBytes < 1 || l.MaxArchiveDepth < 1 || l.MaxURLs < 1 {
+		l.MaxArchiveEntries < 1 || l.MaxArchiveBytes < 1 || l.MaxArchiveDepth < 1 || l.MaxURLs < 1 || l.MaxConcurrent < 1 {
 		bad("%s: every limit must be positive (leave a key out for its default)", lk)
 	}
 	if l.MaxPartBytes > l.MaxDecodedBytes {

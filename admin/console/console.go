@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/outguard/outguard/admin/api"
@@ -80,6 +81,9 @@ type Options struct {
 	Rand io.Reader
 	// Logger; default the operations' logger.
 	Logger *slog.Logger
+	// OIDC, when set, offers sign-in through an OpenID Connect provider
+	// (docs/config-admin.md#openid-connect); SetOIDC changes it later.
+	OIDC *OIDCOptions
 }
 
 // Console is the web console: server-rendered pages over the operations
@@ -119,6 +123,10 @@ type Console struct {
 	pages    map[string]*template.Template
 	mux      *http.ServeMux
 	static   fs.FS
+	// oidc is the OpenID Connect sign-in, nil when off.
+	oidc atomic.Pointer[oidcSetup]
+	// cookieKey seals the pending OpenID Connect sign-in cookie.
+	cookieKey []byte
 }
 
 var _ http.Handler = (*Console)(nil)
@@ -148,6 +156,13 @@ func New(o Options) (*Console, error) {
 	}
 	c := &Console{ops: o.Ops, maxForm: o.MaxFormBytes, log: o.Logger, mux: http.NewServeMux(),
 		sessions: newSessionStore(o.SessionIdle, o.SessionMaxAge, o.MaxSessions, o.Rand)}
+	c.cookieKey = make([]byte, 32)
+	if _, err := io.ReadFull(o.Rand, c.cookieKey); err != nil {
+		return nil, fmt.Errorf("admin console: random source: %w", err)
+	}
+	if err := c.SetOIDC(o.OIDC); err != nil {
+		return nil, err
+	}
 	var err error
 	if c.static, err = fs.Sub(webFS, "web/static"); err != nil {
 		return nil, err
@@ -203,6 +218,8 @@ func (c *Console) routes() {
 	})
 	c.mux.HandleFunc("GET /login", c.loginPage)
 	c.mux.HandleFunc("POST /login", c.loginSubmit)
+	c.mux.HandleFunc("GET /login/oidc", c.oidcStart)
+	c.mux.HandleFunc("GET /login/oidc/callback", c.oidcCallback)
 	c.handle("POST /logout", c.logout)
 	c.handle("GET /{$}", c.overview)
 	c.handle("GET /log", c.logPage)
@@ -277,13 +294,17 @@ func (c *Console) session(r *http.Request) (*session, bool) {
 		return nil, false
 	}
 	// A session of a token or account that a reload removed or changed
-	// ends (an account's new TOTP secret too).
+	// ends (an account's new TOTP secret too), and one of an OpenID
+	// Connect sign-in whose provider, client or grants changed.
 	var now credential
-	if s.cred.account {
+	switch {
+	case strings.HasPrefix(s.cred.hash, oidcCredentialPrefix):
+		ok, now = c.oidcSessionValid(s.cred), s.cred
+	case s.cred.account:
 		var a ops.Account
 		a, ok = c.ops.CurrentAccount(s.p.Name)
 		now = accountCredential(a)
-	} else {
+	default:
 		var tok ops.Token
 		tok, ok = c.ops.CurrentToken(s.p.Name)
 		now = tokenCredential(tok)

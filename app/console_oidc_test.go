@@ -102,6 +102,8 @@ func (b *oidcBrowser) get(u string) (*http.Response, string) {
 	return resp, string(body)
 }
 
+var oidcApproveRE = regexp.MustCompile(`<a id="approve" href="([^"]+)">`)
+
 var oidcButtonRE = regexp.MustCompile(`<a class="[^"]*sso[^"]*" href="([^"]+)">Sign in with Test IdP</a>`)
 
 // toCallback clicks "Sign in with Test IdP" on the sign-in page reached
@@ -132,6 +134,11 @@ func (b *oidcBrowser) toCallback(next string) *url.URL {
 		b.t.Fatalf("authorization request %s lacks PKCE S256, state or nonce", auth)
 	}
 	resp, body = b.get(auth.String())
+	m = oidcApproveRE.FindStringSubmatch(body)
+	if resp.StatusCode != http.StatusOK || m == nil {
+		b.t.Fatalf("provider's authorize: got %d %s, want its page", resp.StatusCode, body)
+	}
+	resp, body = b.get(auth.Scheme + "://" + auth.Host + html.UnescapeString(m[1]))
 	if resp.StatusCode != http.StatusFound {
 		b.t.Fatalf("provider's authorize: got %d %s", resp.StatusCode, body)
 	}

@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"html"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -21,7 +23,8 @@ import (
 // oidcProvider is a minimal OpenID Connect provider for the tests of the
 // console's sign-in (docs/config-admin.md#openid-connect): discovery, a
 // JWKS with one RSA key, an authorize endpoint that signs the configured
-// person in at once and redirects back with a code, and a token endpoint
+// person in when they click "Continue" on its page and redirects back
+// with a code, and a token endpoint
 // that checks the client, the code, the redirect URI and the PKCE
 // verifier (RFC 7636, S256) before it answers with an RS256-signed ID
 // token carrying the nonce it was given.
@@ -131,6 +134,16 @@ func (p *oidcProvider) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	case !strings.Contains(" "+q.Get("scope")+" ", " openid "):
 		http.Error(w, "scope openid is required", http.StatusBadRequest)
+		return
+	}
+	if q.Get("approve") == "" {
+		// The provider's own page, as a real one asks for a password:
+		// the way back to the console is then a navigation that this
+		// other site starts.
+		q.Set("approve", "1")
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><title>Test IdP</title><h1>Test IdP</h1><p><a id="approve" href="/authorize?%s">Continue as %v</a></p>`,
+			html.EscapeString(q.Encode()), html.EscapeString(fmt.Sprint(p.person["email"])))
 		return
 	}
 	b := make([]byte, 24)

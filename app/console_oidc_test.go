@@ -112,11 +112,11 @@ var oidcButtonRE = regexp.MustCompile(`<a class="[^"]*sso[^"]*" href="([^"]+)">S
 // returns the callback URL the provider redirects back to.
 func (b *oidcBrowser) toCallback(next string) *url.URL {
 	b.t.Helper()
-	resp, body := b.get(next)
+	resp, _ := b.get(next)
 	if resp.StatusCode != http.StatusSeeOther {
 		b.t.Fatalf("%s without a session: got %d, want 303 to the sign-in page", next, resp.StatusCode)
 	}
-	_, body = b.get(resp.Header.Get("Location"))
+	_, body := b.get(resp.Header.Get("Location"))
 	m := oidcButtonRE.FindStringSubmatch(body)
 	if m == nil {
 		b.t.Fatalf("no \"Sign in with Test IdP\" button on the sign-in page:\n%s", body)

@@ -121,7 +121,7 @@ func (o *OIDC) validate(domains map[string]bool, bad func(string, ...any)) {
 			}
 		}
 		if n != 1 {
-			bad("%s: name exactly one of group, email and subject", where)
+			bad("%s: sets %d of group, email and subject: name exactly one (who the grant admits)", where, n)
 		}
 		if g.Email != "" && !strings.Contains(g.Email, "@") {
 			bad("%s: email %q is not an address: a verified email address, as the provider sends it", where, g.Email)

@@ -68,7 +68,7 @@ func TestAdminOIDCBad(t *testing.T) {
 		{"callback path", with("8025/login/oidc/callback", "8025/oidc"), 21, "admin.oidc.redirect_url", "the path must be /login/oidc/callback"},
 		{"no openid", with("    grants:", "    scopes: [email]\n    grants:"), 22, "admin.oidc.scopes", "lacks openid"},
 		{"no grants", sectionBase + strings.Split(oidcSection, "    grants:")[0], 17, "admin.oidc.grants", "nobody could sign in"},
-		{"grant of two kinds", with("{group: abuse-desk, scope: all}", "{group: abuse-desk, email: a@example.org, scope: all}"), 23, "admin.oidc.grants[0]", "exactly one of group, email and subject"},
+		{"grant of two kinds", with("{group: abuse-desk, scope: all}", "{group: abuse-desk, email: a@example.org, scope: all}"), 23, "admin.oidc.grants[0]", "name exactly one"},
 		{"grant without scope", with("{group: abuse-desk, scope: all}", "{group: abuse-desk}"), 23, "admin.oidc.grants[0]", "scope is empty"},
 		{"grant of unknown domain", with("scope: out.example.net", "scope: nowhere.example"), 24, "admin.oidc.grants[1].scope", `scope "nowhere.example" is neither`},
 		{"unknown key", with("client_id: outguard", "client_id: outguard\n    client_key: x"), 20, "admin.oidc.client_key", `unknown key "client_key"`},

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"encoding/json"
 	"html"
 	"io"
 	"net/http"
@@ -65,6 +66,7 @@ func newOIDCEnv(t *testing.T, failures string) (*env, *oidcProvider, string) {
 		}
 	}
 	write("http://127.0.0.1:1/login/oidc/callback")
+	e.logOut = &logBuffer{}
 	e.start()
 	base := "http://" + e.app.AdminAddr().String()
 	prov.redirect = base + "/login/oidc/callback"
@@ -73,6 +75,25 @@ func newOIDCEnv(t *testing.T, failures string) (*env, *oidcProvider, string) {
 		t.Fatal(err)
 	}
 	return e, prov, base
+}
+
+// logged returns the daemon's log lines with message msg.
+func logged(t *testing.T, e *env, msg string) []map[string]any {
+	t.Helper()
+	l := e.logOut.(*logBuffer)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(l.b.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if m["msg"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // oidcBrowser is a cookie-keeping HTTP client that follows no redirect,
@@ -187,6 +208,9 @@ func TestConsoleOIDCSignIn(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("lock: got %d, want 303", resp.StatusCode)
 	}
+	if l := logged(t, e, "admin console: signed in"); len(l) != 1 || l[0]["actor"] != "ana@example.org" || l[0]["method"] != "oidc" || l[0]["issuer"] != prov.issuer {
+		t.Errorf("sign-in log lines: got %v, want one for ana@example.org, method oidc", l)
+	}
 	if _, body := b.get("/audit"); !regexp.MustCompile(`(?s)ana@example\.org.*web9`).MatchString(body) {
 		t.Fatalf("the audit trail does not show ana@example.org locking web9:\n%s", body)
 	}
@@ -225,7 +249,7 @@ func TestConsoleOIDCSignIn(t *testing.T) {
 // TestConsoleOIDCRefusals: every forged, stale or foreign answer is
 // refused with a page that says why, and leaves no session.
 func TestConsoleOIDCRefusals(t *testing.T) {
-	_, prov, base := newOIDCEnv(t, "1000")
+	e, prov, base := newOIDCEnv(t, "1000")
 	for _, tc := range []struct {
 		name   string
 		person map[string]any
@@ -283,6 +307,17 @@ func TestConsoleOIDCRefusals(t *testing.T) {
 				}
 			}
 		})
+	}
+
+	var stranger bool
+	for _, l := range logged(t, e, "admin console: OIDC sign-in refused") {
+		stranger = stranger || (l["reason"] == "no grant matches" && strings.HasPrefix(l["person"].(string), "mallory@example.org"))
+	}
+	if !stranger {
+		t.Error("no log line for the refused mallory@example.org")
+	}
+	if l := logged(t, e, "admin console: signed in"); len(l) != 0 {
+		t.Errorf("refused sign-ins logged as signed in: %v", l)
 	}
 
 	// A signed ID token from a key the provider does not publish.

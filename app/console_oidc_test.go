@@ -269,6 +269,14 @@ func TestConsoleOIDCRefusals(t *testing.T) {
 		{name: "another browser", callback: func(b *oidcBrowser, u *url.URL) *oidcBrowser {
 			return newOIDCBrowser(t, base)
 		}, status: http.StatusBadRequest, want: "started in another browser"},
+		{name: "cancelled at the provider", callback: func(b *oidcBrowser, u *url.URL) *oidcBrowser {
+			u.RawQuery = url.Values{"error": {"access_denied"}, "error_description": {"the user cancelled"}, "state": {u.Query().Get("state")}}.Encode()
+			return b
+		}, status: http.StatusUnauthorized, want: "Test IdP did not sign you in (access_denied)"},
+		{name: "foreign error", callback: func(b *oidcBrowser, u *url.URL) *oidcBrowser {
+			u.RawQuery = url.Values{"error": {"access_denied"}, "state": {"not-this-browsers"}}.Encode()
+			return b
+		}, status: http.StatusBadRequest, want: "does not belong to the sign-in this browser started"},
 		{name: "wrong nonce", tamper: func(c map[string]any) { c["nonce"] = "an-older-nonce" }, status: http.StatusUnauthorized, want: "its nonce differs"},
 		{name: "wrong audience", tamper: func(c map[string]any) { c["aud"] = "another-client" }, status: http.StatusUnauthorized, want: "expected audience"},
 		{name: "expired", tamper: func(c map[string]any) {
@@ -346,6 +354,19 @@ func TestConsoleOIDCRefusals(t *testing.T) {
 			t.Fatalf("replay: got %d %s, want 400", resp.StatusCode, body)
 		}
 	})
+}
+
+// TestConsoleOIDCProviderDown: an unreachable provider does not stop the
+// daemon; the button answers with a page saying so, and accounts still
+// sign in.
+func TestConsoleOIDCProviderDown(t *testing.T) {
+	_, prov, base := newOIDCEnv(t, "5")
+	prov.srv.Close()
+	b := newOIDCBrowser(t, base)
+	resp, body := b.get("/login/oidc?next=%2F")
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "Test IdP cannot be reached just now") || !strings.Contains(body, `action="/login"`) {
+		t.Fatalf("provider down: got %d, want 502 and the sign-in page saying so:\n%s", resp.StatusCode, body)
+	}
 }
 
 // TestConsoleOIDCThrottled: refused answers count against the client's

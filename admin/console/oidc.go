@@ -284,16 +284,19 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	// One use: the pending sign-in ends here, whatever the outcome.
 	setOIDCCookie(w, r, "", -1)
 	q := r.URL.Query()
-	if e := q.Get("error"); e != "" {
-		c.log.Info("admin console: OIDC sign-in refused by the provider", "error", clip(e), "description", clip(q.Get("error_description")), "remote", r.RemoteAddr)
-		c.showLogin(w, r, http.StatusUnauthorized, fmt.Sprintf("%s did not sign you in (%s). Try again, or sign in with a console account.", set.o.Name, clip(e)))
-		return
-	}
 	var pending oidcPending
 	ck, err := r.Cookie(oidcCookie)
 	ok := err == nil
 	if ok {
 		pending, ok = c.unseal(ck.Value)
+	}
+	// The provider's own refusal (the person cancelled, or may not use
+	// this client), for the sign-in this browser started: not a guess.
+	// With another state it is refused below like any foreign answer.
+	if e := q.Get("error"); e != "" && ok && tokenEqual(q.Get("state"), pending.State) {
+		c.log.Info("admin console: OIDC sign-in refused by the provider", "error", clip(e), "description", clip(q.Get("error_description")), "remote", r.RemoteAddr)
+		c.showLogin(w, r, http.StatusUnauthorized, fmt.Sprintf("%s did not sign you in (%s). Try again, or sign in with a console account.", set.o.Name, clip(e)))
+		return
 	}
 	var person string
 	p, err := c.ops.SignInExternal(ops.ClientIP(r.RemoteAddr), func() (ops.Principal, error) {

@@ -78,8 +78,9 @@ const (
 const oidcCookie = "outguard_oidc"
 
 // oidcCredentialPrefix marks a session credential of an OpenID Connect
-// sign-in; no token or password hash starts with it.
-const oidcCredentialPrefix = "oidc\x00"
+// sign-in; no token or password hash (bcrypt "$2", argon2id "$argon2id$")
+// starts with it. Printable, so that a session store may keep it as text.
+const oidcCredentialPrefix = "oidc:"
 
 // oidcSetup is one configuration of the sign-in, swapped whole on reload.
 type oidcSetup struct {

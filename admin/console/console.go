@@ -1,9 +1,10 @@
 // Package console serves the admin web console: server-rendered pages
 // over the operations layer (admin/ops), signed in with a named account,
 // an API token or, when configured, through an OpenID Connect provider
-// (oidc.go, docs/config-admin.md#openid-connect). It is a thin front end, as the JSON API (admin/api) is: every scope check
-// and every audit entry is ops's; the console only names itself ("via
-// console") in the entries' detail. Its few JSON answers, to its own
+// (oidc.go, docs/config-admin.md#openid-connect). It is a thin front
+// end, as the JSON API (admin/api) is: every scope check and every audit
+// entry is ops's; the console only names itself ("via console") in the
+// entries' detail. Its few JSON answers, to its own
 // script, use the API's wire types (admin/api's conversions).
 package console
 
@@ -111,8 +112,9 @@ type Options struct {
 // bearer token) or an OpenID Connect provider's ID token, and starts an
 // in-memory session (random id in an HttpOnly, SameSite=Strict
 // cookie, Secure under TLS; idle and absolute expiry; ended when a reload
-// removes or changes the token, the account or the OIDC grants). Every POST needs the session's CSRF
-// token (form field csrf or header X-CSRF-Token) and a same-site Origin.
+// removes or changes the token, the account or the OIDC grants). Every
+// POST needs the session's CSRF token (form field csrf or header
+// X-CSRF-Token) and a same-site Origin.
 // Pages are html/template output under a Content-Security-Policy that
 // allows no inline script and nothing from elsewhere. Scoping and the
 // audit trail are ops.s, shared with the API: a domain-scoped token sees and changes only

@@ -92,7 +92,11 @@ func (c *Console) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	if !c.beginSession(w, r, p, cred) {
 		return
 	}
-	c.log.Info("admin console: signed in", "actor", p.Name, "account", cred.account, "remote", r.RemoteAddr)
+	method := "token"
+	if cred.account {
+		method = "account"
+	}
+	c.log.Info("admin console: signed in", "actor", p.Name, "method", method, "account", cred.account, "remote", r.RemoteAddr)
 	http.Redirect(w, r, localPath(r.PostForm.Get("next"), "/"), http.StatusSeeOther)
 }
 

@@ -34,6 +34,25 @@ func adminAccounts(cfg *config.Config) ([]ops.Account, error) {
 	return out, nil
 }
 
+// adminOIDC is the console's OpenID Connect sign-in of cfg, nil when
+// admin.oidc is absent; a client secret file that cannot be read fails.
+func adminOIDC(cfg *config.Config) (*console.OIDCOptions, error) {
+	o := cfg.Admin.OIDC
+	if o == nil {
+		return nil, nil
+	}
+	secret, err := o.Secret()
+	if err != nil {
+		return nil, err
+	}
+	out := &console.OIDCOptions{Name: o.Name, Issuer: o.Issuer, ClientID: o.ClientID, ClientSecret: secret,
+		RedirectURL: o.RedirectURL, Scopes: o.Scopes, GroupsClaim: o.GroupsClaim}
+	for _, g := range o.Grants {
+		out.Grants = append(out.Grants, console.OIDCGrant{Group: g.Group, Email: g.Email, Subject: g.Subject, Scope: g.Scope})
+	}
+	return out, nil
+}
+
 func adminThrottle(cfg *config.Config) ops.ThrottleOptions {
 	t := cfg.Admin.SignInThrottle
 	return ops.ThrottleOptions{Failures: t.Failures, Window: t.Window.D(), Lockout: t.Lockout.D(), MaxLockout: t.MaxLockout.D()}
@@ -103,12 +122,17 @@ func (a *App) mountAPI(cfg *config.Config) error {
 		return fmt.Errorf("admin API: %w", err)
 	}
 	jsonAPI.Mount(a.admin)
+	oidc, err := adminOIDC(cfg)
+	if err != nil {
+		return err
+	}
 	// On postgres the sessions are the fleet's: a session started on one
 	// node is valid on all of them.
-	c, err := console.New(console.Options{Ops: o, Postgres: a.pg, Node: cfg.NodeName, Logger: a.log.With("component", "console")})
+	c, err := console.New(console.Options{Ops: o, OIDC: oidc, Postgres: a.pg, Node: cfg.NodeName, Logger: a.log.With("component", "console")})
 	if err != nil {
 		return fmt.Errorf("admin console: %w", err)
 	}
+	a.console = c
 	a.admin.Handle("/", c)
 	return nil
 }

@@ -35,6 +35,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/outguard/outguard/admin"
+	"github.com/outguard/outguard/admin/console"
 	"github.com/outguard/outguard/admin/ops"
 	"github.com/outguard/outguard/arf"
 	"github.com/outguard/outguard/campaign"
@@ -116,6 +117,9 @@ type App struct {
 	// outlives reloads. Nil when the model is disabled at start.
 	learner *content.Learner
 	ops     *ops.Ops
+	// console is the web console, whose OpenID Connect sign-in a reload
+	// changes.
+	console *console.Console
 	// campaigns groups near-duplicate content across identities
 	// (docs/campaigns.md); nil when campaign detection is off.
 	campaigns *campaign.Store
@@ -462,6 +466,15 @@ func (a *App) apply(cfg *config.Config) error {
 		}
 		if err != nil {
 			a.log.Error("admin accounts not reloaded, keeping the old ones", "err", err)
+		}
+	}
+	if a.console != nil {
+		o, err := adminOIDC(cfg)
+		if err == nil {
+			err = a.console.SetOIDC(o)
+		}
+		if err != nil {
+			a.log.Error("admin OIDC sign-in not reloaded, keeping the old one", "err", err)
 		}
 	}
 	a.swapCerts(certs)

@@ -53,6 +53,7 @@ func (c *Admin) setDefaults() {
 			c.Accounts[i].Scope = "all"
 		}
 	}
+	c.OIDC.setDefaults()
 	t := &c.SignInThrottle
 	setInt(&t.Failures, DefaultSignInFailures)
 	setDur(&t.Window, DefaultSignInWindow)
@@ -64,9 +65,12 @@ func (c *Admin) resolvePaths(abs func(*string)) {
 	for i := range c.Accounts {
 		abs(&c.Accounts[i].TOTPSecretFile)
 	}
+	if c.OIDC != nil {
+		abs(&c.OIDC.ClientSecretFile)
+	}
 }
 
-// validate checks admin.accounts and admin.sign_in_throttle.
+// validate checks admin.accounts, admin.oidc and admin.sign_in_throttle.
 func (c *Admin) validate(cfg *Config) error {
 	var errs []error
 	bad := func(format string, args ...any) {
@@ -112,6 +116,7 @@ func (c *Admin) validate(cfg *Config) error {
 			}
 		}
 	}
+	c.OIDC.validate(domains, bad)
 	t := c.SignInThrottle
 	if t.Failures < 1 || t.Failures > 1000 {
 		bad("admin.sign_in_throttle.failures %d: must be between 1 and 1000", t.Failures)

@@ -340,6 +340,8 @@ type Admin struct {
 	Accounts []Account `yaml:"accounts"`
 	// SignInThrottle slows down failed sign-ins.
 	SignInThrottle SignInThrottle `yaml:"sign_in_throttle"`
+	// OIDC is the console's optional OpenID Connect sign-in; nil: none.
+	OIDC *OIDC `yaml:"oidc"`
 }
 
 // Token is an admin API bearer token, stored only as a hash.

@@ -1,8 +1,10 @@
 // Package console serves the admin web console: server-rendered pages
-// over the operations layer (admin/ops), signed in with an API token. It
-// is a thin front end, as the JSON API (admin/api) is: every scope check
-// and every audit entry is ops's; the console only names itself ("via
-// console") in the entries' detail. Its few JSON answers, to its own
+// over the operations layer (admin/ops), signed in with a named account,
+// an API token or, when configured, through an OpenID Connect provider
+// (oidc.go, docs/config-admin.md#openid-connect). It is a thin front
+// end, as the JSON API (admin/api) is: every scope check and every audit
+// entry is ops's; the console only names itself ("via console") in the
+// entries' detail. Its few JSON answers, to its own
 // script, use the API's wire types (admin/api's conversions).
 package console
 
@@ -20,6 +22,7 @@ import (
 	"net/url"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -92,6 +95,9 @@ type Options struct {
 	Rand io.Reader
 	// Logger; default the operations' logger.
 	Logger *slog.Logger
+	// OIDC, when set, offers sign-in through an OpenID Connect provider
+	// (docs/config-admin.md#openid-connect); SetOIDC changes it later.
+	OIDC *OIDCOptions
 }
 
 // Console is the web console: server-rendered pages over the operations
@@ -114,13 +120,15 @@ type Options struct {
 // identities and the sample message, confirm, lock every identity) and
 // the audit trail.
 //
-// Security: sign-in takes an API token, checked like a bearer token, and
-// starts a session, in memory or, for a fleet, in PostgreSQL (random id
-// in an HttpOnly, SameSite=Strict cookie, Secure under TLS, of which
-// PostgreSQL keeps only a hash; idle and absolute expiry; ended, with
-// every other session of the same token or account, when a reload
-// removes or changes the token). Every POST needs the session's CSRF
-// token (form field csrf or header X-CSRF-Token) and a same-site Origin.
+// Security: sign-in takes a named account, an API token (checked like a
+// bearer token) or an OpenID Connect provider's ID token, and starts a
+// session, in memory or, for a fleet, in PostgreSQL (random id in an
+// HttpOnly, SameSite=Strict cookie, Secure under TLS, of which PostgreSQL
+// keeps only a hash; idle and absolute expiry; ended, with every other
+// session of the same credential, when a reload removes or changes the
+// token, the account or the OIDC grants). Every POST needs the session's
+// CSRF token (form field csrf or header X-CSRF-Token) and a same-site
+// Origin.
 // Pages are html/template output under a Content-Security-Policy that
 // allows no inline script and nothing from elsewhere. Scoping and the
 // audit trail are ops.s, shared with the API: a domain-scoped token sees and changes only
@@ -134,6 +142,10 @@ type Console struct {
 	pages    map[string]*template.Template
 	mux      *http.ServeMux
 	static   fs.FS
+	// oidc is the OpenID Connect sign-in, nil when off.
+	oidc atomic.Pointer[oidcSetup]
+	// cookieKey seals the pending OpenID Connect sign-in cookie.
+	cookieKey []byte
 }
 
 var _ http.Handler = (*Console)(nil)
@@ -166,6 +178,13 @@ func New(o Options) (*Console, error) {
 		c.sessions = newPgSessions(o.Postgres, o.Node, o.SessionIdle, o.SessionMaxAge, o.MaxSessions)
 	} else {
 		c.sessions = newMemSessions(o.SessionIdle, o.SessionMaxAge, o.MaxSessions)
+	}
+	c.cookieKey = make([]byte, 32)
+	if _, err := io.ReadFull(o.Rand, c.cookieKey); err != nil {
+		return nil, fmt.Errorf("admin console: random source: %w", err)
+	}
+	if err := c.SetOIDC(o.OIDC); err != nil {
+		return nil, err
 	}
 	var err error
 	if c.static, err = fs.Sub(webFS, "web/static"); err != nil {
@@ -222,6 +241,8 @@ func (c *Console) routes() {
 	})
 	c.mux.HandleFunc("GET /login", c.loginPage)
 	c.mux.HandleFunc("POST /login", c.loginSubmit)
+	c.mux.HandleFunc("GET /login/oidc", c.oidcStart)
+	c.mux.HandleFunc("GET /login/oidc/callback", c.oidcCallback)
 	c.handle("POST /logout", c.logout)
 	c.handle("GET /{$}", c.overview)
 	c.handle("GET /log", c.logPage)
@@ -304,13 +325,18 @@ func (c *Console) session(r *http.Request) (*session, bool, error) {
 	if err != nil || !ok {
 		return nil, false, err
 	}
-	// An account's new TOTP secret changes its credential too.
+	// A session of a token or account that a reload removed or changed
+	// ends (an account's new TOTP secret too), and one of an OpenID
+	// Connect sign-in whose provider, client or grants changed.
 	var now credential
-	if s.cred.account {
+	switch {
+	case strings.HasPrefix(s.cred.sum, oidcCredentialPrefix):
+		ok, now = c.oidcSessionValid(s.cred, scopeOf(s.p)), s.cred
+	case s.cred.account:
 		var a ops.Account
 		a, ok = c.ops.CurrentAccount(s.p.Name)
 		now = accountCredential(a)
-	} else {
+	default:
 		var tok ops.Token
 		tok, ok = c.ops.CurrentToken(s.p.Name)
 		now = tokenCredential(tok)

@@ -42,7 +42,8 @@ func (c *Console) showLogin(w http.ResponseWriter, r *http.Request, status int, 
 
 func (c *Console) renderLogin(w http.ResponseWriter, r *http.Request, status int, msg, form string) {
 	next := localPath(r.FormValue("next"), "/")
-	c.render(w, r, nil, status, "login", map[string]any{"Title": "Sign in", "Form": form, "Next": next, "Error": msg, "Name": clip(r.PostFormValue("name"))})
+	c.render(w, r, nil, status, "login", map[string]any{"Title": "Sign in", "Form": form, "Next": next, "Error": msg, "Name": clip(r.PostFormValue("name")),
+		"OIDC": c.oidcButton(next)})
 }
 
 func (c *Console) loginSubmit(w http.ResponseWriter, r *http.Request) {
@@ -88,6 +89,21 @@ func (c *Console) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	if !c.beginSession(w, r, p, cred) {
+		return
+	}
+	method := "token"
+	if cred.account {
+		method = "account"
+	}
+	c.log.Info("admin console: signed in", "actor", p.Name, "method", method, "account", cred.account, "remote", r.RemoteAddr)
+	http.Redirect(w, r, localPath(r.PostForm.Get("next"), "/"), http.StatusSeeOther)
+}
+
+// beginSession ends the browser's old session, if any, and starts one for
+// p signed in with cred. It answers 500 itself and returns false when the
+// session cannot be made.
+func (c *Console) beginSession(w http.ResponseWriter, r *http.Request, p ops.Principal, cred credential) bool {
 	if old, err := r.Cookie(sessionCookie); err == nil {
 		if err := c.sessions.remove(r.Context(), old.Value); err != nil {
 			c.log.Error("admin console: ending the earlier session", "err", err)
@@ -97,12 +113,11 @@ func (c *Console) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		c.log.Error("admin console: sign-in", "err", err)
 		http.Error(w, "internal error; see outguard's log", http.StatusInternalServerError)
-		return
+		return false
 	}
 	setCookie(w, r, loginCookie, "", -1)
 	setCookie(w, r, sessionCookie, s.id, 0)
-	c.log.Info("admin console: signed in", "actor", p.Name, "account", cred.account, "remote", r.RemoteAddr)
-	http.Redirect(w, r, localPath(r.PostForm.Get("next"), "/"), http.StatusSeeOther)
+	return true
 }
 
 func (c *Console) logout(w http.ResponseWriter, r *http.Request, s *session) error {

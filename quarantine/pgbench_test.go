@@ -3,6 +3,8 @@ package quarantine
 import (
 	"context"
 	"math/rand/v2"
+	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -31,7 +33,7 @@ func loadPG(b *testing.B, s *Store, pool *pgxpool.Pool, n int, end time.Time) (i
 		b.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
-	agg := make(map[rollupRow]int64)
+	agg := make(map[countKey]*counts)
 	keyHourLimit := end.Add(-DefaultHourlyRetention).Unix() / 3600
 	began := time.Now()
 	const chunk = 50000
@@ -53,12 +55,13 @@ func loadPG(b *testing.B, s *Store, pool *pgxpool.Pool, n int, end time.Time) (i
 			}
 			rows = append(rows, []any{l.domain[0], l.id[0], l.ts[0], "bench", l.status[0], l.verdict[0], l.usr[0], l.identity[0],
 				l.msgid[0], l.trace[0], ip, l.partial[0], l.sender[0], l.subject[0], l.rcpts[0], l.rec[0]})
-			for _, k := range rollupKeys(r) {
-				// Steady state: hourly per-key counters live 72 hours.
-				if rr := parseRollup(k); rr.gran != granKeyHour || int64(rr.bucket) >= keyHourLimit {
-					agg[rr]++
-				}
-			}
+			keys := rollupKeys(r)
+			// Steady state: hourly per-key counters live 72 hours.
+			keys = slices.DeleteFunc(keys, func(k string) bool {
+				rr := parseRollup(k)
+				return rr.gran == granKeyHour && int64(rr.bucket) < keyHourLimit
+			})
+			addCounts(agg, keys)
 		}
 		_, err := pool.CopyFrom(ctx, pgx.Identifier{"quarantine_log"},
 			[]string{"domain", "id", "ts", "node", "status", "verdict", "usr", "identity", "msgid", "trace", "client_ip", "partial", "sender", "subject", "rcpts", "rec"},
@@ -69,10 +72,15 @@ func loadPG(b *testing.B, s *Store, pool *pgxpool.Pool, n int, end time.Time) (i
 	}
 	var rr [][]any
 	for k, v := range agg {
-		rr = append(rr, []any{k.domain, k.gran, k.grp, k.class, k.bucket, k.key, v})
+		row := []any{k.domain, k.grp, k.gran, k.bucket, k.key}
+		for _, n := range v {
+			row = append(row, n)
+		}
+		rr = append(rr, row)
 	}
+	cols := append([]string{"domain", "grp", "gran", "bucket", "key"}, countColumns[:]...)
 	for i := 0; i < len(rr); i += chunk {
-		if _, err := pool.CopyFrom(ctx, pgx.Identifier{"quarantine_rollup"}, []string{"domain", "gran", "grp", "class", "bucket", "key", "n"}, pgx.CopyFromRows(rr[i:min(i+chunk, len(rr))])); err != nil {
+		if _, err := pool.CopyFrom(ctx, pgx.Identifier{"quarantine_counts"}, cols, pgx.CopyFromRows(rr[i:min(i+chunk, len(rr))])); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -94,18 +102,57 @@ func loadPG(b *testing.B, s *Store, pool *pgxpool.Pool, n int, end time.Time) (i
 	return ident
 }
 
+// benchPool returns a pool on a fresh database, or, with
+// OUTGUARD_BENCH_PG_DB set, on that database of the test server, kept
+// between runs: loaded reports whether it already holds n records.
+func benchPool(b *testing.B, n int) (pool *pgxpool.Pool, loaded bool) {
+	name := os.Getenv("OUTGUARD_BENCH_PG_DB")
+	if name == "" {
+		return pgtest.Pool(b), false
+	}
+	pool = pgtest.OpenPool(b, pgtest.KeptDatabase(b, name), true)
+	var have int64
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM quarantine_log`).Scan(&have); err != nil {
+		b.Fatal(err)
+	}
+	switch int(have) {
+	case n:
+		return pool, true
+	case 0:
+		return pool, false
+	}
+	b.Fatalf("database %s holds %d records, not %d: drop it or name another", name, have, n)
+	return nil, false
+}
+
+// benchIdentity returns an identity with quarantined messages in a
+// loaded bench database.
+func benchIdentity(b *testing.B, pool *pgxpool.Pool) string {
+	var ident string
+	if err := pool.QueryRow(context.Background(),
+		`SELECT identity FROM quarantine_log WHERE status = $1 ORDER BY id LIMIT 1`, int16(StatusQuarantined)).Scan(&ident); err != nil {
+		b.Fatal(err)
+	}
+	return ident
+}
+
 // benchmarkPostgres measures search, reports and size on a PostgreSQL log
 // of n records (OUTGUARD_BENCH_RECORDS overrides n).
 func benchmarkPostgres(b *testing.B, n int) {
 	n = benchRecords(n)
-	pool := pgtest.Pool(b)
+	pool, loaded := benchPool(b, n)
 	end := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	s, err := NewPostgres(pool, Options{Node: "bench", Now: func() time.Time { return end }})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(s.Stop)
-	ident := loadPG(b, s, pool, n, end)
+	var ident string
+	if loaded {
+		ident = benchIdentity(b, pool)
+	} else {
+		ident = loadPG(b, s, pool, n, end)
+	}
 	b.Run("SearchIdentity", func(b *testing.B) {
 		q := Query{Identity: ident, Statuses: []Status{StatusQuarantined}, Limit: 50}
 		for b.Loop() {
@@ -145,7 +192,7 @@ func benchmarkPostgres(b *testing.B, n int) {
 		for b.Loop() {
 			err := pool.QueryRow(context.Background(), `SELECT
 				(SELECT coalesce(sum(pg_total_relation_size(i.inhrelid)), 0)::bigint FROM pg_inherits i WHERE i.inhparent = 'quarantine_log'::regclass),
-				pg_total_relation_size('quarantine_rollup'),
+				pg_total_relation_size('quarantine_counts'),
 				(SELECT count(*) FROM quarantine_log)`).Scan(&logBytes, &rollupBytes, &count)
 			if err != nil {
 				b.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -302,6 +303,44 @@ func benchMessage(rng *rand.Rand, size int) []byte {
 	return []byte(m.String())
 }
 
+// backendCPU returns the CPU time the server's processes serving pool's
+// database have used, read from /proc: the server must run on this
+// machine (as .ci/postgres.sh starts it). Connections closed before the
+// call are not counted.
+func backendCPU(b *testing.B, pool *pgxpool.Pool) time.Duration {
+	rows, err := pool.Query(context.Background(), `SELECT pid FROM pg_stat_activity WHERE datname = current_database()`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		b.Fatal(err)
+	}
+	var ticks int64
+	for _, pid := range pids {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue // not on this machine, or gone
+		}
+		// Fields after the command's closing parenthesis; utime and
+		// stime are the 14th and 15th of the line.
+		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		for _, i := range []int{11, 12} {
+			var n int64
+			fmt.Sscan(f[i], &n)
+			ticks += n
+		}
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond // USER_HZ is 100 on Linux
+}
+
+// processCPU returns the CPU time this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // BenchmarkPostgresWrite measures the write path on PostgreSQL: records
 // per second through the store's group committer, from 50 producers
 // (Append, then Flush: relayed mail), with one node and with two nodes
@@ -324,8 +363,9 @@ func BenchmarkPostgresWrite(b *testing.B) {
 				stores = append(stores, s)
 			}
 			base := time.Now()
+			pgCPU := backendCPU(b, stores[0].be.(*pgBackend).pool)
 			b.ResetTimer()
-			start := time.Now()
+			start, goCPU := time.Now(), processCPU()
 			runProducers(b, 50, func(i int, rng *rand.Rand) {
 				r := benchRecord(rng, i, base.Add(time.Duration(i)*time.Microsecond), 20000)
 				if err := stores[i%nodes].Append(r); err != nil {
@@ -336,6 +376,12 @@ func BenchmarkPostgresWrite(b *testing.B) {
 				flush(b, s)
 			}
 			reportRate(b, start)
+			b.StopTimer()
+			// CPU per record: the test process (records made, encoded,
+			// sent) and the server's backends of this database (the
+			// connections of every node's pool are still open).
+			b.ReportMetric(float64((processCPU()-goCPU).Microseconds())/float64(b.N), "go-cpu-µs/record")
+			b.ReportMetric(float64((backendCPU(b, stores[0].be.(*pgBackend).pool)-pgCPU).Microseconds())/float64(b.N), "pg-cpu-µs/record")
 		})
 	}
 	b.Run("quarantine", func(b *testing.B) {

@@ -757,8 +757,12 @@ func (b *pgBackend) weeks(spans []rollupSpan) []rollupSpan {
 	return out
 }
 
-// countSum returns the SQL sum of the counter columns of classes.
+// countSum returns the SQL sum of the counter columns of classes: n_all
+// for the three status classes, which it holds for every grouping.
 func countSum(classes []Class) string {
+	if len(classes) == 3 && slices.Contains(classes, ClassAccepted) && slices.Contains(classes, ClassRejected) && slices.Contains(classes, classOther) {
+		return countColumns[classColumn(ClassAll)]
+	}
 	cols := make([]string, len(classes))
 	for i, c := range classes {
 		cols[i] = countColumns[classColumn(c)]

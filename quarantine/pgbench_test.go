@@ -24,9 +24,24 @@ import (
 // 30 days before end, as getBigLog does for bbolt, by COPY: the rows and
 // the rollup counters are made by the store's own code (logRow,
 // rollupKeys), only the path to the server is the bulk one.
-func loadPG(b *testing.B, s *Store, pool *pgxpool.Pool, n int, end time.Time) (ident string) {
+//
+// A load cut short (the process stopped) resumes: the first have records
+// are in the log already, in whole chunks, and the counters are written
+// last.
+func loadPG(b *testing.B, s *Store, pool *pgxpool.Pool, n, have int, end time.Time) (ident string) {
 	b.Helper()
 	ctx := context.Background()
+	// A COPY of a chunk can outlast the pool's statement timeout on a
+	// busy machine.
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SET statement_timeout = 0`); err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Exec(ctx, `RESET statement_timeout`)
 	pb := s.be.(*pgBackend)
 	span := 30 * 24 * time.Hour
 	step := span / time.Duration(n)
@@ -43,6 +58,9 @@ func loadPG(b *testing.B, s *Store, pool *pgxpool.Pool, n int, end time.Time) (i
 	keyHourLimit := end.Add(-DefaultHourlyRetention).Unix() / 3600
 	began := time.Now()
 	const chunk = 50000
+	if have%chunk != 0 {
+		b.Fatalf("%d records loaded: not a whole number of chunks; drop the database", have)
+	}
 	for base := 0; base < n; base += chunk {
 		var rows [][]any
 		for i := base; i < min(base+chunk, n); i++ {
@@ -69,7 +87,10 @@ func loadPG(b *testing.B, s *Store, pool *pgxpool.Pool, n int, end time.Time) (i
 			})
 			addCounts(agg, keys)
 		}
-		_, err := pool.CopyFrom(ctx, pgx.Identifier{"quarantine_log"},
+		if base+chunk <= have {
+			continue // loaded by an earlier run
+		}
+		_, err := conn.CopyFrom(ctx, pgx.Identifier{"quarantine_log"},
 			[]string{"domain", "id", "ts", "node", "status", "verdict", "usr", "identity", "msgid", "trace", "client_ip", "partial", "sender", "subject", "rcpts", "rec"},
 			pgx.CopyFromRows(rows))
 		if err != nil {
@@ -100,22 +121,11 @@ func loadPG(b *testing.B, s *Store, pool *pgxpool.Pool, n int, end time.Time) (i
 	}
 	cols := append([]string{"domain", "grp", "gran", "bucket", "key"}, countColumns[:]...)
 	for i := 0; i < len(rr); i += chunk {
-		if _, err := pool.CopyFrom(ctx, pgx.Identifier{"quarantine_counts"}, cols, pgx.CopyFromRows(rr[i:min(i+chunk, len(rr))])); err != nil {
+		if _, err := conn.CopyFrom(ctx, pgx.Identifier{"quarantine_counts"}, cols, pgx.CopyFromRows(rr[i:min(i+chunk, len(rr))])); err != nil {
 			b.Fatal(err)
 		}
 	}
-	c, err := pool.Acquire(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Release()
-	if _, err := c.Exec(ctx, `SET statement_timeout = 0`); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := c.Exec(ctx, `VACUUM ANALYZE`); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := c.Exec(ctx, `RESET statement_timeout`); err != nil {
+	if _, err := conn.Exec(ctx, `VACUUM ANALYZE`); err != nil {
 		b.Fatal(err)
 	}
 	b.Logf("loaded %d records and %d rollup counters in %s", n, len(rr), time.Since(began).Round(time.Second))
@@ -124,11 +134,11 @@ func loadPG(b *testing.B, s *Store, pool *pgxpool.Pool, n int, end time.Time) (i
 
 // benchPool returns a pool on a fresh database, or, with
 // OUTGUARD_BENCH_PG_DB set, on that database of the test server, kept
-// between runs: loaded reports whether it already holds n records.
-func benchPool(b *testing.B, n int) (pool *pgxpool.Pool, loaded bool) {
+// between runs, with the number of records it holds already.
+func benchPool(b *testing.B, n int) (pool *pgxpool.Pool, have int) {
 	name := os.Getenv("OUTGUARD_BENCH_PG_DB")
 	if name == "" {
-		return pgtest.Pool(b), false
+		return pgtest.Pool(b), 0
 	}
 	pool = pgtest.OpenPool(b, pgtest.KeptDatabase(b, name), false)
 	// A database loaded by an older schema is migrated: that can take
@@ -140,18 +150,20 @@ func benchPool(b *testing.B, n int) (pool *pgxpool.Pool, loaded bool) {
 	} else if len(res.Applied) > 0 {
 		b.Logf("migrated %s to version %d", name, res.Version)
 	}
-	var have int64
-	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM quarantine_log`).Scan(&have); err != nil {
+	var count int64
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL statement_timeout = 0`); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SELECT count(*) FROM quarantine_log`).Scan(&count)
+	})
+	if err != nil {
 		b.Fatal(err)
 	}
-	switch int(have) {
-	case n:
-		return pool, true
-	case 0:
-		return pool, false
+	if int(count) > n {
+		b.Fatalf("database %s holds %d records, more than %d: drop it or name another", name, count, n)
 	}
-	b.Fatalf("database %s holds %d records, not %d: drop it or name another", name, have, n)
-	return nil, false
+	return pool, int(count)
 }
 
 // benchIdentity returns an identity with quarantined messages in a
@@ -169,7 +181,7 @@ func benchIdentity(b *testing.B, pool *pgxpool.Pool) string {
 // of n records (OUTGUARD_BENCH_RECORDS overrides n).
 func benchmarkPostgres(b *testing.B, n int) {
 	n = benchRecords(n)
-	pool, loaded := benchPool(b, n)
+	pool, have := benchPool(b, n)
 	end := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	s, err := NewPostgres(pool, Options{Node: "bench", Now: func() time.Time { return end }})
 	if err != nil {
@@ -177,10 +189,10 @@ func benchmarkPostgres(b *testing.B, n int) {
 	}
 	b.Cleanup(s.Stop)
 	var ident string
-	if loaded {
+	if have == n {
 		ident = benchIdentity(b, pool)
 	} else {
-		ident = loadPG(b, s, pool, n, end)
+		ident = loadPG(b, s, pool, n, have, end)
 	}
 	var msgid string
 	if err := pool.QueryRow(context.Background(), `SELECT msgid FROM quarantine_log WHERE ts >= $1 ORDER BY ts LIMIT 1`,

@@ -780,8 +780,13 @@ func (b *pgBackend) sumRollups(spans []rollupSpan, classes []Class, g GroupBy, s
 	n := countSum(classes)
 	// Rows without the classes are skipped before they are grouped; bbolt
 	// has no counter for them.
+	cond := n + ` > 0`
+	if !slices.ContainsFunc(classes, func(c Class) bool { return c != ClassSpam && c != ClassPhishing && c != ClassVirus }) {
+		// Threats only: the partial index quarantine_counts_threats.
+		cond = `n_spam + n_phishing + n_virus > 0 AND ` + cond
+	}
 	sql := `SELECT domain, key, sum(` + n + `)::bigint FROM quarantine_counts
-		WHERE grp = $1 AND (gran, bucket) IN (SELECT * FROM unnest($2::smallint[], $3::int[])) AND ` + n + ` > 0`
+		WHERE grp = $1 AND (gran, bucket) IN (SELECT * FROM unnest($2::smallint[], $3::int[])) AND ` + cond
 	args := []any{int16(g), grans, buckets}
 	if scope != "" {
 		sql += ` AND domain = $4`

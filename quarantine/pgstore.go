@@ -48,7 +48,8 @@ func NewPostgres(pool *pgxpool.Pool, opts Options) (*Store, error) {
 	return s.begin()
 }
 
-// pgBackend keeps the store in PostgreSQL; see 0100_quarantine.sql.
+// pgBackend keeps the store in PostgreSQL; see 0100_quarantine.sql and
+// 0102_quarantine_counts.sql.
 type pgBackend struct {
 	pool *pgxpool.Pool
 	s    *Store

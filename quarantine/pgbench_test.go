@@ -1,14 +1,22 @@
 package quarantine
 
 import (
+	"cmp"
 	"context"
+	"encoding/base64"
+	"fmt"
 	"math/rand/v2"
+	"os"
+	"slices"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/outguard/outguard/internal/pgdb"
 	"github.com/outguard/outguard/internal/pgdb/pgtest"
 )
 
@@ -16,9 +24,24 @@ import (
 // 30 days before end, as getBigLog does for bbolt, by COPY: the rows and
 // the rollup counters are made by the store's own code (logRow,
 // rollupKeys), only the path to the server is the bulk one.
-func loadPG(b *testing.B, s *Store, pool *pgxpool.Pool, n int, end time.Time) (ident string) {
+//
+// A load cut short (the process stopped) resumes: the first have records
+// are in the log already, in whole chunks, and the counters are written
+// last.
+func loadPG(b *testing.B, s *Store, pool *pgxpool.Pool, n, have int, end time.Time) (ident string) {
 	b.Helper()
 	ctx := context.Background()
+	// A COPY of a chunk can outlast the pool's statement timeout on a
+	// busy machine.
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SET statement_timeout = 0`); err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Exec(ctx, `RESET statement_timeout`)
 	pb := s.be.(*pgBackend)
 	span := 30 * 24 * time.Hour
 	step := span / time.Duration(n)
@@ -31,10 +54,13 @@ func loadPG(b *testing.B, s *Store, pool *pgxpool.Pool, n int, end time.Time) (i
 		b.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
-	agg := make(map[rollupRow]int64)
+	agg := make(map[countKey]*counts)
 	keyHourLimit := end.Add(-DefaultHourlyRetention).Unix() / 3600
 	began := time.Now()
 	const chunk = 50000
+	if have%chunk != 0 {
+		b.Fatalf("%d records loaded: not a whole number of chunks; drop the database", have)
+	}
 	for base := 0; base < n; base += chunk {
 		var rows [][]any
 		for i := base; i < min(base+chunk, n); i++ {
@@ -45,6 +71,16 @@ func loadPG(b *testing.B, s *Store, pool *pgxpool.Pool, n int, end time.Time) (i
 			if ident == "" && r.Status == StatusQuarantined {
 				ident = r.Identity
 			}
+			keys := rollupKeys(r)
+			// Steady state: hourly per-key counters live 72 hours.
+			keys = slices.DeleteFunc(keys, func(k string) bool {
+				rr := parseRollup(k)
+				return rr.gran == granKeyHour && int64(rr.bucket) < keyHourLimit
+			})
+			addCounts(agg, keys)
+			if base+chunk <= have {
+				continue // in the log already
+			}
 			var l logRow
 			l.add(r, encodeRecord(nil, r))
 			var ip any
@@ -53,44 +89,94 @@ func loadPG(b *testing.B, s *Store, pool *pgxpool.Pool, n int, end time.Time) (i
 			}
 			rows = append(rows, []any{l.domain[0], l.id[0], l.ts[0], "bench", l.status[0], l.verdict[0], l.usr[0], l.identity[0],
 				l.msgid[0], l.trace[0], ip, l.partial[0], l.sender[0], l.subject[0], l.rcpts[0], l.rec[0]})
-			for _, k := range rollupKeys(r) {
-				// Steady state: hourly per-key counters live 72 hours.
-				if rr := parseRollup(k); rr.gran != granKeyHour || int64(rr.bucket) >= keyHourLimit {
-					agg[rr]++
-				}
-			}
 		}
-		_, err := pool.CopyFrom(ctx, pgx.Identifier{"quarantine_log"},
+		if base+chunk <= have {
+			continue // loaded by an earlier run
+		}
+		_, err := conn.CopyFrom(ctx, pgx.Identifier{"quarantine_log"},
 			[]string{"domain", "id", "ts", "node", "status", "verdict", "usr", "identity", "msgid", "trace", "client_ip", "partial", "sender", "subject", "rcpts", "rec"},
 			pgx.CopyFromRows(rows))
 		if err != nil {
 			b.Fatal(err)
 		}
 	}
-	var rr [][]any
-	for k, v := range agg {
-		rr = append(rr, []any{k.domain, k.gran, k.grp, k.class, k.bucket, k.key, v})
+	// In the order a live store creates them: by the start of their
+	// period.
+	keys := make([]countKey, 0, len(agg))
+	for k := range agg {
+		keys = append(keys, k)
 	}
+	period := func(k countKey) int64 {
+		if k.gran == granHour || k.gran == granKeyHour {
+			return int64(k.bucket) * 3600
+		}
+		return int64(k.bucket) * 86400
+	}
+	slices.SortFunc(keys, func(a, b countKey) int { return cmp.Compare(period(a), period(b)) })
+	var rr [][]any
+	for _, k := range keys {
+		v := agg[k]
+		row := []any{k.domain, k.grp, k.gran, k.bucket, k.key}
+		for _, n := range v {
+			row = append(row, n)
+		}
+		rr = append(rr, row)
+	}
+	cols := append([]string{"domain", "grp", "gran", "bucket", "key"}, countColumns[:]...)
 	for i := 0; i < len(rr); i += chunk {
-		if _, err := pool.CopyFrom(ctx, pgx.Identifier{"quarantine_rollup"}, []string{"domain", "gran", "grp", "class", "bucket", "key", "n"}, pgx.CopyFromRows(rr[i:min(i+chunk, len(rr))])); err != nil {
+		if _, err := conn.CopyFrom(ctx, pgx.Identifier{"quarantine_counts"}, cols, pgx.CopyFromRows(rr[i:min(i+chunk, len(rr))])); err != nil {
 			b.Fatal(err)
 		}
 	}
-	c, err := pool.Acquire(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Release()
-	if _, err := c.Exec(ctx, `SET statement_timeout = 0`); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := c.Exec(ctx, `VACUUM ANALYZE`); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := c.Exec(ctx, `RESET statement_timeout`); err != nil {
+	if _, err := conn.Exec(ctx, `VACUUM ANALYZE`); err != nil {
 		b.Fatal(err)
 	}
 	b.Logf("loaded %d records and %d rollup counters in %s", n, len(rr), time.Since(began).Round(time.Second))
+	return ident
+}
+
+// benchPool returns a pool on a fresh database, or, with
+// OUTGUARD_BENCH_PG_DB set, on that database of the test server, kept
+// between runs, with the number of records it holds already.
+func benchPool(b *testing.B, n int) (pool *pgxpool.Pool, have int) {
+	name := os.Getenv("OUTGUARD_BENCH_PG_DB")
+	if name == "" {
+		return pgtest.Pool(b), 0
+	}
+	pool = pgtest.OpenPool(b, pgtest.KeptDatabase(b, name), false)
+	// A database loaded by an older schema is migrated: that can take
+	// minutes (0102 rewrites the report counters).
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	if res, err := pgdb.Migrate(ctx, pool, "bench"); err != nil {
+		b.Fatal(err)
+	} else if len(res.Applied) > 0 {
+		b.Logf("migrated %s to version %d", name, res.Version)
+	}
+	var count int64
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL statement_timeout = 0`); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SELECT count(*) FROM quarantine_log`).Scan(&count)
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if int(count) > n {
+		b.Fatalf("database %s holds %d records, more than %d: drop it or name another", name, count, n)
+	}
+	return pool, int(count)
+}
+
+// benchIdentity returns an identity with quarantined messages in a
+// loaded bench database.
+func benchIdentity(b *testing.B, pool *pgxpool.Pool) string {
+	var ident string
+	if err := pool.QueryRow(context.Background(),
+		`SELECT identity FROM quarantine_log WHERE status = $1 ORDER BY id LIMIT 1`, int16(StatusQuarantined)).Scan(&ident); err != nil {
+		b.Fatal(err)
+	}
 	return ident
 }
 
@@ -98,22 +184,53 @@ func loadPG(b *testing.B, s *Store, pool *pgxpool.Pool, n int, end time.Time) (i
 // of n records (OUTGUARD_BENCH_RECORDS overrides n).
 func benchmarkPostgres(b *testing.B, n int) {
 	n = benchRecords(n)
-	pool := pgtest.Pool(b)
+	pool, have := benchPool(b, n)
 	end := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	s, err := NewPostgres(pool, Options{Node: "bench", Now: func() time.Time { return end }})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(s.Stop)
-	ident := loadPG(b, s, pool, n, end)
-	b.Run("SearchIdentity", func(b *testing.B) {
-		q := Query{Identity: ident, Statuses: []Status{StatusQuarantined}, Limit: 50}
+	var ident string
+	if have == n {
+		ident = benchIdentity(b, pool)
+	} else {
+		ident = loadPG(b, s, pool, n, have, end)
+	}
+	var msgid string
+	if err := pool.QueryRow(context.Background(), `SELECT msgid FROM quarantine_log WHERE ts >= $1 ORDER BY ts LIMIT 1`,
+		end.Add(-15*24*time.Hour)).Scan(&msgid); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("CPUProbe", func(b *testing.B) {
+		// Not the store: a fixed amount of server work (counting a
+		// million generated rows), to tell how loaded the machine was
+		// when the other figures were taken.
 		for b.Loop() {
-			if p, err := s.Search(q); err != nil || len(p.Records) == 0 {
-				b.Fatalf("got %d records, %v", len(p.Records), err)
+			if _, err := pool.Exec(context.Background(), `SELECT count(*) FROM generate_series(1, 1000000)`); err != nil {
+				b.Fatal(err)
 			}
 		}
 	})
+	searches := []struct {
+		name string
+		q    Query
+		some bool // the answer is not empty
+	}{
+		{"SearchIdentity", Query{Identity: ident, Statuses: []Status{StatusQuarantined}, Limit: 50}, true},
+		{"SearchSender", Query{Sender: ident, Limit: 50}, true},
+		{"SearchMessageID", Query{MessageID: "<" + msgid + ">", Limit: 50}, true},
+		{"SearchStatus", Query{Statuses: []Status{StatusQuarantined}, Limit: 50}, true},
+	}
+	for _, sc := range searches {
+		b.Run(sc.name, func(b *testing.B) {
+			for b.Loop() {
+				if p, err := s.Search(sc.q); err != nil || (sc.some && len(p.Records) == 0) {
+					b.Fatalf("got %d records, %v", len(p.Records), err)
+				}
+			}
+		})
+	}
 	b.Run("SearchDomainPage", func(b *testing.B) {
 		q := Query{Domain: "out07.example.net", Limit: 50}
 		for b.Loop() {
@@ -145,7 +262,7 @@ func benchmarkPostgres(b *testing.B, n int) {
 		for b.Loop() {
 			err := pool.QueryRow(context.Background(), `SELECT
 				(SELECT coalesce(sum(pg_total_relation_size(i.inhrelid)), 0)::bigint FROM pg_inherits i WHERE i.inhparent = 'quarantine_log'::regclass),
-				pg_total_relation_size('quarantine_rollup'),
+				pg_total_relation_size('quarantine_counts'),
 				(SELECT count(*) FROM quarantine_log)`).Scan(&logBytes, &rollupBytes, &count)
 			if err != nil {
 				b.Fatal(err)
@@ -161,5 +278,197 @@ func benchmarkPostgres(b *testing.B, n int) {
 // PostgreSQL (skips without OUTGUARD_TEST_PG_DSN).
 func BenchmarkPostgres1M(b *testing.B) { benchmarkPostgres(b, 1000000) }
 
-// BenchmarkPostgres5M: the same on 5,000,000 records.
-func BenchmarkPostgres5M(b *testing.B) { benchmarkPostgres(b, 5000000) }
+// BenchmarkPostgresReport5M is the 30-day report over the counters of
+// 5,000,000 records, without the log itself (which a report never reads):
+// the counters are made from the records as in BenchmarkPostgres5M, in
+// minutes rather than an hour. It runs only with OUTGUARD_BENCH_5M set.
+func BenchmarkPostgresReport5M(b *testing.B) {
+	if os.Getenv("OUTGUARD_BENCH_5M") == "" {
+		b.Skip("set OUTGUARD_BENCH_5M=1 to make the counters of 5,000,000 records")
+	}
+	const n = 5000000
+	pool := pgtest.Pool(b)
+	end := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	s, err := NewPostgres(pool, Options{Node: "bench", Now: func() time.Time { return end }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(s.Stop)
+	// have = n: every chunk of the log counts as loaded, only the
+	// counters are written.
+	loadPG(b, s, pool, n, n, end)
+	b.Run("CPUProbe", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := pool.Exec(context.Background(), `SELECT count(*) FROM generate_series(1, 1000000)`); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	for _, c := range []Class{ClassAll, ClassSpam} {
+		b.Run("Report30d/"+c.String(), func(b *testing.B) {
+			q := ReportQuery{GroupBy: GroupIdentity, Class: c, From: end.Add(-30*24*time.Hour - 90*time.Minute), To: end.Add(-30 * time.Minute), Limit: 20}
+			for b.Loop() {
+				if rows, err := s.Report(q); err != nil || len(rows) == 0 {
+					b.Fatalf("got %d rows, %v", len(rows), err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkPostgres5M: the same on 5,000,000 records. Loading them takes
+// about an hour on two shared cores: it runs only with OUTGUARD_BENCH_5M
+// set (and OUTGUARD_BENCH_PG_DB to keep them for later runs).
+func BenchmarkPostgres5M(b *testing.B) {
+	if os.Getenv("OUTGUARD_BENCH_5M") == "" {
+		b.Skip("set OUTGUARD_BENCH_5M=1 to load 5,000,000 records")
+	}
+	benchmarkPostgres(b, 5000000)
+}
+
+// benchMessage returns a quarantined message of about size bytes as spam
+// usually is: headers, a text part of varied words and a base64
+// attachment of random bytes (which does not compress).
+func benchMessage(rng *rand.Rand, size int) []byte {
+	words := strings.Fields("order invoice account please verify your payment details today offer limited " +
+		"click here update password bank shipment delivered tracking number customer support team regards")
+	var m strings.Builder
+	m.WriteString("From: Customer <cust@site.example>\r\nTo: rcpt@mail.example\r\nSubject: Order confirmation\r\n" +
+		"Message-ID: <x@site.example>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n" +
+		"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n")
+	for line := 0; m.Len() < size/2; line++ {
+		for range 10 {
+			m.WriteString(words[rng.IntN(len(words))])
+			m.WriteByte(' ')
+		}
+		m.WriteString("\r\n")
+	}
+	m.WriteString("--b\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n")
+	bin := make([]byte, (size-m.Len())*3/4)
+	for i := range bin {
+		bin[i] = byte(rng.Uint32())
+	}
+	enc := base64.StdEncoding.EncodeToString(bin)
+	for len(enc) > 76 {
+		m.WriteString(enc[:76] + "\r\n")
+		enc = enc[76:]
+	}
+	m.WriteString(enc + "\r\n--b--\r\n")
+	return []byte(m.String())
+}
+
+// backendCPU returns the CPU time the server's processes serving pool's
+// database have used, read from /proc: the server must run on this
+// machine (as .ci/postgres.sh starts it). Connections closed before the
+// call are not counted.
+func backendCPU(b *testing.B, pool *pgxpool.Pool) time.Duration {
+	rows, err := pool.Query(context.Background(), `SELECT pid FROM pg_stat_activity WHERE datname = current_database()`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		b.Fatal(err)
+	}
+	var ticks int64
+	for _, pid := range pids {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue // not on this machine, or gone
+		}
+		// Fields after the command's closing parenthesis; utime and
+		// stime are the 14th and 15th of the line.
+		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		for _, i := range []int{11, 12} {
+			var n int64
+			fmt.Sscan(f[i], &n)
+			ticks += n
+		}
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond // USER_HZ is 100 on Linux
+}
+
+// processCPU returns the CPU time this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkPostgresWrite measures the write path on PostgreSQL: records
+// per second through the store's group committer, from 50 producers
+// (Append, then Flush: relayed mail), with one node and with two nodes
+// (two stores, each with its own pool, on one database, 25 producers
+// each); and quarantined messages (Quarantine, synchronous, ~20 KB each),
+// with the bytes they take. Run it with a fixed count so that each
+// database is filled once, e.g. -benchtime 50000x.
+func BenchmarkPostgresWrite(b *testing.B) {
+	for _, nodes := range []int{1, 2} {
+		b.Run(fmt.Sprintf("append/nodes=%d", nodes), func(b *testing.B) {
+			dsn := pgtest.NewDatabase(b)
+			var stores []*Store
+			for i := range nodes {
+				pool := pgtest.OpenPool(b, dsn, i == 0)
+				s, err := NewPostgres(pool, Options{Node: fmt.Sprintf("bench-%d", i)})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(s.Stop)
+				stores = append(stores, s)
+			}
+			base := time.Now()
+			pgCPU := backendCPU(b, stores[0].be.(*pgBackend).pool)
+			b.ResetTimer()
+			start, goCPU := time.Now(), processCPU()
+			runProducers(b, 50, func(i int, rng *rand.Rand) {
+				r := benchRecord(rng, i, base.Add(time.Duration(i)*time.Microsecond), 20000)
+				if err := stores[i%nodes].Append(r); err != nil {
+					b.Error(err)
+				}
+			})
+			for _, s := range stores {
+				flush(b, s)
+			}
+			reportRate(b, start)
+			b.StopTimer()
+			// CPU per record: the test process (records made, encoded,
+			// sent) and the server's backends of this database (the
+			// connections of every node's pool are still open).
+			b.ReportMetric(float64((processCPU()-goCPU).Microseconds())/float64(b.N), "go-cpu-µs/record")
+			b.ReportMetric(float64((backendCPU(b, stores[0].be.(*pgBackend).pool)-pgCPU).Microseconds())/float64(b.N), "pg-cpu-µs/record")
+		})
+	}
+	b.Run("quarantine", func(b *testing.B) {
+		pool := pgtest.Pool(b)
+		s, err := NewPostgres(pool, Options{Node: "bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(s.Stop)
+		const size = 20000
+		msgs := make([][]byte, 64)
+		for i := range msgs {
+			msgs[i] = benchMessage(rand.New(rand.NewPCG(uint64(i), 3)), size)
+		}
+		base := time.Now()
+		b.SetBytes(size)
+		b.ResetTimer()
+		start := time.Now()
+		runProducers(b, 50, func(i int, rng *rand.Rand) {
+			r := benchRecord(rng, i, base.Add(time.Duration(i)*time.Microsecond), 20000)
+			r.Status, r.Verdict = StatusQuarantined, VerdictSpam
+			if err := s.Quarantine(context.Background(), r, msgs[i%len(msgs)]); err != nil {
+				b.Error(err)
+			}
+		})
+		reportRate(b, start)
+		b.StopTimer()
+		var contentBytes, n int64
+		if err := pool.QueryRow(context.Background(), `SELECT
+			(SELECT coalesce(sum(pg_total_relation_size(i.inhrelid)), 0)::bigint FROM pg_inherits i WHERE i.inhparent = 'quarantine_content'::regclass),
+			(SELECT count(*) FROM quarantine_content)`).Scan(&contentBytes, &n); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(contentBytes)/float64(n), "content-bytes/msg")
+	})
+}

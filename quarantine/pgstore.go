@@ -48,7 +48,8 @@ func NewPostgres(pool *pgxpool.Pool, opts Options) (*Store, error) {
 	return s.begin()
 }
 
-// pgBackend keeps the store in PostgreSQL; see 0100_quarantine.sql.
+// pgBackend keeps the store in PostgreSQL; see 0100_quarantine.sql and
+// 0102_quarantine_counts.sql.
 type pgBackend struct {
 	pool *pgxpool.Pool
 	s    *Store
@@ -154,10 +155,6 @@ type logRow struct {
 	contentDomain, contentID        []string
 	contentTS                       []time.Time
 	content                         [][]byte
-	rollDomain, rollKey             []string
-	rollGran, rollGrp, rollClass    []int16
-	rollBucket                      []int32
-	rollN                           []int64
 }
 
 func (l *logRow) add(r *Record, val []byte) {
@@ -224,12 +221,127 @@ const insertContent = `
 INSERT INTO quarantine_content (domain, id, ts, content)
 SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bytea[])`
 
-// Rows come sorted by key, so that concurrent rounds of several nodes lock
-// the counters they share in the same order.
-const upsertRollups = `
-INSERT INTO quarantine_rollup (domain, gran, grp, class, bucket, key, n)
-SELECT * FROM unnest($1::text[], $2::smallint[], $3::smallint[], $4::smallint[], $5::int[], $6::text[], $7::bigint[])
-ON CONFLICT (domain, gran, grp, class, bucket, key) DO UPDATE SET n = quarantine_rollup.n + excluded.n`
+// granWeek is the granularity of the weekly counters, which only the
+// PostgreSQL backend keeps (0102_quarantine_counts.sql): a week starts on
+// Monday 00:00 UTC and its bucket is that day's number.
+const granWeek = 'w'
+
+// weekOf returns the day number of the Monday that starts day d's week
+// (day 0, 1970-01-01, was a Thursday).
+func weekOf(d int64) int64 { return d - (d+3)%7 }
+
+// allGroupCodes are the grp values of quarantine_counts, so that a
+// statement on one granularity uses the index (grp, gran, bucket).
+var allGroupCodes = func() []int16 {
+	var c []int16
+	for _, g := range allGroups {
+		c = append(c, int16(g))
+	}
+	return c
+}()
+
+// countKey is the key of a row of quarantine_counts.
+type countKey struct {
+	domain, key string
+	grp, gran   int16
+	bucket      int32
+}
+
+// counts are the counters of a row, one per column of countColumns.
+type counts [8]int64
+
+// countColumns are the counter columns of quarantine_counts, indexed by
+// classColumn.
+var countColumns = [8]string{"n_other", "n_all", "n_accepted", "n_rejected", "n_clean", "n_spam", "n_phishing", "n_virus"}
+
+func classColumn(c Class) int {
+	if c == classOther {
+		return 0
+	}
+	return int(c)
+}
+
+// addCounts adds the rollup counters of keys (rollupKeys of one record) to
+// agg as rows of quarantine_counts: the record's classes in one row per
+// grouping and period, and its week beside its day. The per-key groups
+// store no ClassAll counter: their n_all is the sum of the status classes.
+func addCounts(agg map[countKey]*counts, keys []string) {
+	add := func(k countKey, c Class) {
+		n := agg[k]
+		if n == nil {
+			n = new(counts)
+			agg[k] = n
+		}
+		n[classColumn(c)]++
+		if perKey(GroupBy(k.grp)) && (c == ClassAccepted || c == ClassRejected || c == classOther) {
+			n[classColumn(ClassAll)]++
+		}
+	}
+	for _, k := range keys {
+		r := parseRollup(k)
+		ck := countKey{domain: r.domain, key: r.key, grp: r.grp, gran: r.gran, bucket: r.bucket}
+		add(ck, Class(r.class))
+		if r.gran == granDay {
+			ck.gran, ck.bucket = granWeek, int32(weekOf(int64(r.bucket)))
+			add(ck, Class(r.class))
+		}
+	}
+}
+
+// countRows holds rows of quarantine_counts one slice per column, sorted
+// by key, so that concurrent rounds of several nodes lock the counters
+// they share in the same order.
+type countRows struct {
+	domain, key []string
+	grp, gran   []int16
+	bucket      []int32
+	n           [8][]int64
+}
+
+func sortedCounts(agg map[countKey]*counts) *countRows {
+	keys := make([]countKey, 0, len(agg))
+	for k := range agg {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b countKey) int {
+		return cmp.Or(strings.Compare(a.domain, b.domain), cmp.Compare(a.grp, b.grp), cmp.Compare(a.gran, b.gran),
+			cmp.Compare(a.bucket, b.bucket), strings.Compare(a.key, b.key))
+	})
+	var r countRows
+	for _, k := range keys {
+		r.domain = append(r.domain, k.domain)
+		r.grp = append(r.grp, k.grp)
+		r.gran = append(r.gran, k.gran)
+		r.bucket = append(r.bucket, k.bucket)
+		r.key = append(r.key, k.key)
+		for i, n := range agg[k] {
+			r.n[i] = append(r.n[i], n)
+		}
+	}
+	return &r
+}
+
+// args returns the parameters of upsertCounts.
+func (r *countRows) args() []any {
+	a := []any{r.domain, r.grp, r.gran, r.bucket, r.key}
+	for _, n := range r.n {
+		a = append(a, n)
+	}
+	return a
+}
+
+// upsertCounts adds rows to quarantine_counts, one statement per round.
+var upsertCounts = func() string {
+	cols := strings.Join(countColumns[:], ", ")
+	var params, sets []string
+	for i, c := range countColumns {
+		params = append(params, fmt.Sprintf("$%d::bigint[]", i+6))
+		sets = append(sets, fmt.Sprintf("%s = quarantine_counts.%s + excluded.%s", c, c, c))
+	}
+	return `INSERT INTO quarantine_counts (domain, grp, gran, bucket, key, ` + cols + `)
+SELECT * FROM unnest($1::text[], $2::smallint[], $3::smallint[], $4::int[], $5::text[], ` + strings.Join(params, ", ") + `)
+ON CONFLICT (domain, grp, gran, bucket, key) DO UPDATE SET ` + strings.Join(sets, ", ")
+}()
 
 // errNoPartition is PostgreSQL's check_violation for a row outside every
 // partition: a day another node dropped, or one not created yet.
@@ -322,7 +434,7 @@ func (b *pgBackend) insertRecords(ctx context.Context, tx pgx.Tx, batch []*op, e
 	for _, id := range inserted {
 		written[id] = true
 	}
-	agg := make(map[rollupRow]int64)
+	agg := make(map[countKey]*counts)
 	var alsos []*op
 	for id, i := range first {
 		o := batch[i]
@@ -338,9 +450,7 @@ func (b *pgBackend) insertRecords(ctx context.Context, tx pgx.Tx, batch []*op, e
 			delta.msgs++
 			delta.bytes += int64(len(o.content))
 		}
-		for _, k := range o.rollups {
-			agg[parseRollup(k)]++
-		}
+		addCounts(agg, o.rollups)
 		if o.also.PG != nil {
 			alsos = append(alsos, o)
 		}
@@ -351,25 +461,7 @@ func (b *pgBackend) insertRecords(ctx context.Context, tx pgx.Tx, batch []*op, e
 		}
 	}
 	if len(agg) > 0 {
-		keys := make([]rollupRow, 0, len(agg))
-		for k := range agg {
-			keys = append(keys, k)
-		}
-		slices.SortFunc(keys, func(a, b rollupRow) int {
-			return cmp.Or(strings.Compare(a.domain, b.domain), cmp.Compare(a.gran, b.gran), cmp.Compare(a.grp, b.grp),
-				cmp.Compare(a.class, b.class), cmp.Compare(a.bucket, b.bucket), strings.Compare(a.key, b.key))
-		})
-		for _, k := range keys {
-			rows.rollDomain = append(rows.rollDomain, k.domain)
-			rows.rollGran = append(rows.rollGran, k.gran)
-			rows.rollGrp = append(rows.rollGrp, k.grp)
-			rows.rollClass = append(rows.rollClass, k.class)
-			rows.rollBucket = append(rows.rollBucket, k.bucket)
-			rows.rollKey = append(rows.rollKey, k.key)
-			rows.rollN = append(rows.rollN, agg[k])
-		}
-		if _, err := tx.Exec(ctx, upsertRollups, rows.rollDomain, rows.rollGran, rows.rollGrp, rows.rollClass,
-			rows.rollBucket, rows.rollKey, rows.rollN); err != nil {
+		if _, err := tx.Exec(ctx, upsertCounts, sortedCounts(agg).args()...); err != nil {
 			return err
 		}
 	}
@@ -632,22 +724,73 @@ func (b *pgBackend) search(q *Query, domain, lo, hi string, m *matcher, limit in
 	return page, nil
 }
 
+// weeks replaces the runs of seven day spans that make a whole week
+// with that week's span, where the week's counters are complete: its
+// Monday is not before the first day whose counters retention keeps (the
+// days before it may be swept already, as on bbolt).
+func (b *pgBackend) weeks(spans []rollupSpan) []rollupSpan {
+	days := make(map[int64]bool)
+	for _, sp := range spans {
+		if sp.gran == granDay {
+			days[int64(sp.bucket)] = true
+		}
+	}
+	kept := b.s.opts.Now().Add(-b.s.opts.LogRetention).Unix() / 86400
+	out := make([]rollupSpan, 0, len(spans))
+	for _, sp := range spans {
+		d := int64(sp.bucket)
+		if sp.gran != granDay {
+			out = append(out, sp)
+			continue
+		}
+		w := weekOf(d)
+		whole := w >= kept
+		for i := w; i < w+7 && whole; i++ {
+			whole = days[i]
+		}
+		switch {
+		case !whole:
+			out = append(out, sp)
+		case d == w:
+			out = append(out, rollupSpan{granWeek, uint32(w)})
+		}
+	}
+	return out
+}
+
+// countSum returns the SQL sum of the counter columns of classes: n_all
+// for the three status classes, which it holds for every grouping.
+func countSum(classes []Class) string {
+	if len(classes) == 3 && slices.Contains(classes, ClassAccepted) && slices.Contains(classes, ClassRejected) && slices.Contains(classes, classOther) {
+		return countColumns[classColumn(ClassAll)]
+	}
+	cols := make([]string, len(classes))
+	for i, c := range classes {
+		cols[i] = countColumns[classColumn(c)]
+	}
+	return strings.Join(cols, " + ")
+}
+
 func (b *pgBackend) sumRollups(spans []rollupSpan, classes []Class, g GroupBy, scope string) (map[string]int64, error) {
+	spans = b.weeks(spans)
 	grans := make([]int16, len(spans))
 	buckets := make([]int32, len(spans))
 	for i, sp := range spans {
 		grans[i], buckets[i] = int16(sp.gran), int32(sp.bucket)
 	}
-	cl := make([]int16, len(classes))
-	for i, c := range classes {
-		cl[i] = int16(c)
+	n := countSum(classes)
+	// Rows without the classes are skipped before they are grouped; bbolt
+	// has no counter for them.
+	cond := n + ` > 0`
+	if !slices.ContainsFunc(classes, func(c Class) bool { return c != ClassSpam && c != ClassPhishing && c != ClassVirus }) {
+		// Threats only: the partial index quarantine_counts_threats.
+		cond = `n_spam + n_phishing + n_virus > 0 AND ` + cond
 	}
-	sql := `SELECT domain, key, sum(n)::bigint FROM quarantine_rollup
-		WHERE grp = $1 AND class = ANY($2::smallint[])
-		AND (gran, bucket) IN (SELECT * FROM unnest($3::smallint[], $4::int[]))`
-	args := []any{int16(g), cl, grans, buckets}
+	sql := `SELECT domain, key, sum(` + n + `)::bigint FROM quarantine_counts
+		WHERE grp = $1 AND (gran, bucket) IN (SELECT * FROM unnest($2::smallint[], $3::int[])) AND ` + cond
+	args := []any{int16(g), grans, buckets}
 	if scope != "" {
-		sql += ` AND domain = $5`
+		sql += ` AND domain = $4`
 		args = append(args, pgText(scope))
 	}
 	sql += ` GROUP BY domain, key`
@@ -680,21 +823,22 @@ func (b *pgBackend) series(gran byte, unit int64, b0, b1 uint32, group GroupBy, 
 	for i := range points {
 		points[i].Start = time.Unix((int64(b0)+int64(i))*unit, 0).UTC()
 	}
-	rows, err := b.pool.Query(context.Background(), `SELECT bucket, class, n FROM quarantine_rollup
-		WHERE domain = $1 AND gran = $2 AND grp = $3 AND key = '' AND bucket >= $4 AND bucket < $5`,
-		pgText(key), int16(gran), int16(group), int32(b0), int32(b1))
+	rows, err := b.pool.Query(context.Background(), `SELECT bucket, `+strings.Join(countColumns[:], ", ")+` FROM quarantine_counts
+		WHERE domain = $1 AND grp = $2 AND gran = $3 AND key = '' AND bucket >= $4 AND bucket < $5`,
+		pgText(key), int16(group), int16(gran), int32(b0), int32(b1))
 	if err != nil {
 		return nil, fmt.Errorf("quarantine: series: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var bk int32
-		var c int16
-		var n int64
-		if err := rows.Scan(&bk, &c, &n); err != nil {
+		var n counts
+		if err := rows.Scan(&bk, &n[0], &n[1], &n[2], &n[3], &n[4], &n[5], &n[6], &n[7]); err != nil {
 			return nil, fmt.Errorf("quarantine: series: %w", err)
 		}
-		points[uint32(bk)-b0].set(Class(c), n)
+		for c := ClassAll; c < classEnd; c++ {
+			points[uint32(bk)-b0].set(c, n[classColumn(c)])
+		}
 	}
 	return points, rows.Err()
 }
@@ -832,11 +976,13 @@ func (b *pgBackend) sweep(now time.Time, res *SweepResult) error {
 		hourLimit := int32(now.Add(-s.opts.LogRetention).Unix() / 3600)
 		dayLimit := int32(now.Add(-s.opts.LogRetention).Unix() / 86400)
 		keyHourLimit := int32(now.Add(-s.opts.HourlyRetention).Unix() / 3600)
+		// A week goes with its Monday (weeks reads it only while its
+		// Monday is kept).
 		for _, g := range []struct {
 			gran  byte
 			limit int32
-		}{{granHour, hourLimit}, {granKeyHour, keyHourLimit}, {granDay, dayLimit}} {
-			tag, err := tx.Exec(ctx, `DELETE FROM quarantine_rollup WHERE gran = $1 AND bucket < $2`, int16(g.gran), g.limit)
+		}{{granHour, hourLimit}, {granKeyHour, keyHourLimit}, {granDay, dayLimit}, {granWeek, dayLimit}} {
+			tag, err := tx.Exec(ctx, `DELETE FROM quarantine_counts WHERE grp = ANY($3::smallint[]) AND gran = $1 AND bucket < $2`, int16(g.gran), g.limit, allGroupCodes)
 			if err != nil {
 				return err
 			}

@@ -112,3 +112,32 @@ func OpenPool(t testing.TB, dsn string, migrate bool) *pgxpool.Pool {
 	}
 	return pool
 }
+
+// KeptDatabase returns the DSN of the database name on the test server,
+// created if missing and never dropped: for benchmarks that load a large
+// data set once and reuse it in later runs.
+func KeptDatabase(t testing.TB, name string) string {
+	t.Helper()
+	server := ServerDSN(t)
+	cfg, err := pgx.ParseConfig(server)
+	if err != nil {
+		t.Fatalf("pgtest: %s: %v", EnvDSN, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatalf("pgtest: connecting to the test server: %v", err)
+	}
+	defer admin.Close(context.Background())
+	var exists bool
+	if err := admin.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	if !exists {
+		if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE template0"); err != nil {
+			t.Fatalf("pgtest: creating %s: %v", name, err)
+		}
+	}
+	return withDatabase(cfg, name)
+}

@@ -25,7 +25,6 @@ func StoreCopyKinds() []storecopy.Kind {
 	return []storecopy.Kind{
 		quarantine.CopyLog(),
 		quarantine.CopyContent(),
-		quarantine.CopyRollups(),
 		identity.CopyLocks(),
 		identity.CopyWouldLocks(),
 		identity.CopyWindows(),

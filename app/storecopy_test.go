@@ -177,7 +177,6 @@ func entryIDs(es []arf.Entry) []string {
 var copyCounts = map[string]string{
 	"quarantine.log":      "SELECT count(*) FROM quarantine_log",
 	"quarantine.content":  "SELECT count(*) FROM quarantine_content",
-	"quarantine.rollup":   "SELECT count(*) FROM quarantine_rollup",
 	"identity.locks":      "SELECT count(*) FROM identity_locks",
 	"identity.wouldlocks": "SELECT count(*) FROM identity_wouldlocks",
 	"identity.windows":    "SELECT count(*) FROM identity_windows",

@@ -2,7 +2,6 @@ package quarantine
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 
 	"github.com/jackc/pgx/v5"
@@ -17,9 +16,11 @@ import (
 // (same domain, id and time) is left as it is.
 
 // CopyLog is the message log: quarantine.log into quarantine_log, with
-// the search columns the PostgreSQL store derives from each record. The
-// rollups are not recounted from it: CopyRollups copies them as they are,
-// which also keeps the counts of records retention removed.
+// the search columns the PostgreSQL store derives from each record, and
+// the report counters of each record it inserts (quarantine_counts, as
+// the store counts a record it writes): a record already in the table is
+// not counted again. The node's own counters (quarantine.rollup) are not
+// copied: those of records its retention removed are lost.
 func CopyLog() storecopy.Kind {
 	days := &pgBackend{days: make(map[int64]bool)}
 	return storecopy.Kind{
@@ -37,6 +38,7 @@ func copyLogBatch(ctx context.Context, e storecopy.Env, batch []storecopy.Item) 
 	var rows logRow
 	at := make(map[string]int, len(batch)) // id -> index in batch
 	expired := make(map[string]bool)
+	recs := make(map[string]*Record, len(batch))
 	for i, it := range batch {
 		if len(it.Key) != keyLen {
 			outs[i] = storecopy.Skip("malformed log key")
@@ -50,6 +52,7 @@ func copyLogBatch(ctx context.Context, e storecopy.Env, batch []storecopy.Item) 
 		}
 		rows.add(r, it.Value)
 		at[id] = i
+		recs[id] = r
 		// Present unless the INSERT returns it.
 		outs[i] = storecopy.Outcome{State: storecopy.Present}
 		if r.Quarantine != nil && r.Quarantine.Expired {
@@ -69,10 +72,17 @@ func copyLogBatch(ctx context.Context, e storecopy.Env, batch []storecopy.Item) 
 		return nil, err
 	}
 	var gone []string
+	agg := make(map[countKey]*counts)
 	for _, id := range inserted {
 		outs[at[id]] = storecopy.Outcome{State: storecopy.Copied}
 		if expired[id] {
 			gone = append(gone, id)
+		}
+		addCounts(agg, rollupKeys(recs[id]))
+	}
+	if len(agg) > 0 {
+		if _, err := e.Dst.Exec(ctx, upsertCounts, sortedCounts(agg).args()...); err != nil {
+			return nil, err
 		}
 	}
 	if len(gone) > 0 {
@@ -113,61 +123,6 @@ func CopyContent() storecopy.Kind {
 				return storecopy.Outcome{}, err
 			}
 			return storecopy.InsertOutcome(tag), nil
-		},
-	}
-}
-
-// CopyRollups is the report counters: quarantine.rollup into
-// quarantine_rollup, each counter with its count. A counter already in
-// the table keeps its count (it is not added to).
-func CopyRollups() storecopy.Kind {
-	return storecopy.Kind{
-		Name:   "quarantine.rollup",
-		Bucket: string(bucketRollup),
-		CopyBatch: func(ctx context.Context, e storecopy.Env, batch []storecopy.Item) ([]storecopy.Outcome, error) {
-			outs := make([]storecopy.Outcome, len(batch))
-			var rows logRow
-			at := make(map[rollupRow]int, len(batch))
-			for i, it := range batch {
-				if len(it.Key) < 7 || len(it.Value) != 8 {
-					outs[i] = storecopy.Skip("malformed rollup counter")
-					continue
-				}
-				outs[i] = storecopy.Outcome{State: storecopy.Present}
-				r := parseRollup(string(it.Key))
-				if _, dup := at[r]; dup {
-					// Two keys that differ only in what a text column
-					// cannot hold: the first one counts.
-					continue
-				}
-				at[r] = i
-				rows.rollDomain = append(rows.rollDomain, r.domain)
-				rows.rollGran = append(rows.rollGran, r.gran)
-				rows.rollGrp = append(rows.rollGrp, r.grp)
-				rows.rollClass = append(rows.rollClass, r.class)
-				rows.rollBucket = append(rows.rollBucket, r.bucket)
-				rows.rollKey = append(rows.rollKey, r.key)
-				rows.rollN = append(rows.rollN, int64(binary.BigEndian.Uint64(it.Value)))
-			}
-			if len(at) == 0 {
-				return outs, nil
-			}
-			res, err := e.Dst.Query(ctx, `INSERT INTO quarantine_rollup (domain, gran, grp, class, bucket, key, n)
-				SELECT * FROM unnest($1::text[], $2::smallint[], $3::smallint[], $4::smallint[], $5::int[], $6::text[], $7::bigint[])
-				ON CONFLICT DO NOTHING
-				RETURNING domain, gran, grp, class, bucket, key`,
-				rows.rollDomain, rows.rollGran, rows.rollGrp, rows.rollClass, rows.rollBucket, rows.rollKey, rows.rollN)
-			if err != nil {
-				return nil, err
-			}
-			var r rollupRow
-			_, err = pgx.ForEachRow(res, []any{&r.domain, &r.gran, &r.grp, &r.class, &r.bucket, &r.key}, func() error {
-				if i, ok := at[r]; ok {
-					outs[i] = storecopy.Outcome{State: storecopy.Copied}
-				}
-				return nil
-			})
-			return outs, err
 		},
 	}
 }

@@ -54,7 +54,7 @@ func TestCopyToPostgres(t *testing.T) {
 	}
 
 	pool := pgtest.Pool(t)
-	kinds := []storecopy.Kind{CopyLog(), CopyContent(), CopyRollups()}
+	kinds := []storecopy.Kind{CopyLog(), CopyContent()}
 	rep, err := storecopy.Run(ctx, db, pool, kinds, storecopy.Options{Source: "node.db", Node: "mx1", Batch: 4})
 	if err != nil {
 		t.Fatal(err)

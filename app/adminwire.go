@@ -72,10 +72,12 @@ func (a *App) mountAPI(cfg *config.Config) error {
 	}
 	// On postgres the audit trail is the fleet's (docs/config-store.md).
 	var audit ops.AuditStore
+	var steps ops.TOTPSteps
 	if a.pg != nil {
 		if audit, err = ops.OpenPgAudit(a.pg, cfg.NodeName); err != nil {
 			return fmt.Errorf("admin audit trail: %w", err)
 		}
+		steps = ops.PgTOTPSteps{Pool: a.pg}
 	}
 	o, err := ops.New(ops.Options{
 		Teacher:      teacher,
@@ -93,6 +95,7 @@ func (a *App) mountAPI(cfg *config.Config) error {
 		Reload:       a.ReloadFromFile,
 		DB:           a.db,
 		Audit:        audit,
+		TOTPSteps:    steps,
 		Node:         cfg.NodeName,
 		UserDomain: func(user string) (string, bool) {
 			e, ok := a.auth.table.Load().byName[user]

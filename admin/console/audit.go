@@ -52,4 +52,3 @@ func auditTargetURL(t ops.AuditTarget) string {
 	}
 	return ""
 }
-

@@ -165,14 +165,13 @@ func (o *Ops) signInAccount(ctx context.Context, name, password, code string) (P
 		if !ok {
 			return Principal{}, Account{}, bad
 		}
-		o.accounts.mu.Lock()
-		last, seen := o.accounts.used[a.Name]
-		if seen && step <= last {
-			o.accounts.mu.Unlock()
+		fresh, err := o.useTOTPStep(ctx, a.Name, step)
+		if err != nil {
+			return Principal{}, Account{}, err
+		}
+		if !fresh {
 			return Principal{}, Account{}, Errorf(ErrUnauthorized, "that code was used already: wait for the next one")
 		}
-		o.accounts.used[a.Name] = step
-		o.accounts.mu.Unlock()
 	}
 	p := Principal{Name: a.Name}
 	if !strings.EqualFold(a.Scope, ScopeAll) {
@@ -237,4 +236,20 @@ func (o *Ops) afterSignIn(keys []string, err error) {
 			fmt.Sprintf("%d failed sign-ins within %s", o.throttle.o.Failures, o.throttle.o.Window),
 			fmt.Sprintf("refused for %s", d), "")
 	}
+}
+
+// useTOTPStep records step as the account's last accepted one, in the
+// fleet's store when there is one (Options.TOTPSteps), and reports
+// whether it was after the last one.
+func (o *Ops) useTOTPStep(ctx context.Context, account string, step uint64) (bool, error) {
+	if o.opts.TOTPSteps != nil {
+		return o.opts.TOTPSteps.Use(ctx, account, step)
+	}
+	o.accounts.mu.Lock()
+	defer o.accounts.mu.Unlock()
+	if last, seen := o.accounts.used[account]; seen && step <= last {
+		return false, nil
+	}
+	o.accounts.used[account] = step
+	return true, nil
 }

@@ -159,6 +159,9 @@ type Options struct {
 	// DB is the node's bbolt database; the audit trail is kept in its
 	// bucket admin_audit unless Audit is set. Required without Audit.
 	DB *bolt.DB
+	// TOTPSteps, when set, remembers the TOTP steps accepted instead of
+	// this process: the fleet's table on PostgreSQL (PgTOTPSteps).
+	TOTPSteps TOTPSteps
 	// Audit, when set, keeps the audit trail instead of DB's bucket: the
 	// fleet's table on PostgreSQL (OpenPgAudit).
 	Audit AuditStore

@@ -74,7 +74,7 @@ func TestPostgresBackendStart(t *testing.T) {
 		t.Errorf("got %d node rows and schema version %d; want the node recorded and the schema migrated", nodes, version)
 	}
 	out := logs.String()
-	if !strings.Contains(out, "store: postgres backend, shared by the fleet") || !strings.Contains(out, "the audit trail and console sessions in PostgreSQL") || !strings.Contains(out, "node_name=mx-a") {
+	if !strings.Contains(out, "store: postgres backend, shared by the fleet") || !strings.Contains(out, "the audit trail, console sessions and the TOTP steps used in PostgreSQL") || !strings.Contains(out, "node_name=mx-a") {
 		t.Errorf("log does not say the backend is postgres and what it shares, with node_name:\n%s", out)
 	}
 	if err := a.Stop(); err != nil {

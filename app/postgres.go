@@ -14,7 +14,7 @@ import (
 // What the postgres backend shares and what stays per node, for the
 // start-up log line (docs/config-store.md, "What is shared today").
 const (
-	sharedInPostgres = "locks (with history and evidence), automatic-lock windows with fleet-wide counts, would-lock records, the node table, the message log, quarantined content, report roll-ups, the ARF outbox, the notification outbox, feedback, baseline profiles, campaign snapshots and confirmations, the content model's overlay (each node's lessons), the audit trail, console sessions and the TOTP steps used"
+	sharedInPostgres = "locks (with history and evidence), automatic-lock windows with fleet-wide counts, would-lock records, the node table, the message log, quarantined content, report counters, the ARF outbox, the notification outbox, feedback, baseline profiles, campaign snapshots and confirmations, the content model's overlay (each node's lessons), the audit trail, console sessions and the TOTP steps used"
 	notSharedYet     = "the sign-in throttle's counts stay in each node's memory"
 )
 

@@ -444,8 +444,11 @@ func (s *Store) shipLoop() {
 	defer close(sp.done)
 	t := time.NewTicker(s.opts.ProbeInterval)
 	defer t.Stop()
-	for {
+	if sp.records.Load() > 0 {
+		// What a previous run left.
 		s.safeShip()
+	}
+	for {
 		select {
 		case <-sp.stop:
 			return
@@ -459,6 +462,7 @@ func (s *Store) shipLoop() {
 			case <-t.C:
 			}
 		}
+		s.safeShip()
 	}
 }
 

@@ -1,0 +1,305 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/outguard/outguard/internal/pgdb/pgtest"
+	"github.com/outguard/outguard/internal/testutil"
+)
+
+// pgOutage makes the test's database unreachable: it refuses new
+// connections and its sessions are ended. The cluster keeps running (the
+// tests of other packages share it). The returned function lets
+// connections in again; it is also run at cleanup.
+func pgOutage(t *testing.T, dsn string) (restore func()) {
+	t.Helper()
+	ctx := context.Background()
+	server, err := pgx.Connect(ctx, pgtest.ServerDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := pgx.Identifier{cfg.Database}.Sanitize()
+	if _, err := server.Exec(ctx, "ALTER DATABASE "+db+" ALLOW_CONNECTIONS false"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := server.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", cfg.Database); err != nil {
+		t.Fatal(err)
+	}
+	done := false
+	restore = func() {
+		if done {
+			return
+		}
+		done = true
+		if _, err := server.Exec(ctx, "ALTER DATABASE "+db+" ALLOW_CONNECTIONS true"); err != nil {
+			t.Error(err)
+		}
+		server.Close(ctx)
+	}
+	t.Cleanup(restore)
+	return restore
+}
+
+// readyOf returns the status code and body of a's /-/ready.
+func readyOf(t *testing.T, a *App) (int, string) {
+	t.Helper()
+	res, err := http.Get("http://" + a.AdminAddr().String() + "/-/ready")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// metricOf returns the value of the gauge or counter name of a whose
+// labels include those given; -1 when there is none.
+func metricOf(t *testing.T, a *App, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := a.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metric:
+		for _, m := range mf.GetMetric() {
+			have := map[string]string{}
+			for _, l := range m.GetLabel() {
+				have[l.GetName()] = l.GetValue()
+			}
+			for i := 0; i+1 < len(labels); i += 2 {
+				if have[labels[i]] != labels[i+1] {
+					continue metric
+				}
+			}
+			if m.GetGauge() != nil {
+				return m.GetGauge().GetValue()
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return -1
+}
+
+// storeState is the state a's outguard_store_state says, "" if none.
+func storeState(t *testing.T, a *App) string {
+	t.Helper()
+	for _, s := range []string{"ok", "shipping", "spooling", "unwritable"} {
+		if metricOf(t, a, "outguard_store_state", "state", s) == 1 {
+			return s
+		}
+	}
+	return ""
+}
+
+// waitShipped waits until a's spool is empty and its store state ok.
+func waitShipped(t *testing.T, a *App) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for storeState(t, a) != "ok" || metricOf(t, a, "outguard_store_spool_records") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: state %s with %v records spooled 60s after PostgreSQL came back", a.Config().NodeName, storeState(t, a), metricOf(t, a, "outguard_store_spool_records"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// relay sends msg through the SMTP listener at addr as the trial user and
+// returns the final reply: its code and text (the text holds the log id).
+// An error before DATA's reply is returned as its code and text too.
+func relay(t *testing.T, addr, msg string) (int, string) {
+	t.Helper()
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Auth(sasl.NewPlainClient("", "trial", "trial-password")); err != nil {
+		t.Fatal(err)
+	}
+	fail := func(err error) (int, string) {
+		r := replyOf(err)
+		if r == nil {
+			t.Fatalf("no SMTP reply: %v", err)
+		}
+		return r.Code, fmt.Sprintf("%d.%d.%d %s", r.EnhancedCode[0], r.EnhancedCode[1], r.EnhancedCode[2], r.Message)
+	}
+	if err := c.Mail("x@out.example.net", nil); err != nil {
+		return fail(err)
+	}
+	if err := c.Rcpt("rcpt@example.org", nil); err != nil {
+		return fail(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		return fail(err)
+	}
+	io.WriteString(w, msg)
+	resp, err := w.CloseWithResponse()
+	if err != nil {
+		return fail(err)
+	}
+	return 250, resp.StatusText
+}
+
+// logID is the log id at the end of a reply's text, "" if none.
+func logID(text string) string {
+	i := strings.LastIndex(text, "(id ")
+	if i < 0 {
+		return ""
+	}
+	return strings.TrimSuffix(text[i+4:], ")")
+}
+
+// TestPostgresOutageSpools: while PostgreSQL is out of reach, clean mail
+// is still relayed and answered 250 (its record is in the node's spool
+// first), mail that would be quarantined gets 451 4.3.0 and keeps
+// nothing, /-/ready stays 200 and outguard_store_state says spooling;
+// once PostgreSQL is back the spool is shipped and the records are in the
+// shared log.
+func TestPostgresOutageSpools(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	nh := testutil.StartNextHop(t)
+	var logs syncBuffer
+	a := startNode(t, "mx-a", dsn, nh.Addr, "", &logs)
+	if code, body := readyOf(t, a); code != http.StatusOK {
+		t.Fatalf("ready before the outage: %d %s", code, body)
+	}
+	if got := storeState(t, a); got != "ok" {
+		t.Errorf("state before the outage: %q, want ok", got)
+	}
+	addr := a.SMTPAddrs()[1].String()
+	if code, text := relay(t, addr, testMessage("", "before", "hello")); code != 250 {
+		t.Fatalf("before the outage: %d %s", code, text)
+	}
+
+	restore := pgOutage(t, dsn)
+	code, text := relay(t, addr, testMessage("", "during", "hello"))
+	if code != 250 {
+		t.Fatalf("clean mail during the outage: %d %s, want 250 (spooled record)", code, text)
+	}
+	during := logID(text)
+	code, text = relay(t, addr, testMessage("", "spam during", gtube))
+	if code != 451 || !strings.HasPrefix(text, "4.3.0 ") || !strings.Contains(text, "cannot quarantine") {
+		t.Errorf("spam during the outage: %d %s, want 451 4.3.0 ... cannot quarantine", code, text)
+	}
+	spam := logID(text)
+	if code, body := readyOf(t, a); code != http.StatusOK {
+		t.Errorf("ready while spooling: %d %s, want 200 (relaying works)", code, body)
+	}
+	if got := storeState(t, a); got != "spooling" {
+		t.Errorf("state during the outage: %q, want spooling", got)
+	}
+	if n := metricOf(t, a, "outguard_store_spool_records", "node", "mx-a"); n < 1 {
+		t.Errorf("outguard_store_spool_records{node=mx-a} = %v during the outage, want at least 1", n)
+	}
+	if n := metricOf(t, a, "outguard_storage_refusals_total", "reason", "quarantine_unavailable"); n != 1 {
+		t.Errorf("refusals for quarantine_unavailable: %v, want 1", n)
+	}
+	if !strings.Contains(logs.String(), "PostgreSQL is out of reach") {
+		t.Errorf("the log does not say PostgreSQL is out of reach:\n%s", logs.String())
+	}
+
+	restore()
+	waitShipped(t, a)
+	if code, body := readyOf(t, a); code != http.StatusOK {
+		t.Errorf("ready after the outage: %d %s", code, body)
+	}
+	if code, text := relay(t, addr, testMessage("", "after", "hello")); code != 250 {
+		t.Fatalf("after the outage: %d %s", code, text)
+	}
+	ctx := context.Background()
+	a.store.Flush(ctx)
+	var status, content int
+	var node string
+	if err := a.pg.QueryRow(ctx, "SELECT status, node FROM quarantine_log WHERE id = $1", during).Scan(&status, &node); err != nil {
+		t.Fatalf("the record of the message relayed during the outage (%s): %v", during, err)
+	}
+	if node != "mx-a" {
+		t.Errorf("shipped record's node: %q", node)
+	}
+	if err := a.pg.QueryRow(ctx, "SELECT count(*) FROM quarantine_content").Scan(&content); err != nil || content != 0 {
+		t.Errorf("quarantined content after a 451: %d rows, %v", content, err)
+	}
+	if rec, err := a.store.Get(spam); err == nil && rec.Status.String() != "deferred" {
+		t.Errorf("the 451's record: status %s, want deferred", rec.Status)
+	}
+	for _, d := range nh.Received() {
+		if strings.Contains(string(d.Data), "spam during") {
+			t.Errorf("the next hop got the message answered 451")
+		}
+	}
+	var n int
+	if err := a.pg.QueryRow(ctx, "SELECT count(*) FROM quarantine_log WHERE status = 1").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if want := 3; n != want {
+		t.Errorf("%d records of relayed mail in PostgreSQL, want %d (before, during, after)", n, want)
+	}
+}
+
+// TestPostgresOutageSpoolFull: past store.postgres.spool_max_records the
+// node answers 451 4.3.0 and /-/ready says 503, until PostgreSQL is back
+// and the spool shipped.
+func TestPostgresOutageSpoolFull(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	nh := testutil.StartNextHop(t)
+	var logs syncBuffer
+	a := startNode(t, "mx-a", dsn, nh.Addr, "    spool_max_records: 2\n", &logs)
+	addr := a.SMTPAddrs()[1].String()
+	restore := pgOutage(t, dsn)
+	var ids []string
+	for i := range 2 {
+		code, text := relay(t, addr, testMessage("", fmt.Sprintf("spooled %d", i), "hello"))
+		if code != 250 {
+			t.Fatalf("message %d during the outage: %d %s, want 250", i, code, text)
+		}
+		ids = append(ids, logID(text))
+	}
+	before := len(nh.Received())
+	code, text := relay(t, addr, testMessage("", "one too many", "hello"))
+	if code != 451 || !strings.HasPrefix(text, "4.3.0 ") {
+		t.Errorf("past the spool's bound: %d %s, want 451 4.3.0", code, text)
+	}
+	if len(nh.Received()) != before {
+		t.Errorf("the message refused for a full spool reached the next hop")
+	}
+	if code, body := readyOf(t, a); code != http.StatusServiceUnavailable || !strings.Contains(body, "spool") {
+		t.Errorf("ready with a full spool: %d %q, want 503 naming the spool", code, body)
+	}
+	if got := storeState(t, a); got != "unwritable" {
+		t.Errorf("state with a full spool: %q, want unwritable", got)
+	}
+	restore()
+	waitShipped(t, a)
+	if code, body := readyOf(t, a); code != http.StatusOK {
+		t.Errorf("ready after shipping: %d %s", code, body)
+	}
+	if code, text := relay(t, addr, testMessage("", "after", "hello")); code != 250 {
+		t.Fatalf("after the outage: %d %s", code, text)
+	}
+	ctx := context.Background()
+	for _, id := range ids {
+		var n int
+		if err := a.pg.QueryRow(ctx, "SELECT count(*) FROM quarantine_log WHERE id = $1", id).Scan(&n); err != nil || n != 1 {
+			t.Errorf("record %s in PostgreSQL: %d, %v", id, n, err)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -123,23 +124,33 @@ func waitShipped(t *testing.T, a *App) {
 
 // relay sends msg through the SMTP listener at addr as the trial user and
 // returns the final reply: its code and text (the text holds the log id).
-// An error before DATA's reply is returned as its code and text too.
+// A refusal before DATA's reply is returned as its code and text too.
 func relay(t *testing.T, addr, msg string) (int, string) {
 	t.Helper()
-	c, err := smtp.Dial(addr)
+	code, text, err := relayErr(addr, msg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return code, text
+}
+
+// relayErr is relay for goroutines: err is a failure without an SMTP
+// reply.
+func relayErr(addr, msg string) (int, string, error) {
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		return 0, "", err
+	}
 	defer c.Close()
 	if err := c.Auth(sasl.NewPlainClient("", "trial", "trial-password")); err != nil {
-		t.Fatal(err)
+		return 0, "", err
 	}
-	fail := func(err error) (int, string) {
+	fail := func(err error) (int, string, error) {
 		r := replyOf(err)
 		if r == nil {
-			t.Fatalf("no SMTP reply: %v", err)
+			return 0, "", fmt.Errorf("no SMTP reply: %w", err)
 		}
-		return r.Code, fmt.Sprintf("%d.%d.%d %s", r.EnhancedCode[0], r.EnhancedCode[1], r.EnhancedCode[2], r.Message)
+		return r.Code, fmt.Sprintf("%d.%d.%d %s", r.EnhancedCode[0], r.EnhancedCode[1], r.EnhancedCode[2], r.Message), nil
 	}
 	if err := c.Mail("x@out.example.net", nil); err != nil {
 		return fail(err)
@@ -156,7 +167,7 @@ func relay(t *testing.T, addr, msg string) (int, string) {
 	if err != nil {
 		return fail(err)
 	}
-	return 250, resp.StatusText
+	return 250, resp.StatusText, nil
 }
 
 // logID is the log id at the end of a reply's text, "" if none.
@@ -301,5 +312,234 @@ func TestPostgresOutageSpoolFull(t *testing.T) {
 		if err := a.pg.QueryRow(ctx, "SELECT count(*) FROM quarantine_log WHERE id = $1", id).Scan(&n); err != nil || n != 1 {
 			t.Errorf("record %s in PostgreSQL: %d, %v", id, n, err)
 		}
+	}
+}
+
+// sent is one message of a fleet outage test and its reply.
+type sent struct {
+	node    int
+	subject string
+	spam    bool
+	code    int
+	text    string
+	id      string
+}
+
+// stream sends n messages spread over the nodes, three at a time (one
+// sender per node), every fourth one spam, and returns them with their
+// replies.
+func stream(t *testing.T, nodes []*fleetNode, phase string, n int) []sent {
+	t.Helper()
+	out := make([]sent, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for k := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := k; i < n; i += len(nodes) {
+				m := sent{node: k, subject: fmt.Sprintf("%s %d", phase, i), spam: i%4 == 0}
+				body := "hello"
+				if m.spam {
+					body = gtube
+				}
+				var err error
+				m.code, m.text, err = relayErr(nodes[k].smtp, testMessage(fmt.Sprintf("%s-sender%d", phase, i), m.subject, body))
+				if err != nil {
+					errs <- fmt.Errorf("%s through node %d: %w", m.subject, k, err)
+					continue
+				}
+				m.id = logID(m.text)
+				out[i] = m
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// waitReports waits until no ARF report is pending in the fleet's outbox
+// and want have been sent.
+func waitReports(t *testing.T, a *App, want int) {
+	t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var pending, sent int
+		if err := a.pg.QueryRow(ctx, `SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'sent') FROM arf_outbox`).Scan(&pending, &sent); err != nil {
+			t.Fatal(err)
+		}
+		if pending == 0 && sent == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ARF outbox: %d pending, %d sent after 60s; want %d sent", pending, sent, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestFleetPostgresOutage: three nodes share one PostgreSQL and relay a
+// stream of clean mail and spam over SMTP; mid-run PostgreSQL becomes
+// unreachable and later comes back. While it is away clean mail is
+// relayed (250, records spooled on each node), spam gets 451 4.3.0 and
+// /-/ready stays 200 on every node. After it is back and the spools are
+// shipped: every 250 has its record in PostgreSQL, every 550 is in the
+// quarantine, no 4xx left a quarantined message, a report or a delivery,
+// and each block has exactly one ARF report across the fleet.
+func TestFleetPostgresOutage(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	nh := testutil.StartNextHop(t)
+	var logs syncBuffer
+	nodes := []*fleetNode{
+		startFleetNode(t, "mx-a", dsn, nh.Addr, &logs),
+		startFleetNode(t, "mx-b", dsn, nh.Addr, &logs),
+		startFleetNode(t, "mx-c", dsn, nh.Addr, &logs),
+	}
+	const perPhase = 36
+	all := stream(t, nodes, "before", perPhase)
+	blocks := 0
+	for _, m := range all {
+		if m.spam != (m.code == 550) || m.spam == (m.code == 250) {
+			t.Fatalf("%s before the outage: %d %s", m.subject, m.code, m.text)
+		}
+		if m.spam {
+			blocks++
+		}
+	}
+	// The outage begins once the reports of the first blocks are
+	// delivered and recorded: a report whose delivery is under way at the
+	// very moment the database goes away is sent again by another node
+	// once its lease runs out (docs/config-store.md).
+	waitReports(t, nodes[0].app, blocks)
+
+	restore := pgOutage(t, dsn)
+	during := stream(t, nodes, "during", perPhase)
+	for _, m := range during {
+		switch {
+		case m.spam && (m.code != 451 || !strings.HasPrefix(m.text, "4.3.0 ") || !strings.Contains(m.text, "cannot quarantine")):
+			t.Errorf("%s through node %d while PostgreSQL is away: %d %s, want 451 4.3.0 ... cannot quarantine", m.subject, m.node, m.code, m.text)
+		case !m.spam && m.code != 250:
+			t.Errorf("%s through node %d while PostgreSQL is away: %d %s, want 250 (record spooled)", m.subject, m.node, m.code, m.text)
+		}
+	}
+	for i, n := range nodes {
+		if code, body := readyOf(t, n.app); code != http.StatusOK {
+			t.Errorf("node %d ready while spooling: %d %s, want 200", i, code, body)
+		}
+		if got := storeState(t, n.app); got != "spooling" {
+			t.Errorf("node %d state while PostgreSQL is away: %q, want spooling", i, got)
+		}
+		if got := metricOf(t, n.app, "outguard_store_spool_records"); got < 1 {
+			t.Errorf("node %d spool: %v records, want some", i, got)
+		}
+	}
+	if code := nodes[1].api(t, "GET", "/api/v1/messages?limit=10", nil); code != http.StatusServiceUnavailable {
+		t.Errorf("search on node B while PostgreSQL is away: %d, want 503 (store degraded)", code)
+	}
+	all = append(all, during...)
+
+	restore()
+	// Spam is answered 451 until each node has seen PostgreSQL again
+	// (its probe, every second), 550 after.
+	after := stream(t, nodes, "after", perPhase)
+	for _, m := range after {
+		if m.code == 550 {
+			blocks++
+		}
+	}
+	all = append(all, after...)
+	for _, n := range nodes {
+		waitShipped(t, n.app)
+		n.app.store.Flush(context.Background())
+	}
+	waitReports(t, nodes[0].app, blocks)
+
+	ctx := context.Background()
+	content := map[string]bool{}
+	rows, err := nodes[0].app.pg.Query(ctx, `SELECT id FROM quarantine_content`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		content[id] = true
+	}
+	delivered := map[string]int{}
+	reports := map[string]int{}
+	nReports := 0
+	for _, d := range nh.Received() {
+		if d.From == "" {
+			nReports++
+			for _, m := range all {
+				if m.id != "" && strings.Contains(string(d.Data), m.id) {
+					reports[m.id]++
+				}
+			}
+			continue
+		}
+		for _, m := range all {
+			if strings.Contains(string(d.Data), "Subject: "+m.subject+"\r\n") {
+				delivered[m.subject]++
+			}
+		}
+	}
+	var n250, n550, n4xx int
+	for _, m := range all {
+		// Read through another node than the one that took it: the log
+		// is the fleet's.
+		other := nodes[(m.node+1)%3].app.store
+		rec, err := other.Get(m.id)
+		switch m.code {
+		case 250:
+			n250++
+			if err != nil || rec.Status.String() != "accepted" || !strings.Contains(rec.Subject, m.subject) {
+				t.Errorf("250 for %s (id %s): record %+v, %v; want it accepted in PostgreSQL", m.subject, m.id, rec, err)
+			}
+			if delivered[m.subject] != 1 {
+				t.Errorf("250 for %s: delivered %d times", m.subject, delivered[m.subject])
+			}
+		case 550:
+			n550++
+			if err != nil || rec.Status.String() != "quarantined" || !content[m.id] {
+				t.Errorf("550 for %s (id %s): record %+v, %v, content %v; want it quarantined", m.subject, m.id, rec, err, content[m.id])
+			}
+			if reports[m.id] != 1 {
+				t.Errorf("550 for %s (id %s): %d ARF reports across the fleet, want 1", m.subject, m.id, reports[m.id])
+			}
+		default:
+			if m.code/100 != 4 {
+				t.Errorf("%s: %d %s", m.subject, m.code, m.text)
+				continue
+			}
+			n4xx++
+			if content[m.id] || reports[m.id] != 0 || delivered[m.subject] != 0 {
+				t.Errorf("4xx for %s (id %s) left content %v, %d reports, %d deliveries", m.subject, m.id, content[m.id], reports[m.id], delivered[m.subject])
+			}
+			if err == nil && rec.Status.String() != "deferred" {
+				t.Errorf("4xx for %s: record status %s, want deferred", m.subject, rec.Status)
+			}
+		}
+	}
+	if nReports != n550 {
+		t.Errorf("the report relay got %d ARF reports for %d blocks", nReports, n550)
+	}
+	if n4xx == 0 || n250 == 0 || n550 == 0 {
+		t.Errorf("%d answers 250, %d 550, %d 4xx: the stream should have each", n250, n550, n4xx)
+	}
+	var shipped float64
+	for _, n := range nodes {
+		shipped += metricOf(t, n.app, "outguard_store_spool_shipped_total")
+	}
+	t.Logf("%d answers 250, %d 550 (one report each), %d 4xx; %v records shipped from the spools", n250, n550, n4xx, shipped)
+	if shipped < float64(perPhase/2) {
+		t.Errorf("%v records shipped from the nodes' spools, want at least the clean mail of the outage", shipped)
 	}
 }

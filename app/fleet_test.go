@@ -337,4 +337,3 @@ func TestRestartOnlyNodeAndBackend(t *testing.T) {
 		t.Errorf("backend changed: %s, want [store]", got)
 	}
 }
-

@@ -411,6 +411,31 @@ func TestFleetPostgresOutage(t *testing.T) {
 			blocks++
 		}
 	}
+	// A lock through node A, in force on every node before the outage.
+	req, _ := http.NewRequest("POST", nodes[0].admin+"/api/v1/locks", strings.NewReader(`{"kind":"identity","domain":"out.example.net","name":"locked-one","reason":"test lock"}`))
+	req.Header.Set("Authorization", "Bearer trial-token")
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated && res.StatusCode != http.StatusOK {
+		t.Fatalf("lock through node A: %d", res.StatusCode)
+	}
+	lockedRefused := func(i int) bool {
+		code, text := relay(t, nodes[i].smtp, testMessage("locked-one", "from a locked identity", "hello"))
+		return code == 550 && strings.Contains(text, "locked")
+	}
+	for i := range nodes {
+		deadline := time.Now().Add(30 * time.Second)
+		for !lockedRefused(i) {
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d does not refuse the locked identity 30s after the lock", i)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	// The outage begins once the reports of the first blocks are
 	// delivered and recorded: a report whose delivery is under way at the
 	// very moment the database goes away is sent again by another node
@@ -436,6 +461,15 @@ func TestFleetPostgresOutage(t *testing.T) {
 		}
 		if got := metricOf(t, n.app, "outguard_store_spool_records"); got < 1 {
 			t.Errorf("node %d spool: %v records, want some", i, got)
+		}
+	}
+	// Lock checks go on from each node's last known index.
+	for i, n := range nodes {
+		if !lockedRefused(i) {
+			t.Errorf("node %d does not refuse the locked identity while PostgreSQL is away", i)
+		}
+		if age := metricOf(t, n.app, "outguard_lock_index_age_seconds"); age <= 0 {
+			t.Errorf("node %d: outguard_lock_index_age_seconds = %v while PostgreSQL is away", i, age)
 		}
 	}
 	if code := nodes[1].api(t, "GET", "/api/v1/messages?limit=10", nil); code != http.StatusServiceUnavailable {

@@ -202,7 +202,7 @@ func (c *Store) validateBackend() []string {
 		bad("store.postgres.statement_timeout %s: use a duration from 100ms to 10m, e.g. \"5s\"", p.StatementTimeout)
 	}
 	if p.SpoolMaxRecords < 1 || p.SpoolMaxRecords > MaxPostgresSpoolMaxRecords {
-		bad("store.postgres.spool_max_records %d: use 1 to %d (log records kept on this node while PostgreSQL is out of reach; about 1 KiB of disk each)", p.SpoolMaxRecords, MaxPostgresSpoolMaxRecords)
+		bad("store.postgres.spool_max_records %d: use 1 to %d (log records kept on this node while PostgreSQL is out of reach; about 500 bytes of disk each)", p.SpoolMaxRecords, MaxPostgresSpoolMaxRecords)
 	}
 	return msgs
 }

@@ -100,9 +100,6 @@ type spool struct {
 	down    atomic.Bool
 	records atomic.Int64
 	bytes   atomic.Int64
-	// oldest is the time (Unix nanoseconds) in the oldest spooled id, 0
-	// when the spool is empty.
-	oldest atomic.Int64
 
 	kick chan struct{}
 	stop chan struct{}
@@ -180,11 +177,11 @@ func (s *Store) startSpool() {
 		Name: "outguard_store_spool_oldest_age_seconds",
 		Help: "Age of the oldest log record waiting in the local spool; 0 when it is empty.",
 	}, func() float64 {
-		o := sp.oldest.Load()
-		if o == 0 {
+		at, ok := sp.oldest()
+		if !ok {
 			return 0
 		}
-		return max(0, s.opts.Now().Sub(time.Unix(0, o)).Seconds())
+		return max(0, s.opts.Now().Sub(at).Seconds())
 	})
 	sp.spooled = f.NewCounter(prometheus.CounterOpts{
 		Name: "outguard_store_spooled_total",
@@ -206,17 +203,9 @@ func (sp *spool) recount() error {
 	return sp.db.View(func(tx *bbolt.Tx) error {
 		var n, size int64
 		c := tx.Bucket(bucketSpool).Cursor()
-		first := true
 		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if first {
-				sp.setOldest(string(k))
-				first = false
-			}
 			n++
 			size += int64(len(v))
-		}
-		if first {
-			sp.oldest.Store(0)
 		}
 		sp.records.Store(n)
 		sp.bytes.Store(size)
@@ -224,10 +213,20 @@ func (sp *spool) recount() error {
 	})
 }
 
-func (sp *spool) setOldest(id string) {
-	if t, err := IDTime(id); err == nil {
-		sp.oldest.Store(t.UnixNano())
+// oldest returns the time of the oldest spooled record (ids sort by
+// time); false when the spool is empty.
+func (sp *spool) oldest() (time.Time, bool) {
+	var id string
+	err := sp.db.View(func(tx *bbolt.Tx) error {
+		k, _ := tx.Bucket(bucketSpool).Cursor().First()
+		id = string(k)
+		return nil
+	})
+	if err != nil || id == "" {
+		return time.Time{}, false
 	}
+	t, err := IDTime(id)
+	return t, err == nil
 }
 
 func (sp *spool) wake() {
@@ -316,10 +315,9 @@ func (s *Store) spoolRound(batch []*op, cause error) {
 		}
 	}
 	var added, size int64
-	first := ""
 	start := time.Now()
 	err := sp.db.Update(func(tx *bbolt.Tx) error {
-		added, size, first = 0, 0, ""
+		added, size = 0, 0
 		b := tx.Bucket(bucketSpool)
 		b.FillPercent = 0.9
 		for _, i := range recs {
@@ -338,9 +336,6 @@ func (s *Store) spoolRound(batch []*op, cause error) {
 			}
 			added++
 			size += int64(len(o.val))
-			if first == "" || o.id < first {
-				first = o.id
-			}
 		}
 		if probe {
 			return tx.Bucket(bucketSpoolMeta).Put(metaProbe, probeValue)
@@ -352,9 +347,7 @@ func (s *Store) spoolRound(batch []*op, cause error) {
 		err = fmt.Errorf("quarantine: writing the local spool: %w", err)
 	} else {
 		if added > 0 {
-			if sp.records.Add(added) == added {
-				sp.setOldest(first)
-			}
+			sp.records.Add(added)
 			sp.bytes.Add(size)
 			sp.spooled.Add(float64(added))
 		}
@@ -618,7 +611,6 @@ func (s *Store) readSpool(n int) ([]*op, error) {
 func (s *Store) unspool(ops []*op) error {
 	sp := s.spool
 	var n, size int64
-	oldest := ""
 	err := sp.db.Update(func(tx *bbolt.Tx) error {
 		n, size = 0, 0
 		b := tx.Bucket(bucketSpool)
@@ -631,8 +623,6 @@ func (s *Store) unspool(ops []*op) error {
 				}
 			}
 		}
-		k, _ := b.Cursor().First()
-		oldest = string(k)
 		return nil
 	})
 	if err != nil {
@@ -640,11 +630,6 @@ func (s *Store) unspool(ops []*op) error {
 	}
 	sp.records.Add(-n)
 	sp.bytes.Add(-size)
-	if oldest == "" {
-		sp.oldest.Store(0)
-	} else {
-		sp.setOldest(oldest)
-	}
 	return nil
 }
 

@@ -93,7 +93,8 @@ func TestSpoolRoundWhileDown(t *testing.T) {
 	pool := pgtest.Pool(t)
 	ctx := context.Background()
 	db, _ := openDB(t, true)
-	s := newPGStore(t, pool, Options{Node: "node-a", Spool: db, SpoolMax: 2, ProbeInterval: time.Hour})
+	reg := prometheus.NewRegistry()
+	s := newPGStore(t, pool, Options{Node: "node-a", Spool: db, SpoolMax: 2, ProbeInterval: time.Hour, Registerer: reg})
 	s.spool.down.Store(true)
 	at := time.Now().Add(-time.Hour)
 	if err := s.AppendCoalesced(ctx, sampleRecord(at, StatusAccepted, VerdictClean)); err != nil {
@@ -120,6 +121,41 @@ func TestSpoolRoundWhileDown(t *testing.T) {
 	}
 	if got := s.State(); got != StateUnwritable {
 		t.Errorf("state with a full spool: %v, want unwritable", got)
+	}
+	gauges := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			name := mf.GetName()
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "state" {
+					name += "/" + l.GetValue()
+				}
+			}
+			if m.GetGauge() != nil {
+				gauges[name] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	for name, want := range map[string]float64{
+		"outguard_store_state/unwritable":  1,
+		"outguard_store_state/spooling":    0,
+		"outguard_store_state/ok":          0,
+		"outguard_store_spool_records":     2,
+		"outguard_store_spool_max_records": 2,
+	} {
+		if gauges[name] != want {
+			t.Errorf("%s = %v, want %v", name, gauges[name], want)
+		}
+	}
+	if age := gauges["outguard_store_spool_oldest_age_seconds"]; age < 3000 || age > 4000 {
+		t.Errorf("outguard_store_spool_oldest_age_seconds = %v, want about an hour (the oldest record's id)", age)
+	}
+	if gauges["outguard_store_spool_bytes"] <= 0 {
+		t.Errorf("outguard_store_spool_bytes = %v", gauges["outguard_store_spool_bytes"])
 	}
 	var n int
 	if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM quarantine_log) + (SELECT count(*) FROM quarantine_content)`).Scan(&n); err != nil || n != 0 {

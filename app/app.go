@@ -319,9 +319,13 @@ func (a *App) Start() error {
 			if a.smtp.Draining() {
 				return errors.New("shutting down")
 			}
-			// A store that cannot write (a failed disk write, or PostgreSQL out of
-			// reach) makes every transaction a 4xx: a load balancer should
-			// send mail elsewhere until it recovers.
+			// A store that cannot keep records (a failed disk write, or
+			// PostgreSQL out of reach with the node's spool full) makes
+			// every transaction a 4xx: a load balancer should send mail
+			// elsewhere until it recovers. PostgreSQL out of reach alone
+			// does not: the node spools and relays, and a 503 from every
+			// node of the fleet at once would stop all mail
+			// (docs/config-store.md).
 			if a.store != nil {
 				if err := a.store.Writable(); err != nil {
 					return fmt.Errorf("store: %w", err)

@@ -80,7 +80,10 @@ func (a *App) startComponents(cfg *config.Config) error {
 	}
 	var store *quarantine.Store
 	if a.pg != nil {
-		// The fleet's log and quarantine (docs/config-store.md).
+		// The fleet's log and quarantine (docs/config-store.md), with a
+		// spool in the node's own file for the records of relayed mail
+		// while PostgreSQL is out of reach.
+		qopts.Spool, qopts.SpoolMax = a.db, cfg.Store.Postgres.SpoolMaxRecords
 		store, err = quarantine.NewPostgres(a.pg, qopts)
 	} else {
 		store, err = quarantine.New(a.db, qopts)

@@ -317,10 +317,11 @@ func TestLowSpaceRefusedAtMail(t *testing.T) {
 	if err := send(t, addr, "trial", "trial-password"); err != nil {
 		t.Fatalf("with space back: %v", err)
 	}
-	want := `# HELP outguard_storage_refusals_total Transactions refused for storage: low_space (452 4.3.1 at MAIL, below store.min_free_space), log_unwritable (451 4.3.0, the message log cannot be written).
+	want := `# HELP outguard_storage_refusals_total Transactions refused for storage: low_space (452 4.3.1 at MAIL, below store.min_free_space), log_unwritable (451 4.3.0, the message log cannot be written), quarantine_unavailable (451 4.3.0 after DATA: the message would be quarantined but PostgreSQL is out of reach).
 # TYPE outguard_storage_refusals_total counter
 outguard_storage_refusals_total{reason="log_unwritable"} 0
 outguard_storage_refusals_total{reason="low_space"} 1
+outguard_storage_refusals_total{reason="quarantine_unavailable"} 0
 `
 	if err := promtestutil.GatherAndCompare(a.reg, strings.NewReader(want), "outguard_storage_refusals_total"); err != nil {
 		t.Error(err)

@@ -15,6 +15,9 @@ import (
 var (
 	replyLowSpace = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Insufficient system storage"}
 	replyNoLog    = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Message log unavailable, try again later"}
+	// replyNoQuarantine answers mail that would be quarantined while
+	// PostgreSQL, which keeps the quarantine, is out of reach.
+	replyNoQuarantine = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Message store unavailable, cannot quarantine; try again later"}
 )
 
 // dataDisk keeps store.min_free_space on the filesystem of the database:
@@ -38,9 +41,9 @@ func newDataDisk(dir string, reserve config.FreeSpace, statfs func(string) (uint
 	f := promauto.With(reg)
 	d.refusals = f.NewCounterVec(prometheus.CounterOpts{
 		Name: "outguard_storage_refusals_total",
-		Help: "Transactions refused for storage: low_space (452 4.3.1 at MAIL, below store.min_free_space), log_unwritable (451 4.3.0, the message log cannot be written).",
+		Help: "Transactions refused for storage: low_space (452 4.3.1 at MAIL, below store.min_free_space), log_unwritable (451 4.3.0, the message log cannot be written), quarantine_unavailable (451 4.3.0 after DATA: the message would be quarantined but PostgreSQL is out of reach).",
 	}, []string{"reason"})
-	for _, r := range []string{"low_space", "log_unwritable"} {
+	for _, r := range []string{"low_space", "log_unwritable", "quarantine_unavailable"} {
 		d.refusals.WithLabelValues(r)
 	}
 	f.NewGaugeFunc(prometheus.GaugeOpts{

@@ -15,7 +15,6 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/outguard/outguard/config"
 	"github.com/outguard/outguard/internal/pgdb/pgtest"
@@ -336,84 +335,5 @@ func TestRestartOnlyNodeAndBackend(t *testing.T) {
 	}
 	if got := fmt.Sprint(restartOnly(old, pg)); got != "[store]" {
 		t.Errorf("backend changed: %s, want [store]", got)
-	}
-}
-
-// TestPostgresOutageReadyAndNoLoss: while PostgreSQL refuses the node, no
-// message is answered 250 (its record cannot be written), /-/ready says
-// 503 with the store's reason, and both recover once it is back.
-func TestPostgresOutageReadyAndNoLoss(t *testing.T) {
-	dsn := pgtest.NewDatabase(t)
-	nh := testutil.StartNextHop(t)
-	var logs syncBuffer
-	a := startNode(t, "mx-a", dsn, nh.Addr, "", &logs)
-	f := &fleet{nodes: []*App{a}}
-	ready := func() (int, string) {
-		res, err := http.Get("http://" + a.AdminAddr().String() + "/-/ready")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return res.StatusCode, string(b)
-	}
-	if code, body := ready(); code != http.StatusOK {
-		t.Fatalf("ready before the outage: %d %s", code, body)
-	}
-	if err := f.send(t, 0, "Subject: before\r\n\r\nhello\r\n"); err != nil {
-		t.Fatalf("before the outage: %v", err)
-	}
-
-	ctx := context.Background()
-	server, err := pgx.Connect(ctx, pgtest.ServerDSN(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close(ctx)
-	cfg, _ := pgx.ParseConfig(dsn)
-	if _, err := server.Exec(ctx, "ALTER DATABASE "+cfg.Database+" ALLOW_CONNECTIONS false"); err != nil {
-		t.Fatal(err)
-	}
-	restored := false
-	restore := func() {
-		if !restored {
-			restored = true
-			server.Exec(ctx, "ALTER DATABASE "+cfg.Database+" ALLOW_CONNECTIONS true")
-		}
-	}
-	defer restore()
-	if _, err := server.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", cfg.Database); err != nil {
-		t.Fatal(err)
-	}
-	err = f.send(t, 0, "Subject: during\r\n\r\nhello\r\n")
-	if r := replyOf(err); r == nil || r.Code/100 != 4 {
-		t.Fatalf("during the outage: %v, want a 4xx (no record, no 250)", err)
-	}
-	code, body := ready()
-	if code != http.StatusServiceUnavailable || !strings.Contains(body, "store") {
-		t.Errorf("ready during the outage: %d %q, want 503 naming the store", code, body)
-	}
-
-	restore()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if code, _ := ready(); code == http.StatusOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("not ready 30s after PostgreSQL came back")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if err := f.send(t, 0, "Subject: after\r\n\r\nhello\r\n"); err != nil {
-		t.Fatalf("after the outage: %v", err)
-	}
-	a.store.Flush(ctx)
-	var n int
-	if err := a.pg.QueryRow(ctx, "SELECT count(*) FROM quarantine_log").Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	if n != 2 {
-		t.Errorf("%d log records, want 2 (before and after; the refused one left none)", n)
 	}
 }

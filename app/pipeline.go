@@ -281,6 +281,16 @@ func (c *check) Data(ctx context.Context, tx *smtpd.Transaction, msg *smtpd.Mess
 		if err := c.quarantine(ctx, tx, msg, reply); err != nil {
 			// Not stored means not refused for good: the client retries,
 			// and nothing of this attempt was kept or counted.
+			if errors.Is(err, quarantine.ErrDegraded) {
+				// PostgreSQL is out of reach: the message cannot be kept
+				// for release nor reported (docs/config-store.md).
+				p.log.Warn("cannot quarantine while the message store is out of reach; deferred", "tx", tx.ID, "err", err)
+				if p.disk != nil {
+					p.disk.refusals.WithLabelValues("quarantine_unavailable").Inc()
+				}
+				return smtpd.Decision{Action: smtpd.Refuse, Outcome: smtpd.OutcomeDeferred,
+					Reply: refusal(replyNoQuarantine.Code, replyNoQuarantine.EnhancedCode, replyNoQuarantine.Message, tx.ID)}, nil
+			}
 			return smtpd.Decision{}, err
 		}
 		c.count(ctx, tx)
@@ -483,6 +493,12 @@ func (c *check) Commit(ctx context.Context, tx *smtpd.Transaction, msg *smtpd.Me
 		}
 		rec := c.record(tx, res.Size, quarantine.StatusAccepted, res.Reply, res.NextHopReply, res.Duration)
 		if err := c.p.store.AppendCoalesced(ctx, rec); err != nil {
+			if errors.Is(err, quarantine.ErrSpoolFull) {
+				// PostgreSQL is out of reach and the local spool is full.
+				if c.p.disk != nil {
+					c.p.disk.refusals.WithLabelValues("log_unwritable").Inc()
+				}
+			}
 			return fmt.Errorf("recording relayed message %s: %w", tx.ID, err)
 		}
 		c.stored = true

@@ -25,6 +25,7 @@ func TestStoreBackendDefaults(t *testing.T) {
 		{"backend", c.Store.Backend, "bbolt"},
 		{"max_conns", c.Store.Postgres.MaxConns, 16},
 		{"statement_timeout", c.Store.Postgres.StatementTimeout.D(), 5 * time.Second},
+		{"spool_max_records", c.Store.Postgres.SpoolMaxRecords, 1000000},
 		{"dsn", c.Store.Postgres.DSN, ""},
 		{"node_name", c.NodeName, host},
 	} {
@@ -42,11 +43,12 @@ store:
     dsn: "postgres://outguard@db.example.net:5432/outguard?sslmode=verify-full"
     max_conns: 40
     statement_timeout: 2s
+    spool_max_records: 5000
 `))
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
-	if c.Store.Backend != StoreBackendPostgres || c.Store.Postgres.MaxConns != 40 || c.Store.Postgres.StatementTimeout.D() != 2*time.Second || c.NodeName != "mx-2.fra_1" {
+	if c.Store.Backend != StoreBackendPostgres || c.Store.Postgres.MaxConns != 40 || c.Store.Postgres.StatementTimeout.D() != 2*time.Second || c.Store.Postgres.SpoolMaxRecords != 5000 || c.NodeName != "mx-2.fra_1" {
 		t.Errorf("values not taken: %+v node %q", c.Store, c.NodeName)
 	}
 	dsn, err := c.Store.Postgres.ReadDSN()
@@ -100,6 +102,7 @@ func TestStorePostgresBad(t *testing.T) {
 		{"bad dsn hides the password", "store:\n  backend: postgres\n  postgres:\n    dsn: \"postgres://u:hunter2@db:notaport/x\"\n", []string{"store.postgres.dsn is not a valid"}},
 		{"max_conns zero", "store:\n  backend: postgres\n  postgres:\n    dsn: host=db\n    max_conns: -1\n", []string{"store.postgres.max_conns -1"}},
 		{"max_conns too big", "store:\n  postgres:\n    max_conns: 5000\n", []string{"store.postgres.max_conns 5000", "1 to 1000"}},
+		{"spool_max_records negative", "store:\n  backend: postgres\n  postgres:\n    dsn: host=db\n    spool_max_records: -1\n", []string{"store.postgres.spool_max_records -1"}},
 		{"statement_timeout too short", "store:\n  backend: postgres\n  postgres:\n    dsn: host=db\n    statement_timeout: 10ms\n", []string{"store.postgres.statement_timeout 10ms"}},
 		{"unknown postgres key", "store:\n  postgres:\n    pool: 3\n", []string{`unknown key "pool"`}},
 		{"node_name with a space", "node_name: \"mx 1\"\n", []string{`node_name "mx 1"`, "letters, digits"}},

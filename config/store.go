@@ -35,6 +35,8 @@ const (
 	DefaultPostgresStatementTimeout = 5 * time.Second
 	MinPostgresStatementTimeout     = 100 * time.Millisecond
 	MaxPostgresStatementTimeout     = 10 * time.Minute
+	DefaultPostgresSpoolMaxRecords  = 1000000
+	MaxPostgresSpoolMaxRecords      = 100000000
 	// MaxNodeNameLength bounds node_name: it is stored in records and
 	// used as a metric label.
 	MaxNodeNameLength = 63
@@ -88,6 +90,10 @@ type Postgres struct {
 	MaxConns int `yaml:"max_conns"`
 	// StatementTimeout bounds every statement on the server. Default 5s.
 	StatementTimeout Duration `yaml:"statement_timeout"`
+	// SpoolMaxRecords bounds the node's local spool, where the log
+	// records of relayed mail wait while PostgreSQL is out of reach;
+	// past it, mail is answered 451 4.3.0. Default 1,000,000.
+	SpoolMaxRecords int `yaml:"spool_max_records"`
 }
 
 // ReadDSN returns the postgres DSN: store.postgres.dsn, or the content of
@@ -120,6 +126,7 @@ func (c *Store) setDefaults() {
 	}
 	setInt(&c.Postgres.MaxConns, DefaultPostgresMaxConns)
 	setDur(&c.Postgres.StatementTimeout, DefaultPostgresStatementTimeout)
+	setInt(&c.Postgres.SpoolMaxRecords, DefaultPostgresSpoolMaxRecords)
 }
 
 // validate returns nil or an error wrapping ErrInvalid that says how to fix
@@ -193,6 +200,9 @@ func (c *Store) validateBackend() []string {
 	}
 	if d := p.StatementTimeout.D(); d < MinPostgresStatementTimeout || d > MaxPostgresStatementTimeout {
 		bad("store.postgres.statement_timeout %s: use a duration from 100ms to 10m, e.g. \"5s\"", p.StatementTimeout)
+	}
+	if p.SpoolMaxRecords < 1 || p.SpoolMaxRecords > MaxPostgresSpoolMaxRecords {
+		bad("store.postgres.spool_max_records %d: use 1 to %d (log records kept on this node while PostgreSQL is out of reach; about 500 bytes of disk each)", p.SpoolMaxRecords, MaxPostgresSpoolMaxRecords)
 	}
 	return msgs
 }

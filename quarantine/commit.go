@@ -150,10 +150,23 @@ func (s *Store) coalesce(batch *[]*op) {
 type qDelta struct{ msgs, bytes int64 }
 
 func (s *Store) commitRound(batch []*op) {
+	if s.spool != nil && s.spool.down.Load() {
+		s.spoolRound(batch, nil)
+		return
+	}
 	errs := make([]error, len(batch))
 	var delta qDelta
 	start := time.Now()
 	err := s.safeCommit(batch, errs, &delta)
+	if s.spool != nil && unreachable(err) {
+		// PostgreSQL is out of reach: the records go to the local spool
+		// (docs/config-store.md). Nothing of this round was committed,
+		// or, if the connection broke during COMMIT, shipping the
+		// records again skips the ids already there.
+		s.setDown(err)
+		s.spoolRound(batch, err)
+		return
+	}
 	if err != nil && len(batch) > 1 {
 		// Isolate the op that broke the round: write each alone.
 		for _, o := range batch {

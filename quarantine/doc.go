@@ -29,6 +29,15 @@
 //     commit until a later one succeeds (a probe is written every
 //     Options.ProbeInterval meanwhile) it returns ErrUnwritable, and the
 //     relay refuses mail that would need a record.
+//   - PostgreSQL: with Options.Spool, a round that cannot reach the
+//     database writes its log records to a spool in the node's bbolt file
+//     instead (before its waiters return), and so do the rounds after it
+//     until the database answers; a quarantined message or an update fails
+//     with ErrDegraded meanwhile, and Search too. A goroutine ships the
+//     spool when the database is back, idempotently by id. State says
+//     which of ok, shipping, spooling and unwritable the store is in;
+//     Writable fails only once the spool is full (ErrSpoolFull). See
+//     spool.go and docs/config-store.md.
 //   - Search, Get, ByMessageID and ByTraceToken read the log through
 //     secondary indexes; Report and Series read rollup counters kept up to
 //     date in the same transaction as the records.

@@ -45,7 +45,18 @@ func NewPostgres(pool *pgxpool.Pool, opts Options) (*Store, error) {
 	if err := b.ensureDays(ctx, []int64{today, today + 1, today + 2}); err != nil {
 		return nil, err
 	}
-	return s.begin()
+	if opts.Spool != nil {
+		if err := s.openSpool(); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := s.begin(); err != nil {
+		return nil, err
+	}
+	if s.spool != nil {
+		s.startSpool()
+	}
+	return s, nil
 }
 
 // pgBackend keeps the store in PostgreSQL; see 0100_quarantine.sql and

@@ -106,6 +106,9 @@ func (s *Store) Search(q Query) (Page, error) {
 	if err := q.check(); err != nil {
 		return Page{}, err
 	}
+	if err := s.degraded(); err != nil {
+		return Page{}, err
+	}
 	limit := q.Limit
 	if limit == 0 {
 		limit = DefaultLimit

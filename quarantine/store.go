@@ -78,6 +78,16 @@ type Options struct {
 	// Node names this node (node_name) in the records it writes on the
 	// PostgreSQL backend; default the host name.
 	Node string
+	// Spool, on the PostgreSQL backend, is the node's own bbolt database,
+	// where the log records of relayed mail wait (bucket
+	// quarantine.spool) while PostgreSQL is out of reach, to be shipped
+	// when it answers again (docs/config-store.md). nil: no spool, and
+	// mail that needs a record is refused while PostgreSQL is out of
+	// reach. The caller closes it after Stop. Ignored by New.
+	Spool *bbolt.DB
+	// SpoolMax bounds the records in the spool; past it, records are
+	// refused (ErrSpoolFull) and Writable fails. Default 1,000,000.
+	SpoolMax int
 	// Deliver releases a quarantined message; nil makes Release fail with
 	// ErrNoDeliver.
 	Deliver DeliverFunc
@@ -177,6 +187,10 @@ type Store struct {
 	unwritable atomic.Pointer[error]
 	probing    atomic.Bool
 
+	// spool, on the PostgreSQL backend with Options.Spool, keeps log
+	// records while the database is out of reach (spool.go).
+	spool *spool
+
 	// beforeRound, when set by a test, runs in the committer before each
 	// round.
 	beforeRound func()
@@ -253,6 +267,7 @@ func (s *Store) Stop() {
 		// Without Start there is no sweeper to wait for.
 		s.startOnce.Do(func() { close(s.sweepDone) })
 		<-s.sweepDone
+		s.stopSpool()
 		s.mu.Lock()
 		s.closed = true
 		close(s.queue)
@@ -325,6 +340,9 @@ func (s *Store) submit(ctx context.Context, o *op) error {
 func (s *Store) Writable() error {
 	if p := s.unwritable.Load(); p != nil {
 		return fmt.Errorf("%w: %w", ErrUnwritable, *p)
+	}
+	if sp := s.spool; sp != nil && sp.down.Load() && sp.records.Load() >= sp.max {
+		return fmt.Errorf("%w: PostgreSQL is out of reach and %w (%d records)", ErrUnwritable, ErrSpoolFull, sp.max)
 	}
 	return nil
 }

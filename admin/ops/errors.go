@@ -82,6 +82,9 @@ func Classify(err error) (int, string) {
 		return http.StatusServiceUnavailable, "timeout"
 	case errors.Is(err, identity.ErrClosed), errors.Is(err, quarantine.ErrClosed):
 		return http.StatusServiceUnavailable, "shutting_down"
+	case errors.Is(err, quarantine.ErrDegraded):
+		// PostgreSQL is out of reach (docs/config-store.md).
+		return http.StatusServiceUnavailable, "store_degraded"
 	}
 	return http.StatusInternalServerError, "internal"
 }

@@ -127,9 +127,7 @@ func (o *Outbox) attemptPG(ctx context.Context, e Entry, raw []byte) error {
 	rctx := context.WithoutCancel(ctx)
 	switch {
 	case err == nil:
-		_, derr := pool.Exec(rctx, `UPDATE arf_outbox SET state = 'sent', sent_at = $2, raw = NULL, lease_until = NULL
-			WHERE id = $1 AND state = 'pending'`, e.ID, o.opts.Now().UTC())
-		if derr != nil {
+		if derr := o.recordSentPG(ctx, e.ID); derr != nil {
 			return fmt.Errorf("arf: recording delivery of %s: %w", e.ID, derr)
 		}
 		o.metrics.sent.Inc()
@@ -155,6 +153,41 @@ func (o *Outbox) attemptPG(ctx context.Context, e Entry, raw []byte) error {
 		return fmt.Errorf("arf: recording a failed delivery of %s: %w", e.ID, err)
 	}
 	return nil
+}
+
+// sentRetry is how often a node retries recording a delivered report
+// while the database is out of reach: the report stays leased to it, and
+// once its lease runs out another node would send it again, so the record
+// is retried often, to land before the others' next round.
+const sentRetry = 200 * time.Millisecond
+
+// recordSentPG marks report id sent. While the database is out of reach
+// it retries until it succeeds, or until ctx ends (the node stops): then
+// it tries once more and gives up, and another node may send the report
+// again once its lease runs out.
+func (o *Outbox) recordSentPG(ctx context.Context, id string) error {
+	rctx := context.WithoutCancel(ctx)
+	for warned := false; ; {
+		_, err := o.opts.Pool.Exec(rctx, `UPDATE arf_outbox SET state = 'sent', sent_at = $2, raw = NULL, lease_until = NULL
+			WHERE id = $1 AND state = 'pending'`, id, o.opts.Now().UTC())
+		if err == nil {
+			if warned {
+				o.opts.Logger.Info("arf report delivery recorded after the database came back", "report_id", id)
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		if !warned {
+			o.opts.Logger.Warn("arf report delivered but not recorded yet; retrying until the database answers", "report_id", id, "err", err)
+			warned = true
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(sentRetry):
+		}
+	}
 }
 
 // expireOldPG moves the pending reports older than MaxAge, not held by a

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/outguard/outguard/internal/pgdb/pgtest"
@@ -180,5 +182,87 @@ func TestOutboxPostgresLeaseTakeover(t *testing.T) {
 	}
 	if p, err := live.Pending(); err != nil || len(p) != 0 {
 		t.Errorf("pending: %v, %v", p, err)
+	}
+}
+
+// TestOutboxPostgresSentDuringOutage: the database goes out of reach
+// between a report's delivery and its record; the node that sent it keeps
+// trying to record it, so that when the database is back, before its
+// lease runs out, no node sends the report a second time.
+func TestOutboxPostgresSentDuringOutage(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	server, err := pgx.Connect(ctx, pgtest.ServerDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close(ctx)
+	cfg, _ := pgx.ParseConfig(dsn)
+	setReachable := func(on bool) {
+		t.Helper()
+		if _, err := server.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS %v", cfg.Database, on)); err != nil {
+			t.Fatal(err)
+		}
+		if !on {
+			if _, err := server.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", cfg.Database); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	defer setReachable(true)
+
+	r := &relay{}
+	addr := startRelay(t, r)
+	sender := &SMTPSender{Address: addr, Helo: "node-a.test", TLS: "none"}
+	var cut sync.Once
+	restored := make(chan struct{})
+	send := func(ctx context.Context, from string, to []string, raw []byte) error {
+		err := sender.Send(ctx, from, to, raw)
+		cut.Do(func() {
+			setReachable(false)
+			go func() {
+				time.Sleep(time.Second)
+				setReachable(true)
+				close(restored)
+			}()
+		})
+		return err
+	}
+	open := func(node string, send func(context.Context, string, []string, []byte) error) *Outbox {
+		ob, err := NewOutbox(OutboxOptions{
+			Pool: pgtest.OpenPool(t, dsn, node == "node-a"), Node: node, Send: send,
+			RetryInitial: 20 * time.Millisecond, RetryMax: 50 * time.Millisecond,
+			Lease: 5 * time.Second, Logger: slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(ob.Stop)
+		return ob
+	}
+	a := open("node-a", send)
+	if err := a.Enqueue(ctx, Report{ID: "rep-outage", To: []string{"abuse@example.net"}, Raw: []byte("Subject: outage\r\n\r\nbody\r\n")}); err != nil {
+		t.Fatal(err)
+	}
+	a.Start()
+	<-restored
+	b := open("node-b", (&SMTPSender{Address: addr, Helo: "node-b.test", TLS: "none"}).Send)
+	b.Start()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var state string
+		err := a.opts.Pool.QueryRow(ctx, `SELECT state FROM arf_outbox WHERE id = 'rep-outage'`).Scan(&state)
+		if err == nil && state == "sent" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the report is %q (%v) 30s after the database came back, want sent", state, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Past the lease: nobody sends it again.
+	time.Sleep(6 * time.Second)
+	if got := r.count(); got != 1 {
+		t.Errorf("the relay received the report %d times, want once", got)
 	}
 }

@@ -189,7 +189,7 @@ func TestFleetSharesQuarantineLogAndReports(t *testing.T) {
 			t.Errorf("block %s: %d reports, want 1", id, n)
 		}
 	}
-	if out := logs.String(); !strings.Contains(out, "the message log, quarantined content, report roll-ups, the ARF outbox") {
+	if out := logs.String(); !strings.Contains(out, "the message log, quarantined content, report counters, the ARF outbox") {
 		t.Errorf("the start-up line does not say the log, quarantine and ARF outbox are shared:\n%s", out)
 	}
 }

@@ -167,8 +167,13 @@ func TestServeSocketActivation(t *testing.T) {
 		t.Fatalf("greeting %q", g)
 	}
 	c.Close()
-	if !strings.Contains(logs.String(), "serving a socket passed by systemd") {
-		t.Errorf("the log does not say the passed socket is served:\n%s", logs.String())
+	// Log lines reach stderr in batches, up to 50 ms late.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "serving a socket passed by systemd"); {
+		if time.Now().After(deadline) {
+			t.Errorf("the log does not say the passed socket is served:\n%s", logs.String())
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	first.Process.Signal(syscall.SIGTERM)
 	if err := first.Wait(); err != nil {

@@ -57,7 +57,7 @@ cd "$ROOT"
 go build -o "$WORK/outguard" ./cmd/outguard
 go build -o "$WORK/outguard-load" ./cmd/outguard-load
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$ROOT/bench/lib.sh"
 SINK_PORT=$(free_port)
 OG_PORT=$(free_port)
 ADMIN_PORT=$(free_port)
@@ -68,30 +68,10 @@ SINK_USER=()
 smtp-sink "${SINK_USER[@]}" -m 1000 127.0.0.1:"$SINK_PORT" 1024 &
 SINK_PID=$!
 
-cat > "$WORK/bench.yaml" <<EOF
-hostname: bench.localhost
-data_dir: $WORK/data
-log: {level: warn}
-listeners:
-  - {name: bench, address: "127.0.0.1:$OG_PORT", tls: none, allow_insecure_auth: true}
-limits: {max_connections: 2000, max_connections_per_ip: 2000}
-next_hop: {type: smtp, address: "127.0.0.1:$SINK_PORT", pool_size: 256}
-domains:
-  - name: out.example.net
-    users:
-      - name: bench
-        password_hash: "\$2a\$10\$dbXzmbHaCgJ1iu4IiLf.OOhLHH0DYHPPoSP8ZZmDe1wHO4S4iqn6q"
-admin: {address: "127.0.0.1:$ADMIN_PORT"}
-EOF
-if [ -n "${OUTGUARD_BENCH_CONFIG_EXTRA:-}" ]; then
-	cat "$ROOT/$OUTGUARD_BENCH_CONFIG_EXTRA" >> "$WORK/bench.yaml" 2>/dev/null || cat "$OUTGUARD_BENCH_CONFIG_EXTRA" >> "$WORK/bench.yaml"
-fi
+bench_config "max_connections: 2000, max_connections_per_ip: 2000"
 "$WORK/outguard" serve --config "$WORK/bench.yaml" 2>"$WORK/outguard.log" &
 OG_PID=$!
-for _ in $(seq 100); do
-	curl -fs "http://127.0.0.1:$ADMIN_PORT/-/ready" >/dev/null 2>&1 && break
-	sleep 0.1
-done
+wait_ready
 
 # cpu PID: user+system clock ticks so far.
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }

@@ -74,6 +74,7 @@ type fleetStore interface {
 	resetCounters(ctx context.Context, key string, counters []int, at int64) error
 	expireCounts(ctx context.Context, now int64) error
 	scanUnsettled(ctx context.Context, fn func(string, *record) (bool, error)) error
+	scanResets(ctx context.Context, fn func(resetNotice)) error
 }
 
 // applyReset drops this node's entries of counters another node reset
@@ -88,7 +89,7 @@ func (m *Manager) applyReset(n resetNotice) {
 		return
 	}
 	for _, c := range n.Counters {
-		if c < 0 || c > counterTried {
+		if c < 0 || c > counterTried || n.At <= w.resetSeen[c] {
 			continue
 		}
 		w.applyFleet(c, fleetTotal{reset: n.At}, 0)
@@ -136,6 +137,12 @@ func (m *Manager) resync() error {
 	defer cancel()
 	m.writeMu.Lock()
 	defer m.writeMu.Unlock()
+	// Resets first, so that a lock seen here comes with the reset of the
+	// crossing that made it, even if its notification was missed while
+	// this node was not listening.
+	if err := m.fleet.scanResets(ctx, m.applyReset); err != nil {
+		return fmt.Errorf("identity: resynchronising counter resets: %w", err)
+	}
 	seen := map[string]*Lock{}
 	err := m.fleet.scanUnsettled(ctx, func(key string, r *record) (bool, error) {
 		if r.Lock != nil {

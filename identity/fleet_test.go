@@ -163,6 +163,9 @@ func TestFleetResetAfterCrossing(t *testing.T) {
 	p := DefaultPolicy()
 	p.LockDuration = time.Second
 	target := IdentityTarget(dom, "again")
+	// B is listening: the reset reaches it by notification. (A reset
+	// missed while not listening is TestFleetResyncAppliesMissedReset.)
+	waitFor(t, "B's index fresh", func() bool { return b.indexFresh.Load() != 0 })
 	for i := range 4 {
 		observe(t, b, spam("again", fmt.Sprint("b", i)), p)
 	}
@@ -199,6 +202,56 @@ func TestFleetResetAfterCrossing(t *testing.T) {
 	}
 	if _, ok := b.Lookup(target); ok {
 		t.Error("B locked again on counts from before the reset")
+	}
+}
+
+// A reset made while a node was not listening reaches it by the resync
+// that follows every reconnection: its older local counts do not lock.
+func TestFleetResyncAppliesMissedReset(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	pool := pgtest.OpenPool(t, dsn, true)
+	b := fleetNode(t, dsn, "node-b", -1, nil)
+	ctx := context.Background()
+	p := DefaultPolicy()
+	target := IdentityTarget(dom, "missed")
+	waitFor(t, "B's index fresh", func() bool { return b.indexFresh.Load() != 0 })
+	for i := range 4 {
+		observe(t, b, spam("missed", fmt.Sprint("b", i)), p)
+	}
+	if err := b.round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Another node crossed and reset the counters; B never got the
+	// notification (written by hand, as a node would while B was away).
+	if _, err := pool.Exec(ctx, `INSERT INTO identity_window_resets (domain, identity, counter, reset_at)
+		SELECT $1, $2, c, $3 FROM unnest($4::int[]) AS u(c)`,
+		dom, "missed", time.Now().UnixNano(), []int32{int32(CounterSpam)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.resync(); err != nil {
+		t.Fatal(err)
+	}
+	if out := observe(t, b, spam("missed", "b5"), p); out.Locked != nil {
+		t.Fatal("B locked on its local counts from before a reset it learnt by resync")
+	}
+	if _, ok := b.Lookup(target); ok {
+		t.Error("B locked on counts from before the reset")
+	}
+	// The resync does not replay a reset twice: four more spam lock.
+	for i := range 4 {
+		observe(t, b, spam("missed", fmt.Sprint("c", i)), p)
+	}
+	if err := b.resync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b.Lookup(target); !ok {
+		t.Error("5 spam after the reset did not lock")
 	}
 }
 

@@ -406,6 +406,33 @@ func (s *pgStore) resetCounters(ctx context.Context, key string, counters []int,
 	return nil
 }
 
+// scanResets calls fn with every fleet-wide reset still inside the
+// longest window, one notice per identity.
+func (s *pgStore) scanResets(ctx context.Context, fn func(resetNotice)) error {
+	rows, err := s.pool.Query(ctx, `
+		SELECT domain, identity, reset_at, array_agg(counter::int)
+		FROM identity_window_resets GROUP BY domain, identity, reset_at`)
+	if err != nil {
+		return err
+	}
+	var notes []resetNotice
+	for rows.Next() {
+		var n resetNotice
+		if err := rows.Scan(&n.Domain, &n.Identity, &n.At, &n.Counters); err != nil {
+			rows.Close()
+			return err
+		}
+		notes = append(notes, n)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, n := range notes {
+		fn(n)
+	}
+	return nil
+}
+
 // expireCounts deletes the counts whose slots have left their windows at
 // now, and resets older than the longest window.
 func (s *pgStore) expireCounts(ctx context.Context, now int64) error {

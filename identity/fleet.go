@@ -47,6 +47,7 @@ func OpenPostgres(pool *pgxpool.Pool, node string, opts Options) (*Manager, erro
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m.fleetCancel = cancel
+	m.fleetRoundTimeout = st.roundTimeout
 	m.fleetDone = make(chan struct{})
 	go func() {
 		defer close(m.fleetDone)
@@ -175,7 +176,10 @@ func (m *Manager) roundLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := m.round(ctx); err != nil && ctx.Err() == nil {
+			rctx, cancel := context.WithTimeout(ctx, m.fleetRoundTimeout)
+			err := m.round(rctx)
+			cancel()
+			if err != nil && ctx.Err() == nil {
 				m.metrics.flushErrors.Inc()
 				m.log.Warn("identity: fleet counting round failed; its increments are retried", "err", err)
 			}

@@ -96,6 +96,8 @@ type Manager struct {
 	fleetCancel func()
 	fleetDone   chan struct{}
 	roundDone   chan struct{}
+	// fleetRoundTimeout bounds each round of the loop (pgdb.RoundTimeout).
+	fleetRoundTimeout time.Duration
 
 	closed    atomic.Bool
 	closeOnce sync.Once

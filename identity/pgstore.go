@@ -11,6 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/outguard/outguard/internal/pgdb"
 )
 
 // The LISTEN/NOTIFY channels: lock changes, and counters that crossed a
@@ -30,10 +32,14 @@ type pgStore struct {
 	// listenPID is the server process of the listening session, 0 when
 	// there is none.
 	listenPID atomic.Uint32
+	// roundTimeout bounds a write round and the listener's keepalive
+	// (pgdb.RoundTimeout): a connection that stopped answering fails
+	// them instead of holding them for ever.
+	roundTimeout time.Duration
 }
 
 func newPgStore(pool *pgxpool.Pool, node string) *pgStore {
-	return &pgStore{pool: pool, node: node}
+	return &pgStore{pool: pool, node: node, roundTimeout: pgdb.RoundTimeout(pool)}
 }
 
 // splitKey returns the parts of a Target.key or windowKey.
@@ -206,7 +212,8 @@ func (s *pgStore) deleteWindows(ctx context.Context, domains, idents []string) e
 }
 
 func (s *pgStore) writeWindows(puts map[string][]byte, dels []string) error {
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), s.roundTimeout)
+	defer cancel()
 	var pd, pi, ps []string
 	for k, v := range puts {
 		p := splitKey(k)
@@ -526,7 +533,10 @@ func (s *pgStore) listenOnce(ctx context.Context, resyncEvery time.Duration, l l
 		// Quiet for a second: a round trip on the listening connection
 		// proves that no notification sent before it is pending.
 		at := time.Now()
-		if _, err := conn.Exec(ctx, "SELECT 1"); err != nil {
+		alive, cancel := context.WithTimeout(ctx, s.roundTimeout)
+		_, err = conn.Exec(alive, "SELECT 1")
+		cancel()
+		if err != nil {
 			return err
 		}
 		if time.Since(lastResync) >= resyncEvery {

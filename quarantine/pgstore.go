@@ -17,6 +17,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/outguard/outguard/internal/pgdb"
 )
 
 // NewPostgres opens the store on the fleet's PostgreSQL database
@@ -35,7 +37,7 @@ func NewPostgres(pool *pgxpool.Pool, opts Options) (*Store, error) {
 		opts.Node, _ = os.Hostname()
 	}
 	s := newStore(opts)
-	b := &pgBackend{pool: pool, s: s, days: make(map[int64]bool)}
+	b := &pgBackend{pool: pool, s: s, days: make(map[int64]bool), roundTimeout: pgdb.RoundTimeout(pool)}
 	s.be = b
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -64,6 +66,8 @@ func NewPostgres(pool *pgxpool.Pool, opts Options) (*Store, error) {
 type pgBackend struct {
 	pool *pgxpool.Pool
 	s    *Store
+	// roundTimeout bounds a commit round (pgdb.RoundTimeout).
+	roundTimeout time.Duration
 
 	// days caches the UTC days whose log and content partitions exist.
 	mu   sync.Mutex
@@ -362,7 +366,11 @@ func errNoPartition(err error) bool {
 }
 
 func (b *pgBackend) commit(batch []*op, errs []error, delta *qDelta) error {
-	ctx := context.Background()
+	// A round that outlives its deadline is a database out of reach: its
+	// records go to the spool (unreachable), instead of every 250 waiting
+	// on a connection that stopped answering.
+	ctx, cancel := context.WithTimeout(context.Background(), b.roundTimeout)
+	defer cancel()
 	var days []int64
 	for _, o := range batch {
 		if o.val != nil {

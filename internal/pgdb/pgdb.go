@@ -81,3 +81,21 @@ func TouchNode(ctx context.Context, pool *pgxpool.Pool, node, version string, st
 	}
 	return nil
 }
+
+// RoundTimeout is how long one round of writes on pool (a few statements
+// and their commit) may take before the caller gives up on it: three
+// times the pool's statement_timeout (5s when the pool sets none), at
+// least a second. The server cancels a slow statement by itself; this
+// client-side deadline is for a connection that stopped answering (a
+// black-holed network, a frozen primary), which TCP alone notices only
+// after many minutes (docs/config-store.md, "When PostgreSQL is
+// unreachable").
+func RoundTimeout(pool *pgxpool.Pool) time.Duration {
+	st := 5 * time.Second
+	if v, ok := pool.Config().ConnConfig.RuntimeParams["statement_timeout"]; ok {
+		if ms, err := strconv.ParseInt(v, 10, 64); err == nil && ms > 0 {
+			st = time.Duration(ms) * time.Millisecond
+		}
+	}
+	return max(3*st, time.Second)
+}

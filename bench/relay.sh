@@ -80,8 +80,10 @@ if ! command -v smtp-sink >/dev/null; then
 fi
 
 cd "$ROOT"
-go build -o "$WORK/outguard" ./cmd/outguard
-go build -o "$WORK/outguard-load" ./cmd/outguard-load
+# OUTGUARD_BIN and OUTGUARD_LOAD_BIN run those binaries instead of building
+# this tree's (bench/fleet.sh builds once for all its runs).
+if [ -n "${OUTGUARD_BIN:-}" ]; then cp "$OUTGUARD_BIN" "$WORK/outguard"; else go build -o "$WORK/outguard" ./cmd/outguard; fi
+if [ -n "${OUTGUARD_LOAD_BIN:-}" ]; then cp "$OUTGUARD_LOAD_BIN" "$WORK/outguard-load"; else go build -o "$WORK/outguard-load" ./cmd/outguard-load; fi
 
 . "$ROOT/bench/lib.sh"
 SINK_PORT=$(free_port)

@@ -15,7 +15,10 @@
 # and against the direct leg of the same run), CPU per message of outguard
 # (both nodes summed) and of PostgreSQL (the whole cluster), their sum
 # against smtp-sink's, PostgreSQL's bytes per logged message, and the load
-# average at the end of the runs (the machine's other work).
+# average at the end of the runs (the machine's other work). Each run
+# first measures its idle nodes for OUTGUARD_BENCH_IDLE seconds (default
+# 10; 0 skips it): the table adds their CPU per second, and the CPU per
+# message less that idle rate over the leg's time ("net of idle").
 set -euo pipefail
 
 SIZE=${1:?usage: bench/fleet.sh SIZE SESSIONS [MESSAGES] [ROUNDS]}
@@ -55,7 +58,7 @@ for r in $(seq "$ROUNDS"); do
 		echo "== round $r: $store, $nodes node(s); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 		OUTGUARD_BIN=$WORK/outguard OUTGUARD_LOAD_BIN=$WORK/outguard-load \
 			OUTGUARD_BENCH_STORE=$store OUTGUARD_BENCH_NODES=$nodes OUTGUARD_BENCH_PG_DSN=$PG_DSN \
-			OUTGUARD_BENCH_POSTFIX=0 OUTGUARD_BENCH_JSON=$WORK/runs.jsonl \
+			OUTGUARD_BENCH_POSTFIX=0 OUTGUARD_BENCH_JSON=$WORK/runs.jsonl OUTGUARD_BENCH_IDLE=${OUTGUARD_BENCH_IDLE:-10} \
 			bash bench/relay.sh "$SIZE" "$SESSIONS" "$MESSAGES" 1
 	done
 done
@@ -65,8 +68,8 @@ import json, sys, statistics as st
 runs = [json.loads(l) for l in open(sys.argv[1])]
 first = runs[0]
 print(f"\nsize {first['size']} sessions {first['sessions']} messages {first['messages']} per run, client to outguard: {first['proto'].upper()}")
-print("| setup | runs | msgs/s median (range) | vs direct (median) | outguard µs/msg | postgres µs/msg | outguard+postgres µs/msg | vs smtp-sink | PostgreSQL bytes/msg: log, counters, all tables | load average (1 min) |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+print("| setup | runs | msgs/s median (range) | vs direct (median) | outguard µs/msg | postgres µs/msg | outguard+postgres µs/msg | vs smtp-sink | idle CPU outguard, postgres (ms/s) | net of idle: outguard, postgres µs/msg | PostgreSQL bytes/msg: log, counters, all tables | load average (1 min) |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for setup in sys.argv[2].split():
     store, _, nodes = setup.partition("/")
     nodes = int(nodes or 1)
@@ -90,6 +93,16 @@ for setup in sys.argv[2].split():
         b = [x["postgres_bytes_per_msg"] for x in rs]
         size = f"{st.mean(y['log'] for y in b):,.0f}, {st.mean(y['counters'] for y in b):,.0f}, {st.mean(y['all'] for y in b):,.0f}"
     la = [float(x["loadavg"][0]) for x in rs]
-    print(f"| {name} | {len(rs)} | {st.median(o):,.1f} ({min(o):,.1f}–{max(o):,.1f}) | {st.median(ratio):.2f}× | {rng(oc)} | {pg} | {rng(tot)} | {vs:.2f}× | {size} | {min(la):.1f}–{max(la):.1f} |")
+    if all("idle_seconds" in x for x in rs):
+        # Idle rate in ticks per second, times the leg's seconds, off the leg's ticks.
+        irate = lambda key, x: x[key] / x["idle_seconds"]
+        net = lambda key, ikey, x: 1e6 * (sum(x[key]) - irate(ikey, x) * sum(x["outguard_seconds"])) / x["tick"] / (x["messages"] * len(x[key]))
+        idle = f"{st.mean(1e3 * irate('idle_outguard_ticks', x) / x['tick'] for x in rs):.1f}, {st.mean(1e3 * irate('idle_postgres_ticks', x) / x['tick'] for x in rs):.1f}"
+        no = st.mean(net("outguard_ticks", "idle_outguard_ticks", x) for x in rs)
+        ng = st.mean(net("postgres_ticks", "idle_postgres_ticks", x) for x in rs)
+        netc = f"{no:,.0f}, " + ("–" if store == "bbolt" else f"{ng:,.0f}")
+    else:
+        idle = netc = "–"
+    print(f"| {name} | {len(rs)} | {st.median(o):,.1f} ({min(o):,.1f}–{max(o):,.1f}) | {st.median(ratio):.2f}× | {rng(oc)} | {pg} | {rng(tot)} | {vs:.2f}× | {idle} | {netc} | {size} | {min(la):.1f}–{max(la):.1f} |")
 print("CPU per message: mean over the runs (range of the runs); smtp-sink's is per message relayed.")
 EOF

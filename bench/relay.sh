@@ -47,6 +47,10 @@
 #   postgres bytes per msg: log N  counters N  all tables N (R records)
 # (the growth of each table from the start of the run, pg_total_relation_size,
 # over the log records written).
+# OUTGUARD_BENCH_IDLE=SECONDS first measures what the idle nodes (and
+# the cluster) spend in that time, with no mail (their tickers, resyncs
+# and outbox polls):
+#   idle outguard Nus/s postgres Nus/s over S s
 # OUTGUARD_BENCH_JSON=FILE appends one JSON object per protocol with the
 # run's figures (for bench/fleet.sh).
 set -euo pipefail
@@ -141,6 +145,16 @@ og_cpu() {
 # store_cpu: the PostgreSQL cluster's ticks, 0 on bbolt.
 store_cpu() { if [ "$STORE" = postgres ]; then pg_cpu; else echo 0; fi; }
 TICK=$(getconf CLK_TCK)
+
+IDLE=${OUTGUARD_BENCH_IDLE:-0}
+IDLE_O=0 IDLE_G=0
+if [ "$IDLE" != 0 ]; then
+	o0=$(og_cpu); g0=$(store_cpu)
+	sleep "$IDLE"
+	IDLE_O=$(( $(og_cpu) - o0 )); IDLE_G=$(( $(store_cpu) - g0 ))
+	printf 'idle outguard %dus/s postgres %dus/s over %s s\n' \
+		"$(( IDLE_O * 1000000 / TICK / IDLE ))" "$(( IDLE_G * 1000000 / TICK / IDLE ))" "$IDLE"
+fi
 
 # Leg C: a private Postfix relay.
 PF=${OUTGUARD_BENCH_POSTFIX:-1}
@@ -244,7 +258,7 @@ proto_args() { # PROTO
 field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 
 declare -a D_RATE D_P50 D_P99 PF_RATE PF_CPU PF_SCPU
-declare -A O_RATE O_CPU S_CPU O_P50 O_P99 G_CPU
+declare -A O_RATE O_CPU S_CPU O_P50 O_P99 G_CPU O_SECS
 for r in $(seq "$ROUNDS"); do
 	s0=$(cpu $SINK_PID)
 	d=$(run_load "127.0.0.1:$SINK_PORT")
@@ -282,6 +296,7 @@ for r in $(seq "$ROUNDS"); do
 		O_CPU[$p]+="$(( o1 - o0 )) "
 		S_CPU[$p]+="$(( s1 - s0 )) "
 		G_CPU[$p]+="$(( g1 - g0 )) "
+		O_SECS[$p]+="$(echo "$o" | field seconds) "
 		printf '         outguard %-4s %8.1f msgs/s (p50 %sus p99 %sus, failed %s) outguard cpu %d ticks, sink cpu %d ticks' \
 			"$p" "$(echo "$o" | field msgs_per_sec)" "$(echo "$o" | field p50_us)" "$(echo "$o" | field p99_us)" "$(echo "$o" | field failed)" "$(( o1 - o0 ))" "$(( s1 - s0 ))"
 		if [ "$STORE" = postgres ]; then
@@ -294,7 +309,7 @@ done
 PG_SIZES1='{}'
 [ "$STORE" = postgres ] && PG_SIZES1=$(pg_sizes)
 for p in "${PROTOS[@]}"; do
-BENCH_STORE=$STORE BENCH_NODES=$NODES BENCH_G_CPU=${G_CPU[$p]} BENCH_PG_SIZES0=$PG_SIZES0 BENCH_PG_SIZES1=$PG_SIZES1 \
+BENCH_STORE=$STORE BENCH_NODES=$NODES BENCH_G_CPU=${G_CPU[$p]} BENCH_O_SECS=${O_SECS[$p]} BENCH_IDLE="$IDLE $IDLE_O $IDLE_G" BENCH_PG_SIZES0=$PG_SIZES0 BENCH_PG_SIZES1=$PG_SIZES1 \
 python3 - "$SIZE" "$SESSIONS" "$MESSAGES" "$TICK" "${D_RATE[*]}" "${O_RATE[$p]}" "${O_CPU[$p]}" "${S_CPU[$p]}" "$p" "${D_P50[*]}" "${D_P99[*]}" "${O_P50[$p]}" "${O_P99[$p]}" <<'EOF' | tee -a "$OUT/relay.txt"
 import json, os, sys, statistics as st
 size, sessions, msgs, tick = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
@@ -316,7 +331,11 @@ res = {"store": store, "nodes": nodes, "size": int(size), "sessions": int(sessio
        "proto": sys.argv[9], "tick": tick, "direct_msgs_per_sec": d, "outguard_msgs_per_sec": o,
        "outguard_ticks": oc, "sink_ticks": sc, "postgres_ticks": gc,
        "direct_p50_us": dp50, "direct_p99_us": dp99, "outguard_p50_us": op50, "outguard_p99_us": op99,
+       "outguard_seconds": [float(x) for x in os.environ["BENCH_O_SECS"].split()],
        "loadavg": open("/proc/loadavg").read().split()[:3]}
+idle = os.environ["BENCH_IDLE"].split()
+if float(idle[0]) > 0:
+    res["idle_seconds"], res["idle_outguard_ticks"], res["idle_postgres_ticks"] = float(idle[0]), int(idle[1]), int(idle[2])
 if store == "postgres":
     pc = 1e6*sum(gc)/tick/(msgs*len(gc))
     print(f"store postgres nodes {nodes}")

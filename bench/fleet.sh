@@ -105,4 +105,14 @@ for setup in sys.argv[2].split():
         idle = netc = "–"
     print(f"| {name} | {len(rs)} | {st.median(o):,.1f} ({min(o):,.1f}–{max(o):,.1f}) | {st.median(ratio):.2f}× | {rng(oc)} | {pg} | {rng(tot)} | {vs:.2f}× | {idle} | {netc} | {size} | {min(la):.1f}–{max(la):.1f} |")
 print("CPU per message: mean over the runs (range of the runs); smtp-sink's is per message relayed.")
+pg = [s for s in sys.argv[2].split() if s.startswith("postgres")]
+if pg:
+    print("\n| setup | PostgreSQL transactions per message | rows inserted per message | rows updated per message |")
+    print("|---|---|---|---|")
+    for setup in pg:
+        nodes = int(setup.partition("/")[2] or 1)
+        rs = [x for x in runs if x["store"] == "postgres" and x["nodes"] == nodes and "postgres_stats_per_msg" in x]
+        if rs:
+            m = lambda k: st.mean(x["postgres_stats_per_msg"][k] for x in rs)
+            print(f"| PostgreSQL, {nodes} node{'s' if nodes > 1 else ''} | {m('xact_commit'):.3f} | {m('tup_inserted'):.2f} | {m('tup_updated'):.2f} |")
 EOF

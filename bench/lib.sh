@@ -90,13 +90,18 @@ pg_cpu() {
 	echo "$t"
 }
 
-# pg_sizes prints, as JSON, the log records in the run's database and the
+# pg_sizes prints, as JSON, the log records in the run's database, the
 # bytes (pg_total_relation_size: table, indexes and TOAST, the partitions
-# of a partitioned table summed) of each of its tables.
+# of a partitioned table summed) of each of its tables, and the database's
+# counters of pg_stat_database (transactions, rows; backends report them
+# up to 10 s late when idle).
 pg_sizes() {
 	psql -Atq "$BENCH_PG_DSN" <<'EOF'
 SELECT json_build_object(
   'records', (SELECT count(*) FROM quarantine_log),
+  'stats', (SELECT json_build_object('xact_commit', xact_commit, 'xact_rollback', xact_rollback,
+      'tup_inserted', tup_inserted, 'tup_updated', tup_updated, 'tup_deleted', tup_deleted)
+    FROM pg_stat_database WHERE datname = current_database()),
   'tables', (SELECT json_object_agg(relname, bytes) FROM (
     SELECT c.relname,
       CASE WHEN c.relkind = 'p'

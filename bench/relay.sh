@@ -45,8 +45,10 @@
 #   postgres cpu per msg Nus  outguard+postgres cpu per msg Nus
 #   cpu (outguard+postgres)/sink per msg: N.NN
 #   postgres bytes per msg: log N  counters N  all tables N (R records)
+#   postgres per msg: transactions N  rows inserted N  updated N  deleted N
 # (the growth of each table from the start of the run, pg_total_relation_size,
-# over the log records written).
+# and of the database's pg_stat_database counters, 11 s after the last
+# leg, over the log records written).
 # OUTGUARD_BENCH_IDLE=SECONDS first measures what the idle nodes (and
 # the cluster) spend in that time, with no mail (their tickers, resyncs
 # and outbox polls):
@@ -307,7 +309,11 @@ for r in $(seq "$ROUNDS"); do
 done
 
 PG_SIZES1='{}'
-[ "$STORE" = postgres ] && PG_SIZES1=$(pg_sizes)
+if [ "$STORE" = postgres ]; then
+	# Idle backends report their statistics within 10 s.
+	sleep 11
+	PG_SIZES1=$(pg_sizes)
+fi
 for p in "${PROTOS[@]}"; do
 BENCH_STORE=$STORE BENCH_NODES=$NODES BENCH_G_CPU=${G_CPU[$p]} BENCH_O_SECS=${O_SECS[$p]} BENCH_IDLE="$IDLE $IDLE_O $IDLE_G" BENCH_PG_SIZES0=$PG_SIZES0 BENCH_PG_SIZES1=$PG_SIZES1 \
 python3 - "$SIZE" "$SESSIONS" "$MESSAGES" "$TICK" "${D_RATE[*]}" "${O_RATE[$p]}" "${O_CPU[$p]}" "${S_CPU[$p]}" "$p" "${D_P50[*]}" "${D_P99[*]}" "${O_P50[$p]}" "${O_P99[$p]}" <<'EOF' | tee -a "$OUT/relay.txt"
@@ -347,6 +353,10 @@ if store == "postgres":
     n = max(1, s1["records"] - s0["records"])
     b = {"log": grow.get("quarantine_log", 0)/n, "counters": grow.get("quarantine_counts", 0)/n, "all": sum(grow.values())/n}
     print(f"postgres bytes per msg: log {b['log']:.0f}  counters {b['counters']:.0f}  all tables {b['all']:.0f} ({n} records)")
+    st0, st1 = s0.get("stats") or {}, s1.get("stats") or {}
+    per = {k: (st1[k] - st0.get(k, 0)) / n for k in st1}
+    print(f"postgres per msg: transactions {per['xact_commit']:.3f}  rows inserted {per['tup_inserted']:.2f}  updated {per['tup_updated']:.2f}  deleted {per['tup_deleted']:.2f}")
+    res["postgres_stats_per_msg"] = per
     res["postgres_records"] = n
     res["postgres_bytes_per_msg"] = b
     res["postgres_growth"] = {k: v for k, v in grow.items() if v}

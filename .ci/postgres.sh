@@ -9,7 +9,9 @@
 #   bash .ci/postgres.sh stop DIR           stop the cluster in DIR
 #
 # The cluster is for tests only: every test creates and drops its own
-# database in it.
+# database in it. It runs without fsync; OUTGUARD_PG_DURABLE=1 keeps
+# PostgreSQL's durable defaults (fsync, synchronous_commit, full page
+# writes), as bench/relay.sh does to compare it with bbolt's fsync.
 set -euo pipefail
 
 log() { echo "postgres: $*" >&2; }
@@ -36,8 +38,10 @@ chown postgres "$dir"
 su postgres -s /bin/sh -c "$bin/initdb -D '$dir/data' -U postgres --auth=trust -E UTF8 --locale=C.UTF-8" >"$dir/initdb.log" 2>&1 ||
 	{ cat "$dir/initdb.log" >&2; exit 1; }
 # Small and fast: no durability is needed for test data.
+fast="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+[[ ${OUTGUARD_PG_DURABLE:-0} == 1 ]] && fast=""
 su postgres -s /bin/sh -c "$bin/pg_ctl -D '$dir/data' -l '$dir/server.log' -w \
-	-o \"-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300\" start" >&2 ||
+	-o \"-p $port -k $dir -c listen_addresses=127.0.0.1 $fast -c max_connections=300\" start" >&2 ||
 	{ cat "$dir/server.log" >&2; exit 1; }
 log "cluster in $dir on 127.0.0.1:$port (stop: bash .ci/postgres.sh stop $dir)"
 echo "OUTGUARD_TEST_PG_DSN=postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"

@@ -1,6 +1,7 @@
 # Shared by bench/relay.sh, bench/memory.sh and bench/syscalls.sh (sourced,
 # after WORK and ROOT are set): free ports, outguard's benchmark
-# configuration, and the wait for it to be ready.
+# configuration, the wait for it to be ready, and the PostgreSQL store of
+# bench/relay.sh (a database per run, its CPU time and sizes).
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -8,11 +9,15 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # OG_PORT, the next hop smtp-sink on SINK_PORT, the user bench, the admin
 # listener on ADMIN_PORT, limits LIMITS (a YAML flow mapping's inside),
 # log level LEVEL (default warn), then OUTGUARD_BENCH_CONFIG_EXTRA if set
-# (a path from the repository root, or any path).
+# (a path from the repository root, or any path). OG_CONFIG and OG_DATA
+# change the file and the data_dir (a second node); with BENCH_PG_DSN set
+# (bench_pg_start) the store is that PostgreSQL database and the node is
+# named OG_NODE (default bench1).
 bench_config() {
-	cat > "$WORK/bench.yaml" <<EOF
+	local conf=${OG_CONFIG:-$WORK/bench.yaml}
+	cat > "$conf" <<EOF
 hostname: bench.localhost
-data_dir: $WORK/data
+data_dir: ${OG_DATA:-$WORK/data}
 log: {level: ${2:-warn}}
 listeners:
   - {name: bench, address: "127.0.0.1:$OG_PORT", tls: none, allow_insecure_auth: true}
@@ -25,12 +30,90 @@ domains:
         password_hash: "\$2a\$10\$dbXzmbHaCgJ1iu4IiLf.OOhLHH0DYHPPoSP8ZZmDe1wHO4S4iqn6q"
 admin: {address: "127.0.0.1:$ADMIN_PORT"}
 EOF
+	if [ -n "${BENCH_PG_DSN:-}" ]; then
+		cat >> "$conf" <<EOF
+node_name: ${OG_NODE:-bench1}
+store:
+  backend: postgres
+  postgres: {dsn: "$BENCH_PG_DSN"}
+EOF
+	fi
 	if [ -n "${OUTGUARD_BENCH_CONFIG_EXTRA:-}" ]; then
-		cat "$ROOT/$OUTGUARD_BENCH_CONFIG_EXTRA" >> "$WORK/bench.yaml" 2>/dev/null || cat "$OUTGUARD_BENCH_CONFIG_EXTRA" >> "$WORK/bench.yaml"
+		cat "$ROOT/$OUTGUARD_BENCH_CONFIG_EXTRA" >> "$conf" 2>/dev/null || cat "$OUTGUARD_BENCH_CONFIG_EXTRA" >> "$conf"
 	fi
 }
 
-# wait_ready [TRIES] polls /-/ready every 0.1 s, TRIES times (default 100).
+# bench_pg_start makes a fresh database for one run and sets BENCH_PG_DSN
+# to it, BENCH_PG_ADMIN to the DSN it was made from and PG_MASTER to the
+# cluster's postmaster. The cluster is OUTGUARD_BENCH_PG_DSN's (a
+# superuser's DSN to a cluster on this machine, which should serve nothing
+# else meanwhile: its CPU time is counted whole), or else a throwaway one
+# from .ci/postgres.sh, durable (fsync on) unless
+# OUTGUARD_BENCH_PG_DURABLE=0, stopped by bench_pg_stop. Needs psql.
+bench_pg_start() {
+	if [ -n "${OUTGUARD_BENCH_PG_DSN:-}" ]; then
+		BENCH_PG_ADMIN=$OUTGUARD_BENCH_PG_DSN
+	else
+		OUTGUARD_PG_DURABLE=${OUTGUARD_BENCH_PG_DURABLE:-1} bash "$ROOT/.ci/postgres.sh" > "$WORK/pgenv"
+		BENCH_PG_ADMIN=$(sed -n 's/^OUTGUARD_TEST_PG_DSN=//p' "$WORK/pgenv")
+		BENCH_PG_DIR=$(sed -n 's/^OUTGUARD_TEST_PG_DIR=//p' "$WORK/pgenv")
+	fi
+	BENCH_PG_DB=outguard_bench_$$_$(date +%s)
+	psql -q "$BENCH_PG_ADMIN" -c "CREATE DATABASE $BENCH_PG_DB" >/dev/null
+	BENCH_PG_DSN=$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$BENCH_PG_ADMIN" "$BENCH_PG_DB")
+	# The postmaster is the checkpointer's parent.
+	local ck
+	ck=$(psql -Atq "$BENCH_PG_ADMIN" -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'")
+	PG_MASTER=$(awk '/^PPid:/ {print $2}' "/proc/$ck/status")
+}
+
+# bench_pg_stop drops the run's database (OUTGUARD_BENCH_PG_KEEP=1 keeps
+# it) and stops the cluster bench_pg_start started.
+bench_pg_stop() {
+	if [ -n "${BENCH_PG_DB:-}" ] && [ "${OUTGUARD_BENCH_PG_KEEP:-0}" != 1 ]; then
+		psql -q "$BENCH_PG_ADMIN" -c "DROP DATABASE IF EXISTS $BENCH_PG_DB WITH (FORCE)" >/dev/null 2>&1 || true
+	fi
+	if [ -n "${BENCH_PG_DIR:-}" ]; then
+		bash "$ROOT/.ci/postgres.sh" stop "$BENCH_PG_DIR" 2>/dev/null || true
+	fi
+}
+
+# pg_cpu: clock ticks of the whole cluster so far: the postmaster, its
+# live children (backends, walwriter, checkpointer, autovacuum, ...) and
+# its reaped ones.
+pg_cpu() {
+	local t c
+	t=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$PG_MASTER/stat")
+	for c in $(pgrep -P "$PG_MASTER"); do
+		t=$(( t + $(awk '{print $14 + $15}' "/proc/$c/stat" 2>/dev/null || echo 0) ))
+	done
+	echo "$t"
+}
+
+# pg_sizes prints, as JSON, the log records in the run's database, the
+# bytes (pg_total_relation_size: table, indexes and TOAST, the partitions
+# of a partitioned table summed) of each of its tables, and the database's
+# counters of pg_stat_database (transactions, rows; backends report them
+# up to 10 s late when idle).
+pg_sizes() {
+	psql -Atq "$BENCH_PG_DSN" <<'EOF'
+SELECT json_build_object(
+  'records', (SELECT count(*) FROM quarantine_log),
+  'stats', (SELECT json_build_object('xact_commit', xact_commit, 'xact_rollback', xact_rollback,
+      'tup_inserted', tup_inserted, 'tup_updated', tup_updated, 'tup_deleted', tup_deleted)
+    FROM pg_stat_database WHERE datname = current_database()),
+  'tables', (SELECT json_object_agg(relname, bytes) FROM (
+    SELECT c.relname,
+      CASE WHEN c.relkind = 'p'
+        THEN (SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0) FROM pg_partition_tree(c.oid) t)
+        ELSE pg_total_relation_size(c.oid) END AS bytes
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND NOT c.relispartition) s));
+EOF
+}
+
+# wait_ready [TRIES] polls /-/ready on ADMIN_PORT every 0.1 s, TRIES
+# times (default 100).
 wait_ready() {
 	for _ in $(seq "${1:-100}"); do
 		curl -fs "http://127.0.0.1:$ADMIN_PORT/-/ready" >/dev/null 2>&1 && return 0

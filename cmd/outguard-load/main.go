@@ -32,6 +32,11 @@ With --bdat the message goes in BDAT chunks (CHUNKING, RFC 3030) of
 --chunk bytes (0: one chunk) instead of DATA: no dot-stuffing, and the
 server reads it in bulk; the server must offer CHUNKING.
 
+--addr takes several servers separated by commas (two nodes of a fleet):
+session i connects to the i-th of them, round robin, so C sessions are
+spread evenly; the figures are for all of them together, and
+"per_addr" (in --json) says how many messages each server accepted.
+
 With --hold D every session connects (and authenticates) first; once all
 are connected the tool prints "connected N" on standard error, keeps them
 idle for D, and only then sends. That measures what idle sessions cost
@@ -49,13 +54,15 @@ Examples:
 
 type options struct {
 	addr, user, password, from, rcpt string
-	sessions, messages, size         int
-	identities                       int
-	newConn, noPipelining, startTLS  bool
-	bdat                             bool
-	chunk                            int
-	asJSON                           bool
-	timeout                          time.Duration
+	// addrs is addr split at its commas; session i uses addrs[i%len].
+	addrs                           []string
+	sessions, messages, size        int
+	identities                      int
+	newConn, noPipelining, startTLS bool
+	bdat                            bool
+	chunk                           int
+	asJSON                          bool
+	timeout                         time.Duration
 	// hold, when set, connects every session before any sends, then
 	// waits this long (see help).
 	hold time.Duration
@@ -71,7 +78,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fs.PrintDefaults()
 	}
 	var o options
-	fs.StringVar(&o.addr, "addr", "127.0.0.1:2525", "server `host:port`")
+	fs.StringVar(&o.addr, "addr", "127.0.0.1:2525", "server `host:port`, or several separated by commas (sessions take them in turn)")
 	fs.StringVar(&o.user, "user", "", "AUTH PLAIN user name (empty: no AUTH)")
 	fs.StringVar(&o.password, "password", "", "AUTH PLAIN password")
 	fs.StringVar(&o.from, "from", "load@out.example.net", "envelope sender")
@@ -98,6 +105,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "outguard-load: -c and -m must be at least 1, -s at least 100, --chunk and --hold not negative")
 		return 2
 	}
+	for _, a := range strings.Split(o.addr, ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			fmt.Fprintln(stderr, "outguard-load: --addr has an empty server")
+			return 2
+		}
+		o.addrs = append(o.addrs, a)
+	}
 	res := load(o, stderr)
 	if o.asJSON {
 		json.NewEncoder(stdout).Encode(res)
@@ -105,6 +119,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "messages %d ok %d failed %d in %.2fs\nmsgs/s %.1f\nlatency p50 %s p99 %s max %s\n",
 			res.Messages, res.OK, res.Failed, res.Seconds, res.MsgsPerSec,
 			time.Duration(res.P50us)*time.Microsecond, time.Duration(res.P99us)*time.Microsecond, time.Duration(res.MaxUs)*time.Microsecond)
+		if len(res.PerAddr) > 1 {
+			for _, a := range o.addrs {
+				fmt.Fprintf(stdout, "%s ok %d\n", a, res.PerAddr[a])
+			}
+		}
 		if res.FirstError != "" {
 			fmt.Fprintf(stdout, "first error: %s\n", res.FirstError)
 		}
@@ -125,6 +144,8 @@ type result struct {
 	P99us      int64   `json:"p99_us"`
 	MaxUs      int64   `json:"max_us"`
 	FirstError string  `json:"first_error,omitempty"`
+	// PerAddr counts the messages each server accepted.
+	PerAddr map[string]int `json:"per_addr"`
 }
 
 func load(o options, stderr io.Writer) result {
@@ -134,6 +155,7 @@ func load(o options, stderr io.Writer) result {
 	var lat []time.Duration
 	var failed int
 	var firstErr string
+	perAddr := make(map[string]int, len(o.addrs))
 	fail := func(err error) {
 		mu.Lock()
 		failed++
@@ -163,12 +185,13 @@ func load(o options, stderr io.Writer) result {
 	var wg sync.WaitGroup
 	for i := 0; i < o.sessions; i++ {
 		wg.Add(1)
+		addr := o.addrs[i%len(o.addrs)]
 		go func() {
 			defer wg.Done()
 			var c *client
 			if o.hold > 0 {
 				var err error
-				if c, err = dial(o); err != nil {
+				if c, err = dial(o, addr); err != nil {
 					// The send loop dials again and counts the failure.
 					c = nil
 				}
@@ -182,7 +205,7 @@ func load(o options, stderr io.Writer) result {
 				}
 				if c == nil {
 					var err error
-					if c, err = dial(o); err != nil {
+					if c, err = dial(o, addr); err != nil {
 						fail(err)
 						continue
 					}
@@ -196,6 +219,7 @@ func load(o options, stderr io.Writer) result {
 				}
 				mu.Lock()
 				lat = append(lat, d)
+				perAddr[addr]++
 				mu.Unlock()
 				if o.newConn {
 					c.quit()
@@ -210,7 +234,7 @@ func load(o options, stderr io.Writer) result {
 	wg.Wait()
 	el := time.Since(start)
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	r := result{Messages: o.messages, OK: len(lat), Failed: failed, Seconds: el.Seconds(), FirstError: firstErr}
+	r := result{Messages: o.messages, OK: len(lat), Failed: failed, Seconds: el.Seconds(), FirstError: firstErr, PerAddr: perAddr}
 	if el > 0 {
 		r.MsgsPerSec = float64(len(lat)) / el.Seconds()
 	}
@@ -244,8 +268,8 @@ type client struct {
 	chunking bool
 }
 
-func dial(o options) (*client, error) {
-	conn, err := net.DialTimeout("tcp", o.addr, o.timeout)
+func dial(o options, addr string) (*client, error) {
+	conn, err := net.DialTimeout("tcp", addr, o.timeout)
 	if err != nil {
 		return nil, err
 	}
@@ -273,7 +297,7 @@ func dial(o options) (*client, error) {
 	}
 	if o.bdat && !c.chunking {
 		conn.Close()
-		return nil, fmt.Errorf("--bdat: %s does not offer CHUNKING", o.addr)
+		return nil, fmt.Errorf("--bdat: %s does not offer CHUNKING", addr)
 	}
 	if o.user != "" {
 		ir := base64.StdEncoding.EncodeToString([]byte("\x00" + o.user + "\x00" + o.password))

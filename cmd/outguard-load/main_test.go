@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -280,5 +281,47 @@ func TestHoldConnectsEverySessionFirst(t *testing.T) {
 	}
 	if ehlos != 5 {
 		t.Errorf("%d sessions, want 5", ehlos)
+	}
+}
+
+// --addr with two servers spreads the sessions over them, one session in
+// two each, and counts what each accepted.
+func TestSeveralAddressesTakeSessionsInTurn(t *testing.T) {
+	a, b := startWireServer(t, false), startWireServer(t, false)
+	code, out := runLoad(t, "--addr", a.addr+","+b.addr, "-c", "4", "-m", "40", "-s", "500", "--hold", "1ms", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	var res result
+	if err := json.Unmarshal([]byte(out[:strings.IndexByte(out, '\n')]), &res); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if res.OK != 40 || res.Failed != 0 {
+		t.Fatalf("ok %d failed %d, want 40 and 0", res.OK, res.Failed)
+	}
+	for _, s := range []*wireServer{a, b} {
+		s.mu.Lock()
+		ehlos := 0
+		for _, c := range s.cmds {
+			if strings.HasPrefix(c, "EHLO") {
+				ehlos++
+			}
+		}
+		s.mu.Unlock()
+		if ehlos != 2 {
+			t.Errorf("server %s: %d sessions, want 2", s.addr, ehlos)
+		}
+		if got := len(s.transactions()); got != res.PerAddr[s.addr] {
+			t.Errorf("server %s received %d messages, per_addr says %d", s.addr, got, res.PerAddr[s.addr])
+		}
+	}
+	if res.PerAddr[a.addr]+res.PerAddr[b.addr] != 40 {
+		t.Errorf("per_addr %v does not add up to 40", res.PerAddr)
+	}
+}
+
+func TestEmptyAddressIsRefused(t *testing.T) {
+	if code, out := runLoad(t, "--addr", "127.0.0.1:1,", "-m", "1"); code != 2 {
+		t.Fatalf("exit %d, want 2: %s", code, out)
 	}
 }

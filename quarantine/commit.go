@@ -123,11 +123,11 @@ func (s *Store) commitLoop() {
 // writer's record would wait for nobody, so it commits at once. When the
 // last round carried more than one waiter, others are writing, and a
 // round waits for company up to as long as a commit takes (avg): a record
-// arriving then shares this round's fsync instead of waiting for the whole
-// next one, so the wait at most doubles the latency of the record that
-// started the round while it can halve the fsyncs. Options.CoalesceDelay
-// caps the wait. Linux's ext4 journal (jbd2) paces its synchronous
-// commits the same way.
+// arriving then shares this round's commit instead of waiting for the
+// whole next one, so the wait at most doubles the latency of the record
+// that started the round while it saves the commits of those that join
+// it. Options.CoalesceDelay caps the wait (docs/config-store.md, "How
+// writes reach the disk").
 type pacer struct {
 	avg     time.Duration // moving average of the time a round takes
 	company bool          // the last round had more than one waiter

@@ -122,16 +122,23 @@ func (s *Store) commitLoop() {
 // for company. Waiting pays only when other writers are at work: a lone
 // writer's record would wait for nobody, so it commits at once. When the
 // last round carried more than one waiter, others are writing, and a
-// round waits for company up to as long as a commit takes (avg): a record
-// arriving then shares this round's commit instead of waiting for the
-// whole next one, so the wait at most doubles the latency of the record
-// that started the round while it saves the commits of those that join
-// it. Options.CoalesceDelay caps the wait (docs/config-store.md, "How
-// writes reach the disk").
+// round waits for company up to waitCommits times as long as a commit
+// takes (avg), capped by Options.CoalesceDelay (docs/config-store.md,
+// "How writes reach the disk").
 type pacer struct {
 	avg     time.Duration // moving average of the time a round takes
 	company bool          // the last round had more than one waiter
 }
+
+// waitCommits is the wait for company, in commit times. While records
+// keep coming, rounds that start at once (no wait) follow each other
+// back to back: a record waits 1.5 commit times on average (half the
+// commit in progress, then its own), and every commit carries what
+// arrived during one. Waiting two commit times makes a round every three
+// commit times: three times fewer commits (page writes, fsyncs and their
+// CPU) for one commit time more of average wait. Measured in bench/README.md
+// ("The group commit's wait").
+const waitCommits = 2
 
 // wait is how long the next round of lazy waiters may wait for company,
 // at most limit.
@@ -139,7 +146,7 @@ func (p *pacer) wait(limit time.Duration) time.Duration {
 	if !p.company || limit <= 0 {
 		return 0
 	}
-	return min(p.avg, limit)
+	return min(waitCommits*p.avg, limit)
 }
 
 // observe notes a round of batch that took d.

@@ -19,7 +19,7 @@
 //     log.
 //   - AppendCoalesced queues a record and returns once it is on disk. A
 //     lone writer's record commits at once; while several write, a round
-//     waits a little for company (at most as long as a commit takes,
+//     waits a little for company (twice as long as recent commits took,
 //     capped by Options.CoalesceDelay), so the relay's 250 waits for its
 //     record without costing an fsync per message.
 //   - Quarantine writes a record with the compressed raw message and

@@ -61,8 +61,8 @@ type Options struct {
 	// records. A round nobody waits for (Append) waits all of it. One
 	// with records of relayed mail (AppendCoalesced) waits only while
 	// other writers are at work (the last round had several waiters),
-	// and then at most as long as a commit takes: a lone writer's record
-	// commits at once. A synced write (Quarantine, AppendWait, ...) ends
+	// and then at most twice as long as recent commits took: a lone
+	// writer's record commits at once. A synced write (Quarantine, AppendWait, ...) ends
 	// the wait at once. Default 25ms; negative disables waiting.
 	CoalesceDelay time.Duration
 	// ProbeInterval is how often, while the message log cannot be
@@ -421,7 +421,7 @@ func (s *Store) AppendWait(ctx context.Context, rec *Record) error {
 // AppendCoalesced is AppendWait for records written at a high rate whose
 // caller can wait a little: the record joins a round of queued records,
 // which, while other writers are at work, waits a little for company
-// before it commits (at most as long as a commit takes, and
+// before it commits (at most twice as long as recent commits took, and
 // Options.CoalesceDelay); a lone writer's record commits at once. The
 // relay uses it for mail the next hop accepted, so that it answers 250
 // only once the record is on disk while many records still share one

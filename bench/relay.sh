@@ -18,7 +18,8 @@
 # twice per round, DATA then BDAT, each with its own figures). Leg A
 # always uses DATA: smtp-sink does not offer CHUNKING.
 # OUTGUARD_BENCH_CONFIG_EXTRA appends a file to the configuration (see
-# bench/accept-all.yaml).
+# bench/accept-all.yaml). OUTGUARD_BIN runs that outguard binary instead
+# of building this tree's (to compare with another commit).
 #
 # A third leg, C, runs when postfix is installed and the script runs as
 # root (OUTGUARD_BENCH_POSTFIX=0 turns it off): a private Postfix instance

@@ -84,15 +84,14 @@ func (e errAlso) Unwrap() error { return e.err }
 // commitLoop is the group committer: it takes whatever is queued (up to
 // MaxBatch) and writes it in one transaction, so one fsync covers every
 // record and quarantined message that arrived while the previous round
-// was being written. A writer waiting for its sync gets its round at
-// once; a round of queued log records (fire-and-forget, or waiters that
-// asked to share, AppendCoalesced) waits up to CoalesceDelay for company,
-// since every commit costs the same page writes and fsync whatever its
-// size. A failed round fails every waiter in it (each op is then tried
-// alone, so one bad op fails only itself).
+// was being written (group commit). A round starts as soon as the
+// previous one has ended; how long it may first wait for company is
+// coalesce's choice. A failed round fails every waiter in it (each op is
+// then tried alone, so one bad op fails only itself).
 func (s *Store) commitLoop() {
 	defer close(s.done)
 	batch := make([]*op, 0, s.opts.MaxBatch)
+	var pace pacer
 	for o := range s.queue {
 		batch = append(batch[:0], o)
 	drain:
@@ -107,27 +106,83 @@ func (s *Store) commitLoop() {
 				break drain
 			}
 		}
-		s.coalesce(&batch)
+		s.coalesce(&batch, pace.wait(s.opts.CoalesceDelay))
+		start := time.Now()
 		if s.beforeRound != nil {
 			s.beforeRound()
 		}
 		s.commitRound(batch)
+		pace.observe(batch, time.Since(start))
 		clear(batch)
 	}
 }
 
-// coalesce lets a round without waiters gather more ops for up to
-// CoalesceDelay; a waiter arriving ends the wait.
-func (s *Store) coalesce(batch *[]*op) {
+// pacer is what the committer remembers of its recent rounds to decide
+// whether a round of relayed mail's records (AppendCoalesced) should wait
+// for company. Waiting pays only when other writers are at work: a lone
+// writer's record would wait for nobody, so it commits at once. When the
+// last round carried more than one waiter, others are writing, and a
+// round waits for company up to waitCommits times as long as a commit
+// takes (avg), capped by Options.CoalesceDelay (docs/config-store.md,
+// "How writes reach the disk").
+type pacer struct {
+	avg     time.Duration // moving average of the time a round takes
+	company bool          // the last round had more than one waiter
+}
+
+// waitCommits is the wait for company, in commit times. While records
+// keep coming, rounds that start at once (no wait) follow each other
+// back to back: a record waits 1.5 commit times on average (half the
+// commit in progress, then its own), and every commit carries what
+// arrived during one. Waiting two commit times makes a round every three
+// commit times: three times fewer commits (page writes, fsyncs and their
+// CPU) for one commit time more of average wait. Measured in bench/README.md
+// ("The group commit's wait").
+const waitCommits = 2
+
+// wait is how long the next round of lazy waiters may wait for company,
+// at most limit.
+func (p *pacer) wait(limit time.Duration) time.Duration {
+	if !p.company || limit <= 0 {
+		return 0
+	}
+	return min(waitCommits*p.avg, limit)
+}
+
+// observe notes a round of batch that took d.
+func (p *pacer) observe(batch []*op, d time.Duration) {
+	waiters := 0
+	for _, o := range batch {
+		if o.done != nil {
+			waiters++
+		}
+	}
+	p.company = waiters > 1
+	p.avg += (d - p.avg) / 4
+}
+
+// coalesce lets a round gather more ops before it commits. A round of
+// queued records nobody waits for (Append) waits up to CoalesceDelay:
+// only the fsyncs are at stake. A waiter of relayed mail (lazy,
+// AppendCoalesced) shortens the wait to lazyWait from its arrival (zero:
+// the round commits at once). Any other waiter ends it at once.
+func (s *Store) coalesce(batch *[]*op, lazyWait time.Duration) {
 	d := s.opts.CoalesceDelay
 	if d <= 0 {
 		return
 	}
 	for _, o := range *batch {
-		if o.done != nil && !o.lazy {
-			return
+		if o.done != nil {
+			if !o.lazy {
+				return
+			}
+			d = min(d, lazyWait)
 		}
 	}
+	if d <= 0 {
+		return
+	}
+	deadline := time.Now().Add(d)
 	t := time.NewTimer(d)
 	defer t.Stop()
 	for len(*batch) < s.opts.MaxBatch {
@@ -137,8 +192,15 @@ func (s *Store) coalesce(batch *[]*op) {
 				return
 			}
 			*batch = append(*batch, o)
-			if o.done != nil && !o.lazy {
+			if o.done == nil {
+				continue
+			}
+			if !o.lazy || lazyWait <= 0 {
 				return
+			}
+			if until := time.Until(deadline); lazyWait < until {
+				deadline = time.Now().Add(lazyWait)
+				t.Reset(lazyWait)
 			}
 		case <-t.C:
 			return

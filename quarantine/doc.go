@@ -17,9 +17,11 @@
 //     queue of Options.QueueSize records is full: backpressure, never
 //     loss). Use it for transactions whose reply does not depend on the
 //     log.
-//   - AppendCoalesced queues a record and returns once it is on disk; it
-//     shares the coalescing wait of queued records, so the relay's 250
-//     waits for its record without costing an fsync per message.
+//   - AppendCoalesced queues a record and returns once it is on disk. A
+//     lone writer's record commits at once; while several write, a round
+//     waits a little for company (twice as long as recent commits took,
+//     capped by Options.CoalesceDelay), so the relay's 250 waits for its
+//     record without costing an fsync per message.
 //   - Quarantine writes a record with the compressed raw message and
 //     returns once both are on disk: answer 550 after it returns.
 //     QuarantineWith adds the caller's own writes (the ARF report) to the

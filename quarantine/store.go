@@ -56,11 +56,14 @@ type Options struct {
 	// MaxBatch bounds the operations written in one commit round; default
 	// 2048.
 	MaxBatch int
-	// CoalesceDelay is how long a round made only of log records (no
-	// caller waiting for it) waits for more before committing, so that a
-	// busy relay pays one commit for many records. A synced write
-	// (Quarantine, AppendWait, ...) ends the wait at once. Default 25ms;
-	// negative disables it.
+	// CoalesceDelay caps how long a round of log records waits for more
+	// before committing, so that a busy relay pays one commit for many
+	// records. A round nobody waits for (Append) waits all of it. One
+	// with records of relayed mail (AppendCoalesced) waits only while
+	// other writers are at work (the last round had several waiters),
+	// and then at most twice as long as recent commits took: a lone
+	// writer's record commits at once. A synced write (Quarantine, AppendWait, ...) ends
+	// the wait at once. Default 25ms; negative disables waiting.
 	CoalesceDelay time.Duration
 	// ProbeInterval is how often, while the message log cannot be
 	// written (Writable returns an error), the store tries a small write
@@ -416,11 +419,13 @@ func (s *Store) AppendWait(ctx context.Context, rec *Record) error {
 }
 
 // AppendCoalesced is AppendWait for records written at a high rate whose
-// caller can wait a little: the record joins a round of queued records
-// and waits, as they do, up to Options.CoalesceDelay for company before
-// the round commits. The relay uses it for mail the next hop accepted, so
-// that it answers 250 only once the record is on disk while many records
-// still share one fsync. An error means the record was not written.
+// caller can wait a little: the record joins a round of queued records,
+// which, while other writers are at work, waits a little for company
+// before it commits (at most twice as long as recent commits took, and
+// Options.CoalesceDelay); a lone writer's record commits at once. The
+// relay uses it for mail the next hop accepted, so that it answers 250
+// only once the record is on disk while many records still share one
+// fsync. An error means the record was not written.
 func (s *Store) AppendCoalesced(ctx context.Context, rec *Record) error {
 	o, err := s.recordOp(rec)
 	if err != nil {

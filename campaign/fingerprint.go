@@ -143,7 +143,7 @@ func fnvBytes(h uint64, b []byte) uint64 {
 
 // computer holds the reusable state of one Compute call.
 type computer struct {
-	sc     scanner
+	sc scanner
 	// window holds the last ShingleWords word hashes twice over: the
 	// hash of word number n is at n%ShingleWords and ShingleWords
 	// further, so the window, oldest first, is one run of it.

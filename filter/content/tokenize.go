@@ -92,7 +92,7 @@ type Extractor struct {
 	hash, hashLong   hasher
 	hash0, hashLong0 hasher // the hashes of an empty word
 	prev             []rune // the previous body word's text, kept only for Names
-	prevID  uint32 // the previous body word's id, 0 for none
+	prevID           uint32 // the previous body word's id, 0 for none
 	// Names, when set, is called with every feature's id and a readable
 	// name, for explanations. It makes extraction allocate; leave it nil
 	// on the hot path.

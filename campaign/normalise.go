@@ -161,10 +161,13 @@ func (sc *scanner) token(tok string, ascii, at bool, emit func(word []byte, h ui
 	if tok == "" {
 		return
 	}
-	if host, rest, ok := linkParts(tok); ok {
-		sc.links++
-		sc.link(host, rest, emit)
-		return
+	// Only the ASCII letters fold to h and w: a link starts with one.
+	if c := tok[0] | 0x20; c == 'h' || c == 'w' {
+		if host, rest, ok := linkParts(tok); ok {
+			sc.links++
+			sc.link(host, rest, emit)
+			return
+		}
 	}
 	if at {
 		// An address, a mailto: or a handle: per recipient or per sender,
@@ -384,7 +387,10 @@ func ownText(text string) (own string, quoted bool) {
 	pos := 0
 	for rest := text; len(rest) > 0; {
 		line, after, _ := strings.Cut(rest, "\n")
-		t := strings.TrimLeft(line, " \t")
+		t := line
+		for len(t) > 0 && (t[0] == ' ' || t[0] == '\t') {
+			t = t[1:]
+		}
 		switch {
 		case strings.HasPrefix(t, ">"):
 			if !quoted {
@@ -420,7 +426,9 @@ var replyEndings = []string{
 // isReplySeparator recognises "On ... wrote:" attribution lines and
 // "-----Original Message-----" separators (t has no leading blanks).
 func isReplySeparator(t string) bool {
-	t = strings.TrimRight(t, " \t\r")
+	for len(t) > 0 && (t[len(t)-1] == ' ' || t[len(t)-1] == '\t' || t[len(t)-1] == '\r') {
+		t = t[:len(t)-1]
+	}
 	if len(t) > 300 {
 		return false
 	}

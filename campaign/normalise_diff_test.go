@@ -67,6 +67,10 @@ var normaliseCases = []string{
 	"abc123 123abc a1b ٣٤٥ x٣ foo_bar foo-bar o'neil",
 	"https://host/" + strings.Repeat("s", 30) + "/ok/1x/?q=1 www.a1.b2c.example/Path#frag",
 	"> quoted line\nOn Mon, Anna wrote:\n-----Original Message-----\n",
+	"Thanks, that works for me and for the rest of the team here as well.\n \t> quoted line\n\t>> more\nOn Mon, Anna wrote: \t\r\nrest",
+	"Some own text that is long enough to count as the message's own words.\r\nAm Montag schrieb Anna Weber:\r\n> alt\r\n",
+	"Own words of the reply, several of them, enough for a signature here.\n----- Original Message -----\t\r\nquoted",
+	"x\n" + strings.Repeat("y", 301) + " wrote:\n> q\n" + strings.Repeat("y", 290) + " wrote:\n> q",
 }
 
 // TestScannerMatchesReference holds the scanner to the reference (the

@@ -248,7 +248,7 @@ func refCompute(in Input) Fingerprint {
 	if room := MaxTextBytes - min(len(in.Subject), MaxTextBytes); len(text) > room {
 		text = text[:room]
 	}
-	own, quoted := ownText(text)
+	own, quoted := refOwnText(text)
 	f := refRun(in.Subject, own, in.PerRecipient)
 	if quoted && !f.HasSig {
 		if g := refRun(in.Subject, text, in.PerRecipient); g.HasSig || g.HasExact {
@@ -304,4 +304,65 @@ func refRun(subject, text string, per []string) Fingerprint {
 		f.Exact = mix64(c.exact ^ uint64(n))
 	}
 	return f
+}
+
+// ownText returns text without its quoted part: lines whose first
+// non-blank character is '>', and everything from a reply attribution or
+// an original-message separator on. quoted reports that something was
+// left out; text without quotes is returned as it is, without copying.
+func refOwnText(text string) (own string, quoted bool) {
+	var b strings.Builder
+	pos := 0
+	for rest := text; len(rest) > 0; {
+		line, after, _ := strings.Cut(rest, "\n")
+		t := strings.TrimLeft(line, " \t")
+		switch {
+		case strings.HasPrefix(t, ">"):
+			if !quoted {
+				quoted = true
+				b.WriteString(text[:pos])
+			}
+		case refIsReplySeparator(t):
+			if !quoted {
+				b.WriteString(text[:pos])
+			}
+			return b.String(), true
+		case quoted:
+			b.WriteString(line)
+			b.WriteByte('\n')
+		}
+		pos += len(line) + 1
+		rest = after
+	}
+	if !quoted {
+		return text, false
+	}
+	return b.String(), true
+}
+
+// isReplySeparator recognises "On ... wrote:" attribution lines and
+// "-----Original Message-----" separators (t has no leading blanks).
+func refIsReplySeparator(t string) bool {
+	t = strings.TrimRight(t, " \t\r")
+	if len(t) > 300 {
+		return false
+	}
+	if strings.HasPrefix(t, "-----") {
+		l := strings.ToLower(t)
+		return strings.Contains(l, "original message") || strings.Contains(l, "ursprüngliche nachricht") ||
+			strings.Contains(l, "message d'origine") || strings.Contains(l, "mensaje original")
+	}
+	if !strings.HasSuffix(t, ":") {
+		return false
+	}
+	l := strings.ToLower(t)
+	for _, e := range replyEndings {
+		if strings.HasSuffix(l, e) {
+			return true
+		}
+	}
+	// German and Dutch name the writer after the verb: "Am ... schrieb
+	// Anna Weber:", "Op ... schreef Anna:".
+	return strings.HasPrefix(l, "am ") && strings.Contains(l, " schrieb ") ||
+		strings.HasPrefix(l, "op ") && strings.Contains(l, " schreef ")
 }

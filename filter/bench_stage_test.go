@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"mime/quotedprintable"
 	"os"
@@ -310,6 +311,40 @@ func BenchmarkStageEngine(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkStageClassify is what the pipeline does per message: parse,
+// then Classify with the built-in engine alone (its goroutine and
+// timeout), from several goroutines at once, as concurrent sessions do.
+func BenchmarkStageClassify(b *testing.B) {
+	c, err := New(Options{Engines: []EngineSpec{{Engine: benchBuiltin(b)}}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, s := range stageMessages(b) {
+		b.Run(s.name, func(b *testing.B) {
+			b.SetBytes(int64(len(s.raw)))
+			b.ReportAllocs()
+			b.SetParallelism(4)
+			cpu := processCPU()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					m, err := ParseBytes(s.raw, Limits{})
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					if _, err := c.Classify(context.Background(), m); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			if cpu > 0 {
+				b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
+			}
+		})
+	}
 }
 
 // TestStageMessages checks that the benchmark messages are what their

@@ -182,7 +182,7 @@ func (sc *scanner) token(tok string, ascii, at bool, emit func(word []byte, h ui
 }
 
 // linkParts recognises http(s):// and www. links and returns the host and
-// what follows it.
+// what follows it; tok is not empty.
 func linkParts(tok string) (host, rest string, ok bool) {
 	var s string
 	// Only the ASCII letters fold to h and w: a link starts with one.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -203,4 +204,45 @@ func BenchmarkMemory(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkComputeStage fingerprints the messages of the built-in engine's
+// stage benchmarks (filter/bench_stage_test.go) as the pipeline hands them
+// over: newsletter is the 5 KB newsletter of testdata/modern (its text and
+// its HTML as text), plain5KB and plain50KB the text of cmd/outguard-load's
+// message, which bench/relay.sh sends.
+func BenchmarkComputeStage(b *testing.B) {
+	news := parseMessage(b, "../testdata/modern/ham/a-061-outdoor-shop-spring-sale.eml").in
+	for _, s := range []struct {
+		name string
+		in   Input
+	}{
+		{"newsletter", news},
+		{"plain5KB", Input{Subject: "load test", Text: loadText(5 << 10), PerRecipient: []string{"sink", "", "sink"}}},
+		{"plain50KB", Input{Subject: "load test", Text: loadText(50 << 10), PerRecipient: []string{"sink", "", "sink"}}},
+	} {
+		b.Run(s.name, func(b *testing.B) {
+			b.SetBytes(int64(len(s.in.Text)))
+			b.ReportAllocs()
+			start := cpuTime()
+			for b.Loop() {
+				Compute(s.in)
+			}
+			reportCPU(b, start)
+		})
+	}
+}
+
+// loadText is the body text of cmd/outguard-load's message of about size
+// bytes.
+func loadText(size int) string {
+	var b strings.Builder
+	line := "The quick brown fox jumps over the lazy dog 0123456789 abcdefghij.\r\n"
+	for b.Len()+len(line) <= size {
+		b.WriteString(line)
+	}
+	for b.Len() < size-2 {
+		b.WriteByte('x')
+	}
+	return b.String()
 }

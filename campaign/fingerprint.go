@@ -125,19 +125,30 @@ func mix64(z uint64) uint64 {
 }
 
 // hashBytes is FNV-1a 64 followed by mix64.
-func hashBytes(b []byte) uint64 {
-	h := uint64(0xcbf29ce484222325)
+func hashBytes(b []byte) uint64 { return mix64(fnvBytes(fnvOffset, b)) }
+
+// The FNV-1a 64 offset basis and prime.
+const (
+	fnvOffset uint64 = 0xcbf29ce484222325
+	fnvPrime  uint64 = 0x100000001b3
+)
+
+// fnvBytes continues the FNV-1a 64 hash h with b.
+func fnvBytes(h uint64, b []byte) uint64 {
 	for _, c := range b {
-		h ^= uint64(c)
-		h *= 0x100000001b3
+		h = (h ^ uint64(c)) * fnvPrime
 	}
-	return mix64(h)
+	return h
 }
 
 // computer holds the reusable state of one Compute call.
 type computer struct {
-	sc     scanner
-	window [ShingleWords]uint64
+	sc scanner
+	// window holds the last ShingleWords word hashes twice over: the
+	// hash of word number n is at n%ShingleWords and ShingleWords
+	// further, so the window, oldest first, is one run of it.
+	window [2 * ShingleWords]uint64
+	pos    int // n%ShingleWords
 	n      int // words seen
 	sig    [NumHashes]uint64
 	exact  uint64
@@ -180,7 +191,7 @@ func Compute(in Input) Fingerprint {
 // run fingerprints subject and text.
 func (c *computer) run(subject, text string) Fingerprint {
 	c.sc.links = 0
-	c.n = 0
+	c.n, c.pos = 0, 0
 	c.exact = 0xcbf29ce484222325
 	for i := range c.sig {
 		c.sig[i] = ^uint64(0)
@@ -210,15 +221,19 @@ func (c *computer) run(subject, text string) Fingerprint {
 // the signature.
 func (c *computer) word(_ []byte, h uint64) {
 	c.exact = (c.exact ^ h) * 0x100000001b3
-	c.window[c.n%ShingleWords] = h
+	c.window[c.pos], c.window[c.pos+ShingleWords] = h, h
 	c.n++
+	if c.pos++; c.pos == ShingleWords {
+		c.pos = 0
+	}
 	if c.n < ShingleWords {
 		return
 	}
-	// The shingle hash is order-sensitive: oldest word first.
+	// The shingle hash is order-sensitive: oldest word first, which is
+	// the one at pos now.
 	x := uint64(0x736869676c65) // "shingle"
-	for k := range ShingleWords {
-		x = bits.RotateLeft64(x, 23) ^ c.window[(c.n+k)%ShingleWords]
+	for _, w := range c.window[c.pos : c.pos+ShingleWords] {
+		x = bits.RotateLeft64(x, 23) ^ w
 		x *= 0x9e3779b97f4a7c15
 	}
 	// One permutation hashing: the shingle's hash picks one of the

@@ -90,96 +90,116 @@ func (sc *scanner) setPerRecipient(words []string) {
 		if budget -= len(w); budget < 0 {
 			break
 		}
-		sc.splitWords(w, func(word []byte) { sc.skip.add(hashBytes(word)) })
+		sc.splitWords(w, nil)
 	}
 }
 
 // scan normalises text and calls emit with each kept word and its
 // hashBytes hash. The slice passed to emit is only valid during the call.
+//
+// It reads the text a byte at a time and decodes only the bytes of
+// multi-byte runes; a token of ASCII bytes (the common case) is split into
+// words without decoding at all.
 func (sc *scanner) scan(text string, emit func(word []byte, h uint64)) {
 	if len(text) > MaxTextBytes {
 		text = text[:MaxTextBytes]
 	}
-	for len(text) > 0 {
+	for i := 0; i < len(text); {
 		// Skip white space, then take one white-space separated token.
-		i := 0
-		for i < len(text) {
-			r, n := decodeRune(text[i:])
-			if !isSpace(r) {
-				break
+		if c := text[i]; c < utf8.RuneSelf {
+			if asciiSpace[c] {
+				i++
+				continue
 			}
+		} else if r, n := utf8.DecodeRuneInString(text[i:]); unicode.IsSpace(r) {
 			i += n
-		}
-		text = text[i:]
-		j := 0
-		for j < len(text) {
-			r, n := decodeRune(text[j:])
-			if isSpace(r) {
-				break
-			}
-			j += n
-		}
-		tok := text[:j]
-		text = text[j:]
-		if tok == "" {
 			continue
 		}
-		sc.token(tok, emit)
+		start, ascii, at := i, true, false
+		for i < len(text) {
+			c := text[i]
+			if c < utf8.RuneSelf {
+				if asciiSpace[c] {
+					break
+				}
+				at = at || c == '@'
+				i++
+				continue
+			}
+			r, n := utf8.DecodeRuneInString(text[i:])
+			if unicode.IsSpace(r) {
+				break
+			}
+			ascii = false
+			i += n
+		}
+		sc.token(text[start:i], ascii, at, emit)
 	}
 }
 
-func decodeRune(s string) (rune, int) {
-	if s[0] < utf8.RuneSelf {
-		return rune(s[0]), 1
-	}
-	return utf8.DecodeRuneInString(s)
+// asciiSpace marks the ASCII characters unicode.IsSpace reports.
+var asciiSpace = [utf8.RuneSelf]bool{'\t': true, '\n': true, '\v': true, '\f': true, '\r': true, ' ': true}
+
+// trimmed marks the characters a token loses at either end: brackets,
+// quotes and punctuation around words and links.
+var trimmed = [utf8.RuneSelf]bool{
+	'<': true, '>': true, '(': true, ')': true, '[': true, ']': true, '"': true, '\'': true,
+	',': true, ';': true, '.': true, ':': true, '!': true, '?': true,
 }
 
-func isSpace(r rune) bool {
-	if r < utf8.RuneSelf {
-		return r == ' ' || '\t' <= r && r <= '\r'
+// token handles one white-space separated token; ascii says it is all
+// ASCII, at that it holds an '@'.
+func (sc *scanner) token(tok string, ascii, at bool, emit func(word []byte, h uint64)) {
+	// Every trimmed character is ASCII, and no byte of a multi-byte rune
+	// is, so trimming bytes is trimming runes.
+	for len(tok) > 0 && tok[0] < utf8.RuneSelf && trimmed[tok[0]] {
+		tok = tok[1:]
 	}
-	return unicode.IsSpace(r)
-}
-
-// token handles one white-space separated token.
-func (sc *scanner) token(tok string, emit func(word []byte, h uint64)) {
-	tok = strings.TrimFunc(tok, func(r rune) bool {
-		return r == '<' || r == '>' || r == '(' || r == ')' || r == '[' || r == ']' ||
-			r == '"' || r == '\'' || r == ',' || r == ';' || r == '.' || r == ':' || r == '!' || r == '?'
-	})
+	for len(tok) > 0 && tok[len(tok)-1] < utf8.RuneSelf && trimmed[tok[len(tok)-1]] {
+		tok = tok[:len(tok)-1]
+	}
 	if tok == "" {
 		return
 	}
-	if host, rest, ok := linkParts(tok); ok {
-		sc.links++
-		sc.link(host, rest, emit)
-		return
+	// Only the ASCII letters fold to h and w: a link starts with one.
+	if c := tok[0] | 0x20; c == 'h' || c == 'w' {
+		if host, rest, ok := linkParts(tok); ok {
+			sc.links++
+			sc.link(host, rest, emit)
+			return
+		}
 	}
-	if strings.IndexByte(tok, '@') >= 0 {
+	if at {
 		// An address, a mailto: or a handle: per recipient or per sender,
 		// never part of a template.
 		return
 	}
-	sc.splitWords(tok, func(w []byte) {
-		h := hashBytes(w)
-		if sc.skip.has(h) {
-			return
-		}
-		emit(w, h)
-	})
+	if ascii {
+		sc.splitASCII(tok, emit)
+		return
+	}
+	sc.splitWords(tok, emit)
 }
 
 // linkParts recognises http(s):// and www. links and returns the host and
-// what follows it.
+// what follows it; tok is not empty.
 func linkParts(tok string) (host, rest string, ok bool) {
 	var s string
-	switch {
-	case hasPrefixFold(tok, "https://"):
-		s = tok[len("https://"):]
-	case hasPrefixFold(tok, "http://"):
-		s = tok[len("http://"):]
-	case hasPrefixFold(tok, "www."):
+	// Only the ASCII letters fold to h and w: a link starts with one.
+	switch tok[0] | 0x20 {
+	case 'h':
+		switch {
+		case hasPrefixFold(tok, "https://"):
+			s = tok[len("https://"):]
+		case hasPrefixFold(tok, "http://"):
+			s = tok[len("http://"):]
+		default:
+			return "", "", false
+		}
+	case 'w':
+		if !hasPrefixFold(tok, "www.") {
+			return "", "", false
+		}
 		s = tok
 	default:
 		return "", "", false
@@ -246,19 +266,13 @@ func appendLower(b []byte, s string) []byte {
 }
 
 // splitWords splits s into runs of letters and digits, drops every run that
-// holds a digit, lower-cases the rest and calls fn with each. Runes of
-// scripts written without spaces (Han, Hiragana, Katakana, Thai) are words
-// of their own, so that shingles work for them too.
-func (sc *scanner) splitWords(s string, fn func(word []byte)) {
+// holds a digit, lower-cases the rest and passes each to sc.word with
+// emit. Runes of scripts written without spaces (Han, Hiragana, Katakana,
+// Thai) are words of their own, so that shingles work for them too.
+func (sc *scanner) splitWords(s string, emit func(word []byte, h uint64)) {
 	b := sc.buf[:0]
+	h := fnvOffset
 	digit := false
-	flush := func() {
-		if len(b) > 0 && !digit {
-			fn(b)
-		}
-		b = b[:0]
-		digit = false
-	}
 	for _, r := range s {
 		if r < utf8.RuneSelf {
 			// ASCII fast path: the common case needs no table look-ups.
@@ -266,35 +280,90 @@ func (sc *scanner) splitWords(s string, fn func(word []byte)) {
 			case 'a' <= r && r <= 'z':
 				if len(b) < maxWordBytes {
 					b = append(b, byte(r))
+					h = (h ^ uint64(r)) * fnvPrime
 				}
 			case 'A' <= r && r <= 'Z':
 				if len(b) < maxWordBytes {
 					b = append(b, byte(r)+'a'-'A')
+					h = (h ^ uint64(r+'a'-'A')) * fnvPrime
 				}
 			case '0' <= r && r <= '9':
 				digit = true
 			default:
-				flush()
+				sc.word(b, h, digit, emit)
+				b, h, digit = b[:0], fnvOffset, false
 			}
 			continue
 		}
 		switch {
 		case (unicode.IsLetter(r) || unicode.IsMark(r)) && unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Thai):
-			flush()
-			b = utf8.AppendRune(b, r)
-			flush()
+			sc.word(b, h, digit, emit)
+			b = utf8.AppendRune(b[:0], r)
+			sc.word(b, fnvBytes(fnvOffset, b), false, emit)
+			b, h, digit = b[:0], fnvOffset, false
 		case unicode.IsLetter(r) || unicode.IsMark(r):
 			if len(b) < maxWordBytes {
+				n := len(b)
 				b = utf8.AppendRune(b, unicode.ToLower(r))
+				h = fnvBytes(h, b[n:])
 			}
 		case unicode.IsDigit(r):
 			digit = true
 		default:
-			flush()
+			sc.word(b, h, digit, emit)
+			b, h, digit = b[:0], fnvOffset, false
 		}
 	}
-	flush()
+	sc.word(b, h, digit, emit)
 	sc.buf = b
+}
+
+// splitASCII is splitWords for a string of ASCII bytes.
+func (sc *scanner) splitASCII(s string, emit func(word []byte, h uint64)) {
+	b := sc.buf[:0]
+	h := fnvOffset
+	digit := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z':
+			if len(b) < maxWordBytes {
+				b = append(b, c)
+				h = (h ^ uint64(c)) * fnvPrime
+			}
+		case 'A' <= c && c <= 'Z':
+			if len(b) < maxWordBytes {
+				c += 'a' - 'A'
+				b = append(b, c)
+				h = (h ^ uint64(c)) * fnvPrime
+			}
+		case '0' <= c && c <= '9':
+			digit = true
+		default:
+			sc.word(b, h, digit, emit)
+			b, h, digit = b[:0], fnvOffset, false
+		}
+	}
+	sc.word(b, h, digit, emit)
+	sc.buf = b
+}
+
+// word takes one word of splitWords, with the FNV-1a hash of its bytes
+// (hashBytes before mix64): nothing when it is empty or held a digit, a
+// per-recipient word when emit is nil, else the word for emit unless it
+// is a per-recipient one.
+func (sc *scanner) word(b []byte, fnv uint64, digit bool, emit func(word []byte, h uint64)) {
+	if len(b) == 0 || digit {
+		return
+	}
+	h := mix64(fnv)
+	if emit == nil {
+		sc.skip.add(h)
+		return
+	}
+	if !sc.skip.has(h) {
+		emit(b, h)
+	}
 }
 
 // Normalise returns the normalised words of text, as the fingerprint sees
@@ -318,7 +387,10 @@ func ownText(text string) (own string, quoted bool) {
 	pos := 0
 	for rest := text; len(rest) > 0; {
 		line, after, _ := strings.Cut(rest, "\n")
-		t := strings.TrimLeft(line, " \t")
+		t := line
+		for len(t) > 0 && (t[0] == ' ' || t[0] == '\t') {
+			t = t[1:]
+		}
 		switch {
 		case strings.HasPrefix(t, ">"):
 			if !quoted {
@@ -354,7 +426,9 @@ var replyEndings = []string{
 // isReplySeparator recognises "On ... wrote:" attribution lines and
 // "-----Original Message-----" separators (t has no leading blanks).
 func isReplySeparator(t string) bool {
-	t = strings.TrimRight(t, " \t\r")
+	for len(t) > 0 && (t[len(t)-1] == ' ' || t[len(t)-1] == '\t' || t[len(t)-1] == '\r') {
+		t = t[:len(t)-1]
+	}
 	if len(t) > 300 {
 		return false
 	}

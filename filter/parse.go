@@ -1,7 +1,6 @@
 package filter
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -109,9 +108,10 @@ func ParseMessage(r io.ReaderAt, size int64, lim Limits) (*Message, error) {
 	w.arena = make([]byte, 0, min(size, w.lim.MaxDecodedBytes, arenaMax))
 	// Skip an mbox "From " line, which is not a header.
 	var start int64
-	var first [1024]byte
-	n, _ := r.ReadAt(first[:min(int64(len(first)), size)], 0)
-	if bytes.HasPrefix(first[:n], []byte("From ")) {
+	var from [5]byte
+	if n, _ := r.ReadAt(from[:min(int64(len(from)), size)], 0); string(from[:n]) == "From " {
+		first := make([]byte, min(1024, size))
+		n, _ := r.ReadAt(first, 0)
 		if i := bytes.IndexByte(first[:n], '\n'); i >= 0 {
 			start = int64(i + 1)
 		} else {
@@ -119,7 +119,8 @@ func ParseMessage(r io.ReaderAt, size int64, lim Limits) (*Message, error) {
 		}
 	}
 	src := &errReader{r: io.NewSectionReader(r, start, size-start)}
-	e, err := message.ReadWithOptions(bufio.NewReader(src), &message.ReadOptions{MaxHeaderBytes: w.lim.MaxHeaderBytes})
+	// go-message reads through a bufio.Reader of its own.
+	e, err := message.ReadWithOptions(src, &message.ReadOptions{MaxHeaderBytes: w.lim.MaxHeaderBytes})
 	switch {
 	case e == nil:
 		// Without a readable header, treat the whole input as plain text so

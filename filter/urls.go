@@ -15,39 +15,94 @@ var textURLRE = regexp.MustCompile(`(?i)\b(?:(?:https?|ftp)://|www\.)[^\s<>"'\x6
 
 func (w *walker) urlsInText(s string) {
 	// URLs contain no white space, so the expression only runs on the few
-	// words that can hold one; running it over the whole text costs ten
-	// times more. The words are those of strings.Fields, found in one pass
-	// without splitting the text.
-	start, mark := -1, false
-	for i := 0; i < len(s); {
-		c, size := rune(s[i]), 1
-		if c >= utf8.RuneSelf {
-			c, size = utf8.DecodeRuneInString(s[i:])
-		}
-		if space := c < utf8.RuneSelf && asciiSpace[c] || c >= utf8.RuneSelf && unicode.IsSpace(c); space {
-			if mark {
-				w.urlsInWord(s[start:i])
+	// words that can hold one: those of strings.Fields holding "://" or
+	// "www." in any case. The marks are found first, with the standard
+	// library's vectorised searches, and then the word around each: text
+	// without a link is never read a rune at a time.
+	colon, www := -2, -2 // the next marks at or after from; -2 not looked for yet, -1 none
+	for from := 0; from < len(s); {
+		if colon != -1 && colon < from {
+			if colon = strings.Index(s[from:], "://"); colon >= 0 {
+				colon += from
 			}
-			start, mark = -1, false
-			i += size
+		}
+		if www != -1 && www < from {
+			www = indexWWW(s, from)
+		}
+		k := colon
+		if k < 0 || www >= 0 && www < k {
+			k = www
+		}
+		if k < 0 {
+			return
+		}
+		start, end := wordStart(s, from, k), wordEnd(s, k)
+		w.urlsInWord(s[start:end])
+		from = end
+	}
+}
+
+// indexWWW returns the index of the first "www." at or after from, the
+// letters in any case, or -1.
+func indexWWW(s string, from int) int {
+	for i := from + 3; i < len(s); {
+		j := strings.IndexByte(s[i:], '.')
+		if j < 0 {
+			return -1
+		}
+		i += j
+		if s[i-3]|0x20 == 'w' && s[i-2]|0x20 == 'w' && s[i-1]|0x20 == 'w' {
+			return i - 3
+		}
+		i++
+	}
+	return -1
+}
+
+// wordStart returns where the word holding s[k] starts: after the last
+// white space rune before k, and not before from (the start of s or the
+// end of a word, a rune boundary). k is an ASCII byte, so a rune boundary
+// too, and reading runes backwards from a boundary finds the runes that
+// reading forwards does: every byte that does not continue a rune starts
+// one.
+func wordStart(s string, from, k int) int {
+	for k > from {
+		c := s[k-1]
+		if c < utf8.RuneSelf {
+			if asciiSpace[c] {
+				return k
+			}
+			k--
 			continue
 		}
-		if start < 0 {
-			start = i
+		r, size := utf8.DecodeLastRuneInString(s[from:k])
+		if unicode.IsSpace(r) {
+			return k
 		}
-		if !mark {
-			switch c {
-			case ':':
-				mark = strings.HasPrefix(s[i:], "://")
-			case 'w', 'W':
-				mark = len(s)-i >= 4 && s[i+1]|0x20 == 'w' && s[i+2]|0x20 == 'w' && s[i+3] == '.'
+		k -= size
+	}
+	return k
+}
+
+// wordEnd returns where the word holding s[k] ends: at the next white
+// space rune, or the end of s.
+func wordEnd(s string, k int) int {
+	for k < len(s) {
+		c := s[k]
+		if c < utf8.RuneSelf {
+			if asciiSpace[c] {
+				return k
 			}
+			k++
+			continue
 		}
-		i += size
+		r, size := utf8.DecodeRuneInString(s[k:])
+		if unicode.IsSpace(r) {
+			return k
+		}
+		k += size
 	}
-	if mark {
-		w.urlsInWord(s[start:])
-	}
+	return k
 }
 
 // asciiSpace marks the ASCII characters unicode.IsSpace reports.

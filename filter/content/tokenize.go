@@ -1,6 +1,7 @@
 package content
 
 import (
+	"math/bits"
 	"slices"
 	"unicode"
 	"unicode/utf8"
@@ -77,12 +78,21 @@ type Features []uint32
 // calls, so an Extractor is not safe for concurrent use: take one from a
 // pool per goroutine. The zero value is ready to use.
 type Extractor struct {
-	ids     []uint32
+	ids     []uint32 // the distinct ids found so far
+	seen    idSet    // the ids in ids
 	tmp     []uint32 // scratch for sorting ids
 	generic []uint32
 	runes   []rune
-	prev    []rune // the previous body word's text, kept only for Names
-	prevID  uint32 // the previous body word's id, 0 for none
+	// What put learnt of the runes in runes while they came, so that a
+	// word of ASCII runes needs no second pass: whether one is not ASCII
+	// (then word reads them again), how many are digits, the word's hash
+	// and the hash of it folded as a long word (of its first foldRunes).
+	wide             bool
+	digits           int
+	hash, hashLong   hasher
+	hash0, hashLong0 hasher // the hashes of an empty word
+	prev             []rune // the previous body word's text, kept only for Names
+	prevID           uint32 // the previous body word's id, 0 for none
 	// Names, when set, is called with every feature's id and a readable
 	// name, for explanations. It makes extraction allocate; leave it nil
 	// on the hot path.
@@ -129,6 +139,7 @@ func ID(prefix byte, name string) uint32 { return uint32(newHasher(prefix).strin
 // valid until its next call.
 func (e *Extractor) Extract(d *Doc) Features {
 	e.ids = e.ids[:0]
+	e.seen.reset()
 	e.generic = e.generic[:0]
 	e.prev, e.prevID = e.prev[:0], 0
 	e.text(prefixSubject, clip(d.Subject, MaxSubjectBytes), false)
@@ -150,14 +161,15 @@ func (e *Extractor) Extract(d *Doc) Features {
 		e.add(newHasher(prefixDomain).string(reg), prefixDomain, reg)
 	}
 	bucket := linkBucket(len(d.Hosts))
-	e.add(newHasher(prefixLinks).string(bucket), prefixLinks, bucket)
-	e.generic = append(e.generic, e.ids[len(e.ids)-1])
+	h := newHasher(prefixLinks).string(bucket)
+	e.add(h, prefixLinks, bucket)
+	e.generic = append(e.generic, uint32(h))
 	for _, t := range d.Structure {
 		h := newHasher(prefixStructure).string(t.Kind)
 		if t.Value != "" {
 			h = h.byte(':').string(t.Value)
 		}
-		e.ids = append(e.ids, uint32(h))
+		e.push(uint32(h))
 		e.generic = append(e.generic, uint32(h))
 		if e.Names != nil {
 			name := t.Kind
@@ -167,9 +179,85 @@ func (e *Extractor) Extract(d *Doc) Features {
 			e.Names(uint32(h), "m:"+name)
 		}
 	}
+	// The ids are distinct already: sorting is all that is left.
 	e.ids, e.tmp = sortIDs(e.ids, e.tmp)
-	e.ids = slices.Compact(e.ids)
 	return e.ids
+}
+
+// push adds id to the features unless it is there already. Text repeats
+// its words, so keeping them distinct as they come leaves fewer to sort.
+func (e *Extractor) push(id uint32) {
+	if e.seen.add(id, e.ids) {
+		e.ids = append(e.ids, id)
+	}
+}
+
+// idSet is a set of feature ids: open addressing with linear probing over
+// a table whose slots carry the round they were written in (round<<32 |
+// id), so that emptying the set is starting a new round. It grows by
+// doubling when half full.
+type idSet struct {
+	slots []uint64
+	mask  uint32 // len(slots)-1 of the part in use
+	round uint64
+	n     int
+}
+
+// minSetSlots is the size of the table a set starts each round with.
+const minSetSlots = 1 << 10
+
+// reset empties the set.
+func (s *idSet) reset() {
+	if s.slots == nil {
+		s.slots = make([]uint64, minSetSlots)
+	}
+	s.mask = minSetSlots - 1
+	s.n = 0
+	s.next()
+}
+
+// next starts a new round: every slot is empty.
+func (s *idSet) next() {
+	if s.round++; s.round == 1<<32 {
+		// Rounds wrapped: slots of an old round could pass for this one.
+		clear(s.slots)
+		s.round = 1
+	}
+}
+
+// add inserts id and reports whether it was not there. all holds every
+// id added this round (the caller's list), for growing.
+func (s *idSet) add(id uint32, all []uint32) bool {
+	if 2*(s.n+1) > int(s.mask)+1 {
+		s.grow(all)
+	}
+	want := s.round<<32 | uint64(id)
+	for i := bits.RotateLeft32(id*0x9e3779b1, 16) & s.mask; ; i = (i + 1) & s.mask {
+		switch v := s.slots[i]; {
+		case v == want:
+			return false
+		case v>>32 != s.round:
+			s.slots[i] = want
+			s.n++
+			return true
+		}
+	}
+}
+
+// grow doubles the table in use (allocating when the table is too small)
+// and puts all back in it, in a new round.
+func (s *idSet) grow(all []uint32) {
+	size := 2 * (int(s.mask) + 1)
+	if size > len(s.slots) {
+		s.slots = make([]uint64, size)
+		s.round = 0
+	}
+	s.mask = uint32(size - 1)
+	s.n = 0
+	s.next()
+	for _, id := range all {
+		s.add(id, nil)
+	}
 }
 
 // sortIDs sorts ids, using tmp (grown as needed) as scratch, and returns
@@ -245,7 +333,7 @@ func linkBucket(n int) string {
 
 func (e *Extractor) add(h hasher, prefix byte, name string) {
 	id := uint32(h)
-	e.ids = append(e.ids, id)
+	e.push(id)
 	if e.Names != nil {
 		e.Names(id, string(prefix)+":"+name)
 	}
@@ -254,7 +342,7 @@ func (e *Extractor) add(h hasher, prefix byte, name string) {
 // addRunes adds a CJK unigram (b == 0) or bigram, naming it only when
 // names are asked for.
 func (e *Extractor) addRunes(h hasher, prefix byte, a, b rune) {
-	e.ids = append(e.ids, uint32(h))
+	e.push(uint32(h))
 	if e.Names != nil {
 		name := string(a)
 		if b != 0 {
@@ -306,7 +394,8 @@ func runeClass(r rune) uint8 {
 // text tokenises s: word tokens (with prefix), and for the body bigrams of
 // adjacent words; CJK runs become character bigrams.
 func (e *Extractor) text(prefix byte, s string, bigrams bool) {
-	e.runes = e.runes[:0]
+	e.hash0, e.hashLong0 = newHasher(prefix), newHasher(prefixLong).byte(prefix)
+	e.clearWord()
 	var join rune // a joiner seen after a word run, kept if a run follows
 	var cjkPrev rune
 	cjkRun := 0
@@ -323,13 +412,13 @@ func (e *Extractor) text(prefix byte, s string, bigrams bool) {
 			// the general path's decoding and class lookup.
 			i++
 			if join != 0 {
-				e.runes = append(e.runes, join)
+				e.put(join)
 				join = 0
 			}
 			if r >= 'A' && r <= 'Z' {
 				r += 'a' - 'A'
 			}
-			e.runes = append(e.runes, r)
+			e.put(r)
 			continue
 		}
 		if r >= utf8.RuneSelf {
@@ -342,10 +431,10 @@ func (e *Extractor) text(prefix byte, s string, bigrams bool) {
 				endCJK()
 			}
 			if join != 0 {
-				e.runes = append(e.runes, join)
+				e.put(join)
 				join = 0
 			}
-			e.runes = append(e.runes, unicode.ToLower(r))
+			e.put(unicode.ToLower(r))
 			continue
 		case clsIgnore:
 			continue
@@ -360,7 +449,7 @@ func (e *Extractor) text(prefix byte, s string, bigrams bool) {
 			join = 0
 			e.word(prefix, bigrams)
 			if r == '$' {
-				e.runes = append(e.runes, '$')
+				e.put('$')
 			}
 			continue
 		case clsCJK:
@@ -385,14 +474,52 @@ func (e *Extractor) text(prefix byte, s string, bigrams bool) {
 	}
 }
 
+// put appends r to the word in e.runes.
+func (e *Extractor) put(r rune) {
+	n := len(e.runes)
+	e.runes = append(e.runes, r)
+	if r >= utf8.RuneSelf {
+		e.wide = true
+		return
+	}
+	if r >= '0' && r <= '9' {
+		e.digits++
+	}
+	e.hash = (e.hash ^ hasher(r)) * fnvPrime
+	if n < foldRunes {
+		e.hashLong = (e.hashLong ^ hasher(r)) * fnvPrime
+	}
+}
+
+// clearWord empties the word in e.runes.
+func (e *Extractor) clearWord() {
+	e.runes = e.runes[:0]
+	e.wide, e.digits = false, 0
+	e.hash, e.hashLong = e.hash0, e.hashLong0
+}
+
 // word ends the token in e.runes and adds its features.
 func (e *Extractor) word(prefix byte, bigrams bool) {
 	w := e.runes
-	e.runes = e.runes[:0]
+	wide, digits, h, hl := e.wide, e.digits, e.hash, e.hashLong
+	e.clearWord()
 	if len(w) < 2 {
 		return
 	}
-	digits, latin, other := 0, 0, 0
+	if !wide {
+		// ASCII: no look-alike letters, and the hashes are made.
+		switch {
+		case digits == len(w):
+			e.number(prefix, len(w))
+		case len(w) > maxTokenRunes:
+			e.wordID(prefixLong, h, hl, w[:foldRunes], bigrams)
+		default:
+			e.wordID(prefix, h, hl, w, bigrams)
+		}
+		return
+	}
+	digits = 0
+	latin, other := 0, 0
 	for _, r := range w {
 		switch {
 		case r >= '0' && r <= '9':
@@ -406,13 +533,7 @@ func (e *Extractor) word(prefix byte, bigrams bool) {
 		}
 	}
 	if digits == len(w) {
-		// Numbers say little one by one; their length says more.
-		h := newHasher(prefixNumber).byte(prefix).byte(byte('0' + min(len(w), 20)))
-		e.ids = append(e.ids, uint32(h))
-		if e.Names != nil {
-			e.Names(uint32(h), "n:"+string(prefix)+string(rune('0'+min(len(w), 20))))
-		}
-		e.prevID = 0
+		e.number(prefix, len(w))
 		return
 	}
 	if latin > 0 && other > 0 {
@@ -430,7 +551,7 @@ func (e *Extractor) word(prefix byte, bigrams bool) {
 		w = w[:foldRunes]
 		p = prefixLong
 	}
-	h := newHasher(p)
+	h = newHasher(p)
 	if p == prefixLong {
 		h = h.byte(prefix)
 	}
@@ -441,10 +562,30 @@ func (e *Extractor) word(prefix byte, bigrams bool) {
 			h = h.rune(r)
 		}
 	}
+	e.wordID(p, h, h, w, bigrams)
+}
+
+// number adds the feature of an all-digit word of n runes.
+func (e *Extractor) number(prefix byte, n int) {
+	// Numbers say little one by one; their length says more.
+	h := newHasher(prefixNumber).byte(prefix).byte(byte('0' + min(n, 20)))
+	e.push(uint32(h))
+	if e.Names != nil {
+		e.Names(uint32(h), "n:"+string(prefix)+string(rune('0'+min(n, 20))))
+	}
+	e.prevID = 0
+}
+
+// wordID adds the feature of word w (folded when p is prefixLong), of
+// hash h (hl when folded), and its bigram with the previous word.
+func (e *Extractor) wordID(p byte, h, hl hasher, w []rune, bigrams bool) {
+	if p == prefixLong {
+		h = hl
+	}
 	if e.Names != nil {
 		e.Names(uint32(h), string(p)+":"+string(w))
 	}
-	e.ids = append(e.ids, uint32(h))
+	e.push(uint32(h))
 	if !bigrams {
 		return
 	}
@@ -453,7 +594,7 @@ func (e *Extractor) word(prefix byte, bigrams bool) {
 		if e.Names != nil {
 			e.Names(b, "b:"+string(e.prev)+" "+string(w))
 		}
-		e.ids = append(e.ids, b)
+		e.push(b)
 	}
 	e.prevID = uint32(h) | 1 // never 0, which means "no previous word"
 	if e.Names != nil {

@@ -1,0 +1,158 @@
+package content
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// sameExtract reports how Extract differs from the reference on d, or ""
+// when the features, the generic features and (with names) the names given
+// agree. One Extractor of each kind is reused, as the engine's pool does.
+func sameExtract(e *Extractor, r *refExtractor, d Doc, names bool) string {
+	if !names {
+		f1 := slices.Clone(e.Extract(&d))
+		if f2 := r.Extract(&d); !slices.Equal(f1, f2) {
+			return fmt.Sprintf("features differ: %d against %d", len(f1), len(f2))
+		}
+		if g1, g2 := e.Generic(), r.Generic(); !slices.Equal(g1, g2) {
+			return "generic features differ"
+		}
+		return ""
+	}
+	var n1, n2 []string
+	e.Names = func(id uint32, n string) { n1 = append(n1, fmt.Sprint(id, n)) }
+	r.Names = func(id uint32, n string) { n2 = append(n2, fmt.Sprint(id, n)) }
+	f1 := slices.Clone(e.Extract(&d))
+	f2 := r.Extract(&d)
+	switch {
+	case !slices.Equal(f1, f2):
+		return fmt.Sprintf("features differ: %d against %d", len(f1), len(f2))
+	case !slices.Equal(n1, n2):
+		return "names differ"
+	}
+	e.Names, r.Names = nil, nil
+	f1 = slices.Clone(e.Extract(&d))
+	if f2 = r.Extract(&d); !slices.Equal(f1, f2) {
+		return "features without names differ"
+	}
+	if g1, g2 := e.Generic(), r.Generic(); !slices.Equal(g1, g2) {
+		return "generic features differ"
+	}
+	return ""
+}
+
+// Generic of the reference, as Extractor.Generic.
+func (e *refExtractor) Generic() Features {
+	slices.Sort(e.generic)
+	e.generic = slices.Compact(e.generic)
+	return e.generic
+}
+
+// TestExtractMatchesReference holds Extract to the reference (every id
+// appended, then sorted and compacted) on texts that repeat their words
+// (so that the set of distinct ids grows and wraps its table), on the
+// repository's sample mail and, when it is unpacked (see filter/train),
+// on the SpamAssassin corpus's messages at odd positions of each folder
+// (the training half; the held-out half stays unread), each message's raw
+// bytes taken as its body.
+func TestExtractMatchesReference(t *testing.T) {
+	var e Extractor
+	var r refExtractor
+	rnd := rand.New(rand.NewPCG(5, 6))
+	words := strings.Fields("the quick brown fox jumps over lazy dog 0123456789 abcdefghij お知らせ Pаypal V\u200biagra $100 don't shop.my-store.com abcdefghijklmnopqrstuvwxyz")
+	for _, n := range []int{0, 1, 10, 300, 1000, 5000, 40000} {
+		var b strings.Builder
+		for i := range n {
+			b.WriteString(words[rnd.IntN(len(words))])
+			if i%3 == 0 {
+				fmt.Fprintf(&b, "%d", rnd.IntN(n+1))
+			}
+			b.WriteByte(' ')
+		}
+		hosts := []string{"a.example", "b.example", "a.example"}
+		d := Doc{Subject: "Subject " + b.String()[:min(b.Len(), 200)], Body: b.String(), Hosts: hosts,
+			Structure: []Token{{Kind: "ct", Value: "text/plain"}, {Kind: "ct", Value: "text/plain"}, {Kind: "html-only"}}}
+		if diff := sameExtract(&e, &r, d, true); diff != "" {
+			t.Errorf("%d words: %s", n, diff)
+		}
+	}
+	var files []string
+	for _, pat := range []string{"*/*.eml", "*/*/*.eml", "*/*/*/*.eml"} {
+		m, _ := filepath.Glob(filepath.Join("..", "..", "testdata", pat))
+		files = append(files, m...)
+	}
+	corpus := os.Getenv("OUTGUARD_SPAM_CORPUS")
+	if corpus == "" {
+		corpus = "/tmp/corpus/package/data"
+	}
+	dirs, _ := filepath.Glob(filepath.Join(corpus, "*"))
+	if len(dirs) == 0 {
+		t.Logf("SpamAssassin corpus not found in %s (set OUTGUARD_SPAM_CORPUS): sample mail only", corpus)
+	}
+	for _, d := range dirs {
+		m, _ := filepath.Glob(filepath.Join(d, "*.txt"))
+		slices.Sort(m)
+		for i := 1; i < len(m); i += 2 {
+			files = append(files, m[i])
+		}
+	}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(raw)
+		d := Doc{Subject: s[:min(len(s), 300)], Body: s, Hosts: strings.Fields(s[:min(len(s), 2000)])}
+		if diff := sameExtract(&e, &r, d, !strings.HasSuffix(f, ".txt")); diff != "" {
+			t.Errorf("%s: %s", f, diff)
+		}
+	}
+	t.Logf("%d messages compared", len(files))
+}
+
+func FuzzExtractMatchesReference(f *testing.F) {
+	f.Add("Subject", "Pаypal V\u200biagra $100 お知らせ abcdefghijklmnopqrstuvwxyz 12345 a a a", "bit.ly")
+	var e Extractor
+	var r refExtractor
+	f.Fuzz(func(t *testing.T, subject, body, host string) {
+		d := Doc{Subject: subject, Body: body, Hosts: []string{host, host}}
+		if diff := sameExtract(&e, &r, d, true); diff != "" {
+			t.Fatal(diff)
+		}
+	})
+}
+
+// TestIDSet checks the set against a map over rounds of random ids, with
+// many repeats, across growth and the wrap of the round counter.
+func TestIDSet(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(7, 8))
+	var s idSet
+	for round := range 40 {
+		if round == 20 {
+			s.round = 1<<32 - 1 // the next reset wraps
+		}
+		s.reset()
+		n := rnd.IntN(5000)
+		want := map[uint32]bool{}
+		var all []uint32
+		for range n {
+			id := rnd.Uint32() % uint32(1+n/2)
+			if round%2 == 0 {
+				id = rnd.Uint32()
+			}
+			added := s.add(id, all)
+			if added == want[id] {
+				t.Fatalf("round %d: add(%d) = %v, already there %v", round, id, added, want[id])
+			}
+			if added {
+				want[id] = true
+				all = append(all, id)
+			}
+		}
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/outguard/outguard/internal/testutil"
 )
 
 // normalise is Normalise with the hashes the fingerprint takes and the
@@ -107,21 +109,7 @@ func TestScannerMatchesReference(t *testing.T) {
 			}
 		}
 	}
-	corpus := os.Getenv("OUTGUARD_SPAM_CORPUS")
-	if corpus == "" {
-		corpus = "/tmp/corpus/package/data"
-	}
-	dirs, _ := filepath.Glob(filepath.Join(corpus, "*"))
-	if len(dirs) == 0 {
-		t.Logf("SpamAssassin corpus not found in %s (set OUTGUARD_SPAM_CORPUS): sample mail only", corpus)
-	}
-	for _, d := range dirs {
-		m, _ := filepath.Glob(filepath.Join(d, "*.txt"))
-		slices.Sort(m)
-		for i := 1; i < len(m); i += 2 {
-			files = append(files, m[i])
-		}
-	}
+	files = append(files, testutil.CorpusTrainingHalf(t)...)
 	for _, f := range files {
 		raw, err := os.ReadFile(f)
 		if err != nil {

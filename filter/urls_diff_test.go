@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/outguard/outguard/internal/testutil"
 )
 
 // referenceURLsInText is the URL scan of text before issue 17: split into
@@ -63,24 +65,12 @@ func TestURLsInTextMatchesWordSplit(t *testing.T) {
 	// The raw bytes of the SpamAssassin corpus's messages at odd positions
 	// of each folder (the training half; the held-out half stays unread),
 	// when it is unpacked (see filter/train): text in every charset.
-	corpus := os.Getenv("OUTGUARD_SPAM_CORPUS")
-	if corpus == "" {
-		corpus = "/tmp/corpus/package/data"
-	}
-	dirs, _ := filepath.Glob(filepath.Join(corpus, "*"))
-	if len(dirs) == 0 {
-		t.Logf("SpamAssassin corpus not found in %s (set OUTGUARD_SPAM_CORPUS): sample mail only", corpus)
-	}
-	for _, d := range dirs {
-		m, _ := filepath.Glob(filepath.Join(d, "*.txt"))
-		slices.Sort(m)
-		for i := 1; i < len(m); i += 2 {
-			raw, err := os.ReadFile(m[i])
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkSameURLs(t, string(raw))
+	for _, f := range testutil.CorpusTrainingHalf(t) {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
 		}
+		checkSameURLs(t, string(raw))
 	}
 	for _, s := range []string{
 		"", "www.", "WwW.example.com", "see http://a.example/x.", "a\u00a0https://b.example/\u0085www.c.example",

@@ -10,9 +10,10 @@ import (
 	"net/mail"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
+
+	"github.com/outguard/outguard/internal/testutil"
 )
 
 // htmlParts returns the HTML parts of a message, decoded, walking
@@ -70,21 +71,7 @@ func TestParseMatchesReferenceOnMail(t *testing.T) {
 		m, _ := filepath.Glob(filepath.Join("..", "..", "testdata", pat))
 		files = append(files, m...)
 	}
-	corpus := os.Getenv("OUTGUARD_SPAM_CORPUS")
-	if corpus == "" {
-		corpus = "/tmp/corpus/package/data"
-	}
-	dirs, _ := filepath.Glob(filepath.Join(corpus, "*"))
-	if len(dirs) == 0 {
-		t.Logf("SpamAssassin corpus not found in %s (set OUTGUARD_SPAM_CORPUS): sample mail only", corpus)
-	}
-	for _, d := range dirs {
-		m, _ := filepath.Glob(filepath.Join(d, "*.txt"))
-		slices.Sort(m)
-		for i := 1; i < len(m); i += 2 {
-			files = append(files, m[i])
-		}
-	}
+	files = append(files, testutil.CorpusTrainingHalf(t)...)
 	docs := 0
 	for _, f := range files {
 		raw, err := os.ReadFile(f)

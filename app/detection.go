@@ -47,18 +47,32 @@ type detection struct {
 	mu      sync.Mutex
 	evicted map[string][]byte
 
+	// On a fleet's shared store (postgres), merger takes the nodes'
+	// deltas instead of whole profiles (docs/baseline.md, "In
+	// outguard"); nil on bbolt. pending holds, under mu, the deltas of
+	// profiles pushed out of memory and those a failed round could not
+	// give back; reread the keys of the previous round, read again in
+	// the next one so that this node sees what the others merged after
+	// it. roundMu serialises rounds.
+	merger  profileMerger
+	pending map[string]*baseline.Delta
+	reread  []string
+	roundMu sync.Mutex
+
 	stop chan struct{}
 	done chan struct{}
 }
 
 func newDetection(cfg *config.Config, store detectionStore, log *slog.Logger, now func() time.Time) (*detection, error) {
 	d := &detection{log: log, store: store, now: now, evicted: map[string][]byte{},
-		stop: make(chan struct{}), done: make(chan struct{})}
+		pending: map[string]*baseline.Delta{},
+		stop:    make(chan struct{}), done: make(chan struct{})}
+	d.merger, _ = store.(profileMerger)
 	var err error
 	bc := cfg.Identity.Baseline
 	if *bc.Enabled {
 		d.baseLock = bc.Action == "lock"
-		d.base, err = baseline.New(baseline.Options{
+		opts := baseline.Options{
 			MaxProfiles:   bc.MaxProfiles,
 			Warmup:        bc.Warmup.D(),
 			SuspectFactor: bc.SuspectFactor,
@@ -67,7 +81,13 @@ func newDetection(cfg *config.Config, store detectionStore, log *slog.Logger, no
 			WarmupVolume:  baseline.Limits{Suspect: bc.NewIdentityMessages.Suspect, Lock: bc.NewIdentityMessages.Lock},
 			OnEvict:       d.onEvict,
 			Fetch:         d.fetch,
-		})
+		}
+		if d.merger != nil {
+			// The shared profile is the fleet's: a node hands over what
+			// it counted, never its whole copy.
+			opts.OnEvict, opts.Deltas, opts.OnEvictDelta = nil, true, d.onEvictDelta
+		}
+		d.base, err = baseline.New(opts)
 		if err != nil {
 			return nil, fmt.Errorf("identity.baseline: %w", err)
 		}
@@ -141,8 +161,37 @@ func (d *detection) onEvict(key string, p baseline.Profile) {
 	d.mu.Unlock()
 }
 
-// fetch reads a profile that is not in memory.
+// onEvictDelta keeps the delta of a profile pushed out of memory for the
+// next round. It runs under a shard lock of the detector.
+func (d *detection) onEvictDelta(key string, dl baseline.Delta) {
+	d.mu.Lock()
+	d.keepPending(key, &dl)
+	d.mu.Unlock()
+}
+
+// keepPending adds dl to key's pending delta. The caller holds d.mu.
+func (d *detection) keepPending(key string, dl *baseline.Delta) {
+	if p := d.pending[key]; p != nil {
+		p.Add(*dl)
+	} else {
+		c := *dl
+		d.pending[key] = &c
+	}
+}
+
+// fetch reads a profile that is not in memory. On a fleet's store, the
+// delta of this node not merged yet is added to the shared profile.
 func (d *detection) fetch(key string) (baseline.Profile, bool) {
+	if d.merger != nil {
+		p, ok := d.fetchStored(key)
+		d.mu.Lock()
+		if dl := d.pending[key]; dl != nil {
+			d.base.Merge(&p, dl)
+			ok = true
+		}
+		d.mu.Unlock()
+		return p, ok
+	}
 	d.mu.Lock()
 	b, ok := d.evicted[key]
 	d.mu.Unlock()
@@ -156,6 +205,21 @@ func (d *detection) fetch(key string) (baseline.Profile, bool) {
 			d.log.Warn("reading a baseline profile failed", "err", err)
 		}
 	}
+	return decodeProfile(b, ok)
+}
+
+// fetchStored reads key's profile from the database.
+func (d *detection) fetchStored(key string) (baseline.Profile, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), detectionIOTimeout)
+	b, ok, err := d.store.profile(ctx, key)
+	cancel()
+	if err != nil {
+		d.log.Warn("reading a baseline profile failed", "err", err)
+	}
+	return decodeProfile(b, ok)
+}
+
+func decodeProfile(b []byte, ok bool) (baseline.Profile, bool) {
 	var p baseline.Profile
 	if !ok || p.UnmarshalBinary(b) != nil {
 		return baseline.Profile{}, false
@@ -189,6 +253,10 @@ func (d *detection) loop(every time.Duration) {
 // evicted from memory, in one transaction.
 func (d *detection) saveProfiles() {
 	if d.base == nil {
+		return
+	}
+	if d.merger != nil {
+		d.mergeRound()
 		return
 	}
 	batch := map[string][]byte{}
@@ -225,6 +293,64 @@ func (d *detection) saveProfiles() {
 			}
 		}
 		d.mu.Unlock()
+	}
+}
+
+// mergeRound merges what this node counted since the last round into the
+// fleet's shared profiles, and takes back the merged profiles, with those
+// of the previous round's keys, so that this node's copies carry the
+// fleet's counts (docs/baseline.md, "In outguard"). A failed round keeps
+// its deltas for the next.
+func (d *detection) mergeRound() {
+	d.roundMu.Lock()
+	defer d.roundMu.Unlock()
+	d.mu.Lock()
+	deltas := d.pending
+	d.pending = map[string]*baseline.Delta{}
+	d.mu.Unlock()
+	d.base.Deltas(func(key string, dl *baseline.Delta) {
+		if older := deltas[key]; older != nil {
+			older.Add(*dl)
+		} else {
+			deltas[key] = dl
+		}
+	})
+	reread := d.reread[:0:0]
+	for _, k := range d.reread {
+		if deltas[k] == nil {
+			reread = append(reread, k)
+		}
+	}
+	if len(deltas) == 0 && len(reread) == 0 {
+		d.reread = nil
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), detectionIOTimeout)
+	shared, err := d.merger.mergeProfiles(ctx, deltas, reread, d.base.Merge)
+	cancel()
+	if err != nil {
+		d.log.Error("merging baseline profiles with the fleet failed; their counts wait for the next round", "profiles", len(deltas), "err", err)
+		// Requeue takes a shard's lock, under which OnEvictDelta takes
+		// d.mu: not under d.mu here.
+		var gone []string
+		for k, dl := range deltas {
+			if !d.base.Requeue(k, *dl) {
+				gone = append(gone, k)
+			}
+		}
+		d.mu.Lock()
+		for _, k := range gone {
+			d.keepPending(k, deltas[k])
+		}
+		d.mu.Unlock()
+		return
+	}
+	d.reread = d.reread[:0]
+	for k, p := range shared {
+		d.base.Apply(k, p)
+		if deltas[k] != nil {
+			d.reread = append(d.reread, k)
+		}
 	}
 }
 

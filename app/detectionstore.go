@@ -199,9 +199,11 @@ func (s *pgDetectionStore) mergeChunk(ctx context.Context, keys, reread []string
 	var b pgx.Batch
 	if len(keys) > 0 {
 		b.Queue(`INSERT INTO detection_profiles (domain, identity, profile, node)
-			SELECT d, i, $3, $4 FROM unnest($1::text[], $2::bytea[]) WITH ORDINALITY AS u (d, i, o) ORDER BY o
-			ON CONFLICT (domain, identity) DO UPDATE SET node = excluded.node
-			RETURNING domain, identity, profile`, domains, idents, zero, s.node)
+			SELECT d, i, $3, $4 FROM unnest($1::text[], $2::bytea[]) AS u (d, i) ORDER BY d, i
+			ON CONFLICT (domain, identity) DO NOTHING`, domains, idents, zero, s.node)
+		b.Queue(`SELECT p.domain, p.identity, p.profile FROM detection_profiles p
+			JOIN unnest($1::text[], $2::bytea[]) AS u (d, i) ON p.domain = u.d AND p.identity = u.i
+			ORDER BY p.domain, p.identity FOR UPDATE OF p`, domains, idents)
 	}
 	if len(reread) > 0 {
 		b.Queue(`SELECT p.domain, p.identity, p.profile FROM detection_profiles p
@@ -227,6 +229,10 @@ func (s *pgDetectionStore) mergeChunk(ctx context.Context, keys, reread []string
 	}
 	var merged [][]byte
 	if len(keys) > 0 {
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return err
+		}
 		merged = make([][]byte, len(keys))
 		at := make(map[string]int, len(keys))
 		for i, k := range keys {

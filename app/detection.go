@@ -58,6 +58,13 @@ type detection struct {
 	pending map[string]*baseline.Delta
 	reread  []string
 	roundMu sync.Mutex
+	// seen holds, under seenMu, the last message of each identity this
+	// node observed since the last round (prevSeen: in the round before),
+	// for a lock that a round's merge finds due; onFleetLock takes it.
+	seenMu      sync.Mutex
+	seen        map[string]lastObservation
+	prevSeen    map[string]lastObservation
+	onFleetLock func(lastObservation, baseline.Verdict)
 
 	stop chan struct{}
 	done chan struct{}
@@ -65,7 +72,7 @@ type detection struct {
 
 func newDetection(cfg *config.Config, store detectionStore, log *slog.Logger, now func() time.Time) (*detection, error) {
 	d := &detection{log: log, store: store, now: now, evicted: map[string][]byte{},
-		pending: map[string]*baseline.Delta{},
+		pending: map[string]*baseline.Delta{}, seen: map[string]lastObservation{},
 		stop:    make(chan struct{}), done: make(chan struct{})}
 	d.merger, _ = store.(profileMerger)
 	var err error
@@ -326,14 +333,32 @@ func (d *detection) mergeRound() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), detectionIOTimeout)
-	shared, err := d.merger.mergeProfiles(ctx, deltas, reread, d.base.Merge)
+	var locks map[string]baseline.Verdict
+	shared, err := d.merger.mergeProfiles(ctx, deltas, reread, func(key string, p *baseline.Profile, dl *baseline.Delta) {
+		if v := d.base.Merge(p, dl); v.Escalated {
+			if locks == nil {
+				locks = map[string]baseline.Verdict{}
+			}
+			locks[key] = v
+		}
+	})
 	cancel()
+	d.reread = d.reread[:0]
+	for k, p := range shared {
+		d.base.Apply(k, p)
+		if deltas[k] != nil {
+			d.reread = append(d.reread, k)
+		}
+	}
 	if err != nil {
-		d.log.Error("merging baseline profiles with the fleet failed; their counts wait for the next round", "profiles", len(deltas), "err", err)
+		d.log.Error("merging baseline profiles with the fleet failed; their counts wait for the next round", "profiles", len(deltas)-len(d.reread), "err", err)
 		// Requeue takes a shard's lock, under which OnEvictDelta takes
 		// d.mu: not under d.mu here.
 		var gone []string
 		for k, dl := range deltas {
+			if _, merged := shared[k]; merged {
+				continue
+			}
 			if !d.base.Requeue(k, *dl) {
 				gone = append(gone, k)
 			}
@@ -343,13 +368,23 @@ func (d *detection) mergeRound() {
 			d.keepPending(k, deltas[k])
 		}
 		d.mu.Unlock()
-		return
 	}
-	d.reread = d.reread[:0]
-	for k, p := range shared {
-		d.base.Apply(k, p)
-		if deltas[k] != nil {
-			d.reread = append(d.reread, k)
+	// The fleet's count reached the lock level in this node's merge:
+	// it locks, once for the fleet.
+	d.seenMu.Lock()
+	seen, prev := d.seen, d.prevSeen
+	d.seen, d.prevSeen = map[string]lastObservation{}, seen
+	d.seenMu.Unlock()
+	for k, v := range locks {
+		if _, merged := shared[k]; !merged || d.onFleetLock == nil {
+			continue
+		}
+		o, ok := seen[k]
+		if !ok {
+			o, ok = prev[k]
+		}
+		if ok {
+			d.onFleetLock(o, v)
 		}
 	}
 }
@@ -437,13 +472,34 @@ func (d *detection) judgeCampaign(user, ident, txID string, rcpts []string, fm *
 	return j
 }
 
+// setFleetLock sets what a round does with a lock its merge found due.
+func (d *detection) setFleetLock(fn func(lastObservation, baseline.Verdict)) {
+	d.roundMu.Lock()
+	d.onFleetLock = fn
+	d.roundMu.Unlock()
+}
+
+// lastObservation is the last message of an identity a node observed:
+// whom to lock, by whose policy, with which transaction as evidence.
+type lastObservation struct {
+	Domain, Identity, User, TxID string
+	Policy                       identity.Policy
+}
+
 // observeBaseline counts a message in its identity's profile and returns
-// the hour's verdict.
-func (d *detection) observeBaseline(domain, ident string, rcpts []string) baseline.Verdict {
-	if d == nil || d.base == nil || ident == "" {
+// the hour's verdict. On a fleet's store it also notes o for a lock that
+// the next round may find due.
+func (d *detection) observeBaseline(o lastObservation, rcpts []string) baseline.Verdict {
+	if d == nil || d.base == nil || o.Identity == "" {
 		return baseline.Verdict{}
 	}
-	return d.base.Observe(strings.ToLower(domain)+"\x00"+strings.ToLower(ident), d.now(), len(rcpts), recipientDomains(rcpts))
+	key := strings.ToLower(o.Domain) + "\x00" + strings.ToLower(o.Identity)
+	if d.merger != nil {
+		d.seenMu.Lock()
+		d.seen[key] = o
+		d.seenMu.Unlock()
+	}
+	return d.base.Observe(key, d.now(), len(rcpts), recipientDomains(rcpts))
 }
 
 // campaignInput is what the fingerprint reads of a message: its subject

@@ -100,9 +100,11 @@ type profileMerger interface {
 	// merge, under the row's lock, and writes the result; it returns the
 	// merged profiles and the shared profiles of the keys in reread, read
 	// in the same transaction. A key's stored profile that cannot be
-	// decoded counts as an empty one.
+	// decoded counts as an empty one. On error, the profiles returned are
+	// those of the transactions that committed: the other deltas were not
+	// merged.
 	mergeProfiles(ctx context.Context, deltas map[string]*baseline.Delta, reread []string,
-		merge func(*baseline.Profile, *baseline.Delta)) (map[string]baseline.Profile, error)
+		merge func(key string, p *baseline.Profile, d *baseline.Delta)) (map[string]baseline.Profile, error)
 }
 
 // pgDetectionStore keeps the detectors' state in the tables of migration
@@ -153,7 +155,7 @@ func (s *pgDetectionStore) putProfiles(ctx context.Context, batch map[string][]b
 const mergeChunk = 1000
 
 func (s *pgDetectionStore) mergeProfiles(ctx context.Context, deltas map[string]*baseline.Delta, reread []string,
-	merge func(*baseline.Profile, *baseline.Delta)) (map[string]baseline.Profile, error) {
+	merge func(string, *baseline.Profile, *baseline.Delta)) (map[string]baseline.Profile, error) {
 	keys := make([]string, 0, len(deltas))
 	for k := range deltas {
 		keys = append(keys, k)
@@ -166,7 +168,7 @@ func (s *pgDetectionStore) mergeProfiles(ctx context.Context, deltas map[string]
 		n := min(len(keys), mergeChunk)
 		r := min(len(reread), mergeChunk-n)
 		if err := s.mergeChunk(ctx, keys[:n], reread[:r], deltas, merge, out); err != nil {
-			return nil, err
+			return out, err
 		}
 		keys, reread = keys[n:], reread[r:]
 	}
@@ -178,7 +180,8 @@ func (s *pgDetectionStore) mergeProfiles(ctx context.Context, deltas map[string]
 // and returns what they hold; the merged profiles are written back before
 // the commit releases the locks.
 func (s *pgDetectionStore) mergeChunk(ctx context.Context, keys, reread []string, deltas map[string]*baseline.Delta,
-	merge func(*baseline.Profile, *baseline.Delta), out map[string]baseline.Profile) error {
+	merge func(string, *baseline.Profile, *baseline.Delta), committed map[string]baseline.Profile) error {
+	out := make(map[string]baseline.Profile, len(keys)+len(reread))
 	var empty baseline.Profile
 	zero, _ := empty.MarshalBinary()
 	domains := make([]string, len(keys))
@@ -244,7 +247,7 @@ func (s *pgDetectionStore) mergeChunk(ctx context.Context, keys, reread []string
 			if !ok || merged[i] != nil {
 				return
 			}
-			merge(&p, deltas[key])
+			merge(key, &p, deltas[key])
 			out[key] = p
 			merged[i], _ = p.MarshalBinary()
 			got++
@@ -273,7 +276,13 @@ func (s *pgDetectionStore) mergeChunk(ctx context.Context, keys, reread []string
 			return err
 		}
 	}
-	return tx.Commit(ctx)
+	if err := tx.Commit(ctx); err != nil {
+		return err
+	}
+	for k, p := range out {
+		committed[k] = p
+	}
+	return nil
 }
 
 func (s *pgDetectionStore) campaigns(ctx context.Context) ([]byte, error) {

@@ -29,6 +29,11 @@ func migratedPool(t testing.TB) *pgxpool.Pool {
 	return pool
 }
 
+// mergeWith is a round's merge function on det.
+func mergeWith(det *baseline.Detector) func(string, *baseline.Profile, *baseline.Delta) {
+	return func(_ string, p *baseline.Profile, d *baseline.Delta) { det.Merge(p, d) }
+}
+
 // profileKeys are n identities over a few domains.
 func profileKeys(n int) []string {
 	keys := make([]string, n)
@@ -69,7 +74,7 @@ func TestPgMergeProfilesConcurrent(t *testing.T) {
 				}
 				deltas := map[string]*baseline.Delta{}
 				det.Deltas(func(k string, d *baseline.Delta) { deltas[k] = d })
-				shared, err := st.mergeProfiles(context.Background(), deltas, nil, det.Merge)
+				shared, err := st.mergeProfiles(context.Background(), deltas, nil, mergeWith(det))
 				if err != nil {
 					errs <- fmt.Errorf("node %d round %d: %w", n, r, err)
 					return
@@ -130,7 +135,7 @@ func BenchmarkPgMergeProfiles(b *testing.B) {
 				deltas := make(map[string]*baseline.Delta, n)
 				det.Deltas(func(k string, d *baseline.Delta) { deltas[k] = d })
 				b.StartTimer()
-				shared, err := st.mergeProfiles(context.Background(), deltas, nil, det.Merge)
+				shared, err := st.mergeProfiles(context.Background(), deltas, nil, mergeWith(det))
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -285,6 +285,34 @@ func TestFleetBaselineBurstLocksAtFleetCount(t *testing.T) {
 		}
 	}
 
+	// A burst of 30 over the three nodes between two rounds: no node saw
+	// more than 10, and the round that merges the fleet's 30 locks it,
+	// with no further message.
+	for i := range 30 {
+		if err := f.send(t, i%3, testMessage("wave", fmt.Sprintf("Offer %d", i), "The minutes of the committee are on the shared drive.")); err != nil {
+			t.Fatalf("wave %d on node %d: %v", i, i%3, err)
+		}
+	}
+	if code, _ := f.api(t, 0, "GET", "/api/v1/locks/identity/out.example.net/wave", ""); code != 404 {
+		t.Fatalf("the wave is locked (%d) before any round; each node saw 10", code)
+	}
+	rounds()
+	code, body = f.api(t, 1, "GET", "/api/v1/locks/identity/out.example.net/wave", "")
+	if code != 200 || !strings.Contains(body, `"counter":"baseline:new_identity_volume"`) || !strings.Contains(body, `"count":30`) {
+		t.Fatalf("the wave after the rounds: %d %s; want locked by the baseline at the fleet's 30", code, body)
+	}
+	locks := 0
+	for _, l := range f.logs {
+		for _, line := range strings.Split(l.String(), "\n") {
+			if strings.Contains(line, `msg="identity locked automatically"`) && strings.Contains(line, "by=baseline") {
+				locks++
+			}
+		}
+	}
+	if want := 2; locks != want { // the burst's, and the wave's by the round
+		t.Errorf("%d automatic locks logged over the fleet, want %d (one per identity)", locks, want)
+	}
+
 	// Another identity: 8 messages on each node in one hour, then one on
 	// A and one on C in the next. Its first hour is learned once, on the
 	// shared profile, as 24 messages.

@@ -196,7 +196,24 @@ func (p *Profile) knownSet() int {
 // the hours it learns when d's hours close p's). Merging the deltas of one
 // hour gives the same profile in any order, and merging a.Add(b) gives the
 // profile merging a then b gives.
-func (dt *Detector) Merge(p *Profile, d *Delta) { dt.m.merge(p, d) }
+//
+// Merge then judges p's hour as Observe does, but raises p's level only
+// to Lock: when the fleet's counts reach the lock level and no node
+// reported it in this hour, the verdict has Escalated set, and the caller
+// (which holds the shared profile's lock) locks as after Observe, once for
+// the fleet. A lower level is left to the next Observe.
+func (dt *Detector) Merge(p *Profile, d *Delta) Verdict {
+	dt.m.merge(p, d)
+	if p.first == 0 {
+		return Verdict{}
+	}
+	v := p.judge(&dt.m)
+	if v.Level == Lock && p.level < Lock {
+		v.Escalated = true
+		p.level = Lock
+	}
+	return v
+}
 
 // Deltas hands each profile's delta, counted since the previous call (or
 // since Options.Deltas started it), to fn, and starts a new one; fn runs

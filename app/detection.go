@@ -73,7 +73,7 @@ type detection struct {
 func newDetection(cfg *config.Config, store detectionStore, log *slog.Logger, now func() time.Time) (*detection, error) {
 	d := &detection{log: log, store: store, now: now, evicted: map[string][]byte{},
 		pending: map[string]*baseline.Delta{}, seen: map[string]lastObservation{},
-		stop:    make(chan struct{}), done: make(chan struct{})}
+		stop: make(chan struct{}), done: make(chan struct{})}
 	d.merger, _ = store.(profileMerger)
 	var err error
 	bc := cfg.Identity.Baseline

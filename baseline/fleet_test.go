@@ -2,6 +2,7 @@ package baseline
 
 import (
 	"fmt"
+	"math"
 	"testing"
 	"time"
 )
@@ -332,4 +333,70 @@ func TestRequeueAndEvictDelta(t *testing.T) {
 	plain := newDetector(t, Options{})
 	plain.Observe("a", h, 1, nil)
 	plain.Deltas(func(string, *Delta) { t.Error("Deltas handed a delta without Options.Deltas") })
+}
+
+// FuzzMerge merges the deltas of two nodes, counting at arbitrary steps of
+// a clock, into a decoded shared profile in both orders: the result always
+// encodes and decodes, never counts fewer messages of its hour than the
+// deltas of that hour hold, and within one hour does not depend on the
+// order.
+func FuzzMerge(f *testing.F) {
+	for _, p := range sampleProfiles(f) {
+		b, _ := p.MarshalBinary()
+		f.Add(b, []byte{0, 1, 2, 3}, []byte{1, 1, 200})
+	}
+	f.Add([]byte{encodingVersion, 0, 0, 0, 0, 0, 0, 0}, []byte{}, []byte{255, 0, 7})
+	f.Fuzz(func(t *testing.T, stored, stepsA, stepsB []byte) {
+		var base Profile
+		if base.UnmarshalBinary(stored) != nil {
+			return
+		}
+		start := monday.Add(9 * time.Hour)
+		if base.first != 0 {
+			start = hourTime(base.hour)
+		}
+		deltaOf := func(steps []byte) Delta {
+			if len(steps) > 256 {
+				steps = steps[:256]
+			}
+			d := newNode(t, Options{Shards: 1})
+			d.Restore("k", base)
+			at := start
+			for _, s := range steps {
+				at = at.Add(time.Duration(s) * time.Minute / 4)
+				d.Observe("k", at, int(s%5), []string{fmt.Sprintf("d%d.example", s%9)})
+			}
+			var out Delta
+			d.Deltas(func(_ string, dl *Delta) { out = *dl })
+			return out
+		}
+		a, b := deltaOf(stepsA), deltaOf(stepsB)
+		det := newDetector(t, Options{})
+		ab, ba := base, base
+		det.Merge(&ab, &a)
+		det.Merge(&ab, &b)
+		det.Merge(&ba, &b)
+		det.Merge(&ba, &a)
+		for _, p := range []Profile{ab, ba} {
+			enc, _ := p.MarshalBinary()
+			var q Profile
+			if err := q.UnmarshalBinary(enc); err != nil || q != p {
+				t.Fatalf("a merged profile does not survive its encoding: %v", err)
+			}
+			var want uint64
+			for _, d := range []Delta{a, b} {
+				for _, part := range d.parts {
+					if part.hour == p.hour {
+						want += uint64(part.count[sigVolume])
+					}
+				}
+			}
+			if uint64(p.count[sigVolume]) < min(want, math.MaxUint32) {
+				t.Fatalf("merged %d messages in its hour, the deltas hold %d", p.count[sigVolume], want)
+			}
+		}
+		if a.Hour() == b.Hour() && (a.parts[0].hour == 0 && b.parts[0].hour == 0) && ab.count != ba.count {
+			t.Fatalf("one hour merged in two orders: %v and %v", ab.count, ba.count)
+		}
+	})
 }

@@ -108,6 +108,6 @@ func BenchmarkProfileMemory(b *testing.B) {
 }
 
 func TestSizes(t *testing.T) {
-	t.Logf("Profile %d bytes, slot %d bytes in memory; largest encoding %d bytes",
-		unsafe.Sizeof(Profile{}), unsafe.Sizeof(slot{}), maxEncodedLen)
+	t.Logf("Profile %d bytes, slot %d bytes in memory; largest encoding %d bytes; Delta %d bytes",
+		unsafe.Sizeof(Profile{}), unsafe.Sizeof(slot{}), maxEncodedLen, unsafe.Sizeof(Delta{}))
 }

@@ -111,3 +111,21 @@ func TestSizes(t *testing.T) {
 	t.Logf("Profile %d bytes, slot %d bytes in memory; largest encoding %d bytes; Delta %d bytes",
 		unsafe.Sizeof(Profile{}), unsafe.Sizeof(slot{}), maxEncodedLen, unsafe.Sizeof(Delta{}))
 }
+
+// BenchmarkMerge is the node's share of a merging round per identity:
+// merging a delta of ten messages to ten domains into a shared profile.
+func BenchmarkMerge(b *testing.B) {
+	d := newDetector(b, Options{Deltas: true})
+	_, domains := benchInputs(1)
+	for i := range 10 {
+		d.Observe("k", monday, 1, domains[i])
+	}
+	var dl Delta
+	d.Deltas(func(_ string, x *Delta) { dl = *x })
+	base, _ := d.Load("k")
+	b.ReportAllocs()
+	for b.Loop() {
+		p := base
+		d.Merge(&p, &dl)
+	}
+}

@@ -1,6 +1,9 @@
 package baseline
 
-import "math/bits"
+import (
+	"math/bits"
+	"time"
+)
 
 // Delta is what one node added to an identity's profile since it last
 // merged the profile with the one its fleet shares (docs/baseline.md,
@@ -29,9 +32,14 @@ type deltaHour struct {
 // IsZero reports whether d adds nothing.
 func (d *Delta) IsZero() bool { return *d == Delta{} }
 
-// Hour returns the start of the latest hour d counts in.
-func (d *Delta) Hour() (h uint32) {
-	return max(d.parts[0].hour, d.parts[1].hour)
+// Hour returns the start (UTC) of the latest hour d counts in; the zero
+// Time when d counts none.
+func (d *Delta) Hour() time.Time {
+	h := max(d.parts[0].hour, d.parts[1].hour)
+	if h == 0 {
+		return time.Time{}
+	}
+	return hourTime(h)
 }
 
 // Messages returns the messages d counts, over its hours.
@@ -217,7 +225,9 @@ func (dt *Detector) Merge(p *Profile, d *Delta) Verdict {
 
 // Deltas hands each profile's delta, counted since the previous call (or
 // since Options.Deltas started it), to fn, and starts a new one; fn runs
-// outside the shards' locks. Without Options.Deltas it calls fn never.
+// outside the shards' locks, and d is the caller's from then on (the
+// detector keeps no reference to it). Without Options.Deltas it never
+// calls fn.
 func (dt *Detector) Deltas(fn func(key string, d *Delta)) {
 	if !dt.deltas {
 		return

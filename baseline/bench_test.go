@@ -129,3 +129,25 @@ func BenchmarkMerge(b *testing.B) {
 		d.Merge(&p, &dl)
 	}
 }
+
+// BenchmarkObserveDeltas is BenchmarkObserve on a fleet's node
+// (Options.Deltas), with the deltas taken every 10,000 messages as a
+// round would.
+func BenchmarkObserveDeltas(b *testing.B) {
+	d := newDetector(b, Options{Deltas: true})
+	keys, domains := benchInputs(10000)
+	for i, k := range keys {
+		d.Observe(k, monday, 1, domains[i%len(domains)])
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		at := monday.Add(time.Duration(i) * 100 * time.Millisecond)
+		d.Observe(keys[i%len(keys)], at, 1, domains[(i*7)%len(domains)])
+		i++
+		if i%10000 == 0 {
+			d.Deltas(func(string, *Delta) {})
+		}
+	}
+}

@@ -41,9 +41,12 @@ type shard struct {
 	evictions  uint64 // profiles removed so far, by eviction or Forget
 	head, tail uint32 // most and least recently observed, noSlot when empty
 	free       uint32 // a slot freed by Forget, noSlot if none
-	// deltas holds, by slot, what was counted since the last Deltas call
-	// (Options.Deltas); nil otherwise.
-	deltas map[uint32]*Delta
+	// deltas holds, by slot, the index in darena of what was counted
+	// since the last Deltas call (Options.Deltas); nil otherwise. The
+	// arena is emptied, not freed, by Deltas, so that counting allocates
+	// nothing once it has grown to the identities of a round.
+	deltas map[uint32]int32
+	darena []Delta
 	_      [64]byte
 }
 
@@ -80,7 +83,7 @@ func New(o Options) (*Detector, error) {
 		s.index = make(map[string]uint32)
 		s.head, s.tail, s.free = noSlot, noSlot, noSlot
 		if o.Deltas {
-			s.deltas = make(map[uint32]*Delta)
+			s.deltas = make(map[uint32]int32)
 		}
 	}
 	return d, nil
@@ -139,10 +142,7 @@ func (d *Detector) Observe(key string, at time.Time, recipients int, recipientDo
 	sl := s.slot(i)
 	var dl *Delta
 	if d.deltas {
-		if dl = s.deltas[i]; dl == nil {
-			dl = new(Delta)
-			s.deltas[i] = dl
-		}
+		dl = s.delta(i)
 	}
 	v := sl.p.observe(&d.m, at, recipients, recipientDomains, dl)
 	sl.dirty = true
@@ -274,10 +274,10 @@ func (d *Detector) insert(s *shard, key string) uint32 {
 		if d.onEvict != nil {
 			d.onEvict(sl.key, sl.p)
 		}
-		if dl := s.deltas[i]; dl != nil {
+		if di, ok := s.deltas[i]; ok {
 			delete(s.deltas, i)
 			if d.onEvictDelta != nil {
-				d.onEvictDelta(sl.key, *dl)
+				d.onEvictDelta(sl.key, s.darena[di])
 			}
 		}
 	case s.free != noSlot:

@@ -234,22 +234,37 @@ func (dt *Detector) Deltas(fn func(key string, d *Delta)) {
 	}
 	type kd struct {
 		key string
-		d   *Delta
+		d   Delta
 	}
-	var batch []kd
 	for si := range dt.shards {
 		s := &dt.shards[si]
-		batch = batch[:0]
 		s.mu.Lock()
-		for i, d := range s.deltas {
-			batch = append(batch, kd{s.slot(i).key, d})
+		if len(s.deltas) == 0 {
+			s.mu.Unlock()
+			continue
+		}
+		batch := make([]kd, 0, len(s.deltas))
+		for i, di := range s.deltas {
+			batch = append(batch, kd{s.slot(i).key, s.darena[di]})
 		}
 		clear(s.deltas)
+		s.darena = s.darena[:0]
 		s.mu.Unlock()
-		for _, b := range batch {
-			fn(b.key, b.d)
+		for bi := range batch {
+			fn(batch[bi].key, &batch[bi].d)
 		}
 	}
+}
+
+// delta returns slot i's delta, starting an empty one. The pointer is
+// valid until the next call: the arena may move. The caller holds s.mu.
+func (s *shard) delta(i uint32) *Delta {
+	if di, ok := s.deltas[i]; ok {
+		return &s.darena[di]
+	}
+	s.darena = append(s.darena, Delta{})
+	s.deltas[i] = int32(len(s.darena) - 1)
+	return &s.darena[len(s.darena)-1]
 }
 
 // Requeue gives key back a delta handed over by Deltas that could not be
@@ -266,12 +281,9 @@ func (dt *Detector) Requeue(key string, d Delta) bool {
 	if !ok {
 		return false
 	}
-	if cur := s.deltas[i]; cur != nil {
-		d.Add(*cur)
-		*cur = d
-	} else {
-		s.deltas[i] = &d
-	}
+	cur := s.delta(i)
+	d.Add(*cur)
+	*cur = d
 	return true
 }
 
@@ -289,8 +301,8 @@ func (dt *Detector) Apply(key string, shared Profile) bool {
 		return false
 	}
 	sl := s.slot(i)
-	if d := s.deltas[i]; d != nil {
-		dt.m.merge(&shared, d)
+	if di, ok := s.deltas[i]; ok {
+		dt.m.merge(&shared, &s.darena[di])
 		// The level this node reported in its current hour stays, so
 		// that a level is not raised twice by the same node.
 		if shared.hour == sl.p.hour {

@@ -121,6 +121,9 @@ func (a *App) startComponents(cfg *config.Config) error {
 	p := &pipeline{log: a.log, ids: ids, store: store, now: a.opts.Now, learner: a.learner, detect: det,
 		learnRefusals: cfg.Filter.Engines.Builtin.ContentModel.LearnFromRefusals, disk: disk}
 	a.pipeline = p
+	if det.merger != nil {
+		det.setFleetLock(p.baselineFleetLock)
+	}
 	if cfg.ARF.IsEnabled() {
 		ob, err := arf.NewOutbox(arf.OutboxOptions{
 			DB:           a.db,

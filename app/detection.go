@@ -47,18 +47,39 @@ type detection struct {
 	mu      sync.Mutex
 	evicted map[string][]byte
 
+	// On a fleet's shared store (postgres), merger takes the nodes'
+	// deltas instead of whole profiles (docs/baseline.md, "In
+	// outguard"); nil on bbolt. pending holds, under mu, the deltas of
+	// profiles pushed out of memory and those a failed round could not
+	// give back; reread the keys of the previous round, read again in
+	// the next one so that this node sees what the others merged after
+	// it. roundMu serialises rounds.
+	merger  profileMerger
+	pending map[string]*baseline.Delta
+	reread  []string
+	roundMu sync.Mutex
+	// seen holds, under seenMu, the last message of each identity this
+	// node observed since the last round (prevSeen: in the round before),
+	// for a lock that a round's merge finds due; onFleetLock takes it.
+	seenMu      sync.Mutex
+	seen        map[string]lastObservation
+	prevSeen    map[string]lastObservation
+	onFleetLock func(lastObservation, baseline.Verdict)
+
 	stop chan struct{}
 	done chan struct{}
 }
 
 func newDetection(cfg *config.Config, store detectionStore, log *slog.Logger, now func() time.Time) (*detection, error) {
 	d := &detection{log: log, store: store, now: now, evicted: map[string][]byte{},
+		pending: map[string]*baseline.Delta{}, seen: map[string]lastObservation{},
 		stop: make(chan struct{}), done: make(chan struct{})}
+	d.merger, _ = store.(profileMerger)
 	var err error
 	bc := cfg.Identity.Baseline
 	if *bc.Enabled {
 		d.baseLock = bc.Action == "lock"
-		d.base, err = baseline.New(baseline.Options{
+		opts := baseline.Options{
 			MaxProfiles:   bc.MaxProfiles,
 			Warmup:        bc.Warmup.D(),
 			SuspectFactor: bc.SuspectFactor,
@@ -67,7 +88,13 @@ func newDetection(cfg *config.Config, store detectionStore, log *slog.Logger, no
 			WarmupVolume:  baseline.Limits{Suspect: bc.NewIdentityMessages.Suspect, Lock: bc.NewIdentityMessages.Lock},
 			OnEvict:       d.onEvict,
 			Fetch:         d.fetch,
-		})
+		}
+		if d.merger != nil {
+			// The shared profile is the fleet's: a node hands over what
+			// it counted, never its whole copy.
+			opts.OnEvict, opts.Deltas, opts.OnEvictDelta = nil, true, d.onEvictDelta
+		}
+		d.base, err = baseline.New(opts)
 		if err != nil {
 			return nil, fmt.Errorf("identity.baseline: %w", err)
 		}
@@ -141,8 +168,37 @@ func (d *detection) onEvict(key string, p baseline.Profile) {
 	d.mu.Unlock()
 }
 
-// fetch reads a profile that is not in memory.
+// onEvictDelta keeps the delta of a profile pushed out of memory for the
+// next round. It runs under a shard lock of the detector.
+func (d *detection) onEvictDelta(key string, dl baseline.Delta) {
+	d.mu.Lock()
+	d.keepPending(key, &dl)
+	d.mu.Unlock()
+}
+
+// keepPending adds dl to key's pending delta. The caller holds d.mu.
+func (d *detection) keepPending(key string, dl *baseline.Delta) {
+	if p := d.pending[key]; p != nil {
+		p.Add(*dl)
+	} else {
+		c := *dl
+		d.pending[key] = &c
+	}
+}
+
+// fetch reads a profile that is not in memory. On a fleet's store, the
+// delta of this node not merged yet is added to the shared profile.
 func (d *detection) fetch(key string) (baseline.Profile, bool) {
+	if d.merger != nil {
+		p, ok := d.fetchStored(key)
+		d.mu.Lock()
+		if dl := d.pending[key]; dl != nil {
+			d.base.Merge(&p, dl)
+			ok = true
+		}
+		d.mu.Unlock()
+		return p, ok
+	}
 	d.mu.Lock()
 	b, ok := d.evicted[key]
 	d.mu.Unlock()
@@ -156,6 +212,21 @@ func (d *detection) fetch(key string) (baseline.Profile, bool) {
 			d.log.Warn("reading a baseline profile failed", "err", err)
 		}
 	}
+	return decodeProfile(b, ok)
+}
+
+// fetchStored reads key's profile from the database.
+func (d *detection) fetchStored(key string) (baseline.Profile, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), detectionIOTimeout)
+	b, ok, err := d.store.profile(ctx, key)
+	cancel()
+	if err != nil {
+		d.log.Warn("reading a baseline profile failed", "err", err)
+	}
+	return decodeProfile(b, ok)
+}
+
+func decodeProfile(b []byte, ok bool) (baseline.Profile, bool) {
 	var p baseline.Profile
 	if !ok || p.UnmarshalBinary(b) != nil {
 		return baseline.Profile{}, false
@@ -189,6 +260,10 @@ func (d *detection) loop(every time.Duration) {
 // evicted from memory, in one transaction.
 func (d *detection) saveProfiles() {
 	if d.base == nil {
+		return
+	}
+	if d.merger != nil {
+		d.mergeRound()
 		return
 	}
 	batch := map[string][]byte{}
@@ -225,6 +300,92 @@ func (d *detection) saveProfiles() {
 			}
 		}
 		d.mu.Unlock()
+	}
+}
+
+// mergeRound merges what this node counted since the last round into the
+// fleet's shared profiles, and takes back the merged profiles, with those
+// of the previous round's keys, so that this node's copies carry the
+// fleet's counts (docs/baseline.md, "In outguard"). A failed round keeps
+// its deltas for the next.
+func (d *detection) mergeRound() {
+	d.roundMu.Lock()
+	defer d.roundMu.Unlock()
+	d.mu.Lock()
+	deltas := d.pending
+	d.pending = map[string]*baseline.Delta{}
+	d.mu.Unlock()
+	d.base.Deltas(func(key string, dl *baseline.Delta) {
+		if older := deltas[key]; older != nil {
+			older.Add(*dl)
+		} else {
+			deltas[key] = dl
+		}
+	})
+	reread := d.reread[:0:0]
+	for _, k := range d.reread {
+		if deltas[k] == nil {
+			reread = append(reread, k)
+		}
+	}
+	if len(deltas) == 0 && len(reread) == 0 {
+		d.reread = nil
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), detectionIOTimeout)
+	var locks map[string]baseline.Verdict
+	shared, err := d.merger.mergeProfiles(ctx, deltas, reread, func(key string, p *baseline.Profile, dl *baseline.Delta) {
+		if v := d.base.Merge(p, dl); v.Escalated {
+			if locks == nil {
+				locks = map[string]baseline.Verdict{}
+			}
+			locks[key] = v
+		}
+	})
+	cancel()
+	d.reread = d.reread[:0]
+	for k, p := range shared {
+		d.base.Apply(k, p)
+		if deltas[k] != nil {
+			d.reread = append(d.reread, k)
+		}
+	}
+	if err != nil {
+		d.log.Error("merging baseline profiles with the fleet failed; their counts wait for the next round", "profiles", len(deltas)-len(d.reread), "err", err)
+		// Requeue takes a shard's lock, under which OnEvictDelta takes
+		// d.mu: not under d.mu here.
+		var gone []string
+		for k, dl := range deltas {
+			if _, merged := shared[k]; merged {
+				continue
+			}
+			if !d.base.Requeue(k, *dl) {
+				gone = append(gone, k)
+			}
+		}
+		d.mu.Lock()
+		for _, k := range gone {
+			d.keepPending(k, deltas[k])
+		}
+		d.mu.Unlock()
+	}
+	// The fleet's count reached the lock level in this node's merge:
+	// it locks, once for the fleet.
+	d.seenMu.Lock()
+	seen, prev := d.seen, d.prevSeen
+	d.seen, d.prevSeen = map[string]lastObservation{}, seen
+	d.seenMu.Unlock()
+	for k, v := range locks {
+		if _, merged := shared[k]; !merged || d.onFleetLock == nil {
+			continue
+		}
+		o, ok := seen[k]
+		if !ok {
+			o, ok = prev[k]
+		}
+		if ok {
+			d.onFleetLock(o, v)
+		}
 	}
 }
 
@@ -311,13 +472,34 @@ func (d *detection) judgeCampaign(user, ident, txID string, rcpts []string, fm *
 	return j
 }
 
+// setFleetLock sets what a round does with a lock its merge found due.
+func (d *detection) setFleetLock(fn func(lastObservation, baseline.Verdict)) {
+	d.roundMu.Lock()
+	d.onFleetLock = fn
+	d.roundMu.Unlock()
+}
+
+// lastObservation is the last message of an identity a node observed:
+// whom to lock, by whose policy, with which transaction as evidence.
+type lastObservation struct {
+	Domain, Identity, User, TxID string
+	Policy                       identity.Policy
+}
+
 // observeBaseline counts a message in its identity's profile and returns
-// the hour's verdict.
-func (d *detection) observeBaseline(domain, ident string, rcpts []string) baseline.Verdict {
-	if d == nil || d.base == nil || ident == "" {
+// the hour's verdict. On a fleet's store it also notes o for a lock that
+// the next round may find due.
+func (d *detection) observeBaseline(o lastObservation, rcpts []string) baseline.Verdict {
+	if d == nil || d.base == nil || o.Identity == "" {
 		return baseline.Verdict{}
 	}
-	return d.base.Observe(strings.ToLower(domain)+"\x00"+strings.ToLower(ident), d.now(), len(rcpts), recipientDomains(rcpts))
+	key := strings.ToLower(o.Domain) + "\x00" + strings.ToLower(o.Identity)
+	if d.merger != nil {
+		d.seenMu.Lock()
+		d.seen[key] = o
+		d.seenMu.Unlock()
+	}
+	return d.base.Observe(key, d.now(), len(rcpts), recipientDomains(rcpts))
 }
 
 // campaignInput is what the fingerprint reads of a message: its subject

@@ -3,11 +3,15 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/outguard/outguard/baseline"
 )
 
 // detectionStore keeps the state of the behaviour detectors
@@ -88,12 +92,28 @@ func (s *boltDetectionStore) putCampaigns(_ context.Context, state []byte) error
 	})
 }
 
+// profileMerger is the store of a fleet's shared profiles
+// (docs/baseline.md, "In outguard"): nodes merge their deltas into them
+// rather than write whole profiles.
+type profileMerger interface {
+	// mergeProfiles merges each delta into its key's shared profile with
+	// merge, under the row's lock, and writes the result; it returns the
+	// merged profiles and the shared profiles of the keys in reread, read
+	// in the same transaction. A key's stored profile that cannot be
+	// decoded counts as an empty one. On error, the profiles returned are
+	// those of the transactions that committed: the other deltas were not
+	// merged.
+	mergeProfiles(ctx context.Context, deltas map[string]*baseline.Delta, reread []string,
+		merge func(key string, p *baseline.Profile, d *baseline.Delta)) (map[string]baseline.Profile, error)
+}
+
 // pgDetectionStore keeps the detectors' state in the tables of migration
 // 0202_detection.sql. Profiles are keyed by administrative domain and
 // identity, so that an identity's profile follows it to whichever node
-// sees its mail; the last node to write one wins. Each node keeps its own
-// campaign snapshot; a node without one (new, or replacing a dead one)
-// starts from the freshest of the fleet.
+// sees its mail; every node merges what it counted into it
+// (mergeProfiles). Each node keeps its own campaign snapshot; a node
+// without one (new, or replacing a dead one) starts from the freshest of
+// the fleet.
 type pgDetectionStore struct {
 	pool *pgxpool.Pool
 	node string
@@ -129,6 +149,140 @@ func (s *pgDetectionStore) putProfiles(ctx context.Context, batch map[string][]b
 		SET profile = excluded.profile, node = excluded.node, updated_at = now()`,
 		domains, idents, profiles, s.node)
 	return err
+}
+
+// mergeChunk bounds the rows one transaction of mergeProfiles locks.
+const mergeChunk = 1000
+
+func (s *pgDetectionStore) mergeProfiles(ctx context.Context, deltas map[string]*baseline.Delta, reread []string,
+	merge func(string, *baseline.Profile, *baseline.Delta)) (map[string]baseline.Profile, error) {
+	keys := make([]string, 0, len(deltas))
+	for k := range deltas {
+		keys = append(keys, k)
+	}
+	// One order for every node, so that two rounds locking the same rows
+	// queue rather than deadlock.
+	slices.Sort(keys)
+	out := make(map[string]baseline.Profile, len(keys)+len(reread))
+	for len(keys) > 0 || len(reread) > 0 {
+		n := min(len(keys), mergeChunk)
+		r := min(len(reread), mergeChunk-n)
+		if err := s.mergeChunk(ctx, keys[:n], reread[:r], deltas, merge, out); err != nil {
+			return out, err
+		}
+		keys, reread = keys[n:], reread[r:]
+	}
+	return out, nil
+}
+
+// mergeChunk is one transaction of mergeProfiles: the upsert locks the
+// rows of keys (creating those of new identities with an empty profile)
+// and returns what they hold; the merged profiles are written back before
+// the commit releases the locks.
+func (s *pgDetectionStore) mergeChunk(ctx context.Context, keys, reread []string, deltas map[string]*baseline.Delta,
+	merge func(string, *baseline.Profile, *baseline.Delta), committed map[string]baseline.Profile) error {
+	out := make(map[string]baseline.Profile, len(keys)+len(reread))
+	var empty baseline.Profile
+	zero, _ := empty.MarshalBinary()
+	domains := make([]string, len(keys))
+	idents := make([][]byte, len(keys))
+	for i, k := range keys {
+		domains[i], idents[i] = splitProfileKey(k)
+	}
+	rdomains := make([]string, len(reread))
+	ridents := make([][]byte, len(reread))
+	for i, k := range reread {
+		rdomains[i], ridents[i] = splitProfileKey(k)
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	var b pgx.Batch
+	if len(keys) > 0 {
+		b.Queue(`INSERT INTO detection_profiles (domain, identity, profile, node)
+			SELECT d, i, $3, $4 FROM unnest($1::text[], $2::bytea[]) AS u (d, i) ORDER BY d, i
+			ON CONFLICT (domain, identity) DO NOTHING`, domains, idents, zero, s.node)
+		b.Queue(`SELECT p.domain, p.identity, p.profile FROM detection_profiles p
+			JOIN unnest($1::text[], $2::bytea[]) AS u (d, i) ON p.domain = u.d AND p.identity = u.i
+			ORDER BY p.domain, p.identity FOR UPDATE OF p`, domains, idents)
+	}
+	if len(reread) > 0 {
+		b.Queue(`SELECT p.domain, p.identity, p.profile FROM detection_profiles p
+			JOIN unnest($1::text[], $2::bytea[]) AS u (d, i) ON p.domain = u.d AND p.identity = u.i`, rdomains, ridents)
+	}
+	br := tx.SendBatch(ctx, &b)
+	read := func(fn func(key string, p baseline.Profile)) error {
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		var d string
+		var id, raw []byte
+		_, err = pgx.ForEachRow(rows, []any{&d, &id, &raw}, func() error {
+			var p baseline.Profile
+			if p.UnmarshalBinary(raw) != nil {
+				p = baseline.Profile{} // damaged: the fleet starts it afresh
+			}
+			fn(d+"\x00"+string(id), p)
+			return nil
+		})
+		return err
+	}
+	var merged [][]byte
+	if len(keys) > 0 {
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return err
+		}
+		merged = make([][]byte, len(keys))
+		at := make(map[string]int, len(keys))
+		for i, k := range keys {
+			at[k] = i
+		}
+		got := 0
+		err = read(func(key string, p baseline.Profile) {
+			i, ok := at[key]
+			if !ok || merged[i] != nil {
+				return
+			}
+			merge(key, &p, deltas[key])
+			out[key] = p
+			merged[i], _ = p.MarshalBinary()
+			got++
+		})
+		if err == nil && got != len(keys) {
+			err = fmt.Errorf("detection_profiles: %d rows locked for %d keys", got, len(keys))
+		}
+	}
+	if err == nil && len(reread) > 0 {
+		err = read(func(key string, p baseline.Profile) {
+			if _, mergedHere := out[key]; !mergedHere {
+				out[key] = p
+			}
+		})
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if len(keys) > 0 {
+		if _, err := tx.Exec(ctx, `UPDATE detection_profiles p SET profile = u.p, node = $4, updated_at = now()
+			FROM unnest($1::text[], $2::bytea[], $3::bytea[]) AS u (d, i, p)
+			WHERE p.domain = u.d AND p.identity = u.i`, domains, idents, merged, s.node); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return err
+	}
+	for k, p := range out {
+		committed[k] = p
+	}
+	return nil
 }
 
 func (s *pgDetectionStore) campaigns(ctx context.Context) ([]byte, error) {

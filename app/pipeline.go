@@ -426,7 +426,7 @@ func (c *check) count(ctx context.Context, tx *smtpd.Transaction) {
 	if c.campaignLock != nil {
 		p.lockCampaign(ctx, c.campaignLock, tx.User.Name, tx.User.Domain, c.identity, tx.ID)
 	}
-	base := p.detect.observeBaseline(tx.User.Domain, c.identity, tx.Accepted())
+	base := p.detect.observeBaseline(lastObservation{Domain: tx.User.Domain, Identity: c.identity, User: tx.User.Name, TxID: tx.ID, Policy: c.up.policy}, tx.Accepted())
 	if base.Level >= baseline.Suspect {
 		p.log.Info("baseline departure", "tx", tx.ID, "identity", c.identity, "verdict", base.String())
 		if base.Level == baseline.Lock && base.Escalated && p.detect.baseLock {
@@ -443,6 +443,28 @@ func (c *check) count(ctx context.Context, tx *smtpd.Transaction) {
 		Refused: refused, Tried: tried,
 	}, c.up.policy)
 	logLockOutcome(p.log, tx, c.identity, "thresholds", out, err)
+}
+
+// baselineFleetLock acts on a baseline verdict that a merging round found
+// at the lock level: the fleet's counts of the hour reached it, though no
+// node's own view did (docs/baseline.md, "In outguard"). The lock names
+// the identity's last message on this node, and follows its user's policy.
+func (p *pipeline) baselineFleetLock(o lastObservation, v baseline.Verdict) {
+	p.log.Info("baseline departure", "tx", o.TxID, "identity", o.Identity, "verdict", v.String(), "counted", "fleet")
+	if !p.detect.baseLock {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), detectionIOTimeout)
+	defer cancel()
+	out, err := p.ids.Signal(ctx, o.Domain, o.Identity, baselineEvidence(v, o.User, o.TxID), v.String(), o.Policy)
+	switch {
+	case err != nil && !errors.Is(err, identity.ErrAlreadyLocked):
+		p.log.Error("locking an identity by the fleet's baseline failed", "tx", o.TxID, "identity", o.Identity, "err", err)
+	case out.Locked != nil:
+		p.log.Warn("identity locked automatically", "tx", o.TxID, "by", "baseline", "domain", o.Domain, "identity", o.Identity, "reason", out.Locked.Reason)
+	case out.WouldLock != nil:
+		p.log.Warn("identity would have been locked (monitor mode)", "tx", o.TxID, "by", "baseline", "domain", o.Domain, "identity", o.Identity)
+	}
 }
 
 // logLockOutcome logs what counting or a signal did to an identity.

@@ -108,6 +108,46 @@ func BenchmarkProfileMemory(b *testing.B) {
 }
 
 func TestSizes(t *testing.T) {
-	t.Logf("Profile %d bytes, slot %d bytes in memory; largest encoding %d bytes",
-		unsafe.Sizeof(Profile{}), unsafe.Sizeof(slot{}), maxEncodedLen)
+	t.Logf("Profile %d bytes, slot %d bytes in memory; largest encoding %d bytes; Delta %d bytes",
+		unsafe.Sizeof(Profile{}), unsafe.Sizeof(slot{}), maxEncodedLen, unsafe.Sizeof(Delta{}))
+}
+
+// BenchmarkMerge is the node's share of a merging round per identity:
+// merging a delta of ten messages to ten domains into a shared profile.
+func BenchmarkMerge(b *testing.B) {
+	d := newDetector(b, Options{Deltas: true})
+	_, domains := benchInputs(1)
+	for i := range 10 {
+		d.Observe("k", monday, 1, domains[i])
+	}
+	var dl Delta
+	d.Deltas(func(_ string, x *Delta) { dl = *x })
+	base, _ := d.Load("k")
+	b.ReportAllocs()
+	for b.Loop() {
+		p := base
+		d.Merge(&p, &dl)
+	}
+}
+
+// BenchmarkObserveDeltas is BenchmarkObserve on a fleet's node
+// (Options.Deltas), with the deltas taken every 10,000 messages as a
+// round would.
+func BenchmarkObserveDeltas(b *testing.B) {
+	d := newDetector(b, Options{Deltas: true})
+	keys, domains := benchInputs(10000)
+	for i, k := range keys {
+		d.Observe(k, monday, 1, domains[i%len(domains)])
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		at := monday.Add(time.Duration(i) * 100 * time.Millisecond)
+		d.Observe(keys[i%len(keys)], at, 1, domains[(i*7)%len(domains)])
+		i++
+		if i%10000 == 0 {
+			d.Deltas(func(string, *Delta) {})
+		}
+	}
 }

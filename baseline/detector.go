@@ -18,11 +18,14 @@ import (
 type Detector struct {
 	m       model
 	onEvict func(string, Profile)
-	fetch   func(string) (Profile, bool)
-	seed    maphash.Seed
-	shards  []shard
-	max     int64
-	count   atomic.Int64 // profiles held, over all shards
+	// deltas: each shard keeps the delta of each profile (Options.Deltas).
+	deltas       bool
+	onEvictDelta func(string, Delta)
+	fetch        func(string) (Profile, bool)
+	seed         maphash.Seed
+	shards       []shard
+	max          int64
+	count        atomic.Int64 // profiles held, over all shards
 }
 
 const (
@@ -38,7 +41,13 @@ type shard struct {
 	evictions  uint64 // profiles removed so far, by eviction or Forget
 	head, tail uint32 // most and least recently observed, noSlot when empty
 	free       uint32 // a slot freed by Forget, noSlot if none
-	_          [64]byte
+	// deltas holds, by slot, the index in darena of what was counted
+	// since the last Deltas call (Options.Deltas); nil otherwise. The
+	// arena is emptied, not freed, by Deltas, so that counting allocates
+	// nothing once it has grown to the identities of a round.
+	deltas map[uint32]int32
+	darena []Delta
+	_      [64]byte
 }
 
 // slot holds one profile in a shard's arena, linked into the shard's
@@ -60,17 +69,22 @@ func New(o Options) (*Detector, error) {
 	}
 	n := 1 << bits.Len(uint(o.Shards-1))
 	d := &Detector{
-		max:     int64(o.MaxProfiles),
-		m:       newModel(o),
-		onEvict: o.OnEvict,
-		fetch:   o.Fetch,
-		seed:    maphash.MakeSeed(),
-		shards:  make([]shard, n),
+		max:          int64(o.MaxProfiles),
+		m:            newModel(o),
+		onEvict:      o.OnEvict,
+		deltas:       o.Deltas,
+		onEvictDelta: o.OnEvictDelta,
+		fetch:        o.Fetch,
+		seed:         maphash.MakeSeed(),
+		shards:       make([]shard, n),
 	}
 	for i := range d.shards {
 		s := &d.shards[i]
 		s.index = make(map[string]uint32)
 		s.head, s.tail, s.free = noSlot, noSlot, noSlot
+		if o.Deltas {
+			s.deltas = make(map[uint32]int32)
+		}
 	}
 	return d, nil
 }
@@ -126,7 +140,11 @@ func (d *Detector) Observe(key string, at time.Time, recipients int, recipientDo
 		s.slot(i).p = fetched
 	}
 	sl := s.slot(i)
-	v := sl.p.observe(&d.m, at, recipients, recipientDomains)
+	var dl *Delta
+	if d.deltas {
+		dl = s.delta(i)
+	}
+	v := sl.p.observe(&d.m, at, recipients, recipientDomains, dl)
 	sl.dirty = true
 	s.mu.Unlock()
 	return v
@@ -174,6 +192,7 @@ func (d *Detector) Forget(key string) bool {
 	}
 	s.unlink(i)
 	delete(s.index, key)
+	delete(s.deltas, i)
 	s.evictions++ // a Fetch of key in flight may have read what the caller is deleting
 	sl := s.slot(i)
 	*sl = slot{next: s.free}
@@ -254,6 +273,12 @@ func (d *Detector) insert(s *shard, key string) uint32 {
 		s.evictions++
 		if d.onEvict != nil {
 			d.onEvict(sl.key, sl.p)
+		}
+		if di, ok := s.deltas[i]; ok {
+			delete(s.deltas, i)
+			if d.onEvictDelta != nil {
+				d.onEvictDelta(sl.key, s.darena[di])
+			}
 		}
 	case s.free != noSlot:
 		i = s.free

@@ -140,11 +140,11 @@ func FuzzProfileDecode(f *testing.F) {
 		if string(b2) != string(b) {
 			t.Fatal("encoding is not stable")
 		}
-		v := p.observe(&m, hourTime(p.hour).Add(30*time.Minute), 5, []string{"a.example", "b.example"})
+		v := p.observe(&m, hourTime(p.hour).Add(30*time.Minute), 5, []string{"a.example", "b.example"}, nil)
 		if v.Level > Lock || math.IsNaN(v.Factor) || math.IsNaN(v.PeakFactor) {
 			t.Fatalf("verdict on a decoded profile: %+v", v)
 		}
-		p.observe(&m, hourTime(p.hour).Add(30*time.Hour), 1, nil)
+		p.observe(&m, hourTime(p.hour).Add(30*time.Hour), 1, nil, nil)
 	})
 }
 

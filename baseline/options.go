@@ -98,6 +98,20 @@ type Options struct {
 	// called once more with the shard's lock held; it must not call the
 	// Detector.
 	Fetch func(key string) (p Profile, found bool)
+
+	// Deltas makes the detector keep, beside each profile, what it counted
+	// since the last call of Detector.Deltas: the counts, sketches and
+	// domains of the message it observed (see Delta). A fleet whose nodes
+	// share profiles merges the deltas into the shared profile with
+	// Detector.Merge and hands the result back with Detector.Apply
+	// (docs/baseline.md, "Several nodes"). It costs a Delta (about 250
+	// bytes) per profile observed between two calls.
+	Deltas bool
+
+	// OnEvictDelta, if set with Deltas, is called like OnEvict with the
+	// delta of an evicted profile, when it has one: the caller merges it
+	// with the others of its next round.
+	OnEvictDelta func(key string, d Delta)
 }
 
 // ErrOptions is wrapped by every error New returns for invalid Options.

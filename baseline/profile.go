@@ -151,7 +151,9 @@ func addSat(a uint32, b uint64) uint32 {
 
 // observe counts one message and judges the current hour. A time before
 // the current hour counts in the current hour: the profile never goes back.
-func (p *Profile) observe(m *model, at time.Time, recipients int, domains []string) Verdict {
+//
+// dl, when not nil, records the message as this node's delta (see Delta).
+func (p *Profile) observe(m *model, at time.Time, recipients int, domains []string, dl *Delta) Verdict {
 	h := unixHour(at)
 	if p.first == 0 {
 		p.first, p.hour = h, h
@@ -163,21 +165,38 @@ func (p *Profile) observe(m *model, at time.Time, recipients int, domains []stri
 	if recipients > 0 {
 		p.count[sigRecipients] = addSat(p.count[sigRecipients], uint64(recipients))
 	}
+	var dh *deltaHour
+	if dl != nil {
+		dh = dl.record(p, recipients)
+	}
 	for _, d := range domains {
 		x, ok := hashDomain(d)
 		if !ok {
 			continue
 		}
-		p.hourDomains[(x>>56)/64&(hourWords-1)] |= 1 << ((x >> 56) % 64)
+		w, bit := (x>>56)/64&(hourWords-1), uint64(1)<<((x>>56)%64)
+		p.hourDomains[w] |= bit
+		if dh != nil {
+			dh.hourDomains[w] |= bit
+		}
 		if !p.knows(x) {
 			p.learnDomain(x)
 			p.count[sigNewDomains] = addSat(p.count[sigNewDomains], 1)
+			if dl != nil {
+				setKnown(&dl.known, x)
+				if dh != nil {
+					dh.count[sigNewDomains] = addSat(dh.count[sigNewDomains], 1)
+				}
+			}
 		}
 	}
 	v := p.judge(m)
 	if v.Level > p.level {
 		v.Escalated = true
 		p.level = v.Level
+	}
+	if dh != nil {
+		dh.level = max(dh.level, p.level)
 	}
 	return v
 }
@@ -346,11 +365,7 @@ func (p *Profile) learnDomain(x uint64) {
 			p.rotated = true
 		}
 	}
-	h1, h2 := uint32(x), uint32(x>>32)|1
-	for i := range uint32(knownHashes) {
-		b := (h1 + i*h2) % knownBits
-		p.known[0][b/64] |= 1 << (b % 64)
-	}
+	setKnown(&p.known[0], x)
 }
 
 // hashDomain hashes a domain name without regard to ASCII case or a

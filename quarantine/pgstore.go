@@ -68,6 +68,9 @@ type pgBackend struct {
 	// days caches the UTC days whose log and content partitions exist.
 	mu   sync.Mutex
 	days map[int64]bool
+
+	// trgm samples the "contains" columns for indexKey.
+	trgm trigramStats
 }
 
 // Advisory lock keys of the store's partition work (any two int32).
@@ -610,12 +613,20 @@ func (w *sqlWhere) add(cond string, arg any) {
 // needle has three ASCII letters or digits in a row (pg_trgm makes
 // trigrams of the letters and digits of words, whatever the database's
 // locale; a needle without one would make the index read all of itself).
-func (w *sqlWhere) contains(col, needle string) (indexed bool) {
+// key is the part of the needle the index is asked for (indexKey): when
+// it is not the whole needle, the LIKE is of the key, and strpos checks
+// the needle on the rows found.
+func (w *sqlWhere) contains(col, needle, key string) (indexed bool) {
 	if needle == "" || pgText(needle) != needle {
 		return false
 	}
-	w.add(col+" LIKE $?", "%"+likeEscape(needle)+"%")
-	return trigramNeedle(needle)
+	if !trigramNeedle(needle) || key == needle || !strings.Contains(needle, key) {
+		w.add(col+" LIKE $?", "%"+likeEscape(needle)+"%")
+		return trigramNeedle(needle)
+	}
+	w.add(col+" LIKE $?", "%"+likeEscape(key)+"%")
+	w.add("strpos("+col+", $?) > 0", needle)
+	return true
 }
 
 // likeEscape escapes the wildcards of LIKE (and its escape character,
@@ -705,9 +716,15 @@ func (b *pgBackend) search(q *Query, domain, lo, hi string, m *matcher, limit in
 	// window comes back (rn = window) to continue from.
 	var hit sqlWhere
 	hit.args = w.args
-	indexed := hit.contains("sender", m.sender)
-	indexed = hit.contains("subject", m.subject) || indexed
-	indexed = hit.contains("rcpts", m.rcpt) || indexed
+	key := func(col, needle string) string {
+		if !trigramNeedle(needle) {
+			return needle
+		}
+		return indexKey(needle, b.sample(context.Background(), col))
+	}
+	indexed := hit.contains("sender", m.sender, key("sender", m.sender))
+	indexed = hit.contains("subject", m.subject, key("subject", m.subject)) || indexed
+	indexed = hit.contains("rcpts", m.rcpt, key("rcpts", m.rcpt)) || indexed
 	args := hit.args
 	window := b.s.opts.MaxScan
 	var sql string

@@ -1,0 +1,152 @@
+package quarantine
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+)
+
+// A "contains" filter on PostgreSQL reads a pg_trgm GIN index
+// (0104_quarantine_trgm.sql), which looks up each trigram of the text
+// searched for in each day's partition. A trigram found in most records
+// ("exa", "com") costs a long posting list per partition and narrows
+// nothing, so the index is asked for the longest part of the text made of
+// letters and digits whose trigrams are all rare in the column, and the
+// whole text is checked on the rows it finds (strpos): the same rows, for
+// a fraction of the index reads. Which trigrams are rare is estimated from
+// the planner's statistics of the newest partitions (their most common
+// values and histogram), which autovacuum keeps current.
+
+// trigramCommon: a trigram is common when more than this share of a
+// column's values hold it.
+const trigramCommon = 0.02
+
+// trigramStatsAge is how long a column's sample is used before it is
+// read again.
+const trigramStatsAge = 10 * time.Minute
+
+// colSample is a weighted sample of a column's values.
+type colSample struct {
+	vals    []string
+	weights []float64
+}
+
+// share returns the estimated share of the column's values containing t.
+func (c *colSample) share(t string) float64 {
+	var n float64
+	for i, v := range c.vals {
+		if strings.Contains(v, t) {
+			n += c.weights[i]
+		}
+	}
+	return n
+}
+
+// trigramStats caches the samples of the "contains" columns.
+type trigramStats struct {
+	mu      sync.Mutex
+	read    time.Time
+	samples map[string]*colSample
+}
+
+// sample returns the sample of column col, reading the statistics of
+// the newest three partitions when the cache is older than
+// trigramStatsAge; nil when there are none (a new database).
+func (b *pgBackend) sample(ctx context.Context, col string) *colSample {
+	st := &b.trgm
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.samples != nil && time.Since(st.read) < trigramStatsAge {
+		return st.samples[col]
+	}
+	st.read = time.Now()
+	st.samples = make(map[string]*colSample)
+	rows, err := b.pool.Query(ctx, `SELECT attname::text, coalesce(most_common_vals::text::text[], '{}'),
+			coalesce(most_common_freqs, '{}'), coalesce(histogram_bounds::text::text[], '{}')
+		FROM pg_stats WHERE schemaname = current_schema() AND attname IN ('sender', 'subject', 'rcpts')
+			AND tablename IN (SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+				WHERE i.inhparent = 'quarantine_log'::regclass ORDER BY c.relname DESC LIMIT 5)`)
+	if err != nil {
+		return nil // the whole text is looked up
+	}
+	defer rows.Close()
+	// Each partition's sample weighs alike: its most common values by
+	// their frequency, the rest spread over its histogram's bounds.
+	type part struct {
+		vals    []string
+		weights []float64
+	}
+	parts := make(map[string][]part)
+	for rows.Next() {
+		var name string
+		var mcv, hist []string
+		var freqs []float32
+		if err := rows.Scan(&name, &mcv, &freqs, &hist); err != nil {
+			return nil
+		}
+		var p part
+		rest := 1.0
+		for i, v := range mcv {
+			if i < len(freqs) {
+				p.vals = append(p.vals, v)
+				p.weights = append(p.weights, float64(freqs[i]))
+				rest -= float64(freqs[i])
+			}
+		}
+		for _, v := range hist {
+			p.vals = append(p.vals, v)
+			p.weights = append(p.weights, max(rest, 0)/float64(len(hist)))
+		}
+		if len(p.vals) > 0 {
+			parts[name] = append(parts[name], p)
+		}
+	}
+	if rows.Err() != nil {
+		return nil
+	}
+	for name, ps := range parts {
+		s := new(colSample)
+		for _, p := range ps {
+			s.vals = append(s.vals, p.vals...)
+			for _, w := range p.weights {
+				s.weights = append(s.weights, w/float64(len(ps)))
+			}
+		}
+		st.samples[name] = s
+	}
+	return st.samples[col]
+}
+
+// indexKey returns the part of needle the trigram index is asked for:
+// the longest run of ASCII letters and digits in needle whose trigrams
+// are all rare in sample, or needle itself when it has none (or no
+// sample is known).
+func indexKey(needle string, sample *colSample) string {
+	if sample == nil || len(sample.vals) == 0 {
+		return needle
+	}
+	best := ""
+	start := -1 // the start of the current run of rare trigrams
+	for p := 0; p+3 <= len(needle); p++ {
+		t := needle[p : p+3]
+		if !asciiAlnum(t[0]) || !asciiAlnum(t[1]) || !asciiAlnum(t[2]) || sample.share(t) > trigramCommon {
+			start = -1
+			continue
+		}
+		if start < 0 {
+			start = p
+		}
+		if p+3-start > len(best) {
+			best = needle[start : p+3]
+		}
+	}
+	if best == "" {
+		return needle
+	}
+	return best
+}
+
+func asciiAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}

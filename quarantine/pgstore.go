@@ -613,18 +613,20 @@ func (w *sqlWhere) add(cond string, arg any) {
 // needle has three ASCII letters or digits in a row (pg_trgm makes
 // trigrams of the letters and digits of words, whatever the database's
 // locale; a needle without one would make the index read all of itself).
-// key is the part of the needle the index is asked for (indexKey): when
-// it is not the whole needle, the LIKE is of the key, and strpos checks
-// the needle on the rows found.
-func (w *sqlWhere) contains(col, needle, key string) (indexed bool) {
+// keys are the parts of the needle the index is asked for (lookupKeys):
+// when they are not the whole needle, the LIKEs are of the keys, and
+// strpos checks the needle on the rows found.
+func (w *sqlWhere) contains(col, needle string, keys []string) (indexed bool) {
 	if needle == "" || pgText(needle) != needle {
 		return false
 	}
-	if !trigramNeedle(needle) || key == needle || !strings.Contains(needle, key) {
+	if !trigramNeedle(needle) || len(keys) == 0 || len(keys) == 1 && keys[0] == needle {
 		w.add(col+" LIKE $?", "%"+likeEscape(needle)+"%")
 		return trigramNeedle(needle)
 	}
-	w.add(col+" LIKE $?", "%"+likeEscape(key)+"%")
+	for _, k := range keys {
+		w.add(col+" LIKE $?", "%"+likeEscape(k)+"%")
+	}
 	w.add("strpos("+col+", $?) > 0", needle)
 	return true
 }
@@ -716,11 +718,11 @@ func (b *pgBackend) search(q *Query, domain, lo, hi string, m *matcher, limit in
 	// window comes back (rn = window) to continue from.
 	var hit sqlWhere
 	hit.args = w.args
-	key := func(col, needle string) string {
+	key := func(col, needle string) []string {
 		if !trigramNeedle(needle) {
-			return needle
+			return nil
 		}
-		return indexKey(needle, b.sample(context.Background(), col))
+		return lookupKeys(needle, b.sample(context.Background(), col))
 	}
 	indexed := hit.contains("sender", m.sender, key("sender", m.sender))
 	indexed = hit.contains("subject", m.subject, key("subject", m.subject)) || indexed

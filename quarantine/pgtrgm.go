@@ -1,7 +1,9 @@
 package quarantine
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -11,16 +13,19 @@ import (
 // (0104_quarantine_trgm.sql), which looks up each trigram of the text
 // searched for in each day's partition. A trigram found in most records
 // ("exa", "com") costs a long posting list per partition and narrows
-// nothing, so the index is asked for the longest part of the text made of
-// letters and digits whose trigrams are all rare in the column, and the
+// nothing, so the index is asked only for the rarer trigrams of the text
+// (as LIKE patterns of the parts of the text that hold them), and the
 // whole text is checked on the rows it finds (strpos): the same rows, for
 // a fraction of the index reads. Which trigrams are rare is estimated from
 // the planner's statistics of the newest partitions (their most common
 // values and histogram), which autovacuum keeps current.
 
-// trigramCommon: a trigram is common when more than this share of a
-// column's values hold it.
-const trigramCommon = 0.02
+// trigramCommon: a trigram is too common to look up when more than this
+// share of a column's values hold it.
+const trigramCommon = 0.3
+
+// trigramKeys is the most trigrams looked up for one filter, the rarest.
+const trigramKeys = 6
 
 // trigramStatsAge is how long a column's sample is used before it is
 // read again.
@@ -118,33 +123,47 @@ func (b *pgBackend) sample(ctx context.Context, col string) *colSample {
 	return st.samples[col]
 }
 
-// indexKey returns the part of needle the trigram index is asked for:
-// the longest run of ASCII letters and digits in needle whose trigrams
-// are all rare in sample, or needle itself when it has none (or no
-// sample is known).
-func indexKey(needle string, sample *colSample) string {
+// lookupKeys returns the parts of needle the trigram index is asked for:
+// the runs of needle holding its rarest trigrams of ASCII letters and
+// digits (at most trigramKeys of them, each in at most trigramCommon of
+// the values of sample), or nil when it has none or no sample is known
+// (the whole needle is looked up).
+func lookupKeys(needle string, sample *colSample) []string {
 	if sample == nil || len(sample.vals) == 0 {
-		return needle
+		return nil
 	}
-	best := ""
-	start := -1 // the start of the current run of rare trigrams
+	type tri struct {
+		at    int
+		share float64
+	}
+	var tris []tri
 	for p := 0; p+3 <= len(needle); p++ {
 		t := needle[p : p+3]
-		if !asciiAlnum(t[0]) || !asciiAlnum(t[1]) || !asciiAlnum(t[2]) || sample.share(t) > trigramCommon {
-			start = -1
+		if !asciiAlnum(t[0]) || !asciiAlnum(t[1]) || !asciiAlnum(t[2]) {
 			continue
 		}
-		if start < 0 {
-			start = p
-		}
-		if p+3-start > len(best) {
-			best = needle[start : p+3]
+		if sh := sample.share(t); sh <= trigramCommon {
+			tris = append(tris, tri{p, sh})
 		}
 	}
-	if best == "" {
-		return needle
+	if len(tris) == 0 {
+		return nil
 	}
-	return best
+	slices.SortStableFunc(tris, func(a, b tri) int { return cmp.Compare(a.share, b.share) })
+	tris = tris[:min(len(tris), trigramKeys)]
+	slices.SortFunc(tris, func(a, b tri) int { return cmp.Compare(a.at, b.at) })
+	// Trigrams next to each other make one part.
+	var keys []string
+	start, end := tris[0].at, tris[0].at+3
+	for _, t := range tris[1:] {
+		if t.at == end-2 {
+			end++
+			continue
+		}
+		keys = append(keys, needle[start:end])
+		start, end = t.at, t.at+3
+	}
+	return append(keys, needle[start:end])
 }
 
 func asciiAlnum(c byte) bool {

@@ -3,6 +3,7 @@ package quarantine
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -10,30 +11,37 @@ import (
 	"github.com/outguard/outguard/internal/pgdb/pgtest"
 )
 
-func TestIndexKey(t *testing.T) {
+func TestLookupKeys(t *testing.T) {
 	// A column of addresses: every value has "cust0", "@site" and
-	// ".example"; one in ten "site4".
+	// ".example"; one in ten "t0N", "0N8" and "siteN".
 	sample := &colSample{}
 	for i := range 100 {
-		sample.vals = append(sample.vals, "cust0"+string(rune('0'+i%10))+"8"+string(rune('0'+i/10))+"7@site"+string(rune('0'+i%10))+"3.example")
+		sample.vals = append(sample.vals, fmt.Sprintf("cust0%d8%d7@site%d3.example", i%10, i/10, i%10))
 		sample.weights = append(sample.weights, 0.01)
 	}
-	cases := []struct{ needle, want string }{
-		{"cust051234@site44.example", "051234"}, // after the common "cust0" and "t05", not "site" or "example"
-		{"example", "example"},                  // every trigram common: the whole needle
-		{"@site.example", "@site.example"},
-		{"ab", "ab"},
-		{"zzz.example", "zzz"},
-		{"x-yz0", "yz0"},
-		{"qrs_tuvw", "tuvw"}, // the longest run of rare trigrams
+	cases := []struct {
+		needle string
+		want   []string
+	}{
+		// The six rarest trigrams, not those of "cust", "site" or
+		// "example" (in every value); "t05" and "e44" are in one in
+		// ten, "051", "512", "123", "234" and "44." in none.
+		{"cust051234@site44.example", []string{"t051234", "e44"}},
+		{"example", nil},                // every trigram common: the whole needle
+		{"@site.example", nil},          // likewise
+		{"ab", nil},                     // no trigram
+		{"zzz.example", []string{"zzz"}},
+		{"x-yz0", []string{"yz0"}},
+		{"qrs_tuvw", []string{"qrs", "tuvw"}},
+		{"a1b2c3d4e5f6g7h8", []string{"a1b2c3d4"}}, // the first six of equally rare ones
 	}
 	for _, c := range cases {
-		if got := indexKey(c.needle, sample); got != c.want {
-			t.Errorf("indexKey(%q) = %q, want %q", c.needle, got, c.want)
+		if got := lookupKeys(c.needle, sample); !slices.Equal(got, c.want) {
+			t.Errorf("lookupKeys(%q) = %q, want %q", c.needle, got, c.want)
 		}
 	}
-	if got := indexKey("cust051234@site44.example", nil); got != "cust051234@site44.example" {
-		t.Errorf("without a sample: %q, want the needle", got)
+	if got := lookupKeys("cust051234@site44.example", nil); got != nil {
+		t.Errorf("without a sample: %q, want nil (the whole needle)", got)
 	}
 }
 
@@ -89,7 +97,7 @@ func TestPostgresTrigramKeyMatchesBolt(t *testing.T) {
 	} {
 		for _, n := range []struct{ col, needle string }{{"sender", q.Sender}, {"subject", q.Subject}, {"rcpts", q.Recipient}} {
 			needle := strings.ToLower(n.needle)
-			if needle != "" && indexKey(needle, b.sample(context.Background(), n.col)) != needle {
+			if k := lookupKeys(needle, b.sample(context.Background(), n.col)); needle != "" && k != nil && !slices.Equal(k, []string{needle}) {
 				keyed++
 			}
 		}

@@ -27,9 +27,9 @@ func TestLookupKeys(t *testing.T) {
 		// "example" (in every value); "t05" and "e44" are in one in
 		// ten, "051", "512", "123", "234" and "44." in none.
 		{"cust051234@site44.example", []string{"t051234", "e44"}},
-		{"example", nil},                // every trigram common: the whole needle
-		{"@site.example", nil},          // likewise
-		{"ab", nil},                     // no trigram
+		{"example", nil},       // every trigram common: the whole needle
+		{"@site.example", nil}, // likewise
+		{"ab", nil},            // no trigram
 		{"zzz.example", []string{"zzz"}},
 		{"x-yz0", []string{"yz0"}},
 		{"qrs_tuvw", []string{"qrs", "tuvw"}},

@@ -24,8 +24,8 @@ func TestLookupKeys(t *testing.T) {
 		want   []string
 	}{
 		// The six rarest trigrams, not those of "cust", "site" or
-		// "example" (in every value); "t05" and "e44" are in one in
-		// ten, "051", "512", "123", "234" and "44." in none.
+		// "example" (in every value); "t05" is in one in ten, "051",
+		// "512", "123", "234" and "e44" in none.
 		{"cust051234@site44.example", []string{"t051234", "e44"}},
 		{"example", nil},       // every trigram common: the whole needle
 		{"@site.example", nil}, // likewise

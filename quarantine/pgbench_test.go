@@ -422,7 +422,7 @@ func BenchmarkPostgres1M(b *testing.B) { benchmarkPostgres(b, 1000000) }
 // BenchmarkPostgresReport5M is the 30-day report over the counters of
 // 5,000,000 records, without the log itself (which a report never reads):
 // the counters are made from the records as in BenchmarkPostgres5M, in
-// minutes rather than an hour. It runs only with OUTGUARD_BENCH_5M set.
+// a few minutes. It runs only with OUTGUARD_BENCH_5M set.
 func BenchmarkPostgresReport5M(b *testing.B) {
 	if os.Getenv("OUTGUARD_BENCH_5M") == "" {
 		b.Skip("set OUTGUARD_BENCH_5M=1 to make the counters of 5,000,000 records")
@@ -455,9 +455,9 @@ func BenchmarkPostgresReport5M(b *testing.B) {
 	}
 }
 
-// BenchmarkPostgres5M: the same on 5,000,000 records. Loading them takes
-// about an hour on two shared cores: it runs only with OUTGUARD_BENCH_5M
-// set (and OUTGUARD_BENCH_PG_DB to keep them for later runs).
+// BenchmarkPostgres5M: the same on 5,000,000 records. Loading them took
+// 30 minutes on two shared cores: it runs only with OUTGUARD_BENCH_5M set
+// (and OUTGUARD_BENCH_PG_DB to keep them for later runs).
 func BenchmarkPostgres5M(b *testing.B) {
 	if os.Getenv("OUTGUARD_BENCH_5M") == "" {
 		b.Skip("set OUTGUARD_BENCH_5M=1 to load 5,000,000 records")

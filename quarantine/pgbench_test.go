@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -86,30 +87,47 @@ func loadPG(tb testing.TB, pool *pgxpool.Pool, n int, end time.Time, withLog boo
 		loaded[d] = true
 	}
 	began := time.Now()
+	// The server copies and indexes a day while the next one is made:
+	// one worker on conn, fed a day at a time.
+	type day struct {
+		d    int64
+		rows [][]any
+	}
+	work := make(chan day, 1)
 	days := 0
+	var loadErr error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for w := range work {
+			if loadErr != nil {
+				continue
+			}
+			log, content := partitionName("quarantine_log", w.d), partitionName("quarantine_content", w.d)
+			from, to := dayStart(w.d).Format(time.RFC3339), dayStart(w.d+1).Format(time.RFC3339)
+			loadErr = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+				if _, err := tx.Exec(ctx, fmt.Sprintf(`CREATE TABLE %s (LIKE quarantine_log INCLUDING DEFAULTS);
+					CREATE TABLE %s PARTITION OF quarantine_content FOR VALUES FROM ('%s') TO ('%s')`, log, content, from, to)); err != nil {
+					return err
+				}
+				if _, err := tx.CopyFrom(ctx, pgx.Identifier{log}, benchLogColumns, pgx.CopyFromRows(w.rows)); err != nil {
+					return err
+				}
+				_, err := tx.Exec(ctx, fmt.Sprintf(`ALTER TABLE quarantine_log ATTACH PARTITION %s FOR VALUES FROM ('%s') TO ('%s')`, log, from, to))
+				return err
+			})
+			if loadErr != nil {
+				loadErr = fmt.Errorf("loading %s: %w", log, loadErr)
+			}
+			days++
+		}
+	})
 	var rows [][]any
 	cur := int64(-1)
 	loadDay := func(d int64) {
-		if !withLog || loaded[d] || cur < 0 {
-			return
+		if withLog && !loaded[d] && d >= 0 {
+			work <- day{d, rows}
 		}
-		log, content := partitionName("quarantine_log", d), partitionName("quarantine_content", d)
-		from, to := dayStart(d).Format(time.RFC3339), dayStart(d+1).Format(time.RFC3339)
-		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, fmt.Sprintf(`CREATE TABLE %s (LIKE quarantine_log INCLUDING DEFAULTS);
-				CREATE TABLE %s PARTITION OF quarantine_content FOR VALUES FROM ('%s') TO ('%s')`, log, content, from, to)); err != nil {
-				return err
-			}
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{log}, benchLogColumns, pgx.CopyFromRows(rows)); err != nil {
-				return err
-			}
-			_, err := tx.Exec(ctx, fmt.Sprintf(`ALTER TABLE quarantine_log ATTACH PARTITION %s FOR VALUES FROM ('%s') TO ('%s')`, log, from, to))
-			return err
-		})
-		if err != nil {
-			tb.Fatalf("loading %s: %v", log, err)
-		}
-		days++
+		rows = nil
 	}
 	agg := make(map[countKey]*counts)
 	benchLog(n, end, func(i int, r *Record) {
@@ -125,7 +143,7 @@ func loadPG(tb testing.TB, pool *pgxpool.Pool, n int, end time.Time, withLog boo
 		}
 		if d := dayNumber(idTime(r.ID)); d != cur {
 			loadDay(cur)
-			cur, rows = d, rows[:0]
+			cur = d
 		}
 		if loaded[cur] {
 			return
@@ -140,6 +158,11 @@ func loadPG(tb testing.TB, pool *pgxpool.Pool, n int, end time.Time, withLog boo
 			l.msgid[0], l.trace[0], ip, l.partial[0], l.sender[0], l.subject[0], l.rcpts[0], l.rec[0]})
 	})
 	loadDay(cur)
+	close(work)
+	wg.Wait()
+	if loadErr != nil {
+		tb.Fatal(loadErr)
+	}
 	// What the sweep at end deletes (pgBackend.sweep, default retention).
 	var opts Options
 	if err := opts.setDefaults(); err != nil {

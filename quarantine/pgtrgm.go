@@ -67,6 +67,10 @@ func (b *pgBackend) sample(ctx context.Context, col string) *colSample {
 	}
 	st.read = time.Now()
 	st.samples = make(map[string]*colSample)
+	// Searches wait for it: a short bound, then the whole needle is
+	// looked up until the next try.
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
 	rows, err := b.pool.Query(ctx, `SELECT attname::text, coalesce(most_common_vals::text::text[], '{}'),
 			coalesce(most_common_freqs, '{}'), coalesce(histogram_bounds::text::text[], '{}')
 		FROM pg_stats WHERE schemaname = current_schema() AND attname IN ('sender', 'subject', 'rcpts')

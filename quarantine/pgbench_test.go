@@ -479,7 +479,7 @@ func BenchmarkPostgresReport5M(b *testing.B) {
 }
 
 // BenchmarkPostgres5M: the same on 5,000,000 records. Loading them took
-// 30 minutes on two shared cores: it runs only with OUTGUARD_BENCH_5M set
+// 15 minutes on two shared cores: it runs only with OUTGUARD_BENCH_5M set
 // (and OUTGUARD_BENCH_PG_DB to keep them for later runs).
 func BenchmarkPostgres5M(b *testing.B) {
 	if os.Getenv("OUTGUARD_BENCH_5M") == "" {

@@ -87,9 +87,13 @@
 // (one node at a time, under an advisory lock) drops the days wholly past
 // retention, so records live up to a day longer than on bbolt. Every
 // table has the administrative domain first in its key. A search sends
-// its exact filters, and its "contains" filters evaluated over a window
-// of MaxScan rows, to the server, and checks every row it gets as on
-// bbolt. Records name their node (Options.Node).
+// its exact filters and its "contains" filters to the server, and checks
+// every row it gets as on bbolt: a "contains" filter with three ASCII
+// letters or digits in a row is a LIKE that the trigram indexes of
+// 0104_quarantine_trgm.sql answer over the whole log; without one, the
+// "contains" filters are evaluated over a window of MaxScan rows, as
+// bbolt examines at most MaxScan entries. Records name their node
+// (Options.Node).
 //
 // # Caveats
 //
@@ -103,5 +107,6 @@
 // capped at 200 bytes; searches compare the record itself in full.
 // Search examines at most Options.MaxScan entries per call and then
 // returns a partial page with a cursor, so a "contains" filter over a
-// large log costs several calls rather than one unbounded one.
+// large log costs several calls rather than one unbounded one (on
+// PostgreSQL, only when no trigram index applies).
 package quarantine

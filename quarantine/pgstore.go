@@ -72,6 +72,9 @@ type pgBackend struct {
 	// days caches the UTC days whose log and content partitions exist.
 	mu   sync.Mutex
 	days map[int64]bool
+
+	// trgm samples the "contains" columns for indexKey.
+	trgm trigramStats
 }
 
 // Advisory lock keys of the store's partition work (any two int32).
@@ -612,11 +615,61 @@ func (w *sqlWhere) add(cond string, arg any) {
 }
 
 // contains adds a "contains" filter when the needle survives pgText
-// unchanged (else the SQL filter could drop a match; matcher decides).
-func (w *sqlWhere) contains(col, needle string) {
-	if needle != "" && pgText(needle) == needle {
-		w.add("strpos("+col+", $?) > 0", needle)
+// unchanged (else the SQL filter could drop a match; matcher decides),
+// as a LIKE of the escaped needle, which the trigram indexes of
+// 0104_quarantine_trgm.sql can answer. It reports whether they can: the
+// needle has three ASCII letters or digits in a row (pg_trgm makes
+// trigrams of the letters and digits of words, whatever the database's
+// locale; a needle without one would make the index read all of itself).
+// keys are the parts of the needle the index is asked for (lookupKeys):
+// when they are not the whole needle, the LIKEs are of the keys, and
+// strpos checks the needle on the rows found.
+func (w *sqlWhere) contains(col, needle string, keys []string) (indexed bool) {
+	if needle == "" || pgText(needle) != needle {
+		return false
 	}
+	if !trigramNeedle(needle) || len(keys) == 0 || len(keys) == 1 && keys[0] == needle {
+		w.add(col+" LIKE $?", "%"+likeEscape(needle)+"%")
+		return trigramNeedle(needle)
+	}
+	for _, k := range keys {
+		w.add(col+" LIKE $?", "%"+likeEscape(k)+"%")
+	}
+	w.add("strpos("+col+", $?) > 0", needle)
+	return true
+}
+
+// likeEscape escapes the wildcards of LIKE (and its escape character,
+// the backslash) in s, so that the pattern matches s itself.
+func likeEscape(s string) string {
+	if !strings.ContainsAny(s, `%_\`) {
+		return s
+	}
+	var b strings.Builder
+	for _, c := range s {
+		if c == '%' || c == '_' || c == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// trigramNeedle reports whether s holds three ASCII letters or digits in
+// a row.
+func trigramNeedle(s string) bool {
+	run := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			if run++; run == 3 {
+				return true
+			}
+		} else {
+			run = 0
+		}
+	}
+	return false
 }
 
 func (b *pgBackend) search(q *Query, domain, lo, hi string, m *matcher, limit int) (Page, error) {
@@ -664,24 +717,41 @@ func (b *pgBackend) search(q *Query, domain, lo, hi string, m *matcher, limit in
 	if q.Partial {
 		w.conds = append(w.conds, "partial")
 	}
-	// The "contains" filters are checked by the server on a window of at
+	// A "contains" filter whose needle a trigram index can answer is
+	// one more condition of the query: the server finds the matches
+	// through the index, the whole log in one call. Otherwise the
+	// "contains" filters are checked by the server on a window of at
 	// most MaxScan rows of the exact filters, newest first, as bbolt's
 	// search examines at most MaxScan entries: the last row of a full
 	// window comes back (rn = window) to continue from.
 	var hit sqlWhere
 	hit.args = w.args
-	hit.contains("sender", m.sender)
-	hit.contains("subject", m.subject)
-	hit.contains("rcpts", m.rcpt)
+	key := func(col, needle string) []string {
+		if !trigramNeedle(needle) {
+			return nil
+		}
+		return lookupKeys(needle, b.sample(context.Background(), col))
+	}
+	indexed := hit.contains("sender", m.sender, key("sender", m.sender))
+	indexed = hit.contains("subject", m.subject, key("subject", m.subject)) || indexed
+	indexed = hit.contains("rcpts", m.rcpt, key("rcpts", m.rcpt)) || indexed
 	args := hit.args
 	window := b.s.opts.MaxScan
-	where := ""
-	if len(w.conds) > 0 {
-		where = "WHERE " + strings.Join(w.conds, " AND ")
-	}
 	var sql string
 	requested := 0 // the rows the query returns at most
-	if len(hit.conds) == 0 {
+	switch {
+	case indexed:
+		// Planned with the needles' values (an unnamed statement), so
+		// that the server weighs the index against reading the log in
+		// id order, which is quicker for a needle found in most rows.
+		window = 0
+		requested = limit + 1
+		conds := append(slices.Clone(w.conds), hit.conds...)
+		args = append(args, requested)
+		sql = fmt.Sprintf(`SELECT id, rec, q_expired, true, 0 FROM quarantine_log WHERE %s ORDER BY id DESC LIMIT $%d`,
+			strings.Join(conds, " AND "), len(args))
+		args = append([]any{pgx.QueryExecModeCacheDescribe}, args...)
+	case len(hit.conds) == 0:
 		// Only exact filters: the rows are the matches, read up to one
 		// past the page (or the window, if smaller), so that the server
 		// merges the day partitions' index scans and stops early.
@@ -689,14 +759,14 @@ func (b *pgBackend) search(q *Query, domain, lo, hi string, m *matcher, limit in
 		args = append(args, requested)
 		sql = fmt.Sprintf(`SELECT id, rec, q_expired, true, row_number() OVER (ORDER BY id DESC) FROM (
 			SELECT id, rec, q_expired FROM quarantine_log %s ORDER BY id DESC LIMIT $%d) w
-			ORDER BY id DESC`, where, len(args))
-	} else {
+			ORDER BY id DESC`, whereClause(w.conds), len(args))
+	default:
 		requested = limit + 2
 		args = append(args, window, requested)
 		sql = fmt.Sprintf(`SELECT id, rec, q_expired, hit, rn FROM (
 			SELECT id, rec, q_expired, (%s) AS hit, row_number() OVER (ORDER BY id DESC) AS rn
 			FROM quarantine_log %s ORDER BY id DESC LIMIT $%d) w
-		WHERE hit OR rn = $%d ORDER BY id DESC LIMIT $%d`, strings.Join(hit.conds, " AND "), where, len(args)-1, len(args)-1, len(args))
+		WHERE hit OR rn = $%d ORDER BY id DESC LIMIT $%d`, strings.Join(hit.conds, " AND "), whereClause(w.conds), len(args)-1, len(args)-1, len(args))
 	}
 	rows, err := b.pool.Query(context.Background(), sql, args...)
 	if err != nil {
@@ -725,7 +795,7 @@ func (b *pgBackend) search(q *Query, domain, lo, hi string, m *matcher, limit in
 				page.Records = append(page.Records, r)
 			}
 		}
-		if rn == int64(window) {
+		if window > 0 && rn == int64(window) {
 			// The window is full: go on below its last row.
 			page.Partial = true
 			page.NextCursor = encodeCursor(id)
@@ -741,6 +811,13 @@ func (b *pgBackend) search(q *Query, domain, lo, hi string, m *matcher, limit in
 		page.NextCursor = encodeCursor(last)
 	}
 	return page, nil
+}
+
+func whereClause(conds []string) string {
+	if len(conds) == 0 {
+		return ""
+	}
+	return "WHERE " + strings.Join(conds, " AND ")
 }
 
 // weeks replaces the runs of seven day spans that make a whole week

@@ -31,6 +31,10 @@ const trigramKeys = 6
 // read again.
 const trigramStatsAge = 10 * time.Minute
 
+// trigramStatsRetry is how soon statistics are read again when none were
+// found.
+const trigramStatsRetry = 30 * time.Second
+
 // colSample is a weighted sample of a column's values.
 type colSample struct {
 	vals    []string
@@ -56,13 +60,15 @@ type trigramStats struct {
 }
 
 // sample returns the sample of column col, reading the statistics of
-// the newest three partitions when the cache is older than
-// trigramStatsAge; nil when there are none (a new database).
+// the newest five partitions that have any (the days created ahead, and
+// a day autovacuum has not analysed yet, have none) when the cache is
+// older than trigramStatsAge; nil when there are none (a new database),
+// and then they are read again after trigramStatsRetry.
 func (b *pgBackend) sample(ctx context.Context, col string) *colSample {
 	st := &b.trgm
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.samples != nil && time.Since(st.read) < trigramStatsAge {
+	if age := time.Since(st.read); st.samples != nil && (age < trigramStatsRetry || len(st.samples) > 0 && age < trigramStatsAge) {
 		return st.samples[col]
 	}
 	st.read = time.Now()
@@ -75,7 +81,9 @@ func (b *pgBackend) sample(ctx context.Context, col string) *colSample {
 			coalesce(most_common_freqs, '{}'), coalesce(histogram_bounds::text::text[], '{}')
 		FROM pg_stats WHERE schemaname = current_schema() AND attname IN ('sender', 'subject', 'rcpts')
 			AND tablename IN (SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-				WHERE i.inhparent = 'quarantine_log'::regclass ORDER BY c.relname DESC LIMIT 5)`)
+				WHERE i.inhparent = 'quarantine_log'::regclass
+					AND EXISTS (SELECT 1 FROM pg_stats s WHERE s.schemaname = current_schema() AND s.tablename = c.relname)
+				ORDER BY c.relname DESC LIMIT 5)`)
 	if err != nil {
 		return nil // the whole text is looked up
 	}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -13,7 +11,6 @@ import (
 
 	"github.com/outguard/outguard/baseline"
 	"github.com/outguard/outguard/campaign"
-	"github.com/outguard/outguard/config"
 	"github.com/outguard/outguard/filter/content"
 	"github.com/outguard/outguard/internal/pgdb/pgtest"
 	"github.com/outguard/outguard/internal/testutil"
@@ -171,40 +168,12 @@ func TestFleetContentLessonsAddUp(t *testing.T) {
 // 29) and no periodic round: the test runs the rounds itself.
 func startBaselineFleet(t *testing.T, clk *clock) *fleet {
 	t.Helper()
-	dsn := pgtest.NewDatabase(t)
-	f := &fleet{}
-	for _, name := range []string{"node-a", "node-b", "node-c"} {
-		nh := testutil.StartNextHop(t)
-		logs := &syncBuffer{}
-		extra := strings.Replace(pipelineExtra, "identity:\n", `identity:
+	extra := strings.Replace(pipelineExtra, "identity:\n", `identity:
   flush_interval: 10m
   baseline:
     new_identity_messages: {suspect: 29, lock: 30}
-`, 1) + fmt.Sprintf("node_name: %s\nstore:\n  backend: postgres\n  postgres:\n    dsn: %q\n    max_conns: 4\n", name, dsn)
-		path := testConfig(t, nh.Addr, extra)
-		b, _ := os.ReadFile(path)
-		y := strings.Replace(string(b), "  - name: out.example.net\n", "  - name: out.example.net\n    identity_rules: [{header: X-AuthUser}, {envelope_sender: true}]\n    lock_identities_automatically: true\n", 1)
-		y = strings.Replace(y, `admin: {address: "127.0.0.1:0"}`, `admin:
-  address: "127.0.0.1:0"
-  tokens: [{name: ops, hash: "`+trialTokenHash+`", scope: all}]`, 1)
-		if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := config.Load(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, err := New(Options{Config: cfg, ConfigPath: path, Now: clk.Now, Logger: slog.New(slog.NewTextHandler(logs, nil))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := a.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { a.Stop() })
-		f.nodes, f.nhs, f.logs = append(f.nodes, a), append(f.nhs, nh), append(f.logs, logs)
-	}
-	return f
+`, 1)
+	return startFleetWith(t, extra, clk.Now)
 }
 
 // sharedProfile reads key's profile from detection_profiles.

@@ -94,12 +94,20 @@ type fleet struct {
 // admin token trial-token.
 func startFleet(t *testing.T) *fleet {
 	t.Helper()
+	return startFleetWith(t, pipelineExtra, nil)
+}
+
+// startFleetWith starts nodes a, b and c on a fresh database as
+// startFleet does, with extra (pipelineExtra or a variant of it) in their
+// configuration and now, when set, as their clock.
+func startFleetWith(t *testing.T, extra string, now func() time.Time) *fleet {
+	t.Helper()
 	dsn := pgtest.NewDatabase(t)
 	f := &fleet{}
 	for _, name := range []string{"node-a", "node-b", "node-c"} {
 		nh := testutil.StartNextHop(t)
 		logs := &syncBuffer{}
-		path := testConfig(t, nh.Addr, pipelineExtra+fmt.Sprintf("node_name: %s\nstore:\n  backend: postgres\n  postgres:\n    dsn: %q\n    max_conns: 4\n", name, dsn))
+		path := testConfig(t, nh.Addr, extra+fmt.Sprintf("node_name: %s\nstore:\n  backend: postgres\n  postgres:\n    dsn: %q\n    max_conns: 4\n", name, dsn))
 		b, _ := os.ReadFile(path)
 		y := strings.Replace(string(b), "  - name: out.example.net\n", "  - name: out.example.net\n    identity_rules: [{header: X-AuthUser}, {envelope_sender: true}]\n    lock_identities_automatically: true\n", 1)
 		y = strings.Replace(y, `admin: {address: "127.0.0.1:0"}`, `admin:
@@ -112,7 +120,7 @@ func startFleet(t *testing.T) *fleet {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a, err := New(Options{Config: cfg, ConfigPath: path, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+		a, err := New(Options{Config: cfg, ConfigPath: path, Now: now, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -41,21 +41,13 @@ func ServerDSN(t testing.TB) string {
 // returns its DSN.
 func NewDatabase(t testing.TB) string {
 	t.Helper()
-	server := ServerDSN(t)
-	cfg, err := pgx.ParseConfig(server)
-	if err != nil {
-		t.Fatalf("pgtest: %s: %v", EnvDSN, err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	admin, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		t.Fatalf("pgtest: connecting to the test server: %v", err)
-	}
+	cfg, admin := connectServer(t)
 	defer admin.Close(context.Background())
 	var b [8]byte
 	rand.Read(b[:])
 	name := "outguard_test_" + hex.EncodeToString(b[:])
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name+" TEMPLATE template0"); err != nil {
 		t.Fatalf("pgtest: creating %s: %v", name, err)
 	}
@@ -73,6 +65,24 @@ func NewDatabase(t testing.TB) string {
 		}
 	})
 	return withDatabase(cfg, name)
+}
+
+// connectServer connects to the test server's administrative database
+// (skipping or failing t as ServerDSN does when there is none) and
+// returns its configuration and the connection, for the caller to close.
+func connectServer(t testing.TB) (*pgx.ConnConfig, *pgx.Conn) {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(ServerDSN(t))
+	if err != nil {
+		t.Fatalf("pgtest: %s: %v", EnvDSN, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatalf("pgtest: connecting to the test server: %v", err)
+	}
+	return cfg, admin
 }
 
 // withDatabase returns a keyword/value DSN for the server of cfg and
@@ -118,18 +128,10 @@ func OpenPool(t testing.TB, dsn string, migrate bool) *pgxpool.Pool {
 // data set once and reuse it in later runs.
 func KeptDatabase(t testing.TB, name string) string {
 	t.Helper()
-	server := ServerDSN(t)
-	cfg, err := pgx.ParseConfig(server)
-	if err != nil {
-		t.Fatalf("pgtest: %s: %v", EnvDSN, err)
-	}
+	cfg, admin := connectServer(t)
+	defer admin.Close(context.Background())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	admin, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		t.Fatalf("pgtest: connecting to the test server: %v", err)
-	}
-	defer admin.Close(context.Background())
 	var exists bool
 	if err := admin.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
 		t.Fatalf("pgtest: %v", err)

@@ -27,8 +27,13 @@ func benchInputs(keys int) ([]string, [][]string) {
 // detector holding 10,000 identities, with the clock advancing 100ms per
 // message so that hours roll over as in production (3.6 messages per
 // identity and hour).
-func BenchmarkObserve(b *testing.B) {
-	d := newDetector(b, Options{})
+func BenchmarkObserve(b *testing.B) { benchObserve(b, false) }
+
+// benchObserve is BenchmarkObserve; with deltas, on a fleet's node
+// (Options.Deltas), the deltas taken every 10,000 messages as a round
+// would.
+func benchObserve(b *testing.B, deltas bool) {
+	d := newDetector(b, Options{Deltas: deltas})
 	keys, domains := benchInputs(10000)
 	for i, k := range keys {
 		d.Observe(k, monday, 1, domains[i%len(domains)])
@@ -40,6 +45,9 @@ func BenchmarkObserve(b *testing.B) {
 		at := monday.Add(time.Duration(i) * 100 * time.Millisecond)
 		d.Observe(keys[i%len(keys)], at, 1, domains[(i*7)%len(domains)])
 		i++
+		if deltas && i%10000 == 0 {
+			d.Deltas(func(string, *Delta) {})
+		}
 	}
 }
 
@@ -133,21 +141,4 @@ func BenchmarkMerge(b *testing.B) {
 // BenchmarkObserveDeltas is BenchmarkObserve on a fleet's node
 // (Options.Deltas), with the deltas taken every 10,000 messages as a
 // round would.
-func BenchmarkObserveDeltas(b *testing.B) {
-	d := newDetector(b, Options{Deltas: true})
-	keys, domains := benchInputs(10000)
-	for i, k := range keys {
-		d.Observe(k, monday, 1, domains[i%len(domains)])
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	i := 0
-	for b.Loop() {
-		at := monday.Add(time.Duration(i) * 100 * time.Millisecond)
-		d.Observe(keys[i%len(keys)], at, 1, domains[(i*7)%len(domains)])
-		i++
-		if i%10000 == 0 {
-			d.Deltas(func(string, *Delta) {})
-		}
-	}
-}
+func BenchmarkObserveDeltas(b *testing.B) { benchObserve(b, true) }

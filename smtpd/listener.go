@@ -1,6 +1,7 @@
 package smtpd
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"net/netip"
@@ -115,6 +116,20 @@ type trackedConn struct {
 	rerr      error   // the socket's error after rdata
 	streaming bool    // the last socket read filled the reader's buffer
 
+	// Hand-out to go-smtp (see handOut and fastData): lineHead holds the
+	// first octets of the line being handed over, lineLen how many of
+	// them there are; atData says the last hand-out ended with a DATA
+	// command line. raw is set while a fast DATA transfer reads, and
+	// inject is handed out before anything else: the end of such a
+	// transfer for go-smtp's own reader, then what followed it.
+	lineHead  [4]byte
+	lineLen   int
+	atData    bool
+	raw       bool
+	inject    []byte
+	injectBuf []byte
+	failed    error // a fast transfer's read error, returned by every later read
+
 	closeNext atomic.Bool
 	closeOnce sync.Once
 }
@@ -149,6 +164,11 @@ const readAhead = 32 << 10
 // streams in), it reads up to readAhead from the socket at once and hands
 // the rest out on the next reads; the buffer goes back to its pool when
 // it is empty. Idle connections hold no such buffer.
+//
+// Without TLS every hand-out ends at the end of the first DATA command
+// line in it (handOut), and what follows waits here: when go-smtp then
+// calls Data for that line, its buffer holds nothing of the message, and
+// the session can read the message itself (fastData).
 func (t *trackedConn) Read(b []byte) (int, error) {
 	if err := t.flush(); err != nil {
 		return 0, err
@@ -157,8 +177,14 @@ func (t *trackedConn) Read(b []byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if len(t.inject) > 0 {
+		n := t.handOut(b[:copy(b[:room], t.inject)])
+		t.inject = t.inject[n:]
+		t.guard.read(b[:n])
+		return n, nil
+	}
 	if len(t.rdata) > 0 {
-		n := copy(b[:room], t.rdata)
+		n := t.handOut(b[:copy(b[:room], t.rdata)])
 		t.rdata = t.rdata[n:]
 		if len(t.rdata) == 0 {
 			readAheadBufs.Put(t.rbuf)
@@ -166,6 +192,9 @@ func (t *trackedConn) Read(b []byte) (int, error) {
 		}
 		t.guard.read(b[:n])
 		return n, nil
+	}
+	if t.failed != nil {
+		return 0, t.failed
 	}
 	if t.rerr != nil {
 		err := t.rerr
@@ -184,7 +213,7 @@ func (t *trackedConn) Read(b []byte) (int, error) {
 	if inTx && t.streaming && room > 0 && room < readAhead {
 		bp := readAheadBufs.Get().(*[]byte)
 		n, err := t.Conn.Read(*bp)
-		k := copy(b[:room], (*bp)[:n])
+		k := t.handOut(b[:copy(b[:room], (*bp)[:n])])
 		t.guard.read(b[:k])
 		if k < n {
 			t.rbuf, t.rdata, t.rerr = bp, (*bp)[k:n], err
@@ -195,9 +224,54 @@ func (t *trackedConn) Read(b []byte) (int, error) {
 		return k, err
 	}
 	n, err := t.Conn.Read(b[:room])
+	k := t.handOut(b[:n])
+	t.guard.read(b[:k])
+	if k < n {
+		// The rest follows a DATA line: it waits in a read-ahead buffer.
+		bp := readAheadBufs.Get().(*[]byte)
+		t.rbuf, t.rdata, t.rerr = bp, (*bp)[:copy(*bp, b[k:n])], err
+		return k, nil
+	}
 	t.streaming = inTx && n == len(b) && n > 0
-	t.guard.read(b[:n])
 	return n, err
+}
+
+// handOut returns how much of b, about to go to go-smtp, goes now: all
+// of it, or what ends with the first DATA command line in it (go-smtp
+// takes a line up to LF, and a command by its first four octets in any
+// case; a line that only starts like DATA stops a hand-out too, which
+// costs one more read and nothing else). Under TLS the octets are
+// records, not lines, and during a fast transfer they are the
+// session's: both go through whole.
+func (t *trackedConn) handOut(b []byte) int {
+	t.atData = false
+	if t.raw || t.tls.Load() {
+		return len(b)
+	}
+	for i := 0; i < len(b); {
+		if t.lineLen < len(t.lineHead) {
+			c := b[i]
+			i++
+			if c == '\n' {
+				t.lineLen = 0
+			} else {
+				t.lineHead[t.lineLen] = c
+				t.lineLen++
+			}
+			continue
+		}
+		k := bytes.IndexByte(b[i:], '\n')
+		if k < 0 {
+			break
+		}
+		i += k + 1
+		t.lineLen = 0
+		if h := t.lineHead; h[0]|0x20 == 'd' && h[1]|0x20 == 'a' && h[2]|0x20 == 't' && h[3]|0x20 == 'a' {
+			t.atData = true
+			return i
+		}
+	}
+	return len(b)
 }
 
 func (t *trackedConn) Write(b []byte) (int, error) {

@@ -31,6 +31,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -107,6 +108,10 @@ type Options struct {
 	// generator (default: ULIDs).
 	Now   func() time.Time
 	NewID func(time.Time) string
+
+	// goSMTPDataReader leaves every DATA transfer to go-smtp's own
+	// reader (tests compare the two).
+	goSMTPDataReader bool
 }
 
 // ListenerOptions configure one listening socket.
@@ -135,6 +140,9 @@ type Server struct {
 	metrics  *Metrics
 	throttle *authThrottle
 	budget   *MemoryBudget
+	// fastTransfers counts the DATA transfers the sessions read
+	// themselves (fastdata.go).
+	fastTransfers atomic.Int64
 
 	mu       sync.Mutex
 	servers  []*smtp.Server

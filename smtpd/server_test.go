@@ -97,7 +97,7 @@ func (p *fakePolicy) Results() []Result {
 }
 
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *Server
 	addr   string
 	nh     *testutil.NextHop
@@ -108,7 +108,7 @@ type harness struct {
 
 type harnessOpt func(*Options, *ListenerOptions)
 
-func newHarness(t *testing.T, opts ...harnessOpt) *harness {
+func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 	t.Helper()
 	nh := testutil.StartNextHop(t)
 	hop, err := NewSMTPNextHop(NextHopOptions{Address: nh.Addr, PoolSize: 4, Timeout: 5 * time.Second})
@@ -631,7 +631,7 @@ func TestGracefulShutdownLetsTransactionFinish(t *testing.T) {
 
 // openTx dials, authenticates as alice and opens a transaction from
 // alice@example.com to bob@example.org.
-func (h *harness) openTx(t *testing.T) *rawConn {
+func (h *harness) openTx(t testing.TB) *rawConn {
 	t.Helper()
 	r := dialRaw(t, h.addr)
 	r.expect("EHLO c.test", 250)
@@ -643,13 +643,13 @@ func (h *harness) openTx(t *testing.T) *rawConn {
 
 // rawConn speaks SMTP line by line for protocol-level tests.
 type rawConn struct {
-	t *testing.T
+	t testing.TB
 	c net.Conn
 	r *bufio.Reader
 	w *bufio.Writer
 }
 
-func dialRaw(t *testing.T, addr string) *rawConn {
+func dialRaw(t testing.TB, addr string) *rawConn {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {

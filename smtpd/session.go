@@ -301,6 +301,12 @@ func (s *session) Data(r io.Reader) error {
 	}
 	s.conn.guard.startTransfer(chunked)
 	defer s.conn.guard.endTransfer(chunked)
+	if !chunked {
+		if fd := s.conn.fastData(s.c, s.srv.opts.MaxMessageBytes); fd != nil {
+			defer fd.finish()
+			r = fd
+		}
+	}
 	// Whatever happens, the message is read to its end so that the reply
 	// lands after it and the guard sees the transfer finish.
 	defer io.Copy(io.Discard, r)

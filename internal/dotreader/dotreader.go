@@ -1,10 +1,11 @@
-// Package dotreader is a measurement for issue 17: a reader of an SMTP
-// DATA transfer (RFC 5321 section 4.5.2, dot-stuffing; end of data at
-// CRLF "." CRLF) that works on the buffered bytes in bulk, with exactly
-// the io.Reader behaviour of go-smtp's DATA reader (v0.25.1, data.go),
-// which reads one byte at a time. It is written as the change that
-// go-smtp could take upstream; outguard does not use it, and go-smtp is
-// neither vendored nor forked. See bench/README.md for the figures.
+// Package dotreader reads an SMTP DATA transfer (RFC 5321 section 4.5.2,
+// dot-stuffing; end of data at CRLF "." CRLF) from a bufio.Reader in
+// bulk, with exactly the io.Reader behaviour of go-smtp's DATA reader
+// (v0.25.1, data.go), which reads one byte at a time. smtpd reads the
+// messages of plain-text DATA transfers with it (docs/architecture.md,
+// "The DATA reader"); the same code is the change go-smtp could take
+// upstream (bench/README.md has the figures). go-smtp is neither vendored
+// nor forked.
 //
 // The behaviour kept, byte for byte and error for error:
 //
@@ -113,6 +114,26 @@ func (r *Reader) Read(b []byte) (n int, err error) {
 	}
 	return n, err
 }
+
+// Drain reads and discards the rest of the transfer, past the size limit
+// as go-smtp does before its final reply, and returns nil at the end of
+// data or the error that stopped it.
+func (r *Reader) Drain() error {
+	r.limited = false
+	var buf [512]byte
+	for {
+		_, err := r.Read(buf[:])
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// Done reports whether the final "." CRLF has been read.
+func (r *Reader) Done() bool { return r.state == eof }
 
 // step moves the machine over c and reports whether c is content.
 func (r *Reader) step(c byte) bool {

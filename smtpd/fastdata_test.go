@@ -1,0 +1,187 @@
+package smtpd
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+)
+
+// The session reads plain-text DATA transfers itself (fastdata.go); these
+// tests hold the conversation to what go-smtp's own reader gives, reply
+// for reply and message for message, on the inputs where the two could
+// part: end-of-data look-alikes, octets sent before the 354 or pipelined
+// after the end of data, DATA lines inside messages, oversize messages,
+// and clients that leave in the middle.
+
+// readerPair is one server of each kind, with the same limits.
+type readerPair struct{ fast, goSMTP *harness }
+
+func newReaderPair(t testing.TB) readerPair {
+	limits := func(o *Options, _ *ListenerOptions) {
+		o.MaxMessageBytes = 2048
+		o.IdleTimeout = 5 * time.Second
+	}
+	return readerPair{
+		fast:   newHarness(t, limits),
+		goSMTP: newHarness(t, limits, func(o *Options, _ *ListenerOptions) { o.goSMTPDataReader = true }),
+	}
+}
+
+// conversation is what a client and the next hop saw of one connection.
+type conversation struct {
+	Replies  []string // each reply's code and enhanced code
+	Messages []string // envelope and content of each message relayed
+}
+
+var replyStatus = regexp.MustCompile(`^\d{3}(?: \d\.\d{1,3}\.\d{1,3})?`)
+
+// converse authenticates, sends script as it is (then closes its side),
+// and returns every reply and every message the next hop received.
+func converse(t testing.TB, h *harness, script []byte) conversation {
+	t.Helper()
+	before := len(h.nh.Received())
+	c, err := net.Dial("tcp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	auth := "AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00alice\x00secret")) + "\r\n"
+	go func() {
+		c.Write(append([]byte("EHLO c.test\r\n"+auth), script...))
+		c.(*net.TCPConn).CloseWrite()
+	}()
+	var conv conversation
+	br := bufio.NewReader(c)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			break
+		}
+		if len(line) > 3 && line[3] == '-' {
+			continue
+		}
+		conv.Replies = append(conv.Replies, replyStatus.FindString(line))
+	}
+	// The session has ended: what it relayed is at the next hop.
+	for _, d := range h.nh.Received()[before:] {
+		data := d.Data
+		// Leave out outguard's Received header (its id and time differ).
+		if i := bytes.Index(data, []byte("\r\n")); bytes.HasPrefix(data, []byte("Received:")) && i >= 0 {
+			data = data[i+2:]
+			for len(data) > 0 && (data[0] == ' ' || data[0] == '\t') {
+				if j := bytes.Index(data, []byte("\r\n")); j >= 0 {
+					data = data[j+2:]
+				} else {
+					data = nil
+				}
+			}
+		}
+		conv.Messages = append(conv.Messages, fmt.Sprintf("%s %v %q", d.From, d.Rcpts, data))
+	}
+	return conv
+}
+
+// same runs script on both servers and fails on any difference.
+func (p readerPair) same(t testing.TB, script []byte) conversation {
+	t.Helper()
+	fast := converse(t, p.fast, script)
+	slow := converse(t, p.goSMTP, script)
+	if fmt.Sprint(fast) != fmt.Sprint(slow) {
+		t.Fatalf("script %q:\nsession's reader: %v\ngo-smtp's reader: %v", script, fast, slow)
+	}
+	return fast
+}
+
+const envelope = "MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.org>\r\n"
+
+func TestFastDataSameConversation(t *testing.T) {
+	p := newReaderPair(t)
+	big := strings.Repeat("0123456789abcdef", 200) // past the 2048-octet limit
+	cases := []struct {
+		name   string
+		script string
+		msgs   int
+	}{
+		{"one message", envelope + "DATA\r\nSubject: a\r\n\r\nhello\r\n.\r\nQUIT\r\n", 1},
+		{"empty message", envelope + "DATA\r\n.\r\nQUIT\r\n", 1},
+		{"dot-stuffing", envelope + "DATA\r\nSubject: a\r\n\r\n..one\r\n...\r\n.x\r\n.\r\nQUIT\r\n", 1},
+		{"dot CR, CR CR LF", envelope + "DATA\r\nSubject: a\r\n\r\n.\rx\r\n\r\r\n.\r\nQUIT\r\n", -1},
+		{"bare LF dot bare LF", envelope + "DATA\r\nSubject: a\r\n\r\nhello\n.\nMAIL FROM:<evil@example.com>\nRCPT TO:<victim@example.org>\nDATA\nboo\r\n.\r\nQUIT\r\n", 1},
+		{"LF dot CRLF", envelope + "DATA\r\nSubject: a\r\n\r\nhello\n.\r\nMAIL FROM:<evil@example.com>\r\n.\r\nQUIT\r\n", 1},
+		{"CRLF dot LF", envelope + "DATA\r\nSubject: a\r\n\r\nhello\r\n.\nMAIL FROM:<evil@example.com>\r\n.\r\nQUIT\r\n", 1},
+		{"DATA lines in the message", envelope + "DATA\r\nSubject: a\r\n\r\nDATA\r\ndata\r\n.DATA\r\nDATAX\r\n.\r\nQUIT\r\n", 1},
+		{"DATA twice", envelope + "DATA\r\nDATA\r\n.\r\nQUIT\r\n", 1},
+		{"lower case and spaces", envelope + "data   \r\nSubject: a\r\n\r\nx\r\n.\r\nQUIT\r\n", 1},
+		{"DATA with an argument", envelope + "DATA x\r\nDATA\r\nSubject: a\r\n\r\nx\r\n.\r\nQUIT\r\n", 1},
+		{"DATA before RCPT", "MAIL FROM:<alice@example.com>\r\nDATA\r\nRCPT TO:<bob@example.org>\r\nDATA\r\nSubject: a\r\n\r\nx\r\n.\r\nQUIT\r\n", 1},
+		{"three transactions pipelined", envelope + "DATA\r\nSubject: 1\r\n\r\none\r\n.\r\n" + envelope + "RSET\r\n" + envelope + "DATA\r\nSubject: 3\r\n\r\nthree\r\n.\r\nQUIT\r\n", 2},
+		{"oversize, then another", envelope + "DATA\r\nSubject: big\r\n\r\n" + big + "\r\n.\r\n" + envelope + "DATA\r\nSubject: small\r\n\r\nx\r\n.\r\nQUIT\r\n", 1},
+		{"client leaves in the message", envelope + "DATA\r\nSubject: a\r\n\r\nunfinished", 0},
+		{"client leaves after the dot's CR", envelope + "DATA\r\nSubject: a\r\n\r\nx\r\n.\r", 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			conv := p.same(t, []byte(tc.script))
+			if tc.msgs >= 0 && len(conv.Messages) != tc.msgs {
+				t.Fatalf("%d messages relayed, want %d: %v", len(conv.Messages), tc.msgs, conv)
+			}
+		})
+	}
+	if n := p.fast.srv.fastTransfers.Load(); n < int64(len(cases)) {
+		t.Errorf("the session read %d transfers itself, want at least %d", n, len(cases))
+	}
+	if n := p.goSMTP.srv.fastTransfers.Load(); n != 0 {
+		t.Errorf("with go-smtp's reader chosen, the session read %d transfers itself", n)
+	}
+}
+
+// TestFastDataNotUnderTLS: under TLS the octets on the connection are
+// records, so go-smtp's reader (above TLS) reads the message.
+func TestFastDataNotUnderTLS(t *testing.T) {
+	h := newHarness(t, func(o *Options, lo *ListenerOptions) {
+		lo.TLSConfig, lo.Implicit, lo.AllowInsecureAuth = testTLSConfig(t), true, false
+	})
+	c, err := smtp.DialTLS(h.addr, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Auth(sasl.NewPlainClient("", "alice", "secret")); err != nil {
+		t.Fatal(err)
+	}
+	msg := "Subject: a\r\n\r\nDATA\r\n.. dot\r\n"
+	if err := c.SendMail("alice@example.com", []string{"bob@example.org"}, strings.NewReader(msg)); err != nil {
+		t.Fatal(err)
+	}
+	if d := h.nh.Received(); len(d) != 1 || !bytes.HasSuffix(d[0].Data, []byte(msg)) {
+		t.Fatalf("next hop got %v", d)
+	}
+	if n := h.srv.fastTransfers.Load(); n != 0 {
+		t.Errorf("the session read %d TLS transfers itself", n)
+	}
+}
+
+// FuzzFastData sends a fuzzed message (and whatever the fuzzer puts after
+// its end) to both servers.
+func FuzzFastData(f *testing.F) {
+	f.Add([]byte("Subject: a\r\n\r\nhello\r\n.\r\nQUIT\r\n"))
+	f.Add([]byte("hello\n.\nMAIL FROM:<e@example.com>\r\n.\r\n"))
+	f.Add([]byte(".\r\nDATA\r\nDATA\r\n" + envelope + "DATA\r\nx\r\n.\r\n"))
+	f.Add([]byte(".\rx\r\r\n..\r\n.\r"))
+	f.Add([]byte(strings.Repeat("long line ", 300) + "\r\n.\r\n"))
+	p := newReaderPair(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		p.same(t, append([]byte(envelope+"DATA\r\n"), body...))
+	})
+}

@@ -180,7 +180,7 @@ func (a *App) applyPolicy(cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("ARF generator: %w", err)
 	}
-	a.pipeline.disk.reserve.Store(&cfg.Store.MinFreeSpace)
+	a.pipeline.disk.setReserve(cfg.Store.MinFreeSpace)
 	a.pipeline.state.Store(st)
 	a.pipeline.classifier.Store(cl)
 	if n := cfg.Filter.Limits.MaxConcurrent; a.pipeline.slots.Load() == nil || cap(a.pipeline.slots.Load().slots) != n {

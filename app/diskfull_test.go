@@ -327,3 +327,39 @@ outguard_storage_refusals_total{reason="quarantine_unavailable"} 0
 		t.Error(err)
 	}
 }
+
+// TestFreeSpaceReadingReused: a reading at least a GiB above the reserve
+// stands for a second; near the reserve every check reads again, and a
+// reload of the reserve drops the standing reading.
+func TestFreeSpaceReadingReused(t *testing.T) {
+	var calls atomic.Int64
+	var free atomic.Uint64
+	statfs := func(string) (uint64, uint64, error) { calls.Add(1); return free.Load(), 100 << 30, nil }
+	d := newDataDisk(t.TempDir(), config.FreeSpace{Set: true, Bytes: 1 << 30}, statfs, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	now := time.Unix(1000, 0)
+	d.now = func() time.Time { return now }
+	check := func(wantCalls int64, wantLow bool) {
+		t.Helper()
+		if r := d.check(); (r != nil) != wantLow {
+			t.Fatalf("check = %v, want low %v", r, wantLow)
+		}
+		if n := calls.Load(); n != wantCalls {
+			t.Fatalf("statfs called %d times, want %d", n, wantCalls)
+		}
+	}
+	free.Store(3 << 30) // 2 GiB above the reserve
+	check(1, false)
+	check(1, false)
+	now = now.Add(999 * time.Millisecond)
+	check(1, false)
+	now = now.Add(time.Millisecond)
+	free.Store(1<<30 + 1<<20) // 1 MiB above the reserve
+	check(2, false)
+	check(3, false)
+	free.Store(1 << 29)
+	check(4, true)
+	free.Store(3 << 30)
+	check(5, false)
+	d.setReserve(config.FreeSpace{Set: true, Bytes: 4 << 30})
+	check(6, true)
+}

@@ -3,6 +3,7 @@ package app
 import (
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,13 +31,17 @@ type dataDisk struct {
 	statfs func(dir string) (free, total uint64, err error)
 	log    *slog.Logger
 
-	low      atomic.Bool // below the reserve at the last check
+	low atomic.Bool // below the reserve at the last check
+	// roomy is until when a reading far above the reserve stands for
+	// the next checks (see check): UnixNano, 0 when none does.
+	roomy    atomic.Int64
+	now      func() time.Time
 	warned   atomic.Bool // statfs failed and was logged
 	refusals *prometheus.CounterVec
 }
 
 func newDataDisk(dir string, reserve config.FreeSpace, statfs func(string) (uint64, uint64, error), reg prometheus.Registerer, log *slog.Logger) *dataDisk {
-	d := &dataDisk{dir: dir, statfs: statfs, log: log}
+	d := &dataDisk{dir: dir, statfs: statfs, log: log, now: time.Now}
 	d.reserve.Store(&reserve)
 	f := promauto.With(reg)
 	d.refusals = f.NewCounterVec(prometheus.CounterOpts{
@@ -59,9 +64,29 @@ func newDataDisk(dir string, reserve config.FreeSpace, statfs func(string) (uint
 	return d
 }
 
+// Reading the free space costs a system call; a reading with at least
+// roomyMargin more than the reserve stands for the checks of the next
+// roomyFor. Filling the margin within that time takes 1 GiB/s of writes,
+// more than a relay's log and spool write; near the reserve every check
+// reads again.
+const (
+	roomyMargin = 1 << 30
+	roomyFor    = time.Second
+)
+
+// setReserve applies a reloaded store.min_free_space from the next check.
+func (d *dataDisk) setReserve(r config.FreeSpace) {
+	d.reserve.Store(&r)
+	d.roomy.Store(0)
+}
+
 // check returns replyLowSpace while the free space is below the reserve,
 // and logs the changes between the two states.
 func (d *dataDisk) check() *smtp.SMTPError {
+	now := d.now().UnixNano()
+	if until := d.roomy.Load(); until != 0 && now < until {
+		return nil
+	}
 	free, total, err := d.statfs(d.dir)
 	if err != nil {
 		if d.warned.CompareAndSwap(false, true) {
@@ -70,6 +95,11 @@ func (d *dataDisk) check() *smtp.SMTPError {
 		return nil
 	}
 	reserve := d.reserve.Load().Of(total)
+	if free >= reserve+roomyMargin {
+		d.roomy.Store(now + int64(roomyFor))
+	} else {
+		d.roomy.Store(0)
+	}
 	if free >= reserve {
 		if d.low.CompareAndSwap(true, false) {
 			d.log.Warn("free space on the data filesystem back above store.min_free_space; accepting mail", "dir", d.dir, "free_bytes", free, "min_free_bytes", reserve)

@@ -428,7 +428,9 @@ func (c *check) count(ctx context.Context, tx *smtpd.Transaction) {
 	}
 	base := p.detect.observeBaseline(lastObservation{Domain: tx.User.Domain, Identity: c.identity, User: tx.User.Name, TxID: tx.ID, Policy: c.up.policy}, tx.Accepted())
 	if base.Level >= baseline.Suspect {
-		p.log.Info("baseline departure", "tx", tx.ID, "identity", c.identity, "verdict", base.String())
+		if p.log.Enabled(ctx, slog.LevelInfo) {
+			p.log.Info("baseline departure", "tx", tx.ID, "identity", c.identity, "verdict", base.String())
+		}
 		if base.Level == baseline.Lock && base.Escalated && p.detect.baseLock {
 			out, err := p.ids.Signal(ctx, tx.User.Domain, c.identity, baselineEvidence(base, tx.User.Name, tx.ID), base.String(), c.up.policy)
 			logLockOutcome(p.log, tx, c.identity, "baseline", out, err)

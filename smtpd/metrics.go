@@ -3,6 +3,7 @@ package smtpd
 import (
 	"errors"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -24,7 +25,21 @@ type Metrics struct {
 	messageBytes    prometheus.Histogram
 	messageMemBytes prometheus.Gauge
 	spooled         *prometheus.CounterVec
+
+	// The children of the per-command series of the commands the
+	// sessions answer, kept once found (a label look-up hashes its
+	// values under a lock, several times a message). The maps are
+	// read-only after NewMetrics; a child is made at its first use, so
+	// the exposition shows the same series as without them.
+	replyBy   map[string]*[4]atomic.Value // prometheus.Counter by class: 2xx, 3xx, 4xx, 5xx
+	latencyBy map[string]*atomic.Value    // prometheus.Observer
 }
+
+// Commands whose series are found in advance.
+var (
+	answeredCommands = []string{"AUTH", "MAIL", "RCPT", "DATA"}
+	nextHopCommands  = []string{"connect", "mail", "rcpt", "data"}
+)
 
 // NewMetrics registers the relay's metrics with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
@@ -77,6 +92,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Messages written to the spool folder instead of memory, by reason (size: over limits.spool_threshold; memory: limits.message_memory_bytes spent).",
 		}, []string{"reason"}),
 	}
+	m.replyBy = make(map[string]*[4]atomic.Value, len(answeredCommands))
+	for _, c := range answeredCommands {
+		m.replyBy[c] = new([4]atomic.Value)
+	}
+	m.latencyBy = make(map[string]*atomic.Value, len(nextHopCommands))
+	for _, c := range nextHopCommands {
+		m.latencyBy[c] = new(atomic.Value)
+	}
 	return m
 }
 
@@ -97,7 +120,19 @@ func (m *Metrics) reply(command string, code int) {
 	if m == nil {
 		return
 	}
-	m.replies.WithLabelValues(command, codeClass(code)).Inc()
+	class := codeClass(code)
+	byClass := m.replyBy[command]
+	if byClass == nil {
+		m.replies.WithLabelValues(command, class).Inc()
+		return
+	}
+	slot := &byClass[class[0]-'2']
+	c, _ := slot.Load().(prometheus.Counter)
+	if c == nil {
+		c = m.replies.WithLabelValues(command, class)
+		slot.Store(c)
+	}
+	c.Inc()
 }
 
 func (m *Metrics) transaction(outcome string) {
@@ -111,7 +146,16 @@ func (m *Metrics) nextHop(command string, start time.Time, err error) {
 	if m == nil {
 		return
 	}
-	m.nextHopLatency.WithLabelValues(command).Observe(time.Since(start).Seconds())
+	var o prometheus.Observer
+	if slot := m.latencyBy[command]; slot != nil {
+		if o, _ = slot.Load().(prometheus.Observer); o == nil {
+			o = m.nextHopLatency.WithLabelValues(command)
+			slot.Store(o)
+		}
+	} else {
+		o = m.nextHopLatency.WithLabelValues(command)
+	}
+	o.Observe(time.Since(start).Seconds())
 	if err == nil {
 		return
 	}

@@ -87,7 +87,9 @@ type EngineSpec struct {
 
 // Options configure a Classifier.
 type Options struct {
-	// Engines run concurrently on every message. At least one is required.
+	// Engines run concurrently on every message (the built-in engine in
+	// the caller's goroutine, the others each in their own). At least one
+	// is required.
 	// Engine names must be distinct.
 	Engines []EngineSpec
 	// Limits bound ParseMessage in ClassifyFile; zero fields take
@@ -194,8 +196,18 @@ type engineResult struct {
 func (c *Classifier) Classify(ctx context.Context, m *Message) (Verdict, error) {
 	start := c.now()
 	results := make(chan engineResult, len(c.engines))
+	var local []int
 	for i, s := range c.engines {
+		if _, ok := s.Engine.(inProcess); ok {
+			local = append(local, i)
+			continue
+		}
 		go c.runEngine(ctx, i, s, m, results)
+	}
+	// The in-process engines run here, while the others wait on their
+	// servers.
+	for _, i := range local {
+		results <- c.runLocal(ctx, i, c.engines[i], m)
 	}
 	verdicts := make([]Verdict, len(c.engines))
 	var failed []error
@@ -271,6 +283,46 @@ func (c *Classifier) runEngine(ctx context.Context, i int, s EngineSpec, m *Mess
 			r = engineResult{i: i, err: ctx.Err()}
 		}
 	}
+	out <- c.settle(ctx, r, name, timeout, start)
+}
+
+// inProcess marks the engines that compute their verdict in this process,
+// with bounded work (the built-in engine): Classify runs them in its own
+// goroutine, without the goroutine pair that keeps a server's slow answer
+// from holding it.
+type inProcess interface{ inProcess() }
+
+func (*Builtin) inProcess() {}
+
+// runLocal runs an in-process engine under its timeout, as runEngine
+// does: a panic is an ErrUnavailable, and an answer after the deadline a
+// timeout.
+func (c *Classifier) runLocal(ctx context.Context, i int, s EngineSpec, m *Message) (r engineResult) {
+	timeout := s.Timeout
+	if timeout == 0 {
+		timeout = DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	name := s.Engine.Name()
+	start := c.now()
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				r = engineResult{i: i, err: fmt.Errorf("%w: engine panicked: %v", ErrUnavailable, p)}
+			}
+		}()
+		v, err := s.Engine.Scan(ctx, m)
+		r = engineResult{i: i, v: v, err: err}
+	}()
+	return c.settle(ctx, r, name, timeout, start)
+}
+
+// settle turns an engine's result into the one Classify counts: an
+// error of the deadline names the timeout, and an answer that came after
+// the deadline does not count.
+func (c *Classifier) settle(ctx context.Context, r engineResult, name string, timeout time.Duration, start time.Time) engineResult {
+	i := r.i
 	if r.err != nil && errors.Is(r.err, context.DeadlineExceeded) && !errors.Is(r.err, ErrTimeout) {
 		r.err = fmt.Errorf("%w after %v: %w", ErrTimeout, timeout, r.err)
 	}
@@ -279,5 +331,5 @@ func (c *Classifier) runEngine(ctx context.Context, i int, s EngineSpec, m *Mess
 		r = engineResult{i: i, err: fmt.Errorf("%w after %v", ErrTimeout, timeout)}
 	}
 	c.metrics.duration.WithLabelValues(name).Observe(c.now().Sub(start).Seconds())
-	out <- r
+	return r
 }

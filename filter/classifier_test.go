@@ -27,10 +27,18 @@ type fakeEngine struct {
 	stuck   bool
 	release chan struct{}
 	panics  bool
-	calls   atomic.Int32
+	// sleep delays the answer, whatever the context.
+	sleep time.Duration
+	calls atomic.Int32
 }
 
 func (f *fakeEngine) Name() string { return f.name }
+
+// localEngine is a fakeEngine that Classify runs in its own goroutine,
+// as it runs the built-in engine.
+type localEngine struct{ *fakeEngine }
+
+func (localEngine) inProcess() {}
 
 func (f *fakeEngine) Scan(ctx context.Context, m *Message) (Verdict, error) {
 	f.calls.Add(1)
@@ -43,6 +51,8 @@ func (f *fakeEngine) Scan(ctx context.Context, m *Message) (Verdict, error) {
 	case f.stuck:
 		<-f.release
 		return Verdict{Class: Virus}, nil
+	case f.sleep > 0:
+		time.Sleep(f.sleep)
 	}
 	return f.v, f.err
 }
@@ -84,16 +94,26 @@ func TestClassifyMerge(t *testing.T) {
 		{"engine tempfail ignores accept", []EngineSpec{{Engine: &fakeEngine{name: "big", err: ErrTempfail}, OnError: OnErrorAccept}}, Clean, 0, nil, ErrTempfail},
 		{"panicking engine is a failure", []EngineSpec{{Engine: &fakeEngine{name: "bad", panics: true}}}, Clean, 0, nil, ErrUnavailable},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c := newTestClassifier(t, nil, slog.New(slog.DiscardHandler), tc.specs...)
-			v, err := c.Classify(context.Background(), cleanMessage(t))
-			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) {
-				t.Errorf("got error %v, want %v", err, tc.wantErr)
+		// Each case runs with the engines run apart, and again with
+		// the first engine run in process.
+		for _, local := range []bool{false, true} {
+			specs := slices.Clone(tc.specs)
+			name := tc.name
+			if local {
+				specs[0].Engine = localEngine{specs[0].Engine.(*fakeEngine)}
+				name += "/first in process"
 			}
-			if v.Class != tc.wantClass || v.Score != tc.wantScore || !slices.Equal(v.Reasons, tc.wantReasons) {
-				t.Errorf("got %v %v %q, want %v %v %q", v.Class, v.Score, v.Reasons, tc.wantClass, tc.wantScore, tc.wantReasons)
-			}
-		})
+			t.Run(name, func(t *testing.T) {
+				c := newTestClassifier(t, nil, slog.New(slog.DiscardHandler), specs...)
+				v, err := c.Classify(context.Background(), cleanMessage(t))
+				if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) {
+					t.Errorf("got error %v, want %v", err, tc.wantErr)
+				}
+				if v.Class != tc.wantClass || v.Score != tc.wantScore || !slices.Equal(v.Reasons, tc.wantReasons) {
+					t.Errorf("got %v %v %q, want %v %v %q", v.Class, v.Score, v.Reasons, tc.wantClass, tc.wantScore, tc.wantReasons)
+				}
+			})
+		}
 	}
 }
 
@@ -168,6 +188,30 @@ func TestClassifyTimeout(t *testing.T) {
 				}
 				if tc.engine.release != nil {
 					close(tc.engine.release)
+				}
+			})
+		})
+	}
+}
+
+// TestClassifyTimeoutInProcess: an engine run in process that ends after
+// its timeout, honouring its context or not, is a timeout, and its late
+// verdict does not count.
+func TestClassifyTimeoutInProcess(t *testing.T) {
+	for _, e := range []*fakeEngine{
+		{name: "slow", hang: true},
+		{name: "late", sleep: 5 * time.Second, v: Verdict{Class: Spam, Score: 9}},
+	} {
+		t.Run(e.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				c := newTestClassifier(t, nil, slog.New(slog.DiscardHandler),
+					EngineSpec{Engine: localEngine{e}, Timeout: 3 * time.Second})
+				v, err := c.Classify(context.Background(), cleanMessage(t))
+				if !errors.Is(err, ErrTempfail) || !errors.Is(err, ErrTimeout) {
+					t.Errorf("got %v, want ErrTempfail wrapping ErrTimeout", err)
+				}
+				if v.Class != Clean {
+					t.Errorf("got %v, want clean (a late answer must not count)", v.Class)
 				}
 			})
 		})

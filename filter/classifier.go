@@ -253,24 +253,11 @@ func (c *Classifier) Classify(ctx context.Context, m *Message) (Verdict, error) 
 // The engine runs in its own goroutine so that one ignoring its context
 // cannot hold Classify past the deadline; its late answer is dropped.
 func (c *Classifier) runEngine(ctx context.Context, i int, s EngineSpec, m *Message, out chan<- engineResult) {
-	timeout := s.Timeout
-	if timeout == 0 {
-		timeout = DefaultTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel, timeout := engineContext(ctx, s)
 	defer cancel()
-	name := s.Engine.Name()
 	start := c.now()
 	done := make(chan engineResult, 1)
-	go func() {
-		defer func() {
-			if p := recover(); p != nil {
-				done <- engineResult{i: i, err: fmt.Errorf("%w: engine panicked: %v", ErrUnavailable, p)}
-			}
-		}()
-		v, err := s.Engine.Scan(ctx, m)
-		done <- engineResult{i: i, v: v, err: err}
-	}()
+	go func() { done <- scanEngine(ctx, i, s, m) }()
 	var r engineResult
 	select {
 	case r = <-done:
@@ -283,7 +270,7 @@ func (c *Classifier) runEngine(ctx context.Context, i int, s EngineSpec, m *Mess
 			r = engineResult{i: i, err: ctx.Err()}
 		}
 	}
-	out <- c.settle(ctx, r, name, timeout, start)
+	out <- c.settle(ctx, r, s.Engine.Name(), timeout, start)
 }
 
 // inProcess marks the engines that compute their verdict in this process,
@@ -297,25 +284,32 @@ func (*Builtin) inProcess() {}
 // runLocal runs an in-process engine under its timeout, as runEngine
 // does: a panic is an ErrUnavailable, and an answer after the deadline a
 // timeout.
-func (c *Classifier) runLocal(ctx context.Context, i int, s EngineSpec, m *Message) (r engineResult) {
+func (c *Classifier) runLocal(ctx context.Context, i int, s EngineSpec, m *Message) engineResult {
+	ctx, cancel, timeout := engineContext(ctx, s)
+	defer cancel()
+	start := c.now()
+	return c.settle(ctx, scanEngine(ctx, i, s, m), s.Engine.Name(), timeout, start)
+}
+
+// engineContext bounds one scan by the engine's timeout.
+func engineContext(ctx context.Context, s EngineSpec) (context.Context, context.CancelFunc, time.Duration) {
 	timeout := s.Timeout
 	if timeout == 0 {
 		timeout = DefaultTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	name := s.Engine.Name()
-	start := c.now()
-	func() {
-		defer func() {
-			if p := recover(); p != nil {
-				r = engineResult{i: i, err: fmt.Errorf("%w: engine panicked: %v", ErrUnavailable, p)}
-			}
-		}()
-		v, err := s.Engine.Scan(ctx, m)
-		r = engineResult{i: i, v: v, err: err}
+	return ctx, cancel, timeout
+}
+
+// scanEngine runs one engine's Scan; a panic is an ErrUnavailable.
+func scanEngine(ctx context.Context, i int, s EngineSpec, m *Message) (r engineResult) {
+	defer func() {
+		if p := recover(); p != nil {
+			r = engineResult{i: i, err: fmt.Errorf("%w: engine panicked: %v", ErrUnavailable, p)}
+		}
 	}()
-	return c.settle(ctx, r, name, timeout, start)
+	v, err := s.Engine.Scan(ctx, m)
+	return engineResult{i: i, v: v, err: err}
 }
 
 // settle turns an engine's result into the one Classify counts: an

@@ -3,7 +3,6 @@ package smtpd
 import (
 	"bufio"
 	"bytes"
-	"crypto/tls"
 	"encoding/base64"
 	"fmt"
 	"net"
@@ -12,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-sasl"
-	"github.com/emersion/go-smtp"
 )
 
 // The session reads plain-text DATA transfers itself (fastdata.go); these
@@ -143,32 +140,6 @@ func TestFastDataSameConversation(t *testing.T) {
 	}
 	if n := p.goSMTP.srv.fastTransfers.Load(); n != 0 {
 		t.Errorf("with go-smtp's reader chosen, the session read %d transfers itself", n)
-	}
-}
-
-// TestFastDataNotUnderTLS: under TLS the octets on the connection are
-// records, so go-smtp's reader (above TLS) reads the message.
-func TestFastDataNotUnderTLS(t *testing.T) {
-	h := newHarness(t, func(o *Options, lo *ListenerOptions) {
-		lo.TLSConfig, lo.Implicit, lo.AllowInsecureAuth = testTLSConfig(t), true, false
-	})
-	c, err := smtp.DialTLS(h.addr, &tls.Config{InsecureSkipVerify: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Auth(sasl.NewPlainClient("", "alice", "secret")); err != nil {
-		t.Fatal(err)
-	}
-	msg := "Subject: a\r\n\r\nDATA\r\n.. dot\r\n"
-	if err := c.SendMail("alice@example.com", []string{"bob@example.org"}, strings.NewReader(msg)); err != nil {
-		t.Fatal(err)
-	}
-	if d := h.nh.Received(); len(d) != 1 || !bytes.HasSuffix(d[0].Data, []byte(msg)) {
-		t.Fatalf("next hop got %v", d)
-	}
-	if n := h.srv.fastTransfers.Load(); n != 0 {
-		t.Errorf("the session read %d TLS transfers itself", n)
 	}
 }
 

@@ -362,6 +362,9 @@ func TestAuthNotOfferedBeforeTLS(t *testing.T) {
 	if len(d) != 1 || !bytes.Contains(d[0].Data, []byte("with ESMTPSA")) {
 		t.Errorf("deliveries = %d, want 1 with ESMTPSA", len(d))
 	}
+	if n := h.srv.fastTransfers.Load(); n != 0 {
+		t.Errorf("the session read %d transfers after STARTTLS itself", n)
+	}
 	// The 221 to QUIT arrives before the TLS connection closes.
 	if err := c.Quit(); err != nil {
 		t.Errorf("QUIT over TLS: %v", err)
@@ -776,7 +779,16 @@ func TestImplicitTLSListener(t *testing.T) {
 	if err := c.Auth(sasl.NewPlainClient("", "alice", "secret")); err != nil {
 		t.Fatalf("AUTH over implicit TLS: %v", err)
 	}
-	if err := c.SendMail("alice@example.com", []string{"bob@example.org"}, strings.NewReader(plainMsg)); err != nil {
+	// Under TLS the connection carries records, so go-smtp's reader
+	// (above TLS) reads the message, not the session (fastdata.go).
+	msg := plainMsg + "DATA\r\n.. dot\r\n"
+	if err := c.SendMail("alice@example.com", []string{"bob@example.org"}, strings.NewReader(msg)); err != nil {
 		t.Fatal(err)
+	}
+	if d := h.nh.Received(); len(d) != 1 || !bytes.HasSuffix(d[0].Data, []byte(msg)) {
+		t.Fatalf("next hop got %v, want the message ending %q", d, msg)
+	}
+	if n := h.srv.fastTransfers.Load(); n != 0 {
+		t.Errorf("the session read %d TLS transfers itself", n)
 	}
 }

@@ -241,12 +241,12 @@ func (c *readCountingConn) Read(b []byte) (int, error) {
 
 // A message streaming in is read from the socket up to 32 KiB at a time,
 // not through go-smtp's 4 KiB buffer alone, and arrives whole: over DATA
-// read by go-smtp's reader, 400 KB take fewer than 40 reads for the whole
-// session (at least 100 without); over BDAT go-smtp copies chunks in
-// large reads already. Over DATA read by the session (fastdata.go) the
-// reads take what has arrived, up to 32 KiB: their number depends on how
-// fast the sender is, so the test asks for reads larger than go-smtp's
-// buffer.
+// (read by the session, fastdata.go, or by go-smtp's reader) and over
+// BDAT (go-smtp copies chunks in large reads). How many reads a message
+// takes depends on how fast the sender is against the reader (on a busy
+// machine, 400 KB took 30 to 50 through go-smtp's reader, and at least
+// 100 without the read-ahead), so the test asks for reads larger than
+// go-smtp's buffer, which none would be without it.
 func TestMessageReadInLargeReads(t *testing.T) {
 	for _, mode := range []string{"DATA", "DATA/go-smtp", "BDAT"} {
 		chunked := mode == "BDAT"
@@ -265,11 +265,8 @@ func TestMessageReadInLargeReads(t *testing.T) {
 			if _, err := sendRaw(addr.String(), msg, chunked); err != nil {
 				t.Fatal(err)
 			}
-			if n := cl.reads.Load(); mode != "DATA" && n >= 40 {
-				t.Errorf("%d reads for a session with a %d-byte message, want fewer than 40", n, len(msg))
-			}
 			if n := cl.largest.Load(); n <= 4096 {
-				t.Errorf("largest read %d octets, want more than go-smtp's 4 KiB buffer", n)
+				t.Errorf("largest read %d octets (of %d reads), want more than go-smtp's 4 KiB buffer", n, cl.reads.Load())
 			}
 			got := h.nh.WaitDeliveries(1, 10*time.Second)
 			if len(got) != 1 {

@@ -482,13 +482,17 @@ func (s *session) finish(st *txState, msg *Message, res Result) error {
 		st.nh = nil
 	}
 	st.check.Close(tx, msg, res)
-	var learnt []slog.Attr
-	if la, ok := st.check.(LogAttrser); ok {
-		learnt = la.LogAttrs()
-	}
+	check := st.check
 	st.check = nil
 	s.srv.metrics.transaction(res.Outcome)
 	s.srv.metrics.reply("DATA", res.Reply.Code)
+	if !st.log.Enabled(context.Background(), slog.LevelInfo) {
+		return res.Reply
+	}
+	var learnt []slog.Attr
+	if la, ok := check.(LogAttrser); ok {
+		learnt = la.LogAttrs()
+	}
 	accepted := tx.Accepted()
 	// The paths exactly as the next hop got them (smtpclient.Path cannot fail
 	// here: MAIL and RCPT refused what it cannot write).

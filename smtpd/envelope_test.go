@@ -215,3 +215,22 @@ func TestDeliverQuotesAddresses(t *testing.T) {
 		t.Errorf("next hop got %d messages, want 1", n)
 	}
 }
+
+// TestReceivedHeaderText pins the Received header's text (RFC 5321
+// section 4.4), with and without a single recipient.
+func TestReceivedHeaderText(t *testing.T) {
+	now := time.Date(2026, 11, 30, 16, 4, 5, 0, time.FixedZone("", 3600))
+	s := &session{srv: &Server{opts: Options{Hostname: "relay.test", Now: func() time.Time { return now }}}}
+	tx := &Transaction{ID: "01ABC", Client: netip.MustParseAddrPort("192.0.2.7:2525"), Helo: "client.test", TLS: true, AuthName: "alice",
+		Rcpts: []Recipient{{Addr: "bob@example.org", Code: 250}}}
+	want := "Received: from client.test ([192.0.2.7])\r\n\tby relay.test (outguard) with ESMTPSA id 01ABC\r\n\tfor <bob@example.org>;\r\n\tMon, 30 Nov 2026 16:04:05 +0100\r\n"
+	if got := s.received(tx); got != want {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+	tx.TLS, tx.AuthName = false, ""
+	tx.Rcpts = append(tx.Rcpts, Recipient{Addr: "carol@example.org", Code: 250})
+	want = "Received: from client.test ([192.0.2.7])\r\n\tby relay.test (outguard) with ESMTP id 01ABC;\r\n\tMon, 30 Nov 2026 16:04:05 +0100\r\n"
+	if got := s.received(tx); got != want {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+}

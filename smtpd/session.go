@@ -533,15 +533,27 @@ func (s *session) received(tx *Transaction) string {
 	if tx.AuthName != "" {
 		proto += "A"
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "Received: from %s (%s)\r\n\tby %s (outguard) with %s id %s", sanitizeHelo(tx.Helo), addressLiteral(tx.Client.Addr()), s.srv.opts.Hostname, proto, tx.ID)
+	b := make([]byte, 0, 256)
+	b = append(b, "Received: from "...)
+	b = append(b, sanitizeHelo(tx.Helo)...)
+	b = append(b, " ("...)
+	b = append(b, addressLiteral(tx.Client.Addr())...)
+	b = append(b, ")\r\n\tby "...)
+	b = append(b, s.srv.opts.Hostname...)
+	b = append(b, " (outguard) with "...)
+	b = append(b, proto...)
+	b = append(b, " id "...)
+	b = append(b, tx.ID...)
 	if acc := tx.Accepted(); len(acc) == 1 {
 		if p, err := smtpclient.Path(acc[0]); err == nil {
-			fmt.Fprintf(&b, "\r\n\tfor %s", p)
+			b = append(b, "\r\n\tfor "...)
+			b = append(b, p...)
 		}
 	}
-	fmt.Fprintf(&b, ";\r\n\t%s\r\n", s.srv.opts.Now().Format(time.RFC1123Z))
-	return b.String()
+	b = append(b, ";\r\n\t"...)
+	b = s.srv.opts.Now().AppendFormat(b, time.RFC1123Z)
+	b = append(b, "\r\n"...)
+	return string(b)
 }
 
 // AddressLiteral writes ip as an RFC 5321 §4.1.3 address literal, as the

@@ -134,6 +134,10 @@ type trackedConn struct {
 	closeOnce sync.Once
 }
 
+// maxKeptInject is the largest buffer of a fast DATA transfer's end (see
+// fastData) an idle connection keeps.
+const maxKeptInject = 256
+
 // maxHeldReplies is the most reply bytes held back before a write.
 const maxHeldReplies = 4096
 
@@ -180,6 +184,11 @@ func (t *trackedConn) Read(b []byte) (int, error) {
 	if len(t.inject) > 0 {
 		n := t.handOut(b[:copy(b[:room], t.inject)])
 		t.inject = t.inject[n:]
+		if len(t.inject) == 0 && cap(t.injectBuf) > maxKeptInject {
+			// What a client pipelined after its end of data is not
+			// kept for the rest of the connection.
+			t.injectBuf = nil
+		}
 		t.guard.read(b[:n])
 		return n, nil
 	}

@@ -243,25 +243,27 @@ func hasPrefixFold(s, prefix string) bool {
 // "#", so per-recipient subdomains fold together.
 func (sc *scanner) link(host, rest string, emit func(word []byte, h uint64)) {
 	b := sc.buf[:0]
-	for k, label := range strings.Split(host, ".") {
-		if k > 0 {
+	first := true
+	for label := range strings.SplitSeq(host, ".") {
+		if !first {
 			b = append(b, '.')
 		}
-		if strings.IndexFunc(label, unicode.IsDigit) >= 0 {
+		first = false
+		if hasDigit(label) {
 			b = append(b, '#')
 			continue
 		}
-		b = appendLower(b, label)
+		b = appendLowerBytes(b, label)
 	}
 	if i := strings.IndexAny(rest, "?#"); i >= 0 {
 		rest = rest[:i]
 	}
 	for seg := range strings.SplitSeq(rest, "/") {
-		if seg == "" || len(seg) > maxPathSegment || strings.IndexFunc(seg, unicode.IsDigit) >= 0 {
+		if seg == "" || len(seg) > maxPathSegment || hasDigit(seg) {
 			continue
 		}
 		b = append(b, '/')
-		b = appendLower(b, seg)
+		b = appendLowerBytes(b, seg)
 	}
 	if len(b) > 4*maxWordBytes {
 		b = b[:4*maxWordBytes]
@@ -270,6 +272,38 @@ func (sc *scanner) link(host, rest string, emit func(word []byte, h uint64)) {
 	emit(b, hashBytes(b))
 }
 
+// hasDigit reports whether s holds a rune unicode.IsDigit accepts,
+// reading ASCII bytes without decoding them.
+func hasDigit(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			return strings.IndexFunc(s[i:], unicode.IsDigit) >= 0
+		}
+		if '0' <= c && c <= '9' {
+			return true
+		}
+	}
+	return false
+}
+
+// appendLowerBytes is appendLower reading ASCII bytes without decoding
+// them.
+func appendLowerBytes(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			return appendLower(b, s[i:])
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return b
+}
+
+// appendLower appends s lower-cased, rune by rune.
 func appendLower(b []byte, s string) []byte {
 	for _, r := range s {
 		b = utf8.AppendRune(b, unicode.ToLower(r))

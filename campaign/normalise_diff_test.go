@@ -115,6 +115,10 @@ var normaliseCases = []string{
 	// the characters token trims.
 	"httpx HTTP http: htt wwwx www Www. WWW.x.example ((www.a.example)) \"http://q.example/a\" (HtTpS://b.example) ..http ht wW w",
 	"<https://x.example/ab/cd> [www.y.example] 'http://' \"www.\" h w hTTp:/x.example",
+	// Links with upper case, digits and multi-byte runes in their labels
+	// and segments, valid or not.
+	"https://Bücher.Example/Straße/Ü1x/ÖL/AbC https://例え.テスト/パス www.x٣.example/a٣b/ok http://\xffhost.EXAMPLE/\xfeX/Y2",
+	"HTTP://A.B.C..D./E//F/ www.İ.example/İ https://ǅ.example/ǅ?x#y http://K.example/K",
 }
 
 // TestScannerMatchesReference holds the scanner to the reference (the

@@ -232,7 +232,7 @@ func (s *idSet) add(id uint32, all []uint32) bool {
 		s.grow(all)
 	}
 	want := s.round<<32 | uint64(id)
-	for i := bits.RotateLeft32(id*0x9e3779b1, 16) & s.mask; ; i = (i + 1) & s.mask {
+	for i := slot(id) & s.mask; ; i = (i + 1) & s.mask {
 		switch v := s.slots[i]; {
 		case v == want:
 			return false
@@ -242,6 +242,17 @@ func (s *idSet) add(id uint32, all []uint32) bool {
 			return true
 		}
 	}
+}
+
+// slot is where id's probe starts, before the mask.
+func slot(id uint32) uint32 { return bits.RotateLeft32(id*0x9e3779b1, 16) }
+
+// hit reports whether id is in the set, in the first slot it probes: the
+// common case of a text repeating its words, answered without a call.
+// false says nothing.
+func (s *idSet) hit(id uint32) bool {
+	i := int(slot(id) & s.mask)
+	return i < len(s.slots) && s.slots[i] == s.round<<32|uint64(id)
 }
 
 // grow doubles the table in use (allocating when the table is too small)
@@ -556,7 +567,9 @@ func (e *Extractor) asciiRun(s string, i int, prefix byte, bigrams bool) int {
 		switch n := end - start; {
 		case n < 2:
 		case bits&0x40 == 0:
-			e.push(uint32(newHasher(prefixNumber).byte(prefix).byte(byte('0' + min(n, 20)))))
+			if id := uint32(newHasher(prefixNumber).byte(prefix).byte(byte('0' + min(n, 20)))); !e.seen.hit(id) {
+				e.push(id)
+			}
 			prev = 0
 		default:
 			if n > maxTokenRunes {
@@ -566,10 +579,14 @@ func (e *Extractor) asciiRun(s string, i int, prefix byte, bigrams bool) int {
 				}
 			}
 			id := uint32(h)
-			e.push(id)
+			if !e.seen.hit(id) {
+				e.push(id)
+			}
 			if bigrams {
 				if prev != 0 {
-					e.push(bigramID(prev, id))
+					if b := bigramID(prev, id); !e.seen.hit(b) {
+						e.push(b)
+					}
 				}
 				prev = id | 1
 			}

@@ -150,11 +150,13 @@ func FuzzExtractMatchesReference(f *testing.F) {
 	})
 }
 
-// TestIDSet checks the set against a map over rounds of random ids, with
-// many repeats, across growth and the wrap of the round counter.
+// TestIDSet checks the set, and that hit finds only ids it holds, against
+// a map over rounds of random ids, with many repeats, across growth and
+// the wrap of the round counter.
 func TestIDSet(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(7, 8))
 	var s idSet
+	hits := 0
 	for round := range 40 {
 		if round == 20 {
 			s.round = 1<<32 - 1 // the next reset wraps
@@ -168,6 +170,12 @@ func TestIDSet(t *testing.T) {
 			if round%2 == 0 {
 				id = rnd.Uint32()
 			}
+			if s.hit(id) {
+				hits++
+				if !want[id] {
+					t.Fatalf("round %d: hit(%d) before it was added", round, id)
+				}
+			}
 			added := s.add(id, all)
 			if added == want[id] {
 				t.Fatalf("round %d: add(%d) = %v, already there %v", round, id, added, want[id])
@@ -177,5 +185,8 @@ func TestIDSet(t *testing.T) {
 				all = append(all, id)
 			}
 		}
+	}
+	if hits == 0 {
+		t.Error("hit never found an id in its first slot")
 	}
 }

@@ -532,6 +532,20 @@ func (c *computer) scan(text string) {
 // "www." in any case. It may say yes to a token that is none, never no to
 // one that is.
 func maybeLink(text string, i int) bool {
+	// Most tokens start with none of h, w or a trimmed character.
+	return linkStart[text[i]] && maybeLinkTrimmed(text, i)
+}
+
+// linkStart marks h, w and the characters token trims.
+var linkStart = func() (t [256]bool) {
+	for c := range utf8.RuneSelf {
+		t[c] = trimmed[c] || c|0x20 == 'h' || c|0x20 == 'w'
+	}
+	return t
+}()
+
+// maybeLinkTrimmed is maybeLink past its first test.
+func maybeLinkTrimmed(text string, i int) bool {
 	for i < len(text) && text[i] < utf8.RuneSelf && trimmed[text[i]] {
 		i++
 	}

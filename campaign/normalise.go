@@ -454,7 +454,7 @@ const maxPending = 16
 // digits and punctuation (the bulk of any text) are split into words in
 // the same pass that finds their end, their words held back until the
 // token ends without an '@'; a token with an '@', a byte of a multi-byte
-// rune, maxPending words or more, or that may be a link, is handed to
+// rune, more than maxPending words, or that may be a link, is handed to
 // scanner.token as scan does.
 func (c *computer) scan(text string) {
 	sc := &c.sc

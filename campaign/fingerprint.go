@@ -144,14 +144,12 @@ func fnvBytes(h uint64, b []byte) uint64 {
 // computer holds the reusable state of one Compute call.
 type computer struct {
 	sc scanner
-	// window holds the last ShingleWords word hashes twice over: the
-	// hash of word number n is at n%ShingleWords and ShingleWords
-	// further, so the window, oldest first, is one run of it.
-	window [2 * ShingleWords]uint64
-	pos    int // n%ShingleWords
-	n      int // words seen
-	sig    [NumHashes]uint64
-	exact  uint64
+	// last holds the hashes of the ShingleWords-1 words before the
+	// next one, oldest first.
+	last  [ShingleWords - 1]uint64
+	n     int // words seen
+	sig   [NumHashes]uint64
+	exact uint64
 }
 
 var computers = sync.Pool{New: func() any { return new(computer) }}
@@ -191,13 +189,13 @@ func Compute(in Input) Fingerprint {
 // run fingerprints subject and text.
 func (c *computer) run(subject, text string) Fingerprint {
 	c.sc.links = 0
-	c.n, c.pos = 0, 0
+	c.n = 0
 	c.exact = 0xcbf29ce484222325
 	for i := range c.sig {
 		c.sig[i] = ^uint64(0)
 	}
-	c.sc.scan(subject, c.word)
-	c.sc.scan(text, c.word)
+	c.scan(subject)
+	c.scan(text)
 
 	var f Fingerprint
 	f.Words = c.n
@@ -218,24 +216,24 @@ func (c *computer) run(subject, text string) Fingerprint {
 
 // word takes the next normalised word: it feeds the exact hash and, once
 // ShingleWords words are in the window, hashes the shingle they form into
-// the signature.
+// the signature. It is scanner.token's emit for the tokens computer.scan
+// hands over.
 func (c *computer) word(_ []byte, h uint64) {
 	c.exact = (c.exact ^ h) * 0x100000001b3
-	c.window[c.pos], c.window[c.pos+ShingleWords] = h, h
-	c.n++
-	if c.pos++; c.pos == ShingleWords {
-		c.pos = 0
-	}
-	if c.n < ShingleWords {
+	w0, w1, w2, w3 := c.last[0], c.last[1], c.last[2], c.last[3]
+	c.last = [...]uint64{w1, w2, w3, h}
+	if c.n++; c.n < ShingleWords {
 		return
 	}
-	// The shingle hash is order-sensitive: oldest word first, which is
-	// the one at pos now.
+	// The shingle hash is order-sensitive, oldest word first; the steps
+	// are written out, one per word of the window.
+	const k = 0x9e3779b97f4a7c15
 	x := uint64(0x736869676c65) // "shingle"
-	for _, w := range c.window[c.pos : c.pos+ShingleWords] {
-		x = bits.RotateLeft64(x, 23) ^ w
-		x *= 0x9e3779b97f4a7c15
-	}
+	x = (bits.RotateLeft64(x, 23) ^ w0) * k
+	x = (bits.RotateLeft64(x, 23) ^ w1) * k
+	x = (bits.RotateLeft64(x, 23) ^ w2) * k
+	x = (bits.RotateLeft64(x, 23) ^ w3) * k
+	x = (bits.RotateLeft64(x, 23) ^ h) * k
 	// One permutation hashing: the shingle's hash picks one of the
 	// NumHashes bins and keeps its minimum there, one comparison per
 	// shingle instead of NumHashes; run fills the bins no shingle fell in.
@@ -245,6 +243,10 @@ func (c *computer) word(_ []byte, h uint64) {
 		c.sig[b] = v
 	}
 }
+
+// The shingle hash above is written out for windows of five words.
+var _ [ShingleWords - 5]struct{}
+var _ [5 - ShingleWords]struct{}
 
 // densify fills the bins no shingle fell in from the nearest filled bin to
 // their right, each with a value of its own (rotation densification), so

@@ -32,6 +32,7 @@ const (
 // buffer, so the fingerprint path allocates nothing per word.
 type scanner struct {
 	skip  wordSet
+	bloom uint64 // bit h%64 set for every h in skip
 	buf   []byte
 	links int
 }
@@ -82,6 +83,7 @@ func (s *wordSet) has(h uint64) bool {
 // "john.smith" drops both "john" and "smith".
 func (sc *scanner) setPerRecipient(words []string) {
 	sc.skip = wordSet{small: sc.skip.small[:0]}
+	sc.bloom = 0
 	budget := maxPerRecipientBytes
 	for _, w := range words {
 		if len(w) > 1024 {
@@ -99,7 +101,8 @@ func (sc *scanner) setPerRecipient(words []string) {
 //
 // It reads the text a byte at a time and decodes only the bytes of
 // multi-byte runes; a token of ASCII bytes (the common case) is split into
-// words without decoding at all.
+// words without decoding at all. computer.scan is the same walk for the
+// fingerprint, without building the words.
 func (sc *scanner) scan(text string, emit func(word []byte, h uint64)) {
 	if len(text) > MaxTextBytes {
 		text = text[:MaxTextBytes]
@@ -115,26 +118,35 @@ func (sc *scanner) scan(text string, emit func(word []byte, h uint64)) {
 			i += n
 			continue
 		}
-		start, ascii, at := i, true, false
-		for i < len(text) {
-			c := text[i]
-			if c < utf8.RuneSelf {
-				if asciiSpace[c] {
-					break
-				}
-				at = at || c == '@'
-				i++
-				continue
-			}
-			r, n := utf8.DecodeRuneInString(text[i:])
-			if unicode.IsSpace(r) {
+		end, ascii, at := tokenEnd(text, i)
+		sc.token(text[i:end], ascii, at, emit)
+		i = end
+	}
+}
+
+// tokenEnd returns where the white-space separated token starting at
+// text[i] (not white space) ends, whether it is all ASCII and whether it
+// holds an '@'.
+func tokenEnd(text string, i int) (end int, ascii, at bool) {
+	ascii = true
+	for i < len(text) {
+		c := text[i]
+		if c < utf8.RuneSelf {
+			if asciiSpace[c] {
 				break
 			}
-			ascii = false
-			i += n
+			at = at || c == '@'
+			i++
+			continue
 		}
-		sc.token(text[start:i], ascii, at, emit)
+		r, n := utf8.DecodeRuneInString(text[i:])
+		if unicode.IsSpace(r) {
+			break
+		}
+		ascii = false
+		i += n
 	}
+	return i, ascii, at
 }
 
 // asciiSpace marks the ASCII characters unicode.IsSpace reports.
@@ -231,25 +243,27 @@ func hasPrefixFold(s, prefix string) bool {
 // "#", so per-recipient subdomains fold together.
 func (sc *scanner) link(host, rest string, emit func(word []byte, h uint64)) {
 	b := sc.buf[:0]
-	for k, label := range strings.Split(host, ".") {
-		if k > 0 {
+	first := true
+	for label := range strings.SplitSeq(host, ".") {
+		if !first {
 			b = append(b, '.')
 		}
-		if strings.IndexFunc(label, unicode.IsDigit) >= 0 {
+		first = false
+		if hasDigit(label) {
 			b = append(b, '#')
 			continue
 		}
-		b = appendLower(b, label)
+		b = appendLowerBytes(b, label)
 	}
 	if i := strings.IndexAny(rest, "?#"); i >= 0 {
 		rest = rest[:i]
 	}
 	for seg := range strings.SplitSeq(rest, "/") {
-		if seg == "" || len(seg) > maxPathSegment || strings.IndexFunc(seg, unicode.IsDigit) >= 0 {
+		if seg == "" || len(seg) > maxPathSegment || hasDigit(seg) {
 			continue
 		}
 		b = append(b, '/')
-		b = appendLower(b, seg)
+		b = appendLowerBytes(b, seg)
 	}
 	if len(b) > 4*maxWordBytes {
 		b = b[:4*maxWordBytes]
@@ -258,6 +272,38 @@ func (sc *scanner) link(host, rest string, emit func(word []byte, h uint64)) {
 	emit(b, hashBytes(b))
 }
 
+// hasDigit reports whether s holds a rune unicode.IsDigit accepts,
+// reading ASCII bytes without decoding them.
+func hasDigit(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			return strings.IndexFunc(s[i:], unicode.IsDigit) >= 0
+		}
+		if '0' <= c && c <= '9' {
+			return true
+		}
+	}
+	return false
+}
+
+// appendLowerBytes is appendLower reading ASCII bytes without decoding
+// them.
+func appendLowerBytes(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			return appendLower(b, s[i:])
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return b
+}
+
+// appendLower appends s lower-cased, rune by rune.
 func appendLower(b []byte, s string) []byte {
 	for _, r := range s {
 		b = utf8.AppendRune(b, unicode.ToLower(r))
@@ -359,11 +405,160 @@ func (sc *scanner) word(b []byte, fnv uint64, digit bool, emit func(word []byte,
 	h := mix64(fnv)
 	if emit == nil {
 		sc.skip.add(h)
+		sc.bloom |= 1 << (h % 64)
 		return
 	}
-	if !sc.skip.has(h) {
+	if !sc.perRecipient(h) {
 		emit(b, h)
 	}
+}
+
+// perRecipient reports whether h is the hash of a per-recipient word. One
+// bit of a 64-bit Bloom filter answers most words without a search.
+func (sc *scanner) perRecipient(h uint64) bool {
+	return sc.bloom&(1<<(h%64)) != 0 && sc.skip.has(h)
+}
+
+// Byte classes of computer.scan.
+const (
+	byteOther  = iota // ASCII punctuation and controls: they end a word
+	byteLetter        // A-Z, a-z
+	byteDigit         // 0-9
+	byteSpace         // ASCII white space: it ends the token
+	byteSlow          // '@' and the bytes of multi-byte runes: the general path
+)
+
+var byteClass = func() (t [256]uint8) {
+	for c := range 256 {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+			t[c] = byteLetter
+		case '0' <= c && c <= '9':
+			t[c] = byteDigit
+		case c < utf8.RuneSelf && asciiSpace[c]:
+			t[c] = byteSpace
+		case c == '@' || c >= utf8.RuneSelf:
+			t[c] = byteSlow
+		}
+	}
+	return t
+}()
+
+// maxPending is the most words of one token computer.scan holds back
+// until it knows the token is not an address; a token with more takes the
+// general path.
+const maxPending = 16
+
+// scan is scanner.scan for the fingerprint, without building the words:
+// it feeds each kept word's hash to c.word. Tokens of ASCII letters,
+// digits and punctuation (the bulk of any text) are split into words in
+// the same pass that finds their end, their words held back until the
+// token ends without an '@'; a token with an '@', a byte of a multi-byte
+// rune, more than maxPending words, or that may be a link, is handed to
+// scanner.token as scan does.
+func (c *computer) scan(text string) {
+	sc := &c.sc
+	if len(text) > MaxTextBytes {
+		text = text[:MaxTextBytes]
+	}
+	var pending [maxPending]uint64
+	for i := 0; i < len(text); {
+		class := byteClass[text[i]]
+		if class == byteSpace {
+			i++
+			continue
+		}
+		if text[i] >= utf8.RuneSelf {
+			if r, n := utf8.DecodeRuneInString(text[i:]); unicode.IsSpace(r) {
+				i += n
+				continue
+			}
+		}
+		start := i
+		if class != byteSlow && !maybeLink(text, i) {
+			np, h, n, digit, ok := 0, fnvOffset, 0, false, true
+		token:
+			for ; i < len(text); i++ {
+				b := text[i]
+				switch byteClass[b] {
+				case byteLetter:
+					if n < maxWordBytes {
+						// b|0x20 lower-cases an ASCII letter.
+						h = (h ^ uint64(b|0x20)) * fnvPrime
+						n++
+					}
+				case byteDigit:
+					digit = true
+				case byteOther:
+					if n > 0 && !digit {
+						if np == len(pending) {
+							ok = false
+							break token
+						}
+						pending[np] = h
+						np++
+					}
+					h, n, digit = fnvOffset, 0, false
+				case byteSpace:
+					break token
+				default:
+					ok = false
+					break token
+				}
+			}
+			if ok && n > 0 && !digit {
+				if ok = np < len(pending); ok {
+					pending[np] = h
+					np++
+				}
+			}
+			if ok {
+				for _, h := range pending[:np] {
+					if h = mix64(h); !sc.perRecipient(h) {
+						c.word(nil, h)
+					}
+				}
+				continue
+			}
+		}
+		end, ascii, at := tokenEnd(text, start)
+		sc.token(text[start:end], ascii, at, c.word)
+		i = end
+	}
+}
+
+// maybeLink reports whether the token starting at text[i] may be a link:
+// whether, past the characters token trims, it starts with "http" or
+// "www." in any case. It may say yes to a token that is none, never no to
+// one that is.
+func maybeLink(text string, i int) bool {
+	// Most tokens start with none of h, w or a trimmed character.
+	return linkStart[text[i]] && maybeLinkTrimmed(text, i)
+}
+
+// linkStart marks h, w and the characters token trims.
+var linkStart = func() (t [256]bool) {
+	for c := range utf8.RuneSelf {
+		t[c] = trimmed[c] || c|0x20 == 'h' || c|0x20 == 'w'
+	}
+	return t
+}()
+
+// maybeLinkTrimmed is maybeLink past its first test.
+func maybeLinkTrimmed(text string, i int) bool {
+	for i < len(text) && text[i] < utf8.RuneSelf && trimmed[text[i]] {
+		i++
+	}
+	if len(text)-i < 4 {
+		return false
+	}
+	switch text[i] | 0x20 {
+	case 'h':
+		return text[i+1]|0x20 == 't' && text[i+2]|0x20 == 't' && text[i+3]|0x20 == 'p'
+	case 'w':
+		return text[i+1]|0x20 == 'w' && text[i+2]|0x20 == 'w' && text[i+3] == '.'
+	}
+	return false
 }
 
 // Normalise returns the normalised words of text, as the fingerprint sees

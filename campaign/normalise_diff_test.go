@@ -34,6 +34,9 @@ func sameNormalise(text string, per []string) string {
 	}
 	w1, h1, l1 := normalise(text, per)
 	w2, h2, l2 := refNormalise(text, per)
+	if d := sameRun(in.Subject, text, per); d != "" {
+		return d
+	}
 	switch {
 	case !slices.Equal(w1, w2):
 		for i := range min(len(w1), len(w2)) {
@@ -46,6 +49,33 @@ func sameNormalise(text string, per []string) string {
 		return "hashes differ"
 	case l1 != l2:
 		return "link counts differ"
+	}
+	return ""
+}
+
+// sameRun reports how the fingerprint's own walk of the text
+// (computer.scan, which builds no words) differs from the reference's
+// words on subject and text, the quoted part included: the number of
+// words, the order-sensitive hash of all their hashes and the links
+// counted. Compute's result alone would not show every difference: the
+// signature keeps the minima only.
+func sameRun(subject, text string, per []string) string {
+	c := new(computer)
+	c.sc.setPerRecipient(per)
+	c.run(subject, text)
+	_, hs, ls := refNormalise(subject, per)
+	_, ht, lt := refNormalise(text, per)
+	exact := uint64(0xcbf29ce484222325)
+	for _, h := range append(hs, ht...) {
+		exact = (exact ^ h) * 0x100000001b3
+	}
+	switch {
+	case c.n != len(hs)+len(ht):
+		return fmt.Sprintf("computer saw %d words, the reference %d", c.n, len(hs)+len(ht))
+	case c.exact != exact:
+		return "computer's word hashes differ"
+	case c.sc.links != ls+lt:
+		return "computer's link counts differ"
 	}
 	return ""
 }
@@ -73,6 +103,22 @@ var normaliseCases = []string{
 	"Some own text that is long enough to count as the message's own words.\r\nAm Montag schrieb Anna Weber:\r\n> alt\r\n",
 	"Own words of the reply, several of them, enough for a signature here.\n----- Original Message -----\t\r\nquoted",
 	"x\n" + strings.Repeat("y", 301) + " wrote:\n> q\n" + strings.Repeat("y", 290) + " wrote:\n> q",
+	// computer.scan holds back up to maxPending words of a token: tokens
+	// of fewer, as many and more words, ending in a word or not, with an
+	// '@' or a multi-byte rune after some of their words.
+	strings.Repeat("ab,", maxPending-1) + "ab " + strings.Repeat("ab,", maxPending) + " " +
+		strings.Repeat("ab,", maxPending) + "ab " + strings.Repeat("a-", maxPending+3) + "z\t" +
+		strings.Repeat("x1,", 40) + " " + strings.Repeat("x.", maxPending+1) + "1",
+	"one,two,three@four five,six,seven,é eight-nine\u00a0ten,eleven\u2003twelve,thirteen\xff",
+	"John,Smith:jsmith;anna.weber!JOHN?smith Smithy annaweber " + strings.Repeat("q", 63) + "Z " + strings.Repeat("Q", 64) + "z",
+	// Tokens that start like a link without being one, and links behind
+	// the characters token trims.
+	"httpx HTTP http: htt wwwx www Www. WWW.x.example ((www.a.example)) \"http://q.example/a\" (HtTpS://b.example) ..http ht wW w",
+	"<https://x.example/ab/cd> [www.y.example] 'http://' \"www.\" h w hTTp:/x.example",
+	// Links with upper case, digits and multi-byte runes in their labels
+	// and segments, valid or not.
+	"https://Bücher.Example/Straße/Ü1x/ÖL/AbC https://例え.テスト/パス www.x٣.example/a٣b/ok http://\xffhost.EXAMPLE/\xfeX/Y2",
+	"HTTP://A.B.C..D./E//F/ www.İ.example/İ https://ǅ.example/ǅ?x#y http://K.example/K",
 }
 
 // TestScannerMatchesReference holds the scanner to the reference (the
@@ -94,6 +140,26 @@ func TestScannerMatchesReference(t *testing.T) {
 	for _, c := range cases {
 		if d := sameNormalise(c, per); d != "" {
 			t.Errorf("%q: %s", c, d)
+		}
+	}
+	// A subject past MaxTextBytes: the walk cuts it as the reference does.
+	long := strings.Repeat("Subject words ", MaxTextBytes/10)
+	if d := sameRun(long, "text", per); d != "" {
+		t.Errorf("long subject: %s", d)
+	}
+	if f1, f2 := Compute(Input{Subject: long, Text: "x"}), refCompute(Input{Subject: long, Text: "x"}); !reflect.DeepEqual(f1, f2) {
+		t.Errorf("long subject: fingerprints differ")
+	}
+	// Enough per-recipient words for the set to become a map and every
+	// bit of its Bloom filter to be set.
+	many := slices.Clone(per)
+	for i := range 200 {
+		many = append(many, fmt.Sprintf("w%c%c", 'a'+i%26, 'a'+i/26))
+	}
+	for _, c := range normaliseCases {
+		c += " wab wcb wzg wzz two eight"
+		if d := sameNormalise(c, many); d != "" {
+			t.Errorf("%q with many per-recipient words: %s", c, d)
 		}
 	}
 	var files []string

@@ -232,7 +232,7 @@ func (s *idSet) add(id uint32, all []uint32) bool {
 		s.grow(all)
 	}
 	want := s.round<<32 | uint64(id)
-	for i := bits.RotateLeft32(id*0x9e3779b1, 16) & s.mask; ; i = (i + 1) & s.mask {
+	for i := slot(id) & s.mask; ; i = (i + 1) & s.mask {
 		switch v := s.slots[i]; {
 		case v == want:
 			return false
@@ -242,6 +242,17 @@ func (s *idSet) add(id uint32, all []uint32) bool {
 			return true
 		}
 	}
+}
+
+// slot is where id's probe starts, before the mask.
+func slot(id uint32) uint32 { return bits.RotateLeft32(id*0x9e3779b1, 16) }
+
+// hit reports whether id is in the set, in the first slot it probes: the
+// common case of a text repeating its words, answered without a call.
+// false says nothing.
+func (s *idSet) hit(id uint32) bool {
+	i := int(slot(id) & s.mask)
+	return i < len(s.slots) && s.slots[i] == s.round<<32|uint64(id)
 }
 
 // grow doubles the table in use (allocating when the table is too small)
@@ -405,7 +416,16 @@ func (e *Extractor) text(prefix byte, s string, bigrams bool) {
 		}
 		cjkPrev, cjkRun = 0, 0
 	}
+	// Without names to give, ASCII words and separators met with no word
+	// under way are read by asciiRun.
+	fast := e.Names == nil
 	for i := 0; i < len(s); {
+		if fast && cjkRun == 0 && len(e.runes) == 0 {
+			if j := e.asciiRun(s, i, prefix, bigrams); j != i {
+				i = j
+				continue
+			}
+		}
 		r, size := rune(s[i]), 1
 		if r < utf8.RuneSelf && asciiClass[r] == clsWord && cjkRun == 0 {
 			// The common case, a letter or digit of ASCII text, without
@@ -472,6 +492,116 @@ func (e *Extractor) text(prefix byte, s string, bigrams bool) {
 	if cjkRun > 0 {
 		endCJK()
 	}
+}
+
+// wordByte maps the ASCII letters and digits to their lower case and
+// every other byte to 0.
+var wordByte = func() (t [256]byte) {
+	for c := range utf8.RuneSelf {
+		if asciiClass[c] == clsWord {
+			t[c] = byte(unicode.ToLower(rune(c)))
+		}
+	}
+	return t
+}()
+
+// asciiRun is text's path for ASCII text: it starts where no word is
+// under way (e.runes is empty, no CJK run is open) and no names are asked
+// for, and returns where text goes on. It skips ASCII separators and
+// reads each word of ASCII letters and digits, with the joiners between
+// two of them, hashing it as put would. When the word ends with the text,
+// at an ASCII separator, or at a joiner that one of those follows, it
+// adds the word's features as word would, the separator read; otherwise
+// (a rune of more than one byte, a joiner after a joiner) it puts the
+// word in e.runes and leaves the rest to text's general path, as it does
+// a joiner or a multi-byte rune between words.
+func (e *Extractor) asciiRun(s string, i int, prefix byte, bigrams bool) int {
+	prev := e.prevID
+	for i < len(s) {
+		if wordByte[s[i]] == 0 {
+			if c := s[i]; c < utf8.RuneSelf && asciiClass[c] == clsOther {
+				i++
+				continue
+			}
+			break
+		}
+		start, h := i, e.hash0
+		// The bits of all the word's bytes: 0x40 is set by a letter (a
+		// lower-case letter has it, a digit not) and for a joiner.
+		var bits byte
+		for {
+			for i < len(s) {
+				l := wordByte[s[i]]
+				if l == 0 {
+					break
+				}
+				h = (h ^ hasher(l)) * fnvPrime
+				bits |= l
+				i++
+			}
+			if i+1 < len(s) && s[i] < utf8.RuneSelf && asciiClass[s[i]] == clsJoiner && wordByte[s[i+1]] != 0 {
+				h = (h ^ hasher(s[i])) * fnvPrime
+				bits |= 0x40
+				i++
+				continue
+			}
+			break
+		}
+		end := i
+		switch {
+		case i == len(s):
+		case s[i] < utf8.RuneSelf && asciiClass[s[i]] == clsOther:
+			i++
+		case s[i] < utf8.RuneSelf && asciiClass[s[i]] == clsJoiner &&
+			(i+1 == len(s) || s[i+1] < utf8.RuneSelf && asciiClass[s[i+1]] == clsOther):
+			// The joiner would wait for a letter; the separator drops it.
+			i = min(i+2, len(s))
+		default:
+			for k := start; k < end; k++ {
+				e.put(rune(lowerASCII(s[k])))
+			}
+			e.prevID = prev
+			return i
+		}
+		// As word, number and wordID do without names.
+		switch n := end - start; {
+		case n < 2:
+		case bits&0x40 == 0:
+			if id := uint32(newHasher(prefixNumber).byte(prefix).byte(byte('0' + min(n, 20)))); !e.seen.hit(id) {
+				e.push(id)
+			}
+			prev = 0
+		default:
+			if n > maxTokenRunes {
+				h = e.hashLong0
+				for k := start; k < start+foldRunes; k++ {
+					h = (h ^ hasher(lowerASCII(s[k]))) * fnvPrime
+				}
+			}
+			id := uint32(h)
+			if !e.seen.hit(id) {
+				e.push(id)
+			}
+			if bigrams {
+				if prev != 0 {
+					if b := bigramID(prev, id); !e.seen.hit(b) {
+						e.push(b)
+					}
+				}
+				prev = id | 1
+			}
+		}
+	}
+	e.prevID = prev
+	return i
+}
+
+// lowerASCII lower-cases an ASCII letter and keeps any other byte.
+func lowerASCII(c byte) byte {
+	if l := wordByte[c]; l != 0 {
+		return l
+	}
+	return c
 }
 
 // put appends r to the word in e.runes.

@@ -55,6 +55,31 @@ func (e *refExtractor) Generic() Features {
 	return e.generic
 }
 
+// extractCases are the corners of text's ASCII path (asciiRun) and of its
+// hand-overs to the general path: joiners inside, after and before words
+// and after one another, '$', words cut at the end of the text, long
+// words folded with joiners among their first runes, numbers, and words
+// that go on with a zero-width character, an accented letter, a
+// typographic apostrophe, a look-alike letter or CJK.
+var extractCases = []string{
+	"don't stop-me now. ab.é x'ö A.B.C. $100 a$b $$ ab$ ab$$c ab..cd ab.-cd ab.\u200bcd ab\u200bcd",
+	"abc\u2019s ab.\u2019s ab\u2019\u2019s ab.日本 日本ab ab日本語 日 ab. ab.日 ab-é ab'\u00adcd",
+	"abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKL.MNOPQRSTUVWXYZ abc.def-ghi'jkl.mno.pqr 123456789012345678901234 12.34 1-2 99 a b c d",
+	"a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x.y.z ab\r\ncd\tef,gh;ij ab-\ncd ab.'cd ab.",
+	"$ $a a$ $$$ x$y$z 1$ $1.5 1.5$ $. .$ ..ab.. -ab- 'ab' a.b",
+	"ÉCOLE école abÉcole Pаypal pаypal.com x\u0301y ab\xffcd ab.\xff ab\x00cd",
+	"end with a joiner.",
+	"ab",
+	"a",
+	".",
+	"",
+	"ab.c",
+	"ab\u200b",
+	"ab-",
+	"ab cd 日本",
+	strings.Repeat("word ", 30) + strings.Repeat("x", 25) + "." + strings.Repeat("y", 3),
+}
+
 // TestExtractMatchesReference holds Extract to the reference (every id
 // appended, then sorted and compacted) on texts that repeat their words
 // (so that the set of distinct ids grows and wraps its table), on the
@@ -67,6 +92,13 @@ func TestExtractMatchesReference(t *testing.T) {
 	var r refExtractor
 	rnd := rand.New(rand.NewPCG(5, 6))
 	words := strings.Fields("the quick brown fox jumps over lazy dog 0123456789 abcdefghij お知らせ Pаypal V\u200biagra $100 don't shop.my-store.com abcdefghijklmnopqrstuvwxyz")
+	for _, c := range extractCases {
+		for _, d := range []Doc{{Body: c}, {Subject: c}, {Subject: c, Body: c + " " + c}} {
+			if diff := sameExtract(&e, &r, d, true); diff != "" {
+				t.Errorf("%q in %+v: %s", c, d, diff)
+			}
+		}
+	}
 	for _, n := range []int{0, 1, 10, 300, 1000, 5000, 40000} {
 		var b strings.Builder
 		for i := range n {
@@ -105,6 +137,9 @@ func TestExtractMatchesReference(t *testing.T) {
 
 func FuzzExtractMatchesReference(f *testing.F) {
 	f.Add("Subject", "Pаypal V\u200biagra $100 お知らせ abcdefghijklmnopqrstuvwxyz 12345 a a a", "bit.ly")
+	for _, c := range extractCases {
+		f.Add(c, c, "")
+	}
 	var e Extractor
 	var r refExtractor
 	f.Fuzz(func(t *testing.T, subject, body, host string) {
@@ -115,11 +150,13 @@ func FuzzExtractMatchesReference(f *testing.F) {
 	})
 }
 
-// TestIDSet checks the set against a map over rounds of random ids, with
-// many repeats, across growth and the wrap of the round counter.
+// TestIDSet checks the set, and that hit finds only ids it holds, against
+// a map over rounds of random ids, with many repeats, across growth and
+// the wrap of the round counter.
 func TestIDSet(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(7, 8))
 	var s idSet
+	hits := 0
 	for round := range 40 {
 		if round == 20 {
 			s.round = 1<<32 - 1 // the next reset wraps
@@ -133,6 +170,12 @@ func TestIDSet(t *testing.T) {
 			if round%2 == 0 {
 				id = rnd.Uint32()
 			}
+			if s.hit(id) {
+				hits++
+				if !want[id] {
+					t.Fatalf("round %d: hit(%d) before it was added", round, id)
+				}
+			}
 			added := s.add(id, all)
 			if added == want[id] {
 				t.Fatalf("round %d: add(%d) = %v, already there %v", round, id, added, want[id])
@@ -142,5 +185,8 @@ func TestIDSet(t *testing.T) {
 				all = append(all, id)
 			}
 		}
+	}
+	if hits == 0 {
+		t.Error("hit never found an id in its first slot")
 	}
 }

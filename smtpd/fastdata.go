@@ -34,9 +34,10 @@ var fastReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, re
 
 // fastData is the reader of one fast DATA transfer.
 type fastData struct {
-	t  *trackedConn
-	br *bufio.Reader
-	dr *dotreader.Reader
+	t   *trackedConn
+	br  *bufio.Reader
+	dr  *dotreader.Reader
+	err error // the connection's read error: the transfer is over
 }
 
 // fastData returns a reader of the DATA transfer go-smtp has just
@@ -55,7 +56,20 @@ func (t *trackedConn) fastData(c *smtp.Conn, maxBytes int64) *fastData {
 	return &fastData{t: t, br: br, dr: dotreader.New(br, maxBytes)}
 }
 
-func (f *fastData) Read(p []byte) (int, error) { return f.dr.Read(p) }
+// Read reads the message. Once the connection has failed (the client
+// left, or went quiet past the idle timeout) every later read returns
+// that error at once: draining a transfer that cannot go on would only
+// wait the timeout again.
+func (f *fastData) Read(p []byte) (int, error) {
+	if f.err != nil {
+		return 0, f.err
+	}
+	n, err := f.dr.Read(p)
+	if err != nil && err != io.EOF && err != smtp.ErrDataTooLarge {
+		f.err = err
+	}
+	return n, err
+}
 
 // finish reads the rest of the transfer (past the size limit, as go-smtp
 // does before its final reply) and hands go-smtp's reader an empty
@@ -64,7 +78,10 @@ func (f *fastData) Read(p []byte) (int, error) { return f.dr.Read(p) }
 // later read, go-smtp's included.
 func (f *fastData) finish() {
 	t := f.t
-	err := f.dr.Drain()
+	err := f.err
+	if err == nil {
+		err = f.dr.Drain()
+	}
 	t.raw = false
 	switch {
 	case err == io.ErrUnexpectedEOF:

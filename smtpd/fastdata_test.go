@@ -156,3 +156,43 @@ func FuzzFastData(f *testing.F) {
 		p.same(t, append([]byte(envelope+"DATA\r\n"), body...))
 	})
 }
+
+// TestFastDataStalledClient: a client that stops in the middle of its
+// message is cut off by the idle timeout, and nothing is relayed, with
+// either reader; what it then sends is never taken for a command.
+func TestFastDataStalledClient(t *testing.T) {
+	for _, goSMTP := range []bool{false, true} {
+		h := newHarness(t, func(o *Options, _ *ListenerOptions) {
+			// Both timeouts: go-smtp's reader drains the transfer after
+			// its transaction has ended (outside one, the wait per read
+			// is IdleTimeoutBeforeMail).
+			o.IdleTimeout, o.IdleTimeoutBeforeMail = 300*time.Millisecond, 300*time.Millisecond
+			o.goSMTPDataReader = goSMTP
+		})
+		r := h.openTx(t)
+		r.expect("DATA", 354)
+		r.w.WriteString("Subject: a\r\n\r\nhalf a message")
+		r.w.Flush()
+		// The server gives up on its own: the connection ends (with or
+		// without a last reply) before the client's deadline.
+		var rest []string
+		for {
+			line, err := r.r.ReadString('\n')
+			if err != nil {
+				break
+			}
+			rest = append(rest, line)
+		}
+		for _, l := range rest {
+			if strings.HasPrefix(l, "250") {
+				t.Errorf("go-smtp's reader %v: a stalled message got %q", goSMTP, l)
+			}
+		}
+		if n := len(h.nh.Received()); n != 0 {
+			t.Errorf("go-smtp's reader %v: %d messages relayed", goSMTP, n)
+		}
+		if want := int64(1); !goSMTP && h.srv.fastTransfers.Load() != want {
+			t.Errorf("the session read %d transfers itself, want %d", h.srv.fastTransfers.Load(), want)
+		}
+	}
+}

@@ -222,6 +222,7 @@ func (t *trackedConn) Read(b []byte) (int, error) {
 	if inTx && t.streaming && room > 0 && room < readAhead {
 		bp := readAheadBufs.Get().(*[]byte)
 		n, err := t.Conn.Read(*bp)
+		t.timedOut(err)
 		k := t.handOut(b[:copy(b[:room], (*bp)[:n])])
 		t.guard.read(b[:k])
 		if k < n {
@@ -233,6 +234,7 @@ func (t *trackedConn) Read(b []byte) (int, error) {
 		return k, err
 	}
 	n, err := t.Conn.Read(b[:room])
+	t.timedOut(err)
 	k := t.handOut(b[:n])
 	t.guard.read(b[:k])
 	if k < n {
@@ -243,6 +245,18 @@ func (t *trackedConn) Read(b []byte) (int, error) {
 	}
 	t.streaming = inTx && n == len(b) && n > 0
 	return n, err
+}
+
+// timedOut makes a read timeout final: every later read returns it.
+// The client said nothing for the idle time; go-smtp answers 421 and
+// ends the session when the error reaches it, and the drains of a DATA
+// transfer before that (outguard's and go-smtp's) must not wait the
+// timeout again each.
+func (t *trackedConn) timedOut(err error) {
+	var nerr net.Error
+	if err != nil && errors.As(err, &nerr) && nerr.Timeout() {
+		t.failed = err
+	}
 }
 
 // handOut returns how much of b, about to go to go-smtp, goes now: all

@@ -4,11 +4,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/outguard/outguard/internal/loadmsg"
 )
 
 // cpuTime is the process's user and system CPU time so far.
@@ -218,8 +219,8 @@ func BenchmarkComputeStage(b *testing.B) {
 		in   Input
 	}{
 		{"newsletter", news},
-		{"plain5KB", Input{Subject: "load test", Text: loadText(5 << 10), PerRecipient: []string{"sink", "", "sink"}}},
-		{"plain50KB", Input{Subject: "load test", Text: loadText(50 << 10), PerRecipient: []string{"sink", "", "sink"}}},
+		{"plain5KB", Input{Subject: "load test", Text: string(loadmsg.Body(5 << 10)), PerRecipient: []string{"sink", "", "sink"}}},
+		{"plain50KB", Input{Subject: "load test", Text: string(loadmsg.Body(50 << 10)), PerRecipient: []string{"sink", "", "sink"}}},
 	} {
 		b.Run(s.name, func(b *testing.B) {
 			b.SetBytes(int64(len(s.in.Text)))
@@ -231,18 +232,4 @@ func BenchmarkComputeStage(b *testing.B) {
 			reportCPU(b, start)
 		})
 	}
-}
-
-// loadText is the body text of cmd/outguard-load's message of about size
-// bytes.
-func loadText(size int) string {
-	var b strings.Builder
-	line := "The quick brown fox jumps over the lazy dog 0123456789 abcdefghij.\r\n"
-	for b.Len()+len(line) <= size {
-		b.WriteString(line)
-	}
-	for b.Len() < size-2 {
-		b.WriteByte('x')
-	}
-	return b.String()
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/outguard/outguard/internal/htmltext"
+	"github.com/outguard/outguard/internal/loadmsg"
 )
 
 // The per-stage benchmarks run each stage of the built-in engine on the
@@ -72,17 +73,7 @@ func stageMessages(tb testing.TB) []struct {
 // loadMessage is the message cmd/outguard-load sends, of size bytes, with
 // the identity header it adds.
 func loadMessage(size int) []byte {
-	var b bytes.Buffer
-	b.WriteString("X-AuthUser: loader-7\r\nFrom: load@out.example.net\r\nTo: sink@example.org\r\nSubject: load test\r\nMessage-ID: <load@outguard-load>\r\n\r\n")
-	line := "The quick brown fox jumps over the lazy dog 0123456789 abcdefghij.\r\n"
-	for b.Len()+len(line) <= size {
-		b.WriteString(line)
-	}
-	for b.Len() < size-2 {
-		b.WriteByte('x')
-	}
-	b.WriteString("\r\n")
-	return b.Bytes()
+	return append([]byte("X-AuthUser: loader-7\r\n"), loadmsg.Message(size)...)
 }
 
 // grownNewsletter repeats the text and the HTML body of a newsletter, each

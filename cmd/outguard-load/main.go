@@ -18,6 +18,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/outguard/outguard/internal/loadmsg"
 )
 
 const help = `Usage:
@@ -149,7 +151,7 @@ type result struct {
 }
 
 func load(o options, stderr io.Writer) result {
-	body := makeMessage(o.size)
+	body := loadmsg.Message(o.size)
 	var next atomic.Int64
 	var mu sync.Mutex
 	var lat []time.Duration
@@ -244,21 +246,6 @@ func load(o options, stderr io.Writer) result {
 		r.MaxUs = lat[n-1].Microseconds()
 	}
 	return r
-}
-
-// makeMessage returns a plain message of about size bytes with CRLF lines.
-func makeMessage(size int) []byte {
-	var b strings.Builder
-	b.WriteString("From: load@out.example.net\r\nTo: sink@example.org\r\nSubject: load test\r\nMessage-ID: <load@outguard-load>\r\n\r\n")
-	line := "The quick brown fox jumps over the lazy dog 0123456789 abcdefghij.\r\n"
-	for b.Len()+len(line) <= size {
-		b.WriteString(line)
-	}
-	for b.Len() < size-2 {
-		b.WriteByte('x')
-	}
-	b.WriteString("\r\n")
-	return []byte(b.String())
 }
 
 type client struct {

@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/outguard/outguard/internal/loadmsg"
 )
 
 // wireServer is an SMTP server that records what each transaction sent on
@@ -135,7 +137,7 @@ func (s *wireServer) transactions() []wireTx {
 
 // wantMessage is the message outguard-load sends as identity n.
 func wantMessage(size, n int) []byte {
-	return append([]byte(fmt.Sprintf("X-AuthUser: loader-%d\r\n", n)), makeMessage(size)...)
+	return append([]byte(fmt.Sprintf("X-AuthUser: loader-%d\r\n", n)), loadmsg.Message(size)...)
 }
 
 func runLoad(t *testing.T, args ...string) (int, string) {

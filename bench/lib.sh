@@ -78,17 +78,21 @@ bench_pg_stop() {
 	fi
 }
 
-# pg_cpu: clock ticks of the whole cluster so far: the postmaster, its
-# live children (backends, walwriter, checkpointer, autovacuum, ...) and
-# its reaped ones.
-pg_cpu() {
+# tree_cpu PID: clock ticks of process PID, its live children and its
+# reaped ones (fields 16 and 17 of /proc/PID/stat): a server that forks
+# (the PostgreSQL postmaster, the Postfix master) with its workers.
+tree_cpu() {
 	local t c
-	t=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$PG_MASTER/stat")
-	for c in $(pgrep -P "$PG_MASTER"); do
+	t=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$1/stat")
+	for c in $(pgrep -P "$1"); do
 		t=$(( t + $(awk '{print $14 + $15}' "/proc/$c/stat" 2>/dev/null || echo 0) ))
 	done
 	echo "$t"
 }
+
+# pg_cpu: clock ticks of the whole cluster so far: the postmaster, its
+# backends and background workers, the exited ones included.
+pg_cpu() { tree_cpu "$PG_MASTER"; }
 
 # pg_sizes prints, as JSON, the log records in the run's database, the
 # bytes (pg_total_relation_size: table, indexes and TOAST, the partitions

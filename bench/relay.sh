@@ -231,14 +231,7 @@ EOF
 fi
 # pf_cpu: clock ticks of the Postfix master, its live children and its
 # reaped ones.
-pf_cpu() {
-	local t
-	t=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$PF_MASTER/stat")
-	for c in $(pgrep -P "$PF_MASTER"); do
-		t=$(( t + $(awk '{print $14 + $15}' "/proc/$c/stat" 2>/dev/null || echo 0) ))
-	done
-	echo "$t"
-}
+pf_cpu() { tree_cpu "$PF_MASTER"; }
 pf_sent() {
 	if [ -f "$PF_DIR/maillog" ]; then grep -c 'status=sent' "$PF_DIR/maillog" || true; else echo 0; fi
 }

@@ -46,6 +46,12 @@ var replyStatus = regexp.MustCompile(`^\d{3}(?: \d\.\d{1,3}\.\d{1,3})?`)
 // converse authenticates, sends script as it is (then closes its side),
 // and returns every reply and every message the next hop received.
 func converse(t testing.TB, h *harness, script []byte) conversation {
+	return converseAfter(t, h, script, false)
+}
+
+// converseAfter is converse, sending script only after the reply to AUTH
+// when authFirst is set (script then starts a read of its own).
+func converseAfter(t testing.TB, h *harness, script []byte, authFirst bool) conversation {
 	t.Helper()
 	before := len(h.nh.Received())
 	c, err := net.Dial("tcp", h.addr)
@@ -55,8 +61,15 @@ func converse(t testing.TB, h *harness, script []byte) conversation {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(20 * time.Second))
 	auth := "AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00alice\x00secret")) + "\r\n"
+	authed := make(chan struct{})
 	go func() {
-		c.Write(append([]byte("EHLO c.test\r\n"+auth), script...))
+		if authFirst {
+			c.Write([]byte("EHLO c.test\r\n" + auth))
+			<-authed
+			c.Write(script)
+		} else {
+			c.Write(append([]byte("EHLO c.test\r\n"+auth), script...))
+		}
 		c.(*net.TCPConn).CloseWrite()
 	}()
 	var conv conversation
@@ -70,6 +83,13 @@ func converse(t testing.TB, h *harness, script []byte) conversation {
 			continue
 		}
 		conv.Replies = append(conv.Replies, replyStatus.FindString(line))
+		if len(conv.Replies) == 3 {
+			// Greeting, EHLO, AUTH.
+			close(authed)
+		}
+	}
+	if len(conv.Replies) < 3 {
+		close(authed)
 	}
 	// The session has ended: what it relayed is at the next hop.
 	for _, d := range h.nh.Received()[before:] {

@@ -130,6 +130,11 @@ type trackedConn struct {
 	injectBuf []byte
 	failed    error // a fast transfer's read error, returned by every later read
 
+	// ahead holds the recipients of the RCPT lines that followed a MAIL
+	// line at the start of the last hand-out (see noteAhead), until the
+	// session takes them (takeAhead).
+	ahead []string
+
 	closeNext atomic.Bool
 	closeOnce sync.Once
 }
@@ -271,6 +276,17 @@ func (t *trackedConn) handOut(b []byte) int {
 	if t.raw || t.tls.Load() {
 		return len(b)
 	}
+	t.ahead = nil
+	if t.lineLen == 0 && len(b) > 5 {
+		n := t.scanLines(b)
+		t.noteAhead(b[:n])
+		return n
+	}
+	return t.scanLines(b)
+}
+
+// scanLines is handOut's line scan.
+func (t *trackedConn) scanLines(b []byte) int {
 	for i := 0; i < len(b); {
 		if t.lineLen < len(t.lineHead) {
 			c := b[i]
@@ -295,6 +311,79 @@ func (t *trackedConn) handOut(b []byte) int {
 		}
 	}
 	return len(b)
+}
+
+// noteAhead looks at a hand-out that starts at the start of a line: when
+// its first line is a MAIL command followed by complete RCPT lines, it
+// keeps their recipients in ahead. go-smtp asks for more only when its
+// buffer holds no whole line, so the first MAIL the session sees before
+// the next hand-out is that first line, and the RCPTs come next, unless
+// something refuses them first. The session sends them to the next hop
+// with MAIL (smtpclient's MailOptions.Ahead); a wrong guess costs a
+// round trip, never a recipient.
+func (t *trackedConn) noteAhead(b []byte) {
+	if !hasVerb(b, "MAIL") {
+		return
+	}
+	i := bytes.IndexByte(b, '\n')
+	for i >= 0 && i+1 < len(b) {
+		line := b[i+1:]
+		k := bytes.IndexByte(line, '\n')
+		if k < 0 || !hasVerb(line, "RCPT") {
+			return
+		}
+		to, ok := rcptAddress(line[4:k])
+		if !ok {
+			return
+		}
+		t.ahead = append(t.ahead, to)
+		i += 1 + k
+	}
+}
+
+// hasVerb reports whether line starts with the command verb v (upper
+// case) followed by a space, in any case.
+func hasVerb(line []byte, v string) bool {
+	if len(line) < len(v)+1 || line[len(v)] != ' ' {
+		return false
+	}
+	for i := range len(v) {
+		if line[i]&^0x20 != v[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// rcptAddress reads the address of an RCPT command's argument ("
+// TO:<addr> params" and its line end) as go-smtp gives it to Rcpt, for
+// the plain forms; anything else is not guessed.
+func rcptAddress(arg []byte) (string, bool) {
+	arg = bytes.TrimLeft(arg, " ")
+	if len(arg) < 4 || arg[0]&^0x20 != 'T' || arg[1]&^0x20 != 'O' || arg[2] != ':' {
+		return "", false
+	}
+	arg = bytes.TrimLeft(arg[3:], " ")
+	if len(arg) < 2 || arg[0] != '<' {
+		return "", false
+	}
+	end := bytes.IndexByte(arg, '>')
+	if end < 0 {
+		return "", false
+	}
+	addr := arg[1:end]
+	if bytes.ContainsAny(addr, "\"\\ <:,") {
+		return "", false
+	}
+	return string(addr), true
+}
+
+// takeAhead returns the recipients noteAhead kept, at most max, and
+// forgets them.
+func (t *trackedConn) takeAhead(max int) []string {
+	a := t.ahead
+	t.ahead = nil
+	return a[:min(len(a), max)]
 }
 
 func (t *trackedConn) Write(b []byte) (int, error) {

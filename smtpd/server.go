@@ -112,6 +112,9 @@ type Options struct {
 	// goSMTPDataReader leaves every DATA transfer to go-smtp's own
 	// reader (tests compare the two).
 	goSMTPDataReader bool
+	// noRcptAhead never sends recipients ahead to the next hop (see
+	// trackedConn.noteAhead): the tests' reference.
+	noRcptAhead bool
 }
 
 // ListenerOptions configure one listening socket.
@@ -143,6 +146,9 @@ type Server struct {
 	// fastTransfers counts the DATA transfers the sessions read
 	// themselves (fastdata.go).
 	fastTransfers atomic.Int64
+	// aheadTransactions counts the transactions whose MAIL went to the
+	// next hop with recipients ahead (tests check that they did).
+	aheadTransactions atomic.Int64
 
 	mu       sync.Mutex
 	servers  []*smtp.Server

@@ -171,6 +171,12 @@ func (s *session) tlsActive() bool {
 // Mail starts a transaction: it checks who may send, runs the Policy's
 // Begin and opens the next-hop transaction with the same MAIL FROM.
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	// The recipients the client pipelined after this MAIL, if any: they
+	// go to the next hop with it (see trackedConn.noteAhead).
+	ahead := s.conn.takeAhead(s.srv.opts.MaxRecipients)
+	if s.srv.opts.noRcptAhead {
+		ahead = nil
+	}
 	if s.srv.isDraining() {
 		s.conn.closeAfterWrite()
 		return s.reply("MAIL", &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Service shutting down, try again later"})
@@ -220,6 +226,10 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if !feedback {
 		opts := tx.Opts
 		opts.Name = tx.ID
+		opts.Ahead = ahead
+		if len(ahead) > 0 {
+			s.srv.aheadTransactions.Add(1)
+		}
 		nh, err := s.srv.opts.NextHop.Begin(ctx, from, opts)
 		if err != nil {
 			check.Close(tx, nil, Result{Err: err, Duration: time.Since(now)})

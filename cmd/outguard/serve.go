@@ -12,6 +12,7 @@ import (
 
 	"github.com/outguard/outguard/app"
 	"github.com/outguard/outguard/config"
+	"github.com/outguard/outguard/internal/gctune"
 	"github.com/outguard/outguard/internal/sdnotify"
 )
 
@@ -90,6 +91,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		a.Stop()
 		return exitFailed
 	}
+	// The collector lets garbage grow to the message memory budget while
+	// the live heap is small (docs/config-smtp.md, "Memory").
+	defer gctune.Start(cfg.Limits.MessageMemoryBytes).Stop()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	hup := make(chan os.Signal, 1)

@@ -111,6 +111,13 @@ type MailOptions struct {
 	UTF8 bool
 	// Size declares SIZE when the server offers it and Size > 0.
 	Size int64
+	// Ahead lists recipients the caller expects to add next (a client
+	// pipelined them after its MAIL). When the server offers PIPELINING
+	// (RFC 2920), Mail sends their RCPT commands in the same write as
+	// MAIL and reads only MAIL's reply; Rcpt then takes each one's reply
+	// in turn (see Rcpt). A guess that turns out wrong costs time, never
+	// a recipient: see Data.
+	Ahead []string
 	// Name names the message at the next hop, not on the wire: the
 	// transaction's log id for relayed mail, or what smtpd's
 	// WithDeliveryName gave Deliver. The capture next hop names its files
@@ -126,6 +133,7 @@ type Conn struct {
 	ext    map[string]string
 	opts   Options
 	broken bool
+	tx     txState
 }
 
 // Dial connects, reads the greeting, says EHLO, upgrades with STARTTLS
@@ -312,8 +320,10 @@ func parseEnhanced(s string) (smtp.EnhancedCode, string, bool) {
 	return ec, rest, true
 }
 
-// Mail sends MAIL FROM with the parameters the server supports. The
-// reverse path is written by Path, never as it came.
+// Mail sends MAIL FROM with the parameters the server supports, and the
+// RCPT commands of o.Ahead with it when the server offers PIPELINING
+// (see MailOptions.Ahead). The reverse path is written by Path, never as
+// it came.
 func (c *Conn) Mail(ctx context.Context, from string, o MailOptions) error {
 	path, err := Path(from)
 	if err != nil {
@@ -333,21 +343,70 @@ func (c *Conn) Mail(ctx context.Context, from string, o MailOptions) error {
 	if o.Size > 0 && c.Has("SIZE") {
 		fmt.Fprintf(&b, " SIZE=%d", o.Size)
 	}
-	return c.run(ctx, func() error { _, _, err := c.cmd(250, "%s", b.String()); return err })
+	c.tx.begin(b.String())
+	if len(o.Ahead) == 0 || !c.Has("PIPELINING") {
+		return c.run(ctx, func() error { _, _, err := c.cmd(250, "%s", c.tx.mail); return err })
+	}
+	return c.run(ctx, func() error { return c.mailAhead(o.Ahead) })
 }
 
-// Rcpt sends RCPT TO with the forward path written by Path.
+// Rcpt sends RCPT TO with the forward path written by Path. When Mail
+// sent recipients ahead, their replies come first, in order: the reply
+// to the first one for the same address is this recipient's, and those
+// before it were guesses that did not come (the recipient was refused
+// before it got here, or the client sent another). A guess the server
+// accepted makes the transaction hold a recipient nobody asked for, and
+// Data sends the transaction again without it.
 func (c *Conn) Rcpt(ctx context.Context, to string) error {
 	path, err := Path(to)
 	if err != nil {
 		return ReplyBadRecipient
 	}
-	return c.run(ctx, func() error { _, _, err := c.cmd(250, "RCPT TO:%s", path); return err })
+	for len(c.tx.ahead) > 0 {
+		guess := c.tx.ahead[0]
+		err := c.run(ctx, c.readAhead)
+		if guess == to {
+			if err == nil {
+				c.tx.accepted = append(c.tx.accepted, path)
+			}
+			return err
+		}
+		if err == nil {
+			c.tx.stray = true
+		} else if c.broken {
+			return err
+		}
+	}
+	return c.run(ctx, func() error {
+		_, _, err := c.cmd(250, "RCPT TO:%s", path)
+		if err == nil {
+			c.tx.accepted = append(c.tx.accepted, path)
+		}
+		return err
+	})
 }
 
 // Data sends DATA. A refusal leaves the transaction open: Reset it.
+//
+// The replies to recipients sent ahead that Rcpt did not take are read
+// first. If the server accepted any of them, the transaction is sent
+// again without them first (RSET, MAIL and the accepted recipients), so
+// that the message only ever goes to recipients Rcpt returned success
+// for; should the server now answer any of those differently, Data
+// fails with ErrUnavailable and the transaction is reset.
 func (c *Conn) Data(ctx context.Context) error {
-	return c.run(ctx, func() error { _, _, err := c.cmd(354, "DATA"); return err })
+	return c.run(ctx, func() error {
+		if err := c.settle(); err != nil {
+			return err
+		}
+		if c.tx.stray {
+			if err := c.resend(); err != nil {
+				return err
+			}
+		}
+		_, _, err := c.cmd(354, "DATA")
+		return err
+	})
 }
 
 // Body sends r after Data, dot-stuffed with line endings normalised to
@@ -385,6 +444,7 @@ func (c *Conn) Body(ctx context.Context, r io.Reader) (string, error) {
 		_, msg, err = c.reply(code, m, err)
 		return err
 	})
+	c.tx.begin("")
 	if err != nil {
 		return "", err
 	}
@@ -394,9 +454,17 @@ func (c *Conn) Body(ctx context.Context, r io.Reader) (string, error) {
 	return msg, nil
 }
 
-// Reset sends RSET, ending the transaction in progress.
+// Reset sends RSET, ending the transaction in progress (after reading
+// the replies to recipients sent ahead that Rcpt did not take).
 func (c *Conn) Reset(ctx context.Context) error {
-	return c.run(ctx, func() error { _, _, err := c.cmd(250, "RSET"); return err })
+	return c.run(ctx, func() error {
+		if err := c.settle(); err != nil {
+			return err
+		}
+		c.tx.begin("")
+		_, _, err := c.cmd(250, "RSET")
+		return err
+	})
 }
 
 // Noop sends NOOP: is the connection still alive?

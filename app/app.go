@@ -365,6 +365,7 @@ func (a *App) buildNextHop(cfg *config.Config) (smtpd.NextHop, error) {
 		DataTimeout:        nh.DataTimeout.D(),
 		PoolSize:           nh.PoolSize,
 		IdleTimeout:        nh.IdleTimeout.D(),
+		NoChunking:         nh.Chunking != nil && !*nh.Chunking,
 		Metrics:            a.metrics,
 	})
 }
@@ -508,7 +509,13 @@ func restartOnly(old, cfg *config.Config) []string {
 	if old.NodeName != cfg.NodeName {
 		out = append(out, "node_name")
 	}
-	if fmt.Sprint(old.NextHop) != fmt.Sprint(cfg.NextHop) {
+	// next_hop.chunking is a pointer (unset means true): compared by value.
+	nextHop := func(nh config.NextHop) string {
+		on := nh.Chunking == nil || *nh.Chunking
+		nh.Chunking = nil
+		return fmt.Sprint(nh, on)
+	}
+	if nextHop(old.NextHop) != nextHop(cfg.NextHop) {
 		out = append(out, "next_hop")
 	}
 	if old.Admin.Address != cfg.Admin.Address || (old.Admin.CertFile == "") != (cfg.Admin.CertFile == "") {

@@ -344,4 +344,14 @@ func TestRestartOnlyNodeAndBackend(t *testing.T) {
 	if got := fmt.Sprint(restartOnly(old, pg)); got != "[store]" {
 		t.Errorf("backend changed: %s, want [store]", got)
 	}
+	// next_hop.chunking, a pointer, compares by value.
+	if got := fmt.Sprint(restartOnly(old, parse("node_name: mx1\n"))); got != "[]" {
+		t.Errorf("the same file read again: %s, want []", got)
+	}
+	off := parse("node_name: mx1\n")
+	no := false
+	off.NextHop.Chunking = &no
+	if got := fmt.Sprint(restartOnly(old, off)); got != "[next_hop]" {
+		t.Errorf("chunking turned off: %s, want [next_hop]", got)
+	}
 }

@@ -10,6 +10,12 @@
 # process's CPU time per message (from /proc/PID/stat). It ends with:
 #   ratio outguard/direct msgs/s: 0.NN
 #   cpu outguard/sink per msg: N.NN
+#   cpu outguard/sink direct per msg: N.NN (sink cpu per msg: direct, behind outguard)
+# The first divides by the sink's CPU in leg B, the second by the sink's
+# CPU in leg A, where the load tool pipelines MAIL, RCPT and DATA to it:
+# a fixed price for receiving a message, whatever outguard's own
+# conversation with the sink costs the sink (fewer round trips make the
+# first ratio rise while outguard's CPU falls).
 #   added latency p50 Nus p99 Nus (outguard's median p50/p99 minus direct's)
 #
 # OUTGUARD_BENCH_PROTO chooses how the load tool hands messages to
@@ -253,12 +259,13 @@ proto_args() { # PROTO
 }
 field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 
-declare -a D_RATE D_P50 D_P99 PF_RATE PF_CPU PF_SCPU
+declare -a D_RATE D_SCPU D_P50 D_P99 PF_RATE PF_CPU PF_SCPU
 declare -A O_RATE O_CPU S_CPU O_P50 O_P99 G_CPU O_SECS
 for r in $(seq "$ROUNDS"); do
 	s0=$(cpu $SINK_PID)
 	d=$(run_load "127.0.0.1:$SINK_PORT")
 	s1=$(cpu $SINK_PID)
+	D_SCPU+=("$(( s1 - s0 ))")
 	D_RATE+=("$(echo "$d" | field msgs_per_sec)")
 	D_P50+=("$(echo "$d" | field p50_us)")
 	D_P99+=("$(echo "$d" | field p99_us)")
@@ -309,7 +316,7 @@ if [ "$STORE" = postgres ]; then
 	PG_SIZES1=$(pg_sizes)
 fi
 for p in "${PROTOS[@]}"; do
-BENCH_STORE=$STORE BENCH_NODES=$NODES BENCH_G_CPU=${G_CPU[$p]} BENCH_O_SECS=${O_SECS[$p]} BENCH_IDLE="$IDLE $IDLE_O $IDLE_G" BENCH_PG_SIZES0=$PG_SIZES0 BENCH_PG_SIZES1=$PG_SIZES1 \
+BENCH_D_SCPU="${D_SCPU[*]}" BENCH_STORE=$STORE BENCH_NODES=$NODES BENCH_G_CPU=${G_CPU[$p]} BENCH_O_SECS=${O_SECS[$p]} BENCH_IDLE="$IDLE $IDLE_O $IDLE_G" BENCH_PG_SIZES0=$PG_SIZES0 BENCH_PG_SIZES1=$PG_SIZES1 \
 python3 - "$SIZE" "$SESSIONS" "$MESSAGES" "$TICK" "${D_RATE[*]}" "${O_RATE[$p]}" "${O_CPU[$p]}" "${S_CPU[$p]}" "$p" "${D_P50[*]}" "${D_P99[*]}" "${O_P50[$p]}" "${O_P99[$p]}" <<'EOF' | tee -a "$OUT/relay.txt"
 import json, os, sys, statistics as st
 size, sessions, msgs, tick = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
@@ -322,6 +329,8 @@ print(f"direct msgs/s median {st.median(d):.1f}  outguard msgs/s median {st.medi
 print(f"outguard cpu per msg {1e6*sum(oc)/tick/(msgs*len(oc)):.1f}us  sink cpu per msg {1e6*sum(sc)/tick/(msgs*len(sc)):.1f}us")
 print(f"ratio outguard/direct msgs/s: {st.median(o)/st.median(d):.2f}")
 print(f"cpu outguard/sink per msg: {sum(oc)/max(1,sum(sc)):.2f}")
+dsc = [int(x) for x in os.environ["BENCH_D_SCPU"].split()]
+print(f"cpu outguard/sink direct per msg: {sum(oc)/max(1,sum(dsc)):.2f}  (sink cpu per msg: direct {1e6*sum(dsc)/tick/(msgs*len(dsc)):.1f}us, behind outguard {1e6*sum(sc)/tick/(msgs*len(sc)):.1f}us)")
 dp50, dp99, op50, op99 = ([int(x) for x in a.split()] for a in sys.argv[10:14])
 print(f"latency p50/p99 median: direct {st.median(dp50):.0f}/{st.median(dp99):.0f}us  outguard {st.median(op50):.0f}/{st.median(op99):.0f}us")
 print(f"added latency p50 {st.median(op50)-st.median(dp50):.0f}us p99 {st.median(op99)-st.median(dp99):.0f}us")
@@ -329,7 +338,7 @@ store, nodes = os.environ["BENCH_STORE"], int(os.environ["BENCH_NODES"])
 gc = [int(x) for x in os.environ["BENCH_G_CPU"].split()]
 res = {"store": store, "nodes": nodes, "size": int(size), "sessions": int(sessions), "messages": msgs,
        "proto": sys.argv[9], "tick": tick, "direct_msgs_per_sec": d, "outguard_msgs_per_sec": o,
-       "outguard_ticks": oc, "sink_ticks": sc, "postgres_ticks": gc,
+       "outguard_ticks": oc, "sink_ticks": sc, "direct_sink_ticks": dsc, "postgres_ticks": gc,
        "direct_p50_us": dp50, "direct_p99_us": dp99, "outguard_p50_us": op50, "outguard_p99_us": op99,
        "outguard_seconds": [float(x) for x in os.environ["BENCH_O_SECS"].split()],
        "loadavg": open("/proc/loadavg").read().split()[:3]}

@@ -187,6 +187,10 @@ type NextHop struct {
 	Timeout Duration `yaml:"timeout"`
 	// DataTimeout bounds the transfer of a message and its final reply.
 	DataTimeout Duration `yaml:"data_timeout"`
+	// Chunking sends messages with BDAT (RFC 3030) when the next hop
+	// offers CHUNKING and PIPELINING; false always uses DATA. Default
+	// true.
+	Chunking *bool `yaml:"chunking"`
 	// PoolSize is the most idle connections kept for reuse.
 	PoolSize int `yaml:"pool_size"`
 	// IdleTimeout closes pooled connections unused for this long.

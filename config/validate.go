@@ -111,6 +111,10 @@ func (c *Config) setDefaults() {
 	setDur(&nh.Timeout, DefaultNextHopTimeout)
 	setDur(&nh.DataTimeout, DefaultNextHopDataTimeout)
 	setInt(&nh.PoolSize, DefaultPoolSize)
+	if nh.Chunking == nil {
+		on := true
+		nh.Chunking = &on
+	}
 	setDur(&nh.IdleTimeout, DefaultPoolIdleTimeout)
 	if nh.CaptureDir == "" {
 		nh.CaptureDir = "capture"

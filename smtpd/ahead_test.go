@@ -40,12 +40,24 @@ func (c *countedConn) Write(b []byte) (int, error) {
 // receives the message, though it went to the next hop ahead. Over DATA
 // and BDAT.
 func TestPipelinedRecipientsGoAhead(t *testing.T) {
-	for _, proto := range []string{"DATA", "BDAT"} {
-		t.Run(proto, func(t *testing.T) {
+	for _, tc := range []struct {
+		proto      string
+		noChunking bool
+		writes     int64
+	}{
+		// MAIL and RCPT in one write, then BDAT and the message in one.
+		{"DATA", false, 2},
+		{"BDAT", false, 2},
+		// MAIL and RCPT in one write, DATA, the message.
+		{"DATA", true, 3},
+		{"BDAT", true, 3},
+	} {
+		proto := tc.proto
+		t.Run(fmt.Sprintf("%s/next hop chunking %v", proto, !tc.noChunking), func(t *testing.T) {
 			rec := &rcptRecorder{}
 			h := newHarness(t, func(o *Options, _ *ListenerOptions) { o.Policy = rec })
 			wc := &writeCounter{}
-			hop, err := NewSMTPNextHop(NextHopOptions{Address: h.nh.Addr, PoolSize: 4, Timeout: 5 * time.Second, Dialer: wc})
+			hop, err := NewSMTPNextHop(NextHopOptions{Address: h.nh.Addr, PoolSize: 4, Timeout: 5 * time.Second, Dialer: wc, NoChunking: tc.noChunking})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -104,9 +116,8 @@ func TestPipelinedRecipientsGoAhead(t *testing.T) {
 				want := "bob@example.org,dan@example.org"
 				if i == 1 {
 					want = "erin@example.org"
-					// MAIL and RCPT in one write, DATA, the message.
-					if n := wc.n.Load() - before; n != 3 {
-						t.Errorf("the plain transaction took %d writes to the next hop, want 3", n)
+					if n := wc.n.Load() - before; n != tc.writes {
+						t.Errorf("the plain transaction took %d writes to the next hop, want %d", n, tc.writes)
 					}
 				}
 				if got := strings.Join(d[i].Rcpts, ","); got != want {

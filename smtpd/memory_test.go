@@ -228,6 +228,9 @@ type readCountingConn struct {
 }
 
 func (c *readCountingConn) Read(b []byte) (int, error) {
+	// A slow reader: the sender, a goroutine of this busy process, gets
+	// ahead, and what a read can take is in the socket.
+	time.Sleep(2 * time.Millisecond)
 	c.l.reads.Add(1)
 	n, err := c.Conn.Read(b)
 	for {
@@ -246,7 +249,8 @@ func (c *readCountingConn) Read(b []byte) (int, error) {
 // takes depends on how fast the sender is against the reader (on a busy
 // machine, 400 KB took 30 to 50 through go-smtp's reader, and at least
 // 100 without the read-ahead), so the test asks for reads larger than
-// go-smtp's buffer, which none would be without it.
+// go-smtp's buffer, which none would be without it, from a reader slow
+// enough (2 ms a read) for the sender to keep the socket full.
 func TestMessageReadInLargeReads(t *testing.T) {
 	for _, mode := range []string{"DATA", "DATA/go-smtp", "BDAT"} {
 		chunked := mode == "BDAT"

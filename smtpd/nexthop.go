@@ -72,6 +72,9 @@ type NextHopOptions struct {
 	// IdleTimeout closes pooled connections unused for this long; a
 	// connection idle for more than a second is checked with NOOP first.
 	IdleTimeout time.Duration
+	// NoChunking sends every message with DATA, even to a next hop that
+	// offers CHUNKING (smtpclient.Options.NoChunking).
+	NoChunking bool
 	// Dialer is a test seam; default net.Dialer.
 	Dialer Dialer
 	// Metrics receives latencies and pool size; may be nil.
@@ -140,6 +143,7 @@ func NewSMTPNextHop(o NextHopOptions) (*SMTPNextHop, error) {
 		Timeout:     o.Timeout,
 		DataTimeout: o.DataTimeout,
 		Dialer:      o.Dialer,
+		NoChunking:  o.NoChunking,
 	}}, nil
 }
 
@@ -279,6 +283,18 @@ func (t *smtpTx) Data(ctx context.Context, r io.Reader) (string, error) {
 	}
 	t.done = true
 	start := time.Now()
+	if t.c.Chunks() {
+		// BDAT (smtpclient.Send): one round trip for the message.
+		msg, err := t.c.Send(ctx, r)
+		t.h.opts.Metrics.nextHop("data", start, err)
+		if err != nil {
+			// A refused chunk may leave the transaction open.
+			t.h.release(ctx, t.c)
+			return "", err
+		}
+		t.h.put(t.c)
+		return msg, nil
+	}
 	if err := t.c.Data(ctx); err != nil {
 		// DATA itself was refused: the transaction is still open.
 		t.h.opts.Metrics.nextHop("data", start, err)

@@ -100,6 +100,10 @@ type Options struct {
 	Timeout, DataTimeout time.Duration
 	// Dialer opens the connection; default a net.Dialer with Timeout.
 	Dialer Dialer
+	// NoChunking sends every message with DATA. Otherwise a server that
+	// offers CHUNKING and PIPELINING gets it in BDAT chunks (RFC 3030),
+	// one round trip fewer (see Send).
+	NoChunking bool
 }
 
 // MailOptions are the MAIL FROM parameters.
@@ -396,17 +400,25 @@ func (c *Conn) Rcpt(ctx context.Context, to string) error {
 // fails with ErrUnavailable and the transaction is reset.
 func (c *Conn) Data(ctx context.Context) error {
 	return c.run(ctx, func() error {
-		if err := c.settle(); err != nil {
+		if err := c.prepare(); err != nil {
 			return err
-		}
-		if c.tx.stray {
-			if err := c.resend(); err != nil {
-				return err
-			}
 		}
 		_, _, err := c.cmd(354, "DATA")
 		return err
 	})
+}
+
+// prepare readies the transaction for its message: it reads the replies
+// to recipients sent ahead that Rcpt did not take, and sends the
+// transaction again without them if the server accepted any (see Data).
+func (c *Conn) prepare() error {
+	if err := c.settle(); err != nil {
+		return err
+	}
+	if c.tx.stray {
+		return c.resend()
+	}
+	return nil
 }
 
 // Body sends r after Data, dot-stuffed with line endings normalised to
@@ -432,12 +444,7 @@ func (c *Conn) Body(ctx context.Context, r io.Reader) (string, error) {
 		bw.Reset(nil)
 		bodyWriters.Put(bw)
 		if err != nil {
-			c.broken = true
-			var nerr net.Error
-			if errors.As(err, &nerr) && nerr.Timeout() {
-				return fmt.Errorf("%w: sending message: %v", ErrTimeout, err)
-			}
-			return fmt.Errorf("%w: sending message: %v", ErrUnavailable, err)
+			return c.writeFailed(err)
 		}
 		c.conn.SetReadDeadline(time.Now().Add(c.opts.DataTimeout))
 		code, m, err := c.text.ReadResponse(250)
@@ -494,6 +501,26 @@ var bodyWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32
 // line is doubled. It works on whole runs between line breaks rather than
 // byte by byte.
 func writeDotStuffed(w *bufio.Writer, r io.Reader) error {
+	if err := writeLines(w, r, true); err != nil {
+		return err
+	}
+	w.WriteString(".\r\n")
+	return w.Flush()
+}
+
+// lineWriter is where writeLines writes: a *bufio.Writer, or a BDAT
+// chunker (see Send).
+type lineWriter interface {
+	io.Writer
+	io.StringWriter
+	io.ByteWriter
+}
+
+// writeLines copies r to w with every line ending made CRLF (bare LF and
+// bare CR included) and a CRLF added after a last line without one;
+// with stuff, a line that starts with '.' gets another (RFC 5321 section
+// 4.5.2). It reports r's error; w's errors are w's to keep.
+func writeLines(w lineWriter, r io.Reader, stuff bool) error {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
@@ -512,7 +539,7 @@ func writeDotStuffed(w *bufio.Writer, r io.Reader) error {
 					continue
 				}
 			}
-			if bol && b[0] == '.' {
+			if stuff && bol && b[0] == '.' {
 				w.WriteByte('.')
 			}
 			i := bytes.IndexByte(b, '\n')
@@ -547,6 +574,5 @@ func writeDotStuffed(w *bufio.Writer, r io.Reader) error {
 	if cr || !bol {
 		w.WriteString("\r\n")
 	}
-	w.WriteString(".\r\n")
-	return w.Flush()
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -45,8 +46,8 @@ type NextHop struct {
 	MailErr, DataErr *smtp.SMTPError
 	// Deliveries are the accepted messages, in order.
 	Deliveries []Delivery
-	// Counters.
-	Conns, Mails, Resets int
+	// Counters. BDATs counts BDAT commands (plaintext sessions only).
+	Conns, Mails, Resets, BDATs int
 	// Commands are the MAIL and RCPT command lines exactly as they
 	// arrived, without CRLF, recorded before go-smtp parses them
 	// (plaintext sessions only: recording stops at STARTTLS).
@@ -70,6 +71,8 @@ type NextHopOptions struct {
 	// Username and Password, when set, make AUTH PLAIN required before
 	// MAIL.
 	Username, Password string
+	// MaxMessageBytes, when set, replaces the 64 MiB message limit.
+	MaxMessageBytes int64
 }
 
 // StartNextHopWith starts a next hop offering STARTTLS and requiring AUTH
@@ -79,6 +82,9 @@ func StartNextHopWith(t testing.TB, o NextHopOptions) *NextHop {
 	h.srv.TLSConfig = o.TLSConfig
 	h.srv.AllowInsecureAuth = false
 	h.user, h.pass = o.Username, o.Password
+	if o.MaxMessageBytes > 0 {
+		h.srv.MaxMessageBytes = o.MaxMessageBytes
+	}
 	return h
 }
 
@@ -322,20 +328,26 @@ func (c *tapConn) Read(b []byte) (int, error) {
 }
 
 // commandTap splits the client's stream into lines and records MAIL and
-// RCPT commands, skipping DATA content (up to the "." line). The client
-// is outguard's own next-hop client, which sends DATA content only after
-// a 354 and never uses BDAT.
+// RCPT commands, skipping DATA content (up to the "." line) and BDAT
+// chunks (their octet count), and counts BDAT commands. The client is
+// outguard's own next-hop client, which sends DATA content only after a
+// 354.
 type commandTap struct {
 	h      *NextHop
 	line   []byte
 	inData bool
 	off    bool
+	skip   int // octets of a BDAT chunk still to come
 }
 
 func (t *commandTap) feed(b []byte) {
 	for _, c := range b {
 		if t.off {
 			return
+		}
+		if t.skip > 0 {
+			t.skip--
+			continue
 		}
 		if c != '\n' {
 			if len(t.line) < 1<<16 {
@@ -353,6 +365,17 @@ func (t *commandTap) feed(b []byte) {
 			t.inData = true
 		case u == "STARTTLS":
 			t.off = true
+		case strings.HasPrefix(u, "BDAT "):
+			f := strings.Fields(u)
+			n, err := strconv.Atoi(f[1])
+			if err != nil {
+				t.off = true
+				break
+			}
+			t.skip = n
+			t.h.mu.Lock()
+			t.h.BDATs++
+			t.h.mu.Unlock()
 		case strings.HasPrefix(u, "MAIL ") || strings.HasPrefix(u, "RCPT "):
 			t.h.mu.Lock()
 			t.h.Commands = append(t.h.Commands, l)

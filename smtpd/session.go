@@ -15,6 +15,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/outguard/outguard/internal/deadline"
 	"github.com/outguard/outguard/internal/smtpclient"
 )
 
@@ -215,7 +216,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if opts != nil {
 		tx.Opts = MailOptions{Body8Bit: opts.Body == smtp.Body8BitMIME, UTF8: opts.UTF8, Size: opts.Size}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.srv.opts.IdleTimeout)
+	ctx, cancel := deadline.New(s.srv.opts.IdleTimeout)
 	defer cancel()
 	check, err := s.srv.opts.Policy.Begin(ctx, tx)
 	if err != nil {
@@ -266,7 +267,7 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	}
 	var err error
 	if rc, ok := st.check.(RcptChecker); ok {
-		ctx, cancel := context.WithTimeout(context.Background(), s.srv.opts.IdleTimeout)
+		ctx, cancel := deadline.New(s.srv.opts.IdleTimeout)
 		err = rc.Rcpt(ctx, tx, to)
 		cancel()
 	}
@@ -279,7 +280,7 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 			err = replyAuthRequired
 		}
 	default:
-		ctx, cancel := context.WithTimeout(context.Background(), s.srv.opts.IdleTimeout)
+		ctx, cancel := deadline.New(s.srv.opts.IdleTimeout)
 		err = st.nh.Rcpt(ctx, to)
 		cancel()
 		byNextHop = err != nil
@@ -392,7 +393,7 @@ func (s *session) Data(r io.Reader) error {
 	res.Size = msg.Size
 	s.srv.metrics.messageSize(msg.Size)
 
-	ctx, cancel := context.WithTimeout(context.Background(), s.srv.opts.IdleTimeout)
+	ctx, cancel := deadline.New(s.srv.opts.IdleTimeout)
 	defer cancel()
 	dec, err := st.check.Data(ctx, tx, msg)
 	res.Decision = dec
@@ -427,7 +428,7 @@ func (s *session) Data(r io.Reader) error {
 		strings.NewReader(string(rewriteHeader(msg.Header, dec.AddHeaders, dec.StripHeaders))),
 		msg.Body(),
 	)
-	dctx, dcancel := context.WithTimeout(context.Background(), s.srv.opts.IdleTimeout)
+	dctx, dcancel := deadline.New(s.srv.opts.IdleTimeout)
 	text, err := st.nh.Data(dctx, body)
 	dcancel()
 	st.nh = nil
@@ -448,7 +449,7 @@ func (s *session) Data(r io.Reader) error {
 	res.Reply = &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: text + " (id " + tx.ID + ")"}
 	if cm, ok := st.check.(Committer); ok {
 		res.Duration = s.srv.opts.Now().Sub(tx.Start)
-		cctx, ccancel := context.WithTimeout(context.Background(), s.srv.opts.IdleTimeout)
+		cctx, ccancel := deadline.New(s.srv.opts.IdleTimeout)
 		err := cm.Commit(cctx, tx, msg, res)
 		ccancel()
 		if err != nil {

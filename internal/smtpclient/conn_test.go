@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/outguard/outguard/internal/deadline"
 )
 
 // startMute starts a server that greets, answers EHLO, and then reads
@@ -76,20 +78,30 @@ func TestCancelAbandonsCommand(t *testing.T) {
 // TestDeadlineShortensTimeout: a context deadline earlier than the
 // command timeout ends the command at the deadline.
 func TestDeadlineShortensTimeout(t *testing.T) {
-	addr, _ := startMute(t)
-	c, err := Dial(context.Background(), Options{Address: addr, Timeout: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	err = c.Noop(ctx)
-	if !errors.Is(err, ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Noop past the deadline: %v, want ErrTimeout wrapping context.DeadlineExceeded", err)
-	}
-	if !c.Broken() {
-		t.Errorf("connection not broken after a timed-out command")
+	// A deadline.Context (smtpd's steps) is bound by its deadline alone,
+	// without a watcher; the same holds.
+	for _, kind := range []string{"context.WithTimeout", "deadline.New"} {
+		addr, _ := startMute(t)
+		c, err := Dial(context.Background(), Options{Address: addr, Timeout: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		var ctx context.Context
+		var cancel func()
+		if kind == "deadline.New" {
+			ctx, cancel = deadline.New(200 * time.Millisecond)
+		} else {
+			ctx, cancel = context.WithTimeout(context.Background(), 200*time.Millisecond)
+		}
+		defer cancel()
+		err = c.Noop(ctx)
+		if !errors.Is(err, ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("%s: Noop past the deadline: %v, want ErrTimeout wrapping context.DeadlineExceeded", kind, err)
+		}
+		if !c.Broken() {
+			t.Errorf("%s: connection not broken after a timed-out command", kind)
+		}
 	}
 }
 

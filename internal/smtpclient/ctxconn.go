@@ -6,6 +6,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/outguard/outguard/internal/deadline"
 )
 
 // deadlineConn is the network connection under a Conn (and under TLS
@@ -63,7 +65,8 @@ func (c *deadlineConn) run(ctx context.Context, f func() error) (cut bool, err e
 		// Nothing was sent: the connection is still clean.
 		return false, fmt.Errorf("%w: %w", ErrTimeout, err)
 	}
-	if ctx.Done() == nil {
+	only := deadline.Only(ctx)
+	if !only && ctx.Done() == nil {
 		// A context that never ends (context.Background) binds nothing.
 		return false, f()
 	}
@@ -71,14 +74,21 @@ func (c *deadlineConn) run(ctx context.Context, f func() error) (cut bool, err e
 	c.limit, _ = ctx.Deadline()
 	c.cut = false
 	c.mu.Unlock()
-	stop := context.AfterFunc(ctx, func() {
-		c.mu.Lock()
-		c.cut = true
-		c.Conn.SetDeadline(longAgo)
-		c.mu.Unlock()
-	})
-	err = f()
-	stopped := stop()
+	stopped := true
+	if only {
+		// It ends only at its deadline while f runs, and every I/O
+		// deadline is already cut to that: nothing to watch.
+		err = f()
+	} else {
+		stop := context.AfterFunc(ctx, func() {
+			c.mu.Lock()
+			c.cut = true
+			c.Conn.SetDeadline(longAgo)
+			c.mu.Unlock()
+		})
+		err = f()
+		stopped = stop()
+	}
 	c.mu.Lock()
 	cut = c.cut || !stopped
 	limit := c.limit

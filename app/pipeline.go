@@ -22,6 +22,7 @@ import (
 	"github.com/outguard/outguard/filter"
 	"github.com/outguard/outguard/filter/content"
 	"github.com/outguard/outguard/identity"
+	"github.com/outguard/outguard/internal/deadline"
 	"github.com/outguard/outguard/internal/header"
 	"github.com/outguard/outguard/quarantine"
 	"github.com/outguard/outguard/smtpd"
@@ -542,9 +543,9 @@ func (c *check) Close(tx *smtpd.Transaction, msg *smtpd.Message, res smtpd.Resul
 		c.refusedAfterData(tx, msg, res)
 	}
 	if res.Outcome != smtpd.OutcomeDeferred && res.Outcome != smtpd.OutcomeQuarantined {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx := deadline.New(10 * time.Second)
 		c.count(ctx, tx)
-		cancel()
+		ctx.Release()
 	}
 	if c.stored || c.p.noLog {
 		return

@@ -258,8 +258,12 @@ func (t *trackedConn) Read(b []byte) (int, error) {
 // transfer before that (outguard's and go-smtp's) must not wait the
 // timeout again each.
 func (t *trackedConn) timedOut(err error) {
+	if err == nil {
+		// (Before the net.Error below, which escapes to the heap.)
+		return
+	}
 	var nerr net.Error
-	if err != nil && errors.As(err, &nerr) && nerr.Timeout() {
+	if errors.As(err, &nerr) && nerr.Timeout() {
 		t.failed = err
 	}
 }

@@ -216,8 +216,8 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if opts != nil {
 		tx.Opts = MailOptions{Body8Bit: opts.Body == smtp.Body8BitMIME, UTF8: opts.UTF8, Size: opts.Size}
 	}
-	ctx, cancel := deadline.New(s.srv.opts.IdleTimeout)
-	defer cancel()
+	ctx := deadline.New(s.srv.opts.IdleTimeout)
+	defer ctx.Release()
 	check, err := s.srv.opts.Policy.Begin(ctx, tx)
 	if err != nil {
 		s.log.Info("sender refused", "tx", tx.ID, "from", from, "err", err)
@@ -267,9 +267,9 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	}
 	var err error
 	if rc, ok := st.check.(RcptChecker); ok {
-		ctx, cancel := deadline.New(s.srv.opts.IdleTimeout)
+		ctx := deadline.New(s.srv.opts.IdleTimeout)
 		err = rc.Rcpt(ctx, tx, to)
-		cancel()
+		ctx.Release()
 	}
 	byNextHop := false
 	switch {
@@ -280,9 +280,9 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 			err = replyAuthRequired
 		}
 	default:
-		ctx, cancel := deadline.New(s.srv.opts.IdleTimeout)
+		ctx := deadline.New(s.srv.opts.IdleTimeout)
 		err = st.nh.Rcpt(ctx, to)
-		cancel()
+		ctx.Release()
 		byNextHop = err != nil
 	}
 	r := s.reply("RCPT", err)
@@ -393,8 +393,8 @@ func (s *session) Data(r io.Reader) error {
 	res.Size = msg.Size
 	s.srv.metrics.messageSize(msg.Size)
 
-	ctx, cancel := deadline.New(s.srv.opts.IdleTimeout)
-	defer cancel()
+	ctx := deadline.New(s.srv.opts.IdleTimeout)
+	defer ctx.Release()
 	dec, err := st.check.Data(ctx, tx, msg)
 	res.Decision = dec
 	if err != nil {
@@ -428,9 +428,9 @@ func (s *session) Data(r io.Reader) error {
 		strings.NewReader(string(rewriteHeader(msg.Header, dec.AddHeaders, dec.StripHeaders))),
 		msg.Body(),
 	)
-	dctx, dcancel := deadline.New(s.srv.opts.IdleTimeout)
+	dctx := deadline.New(s.srv.opts.IdleTimeout)
 	text, err := st.nh.Data(dctx, body)
-	dcancel()
+	dctx.Release()
 	st.nh = nil
 	if err != nil {
 		res.Err = err
@@ -449,9 +449,9 @@ func (s *session) Data(r io.Reader) error {
 	res.Reply = &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: text + " (id " + tx.ID + ")"}
 	if cm, ok := st.check.(Committer); ok {
 		res.Duration = s.srv.opts.Now().Sub(tx.Start)
-		cctx, ccancel := deadline.New(s.srv.opts.IdleTimeout)
+		cctx := deadline.New(s.srv.opts.IdleTimeout)
 		err := cm.Commit(cctx, tx, msg, res)
-		ccancel()
+		cctx.Release()
 		if err != nil {
 			// The next hop has the message, but it left no record: no
 			// 250. The client's retry may deliver it twice, which the

@@ -20,8 +20,8 @@ import (
 
 // Context is a context.Context with a deadline and no values, whose
 // parent is context.Background. It ends at its deadline, or when its
-// release function is called, which its maker does only once the step
-// that uses it has returned.
+// maker calls Release, which it does only once the step that uses it
+// has returned.
 type Context struct {
 	deadline time.Time
 
@@ -33,12 +33,11 @@ type Context struct {
 	next  int
 }
 
-// New returns a Context ending d from now and the function that ends it
-// early. Call the function once the step using the Context has returned
-// (as with context.WithTimeout's cancel, and at the latest then).
-func New(d time.Duration) (*Context, func()) {
-	c := &Context{deadline: time.Now().Add(d)}
-	return c, c.release
+// New returns a Context ending d from now. Call its Release once the step
+// using it has returned (as with context.WithTimeout's cancel, and at
+// the latest then).
+func New(d time.Duration) *Context {
+	return &Context{deadline: time.Now().Add(d)}
 }
 
 // Only reports whether ctx is a Context: one that, while the step it was
@@ -117,7 +116,9 @@ func (c *Context) expire() {
 	c.end(context.DeadlineExceeded)
 }
 
-func (c *Context) release() {
+// Release ends c (context.Canceled), stopping its timer if Done started
+// one.
+func (c *Context) Release() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.end(context.Canceled)

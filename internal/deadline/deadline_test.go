@@ -9,8 +9,8 @@ import (
 )
 
 func TestEndsAtDeadline(t *testing.T) {
-	c, release := New(30 * time.Millisecond)
-	defer release()
+	c := New(30 * time.Millisecond)
+	defer c.Release()
 	if d, ok := c.Deadline(); !ok || time.Until(d) > 30*time.Millisecond {
 		t.Fatalf("Deadline() = %v, %v", d, ok)
 	}
@@ -26,8 +26,8 @@ func TestEndsAtDeadline(t *testing.T) {
 // Without Done, Err still reports the deadline once passed, and no
 // timer was started.
 func TestErrWithoutDone(t *testing.T) {
-	c, release := New(time.Millisecond)
-	defer release()
+	c := New(time.Millisecond)
+	defer c.Release()
 	time.Sleep(5 * time.Millisecond)
 	if !errors.Is(c.Err(), context.DeadlineExceeded) {
 		t.Fatalf("Err() = %v, want DeadlineExceeded", c.Err())
@@ -43,9 +43,9 @@ func TestErrWithoutDone(t *testing.T) {
 }
 
 func TestReleaseEnds(t *testing.T) {
-	c, release := New(time.Hour)
+	c := New(time.Hour)
 	done := c.Done()
-	release()
+	c.Release()
 	<-done
 	if !errors.Is(c.Err(), context.Canceled) {
 		t.Fatalf("Err() = %v, want Canceled", c.Err())
@@ -53,13 +53,13 @@ func TestReleaseEnds(t *testing.T) {
 	if c.timer.Stop() {
 		t.Error("the timer still ran after release")
 	}
-	release()
+	c.Release()
 }
 
 // Derived contexts end with it, through AfterFunc: no goroutine waits on
 // Done for each of them.
 func TestDerivedContexts(t *testing.T) {
-	c, release := New(time.Hour)
+	c := New(time.Hour)
 	before := runtime.NumGoroutine()
 	var kids []context.Context
 	var cancels []context.CancelFunc
@@ -75,7 +75,7 @@ func TestDerivedContexts(t *testing.T) {
 	if len(c.funcs) != 49 {
 		t.Errorf("%d functions registered after one derived context was cancelled, want 49", len(c.funcs))
 	}
-	release()
+	c.Release()
 	for i, k := range kids {
 		<-k.Done()
 		if i > 0 && !errors.Is(k.Err(), context.Canceled) {
@@ -92,8 +92,8 @@ func TestDerivedContexts(t *testing.T) {
 }
 
 func TestOnly(t *testing.T) {
-	c, release := New(time.Second)
-	defer release()
+	c := New(time.Second)
+	defer c.Release()
 	if !Only(c) {
 		t.Error("Only(deadline.Context) = false")
 	}

@@ -90,7 +90,8 @@ func TestDeadlineShortensTimeout(t *testing.T) {
 		var ctx context.Context
 		var cancel func()
 		if kind == "deadline.New" {
-			ctx, cancel = deadline.New(200 * time.Millisecond)
+			dc := deadline.New(200 * time.Millisecond)
+			ctx, cancel = dc, dc.Release
 		} else {
 			ctx, cancel = context.WithTimeout(context.Background(), 200*time.Millisecond)
 		}

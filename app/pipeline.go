@@ -429,8 +429,13 @@ func (c *check) count(ctx context.Context, tx *smtpd.Transaction) {
 	}
 	base := p.detect.observeBaseline(lastObservation{Domain: tx.User.Domain, Identity: c.identity, User: tx.User.Name, TxID: tx.ID, Policy: c.up.policy}, tx.Accepted())
 	if base.Level >= baseline.Suspect {
-		if p.log.Enabled(ctx, slog.LevelInfo) {
-			p.log.Info("baseline departure", "tx", tx.ID, "identity", c.identity, "verdict", base.String())
+		// Said once an hour, when the departure begins (Escalated); the
+		// identity's later messages that hour only at debug level.
+		if lvl := slog.LevelDebug; p.log.Enabled(ctx, lvl) || base.Escalated {
+			if base.Escalated {
+				lvl = slog.LevelInfo
+			}
+			p.log.Log(ctx, lvl, "baseline departure", "tx", tx.ID, "identity", c.identity, "verdict", base.String())
 		}
 		if base.Level == baseline.Lock && base.Escalated && p.detect.baseLock {
 			out, err := p.ids.Signal(ctx, tx.User.Domain, c.identity, baselineEvidence(base, tx.User.Name, tx.ID), base.String(), c.up.policy)
@@ -598,11 +603,11 @@ func (c *check) record(tx *smtpd.Transaction, size int64, status quarantine.Stat
 	return rec
 }
 
-// LogAttrs adds what the check learnt to the transaction's log line
-// (smtpd.LogAttrser): the identity, and the verdict with its score once
-// the message was classified.
-func (c *check) LogAttrs() []slog.Attr {
-	attrs := []slog.Attr{slog.String("identity", c.identity)}
+// AppendLogAttrs adds what the check learnt to the transaction's log
+// line (smtpd.LogAttrser): the identity, and the verdict with its score
+// once the message was classified.
+func (c *check) AppendLogAttrs(attrs []slog.Attr) []slog.Attr {
+	attrs = append(attrs, slog.String("identity", c.identity))
 	if c.classified {
 		attrs = append(attrs, slog.String("verdict", c.verdict.Class.String()), slog.Float64("score", c.verdict.Score))
 		if c.verdict.Band == filter.BandSuspect {

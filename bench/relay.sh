@@ -24,7 +24,9 @@
 # twice per round, DATA then BDAT, each with its own figures). Leg A
 # always uses DATA: smtp-sink does not offer CHUNKING.
 # OUTGUARD_BENCH_CONFIG_EXTRA appends a file to the configuration (see
-# bench/accept-all.yaml). OUTGUARD_BIN runs that outguard binary instead
+# bench/accept-all.yaml). OUTGUARD_BENCH_LOG_LEVEL sets log.level (default
+# warn; info, the shipped level, logs a line per transaction to
+# outguard's standard error, a file here). OUTGUARD_BIN runs that outguard binary instead
 # of building this tree's (to compare with another commit).
 #
 # A third leg, C, runs when postfix is installed and the script runs as
@@ -120,7 +122,7 @@ SINK_USER=()
 smtp-sink "${SINK_USER[@]}" -m 1000 127.0.0.1:"$SINK_PORT" 1024 &
 SINK_PID=$!
 
-bench_config "max_connections: 2000, max_connections_per_ip: 2000"
+bench_config "max_connections: 2000, max_connections_per_ip: 2000" "${OUTGUARD_BENCH_LOG_LEVEL:-warn}"
 "$WORK/outguard" serve --config "$WORK/bench.yaml" 2>"$WORK/outguard.log" &
 OG_PID=$!
 wait_ready 300
@@ -130,7 +132,7 @@ if [ "$NODES" = 2 ]; then
 	OG_PORT2=$(free_port)
 	ADMIN_PORT2=$(free_port)
 	OG_PORT=$OG_PORT2 ADMIN_PORT=$ADMIN_PORT2 OG_CONFIG=$WORK/bench2.yaml OG_DATA=$WORK/data2 OG_NODE=bench2 \
-		bench_config "max_connections: 2000, max_connections_per_ip: 2000"
+		bench_config "max_connections: 2000, max_connections_per_ip: 2000" "${OUTGUARD_BENCH_LOG_LEVEL:-warn}"
 	"$WORK/outguard" serve --config "$WORK/bench2.yaml" 2>"$WORK/outguard2.log" &
 	OG_PID2=$!
 	ADMIN_PORT=$ADMIN_PORT2 wait_ready 300

@@ -170,11 +170,12 @@ type RcptChecker interface {
 	Rcpt(ctx context.Context, tx *Transaction, to string) error
 }
 
-// LogAttrser is an optional extra of a Check: LogAttrs returns what the
-// Check learnt of the transaction (the identity, the verdict and its
-// score), for the transaction's log line. It is called once, after Close.
+// LogAttrser is an optional extra of a Check: AppendLogAttrs appends to
+// dst what the Check learnt of the transaction (the identity, the
+// verdict and its score), for the transaction's log line. It is called
+// once, after Close.
 type LogAttrser interface {
-	LogAttrs() []slog.Attr
+	AppendLogAttrs(dst []slog.Attr) []slog.Attr
 }
 
 // PolicyFunc adapts a function to Policy.

@@ -3,11 +3,11 @@ package smtpd
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -500,38 +500,38 @@ func (s *session) finish(st *txState, msg *Message, res Result) error {
 	if !st.log.Enabled(context.Background(), slog.LevelInfo) {
 		return res.Reply
 	}
-	var learnt []slog.Attr
-	if la, ok := check.(LogAttrser); ok {
-		learnt = la.LogAttrs()
-	}
 	accepted := tx.Accepted()
 	// The paths exactly as the next hop got them (smtpclient.Path cannot fail
 	// here: MAIL and RCPT refused what it cannot write).
-	paths := make([]string, 0, len(accepted))
-	for _, a := range accepted {
+	var rcptTo strings.Builder
+	for i, a := range accepted {
 		p, _ := smtpclient.Path(a)
-		paths = append(paths, p)
+		if i > 0 {
+			rcptTo.WriteByte(',')
+		}
+		rcptTo.WriteString(p)
 	}
 	// The user and domain are already on s.log (set at AUTH or from the
 	// client's network), as tx.User is s.user.
-	attrs := []any{"tx", tx.ID, "outcome", res.Outcome}
-	for _, a := range learnt {
-		attrs = append(attrs, a)
+	var buf [20]slog.Attr
+	attrs := append(buf[:0], slog.String("tx", tx.ID), slog.String("outcome", res.Outcome))
+	if la, ok := check.(LogAttrser); ok {
+		attrs = la.AppendLogAttrs(attrs)
 	}
-	attrs = append(attrs, "from", tx.From, "mail_from", st.mailFrom,
-		"rcpts", len(accepted), "rcpt_to", strings.Join(paths, ","),
-		"size", res.Size, "reply", fmt.Sprintf("%d %s", res.Reply.Code, res.Reply.Message))
+	attrs = append(attrs, slog.String("from", tx.From), slog.String("mail_from", st.mailFrom),
+		slog.Int("rcpts", len(accepted)), slog.String("rcpt_to", rcptTo.String()),
+		slog.Int64("size", res.Size), slog.String("reply", strconv.Itoa(res.Reply.Code)+" "+res.Reply.Message))
 	if res.NextHopReply != "" {
-		attrs = append(attrs, "next_hop_reply", fmt.Sprintf("%d %s", res.NextHopCode, res.NextHopReply))
+		attrs = append(attrs, slog.String("next_hop_reply", strconv.Itoa(res.NextHopCode)+" "+res.NextHopReply))
 	}
-	attrs = append(attrs, "duration", res.Duration)
+	attrs = append(attrs, slog.Duration("duration", res.Duration))
 	if tx.RcptsOverLimit > 0 {
-		attrs = append(attrs, "rcpts_over_limit", tx.RcptsOverLimit)
+		attrs = append(attrs, slog.Int("rcpts_over_limit", tx.RcptsOverLimit))
 	}
 	if res.Err != nil {
-		attrs = append(attrs, "err", res.Err)
+		attrs = append(attrs, slog.Any("err", res.Err))
 	}
-	st.log.Info("transaction", attrs...)
+	st.log.LogAttrs(context.Background(), slog.LevelInfo, "transaction", attrs...)
 	return res.Reply
 }
 

@@ -143,6 +143,17 @@ func BenchmarkAppend(b *testing.B) {
 			})
 			reportRate(b, start)
 		})
+		b.Run(fmt.Sprintf("committer/coalesced/producers=%d", producers), func(b *testing.B) {
+			s := openBenchStore(b, false, Options{})
+			b.ResetTimer()
+			start := time.Now()
+			runProducers(b, producers, func(i int, rng *rand.Rand) {
+				if err := s.AppendCoalesced(context.Background(), benchRecord(rng, i, base.Add(time.Duration(i)*time.Millisecond), 10000)); err != nil {
+					b.Error(err)
+				}
+			})
+			reportRate(b, start)
+		})
 		b.Run(fmt.Sprintf("tx-per-record/producers=%d", producers), func(b *testing.B) {
 			s := openBenchStore(b, false, Options{})
 			b.ResetTimer()
@@ -162,6 +173,81 @@ func BenchmarkAppend(b *testing.B) {
 			reportRate(b, start)
 		})
 	}
+}
+
+// BenchmarkRecordOp measures the work done in the appender's goroutine
+// for one record (validation, encoding, index and rollup keys), without
+// the commit; BenchmarkApplyBolt the committer's work for a round of 64
+// records inside the transaction, without the commit and its fsync. The
+// records are made before the timer starts.
+func BenchmarkRecordOp(b *testing.B) {
+	recs := benchRecords64(b)
+	s := openBenchStore(b, true, Options{})
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := s.recordOp(recs[i%len(recs)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+func BenchmarkApplyBolt(b *testing.B) {
+	recs := benchRecords64(b)
+	db, _ := openDB(b, true)
+	s, err := New(db, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(s.Stop)
+	// 10,000 records of the hour before, so that the B+trees have depth.
+	rng := rand.New(rand.NewPCG(7, 8))
+	for i := range 10000 {
+		if err := s.Append(benchRecord(rng, i, recs[0].Time.Add(-time.Hour+time.Duration(i)*300*time.Millisecond), 10000)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	flush(b, s)
+	recs = benchRecords64(b)
+	batch := make([]*op, len(recs))
+	errs := make([]error, len(recs))
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		for i, r := range recs {
+			if batch[i], err = s.recordOp(r); err != nil {
+				b.Fatal(err)
+			}
+		}
+		tx, err := db.Begin(true)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		var delta qDelta
+		if err := applyBolt(tx, batch, errs, &delta); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		// Rolled back: every round writes the same ids into the same log.
+		if err := tx.Rollback(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(recs)), "ns/record")
+}
+
+// benchRecords64 returns 64 records of benchRecord, a millisecond apart.
+func benchRecords64(b *testing.B) []*Record {
+	rng := rand.New(rand.NewPCG(5, 6))
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	recs := make([]*Record, 64)
+	for i := range recs {
+		recs[i] = benchRecord(rng, i, base.Add(time.Duration(i)*time.Millisecond), 10000)
+	}
+	return recs
 }
 
 // BenchmarkQuarantine measures synced quarantine writes (record plus

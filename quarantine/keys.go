@@ -259,8 +259,8 @@ func rollupKeys(r *Record) []string {
 	buf := stack[:0]
 	var ends [maxRollupKeys]int
 	n := 0
+	var gb [2*maxIndexValue + 1]byte
 	for _, g := range allGroups {
-		var gb [2*maxIndexValue + 1]byte
 		k := appendGroupKey(gb[:0], r, g, dom)
 		cs := classes
 		if perKey(g) {

@@ -115,7 +115,7 @@ func appendIdxPrefix(b []byte, kind byte, hash uint64) []byte {
 	return binary.BigEndian.AppendUint64(append(b, kind), hash)
 }
 
-// indexKeys returns the index keys of r, in one allocation.
+// indexKeys returns the index keys of r, which share one buffer.
 func indexKeys(r *Record) [][]byte {
 	var hashes [8]uint64
 	var kinds [8]byte
@@ -255,6 +255,7 @@ func rollupKeys(r *Record) []string {
 	t, _ := IDTime(r.ID)
 	h, d := hourBucket(t), dayBucket(t)
 	dom := normValue(r.Domain, true)
+	// Most records' keys fit in stack; all is their only copy on the heap.
 	var stack [2048]byte
 	buf := stack[:0]
 	var ends [maxRollupKeys]int

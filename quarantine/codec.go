@@ -62,6 +62,30 @@ func (e *enc) score(f float64) {
 	e.uvarint(math.Float64bits(f))
 }
 
+// encodedSizeHint is a little more than the size of r's encoding for
+// most records: the capacity to encode r without growing the buffer. A
+// record that needs more only makes it grow.
+func encodedSizeHint(r *Record) int {
+	// The fixed fields, the times and the strings' lengths: 96 bytes
+	// hold them unless most integers are huge.
+	n := 96 + len(r.Listener) + len(r.User) + len(r.Domain) + len(r.Identity) + len(r.Sender) +
+		len(r.HeaderFrom) + len(r.Subject) + len(r.MessageID) + len(r.NextHopReply) + len(r.TraceToken) +
+		len(r.Model) + len(r.Learned) + len(r.Campaign) + len(r.IdentitySource) + len(r.IdentityReason)
+	for _, rc := range r.Recipients {
+		n += 8 + len(rc.Address) + len(rc.Text)
+	}
+	for _, s := range r.Reasons {
+		n += 2 + len(s)
+	}
+	for _, s := range r.Partial {
+		n += 2 + len(s)
+	}
+	if q := r.Quarantine; q != nil {
+		n += 64 + len(q.ReleasedBy) + len(q.DeletedBy) + len(q.ReleaseReason)
+	}
+	return n
+}
+
 // encodeRecord appends r's encoding to b. r must have passed validate.
 func encodeRecord(b []byte, r *Record) []byte {
 	e := enc{b: b}

@@ -234,3 +234,18 @@ func TestIDKey(t *testing.T) {
 		t.Errorf("largest id: got %s", got)
 	}
 }
+
+// TestEncodedSizeHint: the hint holds the encoding of the test records,
+// so that newRecordOp encodes them without growing its buffer.
+func TestEncodedSizeHint(t *testing.T) {
+	r := sampleRecord(testBase, StatusQuarantined, VerdictSpam)
+	r.Quarantine = &QuarantineInfo{RawSize: 1 << 40, StoredSize: 1 << 40, ReleasedAt: testBase, ReleasedBy: "admin", DeletedAt: testBase, DeletedBy: "admin", ReleaseReason: "fp"}
+	r.LastComplaint, r.Complaints = testBase, 1<<30
+	r.ClientIP = netip.MustParseAddr("2001:db8::1")
+	recs := append(diffRecords(200), r, &Record{ID: testID(testBase), Status: StatusAccepted})
+	for _, r := range recs {
+		if got, hint := len(encodeRecord(nil, r)), encodedSizeHint(r); got > hint {
+			t.Errorf("%s: encoding of %d bytes, hint %d", r.ID, got, hint)
+		}
+	}
+}

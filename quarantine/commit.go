@@ -292,6 +292,8 @@ func applyBolt(tx *bbolt.Tx, batch []*op, errs []error, delta *qDelta) error {
 	logB := tx.Bucket(bucketLog)
 	idxB := tx.Bucket(bucketIndex)
 	msgB := tx.Bucket(bucketMsg)
+	rollB := tx.Bucket(bucketRollup)
+	meta := tx.Bucket(bucketMeta)
 	// Ids grow with time, so the log is written almost in key order:
 	// fuller pages keep the file small.
 	logB.FillPercent = 0.9
@@ -299,8 +301,10 @@ func applyBolt(tx *bbolt.Tx, batch []*op, errs []error, delta *qDelta) error {
 	// Index keys of one value are also written in id order, and rollups
 	// in time order: keep their pages full too.
 	idxB.FillPercent = 0.9
-	tx.Bucket(bucketRollup).FillPercent = 0.9
-	agg := make(map[string]uint64)
+	rollB.FillPercent = 0.9
+	// The counters a round increments: those of the totals and domains
+	// are shared by its records, those per sender mostly not.
+	agg := make(map[string]uint64, 8*len(batch))
 	for i, o := range batch {
 		if !o.take() {
 			errs[i] = errAbandoned
@@ -308,7 +312,7 @@ func applyBolt(tx *bbolt.Tx, batch []*op, errs []error, delta *qDelta) error {
 		}
 		switch {
 		case o.probe:
-			if err := tx.Bucket(bucketMeta).Put(metaProbe, probeValue); err != nil {
+			if err := meta.Put(metaProbe, probeValue); err != nil {
 				return err
 			}
 		case o.val != nil:
@@ -349,11 +353,10 @@ func applyBolt(tx *bbolt.Tx, batch []*op, errs []error, delta *qDelta) error {
 		}
 	}
 	if len(agg) > 0 {
-		if err := addRollups(tx.Bucket(bucketRollup), agg); err != nil {
+		if err := addRollups(rollB, agg); err != nil {
 			return err
 		}
 	}
-	meta := tx.Bucket(bucketMeta)
 	if err := addCounter(meta, metaQMessages, delta.msgs); err != nil {
 		return err
 	}
@@ -411,16 +414,19 @@ func addRollups(b *bbolt.Bucket, agg map[string]uint64) error {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	// bbolt keeps the value slices until commit: one buffer for all.
+	// bbolt keeps the value slices until commit: one buffer for all. It
+	// copies the keys (Bucket.Put): one buffer, reused, for those.
 	vals := make([]byte, 8*len(keys))
+	var kb []byte
 	for i, k := range keys {
+		kb = append(kb[:0], k...)
 		n := agg[k]
-		if v := b.Get([]byte(k)); len(v) == 8 {
+		if v := b.Get(kb); len(v) == 8 {
 			n += binary.BigEndian.Uint64(v)
 		}
 		val := vals[8*i : 8*i+8 : 8*i+8]
 		binary.BigEndian.PutUint64(val, n)
-		if err := b.Put([]byte(k), val); err != nil {
+		if err := b.Put(kb, val); err != nil {
 			return err
 		}
 	}

@@ -39,47 +39,63 @@ func encodeID(b [16]byte) string {
 	return string(out[:])
 }
 
-// decodeIDChar maps a Crockford character to its value, or -1. Lower case
-// is accepted; the ambiguous letters I, L, O and U are not.
-func decodeIDChar(c byte) int {
-	switch {
-	case c >= '0' && c <= '9':
-		return int(c - '0')
-	case c >= 'a' && c <= 'z':
-		c -= 'a' - 'A'
-	}
-	for i := 10; i < len(crockford); i++ {
-		if crockford[i] == c {
-			return i
+// idChars maps a byte to its Crockford value plus one, or zero: lower
+// case is accepted; the ambiguous letters I, L, O and U are not.
+var idChars = func() (t [256]int8) {
+	for i := range len(crockford) {
+		c := crockford[i]
+		t[c] = int8(i + 1)
+		if c >= 'A' && c <= 'Z' {
+			t[c+'a'-'A'] = int8(i + 1)
 		}
 	}
-	return -1
-}
+	return t
+}()
+
+// decodeIDChar maps a Crockford character to its value, or -1.
+func decodeIDChar(c byte) int { return int(idChars[c]) - 1 }
 
 // ParseID checks that id has NewID's form and returns it in canonical
 // (upper case) form.
 func ParseID(id string) (string, error) {
-	if len(id) != IDLen {
-		return "", fmt.Errorf("%w: %q: want %d characters", ErrBadID, id, IDLen)
+	canonical, err := checkID(id)
+	if err != nil {
+		return "", err
 	}
-	if v := decodeIDChar(id[0]); v < 0 || v > 7 {
-		return "", fmt.Errorf("%w: %q: out of range", ErrBadID, id)
+	if canonical {
+		return id, nil
 	}
 	out := []byte(id)
 	for i := range out {
-		v := decodeIDChar(out[i])
-		if v < 0 {
-			return "", fmt.Errorf("%w: %q: %q is not a Crockford base32 character", ErrBadID, id, out[i])
-		}
-		out[i] = crockford[v]
+		out[i] = crockford[decodeIDChar(out[i])]
 	}
 	return string(out), nil
+}
+
+// checkID returns ParseID's error for id, and whether id is canonical
+// already, without copying it: records are validated on every write.
+func checkID(id string) (canonical bool, err error) {
+	if len(id) != IDLen {
+		return false, fmt.Errorf("%w: %q: want %d characters", ErrBadID, id, IDLen)
+	}
+	if v := decodeIDChar(id[0]); v < 0 || v > 7 {
+		return false, fmt.Errorf("%w: %q: out of range", ErrBadID, id)
+	}
+	canonical = true
+	for i := range len(id) {
+		v := decodeIDChar(id[i])
+		if v < 0 {
+			return false, fmt.Errorf("%w: %q: %q is not a Crockford base32 character", ErrBadID, id, id[i])
+		}
+		canonical = canonical && crockford[v] == id[i]
+	}
+	return canonical, nil
 }
 
 // IDTime returns the time encoded in an id made by NewID, to the
 // millisecond. The id must be canonical (see ParseID).
 func IDTime(id string) (time.Time, error) {
-	if _, err := ParseID(id); err != nil {
+	if _, err := checkID(id); err != nil {
 		return time.Time{}, err
 	}
 	var ms uint64
@@ -109,17 +125,18 @@ const keyLen = 16
 
 // idKey returns the 16-byte binary form of a canonical id, used in bbolt
 // keys; it sorts like the id.
-func idKey(id string) []byte {
+func idKey(id string) []byte { return appendIDKey(make([]byte, 0, keyLen), id) }
+
+// appendIDKey appends idKey(id) to b.
+func appendIDKey(b []byte, id string) []byte {
 	var hi, lo uint64
 	for i := 0; i < IDLen && i < len(id); i++ {
 		v := uint64(decodeIDChar(id[i]) & 31)
 		hi = hi<<5 | lo>>59
 		lo = lo<<5 | v
 	}
-	b := make([]byte, keyLen)
-	binary.BigEndian.PutUint64(b[:8], hi)
-	binary.BigEndian.PutUint64(b[8:], lo)
-	return b
+	b = binary.BigEndian.AppendUint64(b, hi)
+	return binary.BigEndian.AppendUint64(b, lo)
 }
 
 // keyID returns the id of a 16-byte key made by idKey.

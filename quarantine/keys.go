@@ -2,7 +2,6 @@ package quarantine
 
 import (
 	"encoding/binary"
-	"hash/fnv"
 	"strings"
 	"time"
 )
@@ -54,10 +53,26 @@ func idxVal(r *Record) []byte {
 	return v
 }
 
-func domainHash(d string) uint32 {
-	h := fnv.New32a()
-	h.Write([]byte(strings.ToLower(d)))
-	return h.Sum32()
+func domainHash(d string) uint32 { return fnv32a(strings.ToLower(d)) }
+
+// fnv32a and fnv64a are hash/fnv's New32a and New64a over s, without the
+// allocations of a hash.Hash: they run for every record written.
+func fnv32a[T string | []byte](s T) uint32 {
+	h := uint32(2166136261)
+	for i := range len(s) {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
+}
+
+func fnv64a[T string | []byte](s T) uint64 {
+	h := uint64(14695981039346656037)
+	for i := range len(s) {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
 }
 
 // normValue makes an index or rollup value from a field: case folded
@@ -90,23 +105,25 @@ func normMessageID(s string) string {
 // value; the rare collision only makes a search load a record that its
 // filter then drops.
 func idxPrefix(kind byte, value string) []byte {
-	h := fnv.New64a()
-	h.Write([]byte(value))
-	b := make([]byte, 1, 1+8+keyLen)
-	b[0] = kind
-	return h.Sum(b)
+	return appendIdxPrefix(make([]byte, 0, idxKeyLen), kind, fnv64a(value))
 }
 
-func idxKey(kind byte, value, id string) []byte {
-	return append(idxPrefix(kind, value), idKey(id)...)
+// idxKeyLen is the length of an index key: kind, hash and id.
+const idxKeyLen = 1 + 8 + keyLen
+
+func appendIdxPrefix(b []byte, kind byte, hash uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(b, kind), hash)
 }
 
-// indexKeys returns the index keys of r.
+// indexKeys returns the index keys of r, which share one buffer.
 func indexKeys(r *Record) [][]byte {
-	keys := make([][]byte, 0, 8)
+	var hashes [8]uint64
+	var kinds [8]byte
+	n := 0
 	add := func(kind byte, v string) {
 		if v != "" {
-			keys = append(keys, idxKey(kind, v, r.ID))
+			kinds[n], hashes[n] = kind, fnv64a(v)
+			n++
 		}
 	}
 	add(idxUser, normValue(r.User, true))
@@ -123,7 +140,18 @@ func indexKeys(r *Record) [][]byte {
 	add(idxMessageID, normMessageID(r.MessageID))
 	add(idxTrace, normValue(r.TraceToken, false))
 	if r.ClientIP.IsValid() {
-		add(idxClientIP, r.ClientIP.Unmap().String())
+		var ip [64]byte
+		kinds[n], hashes[n] = idxClientIP, fnv64a(r.ClientIP.Unmap().AppendTo(ip[:0]))
+		n++
+	}
+	var id [keyLen]byte
+	appendIDKey(id[:0], r.ID)
+	buf := make([]byte, 0, n*idxKeyLen)
+	keys := make([][]byte, n)
+	for i := range n {
+		buf = appendIdxPrefix(buf, kinds[i], hashes[i])
+		buf = append(buf, id[:]...)
+		keys[i] = buf[i*idxKeyLen : (i+1)*idxKeyLen : (i+1)*idxKeyLen]
 	}
 	return keys
 }
@@ -152,7 +180,10 @@ const groupTotal GroupBy = 0
 
 // rollupKey is gran|bucket(4)|class|group|key.
 func rollupKey(gran byte, bucket uint32, c Class, g GroupBy, key string) []byte {
-	b := make([]byte, 0, 7+len(key))
+	return appendRollupKey(make([]byte, 0, 7+len(key)), gran, bucket, c, g, key)
+}
+
+func appendRollupKey[T string | []byte](b []byte, gran byte, bucket uint32, c Class, g GroupBy, key T) []byte {
 	b = append(b, gran)
 	b = binary.BigEndian.AppendUint32(b, bucket)
 	b = append(b, byte(c), byte(g))
@@ -162,21 +193,25 @@ func rollupKey(gran byte, bucket uint32, c Class, g GroupBy, key string) []byte 
 func hourBucket(t time.Time) uint32 { return uint32(t.Unix() / 3600) }
 func dayBucket(t time.Time) uint32  { return uint32(t.Unix() / 86400) }
 
-// groupKey is the rollup key of r for g: scoped to the domain, so one
-// domain's rows are contiguous and a domain restriction is a prefix.
-func groupKey(r *Record, g GroupBy) string {
-	d := normValue(r.Domain, true)
+// appendGroupKey appends the rollup key of r for g to b: scoped to the
+// domain d (r's, normalised), so one domain's rows are contiguous and a
+// domain restriction is a prefix.
+func appendGroupKey(b []byte, r *Record, g GroupBy, d string) []byte {
+	var v string
 	switch g {
 	case GroupDomain:
-		return d
+		return append(b, d...)
 	case GroupIdentity:
-		return d + "\x00" + normValue(r.Identity, true)
+		v = r.Identity
 	case GroupUser:
-		return d + "\x00" + normValue(r.User, true)
+		v = r.User
 	case GroupSender:
-		return d + "\x00" + normValue(r.Sender, true)
+		v = r.Sender
+	default:
+		return b
 	}
-	return ""
+	b = append(append(b, d...), 0)
+	return append(b, normValue(v, true)...)
 }
 
 var allGroups = [...]GroupBy{groupTotal, GroupIdentity, GroupUser, GroupDomain, GroupSender}
@@ -189,15 +224,23 @@ const classOther Class = 100
 // perKey reports whether g has one counter per identity, user or sender.
 func perKey(g GroupBy) bool { return g != groupTotal && g != GroupDomain }
 
+// maxRollupKeys bounds the rollup keys of a record: an hourly and a daily
+// key for each class of the totals and domains (at most three) and of the
+// per-key groups (at most two).
+const maxRollupKeys = 2 * (2*3 + 3*2)
+
 // rollupKeys returns the rollup counters r increments, one each. Totals
 // and domains count every class (Series needs them all, and they are
 // few). The per-key groups, with one counter per sender and hour or day,
 // store only the status class (accepted, rejected or other) and the
-// threat verdict class if any: a single counter for most mail.
+// threat verdict class if any: a single counter for most mail. The keys
+// are built in one buffer and share one string's bytes, as every record
+// written makes them.
 func rollupKeys(r *Record) []string {
 	var cb [4]Class
 	classes := r.classes(cb[:0])
-	keyed := make([]Class, 0, 2)
+	var kb [2]Class
+	keyed := kb[:0]
 	switch r.Status {
 	case StatusAccepted:
 		keyed = append(keyed, ClassAccepted)
@@ -209,18 +252,35 @@ func rollupKeys(r *Record) []string {
 	if r.Verdict > VerdictClean {
 		keyed = append(keyed, classes[len(classes)-1])
 	}
-	keys := make([]string, 0, 2*(2*len(classes)+3*len(keyed)))
 	t, _ := IDTime(r.ID)
 	h, d := hourBucket(t), dayBucket(t)
+	dom := normValue(r.Domain, true)
+	// Most records' keys fit in stack; all is their only copy on the heap.
+	var stack [2048]byte
+	buf := stack[:0]
+	var ends [maxRollupKeys]int
+	n := 0
+	var gb [2*maxIndexValue + 1]byte
 	for _, g := range allGroups {
-		k := groupKey(r, g)
+		k := appendGroupKey(gb[:0], r, g, dom)
 		cs := classes
 		if perKey(g) {
 			cs = keyed
 		}
 		for _, c := range cs {
-			keys = append(keys, string(rollupKey(hourGran(g), h, c, g, k)), string(rollupKey(granDay, d, c, g, k)))
+			buf = appendRollupKey(buf, hourGran(g), h, c, g, k)
+			ends[n] = len(buf)
+			buf = appendRollupKey(buf, granDay, d, c, g, k)
+			ends[n+1] = len(buf)
+			n += 2
 		}
+	}
+	all := string(buf)
+	keys := make([]string, n)
+	start := 0
+	for i, end := range ends[:n] {
+		keys[i] = all[start:end]
+		start = end
 	}
 	return keys
 }

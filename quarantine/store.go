@@ -459,7 +459,7 @@ func newRecordOp(r *Record) *op {
 		id:      r.ID,
 		rec:     r,
 		status:  r.Status,
-		val:     encodeRecord(make([]byte, 0, 256), r),
+		val:     encodeRecord(make([]byte, 0, encodedSizeHint(r)), r),
 		idx:     indexKeys(r),
 		idxVal:  idxVal(r),
 		rollups: rollupKeys(r),

@@ -128,13 +128,11 @@ func TestPipelinedRecipientsGoAhead(t *testing.T) {
 	}
 }
 
-// aheadPair is two servers with the same policy (refusing recipients at
-// refuse@) and next hop rules (refusing carol@example.org and any
-// recipient at nobody@), one sending pipelined recipients ahead, one
-// never.
-type aheadPair struct{ ahead, lockstep *harness }
-
-func newAheadPair(t testing.TB) aheadPair {
+// newAheadPair is two servers with the same policy (refusing recipients
+// at refuse@) and next hop rules (refusing carol@example.org and any
+// recipient at nobody@): one sending pipelined recipients ahead (a), one
+// never (b). Scripts go after AUTH's reply, so that a MAIL starts a read.
+func newAheadPair(t testing.TB) serverPair {
 	mk := func(noAhead bool) *harness {
 		h := newHarness(t, func(o *Options, _ *ListenerOptions) {
 			o.Policy = &rcptRecorder{}
@@ -150,19 +148,7 @@ func newAheadPair(t testing.TB) aheadPair {
 		}
 		return h
 	}
-	return aheadPair{ahead: mk(false), lockstep: mk(true)}
-}
-
-// same runs script on both and fails on any difference in the replies
-// or in what the next hop received, envelope included.
-func (p aheadPair) same(t testing.TB, script []byte) conversation {
-	t.Helper()
-	a := converseAfter(t, p.ahead, script, true)
-	l := converseAfter(t, p.lockstep, script, true)
-	if fmt.Sprint(a) != fmt.Sprint(l) {
-		t.Fatalf("script %q:\nrecipients ahead: %v\nlockstep:         %v", script, a, l)
-	}
-	return a
+	return serverPair{a: mk(false), aName: "recipients ahead", b: mk(true), bName: "lockstep", authFirst: true}
 }
 
 func TestRecipientsAheadSameConversation(t *testing.T) {
@@ -190,13 +176,13 @@ func TestRecipientsAheadSameConversation(t *testing.T) {
 			}
 		}
 	}
-	if p.ahead.nh.Received() == nil {
+	if p.a.nh.Received() == nil {
 		t.Fatal("nothing was relayed")
 	}
-	if n := p.ahead.srv.aheadTransactions.Load(); n == 0 {
+	if n := p.a.srv.aheadTransactions.Load(); n == 0 {
 		t.Error("no transaction sent recipients ahead")
 	}
-	if n := p.lockstep.srv.aheadTransactions.Load(); n != 0 {
+	if n := p.b.srv.aheadTransactions.Load(); n != 0 {
 		t.Errorf("the lockstep server sent recipients ahead in %d transactions", n)
 	}
 }

@@ -1,19 +1,17 @@
 package smtpd
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/emersion/go-smtp"
 )
 
-// nextHopPair is two servers relaying to next hops that offer CHUNKING,
-// one sending messages with BDAT, one with DATA (next_hop.chunking off).
-// Both next hops refuse messages that contain "REFUSE-ME".
-type nextHopPair struct{ bdat, data *harness }
-
-func newNextHopPair(t testing.TB) nextHopPair {
+// newNextHopPair is two servers relaying to next hops that offer
+// CHUNKING, one sending messages with BDAT (a), one with DATA
+// (next_hop.chunking off, b). Both next hops refuse messages that
+// contain "REFUSE-ME".
+func newNextHopPair(t testing.TB) serverPair {
 	mk := func(noChunking bool) *harness {
 		h := newHarness(t, func(o *Options, _ *ListenerOptions) {
 			o.MaxMessageBytes = 4 << 20
@@ -27,19 +25,7 @@ func newNextHopPair(t testing.TB) nextHopPair {
 		}
 		return h
 	}
-	return nextHopPair{bdat: mk(false), data: mk(true)}
-}
-
-// same runs script on both and fails on any difference in the replies
-// or in what the next hops received.
-func (p nextHopPair) same(t testing.TB, script []byte) conversation {
-	t.Helper()
-	b := converse(t, p.bdat, script)
-	d := converse(t, p.data, script)
-	if fmt.Sprint(b) != fmt.Sprint(d) {
-		t.Fatalf("script %q:\nBDAT to the next hop: %v\nDATA to the next hop: %v", script, b, d)
-	}
-	return b
+	return serverPair{a: mk(false), aName: "BDAT to the next hop", b: mk(true), bName: "DATA to the next hop"}
 }
 
 func TestNextHopChunkingSameConversation(t *testing.T) {
@@ -68,15 +54,15 @@ func TestNextHopChunkingSameConversation(t *testing.T) {
 			}
 		})
 	}
-	p.bdat.nh.Lock()
-	defer p.bdat.nh.Unlock()
-	p.data.nh.Lock()
-	defer p.data.nh.Unlock()
-	if p.bdat.nh.Conns > 3 || p.data.nh.Conns > 3 {
-		t.Errorf("next hop connections: %d over BDAT, %d over DATA; the pool should reuse them", p.bdat.nh.Conns, p.data.nh.Conns)
+	p.a.nh.Lock()
+	defer p.a.nh.Unlock()
+	p.b.nh.Lock()
+	defer p.b.nh.Unlock()
+	if p.a.nh.Conns > 3 || p.b.nh.Conns > 3 {
+		t.Errorf("next hop connections: %d over BDAT, %d over DATA; the pool should reuse them", p.a.nh.Conns, p.b.nh.Conns)
 	}
-	if p.bdat.nh.BDATs < len(cases)+40 || p.data.nh.BDATs != 0 {
-		t.Errorf("BDAT commands: %d to the BDAT next hop (want at least %d), %d to the DATA one (want 0)", p.bdat.nh.BDATs, len(cases)+40, p.data.nh.BDATs)
+	if p.a.nh.BDATs < len(cases)+40 || p.b.nh.BDATs != 0 {
+		t.Errorf("BDAT commands: %d to the BDAT next hop (want at least %d), %d to the DATA one (want 0)", p.a.nh.BDATs, len(cases)+40, p.b.nh.BDATs)
 	}
 }
 

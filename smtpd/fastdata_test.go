@@ -21,17 +21,38 @@ import (
 // after the end of data, DATA lines inside messages, oversize messages,
 // and clients that leave in the middle.
 
-// readerPair is one server of each kind, with the same limits.
-type readerPair struct{ fast, goSMTP *harness }
+// serverPair is two servers that must hold the same conversations: a
+// (the one under test) and b (its reference), named in failures.
+type serverPair struct {
+	a, b         *harness
+	aName, bName string
+	// authFirst sends each script only after AUTH's reply (see
+	// converseAfter).
+	authFirst bool
+}
 
-func newReaderPair(t testing.TB) readerPair {
+// same runs script on both servers and fails on any difference in the
+// replies or in what their next hops received.
+func (p serverPair) same(t testing.TB, script []byte) conversation {
+	t.Helper()
+	a := converseAfter(t, p.a, script, p.authFirst)
+	b := converseAfter(t, p.b, script, p.authFirst)
+	if fmt.Sprint(a) != fmt.Sprint(b) {
+		t.Fatalf("script %q:\n%s: %v\n%s: %v", script, p.aName, a, p.bName, b)
+	}
+	return a
+}
+
+// newReaderPair is one server of each DATA reader, with the same limits:
+// the session's (a) and go-smtp's (b).
+func newReaderPair(t testing.TB) serverPair {
 	limits := func(o *Options, _ *ListenerOptions) {
 		o.MaxMessageBytes = 2048
 		o.IdleTimeout = 5 * time.Second
 	}
-	return readerPair{
-		fast:   newHarness(t, limits),
-		goSMTP: newHarness(t, limits, func(o *Options, _ *ListenerOptions) { o.goSMTPDataReader = true }),
+	return serverPair{
+		a: newHarness(t, limits), aName: "session's reader",
+		b: newHarness(t, limits, func(o *Options, _ *ListenerOptions) { o.goSMTPDataReader = true }), bName: "go-smtp's reader",
 	}
 }
 
@@ -110,17 +131,6 @@ func converseAfter(t testing.TB, h *harness, script []byte, authFirst bool) conv
 	return conv
 }
 
-// same runs script on both servers and fails on any difference.
-func (p readerPair) same(t testing.TB, script []byte) conversation {
-	t.Helper()
-	fast := converse(t, p.fast, script)
-	slow := converse(t, p.goSMTP, script)
-	if fmt.Sprint(fast) != fmt.Sprint(slow) {
-		t.Fatalf("script %q:\nsession's reader: %v\ngo-smtp's reader: %v", script, fast, slow)
-	}
-	return fast
-}
-
 const envelope = "MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.org>\r\n"
 
 func TestFastDataSameConversation(t *testing.T) {
@@ -156,10 +166,10 @@ func TestFastDataSameConversation(t *testing.T) {
 			}
 		})
 	}
-	if n := p.fast.srv.fastTransfers.Load(); n < int64(len(cases)) {
+	if n := p.a.srv.fastTransfers.Load(); n < int64(len(cases)) {
 		t.Errorf("the session read %d transfers itself, want at least %d", n, len(cases))
 	}
-	if n := p.goSMTP.srv.fastTransfers.Load(); n != 0 {
+	if n := p.b.srv.fastTransfers.Load(); n != 0 {
 		t.Errorf("with go-smtp's reader chosen, the session read %d transfers itself", n)
 	}
 }

@@ -79,14 +79,7 @@ func (c *Conn) Send(ctx context.Context, r io.Reader) (string, error) {
 		msg = ch.last
 		return ch.refused
 	})
-	c.tx.begin("")
-	if err != nil {
-		return "", err
-	}
-	if _, rest, ok := parseEnhanced(msg); ok {
-		msg = rest
-	}
-	return msg, nil
+	return c.endMessage(msg, err)
 }
 
 // chunker is the lineWriter that cuts a message into BDAT commands.

@@ -451,6 +451,12 @@ func (c *Conn) Body(ctx context.Context, r io.Reader) (string, error) {
 		_, msg, err = c.reply(code, m, err)
 		return err
 	})
+	return c.endMessage(msg, err)
+}
+
+// endMessage ends the transaction after its message's final reply msg
+// (or err), and returns msg without its enhanced code.
+func (c *Conn) endMessage(msg string, err error) (string, error) {
 	c.tx.begin("")
 	if err != nil {
 		return "", err

@@ -159,6 +159,8 @@ func startStallHop(t *testing.T, stall string) *stallHop {
 			}
 			cmd := strings.ToUpper(strings.TrimSpace(line))
 			switch {
+			case strings.HasPrefix(cmd, "EHLO") && s.stall == "BDAT":
+				say("250-stall.test\r\n250-PIPELINING\r\n250-CHUNKING\r\n250 8BITMIME")
 			case strings.HasPrefix(cmd, "EHLO"):
 				say("250-stall.test\r\n250 8BITMIME")
 			case strings.HasPrefix(cmd, s.stall):
@@ -243,26 +245,33 @@ func TestNextHopCancelAbandonsStalledHop(t *testing.T) {
 // client hears 451 4.4.1: nothing was claimed delivered, and the
 // outcome is recorded as deferred.
 func TestRelayStalledNextHopAnswered451(t *testing.T) {
-	s := startStallHop(t, ".")
-	hop, err := NewSMTPNextHop(NextHopOptions{Address: s.addr, PoolSize: 4, Timeout: time.Minute, DataTimeout: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { hop.Close() })
-	h := newHarness(t, func(o *Options, _ *ListenerOptions) {
-		o.NextHop = hop
-		o.IdleTimeout = 2 * time.Second
-	})
-	c := h.authedClient()
-	err = c.SendMail("alice@example.com", []string{"bob@example.org"}, strings.NewReader(plainMsg))
-	var serr *smtp.SMTPError
-	if !errors.As(err, &serr) || serr.Code != 451 || serr.EnhancedCode != (smtp.EnhancedCode{4, 4, 1}) {
-		t.Fatalf("stalled next hop: %v, want 451 4.4.1", err)
-	}
-	<-s.closed
-	res := h.policy.Results()
-	if len(res) != 1 || res[0].Outcome != OutcomeDeferred || !errors.Is(res[0].Err, context.DeadlineExceeded) {
-		t.Fatalf("results %+v, want one deferred transaction ended by its context", res)
+	// After the final dot (DATA), or after the BDAT chunk of a next hop
+	// that offers CHUNKING.
+	for _, stall := range []string{".", "BDAT"} {
+		s := startStallHop(t, stall)
+		hop, err := NewSMTPNextHop(NextHopOptions{Address: s.addr, PoolSize: 4, Timeout: time.Minute, DataTimeout: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { hop.Close() })
+		h := newHarness(t, func(o *Options, _ *ListenerOptions) {
+			o.NextHop = hop
+			o.IdleTimeout = 2 * time.Second
+		})
+		c := h.authedClient()
+		err = c.SendMail("alice@example.com", []string{"bob@example.org"}, strings.NewReader(plainMsg))
+		var serr *smtp.SMTPError
+		if !errors.As(err, &serr) || serr.Code != 451 || serr.EnhancedCode != (smtp.EnhancedCode{4, 4, 1}) {
+			t.Fatalf("next hop stalled at %q: %v, want 451 4.4.1", stall, err)
+		}
+		if got := <-s.got; stall == "BDAT" && !strings.HasPrefix(got, "BDAT ") {
+			t.Errorf("the next hop stalled at %q, want at BDAT", got)
+		}
+		<-s.closed
+		res := h.policy.Results()
+		if len(res) != 1 || res[0].Outcome != OutcomeDeferred || !errors.Is(res[0].Err, context.DeadlineExceeded) {
+			t.Fatalf("next hop stalled at %q: results %+v, want one deferred transaction ended by its context", stall, res)
+		}
 	}
 }
 

@@ -417,22 +417,40 @@ func TestNextHopFailuresAtData(t *testing.T) {
 		{"4xx passed through", &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Insufficient storage"}, 452, OutcomeDeferred},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			h := newHarness(t)
-			h.nh.DataErr = tc.dataErr
-			c := h.authedClient()
-			err := c.SendMail("alice@example.com", []string{"bob@example.org"}, strings.NewReader(plainMsg))
-			if codeOf(err) != tc.wantCode {
-				t.Fatalf("got %v, want %d", err, tc.wantCode)
-			}
-			if !strings.Contains(err.Error(), tc.dataErr.Message) {
-				t.Errorf("reply %q lacks the next hop's text", err)
-			}
-			res := h.policy.Results()
-			if len(res) != 1 || res[0].Outcome != tc.outcome {
-				t.Errorf("results = %+v, want one %s", res, tc.outcome)
-			}
-		})
+		// The message goes to the next hop with BDAT (it offers
+		// CHUNKING) or, with next_hop.chunking off, with DATA.
+		for _, noChunking := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/next hop DATA %v", tc.name, noChunking), func(t *testing.T) {
+				h := newHarness(t)
+				h.hop.conn.NoChunking = noChunking
+				h.nh.DataErr = tc.dataErr
+				c := h.authedClient()
+				err := c.SendMail("alice@example.com", []string{"bob@example.org"}, strings.NewReader(plainMsg))
+				if codeOf(err) != tc.wantCode {
+					t.Fatalf("got %v, want %d", err, tc.wantCode)
+				}
+				if !strings.Contains(err.Error(), tc.dataErr.Message) {
+					t.Errorf("reply %q lacks the next hop's text", err)
+				}
+				res := h.policy.Results()
+				if len(res) != 1 || res[0].Outcome != tc.outcome {
+					t.Errorf("results = %+v, want one %s", res, tc.outcome)
+				}
+				// The connection was reset and went back to the pool: the
+				// next message takes it and is relayed.
+				h.nh.Lock()
+				h.nh.DataErr = nil
+				h.nh.Unlock()
+				if err := h.authedClient().SendMail("alice@example.com", []string{"bob@example.org"}, strings.NewReader(plainMsg)); err != nil {
+					t.Fatalf("the next message: %v", err)
+				}
+				h.nh.Lock()
+				defer h.nh.Unlock()
+				if h.nh.Conns != 1 || len(h.nh.Deliveries) != 1 {
+					t.Errorf("next hop: %d connections, %d messages; want 1 and 1", h.nh.Conns, len(h.nh.Deliveries))
+				}
+			})
+		}
 	}
 }
 

@@ -56,13 +56,10 @@ func TestPipelinedRecipientsGoAhead(t *testing.T) {
 		t.Run(fmt.Sprintf("%s/next hop chunking %v", proto, !tc.noChunking), func(t *testing.T) {
 			rec := &rcptRecorder{}
 			h := newHarness(t, func(o *Options, _ *ListenerOptions) { o.Policy = rec })
+			// The harness's next hop, before its first connection.
 			wc := &writeCounter{}
-			hop, err := NewSMTPNextHop(NextHopOptions{Address: h.nh.Addr, PoolSize: 4, Timeout: 5 * time.Second, Dialer: wc, NoChunking: tc.noChunking})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { hop.Close() })
-			h.srv.opts.NextHop = hop
+			h.hop.conn.Dialer = wc
+			h.hop.conn.NoChunking = tc.noChunking
 			h.nh.RefuseRcpt["carol@example.org"] = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such user here"}
 
 			r := dialRaw(t, h.addr)

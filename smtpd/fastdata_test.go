@@ -64,14 +64,11 @@ type conversation struct {
 
 var replyStatus = regexp.MustCompile(`^\d{3}(?: \d\.\d{1,3}\.\d{1,3})?`)
 
-// converse authenticates, sends script as it is (then closes its side),
-// and returns every reply and every message the next hop received.
-func converse(t testing.TB, h *harness, script []byte) conversation {
-	return converseAfter(t, h, script, false)
-}
-
-// converseAfter is converse, sending script only after the reply to AUTH
-// when authFirst is set (script then starts a read of its own).
+// converseAfter authenticates, sends script as it is (then closes its
+// side), and returns every reply and every message the next hop
+// received. With authFirst, script goes only after the reply to AUTH (it
+// then starts a read of its own); otherwise in the same write as EHLO
+// and AUTH.
 func converseAfter(t testing.TB, h *harness, script []byte, authFirst bool) conversation {
 	t.Helper()
 	before := len(h.nh.Received())

@@ -1,7 +1,8 @@
-# Shared by bench/relay.sh, bench/memory.sh and bench/syscalls.sh (sourced,
-# after WORK and ROOT are set): free ports, outguard's benchmark
-# configuration, the wait for it to be ready, and the PostgreSQL store of
-# bench/relay.sh (a database per run, its CPU time and sizes).
+# Shared by bench/relay.sh, bench/memory.sh, bench/syscalls.sh and
+# bench/behind-postfix.sh (sourced, after WORK and ROOT are set): free
+# ports, outguard's benchmark configuration, the wait for it to be ready,
+# the PostgreSQL store of bench/relay.sh (a database per run, its CPU time
+# and sizes) and the private Postfix relay.
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -9,7 +10,9 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # OG_PORT, the next hop smtp-sink on SINK_PORT, the user bench, the admin
 # listener on ADMIN_PORT, limits LIMITS (a YAML flow mapping's inside),
 # log level LEVEL (default warn), then OUTGUARD_BENCH_CONFIG_EXTRA if set
-# (a path from the repository root, or any path). OG_CONFIG and OG_DATA
+# (a path from the repository root, or any path). NEXTHOP_PORT replaces
+# the next hop's port, NEXTHOP_EXTRA is added inside its mapping (e.g.
+# ", chunking: false"). OG_CONFIG and OG_DATA
 # change the file and the data_dir (a second node); with BENCH_PG_DSN set
 # (bench_pg_start) the store is that PostgreSQL database and the node is
 # named OG_NODE (default bench1).
@@ -22,7 +25,7 @@ log: {level: ${2:-warn}}
 listeners:
   - {name: bench, address: "127.0.0.1:$OG_PORT", tls: none, allow_insecure_auth: true}
 limits: {$1}
-next_hop: {type: smtp, address: "127.0.0.1:$SINK_PORT", pool_size: 256}
+next_hop: {type: smtp, address: "127.0.0.1:${NEXTHOP_PORT:-$SINK_PORT}", pool_size: 256${NEXTHOP_EXTRA:-}}
 domains:
   - name: out.example.net
     users:
@@ -124,3 +127,82 @@ wait_ready() {
 		sleep 0.1
 	done
 }
+
+# bench_postfix_start starts a private Postfix instance as a plain relay
+# (smtpd -> queue -> smtp, no filter) to the sink on SINK_PORT, with its
+# own configuration, queue and log under $WORK/postfix (relay.sh's leg C,
+# and the next hop of behind-postfix.sh). It sets PF_PORT (its smtpd),
+# PF_DIR, PF_CONF and PF_MASTER, and fails if Postfix does not start. It
+# needs root (Postfix's daemons run as the postfix user). Stop it with
+# postfix -c "$PF_CONF" stop.
+bench_postfix_start() {
+	PF_PORT=$(free_port)
+	PF_DIR=$WORK/postfix
+	mkdir -p "$PF_DIR/conf" "$PF_DIR/queue" "$PF_DIR/data"
+	# Postfix's daemons run as the postfix user: they must reach the queue.
+	chmod 755 "$WORK"
+	chown postfix "$PF_DIR/data"
+	cat > "$PF_DIR/conf/main.cf" <<EOF
+compatibility_level = 3.6
+queue_directory = $PF_DIR/queue
+data_directory = $PF_DIR/data
+mail_owner = postfix
+myhostname = postfix.bench.localhost
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtpd_recipient_restrictions = permit_mynetworks, reject
+relayhost = [127.0.0.1]:$SINK_PORT
+smtp_dns_support_level = disabled
+smtp_host_lookup = native
+local_transport = error:local delivery is off
+alias_maps =
+alias_database =
+default_process_limit = 300
+smtp_destination_concurrency_limit = 64
+maillog_file_prefixes = $PF_DIR
+maillog_file = $PF_DIR/maillog
+EOF
+	cat > "$PF_DIR/conf/master.cf" <<EOF
+127.0.0.1:$PF_PORT inet n - n - - smtpd
+pickup    unix  n - n 60 1 pickup
+cleanup   unix  n - n -  0 cleanup
+qmgr      unix  n - n 300 1 qmgr
+rewrite   unix  - - n -  - trivial-rewrite
+bounce    unix  - - n -  0 bounce
+defer     unix  - - n -  0 bounce
+trace     unix  - - n -  0 bounce
+verify    unix  - - n -  1 verify
+flush     unix  n - n 1000? 0 flush
+proxymap  unix  - - n -  - proxymap
+smtp      unix  - - n -  - smtp
+relay     unix  - - n -  - smtp
+error     unix  - - n -  - error
+retry     unix  - - n -  - error
+discard   unix  - - n -  - discard
+anvil     unix  - - n -  1 anvil
+scache    unix  - - n -  1 scache
+postlog   unix-dgram n - n - 1 postlogd
+showq     unix  n - n -  - showq
+EOF
+	PF_CONF=$PF_DIR/conf
+	postfix -c "$PF_CONF" check >/dev/null 2>&1 || true
+	postfix -c "$PF_CONF" start >/dev/null 2>&1 || return 1
+	for _ in $(seq 100); do
+		[ -s "$PF_DIR/queue/pid/master.pid" ] && break
+		sleep 0.1
+	done
+	[ -s "$PF_DIR/queue/pid/master.pid" ] || return 1
+	PF_MASTER=$(tr -d ' ' < "$PF_DIR/queue/pid/master.pid")
+}
+
+# pf_cpu: clock ticks of the Postfix master, its live children and its
+# reaped ones.
+pf_cpu() { tree_cpu "$PF_MASTER"; }
+# pf_sent: messages Postfix delivered so far; pf_queued: messages in its
+# queue.
+pf_sent() {
+	if [ -f "$PF_DIR/maillog" ]; then grep -c 'status=sent' "$PF_DIR/maillog" || true; else echo 0; fi
+}
+pf_queued() { find "$PF_DIR/queue/incoming" "$PF_DIR/queue/active" "$PF_DIR/queue/deferred" "$PF_DIR/queue/maildrop" -type f 2>/dev/null | wc -l; }

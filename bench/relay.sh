@@ -173,77 +173,10 @@ if [ "$PF" = 1 ] && { ! command -v postfix >/dev/null || [ "$(id -u)" != 0 ]; };
 	echo "no postfix leg: it needs postfix and root" >&2
 	PF=0
 fi
-if [ "$PF" = 1 ]; then
-	PF_PORT=$(free_port)
-	PF_DIR=$WORK/postfix
-	mkdir -p "$PF_DIR/conf" "$PF_DIR/queue" "$PF_DIR/data"
-	# Postfix's daemons run as the postfix user: they must reach the queue.
-	chmod 755 "$WORK"
-	chown postfix "$PF_DIR/data"
-	cat > "$PF_DIR/conf/main.cf" <<EOF
-compatibility_level = 3.6
-queue_directory = $PF_DIR/queue
-data_directory = $PF_DIR/data
-mail_owner = postfix
-myhostname = postfix.bench.localhost
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-smtpd_recipient_restrictions = permit_mynetworks, reject
-relayhost = [127.0.0.1]:$SINK_PORT
-smtp_dns_support_level = disabled
-smtp_host_lookup = native
-local_transport = error:local delivery is off
-alias_maps =
-alias_database =
-default_process_limit = 300
-smtp_destination_concurrency_limit = 64
-maillog_file_prefixes = $PF_DIR
-maillog_file = $PF_DIR/maillog
-EOF
-	cat > "$PF_DIR/conf/master.cf" <<EOF
-127.0.0.1:$PF_PORT inet n - n - - smtpd
-pickup    unix  n - n 60 1 pickup
-cleanup   unix  n - n -  0 cleanup
-qmgr      unix  n - n 300 1 qmgr
-rewrite   unix  - - n -  - trivial-rewrite
-bounce    unix  - - n -  0 bounce
-defer     unix  - - n -  0 bounce
-trace     unix  - - n -  0 bounce
-verify    unix  - - n -  1 verify
-flush     unix  n - n 1000? 0 flush
-proxymap  unix  - - n -  - proxymap
-smtp      unix  - - n -  - smtp
-relay     unix  - - n -  - smtp
-error     unix  - - n -  - error
-retry     unix  - - n -  - error
-discard   unix  - - n -  - discard
-anvil     unix  - - n -  1 anvil
-scache    unix  - - n -  1 scache
-postlog   unix-dgram n - n - 1 postlogd
-showq     unix  n - n -  - showq
-EOF
-	PF_CONF=$PF_DIR/conf
-	postfix -c "$PF_CONF" check >/dev/null 2>&1 || true
-	if ! postfix -c "$PF_CONF" start >/dev/null 2>&1; then
-		echo "postfix did not start (see $PF_DIR/maillog); no postfix leg" >&2
-		PF=0
-	fi
-	for _ in $(seq 100); do
-		[ "$PF" = 1 ] || break
-		[ -s "$PF_DIR/queue/pid/master.pid" ] && break
-		sleep 0.1
-	done
-	[ "$PF" = 1 ] && PF_MASTER=$(tr -d ' ' < "$PF_DIR/queue/pid/master.pid")
+if [ "$PF" = 1 ] && ! bench_postfix_start; then
+	echo "postfix did not start (see $PF_DIR/maillog); no postfix leg" >&2
+	PF=0
 fi
-# pf_cpu: clock ticks of the Postfix master, its live children and its
-# reaped ones.
-pf_cpu() { tree_cpu "$PF_MASTER"; }
-pf_sent() {
-	if [ -f "$PF_DIR/maillog" ]; then grep -c 'status=sent' "$PF_DIR/maillog" || true; else echo 0; fi
-}
-pf_queued() { find "$PF_DIR/queue/incoming" "$PF_DIR/queue/active" "$PF_DIR/queue/deferred" "$PF_DIR/queue/maildrop" -type f 2>/dev/null | wc -l; }
 
 PROTO=${OUTGUARD_BENCH_PROTO:-data}
 case $PROTO in

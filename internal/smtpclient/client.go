@@ -366,9 +366,13 @@ func (c *Conn) Rcpt(ctx context.Context, to string) error {
 	if err != nil {
 		return ReplyBadRecipient
 	}
-	for len(c.tx.ahead) > 0 {
+	for n := len(c.tx.ahead); n > 0; n = len(c.tx.ahead) {
 		guess := c.tx.ahead[0]
 		err := c.run(ctx, c.readAhead)
+		if len(c.tx.ahead) == n {
+			// ctx had ended: nothing was read.
+			return err
+		}
 		if guess == to {
 			if err == nil {
 				c.tx.accepted = append(c.tx.accepted, path)

@@ -259,3 +259,28 @@ func TestNoPipeliningNoAhead(t *testing.T) {
 		t.Fatalf("server got %q, want RCPT after MAIL's reply", l)
 	}
 }
+
+// A context that has ended before Rcpt reads nothing and returns at once,
+// with the replies still pending for Reset to read.
+func TestRcptAheadEndedContext(t *testing.T) {
+	nh := testutil.StartNextHop(t)
+	c, _ := aheadConn(t, nh)
+	ctx := context.Background()
+	if err := c.Mail(ctx, "a@example.com", MailOptions{Ahead: []string{"stray@example.org", "bob@example.org"}}); err != nil {
+		t.Fatal(err)
+	}
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := c.Rcpt(ended, "bob@example.org"); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("Rcpt with an ended context: %v, want ErrTimeout", err)
+	}
+	if err := c.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sendOne(t, c, "Subject: s\r\n\r\nbody\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(rcptsOf(t, nh), ","); got != "bob@example.org" {
+		t.Errorf("delivered to %s, want bob", got)
+	}
+}

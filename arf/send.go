@@ -80,10 +80,7 @@ func (s *SMTPSender) Send(ctx context.Context, from string, rcpts []string, raw 
 			return err
 		}
 	}
-	if err := c.Data(ctx); err != nil {
-		return err
-	}
-	_, err = c.Body(ctx, bytes.NewReader(raw))
+	_, err = c.Send(ctx, bytes.NewReader(raw))
 	return err
 }
 

@@ -283,29 +283,11 @@ func (t *smtpTx) Data(ctx context.Context, r io.Reader) (string, error) {
 	}
 	t.done = true
 	start := time.Now()
-	if t.c.Chunks() {
-		// BDAT (smtpclient.Send): one round trip for the message.
-		msg, err := t.c.Send(ctx, r)
-		t.h.opts.Metrics.nextHop("data", start, err)
-		if err != nil {
-			// A refused chunk may leave the transaction open.
-			t.h.release(ctx, t.c)
-			return "", err
-		}
-		t.h.put(t.c)
-		return msg, nil
-	}
-	if err := t.c.Data(ctx); err != nil {
-		// DATA itself was refused: the transaction is still open.
-		t.h.opts.Metrics.nextHop("data", start, err)
-		t.h.release(ctx, t.c)
-		return "", err
-	}
-	msg, err := t.c.Body(ctx, r)
+	// BDAT when the next hop offers CHUNKING, else DATA (smtpclient.Send).
+	msg, err := t.c.Send(ctx, r)
 	t.h.opts.Metrics.nextHop("data", start, err)
-	// After the final reply to DATA the next hop is back in its initial
-	// state whatever the reply was, so the connection is reusable without
-	// RSET (and without a fresh EHLO).
+	// Send leaves the next hop in its initial state, reusable without
+	// RSET or a fresh EHLO, or the connection broken (put closes it).
 	t.h.put(t.c)
 	return msg, err
 }

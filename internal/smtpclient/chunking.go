@@ -42,11 +42,15 @@ func (c *Conn) Chunks() bool {
 // octets, so no line can end the message early), so that the server
 // stores the same octets either way. Otherwise Send is Data then Body.
 //
-// After a failure the transaction may still be open: Reset it. After
-// success the server is back in its initial state.
+// Whatever the outcome, the server is back in its initial state
+// afterwards (the next Mail needs no RSET), or the connection is Broken:
+// a refusal that leaves the transaction open (DATA refused, a chunk
+// refused) is followed by RSET, and a connection that cannot be reset
+// is given up.
 func (c *Conn) Send(ctx context.Context, r io.Reader) (string, error) {
 	if !c.Chunks() {
 		if err := c.Data(ctx); err != nil {
+			c.abandon(ctx)
 			return "", err
 		}
 		return c.Body(ctx, r)
@@ -79,7 +83,19 @@ func (c *Conn) Send(ctx context.Context, r io.Reader) (string, error) {
 		msg = ch.last
 		return ch.refused
 	})
+	if err != nil {
+		c.abandon(ctx)
+	}
 	return c.endMessage(msg, err)
+}
+
+// abandon ends a transaction that a failure may have left open with
+// RSET; a connection that cannot be reset (its state then unknown) is
+// marked Broken.
+func (c *Conn) abandon(ctx context.Context) {
+	if !c.broken && c.Reset(ctx) != nil {
+		c.broken = true
+	}
 }
 
 // chunker is the lineWriter that cuts a message into BDAT commands.

@@ -1,9 +1,13 @@
 package smtpclient
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"net"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -88,42 +92,121 @@ func rcptsData(t *testing.T, nh *testutil.NextHop) []byte {
 func head(b []byte) []byte { return b[:min(len(b), 80)] }
 
 // A refused message, whole or at a chunk past the server's size limit,
-// returns the server's reply; after Reset the connection carries the
-// next message.
+// returns the server's reply, and the connection carries the next
+// message at once (Send reset the transaction). Over DATA too.
 func TestSendRefused(t *testing.T) {
-	nh := testutil.StartNextHopWith(t, testutil.NextHopOptions{MaxMessageBytes: 3 * chunkSize})
-	c, err := Dial(context.Background(), Options{Address: nh.Addr})
+	for _, noChunking := range []bool{false, true} {
+		nh := testutil.StartNextHopWith(t, testutil.NextHopOptions{MaxMessageBytes: 3 * chunkSize})
+		c, err := Dial(context.Background(), Options{Address: nh.Addr, NoChunking: noChunking})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		var serr *smtp.SMTPError
+		if _, err := sendOne(t, c, strings.Repeat("x", 40*chunkSize)); !errors.As(err, &serr) || serr.Code != 552 {
+			t.Fatalf("NoChunking %v: oversize message: %v, want the next hop's 552", noChunking, err)
+		}
+		if c.Broken() {
+			t.Fatalf("NoChunking %v: connection broken after a refused message", noChunking)
+		}
+		nh.Lock()
+		nh.DataErr = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "Content rejected"}
+		nh.Unlock()
+		if _, err := sendOne(t, c, "Subject: a\r\n\r\nx\r\n"); !errors.As(err, &serr) || serr.Code != 554 || serr.Message != "Content rejected" {
+			t.Fatalf("NoChunking %v: refused message: %v, want the next hop's 554", noChunking, err)
+		}
+		nh.Lock()
+		nh.DataErr = nil
+		nh.Unlock()
+		if _, err := sendOne(t, c, "Subject: ok\r\n\r\nx\r\n"); err != nil {
+			t.Fatalf("NoChunking %v: %v", noChunking, err)
+		}
+		if got := nh.Received(); len(got) != 1 || !bytes.Contains(got[0].Data, []byte("Subject: ok")) {
+			t.Fatalf("NoChunking %v: next hop got %d messages, want the last one", noChunking, len(got))
+		}
+	}
+}
+
+// strictServer keeps a transaction open after it refuses DATA or a BDAT
+// chunk, as RFC 5321 and RFC 3030 allow: MAIL is then refused (nested)
+// until RSET.
+func strictServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	ctx := context.Background()
-	var serr *smtp.SMTPError
-	if _, err := sendOne(t, c, strings.Repeat("x", 40*chunkSize)); !errors.As(err, &serr) || serr.Code != 552 {
-		t.Fatalf("oversize message: %v, want the next hop's 552", err)
-	}
-	if c.Broken() {
-		t.Fatal("connection broken after a refused chunk")
-	}
-	if err := c.Reset(ctx); err != nil {
-		t.Fatal(err)
-	}
-	nh.Lock()
-	nh.DataErr = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "Content rejected"}
-	nh.Unlock()
-	if _, err := sendOne(t, c, "Subject: a\r\n\r\nx\r\n"); !errors.As(err, &serr) || serr.Code != 554 || serr.Message != "Content rejected" {
-		t.Fatalf("refused message: %v, want the next hop's 554", err)
-	}
-	if err := c.Reset(ctx); err != nil {
-		t.Fatal(err)
-	}
-	nh.Lock()
-	nh.DataErr = nil
-	nh.Unlock()
-	if _, err := sendOne(t, c, "Subject: ok\r\n\r\nx\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	if got := nh.Received(); len(got) != 1 || !bytes.Contains(got[0].Data, []byte("Subject: ok")) {
-		t.Fatalf("next hop got %d messages, want the last one", len(got))
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				say := func(l string) { c.Write([]byte(l + "\r\n")) }
+				say("220 strict.test ESMTP")
+				inTx := false
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					f := strings.Fields(strings.ToUpper(line))
+					switch {
+					case len(f) == 0:
+						say("500 5.5.2 empty")
+					case f[0] == "EHLO":
+						say("250-strict.test\r\n250-PIPELINING\r\n250 CHUNKING")
+					case f[0] == "MAIL" && inTx:
+						say("503 5.5.1 Error: nested MAIL command")
+					case f[0] == "MAIL":
+						inTx = true
+						say("250 2.1.0 Ok")
+					case f[0] == "RCPT":
+						say("250 2.1.5 Ok")
+					case f[0] == "DATA":
+						say("554 5.5.1 Error: no valid recipients")
+					case f[0] == "BDAT" && len(f) > 1:
+						n, _ := strconv.Atoi(f[1])
+						io.CopyN(io.Discard, r, int64(n))
+						say("552 5.3.4 Message too big")
+					case f[0] == "RSET":
+						inTx = false
+						say("250 2.0.0 Ok")
+					case f[0] == "QUIT":
+						say("221 2.0.0 Bye")
+						return
+					default:
+						say("502 5.5.2 unknown")
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// After a refusal that leaves the server's transaction open, Send resets
+// it: the next MAIL on the connection is not a nested one.
+func TestSendResetsOpenTransaction(t *testing.T) {
+	addr := strictServer(t)
+	for _, noChunking := range []bool{false, true} {
+		c, err := Dial(context.Background(), Options{Address: addr, NoChunking: noChunking})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		for i := range 2 {
+			var serr *smtp.SMTPError
+			if _, err := sendOne(t, c, "Subject: a\r\n\r\nx\r\n"); !errors.As(err, &serr) || serr.Code/100 != 5 {
+				t.Fatalf("NoChunking %v, message %d: %v, want the server's refusal", noChunking, i, err)
+			}
+			if c.Broken() {
+				t.Fatalf("NoChunking %v: connection broken after a refusal", noChunking)
+			}
+		}
 	}
 }

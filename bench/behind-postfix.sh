@@ -42,10 +42,9 @@ if ! command -v smtp-sink >/dev/null || ! command -v postfix >/dev/null; then
 fi
 
 cd "$ROOT"
-if [ -n "${OUTGUARD_BIN:-}" ]; then cp "$OUTGUARD_BIN" "$WORK/outguard"; else go build -o "$WORK/outguard" ./cmd/outguard; fi
-if [ -n "${OUTGUARD_LOAD_BIN:-}" ]; then cp "$OUTGUARD_LOAD_BIN" "$WORK/outguard-load"; else go build -o "$WORK/outguard-load" ./cmd/outguard-load; fi
 
 . "$ROOT/bench/lib.sh"
+bench_binaries
 SINK_PORT=$(free_port)
 smtp-sink -u nobody -m 1000 127.0.0.1:"$SINK_PORT" 1024 &
 SINK_PID=$!

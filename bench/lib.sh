@@ -4,6 +4,15 @@
 # the PostgreSQL store of bench/relay.sh (a database per run, its CPU time
 # and sizes) and the private Postfix relay.
 
+# bench_binaries puts outguard and outguard-load in $WORK: copies of
+# OUTGUARD_BIN and OUTGUARD_LOAD_BIN when set (another commit's build, or
+# one build for several runs), else this tree's, built. Run from the
+# repository root.
+bench_binaries() {
+	if [ -n "${OUTGUARD_BIN:-}" ]; then cp "$OUTGUARD_BIN" "$WORK/outguard"; else go build -o "$WORK/outguard" ./cmd/outguard; fi
+	if [ -n "${OUTGUARD_LOAD_BIN:-}" ]; then cp "$OUTGUARD_LOAD_BIN" "$WORK/outguard-load"; else go build -o "$WORK/outguard-load" ./cmd/outguard-load; fi
+}
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # bench_config LIMITS [LEVEL] writes $WORK/bench.yaml: a listener on

@@ -14,6 +14,8 @@
 # the configuration (bench/accept-all.yaml: classification off), as in
 # bench/relay.sh; OUTGUARD_BENCH_PROTO=bdat sends with BDAT;
 # OUTGUARD_BENCH_MESSAGE_MEMORY sets limits.message_memory_bytes.
+# OUTGUARD_BIN and OUTGUARD_LOAD_BIN run those binaries instead of
+# building this tree's (bench/lib.sh, bench_binaries).
 set -euo pipefail
 
 SESSIONS=${1:?usage: bench/memory.sh SESSIONS SIZE [HOLD]}
@@ -37,10 +39,9 @@ fi
 ulimit -n $(( SESSIONS * 4 + 1024 )) 2>/dev/null || true
 
 cd "$ROOT"
-go build -o "$WORK/outguard" ./cmd/outguard
-go build -o "$WORK/outguard-load" ./cmd/outguard-load
 
 . "$ROOT/bench/lib.sh"
+bench_binaries
 SINK_PORT=$(free_port)
 OG_PORT=$(free_port)
 ADMIN_PORT=$(free_port)

@@ -97,10 +97,9 @@ fi
 cd "$ROOT"
 # OUTGUARD_BIN and OUTGUARD_LOAD_BIN run those binaries instead of building
 # this tree's (bench/fleet.sh builds once for all its runs).
-if [ -n "${OUTGUARD_BIN:-}" ]; then cp "$OUTGUARD_BIN" "$WORK/outguard"; else go build -o "$WORK/outguard" ./cmd/outguard; fi
-if [ -n "${OUTGUARD_LOAD_BIN:-}" ]; then cp "$OUTGUARD_LOAD_BIN" "$WORK/outguard-load"; else go build -o "$WORK/outguard-load" ./cmd/outguard-load; fi
 
 . "$ROOT/bench/lib.sh"
+bench_binaries
 SINK_PORT=$(free_port)
 OG_PORT=$(free_port)
 ADMIN_PORT=$(free_port)

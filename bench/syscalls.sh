@@ -34,14 +34,9 @@ if ! command -v smtp-sink >/dev/null; then
 fi
 
 cd "$ROOT"
-if [ -n "${OUTGUARD_BIN:-}" ]; then
-	cp "$OUTGUARD_BIN" "$WORK/outguard"
-else
-	go build -o "$WORK/outguard" ./cmd/outguard
-fi
-go build -o "$WORK/outguard-load" ./cmd/outguard-load
 
 . "$ROOT/bench/lib.sh"
+bench_binaries
 SINK_PORT=$(free_port)
 OG_PORT=$(free_port)
 ADMIN_PORT=$(free_port)

@@ -195,7 +195,10 @@ func (s *Store) startSpool() {
 		Name: "outguard_store_spool_failed_total",
 		Help: "Spooled log records PostgreSQL refused for themselves; they are kept in the bucket quarantine.spool.failed.",
 	})
-	go s.shipLoop()
+	// What a previous run left is counted now, not when the goroutine
+	// first runs: records spooled by this run in between wait for the
+	// ticker like any others.
+	go s.shipLoop(sp.records.Load() > 0)
 }
 
 // recount loads the spool's counters from the bucket.
@@ -429,15 +432,15 @@ func (s *Store) degraded() error {
 	return nil
 }
 
-// shipLoop ships the spool to PostgreSQL every ProbeInterval, or at once
-// when woken, until Stop; while the spool is empty and PostgreSQL out of
+// shipLoop ships the spool to PostgreSQL every ProbeInterval (and first
+// at once when a previous run left records), or when woken, until Stop; while the spool is empty and PostgreSQL out of
 // reach it probes the database instead.
-func (s *Store) shipLoop() {
+func (s *Store) shipLoop(leftover bool) {
 	sp := s.spool
 	defer close(sp.done)
 	t := time.NewTicker(s.opts.ProbeInterval)
 	defer t.Stop()
-	if sp.records.Load() > 0 {
+	if leftover {
 		// What a previous run left.
 		s.safeShip()
 	}

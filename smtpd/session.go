@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/outguard/outguard/internal/bdatsync"
 	"github.com/outguard/outguard/internal/deadline"
 	"github.com/outguard/outguard/internal/smtpclient"
 )
@@ -45,10 +45,8 @@ type session struct {
 
 	mu  sync.Mutex
 	cur *txState // the transaction between MAIL and DATA (or its end)
-	// bdat is the reader of the BDAT transfer whose Data was started
-	// last, and bdatDone is closed when that Data returns.
-	bdat     *io.PipeReader
-	bdatDone chan struct{}
+	// bdat is the BDAT transfer whose Data was started last.
+	bdat bdatsync.Transfer
 
 	// open counts transactions not yet ended: the current one, and one
 	// whose BDAT transfer was reset but whose Data has not returned yet.
@@ -187,7 +185,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	}
 	// A transfer reset before its Data goroutine got going ("BDAT 0",
 	// RSET) is only waited for here, before the next transfer can start.
-	s.waitBDAT()
+	s.bdat.Wait()
 	feedback := false
 	if s.user == nil {
 		if !s.listener.Feedback {
@@ -302,14 +300,9 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 // that go-smtp reads while a BDAT transfer runs finds no transaction to
 // change.
 func (s *session) Data(r io.Reader) error {
-	pr, chunked := r.(*io.PipeReader) // go-smtp's reader for BDAT
-	if chunked {
-		done := make(chan struct{})
-		defer close(done)
-		s.mu.Lock()
-		s.bdat, s.bdatDone = pr, done
-		s.mu.Unlock()
-	}
+	pr, end := s.bdat.Begin(r) // pr is go-smtp's reader for BDAT
+	defer end()
+	chunked := pr != nil
 	s.conn.guard.startTransfer(chunked)
 	defer s.conn.guard.endTransfer(chunked)
 	if !chunked {
@@ -608,7 +601,7 @@ func (s *session) endTransaction(st *txState) {
 // that Data has taken over is Data's to end: go-smtp has already failed
 // its reader.
 func (s *session) Reset() {
-	s.waitBDAT()
+	s.bdat.Wait()
 	st := s.take()
 	if st == nil {
 		return
@@ -622,49 +615,6 @@ func (s *session) Reset() {
 	}
 	s.endTransaction(st)
 }
-
-// waitBDAT waits until go-smtp's goroutine for the last BDAT transfer is
-// done with it. go-smtp calls Reset after it has closed the transfer's
-// pipe (RSET, end of the message, end of the connection); the goroutine
-// then still hands Data's result to a field of the connection that the
-// next BDAT replaces, and closes the pipe's reader last. Without this
-// wait a pipelined "BDAT n, RSET, MAIL, RCPT, BDAT m LAST" could answer
-// the second message with the first one's "transmission aborted" while
-// the second was relayed. When the pipe is still open (STARTTLS during a
-// transfer) the wait gives up after a while rather than block the
-// connection.
-func (s *session) waitBDAT() {
-	s.mu.Lock()
-	pr, done := s.bdat, s.bdatDone
-	s.bdat, s.bdatDone = nil, nil
-	s.mu.Unlock()
-	if pr == nil {
-		return
-	}
-	closed := make(chan struct{})
-	go func() {
-		defer close(closed)
-		<-done
-		// Data has returned, having read its pipe to the end; a read
-		// now reports the writer's close until the goroutine closes
-		// the reader, after handing on Data's result.
-		for {
-			if _, err := pr.Read(nil); errors.Is(err, io.ErrClosedPipe) {
-				return
-			}
-			runtime.Gosched()
-		}
-	}()
-	t := time.NewTimer(bdatWait)
-	defer t.Stop()
-	select {
-	case <-closed:
-	case <-t.C:
-	}
-}
-
-// bdatWait bounds waitBDAT.
-const bdatWait = 5 * time.Second
 
 // Logout ends the session.
 func (s *session) Logout() error {

@@ -17,6 +17,8 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"github.com/outguard/outguard/internal/bdatsync"
 )
 
 // Delivery is one message a NextHop accepted.
@@ -177,9 +179,13 @@ type nhSession struct {
 	from   string
 	opts   smtp.MailOptions
 	rcpts  []string
+	// bdat is the last BDAT transfer: Reset waits for go-smtp's
+	// goroutine to be done with it, as smtpd's session does.
+	bdat bdatsync.Transfer
 }
 
 func (s *nhSession) Reset() {
+	s.bdat.Wait()
 	s.h.mu.Lock()
 	if s.from != "" {
 		s.h.Resets++
@@ -208,6 +214,7 @@ func (s *nhSession) Auth(mech string) (sasl.Server, error) {
 }
 
 func (s *nhSession) Mail(from string, opts *smtp.MailOptions) error {
+	s.bdat.Wait() // a transfer reset before its Data began ("BDAT 0", RSET)
 	s.h.mu.Lock()
 	defer s.h.mu.Unlock()
 	s.h.Mails++
@@ -246,6 +253,8 @@ func (s *nhSession) Rcpt(to string, opts *smtp.RcptOptions) error {
 }
 
 func (s *nhSession) Data(r io.Reader) error {
+	_, end := s.bdat.Begin(r)
+	defer end()
 	b, err := io.ReadAll(r)
 	if err != nil {
 		return err

@@ -6,9 +6,9 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/emersion/go-smtp"
@@ -71,22 +71,13 @@ func TestSendChunksSameOctets(t *testing.T) {
 						t.Errorf("the transaction took %d writes, want 3", n)
 					}
 				}
-				got[i] = rcptsData(t, nh)
+				got[i] = onlyDelivery(t, nh).Data
 			}
 			if !bytes.Equal(got[0], got[1]) {
 				t.Errorf("BDAT delivered %d octets, DATA %d, or different ones:\nBDAT %q\nDATA %q", len(got[0]), len(got[1]), head(got[0]), head(got[1]))
 			}
 		})
 	}
-}
-
-func rcptsData(t *testing.T, nh *testutil.NextHop) []byte {
-	t.Helper()
-	got := nh.Received()
-	if len(got) != 1 {
-		t.Fatalf("next hop got %d messages, want 1", len(got))
-	}
-	return got[0].Data
 }
 
 func head(b []byte) []byte { return b[:min(len(b), 80)] }
@@ -132,61 +123,41 @@ func TestSendRefused(t *testing.T) {
 // until RSET.
 func strictServer(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				say := func(l string) { c.Write([]byte(l + "\r\n")) }
-				say("220 strict.test ESMTP")
-				inTx := false
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					f := strings.Fields(strings.ToUpper(line))
-					switch {
-					case len(f) == 0:
-						say("500 5.5.2 empty")
-					case f[0] == "EHLO":
-						say("250-strict.test\r\n250-PIPELINING\r\n250 CHUNKING")
-					case f[0] == "MAIL" && inTx:
-						say("503 5.5.1 Error: nested MAIL command")
-					case f[0] == "MAIL":
-						inTx = true
-						say("250 2.1.0 Ok")
-					case f[0] == "RCPT":
-						say("250 2.1.5 Ok")
-					case f[0] == "DATA":
-						say("554 5.5.1 Error: no valid recipients")
-					case f[0] == "BDAT" && len(f) > 1:
-						n, _ := strconv.Atoi(f[1])
-						io.CopyN(io.Discard, r, int64(n))
-						say("552 5.3.4 Message too big")
-					case f[0] == "RSET":
-						inTx = false
-						say("250 2.0.0 Ok")
-					case f[0] == "QUIT":
-						say("221 2.0.0 Bye")
-						return
-					default:
-						say("502 5.5.2 unknown")
-					}
-				}
-			}()
+	inTx := map[*bufio.Reader]bool{} // per connection; serve runs on its goroutine
+	var mu sync.Mutex
+	return scripted(t, "strict.test", func(line string, r *bufio.Reader, say func(string)) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		f := strings.Fields(strings.ToUpper(line))
+		switch {
+		case len(f) == 0:
+			say("500 5.5.2 empty")
+		case f[0] == "EHLO":
+			say("250-strict.test\r\n250-PIPELINING\r\n250 CHUNKING")
+		case f[0] == "MAIL" && inTx[r]:
+			say("503 5.5.1 Error: nested MAIL command")
+		case f[0] == "MAIL":
+			inTx[r] = true
+			say("250 2.1.0 Ok")
+		case f[0] == "RCPT":
+			say("250 2.1.5 Ok")
+		case f[0] == "DATA":
+			say("554 5.5.1 Error: no valid recipients")
+		case f[0] == "BDAT" && len(f) > 1:
+			n, _ := strconv.Atoi(f[1])
+			io.CopyN(io.Discard, r, int64(n))
+			say("552 5.3.4 Message too big")
+		case f[0] == "RSET":
+			inTx[r] = false
+			say("250 2.0.0 Ok")
+		case f[0] == "QUIT":
+			say("221 2.0.0 Bye")
+			return false
+		default:
+			say("502 5.5.2 unknown")
 		}
-	}()
-	return ln.Addr().String()
+		return true
+	})
 }
 
 // After a refusal that leaves the server's transaction open, Send resets

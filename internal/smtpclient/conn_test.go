@@ -12,16 +12,19 @@ import (
 	"github.com/outguard/outguard/internal/deadline"
 )
 
-// startMute starts a server that greets, answers EHLO, and then reads
-// commands without ever answering them; each command line goes to got.
-func startMute(t *testing.T) (addr string, got chan string) {
+// scripted starts a server on 127.0.0.1:0 for tests that need replies no
+// real server gives. Each connection is greeted with "220 name ESMTP";
+// serve then gets every command line, the connection's reader (for a
+// chunk's octets, or to see what was pipelined behind the line) and say,
+// which writes a reply line (several when it holds CRLFs). serve returns
+// false to close the connection.
+func scripted(t *testing.T, name string, serve func(line string, r *bufio.Reader, say func(string)) bool) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	got = make(chan string, 16)
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -31,22 +34,34 @@ func startMute(t *testing.T) (addr string, got chan string) {
 			go func() {
 				defer c.Close()
 				r := bufio.NewReader(c)
-				c.Write([]byte("220 mute.test ESMTP\r\n"))
+				say := func(l string) { c.Write([]byte(l + "\r\n")) }
+				say("220 " + name + " ESMTP")
 				for {
 					line, err := r.ReadString('\n')
-					if err != nil {
+					if err != nil || !serve(line, r, say) {
 						return
 					}
-					if strings.HasPrefix(line, "EHLO") {
-						c.Write([]byte("250-mute.test\r\n250 8BITMIME\r\n"))
-						continue
-					}
-					got <- line
 				}
 			}()
 		}
 	}()
-	return ln.Addr().String(), got
+	return ln.Addr().String()
+}
+
+// startMute starts a server that greets, answers EHLO, and then reads
+// commands without ever answering them; each command line goes to got.
+func startMute(t *testing.T) (addr string, got chan string) {
+	t.Helper()
+	got = make(chan string, 16)
+	addr = scripted(t, "mute.test", func(line string, _ *bufio.Reader, say func(string)) bool {
+		if strings.HasPrefix(line, "EHLO") {
+			say("250-mute.test\r\n250 8BITMIME")
+		} else {
+			got <- line
+		}
+		return true
+	})
+	return addr, got
 }
 
 // TestCancelAbandonsCommand: cancelling the context fails the command

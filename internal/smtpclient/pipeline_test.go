@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"net"
 	"strings"
 	"testing"
 
@@ -39,13 +38,15 @@ func send(t *testing.T, c *Conn) error {
 	return err
 }
 
-func rcptsOf(t *testing.T, nh *testutil.NextHop) []string {
+// onlyDelivery returns the one message nh received, failing t when it
+// received another number of them.
+func onlyDelivery(t *testing.T, nh *testutil.NextHop) testutil.Delivery {
 	t.Helper()
 	got := nh.Received()
 	if len(got) != 1 {
 		t.Fatalf("next hop got %d messages, want 1", len(got))
 	}
-	return got[0].Rcpts
+	return got[0]
 }
 
 // Recipients sent ahead go out in MAIL's write, and Rcpt then writes
@@ -75,7 +76,7 @@ func TestRecipientsAhead(t *testing.T) {
 	if err := send(t, c); err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(rcptsOf(t, nh), ","); got != "bob@example.org,dan@example.org" {
+	if got := strings.Join(onlyDelivery(t, nh).Rcpts, ","); got != "bob@example.org,dan@example.org" {
 		t.Errorf("delivered to %s, want bob and dan", got)
 	}
 	nh.Lock()
@@ -125,7 +126,7 @@ func TestStrayRecipientAheadResent(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := strings.Join(rcptsOf(t, nh), ","); got != strings.Join(tc.rcpts, ",") {
+			if got := strings.Join(onlyDelivery(t, nh).Rcpts, ","); got != strings.Join(tc.rcpts, ",") {
 				t.Errorf("delivered to %s, want %s", got, strings.Join(tc.rcpts, ","))
 			}
 			nh.Lock()
@@ -165,7 +166,7 @@ func TestStrayResendRefused(t *testing.T) {
 	if _, err := sendOne(t, c, "Subject: s\r\n\r\nbody\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(rcptsOf(t, nh), ","); got != "bob@example.org" {
+	if got := strings.Join(onlyDelivery(t, nh).Rcpts, ","); got != "bob@example.org" {
 		t.Errorf("delivered to %s, want bob", got)
 	}
 }
@@ -202,44 +203,28 @@ func TestAheadRepliesNeverLeftUnread(t *testing.T) {
 	if err := send(t, c); err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(rcptsOf(t, nh), ","); got != "bob@example.org" {
+	if got := strings.Join(onlyDelivery(t, nh).Rcpts, ","); got != "bob@example.org" {
 		t.Errorf("delivered to %s, want bob", got)
 	}
 }
 
 // Without PIPELINING nothing goes ahead: MAIL is sent alone.
 func TestNoPipeliningNoAhead(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	lines := make(chan string, 16)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
+	addr := scripted(t, "plain.test", func(line string, r *bufio.Reader, say func(string)) bool {
+		lines <- line
+		switch {
+		case strings.HasPrefix(line, "EHLO"):
+			say("250-plain.test\r\n250 8BITMIME")
+		case r.Buffered() > 0:
+			lines <- "pipelined: " + line
+			fallthrough
+		default:
+			say("250 2.0.0 Ok")
 		}
-		defer c.Close()
-		r := bufio.NewReader(c)
-		c.Write([]byte("220 plain.test ESMTP\r\n"))
-		for {
-			line, err := r.ReadString('\n')
-			if err != nil {
-				return
-			}
-			lines <- line
-			if strings.HasPrefix(line, "EHLO") {
-				c.Write([]byte("250-plain.test\r\n250 8BITMIME\r\n"))
-				continue
-			}
-			if r.Buffered() > 0 {
-				lines <- "pipelined: " + line
-			}
-			c.Write([]byte("250 2.0.0 Ok\r\n"))
-		}
-	}()
-	c, err := Dial(context.Background(), Options{Address: ln.Addr().String()})
+		return true
+	})
+	c, err := Dial(context.Background(), Options{Address: addr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +265,7 @@ func TestRcptAheadEndedContext(t *testing.T) {
 	if _, err := sendOne(t, c, "Subject: s\r\n\r\nbody\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(rcptsOf(t, nh), ","); got != "bob@example.org" {
+	if got := strings.Join(onlyDelivery(t, nh).Rcpts, ","); got != "bob@example.org" {
 		t.Errorf("delivered to %s, want bob", got)
 	}
 }

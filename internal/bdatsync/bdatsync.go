@@ -60,17 +60,20 @@ func (t *Transfer) Wait() {
 	if pr == nil {
 		return
 	}
+	// Usually (the end of a message, a refused chunk) Data has returned
+	// and the goroutine is done already: no goroutine or timer for that.
+	select {
+	case <-done:
+		if readerClosed(pr) {
+			return
+		}
+	default:
+	}
 	closed := make(chan struct{})
 	go func() {
 		defer close(closed)
 		<-done
-		// Data has returned; a read now reports the writer's close
-		// until the goroutine closes the reader, after handing on
-		// Data's result.
-		for {
-			if _, err := pr.Read(nil); errors.Is(err, io.ErrClosedPipe) {
-				return
-			}
+		for !readerClosed(pr) {
 			runtime.Gosched()
 		}
 	}()
@@ -80,4 +83,13 @@ func (t *Transfer) Wait() {
 	case <-closed:
 	case <-timer.C:
 	}
+}
+
+// readerClosed reports whether go-smtp's goroutine has closed pr, which it
+// does last, after handing on Data's result. Called once Data has
+// returned: a read then reports the writer's close (or waits the moment
+// until the goroutine closes the reader) until the reader is closed.
+func readerClosed(pr *io.PipeReader) bool {
+	_, err := pr.Read(nil)
+	return errors.Is(err, io.ErrClosedPipe)
 }

@@ -1,6 +1,7 @@
 package smtpd
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -31,29 +32,14 @@ func newNextHopPair(t testing.TB) serverPair {
 func TestNextHopChunkingSameConversation(t *testing.T) {
 	p := newNextHopPair(t)
 	big := strings.Repeat("a line of text in a large message.\r\n.dotted\r\n", 30000) // about 1.4 MB: 43 chunks
-	cases := []struct {
-		name   string
-		script string
-		msgs   int
-	}{
-		{"one message", envelope + "DATA\r\nSubject: a\r\n\r\nhello\r\n.\r\nQUIT\r\n", 1},
-		{"empty message", envelope + "DATA\r\n.\r\nQUIT\r\n", 1},
-		{"dot-stuffing", envelope + "DATA\r\nSubject: a\r\n\r\n..one\r\n...\r\n.x\r\n.\r\nQUIT\r\n", 1},
-		{"bare LF dot bare LF", envelope + "DATA\r\nSubject: a\r\n\r\nhello\n.\nMAIL FROM:<evil@example.com>\nRCPT TO:<victim@example.org>\nDATA\nboo\r\n.\r\nQUIT\r\n", 1},
+	cases := append(slices.Clone(commonScripts), []scriptCase{
 		{"bare CR", envelope + "DATA\r\nSubject: a\r\n\r\nx\ry\r.\rz\r\n.\r\nQUIT\r\n", 1},
 		{"refused by the next hop", envelope + "DATA\r\nSubject: a\r\n\r\nREFUSE-ME\r\n.\r\n" + envelope + "DATA\r\nSubject: b\r\n\r\nfine\r\n.\r\nQUIT\r\n", 1},
 		{"large, then small", envelope + "DATA\r\nSubject: big\r\n\r\n" + big + ".\r\n" + envelope + "DATA\r\nSubject: small\r\n\r\nx\r\n.\r\nQUIT\r\n", 2},
 		{"large refused, then small", envelope + "DATA\r\nSubject: big\r\n\r\n" + big + "REFUSE-ME\r\n.\r\n" + envelope + "DATA\r\nSubject: small\r\n\r\nx\r\n.\r\nQUIT\r\n", 1},
 		{"client BDAT", envelope + "BDAT 19 LAST\r\nSubject: a\r\n\r\nx\ry\r\nQUIT\r\n", 1},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			conv := p.same(t, []byte(tc.script))
-			if len(conv.Messages) != tc.msgs {
-				t.Fatalf("%d messages relayed, want %d: %v", len(conv.Messages), tc.msgs, conv)
-			}
-		})
-	}
+	}...)
+	p.sameAll(t, cases)
 	p.a.nh.Lock()
 	defer p.a.nh.Unlock()
 	p.b.nh.Lock()

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -130,19 +131,41 @@ func converseAfter(t testing.TB, h *harness, script []byte, authFirst bool) conv
 
 const envelope = "MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.org>\r\n"
 
+// scriptCase is a client's script for serverPair.sameAll and the number of
+// messages the next hop must get from it (negative: any number).
+type scriptCase struct {
+	name   string
+	script string
+	msgs   int
+}
+
+// commonScripts are the scripts every differential test of a transfer
+// path runs: a message, an empty one, dot-stuffing, and the smuggling
+// attempt with a bare LF dot bare LF.
+var commonScripts = []scriptCase{
+	{"one message", envelope + "DATA\r\nSubject: a\r\n\r\nhello\r\n.\r\nQUIT\r\n", 1},
+	{"empty message", envelope + "DATA\r\n.\r\nQUIT\r\n", 1},
+	{"dot-stuffing", envelope + "DATA\r\nSubject: a\r\n\r\n..one\r\n...\r\n.x\r\n.\r\nQUIT\r\n", 1},
+	{"bare LF dot bare LF", envelope + "DATA\r\nSubject: a\r\n\r\nhello\n.\nMAIL FROM:<evil@example.com>\nRCPT TO:<victim@example.org>\nDATA\nboo\r\n.\r\nQUIT\r\n", 1},
+}
+
+// sameAll runs each case as a subtest of same and checks its message count.
+func (p serverPair) sameAll(t *testing.T, cases []scriptCase) {
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			conv := p.same(t, []byte(tc.script))
+			if tc.msgs >= 0 && len(conv.Messages) != tc.msgs {
+				t.Fatalf("%d messages relayed, want %d: %v", len(conv.Messages), tc.msgs, conv)
+			}
+		})
+	}
+}
+
 func TestFastDataSameConversation(t *testing.T) {
 	p := newReaderPair(t)
 	big := strings.Repeat("0123456789abcdef", 200) // past the 2048-octet limit
-	cases := []struct {
-		name   string
-		script string
-		msgs   int
-	}{
-		{"one message", envelope + "DATA\r\nSubject: a\r\n\r\nhello\r\n.\r\nQUIT\r\n", 1},
-		{"empty message", envelope + "DATA\r\n.\r\nQUIT\r\n", 1},
-		{"dot-stuffing", envelope + "DATA\r\nSubject: a\r\n\r\n..one\r\n...\r\n.x\r\n.\r\nQUIT\r\n", 1},
+	cases := append(slices.Clone(commonScripts), []scriptCase{
 		{"dot CR, CR CR LF", envelope + "DATA\r\nSubject: a\r\n\r\n.\rx\r\n\r\r\n.\r\nQUIT\r\n", -1},
-		{"bare LF dot bare LF", envelope + "DATA\r\nSubject: a\r\n\r\nhello\n.\nMAIL FROM:<evil@example.com>\nRCPT TO:<victim@example.org>\nDATA\nboo\r\n.\r\nQUIT\r\n", 1},
 		{"LF dot CRLF", envelope + "DATA\r\nSubject: a\r\n\r\nhello\n.\r\nMAIL FROM:<evil@example.com>\r\n.\r\nQUIT\r\n", 1},
 		{"CRLF dot LF", envelope + "DATA\r\nSubject: a\r\n\r\nhello\r\n.\nMAIL FROM:<evil@example.com>\r\n.\r\nQUIT\r\n", 1},
 		{"DATA lines in the message", envelope + "DATA\r\nSubject: a\r\n\r\nDATA\r\ndata\r\n.DATA\r\nDATAX\r\n.\r\nQUIT\r\n", 1},
@@ -154,15 +177,8 @@ func TestFastDataSameConversation(t *testing.T) {
 		{"oversize, then another", envelope + "DATA\r\nSubject: big\r\n\r\n" + big + "\r\n.\r\n" + envelope + "DATA\r\nSubject: small\r\n\r\nx\r\n.\r\nQUIT\r\n", 1},
 		{"client leaves in the message", envelope + "DATA\r\nSubject: a\r\n\r\nunfinished", 0},
 		{"client leaves after the dot's CR", envelope + "DATA\r\nSubject: a\r\n\r\nx\r\n.\r", 0},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			conv := p.same(t, []byte(tc.script))
-			if tc.msgs >= 0 && len(conv.Messages) != tc.msgs {
-				t.Fatalf("%d messages relayed, want %d: %v", len(conv.Messages), tc.msgs, conv)
-			}
-		})
-	}
+	}...)
+	p.sameAll(t, cases)
 	if n := p.a.srv.fastTransfers.Load(); n < int64(len(cases)) {
 		t.Errorf("the session read %d transfers itself, want at least %d", n, len(cases))
 	}
